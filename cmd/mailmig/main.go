@@ -1,0 +1,101 @@
+// Command mailmig moves a populated mail system onto a JMAP server one account
+// at a time: vandelay moves the data, the proxy moves the traffic, and the
+// engine runs the migration from a declarative HCL plan.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// Streams are the standard streams a command writes to. Tests substitute
+// buffers; nothing below main touches os.Stdout directly.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// command is one entry of the subcommand table.
+type command struct {
+	// synopsis is the one-line help shown by "mailmig -h".
+	synopsis string
+	// run executes the command with the arguments after its name and
+	// returns the process exit code.
+	run func(ctx context.Context, g *globals, args []string, s Streams) int
+}
+
+// commands is the subcommand table. Every entry does real work; commands
+// arrive here with the issue that implements them.
+var commands = map[string]command{
+	"version": {synopsis: "Print the mailmig version", run: runVersion},
+}
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitChanges = 2 // only "plan -detailed-exitcode"
+)
+
+func main() {
+	// Two-phase stop: the first signal cancels stopCtx (finish the current
+	// step, persist, exit); the second cancels the process outright.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		cancel()
+		<-sigs
+		os.Exit(130)
+	}()
+	os.Exit(run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+}
+
+// run parses the global flags, dispatches to a subcommand and returns the
+// exit code.
+func run(ctx context.Context, args []string, s Streams) int {
+	g, rest, err := parseGlobals(args, s)
+	if err != nil {
+		if err == errHelp {
+			usage(s.Out)
+			return exitOK
+		}
+		fmt.Fprintf(s.Err, "Error: %v\n\n", err)
+		usage(s.Err)
+		return exitError
+	}
+	if len(rest) == 0 {
+		usage(s.Err)
+		return exitError
+	}
+	name := rest[0]
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(s.Err, "Error: unknown command %q.\n\n", name)
+		usage(s.Err)
+		return exitError
+	}
+	return cmd.run(ctx, g, rest[1:], s)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: mailmig [global options] <command> [args]\n\n")
+	fmt.Fprintf(w, "mailmig moves mail accounts onto a JMAP server without downtime.\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].synopsis)
+	}
+	fmt.Fprintf(w, "\nGlobal options:\n%s\nRun \"mailmig <command> -h\" for a command's options.\n", strings.TrimRight(globalHelp, "\n"))
+}
