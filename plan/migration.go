@@ -1,0 +1,557 @@
+package plan
+
+import (
+	"fmt"
+	"time"
+)
+
+// Migration is a fully decoded and validated plan: the desired state of a
+// migration. It is built by [Load], [LoadFile], [LoadDir] or [Parse] and is
+// read-only afterwards; it holds no HCL types, so the rest of mailmig never
+// touches HCL. When loading reports errors the Migration is a best-effort
+// value: everything that could be decoded is present, the rest is zero.
+type Migration struct {
+	// Dir is the directory of the plan; relative paths in the plan (state,
+	// routes, file(), csv(), TLS files) are resolved against it.
+	Dir string
+	// Files are the plan's source files in load order.
+	Files []string
+	// Sources holds the bytes of every file read while loading (plan files
+	// and files read by file() and csv()), keyed by the file name used in
+	// diagnostic ranges. The diagnostics renderer uses it for snippets.
+	Sources map[string][]byte
+	// Hash is the hex SHA-256 of the plan files' contents in load order,
+	// each preceded by its base name. The journal records it.
+	Hash string
+
+	// State says where the journal and lock live.
+	State State
+	// Routes says where the proxy's route table lives.
+	Routes Routes
+	// Backends are the backend blocks in declaration order.
+	Backends []*Backend
+	// AccountGroups are the accounts blocks in declaration order.
+	AccountGroups []*AccountGroup
+	// Accounts is the flattened list of every account of every group, in
+	// declaration order, with per-account overrides applied.
+	Accounts []*Account
+	// Waves are the wave blocks sorted topologically by after (a wave comes
+	// after every wave it names); ties keep declaration order.
+	Waves []*Wave
+	// Proxy is the proxy block, or nil when the plan has none.
+	Proxy *Proxy
+	// Variables are the variable blocks in declaration order, with their
+	// final values.
+	Variables []*Variable
+}
+
+// Backend returns the backend with the given name, or nil.
+func (m *Migration) Backend(name string) *Backend {
+	for _, b := range m.Backends {
+		if b.Name == name {
+			return b
+		}
+	}
+	return nil
+}
+
+// AccountGroup returns the accounts block with the given name, or nil.
+func (m *Migration) AccountGroup(name string) *AccountGroup {
+	for _, g := range m.AccountGroups {
+		if g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// Account returns the account with the given address (compared
+// case-insensitively), or nil.
+func (m *Migration) Account(address string) *Account {
+	key := normAddress(address)
+	for _, a := range m.Accounts {
+		if normAddress(a.Address) == key {
+			return a
+		}
+	}
+	return nil
+}
+
+// Wave returns the wave with the given name, or nil.
+func (m *Migration) Wave(name string) *Wave {
+	for _, w := range m.Waves {
+		if w.Name == name {
+			return w
+		}
+	}
+	return nil
+}
+
+// Variable returns the variable with the given name, or nil.
+func (m *Migration) Variable(name string) *Variable {
+	for _, v := range m.Variables {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// Range is a position in a source file, kept so that later stages (the
+// engine) can point back at the plan. Lines and columns start at 1; columns
+// count Unicode characters. A zero Range means "no position".
+type Range struct {
+	Filename  string `json:"filename"`
+	Line      int    `json:"line"`
+	Column    int    `json:"column"`
+	EndLine   int    `json:"end_line,omitempty"`
+	EndColumn int    `json:"end_column,omitempty"`
+}
+
+// String formats the range as file:line:col.
+func (r Range) String() string {
+	if r.Filename == "" && r.Line == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s:%d:%d", r.Filename, r.Line, r.Column)
+}
+
+// IsZero reports whether r is the zero Range.
+func (r Range) IsZero() bool { return r == Range{} }
+
+// State is the state block: where the journal, snapshots and the apply lock
+// live.
+type State struct {
+	// Path is the state directory. Default: "state/" next to the plan.
+	Path string
+	// DeclRange is the block's position, or zero when the block is absent.
+	DeclRange Range
+}
+
+// Routes is the routes block: the proxy's route table.
+type Routes struct {
+	// SQLite is the route table's SQLite file. Default: "state/routes.db"
+	// next to the plan.
+	SQLite string
+	// DeclRange is the block's position, or zero when the block is absent.
+	DeclRange Range
+}
+
+// Protocol names an endpoint kind of a backend.
+type Protocol string
+
+// The endpoint protocols a backend may declare.
+const (
+	ProtoIMAP        Protocol = "imap"
+	ProtoPOP3        Protocol = "pop3"
+	ProtoManageSieve Protocol = "managesieve"
+	ProtoSMTP        Protocol = "smtp"
+	ProtoSubmission  Protocol = "submission"
+	ProtoLMTP        Protocol = "lmtp"
+	ProtoJMAP        Protocol = "jmap"
+	ProtoCalDAV      Protocol = "caldav"
+	ProtoCardDAV     Protocol = "carddav"
+	ProtoWebDAV      Protocol = "webdav"
+	ProtoMaildir     Protocol = "maildir"
+	ProtoTakeout     Protocol = "takeout"
+	ProtoExchange    Protocol = "exchange"
+)
+
+// Protocols lists every endpoint protocol in canonical order.
+var Protocols = []Protocol{
+	ProtoIMAP, ProtoPOP3, ProtoManageSieve, ProtoSMTP, ProtoSubmission, ProtoLMTP,
+	ProtoJMAP, ProtoCalDAV, ProtoCardDAV, ProtoWebDAV,
+	ProtoMaildir, ProtoTakeout, ProtoExchange,
+}
+
+// String returns the protocol's block name.
+func (p Protocol) String() string { return string(p) }
+
+// TLSMode says how an endpoint speaks TLS.
+type TLSMode string
+
+// The TLS modes.
+const (
+	// TLSImplicit: TLS from the first byte (993, 995, 465, https).
+	TLSImplicit TLSMode = "implicit"
+	// TLSStartTLS: plain text upgraded with STARTTLS/STLS.
+	TLSStartTLS TLSMode = "starttls"
+	// TLSNone: plain text only. Use on loopback or trusted networks.
+	TLSNone TLSMode = "none"
+)
+
+// String returns the mode as written in the plan.
+func (m TLSMode) String() string { return string(m) }
+
+// LoginMode says how mailmig and the proxy log in to a backend for a user.
+type LoginMode string
+
+// The login modes.
+const (
+	// LoginPassthrough replays the user's own credentials.
+	LoginPassthrough LoginMode = "passthrough"
+	// LoginMaster logs in with the backend's master credentials on the
+	// user's behalf (Dovecot "user*master", SASL authorization identity).
+	LoginMaster LoginMode = "master"
+)
+
+// String returns the mode as written in the plan.
+func (m LoginMode) String() string { return string(m) }
+
+// ProxyProtocol says whether connections to a backend endpoint start with a
+// HAProxy PROXY protocol header carrying the real client address.
+type ProxyProtocol string
+
+// The PROXY protocol settings.
+const (
+	ProxyProtocolNone ProxyProtocol = ""
+	ProxyProtocolV1   ProxyProtocol = "v1"
+	ProxyProtocolV2   ProxyProtocol = "v2"
+)
+
+// String returns the setting as written in the plan ("none" for off).
+func (p ProxyProtocol) String() string {
+	if p == ProxyProtocolNone {
+		return "none"
+	}
+	return string(p)
+}
+
+// DataKind is a kind of data migrated per account.
+type DataKind string
+
+// The data kinds.
+const (
+	DataMail      DataKind = "mail"
+	DataSieve     DataKind = "sieve"
+	DataCalendars DataKind = "calendars"
+	DataContacts  DataKind = "contacts"
+	DataFiles     DataKind = "files"
+)
+
+// DataKinds lists every data kind in canonical order.
+var DataKinds = []DataKind{DataMail, DataSieve, DataCalendars, DataContacts, DataFiles}
+
+// String returns the kind as written in the plan.
+func (k DataKind) String() string { return string(k) }
+
+// Backend is a backend block: one mail system, with an endpoint per
+// protocol it speaks.
+type Backend struct {
+	// Name is the block label; references are written backend.<Name>.
+	Name string
+	// Endpoints are the declared endpoints in canonical protocol order
+	// (see [Protocols]).
+	Endpoints []*Endpoint
+	// Maildir, Takeout and Exchange are the file and API sources, nil when
+	// not declared. They also appear in Endpoints.
+	Maildir  *Maildir
+	Takeout  *Takeout
+	Exchange *Exchange
+	// Login is how to log in for a user. Default: passthrough.
+	Login LoginMode
+	// Master holds the master credentials; set when Login is master.
+	Master *Master
+	// Limits are the shared rate and connection limits for this backend.
+	Limits Limits
+	// DeclRange is the position of the block header.
+	DeclRange Range
+}
+
+// Endpoint returns the backend's endpoint for p, or nil.
+func (b *Backend) Endpoint(p Protocol) *Endpoint {
+	for _, e := range b.Endpoints {
+		if e.Protocol == p {
+			return e
+		}
+	}
+	return nil
+}
+
+// Provides reports whether the backend has an endpoint that can hold data of
+// kind k (mail: imap, pop3, jmap, maildir, takeout, exchange; sieve:
+// managesieve, jmap; calendars: caldav, jmap, takeout, exchange; contacts:
+// carddav, jmap, takeout, exchange; files: webdav, jmap, takeout).
+func (b *Backend) Provides(k DataKind) bool {
+	for _, e := range b.Endpoints {
+		for _, p := range dataProtocols[k] {
+			if e.Protocol == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var dataProtocols = map[DataKind][]Protocol{
+	DataMail:      {ProtoIMAP, ProtoPOP3, ProtoJMAP, ProtoMaildir, ProtoTakeout, ProtoExchange},
+	DataSieve:     {ProtoManageSieve, ProtoJMAP},
+	DataCalendars: {ProtoCalDAV, ProtoJMAP, ProtoTakeout, ProtoExchange},
+	DataContacts:  {ProtoCardDAV, ProtoJMAP, ProtoTakeout, ProtoExchange},
+	DataFiles:     {ProtoWebDAV, ProtoJMAP, ProtoTakeout},
+}
+
+// Endpoint is one protocol block of a backend. Network protocols (imap,
+// pop3, managesieve, smtp, submission, lmtp) have an Address; HTTP
+// protocols (jmap, caldav, carddav, webdav) have a URL; maildir and takeout
+// have a Path; exchange has a URL or nothing (Microsoft Graph).
+type Endpoint struct {
+	// Protocol is the block name.
+	Protocol Protocol
+	// Address is host:port for network protocols.
+	Address string
+	// URL is the base or session URL for HTTP protocols and exchange.
+	URL string
+	// Path is the directory (template) for maildir and takeout.
+	Path string
+	// TLS is the TLS mode. Default: starttls for imap, pop3, managesieve,
+	// smtp and submission; none for lmtp; for HTTP endpoints implicit when
+	// the URL is https, else none.
+	TLS TLSMode
+	// CAFile is a PEM file of CAs to trust instead of the system roots.
+	// Default: none (system roots).
+	CAFile string
+	// InsecureSkipVerify disables certificate verification. Default: false.
+	InsecureSkipVerify bool
+	// ServerName overrides the TLS server name. Default: the host of
+	// Address or URL.
+	ServerName string
+	// ProxyProtocol sends a PROXY protocol header first. Default: the
+	// backend's proxy_protocol, else none.
+	ProxyProtocol ProxyProtocol
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Maildir is a maildir source block.
+type Maildir struct {
+	// Path is the maildir of an account; %u is replaced by the source
+	// login, %d by the domain and %n by the local part of the address.
+	Path string
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Takeout is a Google Takeout source block.
+type Takeout struct {
+	// Path is the unpacked Takeout directory (or .zip/.tgz) of an account;
+	// %u, %d and %n are replaced as for [Maildir].
+	Path string
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Exchange is a Microsoft Exchange source block.
+type Exchange struct {
+	// API is "graph" (Microsoft 365, the default) or "ews" (on-premises).
+	API string
+	// URL is the EWS URL for api = "ews". Default for graph:
+	// https://graph.microsoft.com/v1.0.
+	URL string
+	// Tenant is the Entra ID tenant for graph.
+	Tenant string
+	// ClientID is the application (client) id for graph.
+	ClientID string
+	// ClientSecret is the application secret for graph.
+	ClientSecret Secret
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Master holds a backend's master credentials.
+type Master struct {
+	// User is the master user name.
+	User string
+	// Password is the master password.
+	Password Secret
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Limits are a backend's limits, shared by every worker talking to it.
+// Zero means unlimited.
+type Limits struct {
+	// Connections is the most simultaneous connections. Default: 8.
+	Connections int
+	// MessagesPerSecond is the message rate. Default: 0 (unlimited).
+	MessagesPerSecond float64
+	// BytesPerSecond is the byte rate, written with units ("40MiB").
+	// Default: 0 (unlimited).
+	BytesPerSecond int64
+	// DeclRange is the position of the limits block, zero when absent.
+	DeclRange Range
+}
+
+// AccountGroup is an accounts block.
+type AccountGroup struct {
+	// Name is the block label; waves refer to it as accounts.<Name>.
+	Name string
+	// From is the name of the source backend.
+	From string
+	// To is the name of the target backend.
+	To string
+	// Data are the data kinds to migrate. Default: every kind the source
+	// backend provides (see [Backend.Provides]).
+	Data []DataKind
+	// CSVFile is the file read by csv() for this group, or "".
+	CSVFile string
+	// Accounts are the group's accounts, in order.
+	Accounts []*Account
+	// DeclRange is the position of the block header.
+	DeclRange Range
+}
+
+// Account is one mailbox to migrate, after the group's settings and the
+// account's own override block are applied.
+type Account struct {
+	// Address is the account's e-mail address; it identifies the account
+	// everywhere (journal, routes, archives).
+	Address string
+	// Group is the name of the accounts block the account belongs to.
+	Group string
+	// From and To are the source and target backend names.
+	From string
+	To   string
+	// SourceLogin is the login name on the source. Default: Address.
+	SourceLogin string
+	// TargetLogin is the login name on the target. Default: Address.
+	TargetLogin string
+	// PasswordRef is the password reference as written ("env:NAME",
+	// "file:PATH"), or "" when the account has no password of its own
+	// (master login).
+	PasswordRef string
+	// Password is the resolved password, unset when PasswordRef is "".
+	Password Secret
+	// Data are the data kinds to migrate.
+	Data []DataKind
+	// Wave is the name of the wave the account belongs to, or "".
+	Wave string
+	// DeclRange is where the account is declared: the list element, the
+	// CSV row (file:row:1) or the override block.
+	DeclRange Range
+}
+
+// Wave is a wave block: a set of accounts cut over together.
+type Wave struct {
+	// Name is the block label; references are written wave.<Name>.
+	Name string
+	// Accounts are the wave's account addresses in order.
+	Accounts []string
+	// AccountGroups are the accounts blocks named in accounts (as
+	// accounts.<name>), if any.
+	AccountGroups []string
+	// After are the names of the waves that must be done first.
+	After []string
+	// NotBefore is the earliest cut-over time; zero means none.
+	NotBefore time.Time
+	// CutoverWindow restricts cut-overs to a daily window; nil means any
+	// time.
+	CutoverWindow *Window
+	// MaxParallel is the most accounts worked on at once. Default: 4.
+	MaxParallel int
+	// Canary is the number of accounts that cut over first; the rest wait
+	// until the canaries are done. Default: 0 (no canary).
+	Canary int
+	// CatchupThreshold is the largest number of messages the last catch-up
+	// pass may have copied for a cut-over to start. Default: 100.
+	CatchupThreshold int
+	// CatchupThresholdBytes is the same limit in bytes. Default: 10MiB.
+	CatchupThresholdBytes int64
+	// MaxErrors is the number of failed accounts tolerated before the wave
+	// halts. Default: 0 (the first failure halts the wave).
+	MaxErrors int
+	// MaxVerifyMismatches is the number of verify mismatches tolerated
+	// before the wave halts. Default: 0.
+	MaxVerifyMismatches int
+	// DeclRange is the position of the block header.
+	DeclRange Range
+}
+
+// Window is a daily time window in a time zone, such as
+// "22:00-05:00 Europe/Berlin". A window whose end is not after its start
+// crosses midnight.
+type Window struct {
+	// Text is the window as written.
+	Text string
+	// Start and End are offsets from local midnight (End may be 24h).
+	Start, End time.Duration
+	// Location is the window's time zone.
+	Location *time.Location
+}
+
+// Proxy is the proxy block.
+type Proxy struct {
+	// Listeners are the listen addresses per protocol in canonical order.
+	Listeners []*Listener
+	// TLS holds the certificate for implicit TLS and STARTTLS, nil when
+	// absent.
+	TLS *ProxyTLS
+	// PublicOrigin is the origin (scheme://host[:port]) clients use for
+	// HTTP; JMAP session URLs and DAV redirects are rewritten to it.
+	// Default: derived from the http/https listener.
+	PublicOrigin string
+	// HoldLogins is how long a login for a frozen account is held before
+	// it is refused temporarily. Default: 30s.
+	HoldLogins time.Duration
+	// PreAuthTimeout bounds the time until a client authenticates.
+	// Default: 60s.
+	PreAuthTimeout time.Duration
+	// IdleTimeout closes idle sessions. Default: 30m.
+	IdleTimeout time.Duration
+	// MaxConnections is the most client connections. Default: 10000.
+	MaxConnections int
+	// AcceptProxyProtocol expects a PROXY protocol header from a load
+	// balancer in front of the proxy. Default: false.
+	AcceptProxyProtocol bool
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Listener returns the listener for protocol name p (see [Listener.Protocol]),
+// or nil.
+func (p *Proxy) Listener(proto string) *Listener {
+	for _, l := range p.Listeners {
+		if l.Protocol == proto {
+			return l
+		}
+	}
+	return nil
+}
+
+// Listener is one listen address of the proxy.
+type Listener struct {
+	// Protocol is the attribute name: imap, imaps, pop3, pop3s,
+	// managesieve, submission, submissions, smtp, lmtp, http or https.
+	Protocol string
+	// Address is host:port; an empty host means every address.
+	Address string
+	// ImplicitTLS is true for imaps, pop3s, submissions and https.
+	ImplicitTLS bool
+	// DeclRange is the position of the attribute.
+	DeclRange Range
+}
+
+// ProxyTLS is the proxy's certificate.
+type ProxyTLS struct {
+	// Cert and Key are PEM files.
+	Cert string
+	Key  string
+	// DeclRange is the position of the block.
+	DeclRange Range
+}
+
+// Variable is a variable block with its final value.
+type Variable struct {
+	// Name is the block label; references are written var.<Name>.
+	Name string
+	// Description documents the variable.
+	Description string
+	// Sensitive marks a secret value; Value is then a [Secret].
+	Sensitive bool
+	// Value is the final value: the override given to the loader, else the
+	// default. It is a string, int64, float64, bool, []any or
+	// map[string]any (or Secret when Sensitive).
+	Value any
+	// DeclRange is the position of the block header.
+	DeclRange Range
+}

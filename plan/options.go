@@ -1,0 +1,57 @@
+package plan
+
+import "os"
+
+// Option configures loading. The zero set of options reads the process
+// environment and resolves paths against the plan's directory.
+type Option func(*config)
+
+type config struct {
+	lookupEnv func(string) (string, bool)
+	baseDir   string
+	vars      map[string]string
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{lookupEnv: os.LookupEnv}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	return c
+}
+
+// WithLookupEnv replaces os.LookupEnv for env(), "env:" password references
+// and MAILMIG_VAR_<name> variable values. Tests use it so that they do not
+// depend on the process environment.
+func WithLookupEnv(lookup func(name string) (string, bool)) Option {
+	return func(c *config) {
+		if lookup != nil {
+			c.lookupEnv = lookup
+		}
+	}
+}
+
+// WithEnv is WithLookupEnv over a fixed map.
+func WithEnv(env map[string]string) Option {
+	return WithLookupEnv(func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	})
+}
+
+// WithBaseDir sets the directory against which file(), csv() and relative
+// paths in the plan are resolved. Default: the plan's directory (for
+// [Parse], the directory of the file name).
+func WithBaseDir(dir string) Option {
+	return func(c *config) { c.baseDir = dir }
+}
+
+// WithVariables sets variable values (like -var name=value), overriding
+// MAILMIG_VAR_<name> from the environment and the defaults. Values are
+// strings; numbers and booleans are converted to the variable's default's
+// type.
+func WithVariables(vars map[string]string) Option {
+	return func(c *config) { c.vars = vars }
+}
