@@ -1,0 +1,154 @@
+package jmap
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+)
+
+// Blob is the answer to an upload (RFC 8620 6.1).
+type Blob struct {
+	AccountID string `json:"accountId"`
+	BlobID    string `json:"blobId"`
+	Type      string `json:"type"`
+	Size      int64  `json:"size"`
+}
+
+// Upload streams one blob of the given size to the account. open is called
+// once per attempt and must return the blob's bytes from the start each
+// time (a retry after 429/503 sends them again). A blob larger than the
+// session's maxSizeUpload fails with [ErrTooLarge] without any traffic.
+// At most maxConcurrentUpload uploads run at once across the client.
+func (c *Client) Upload(ctx context.Context, accountID, contentType string, size int64, open func() (io.ReadCloser, error)) (*Blob, error) {
+	if max := c.session.Core.MaxSizeUpload; max > 0 && size > max {
+		return nil, fmt.Errorf("%w (%d > %d bytes)", ErrTooLarge, size, max)
+	}
+	u, err := resolve(c.sessionURL, expandTemplate(c.session.UploadURL, map[string]string{"accountId": accountID}))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case c.uploadSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-c.uploadSem }()
+	start := time.Now()
+	body, err := c.roundTrip(ctx, "upload", func() (*http.Request, error) {
+		r, err := open()
+		if err != nil {
+			return nil, fmt.Errorf("open blob: %w", err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), r)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		req.ContentLength = size
+		req.Header.Set("Content-Type", contentType)
+		return req, nil
+	}, nil)
+	if err != nil {
+		if pe, ok := err.(*ProblemError); ok && pe.Status == http.StatusRequestEntityTooLarge {
+			return nil, fmt.Errorf("%w: %v", ErrTooLarge, pe)
+		}
+		return nil, fmt.Errorf("upload blob: %w", err)
+	}
+	var b Blob
+	if err := json.Unmarshal(body, &b); err != nil {
+		return nil, fmt.Errorf("decode upload response: %w", err)
+	}
+	if b.BlobID == "" {
+		return nil, fmt.Errorf("upload response has no blobId")
+	}
+	c.stats.Uploads.Add(1)
+	c.stats.UploadBytes.Add(size)
+	c.log.Log(ctx, levelTrace, "jmap upload", "size", size, "duration", time.Since(start))
+	return &b, nil
+}
+
+// Download streams a blob. The caller must close the returned body. Errors
+// that a retry may cure (429/503) are retried before the body starts.
+func (c *Client) Download(ctx context.Context, accountID, blobID, name, contentType string) (io.ReadCloser, error) {
+	if name == "" {
+		name = "blob"
+	}
+	if contentType == "" {
+		contentType = "application/octet-stream"
+	}
+	u, err := resolve(c.sessionURL, expandTemplate(c.session.DownloadURL, map[string]string{
+		"accountId": accountID, "blobId": blobID, "name": name, "type": contentType,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	// Downloads have their own semaphore (sized maxConcurrentRequests) so
+	// that a caller holding open bodies never starves API requests.
+	select {
+	case c.dlSem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	release := func() { <-c.dlSem }
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			release()
+			return nil, err
+		}
+		c.decorate(req)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil || attempt >= c.maxRetries {
+				release()
+				return nil, fmt.Errorf("download blob %s: %w", blobID, err)
+			}
+			if werr := c.wait(ctx, attempt, 0, "download", err); werr != nil {
+				release()
+				return nil, werr
+			}
+			continue
+		}
+		if resp.StatusCode/100 == 2 {
+			c.stats.Downloads.Add(1)
+			return &countingBody{ReadCloser: resp.Body, c: c, release: release}, nil
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		p := decodeProblem(resp.StatusCode, b)
+		p.RetryAfter = durationValue(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+		if !p.Temporary() || attempt >= c.maxRetries {
+			release()
+			return nil, fmt.Errorf("download blob %s: %w", blobID, p)
+		}
+		if werr := c.wait(ctx, attempt, time.Duration(p.RetryAfter), "download", p); werr != nil {
+			release()
+			return nil, werr
+		}
+	}
+}
+
+type countingBody struct {
+	io.ReadCloser
+	c       *Client
+	release func()
+	done    bool
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.c.stats.DownloadBytes.Add(int64(n))
+	return n, err
+}
+
+func (b *countingBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.done {
+		b.done = true
+		b.release()
+	}
+	return err
+}
