@@ -340,8 +340,8 @@ func TestParseRetryAfter(t *testing.T) {
 func TestExpandTemplate(t *testing.T) {
 	for tmpl, want := range map[string]string{
 		"/d/{accountId}/{blobId}/{name}?accept={type}": "/d/a%40b/x%2By/n%C3%A4me%2F?accept=message%2Frfc822",
-		"/u/{accountId}/":                              "/u/a%40b/",
-		"/x/{unknown}/{":                               "/x//{",
+		"/u/{accountId}/": "/u/a%40b/",
+		"/x/{unknown}/{":  "/x//{",
 	} {
 		got := expandTemplate(tmpl, map[string]string{"accountId": "a@b", "blobId": "x+y", "name": "näme/", "type": "message/rfc822"})
 		if got != want {
