@@ -1,6 +1,11 @@
 module github.com/mailmig/mailmig
 
-go 1.26
+go 1.26.0
+
+require (
+	github.com/emersion/go-smtp v0.25.1
+	modernc.org/sqlite v1.62.0
+)
 
 require (
 	github.com/agext/levenshtein v1.2.1 // indirect
@@ -13,7 +18,6 @@ require (
 	github.com/emersion/go-mbox v1.0.4 // indirect
 	github.com/emersion/go-message v0.18.2 // indirect
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
-	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/emersion/go-vcard v0.0.0-20260618161152-d854b7e0e2d3 // indirect
 	github.com/emersion/go-webdav v0.7.0 // indirect
 	github.com/google/go-cmp v0.7.0 // indirect
@@ -42,5 +46,4 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-	modernc.org/sqlite v1.62.0 // indirect
 )

@@ -1,0 +1,344 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mailmig/mailmig/proxy/routes"
+)
+
+// Protocol names a proxied protocol. It is also the label value in metrics
+// and the "proto" log attribute.
+type Protocol string
+
+// Protocols the proxy speaks.
+const (
+	IMAP        Protocol = "imap"
+	POP3        Protocol = "pop3"
+	ManageSieve Protocol = "managesieve"
+	Submission  Protocol = "submission"
+	SMTP        Protocol = "smtp"
+	LMTP        Protocol = "lmtp"
+	HTTP        Protocol = "http"
+)
+
+// TLSMode says how TLS is used on a listener or toward a backend.
+type TLSMode string
+
+// TLS modes.
+const (
+	// TLSNone is plain TCP.
+	TLSNone TLSMode = "none"
+	// TLSImplicit starts TLS right after connecting (IMAPS, POP3S, 465).
+	TLSImplicit TLSMode = "implicit"
+	// TLSStartTLS upgrades with the protocol's STARTTLS/STLS command.
+	TLSStartTLS TLSMode = "starttls"
+)
+
+// LoginMode says how the proxy logs in at a backend.
+type LoginMode string
+
+// Login modes.
+const (
+	// LoginPassthrough replays the client's own credentials (an IMAP LOGIN
+	// is sent on as AUTHENTICATE PLAIN).
+	LoginPassthrough LoginMode = "passthrough"
+	// LoginMaster logs in with the backend's master credentials on the
+	// user's behalf, after the proxy verified nothing itself: the client's
+	// password is still checked by a passthrough login first unless the
+	// protocol cannot (see each protocol package).
+	LoginMaster LoginMode = "master"
+)
+
+// MasterStyle says how master credentials name the user.
+type MasterStyle string
+
+// Master login styles.
+const (
+	// MasterSeparator logs in as "user<sep>master" with the master
+	// password (Dovecot's auth_master_user_separator). Default.
+	MasterSeparator MasterStyle = "separator"
+	// MasterAuthzid uses SASL PLAIN with authzid=user, authcid=master.
+	MasterAuthzid MasterStyle = "authzid"
+)
+
+// Endpoint is how to reach one protocol of a backend.
+type Endpoint struct {
+	// Address is host:port for stream protocols.
+	Address string
+	// URL is the base URL for HTTP protocols (JMAP, DAV).
+	URL string
+	// TLS is the TLS mode toward the backend. Default: TLSNone.
+	TLS TLSMode
+	// TLSConfig is the client TLS configuration; nil means the system
+	// roots with the host of Address as server name.
+	TLSConfig *tls.Config
+	// AllowPlaintext permits sending credentials without TLS (loopback
+	// tests, trusted networks). Default: false, and a login over a plain
+	// connection is refused.
+	AllowPlaintext bool
+	// ProxyProtocol sends a HAProxy PROXY v2 header with the client's
+	// address first (Dovecot's haproxy listeners).
+	ProxyProtocol bool
+	// ForwardID sends the client's address in IMAP ID (x-originating-ip,
+	// x-originating-port) before logging in.
+	ForwardID bool
+	// XCLIENT sends the client's address with XCLIENT when the backend
+	// offers it (SMTP, LMTP, submission, ManageSieve).
+	XCLIENT bool
+}
+
+// Backend is one backend of the plan with its endpoints and login mode.
+type Backend struct {
+	// Name is the backend's name, as route entries name it.
+	Name string
+	// Endpoints per protocol.
+	Endpoints map[Protocol]Endpoint
+	// Login is the login mode. Default: LoginPassthrough.
+	Login LoginMode
+	// MasterUser and MasterPassword are the master credentials for
+	// LoginMaster.
+	MasterUser, MasterPassword string
+	// MasterStyle says how the master login names the user. Default:
+	// MasterSeparator.
+	MasterStyle MasterStyle
+	// MasterSeparator joins user and master user. Default: "*".
+	MasterSeparator string
+}
+
+// Endpoint returns the backend's endpoint for a protocol.
+func (b *Backend) Endpoint(p Protocol) (Endpoint, bool) {
+	if b == nil {
+		return Endpoint{}, false
+	}
+	e, ok := b.Endpoints[p]
+	return e, ok
+}
+
+// MasterLogin returns the authorization identity, authentication identity
+// and password to log in as user with the master credentials. For
+// MasterSeparator the authzid is empty and authcid is "user*master".
+func (b *Backend) MasterLogin(user string) (authzid, authcid, password string) {
+	if b.MasterStyle == MasterAuthzid {
+		return user, b.MasterUser, b.MasterPassword
+	}
+	sep := b.MasterSeparator
+	if sep == "" {
+		sep = "*"
+	}
+	return "", user + sep + b.MasterUser, b.MasterPassword
+}
+
+// Decision is the router's answer for one identifier.
+type Decision struct {
+	// Identifier is the login or address as presented by the client.
+	Identifier string
+	// Route is the route entry found (Implicit for the default backend).
+	Route routes.Route
+	// Backend is the backend the route names.
+	Backend *Backend
+}
+
+// Account returns the account key of the decision.
+func (d Decision) Account() string { return d.Route.Account }
+
+// Frozen reports whether the account is frozen.
+func (d Decision) Frozen() bool { return d.Route.State == routes.Frozen }
+
+// Router errors. Protocol handlers map them to their replies: ErrUnknown to
+// an authentication failure (never revealing that the account is unknown
+// before a backend checked the password), ErrFrozen and ErrBackend to a
+// temporary failure.
+var (
+	// ErrUnknown means no route and no default backend.
+	ErrUnknown = errors.New("unknown account")
+	// ErrFrozen means the account stayed frozen for the whole hold time.
+	ErrFrozen = errors.New("account is frozen for migration")
+	// ErrBackend means the route names a backend that is not configured.
+	ErrBackend = errors.New("route names an unknown backend")
+)
+
+// Router finds the backend of an identifier and keeps track of open
+// sessions so that they end when their account's route changes. Its methods
+// are safe for concurrent use.
+type Router interface {
+	// Lookup returns the current decision at once. A frozen account is
+	// not an error here: check Decision.Frozen (SMTP and LMTP answer 4xx).
+	Lookup(ctx context.Context, identifier string) (Decision, error)
+	// Await is Lookup for logins: while the account is frozen it waits up
+	// to the router's hold time for the freeze to end, and then returns the
+	// decision the route names, or ErrFrozen when it is still frozen.
+	Await(ctx context.Context, identifier string) (Decision, error)
+	// KnownDomain reports whether mail for the domain (or the address's
+	// domain) may be accepted at all; SMTP refuses the rest (no open relay).
+	KnownDomain(domain string) bool
+	// Track registers an open session routed by d. end is called (once,
+	// from another goroutine) when the account's route changes or freezes,
+	// or at once when it changed since d was made; end must make the
+	// session finish promptly (IMAP "* BYE", POP3 close, ...). The returned
+	// function unregisters the session; call it when the session ends.
+	Track(d Decision, proto Protocol, end func(reason string)) (untrack func())
+}
+
+// RouterOptions configure NewRouter. A nil *RouterOptions means defaults.
+type RouterOptions struct {
+	// FrozenHold is how long Await waits for a freeze to end. Default: 30s.
+	FrozenHold time.Duration
+}
+
+// DefaultFrozenHold is the default of RouterOptions.FrozenHold.
+const DefaultFrozenHold = 30 * time.Second
+
+// TableRouter is the Router over a routes.Watcher and the plan's backends.
+type TableRouter struct {
+	w        *routes.Watcher
+	backends map[string]*Backend
+	hold     time.Duration
+
+	mu       sync.Mutex
+	changed  chan struct{} // closed and replaced on every route change
+	sessions map[string]map[*tracked]struct{}
+	cancel   func()
+}
+
+type tracked struct {
+	proto Protocol
+	gen   int64
+	once  sync.Once
+	end   func(string)
+}
+
+var _ Router = (*TableRouter)(nil)
+
+// NewRouter returns a Router reading routes from w. Call Close to stop
+// following route changes.
+func NewRouter(w *routes.Watcher, backends []*Backend, opts *RouterOptions) *TableRouter {
+	r := &TableRouter{
+		w:        w,
+		backends: map[string]*Backend{},
+		hold:     DefaultFrozenHold,
+		changed:  make(chan struct{}),
+		sessions: map[string]map[*tracked]struct{}{},
+	}
+	if opts != nil && opts.FrozenHold > 0 {
+		r.hold = opts.FrozenHold
+	}
+	for _, b := range backends {
+		r.backends[b.Name] = b
+	}
+	r.cancel = w.Subscribe(r.onChange)
+	return r
+}
+
+// Close stops following route changes.
+func (r *TableRouter) Close() { r.cancel() }
+
+// Backend returns a configured backend by name.
+func (r *TableRouter) Backend(name string) (*Backend, bool) {
+	b, ok := r.backends[name]
+	return b, ok
+}
+
+func (r *TableRouter) onChange(c routes.Change) {
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	var ends []*tracked
+	for t := range r.sessions[c.Account] {
+		ends = append(ends, t)
+	}
+	r.mu.Unlock()
+	reason := "account moved"
+	if c.New.State == routes.Frozen {
+		reason = "account frozen for migration"
+	}
+	for _, t := range ends {
+		go t.once.Do(func() { t.end(reason) })
+	}
+}
+
+// Lookup implements Router.
+func (r *TableRouter) Lookup(ctx context.Context, identifier string) (Decision, error) {
+	rt, ok := r.w.Table().Resolve(identifier)
+	if !ok {
+		return Decision{Identifier: identifier}, fmt.Errorf("route %q: %w", routes.Normalize(identifier), ErrUnknown)
+	}
+	d := Decision{Identifier: identifier, Route: rt}
+	b, ok := r.backends[rt.Backend]
+	if !ok {
+		return d, fmt.Errorf("route %s: backend %q: %w", rt.Account, rt.Backend, ErrBackend)
+	}
+	d.Backend = b
+	return d, nil
+}
+
+// Await implements Router.
+func (r *TableRouter) Await(ctx context.Context, identifier string) (Decision, error) {
+	deadline := time.NewTimer(r.hold)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		d, err := r.Lookup(ctx, identifier)
+		if err != nil || !d.Frozen() {
+			return d, err
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return d, fmt.Errorf("route %s: %w", d.Account(), ErrFrozen)
+		case <-ctx.Done():
+			return d, ctx.Err()
+		}
+	}
+}
+
+// KnownDomain implements Router.
+func (r *TableRouter) KnownDomain(domain string) bool {
+	return r.w.Table().KnownDomain(domain)
+}
+
+// Track implements Router.
+func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string)) func() {
+	t := &tracked{proto: proto, gen: d.Route.Generation, end: end}
+	acct := d.Route.Account
+	r.mu.Lock()
+	set := r.sessions[acct]
+	if set == nil {
+		set = map[*tracked]struct{}{}
+		r.sessions[acct] = set
+	}
+	set[t] = struct{}{}
+	r.mu.Unlock()
+	// A change between Lookup and Track would otherwise be missed.
+	if cur, ok := r.w.Table().Resolve(d.Identifier); !ok || cur.Account != acct || cur.Generation != d.Route.Generation || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
+		go t.once.Do(func() { t.end("account moved") })
+	}
+	return func() {
+		r.mu.Lock()
+		delete(set, t)
+		if len(r.sessions[acct]) == 0 {
+			delete(r.sessions, acct)
+		}
+		r.mu.Unlock()
+		t.once.Do(func() {})
+	}
+}
+
+// Sessions returns the number of tracked sessions per protocol.
+func (r *TableRouter) Sessions() map[Protocol]int {
+	out := map[Protocol]int{}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, set := range r.sessions {
+		for t := range set {
+			out[t.proto]++
+		}
+	}
+	return out
+}
