@@ -1,0 +1,444 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// File names inside the state directory.
+const (
+	JournalFile  = "journal.jsonl"
+	SnapshotFile = "snapshot.json"
+	LockFile     = "lock.json"
+)
+
+// maxLine bounds one journal line; longer lines are treated as corruption.
+const maxLine = 1 << 20
+
+// Options configure Open. A nil *Options means defaults.
+type Options struct {
+	// ReadOnly opens without creating or repairing anything; Append fails.
+	ReadOnly bool
+	// Actor, RunID and PlanHash are put on every appended record that does
+	// not set them itself.
+	Actor, RunID, PlanHash string
+	// Redact is applied to Error and Note of every record before it is
+	// written, so that secrets never reach the journal. Default: identity.
+	Redact func(string) string
+	// Now returns the time for records without one. Default: time.Now.
+	Now func() time.Time
+	// Logger receives repair notices. Default: discard.
+	Logger *slog.Logger
+	// NoSync skips fsync. Only for generating large test journals quickly;
+	// never set it for a real migration.
+	NoSync bool
+}
+
+// Journal is an open journal. Its methods are safe for concurrent use.
+type Journal struct {
+	mu      sync.Mutex
+	dir     string
+	f       *os.File // nil for a read-only journal whose file does not exist
+	opts    Options
+	seq     uint64
+	head    string // hex SHA-256 of the last line, "" when empty
+	size    int64  // bytes of complete lines
+	state   *State
+	repair  string
+	snapPos int64 // offset covered by the snapshot read at Open (0: none)
+}
+
+// Open opens (or, unless read-only, creates) the journal in dir and folds
+// it into State, starting from the snapshot when it is valid.
+func Open(dir string, opts *Options) (*Journal, error) {
+	j := &Journal{dir: dir, state: &State{}}
+	if opts != nil {
+		j.opts = *opts
+	}
+	if j.opts.Now == nil {
+		j.opts.Now = time.Now
+	}
+	if j.opts.Logger == nil {
+		j.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	path := filepath.Join(dir, JournalFile)
+	var err error
+	if j.opts.ReadOnly {
+		j.f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return j, nil
+		}
+	} else {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create state directory: %w", err)
+		}
+		j.f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := j.load(); err != nil {
+		j.f.Close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// load folds the journal from the snapshot (when valid) or the start.
+func (j *Journal) load() error {
+	st, err := j.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat journal: %w", err)
+	}
+	fileSize := st.Size()
+	var pos int64
+	if snap, err := readSnapshot(j.dir); err == nil && snap.Offset > 0 && snap.Offset <= fileSize {
+		if h, err := hashLineBefore(j.f, snap.Offset); err == nil && h == snap.Head {
+			j.state = snap.State
+			if j.state.Accounts == nil {
+				j.state.Accounts = map[string]*Account{}
+			}
+			j.seq, j.head, pos, j.snapPos = snap.State.Serial, snap.Head, snap.Offset, snap.Offset
+		} else {
+			j.opts.Logger.Warn("journal snapshot does not match the journal; folding it again", "err", err)
+		}
+	}
+	if _, err := j.f.Seek(pos, io.SeekStart); err != nil {
+		return fmt.Errorf("seek journal: %w", err)
+	}
+	br := bufio.NewReaderSize(j.f, 1<<16)
+	var last []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A long line: collect it whole.
+			buf := append([]byte(nil), line...)
+			for err == bufio.ErrBufferFull && len(buf) <= maxLine {
+				line, err = br.ReadSlice('\n')
+				buf = append(buf, line...)
+			}
+			line = buf
+		}
+		if err == io.EOF {
+			if len(line) > 0 {
+				return j.cutPartial(pos, len(line))
+			}
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read journal at byte %d: %w", pos, err)
+		}
+		body := line[:len(line)-1]
+		r, perr := parseRecord(body)
+		if perr != nil {
+			return fmt.Errorf("journal record after seq %d is unreadable (run \"mailmig journal verify\"): %w", j.seq, perr)
+		}
+		if r.Seq != j.seq+1 {
+			return fmt.Errorf("journal record after seq %d has seq %d (run \"mailmig journal verify\")", j.seq, r.Seq)
+		}
+		j.state.Apply(&r)
+		j.seq = r.Seq
+		pos += int64(len(line))
+		last = append(last[:0], body...)
+	}
+	if last != nil {
+		j.head = hashLine(last)
+	}
+	j.size = pos
+	return nil
+}
+
+// cutPartial handles an incomplete last line of n bytes at offset pos: the
+// trace of a crash during an append that was never acknowledged.
+func (j *Journal) cutPartial(pos int64, n int) error {
+	j.size = pos
+	if j.opts.ReadOnly {
+		j.repair = fmt.Sprintf("ignored an incomplete last record (%d bytes) after seq %d", n, j.seq)
+		return j.finishLoad(pos)
+	}
+	if err := j.f.Truncate(pos); err != nil {
+		return fmt.Errorf("cut incomplete journal record: %w", err)
+	}
+	if err := j.sync(); err != nil {
+		return err
+	}
+	j.repair = fmt.Sprintf("removed an incomplete last record (%d bytes) after seq %d, left by an interrupted write", n, j.seq)
+	j.opts.Logger.Warn("journal repaired", "detail", j.repair)
+	return j.finishLoad(pos)
+}
+
+func (j *Journal) finishLoad(pos int64) error {
+	if j.seq == 0 {
+		return nil
+	}
+	h, err := hashLineBefore(j.f, pos)
+	if err != nil {
+		return fmt.Errorf("read last journal record: %w", err)
+	}
+	j.head = h
+	return nil
+}
+
+// Repaired describes the repair Open made (or, read-only, would make), or
+// returns "".
+func (j *Journal) Repaired() string { return j.repair }
+
+// Dir returns the state directory.
+func (j *Journal) Dir() string { return j.dir }
+
+// Lineage returns the journal's lineage, "" while it is empty.
+func (j *Journal) Lineage() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.state.Lineage
+}
+
+// Serial returns the number of records.
+func (j *Journal) Serial() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.seq
+}
+
+// Head returns the hex hash of the last record, "" while empty.
+func (j *Journal) Head() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.head
+}
+
+// State returns the current fold. The caller must not modify it and must
+// not use it concurrently with Append; use Account for a copy of one
+// account while appends may run.
+func (j *Journal) State() *State {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.state
+}
+
+// Account returns a copy of one account's state, or nil.
+func (j *Journal) Account(addr string) *Account {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	a := j.state.Account(addr)
+	if a == nil {
+		return nil
+	}
+	c := *a
+	return &c
+}
+
+// ErrReadOnly is returned by Append on a read-only journal.
+var ErrReadOnly = errors.New("journal opened read-only")
+
+// Append completes r (Seq, Prev, Time, Actor, RunID, PlanHash and, on an
+// empty journal, a preceding init record with a new lineage), writes it as
+// one line, fsyncs and folds it. It returns the record as written.
+func (j *Journal) Append(r Record) (Record, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.opts.ReadOnly || j.f == nil {
+		return r, ErrReadOnly
+	}
+	if j.seq == 0 && r.Type != TypeInit {
+		if _, err := j.appendLocked(Record{Type: TypeInit, Lineage: NewLineage()}); err != nil {
+			return r, err
+		}
+	}
+	return j.appendLocked(r)
+}
+
+func (j *Journal) appendLocked(r Record) (Record, error) {
+	r.Seq, r.Prev = j.seq+1, j.head
+	if r.Time.IsZero() {
+		r.Time = j.opts.Now()
+	}
+	r.Time = r.Time.UTC()
+	if r.Actor == "" {
+		r.Actor = j.opts.Actor
+	}
+	if r.RunID == "" {
+		r.RunID = j.opts.RunID
+	}
+	if r.PlanHash == "" && r.Type != TypeInit {
+		r.PlanHash = j.opts.PlanHash
+	}
+	if j.opts.Redact != nil {
+		r.Error, r.Note = j.opts.Redact(r.Error), j.opts.Redact(r.Note)
+	}
+	line, err := json.Marshal(&r)
+	if err != nil {
+		return r, fmt.Errorf("encode journal record: %w", err)
+	}
+	if bytes.IndexByte(line, '\n') >= 0 || len(line) > maxLine {
+		return r, fmt.Errorf("journal record %d is not a single line of at most %d bytes", r.Seq, maxLine)
+	}
+	head := hashLine(line)
+	line = append(line, '\n')
+	if _, err := j.f.Write(line); err != nil {
+		// Leave no partial line behind for the next append.
+		_ = j.f.Truncate(j.size)
+		return r, fmt.Errorf("write journal: %w", err)
+	}
+	if err := j.sync(); err != nil {
+		return r, err
+	}
+	j.seq, j.head = r.Seq, head
+	j.size += int64(len(line))
+	j.state.Apply(&r)
+	return r, nil
+}
+
+func (j *Journal) sync() error {
+	if j.opts.NoSync {
+		return nil
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("fsync journal: %w", err)
+	}
+	return nil
+}
+
+// Close closes the journal file.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.f == nil {
+		return nil
+	}
+	err := j.f.Close()
+	j.f = nil
+	return err
+}
+
+// NewLineage returns a new random lineage id in UUID form.
+func NewLineage() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// hashLine returns the hex SHA-256 of a line without its newline.
+func hashLine(line []byte) string {
+	s := sha256.Sum256(line)
+	return hex.EncodeToString(s[:])
+}
+
+// hashLineBefore hashes the complete line that ends just before offset end
+// (end points after its newline).
+func hashLineBefore(f *os.File, end int64) (string, error) {
+	if end <= 0 {
+		return "", errors.New("no line before offset 0")
+	}
+	chunk := int64(4096)
+	var buf []byte
+	for {
+		start := max(end-chunk, 0)
+		buf = make([]byte, end-start)
+		if _, err := f.ReadAt(buf, start); err != nil {
+			return "", err
+		}
+		if buf[len(buf)-1] != '\n' {
+			return "", errors.New("offset does not end a line")
+		}
+		if i := bytes.LastIndexByte(buf[:len(buf)-1], '\n'); i >= 0 {
+			return hashLine(buf[i+1 : len(buf)-1]), nil
+		}
+		if start == 0 {
+			return hashLine(buf[:len(buf)-1]), nil
+		}
+		if chunk > maxLine {
+			return "", errors.New("line too long")
+		}
+		chunk *= 4
+	}
+}
+
+// ReadRecords calls fn for every complete record of the journal in dir, in
+// order, until fn returns false. A missing journal has no records.
+func ReadRecords(dir string, fn func(*Record) bool) error {
+	f, err := os.Open(filepath.Join(dir, JournalFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open journal: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 1<<16), maxLine+1)
+	n := 0
+	for sc.Scan() {
+		n++
+		r, err := parseRecord(sc.Bytes())
+		if err != nil {
+			return fmt.Errorf("journal line %d: %w", n, err)
+		}
+		if !fn(&r) {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read journal: %w", err)
+	}
+	return nil
+}
+
+// DefaultActor returns user@host for the current process.
+func DefaultActor() string {
+	u := os.Getenv("USER")
+	if u == "" {
+		u = os.Getenv("LOGNAME")
+	}
+	if u == "" {
+		u = "unknown"
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		h = "localhost"
+	}
+	return u + "@" + h
+}
+
+// ciRunVars are environment variables that carry a CI run id, in order of
+// preference, with the prefix used in the journal.
+var ciRunVars = []struct{ env, prefix string }{
+	{"MAILMIG_RUN_ID", ""},
+	{"GITHUB_RUN_ID", "github:"},
+	{"CI_PIPELINE_ID", "gitlab:"},
+	{"BUILDKITE_BUILD_ID", "buildkite:"},
+	{"CIRCLE_WORKFLOW_ID", "circleci:"},
+	{"BUILD_TAG", "jenkins:"},
+}
+
+// RunIDFromEnv returns the CI run id found in the environment, or "".
+func RunIDFromEnv(getenv func(string) string) string {
+	for _, v := range ciRunVars {
+		if s := strings.TrimSpace(getenv(v.env)); s != "" {
+			if v.env == "GITHUB_RUN_ID" {
+				if a := getenv("GITHUB_RUN_ATTEMPT"); a != "" {
+					s += "." + a
+				}
+			}
+			return v.prefix + s
+		}
+	}
+	return ""
+}

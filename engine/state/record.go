@@ -1,0 +1,153 @@
+package state
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// RecordType says what a journal record means.
+type RecordType string
+
+// Record types.
+const (
+	// TypeInit is the first record of a journal; it names the lineage.
+	TypeInit RecordType = "init"
+	// TypeStart records that an action started for an account.
+	TypeStart RecordType = "start"
+	// TypeFinish records how an action ended (see Outcome).
+	TypeFinish RecordType = "finish"
+	// TypeTransition records that an account entered a lifecycle phase.
+	TypeTransition RecordType = "transition"
+	// TypeHold records that an account's cut-over is held (after a manual
+	// rollback) until it is released.
+	TypeHold RecordType = "hold"
+	// TypeRelease clears a hold and the failure count of an account.
+	TypeRelease RecordType = "release"
+)
+
+// Phase is an account's place in the migration lifecycle:
+// pending → staged → catching-up → frozen → final-sync → verified →
+// cut-over → done.
+type Phase string
+
+// Lifecycle phases.
+const (
+	PhasePending    Phase = "pending"
+	PhaseStaged     Phase = "staged"
+	PhaseCatchingUp Phase = "catching-up"
+	PhaseFrozen     Phase = "frozen"
+	PhaseFinalSync  Phase = "final-sync"
+	PhaseVerified   Phase = "verified"
+	PhaseCutOver    Phase = "cut-over"
+	PhaseDone       Phase = "done"
+)
+
+// Phases lists every phase in lifecycle order.
+var Phases = []Phase{PhasePending, PhaseStaged, PhaseCatchingUp, PhaseFrozen, PhaseFinalSync, PhaseVerified, PhaseCutOver, PhaseDone}
+
+// Valid reports whether p is one of Phases.
+func (p Phase) Valid() bool {
+	for _, q := range Phases {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+// InCutover reports whether p lies between freezing and the end of a
+// cut-over, where an interrupted run leaves an account that needs attention.
+func (p Phase) InCutover() bool {
+	return p == PhaseFrozen || p == PhaseFinalSync || p == PhaseVerified || p == PhaseCutOver
+}
+
+// Outcome is how an action ended.
+type Outcome string
+
+// Outcomes of finish records.
+const (
+	OutcomeOK Outcome = "ok"
+	// OutcomeFailed: the action failed and left nothing to undo.
+	OutcomeFailed Outcome = "failed"
+	// OutcomeRolledBack: a cut-over failed after freezing and the account
+	// was routed back to its source, unfrozen.
+	OutcomeRolledBack Outcome = "rolled-back"
+	// OutcomeInterrupted: the run was stopped (Ctrl-C) during the action.
+	OutcomeInterrupted Outcome = "interrupted"
+)
+
+// Counts are the sizes an action reports. Zero fields are omitted.
+type Counts struct {
+	// Messages copied (import/export) or compared (verify).
+	Messages int64 `json:"messages,omitempty"`
+	// New, Changed and Deleted split Messages of an incremental pass.
+	New     int64 `json:"new,omitempty"`
+	Changed int64 `json:"changed,omitempty"`
+	Deleted int64 `json:"deleted,omitempty"`
+	// Bytes transferred.
+	Bytes int64 `json:"bytes,omitempty"`
+	// Mailboxes created or updated.
+	Mailboxes int64 `json:"mailboxes,omitempty"`
+	// Objects are calendar events, contacts, files and sieve scripts.
+	Objects int64 `json:"objects,omitempty"`
+	// Mismatches found by verify.
+	Mismatches int64 `json:"mismatches,omitempty"`
+}
+
+// Add returns c+o field by field.
+func (c Counts) Add(o Counts) Counts {
+	return Counts{c.Messages + o.Messages, c.New + o.New, c.Changed + o.Changed, c.Deleted + o.Deleted,
+		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches}
+}
+
+// IsZero reports whether every count is zero.
+func (c Counts) IsZero() bool { return c == Counts{} }
+
+// Record is one line of the journal. The Journal fills Seq, Lineage (init
+// only), Time (when zero) and Prev.
+type Record struct {
+	Seq  uint64     `json:"seq"`
+	Time time.Time  `json:"time"`
+	Type RecordType `json:"type"`
+	// Lineage is set on the init record only.
+	Lineage string `json:"lineage,omitempty"`
+	// Actor is user@host of whoever ran the command.
+	Actor string `json:"actor,omitempty"`
+	// RunID is the CI run id, when the command ran under CI.
+	RunID string `json:"run_id,omitempty"`
+	// PlanHash is the SHA-256 of the plan files the run acted on.
+	PlanHash string `json:"plan_hash,omitempty"`
+	Account  string `json:"account,omitempty"`
+	// Action is the action of start and finish records (import, export,
+	// catch-up, cutover, rollback, adopt).
+	Action string `json:"action,omitempty"`
+	// Wave is the account's wave on start records.
+	Wave string `json:"wave,omitempty"`
+	// Source and Target are backend names on start records.
+	Source string `json:"source,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Phase is the phase entered, on transition records.
+	Phase   Phase   `json:"phase,omitempty"`
+	Outcome Outcome `json:"outcome,omitempty"`
+	// Error is the redacted error text of a failed action.
+	Error string `json:"error,omitempty"`
+	// Note is free text for hold and release records.
+	Note       string  `json:"note,omitempty"`
+	Counts     *Counts `json:"counts,omitempty"`
+	DurationMS int64   `json:"duration_ms,omitempty"`
+	// Prev is the hex SHA-256 of the previous line; empty on the first.
+	Prev string `json:"prev"`
+}
+
+// Duration returns DurationMS as a time.Duration.
+func (r *Record) Duration() time.Duration { return time.Duration(r.DurationMS) * time.Millisecond }
+
+// parseRecord decodes one journal line.
+func parseRecord(line []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, fmt.Errorf("decode record: %w", err)
+	}
+	return r, nil
+}
