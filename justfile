@@ -6,14 +6,34 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 build:
     go build -o bin/mailmig ./cmd/mailmig
 
-# Every test, the real servers included (installs and starts them).
+# Installs (testdata/peers/install.sh, as root) and starts the real servers
+# (or reuses a `just peers-up` set), runs go vet and go test, stops what it started.
+# Every test, the real servers included.
 test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
     go vet ./...
-    go test -count=1 ./...
+    s=$EPOCHREALTIME
+    go test -count=1 ${MAILMIG_GOTEST_FLAGS:-} ./...
+    awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test took %.1fs\n", b-a}'
 
-# Fast in-process tests only.
+# Fast in-process tests only (integration tests skip in -short mode).
 test-unit:
     go test -short -count=1 ./...
+
+# Prints the environment that makes `go test` reuse the set; state in .peers/.
+# Install and start real servers at port offset OFFSET for manual runs.
+peers-up offset="0":
+    .ci/peers install
+    .ci/peers up {{offset}}
+
+# Stop the set started by `just peers-up`.
+peers-down:
+    .ci/peers down
 
 fmt:
     gofmt -w .
