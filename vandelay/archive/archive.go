@@ -1,0 +1,231 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// ErrInUse is returned by [Open] when another process holds the archive.
+var ErrInUse = errors.New("archive in use by another process")
+
+// ErrNotExist is returned by [Open] with Options.ReadOnly when the archive
+// file does not exist.
+var ErrNotExist = errors.New("archive does not exist")
+
+// ErrTooNew is returned by [Open] when the archive was written by a newer
+// mailmig whose schema this one does not know.
+var ErrTooNew = errors.New("archive schema is newer than this mailmig")
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Migration is one numbered schema step. The steps are the files
+// migrations/NNNN_name.sql, applied in order inside one transaction each;
+// PRAGMA user_version records the last one applied.
+type Migration struct {
+	// Version is the NNNN prefix of the file name.
+	Version int
+	// Name is the file name.
+	Name string
+	// SQL is the file's text.
+	SQL string
+}
+
+// Migrations returns the embedded schema steps in order.
+func Migrations() ([]Migration, error) {
+	ents, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	var ms []Migration
+	for _, e := range ents {
+		n, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(n)
+		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
+			return nil, fmt.Errorf("bad migration file name %q (want NNNN_name.sql)", e.Name())
+		}
+		b, err := migrationFS.ReadFile(path.Join("migrations", e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, Migration{Version: v, Name: e.Name(), SQL: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
+	for i, m := range ms {
+		if m.Version != i+1 {
+			return nil, fmt.Errorf("migration %s out of sequence (want version %d)", m.Name, i+1)
+		}
+	}
+	return ms, nil
+}
+
+// SchemaVersion is the schema version this build writes.
+func SchemaVersion() int {
+	ms, err := Migrations()
+	if err != nil {
+		panic(err) // embedded at build time; a test checks it
+	}
+	return len(ms)
+}
+
+// Options configure [Open]. A nil *Options means the defaults.
+type Options struct {
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+	// ReadOnly opens an existing archive for reading with a shared lock:
+	// several readers may share it, a writer may not. Default: false
+	// (read-write, exclusive, created when missing).
+	ReadOnly bool
+}
+
+// Archive is one open archive file. Its methods are safe for concurrent use
+// by several goroutines; one process at a time holds it (see [ErrInUse]).
+type Archive struct {
+	db       *sql.DB
+	path     string
+	lockFile *os.File
+	log      *slog.Logger
+	readOnly bool
+}
+
+// Open opens (and, unless read-only, creates and migrates) the archive at
+// path. It takes an exclusive advisory lock on the file (a shared one when
+// read-only), so a second process gets [ErrInUse] instead of waiting.
+func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	flag := os.O_RDWR | os.O_CREATE
+	how := syscall.LOCK_EX
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+		how = syscall.LOCK_SH
+	}
+	lf, err := os.OpenFile(path, flag, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open archive %s: %w", path, ErrNotExist)
+		}
+		return nil, fmt.Errorf("open archive %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), how|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("open archive %s: %w", path, ErrInUse)
+		}
+		return nil, fmt.Errorf("lock archive %s: %w", path, err)
+	}
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"} {
+		q.Add("_pragma", p)
+	}
+	if opts.ReadOnly {
+		q.Set("mode", "ro")
+	} else {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("open archive %s: %w", path, err)
+	}
+	a := &Archive{db: db, path: path, lockFile: lf, log: log, readOnly: opts.ReadOnly}
+	if err := a.migrate(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("open archive %s: %w", path, err)
+	}
+	return a, nil
+}
+
+// Path returns the archive's file name.
+func (a *Archive) Path() string { return a.path }
+
+// Close closes the database and releases the lock.
+func (a *Archive) Close() error {
+	err := a.db.Close()
+	// The flock is dropped with its descriptor, after SQLite closed its own
+	// descriptors: closing ours first would also drop SQLite's POSIX locks.
+	if cerr := a.lockFile.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (a *Archive) migrate(ctx context.Context) error {
+	ms, err := Migrations()
+	if err != nil {
+		return err
+	}
+	var cur int
+	if err := a.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if cur > len(ms) {
+		return fmt.Errorf("schema version %d, this build knows %d: %w", cur, len(ms), ErrTooNew)
+	}
+	if cur < len(ms) && a.readOnly {
+		if cur == 0 {
+			return fmt.Errorf("not a mailmig archive (empty or foreign database)")
+		}
+		return fmt.Errorf("schema version %d is older than %d; open it read-write once to migrate", cur, len(ms))
+	}
+	for _, m := range ms[cur:] {
+		tx, err := a.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.Version)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("apply migration %s: %w", m.Name, err)
+		}
+		a.log.Info("archive migrated", "version", m.Version, "migration", m.Name)
+	}
+	return nil
+}
+
+// ModSeq returns the archive's change counter: every committed change to a
+// mailbox or message stamps the row with a new, larger value, so a consumer
+// that remembers the value it last saw can ask for what changed since
+// ([MessageFilter.ChangedSince], [MailboxFilter.ChangedSince]).
+func (a *Archive) ModSeq(ctx context.Context) (int64, error) {
+	var s string
+	if err := a.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key='modseq'").Scan(&s); err != nil {
+		return 0, fmt.Errorf("read archive modseq: %w", err)
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func unixOrZero(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(n.Int64, 0).UTC()
+}

@@ -1,0 +1,114 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ChunkSize is the size of the rows a blob is stored in. Readers stream one
+// chunk at a time, so a large message is never loaded whole by [Archive.Blob].
+const ChunkSize = 1 << 20
+
+// Hash returns the archive's content hash of b: lowercase hex SHA-256.
+func Hash(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// HasBlob reports whether the archive stores a blob with that hash.
+func (a *Archive) HasBlob(ctx context.Context, hash string) (bool, error) {
+	var n int
+	err := a.db.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE hash = ?", hash).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Blob opens the raw bytes stored under hash, exactly as fetched from the
+// source. The reader streams chunk by chunk; close it when done. It is
+// safe to read while other goroutines use the archive.
+func (a *Archive) Blob(ctx context.Context, hash string) (io.ReadCloser, int64, error) {
+	var size, chunks int64
+	err := a.db.QueryRowContext(ctx, "SELECT size, chunks FROM blobs WHERE hash = ?", hash).Scan(&size, &chunks)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, 0, fmt.Errorf("blob %s: %w", hash, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("blob %s: %w", hash, err)
+	}
+	return &blobReader{ctx: ctx, db: a.db, hash: hash, chunks: chunks}, size, nil
+}
+
+// BlobBytes returns a whole blob in memory; for small blobs and tests.
+func (a *Archive) BlobBytes(ctx context.Context, hash string) ([]byte, error) {
+	r, size, err := a.Blob(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	b := bytes.NewBuffer(make([]byte, 0, size))
+	_, err = io.Copy(b, r)
+	return b.Bytes(), err
+}
+
+type blobReader struct {
+	ctx    context.Context
+	db     *sql.DB
+	hash   string
+	chunks int64
+	next   int64
+	cur    []byte
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	for len(r.cur) == 0 {
+		if r.next >= r.chunks {
+			return 0, io.EOF
+		}
+		var data []byte
+		if err := r.db.QueryRowContext(r.ctx, "SELECT data FROM blob_chunks WHERE hash = ? AND n = ?", r.hash, r.next).Scan(&data); err != nil {
+			return 0, fmt.Errorf("read blob %s chunk %d: %w", r.hash, r.next, err)
+		}
+		r.next++
+		r.cur = data
+	}
+	n := copy(p, r.cur)
+	r.cur = r.cur[n:]
+	return n, nil
+}
+
+func (r *blobReader) Close() error { return nil }
+
+// putBlob stores body under its hash unless present; it reports whether it
+// wrote a new blob.
+func putBlob(ctx context.Context, tx *sql.Tx, hash string, body []byte, now time.Time) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE hash = ?", hash).Scan(&one)
+	if err == nil {
+		return false, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	chunks := (len(body) + ChunkSize - 1) / ChunkSize
+	if _, err := tx.ExecContext(ctx, "INSERT INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
+		hash, len(body), chunks, now.Unix()); err != nil {
+		return false, fmt.Errorf("store blob: %w", err)
+	}
+	for n := 0; n < chunks; n++ {
+		end := min((n+1)*ChunkSize, len(body))
+		if _, err := tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)",
+			hash, n, body[n*ChunkSize:end]); err != nil {
+			return false, fmt.Errorf("store blob: %w", err)
+		}
+	}
+	return true, nil
+}
