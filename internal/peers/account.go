@@ -87,9 +87,26 @@ func (s *Set) addFiles(ctx context.Context, a Account, local, domain string) err
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return fmt.Errorf("lock users: %w", err)
 	}
+	// Dovecot: one passwd-file per user in etc/users.d (see start-dovecot.sh:
+	// Dovecot stats a passwd-file at most once a second, so a line added to
+	// the shared file can stay invisible for a second).
 	for _, d := range []*Dovecot{s.Dovecot, s.Dovecot2} {
-		if err := upsertLine(filepath.Join(d.Base, "etc", "users"), a.Email, a.Email+":{PLAIN}"+a.Password+"::::::"); err != nil {
-			return err
+		path := filepath.Join(d.Base, "etc", "users.d", a.Email)
+		fi, err := os.Stat(filepath.Dir(path))
+		if err != nil {
+			return fmt.Errorf("add user to Dovecot %s: %w", d.Base, err)
+		}
+		_, err = os.Stat(path)
+		existed := err == nil
+		if err := writeAtomic(path, []byte(a.Email+":{PLAIN}"+a.Password+"::::::\n"), fileMode{fi, 0o640}); err != nil {
+			return fmt.Errorf("add user to Dovecot %s: %w", d.Base, err)
+		}
+		if existed {
+			// a changed password of a user looked up within the last second
+			// becomes visible only at the next second
+			if err := d.waitAuth(ctx, a); err != nil {
+				return err
+			}
 		}
 	}
 	// Radicale: htpasswd_encryption = plain
@@ -153,6 +170,30 @@ func upsertLine(path, key, line string) error {
 	}
 	b.WriteString(line + "\n")
 	return writeAtomic(path, []byte(b.String()), fi)
+}
+
+// fileMode gives the owner of a FileInfo with another permission.
+type fileMode struct {
+	os.FileInfo
+	perm os.FileMode
+}
+
+func (f fileMode) Mode() os.FileMode { return f.perm }
+
+// waitAuth polls `doveadm auth test` until Dovecot accepts the password.
+func (d *Dovecot) waitAuth(ctx context.Context, a Account) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cmd := exec.CommandContext(ctx, "doveadm", "-c", d.ConfigPath(), "auth", "test", a.Email, a.Password)
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("Dovecot %s does not accept the new password of %s: %v: %s", d.Base, a.Email, err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func writeAtomic(path string, data []byte, like os.FileInfo) error {
@@ -246,7 +287,8 @@ func (s *Set) radicaleCollections(ctx context.Context, a Account) error {
 		}
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusMethodNotAllowed {
+		// 405 and 409: the collection exists already (AddAccount of an existing user)
+		if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusMethodNotAllowed && resp.StatusCode != http.StatusConflict {
 			return fmt.Errorf("radicale %s %s for %s: %s: %s", c.method, c.name, a.Email, resp.Status, body)
 		}
 	}

@@ -12,9 +12,9 @@ O=$(cat "$ROOT/offset")
 U=$(echo "$U" | tr '[:upper:]' '[:lower:]')
 exec 9>"$ROOT/users.lock"; flock 9
 for d in dovecot dovecot-b; do
-  f="$ROOT/$d/etc/users"; [ -f "$f" ] || continue
-  grep -v "^$U:" "$f" >"$f.new" || true; printf '%s:{PLAIN}%s::::::\n' "$U" "$PW" >>"$f.new"
-  chmod --reference="$f" "$f.new"; chown --reference="$f" "$f.new"; mv -f "$f.new" "$f"
+  dir="$ROOT/$d/etc/users.d"; [ -d "$dir" ] || continue
+  printf '%s:{PLAIN}%s::::::\n' "$U" "$PW" >"$dir/.$U.new"
+  chmod 0640 "$dir/.$U.new"; chgrp dovecot "$dir/.$U.new"; mv -f "$dir/.$U.new" "$dir/$U"
 done
 if [ -f "$ROOT/cyrus/etc/sasldb2" ]; then
   echo -n "$PW" | saslpasswd2 -f "$ROOT/cyrus/etc/sasldb2" -p -c -u "${U#*@}" "${U%@*}"
