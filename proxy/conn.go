@@ -1,0 +1,142 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Conn is one client connection as a protocol handler sees it. The
+// embedded net.Conn is replaced by the TLS connection after StartTLS.
+type Conn struct {
+	net.Conn
+	// ID is the connection id (log attribute "cid").
+	ID uint64
+	// Proto is the listener's protocol.
+	Proto Protocol
+	// Client is the client's address.
+	Client netip.AddrPort
+	// Local is the address the client connected to.
+	Local netip.AddrPort
+	// Log has cid and proto bound.
+	Log *slog.Logger
+
+	srv *Server
+	lis *listener
+	tls bool
+	raw net.Conn // the TCP connection; closing it ends any TLS on top
+
+	mu    sync.Mutex
+	onEnd func(reason string)
+	ended string
+}
+
+// NewConn wraps a connection for tests of a handler without a listener
+// (e.g. over a socketpair). s supplies options, router and metrics.
+func NewConn(s *Server, nc net.Conn, proto Protocol, tlsMode TLSMode) *Conn {
+	c := &Conn{Conn: nc, raw: nc, ID: s.nextID.Add(1), Proto: proto, Client: addrPort(nc.RemoteAddr()), Local: addrPort(nc.LocalAddr()), srv: s}
+	c.lis = &listener{cfg: ListenerConfig{Protocol: proto, TLS: tlsMode}}
+	c.Log = s.log.With("cid", fmt.Sprint(c.ID), "proto", string(proto))
+	return c
+}
+
+// Server returns the server the connection belongs to.
+func (c *Conn) Server() *Server { return c.srv }
+
+// Router returns the server's router.
+func (c *Conn) Router() Router { return c.srv.opts.Router }
+
+// Metrics returns the server's metrics.
+func (c *Conn) Metrics() *Metrics { return c.srv.metrics }
+
+// IsTLS reports whether the client connection is encrypted.
+func (c *Conn) IsTLS() bool { return c.tls }
+
+// TLSConfigured reports whether the listener uses TLS at all (implicit or
+// STARTTLS); protocols then refuse plaintext logins before TLS
+// (LOGINDISABLED).
+func (c *Conn) TLSConfigured() bool { return c.lis.cfg.TLS != TLSNone && c.srv.opts.Certs != nil }
+
+// CanStartTLS reports whether STARTTLS may be offered now.
+func (c *Conn) CanStartTLS() bool {
+	return !c.tls && c.lis.cfg.TLS == TLSStartTLS && c.srv.opts.Certs != nil
+}
+
+// StartTLS runs the server side of a TLS handshake on the connection. The
+// caller must have answered the protocol's STARTTLS command and discarded
+// any buffered plaintext.
+func (c *Conn) StartTLS(ctx context.Context) error {
+	tc := tls.Server(c.Conn, c.srv.opts.Certs.Config())
+	c.SetDeadline(time.Now().Add(c.srv.opts.PreAuthTimeout))
+	defer c.SetDeadline(time.Time{})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return fmt.Errorf("tls handshake: %w", err)
+	}
+	c.Conn = tc
+	c.tls = true
+	return nil
+}
+
+// PreAuthDeadline sets the read/write deadline for the dialogue before
+// login: the earlier of the pre-auth timeout since now-started and the idle
+// timeout. Call it before reading each pre-auth command, with the time the
+// connection started.
+func (c *Conn) PreAuthDeadline(started time.Time) {
+	d := started.Add(c.srv.opts.PreAuthTimeout)
+	if idle := time.Now().Add(c.srv.opts.IdleTimeout); idle.Before(d) {
+		d = idle
+	}
+	c.SetDeadline(d)
+}
+
+// AuthAllowed reports whether the client IP may try another login; false
+// after too many failures (answer with a temporary failure without asking
+// a backend).
+func (c *Conn) AuthAllowed() bool { return c.srv.auth.allowed(c.Client.Addr()) }
+
+// AuthFailed records a failed login of the client IP.
+func (c *Conn) AuthFailed() {
+	c.srv.auth.failed(c.Client.Addr())
+	c.srv.metrics.Inc(MetricAuthFailures, "proto", string(c.Proto))
+}
+
+// OnEnd sets the function that ends the session politely (server
+// shutdown). Without one, ending closes the connection. If the session was
+// already asked to end, fn runs at once.
+func (c *Conn) OnEnd(fn func(reason string)) {
+	c.mu.Lock()
+	c.onEnd = fn
+	ended := c.ended
+	c.mu.Unlock()
+	if ended != "" && fn != nil {
+		go fn(ended)
+	}
+}
+
+// Ended returns the reason the session was asked to end, or "".
+func (c *Conn) Ended() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ended
+}
+
+func (c *Conn) end(reason string) {
+	c.mu.Lock()
+	if c.ended != "" {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = reason
+	fn := c.onEnd
+	c.mu.Unlock()
+	if fn != nil {
+		go fn(reason)
+		return
+	}
+	c.raw.Close()
+}

@@ -1,0 +1,519 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults of Options and ListenerConfig.
+const (
+	DefaultMaxConns       = 10000
+	DefaultMaxConnsPerIP  = 200
+	DefaultAuthFailures   = 20
+	DefaultAuthWindow     = time.Minute
+	DefaultPreAuthTimeout = time.Minute
+	DefaultIdleTimeout    = 30 * time.Minute
+)
+
+var panics atomic.Int64
+
+// Panics returns how many panics were recovered at connection boundaries
+// since the process started. Tests fail when it is not zero.
+func Panics() int64 { return panics.Load() }
+
+// Recover is deferred at every connection or goroutine boundary: it turns a
+// panic into an error log with a stack and counts it.
+func Recover(log *slog.Logger, m *Metrics, proto Protocol) {
+	if v := recover(); v != nil {
+		panics.Add(1)
+		m.Inc(MetricPanics, "proto", string(proto))
+		if log != nil {
+			log.Error("panic recovered", "err", fmt.Sprint(v), "stack", string(debug.Stack()))
+		}
+	}
+}
+
+// Options configure a Server. A nil *Options means defaults (and no router,
+// which only the admin listener tolerates).
+type Options struct {
+	// Router routes sessions. Required for protocol listeners.
+	Router Router
+	// Logger receives logs. Default: discard.
+	Logger *slog.Logger
+	// Metrics receives metrics. Default: a new registry.
+	Metrics *Metrics
+	// Certs is the server certificate for implicit TLS and STARTTLS.
+	// Default: none; then STARTTLS is not offered and implicit-TLS
+	// listeners cannot be opened.
+	Certs *CertStore
+	// AuthFailures is how many failed logins a client IP may have per
+	// AuthWindow before further logins are refused without asking a
+	// backend. Default: 20.
+	AuthFailures int
+	// AuthWindow is the window of AuthFailures. Default: 1m.
+	AuthWindow time.Duration
+	// PreAuthTimeout bounds the dialogue before login. Default: 1m.
+	PreAuthTimeout time.Duration
+	// IdleTimeout bounds waiting for a command before login. Default: 30m.
+	IdleTimeout time.Duration
+}
+
+// Handler serves one client connection of a protocol.
+type Handler interface {
+	// ServeConn runs the session and returns when it is over; the server
+	// closes the connection afterwards. ctx ends when the server stops
+	// for good.
+	ServeConn(ctx context.Context, c *Conn)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, c *Conn)
+
+// ServeConn calls f.
+func (f HandlerFunc) ServeConn(ctx context.Context, c *Conn) { f(ctx, c) }
+
+// ListenerConfig describes one protocol listener.
+type ListenerConfig struct {
+	// Protocol is the protocol (metrics label, log attribute).
+	Protocol Protocol
+	// Address to listen on, host:port.
+	Address string
+	// TLS: TLSImplicit wraps every connection in TLS; TLSStartTLS lets
+	// the handler offer STARTTLS (Conn.CanStartTLS); TLSNone offers no
+	// TLS. Default: TLSStartTLS when the server has certificates, else
+	// TLSNone.
+	TLS TLSMode
+	// MaxConns limits open connections on this listener. Default: 10000.
+	MaxConns int
+	// MaxConnsPerIP limits open connections per client IP. Default: 200.
+	MaxConnsPerIP int
+	// Handler serves connections.
+	Handler Handler
+}
+
+// Server runs the proxy's listeners. Create it with NewServer, add
+// listeners with Listen, then Start; stop with Shutdown.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	auth    *authLimiter
+
+	mu        sync.Mutex
+	listeners []*listener
+	https     []*http.Server
+	conns     map[*Conn]struct{}
+	started   bool
+	draining  bool
+	nextID    atomic.Uint64
+	wg        sync.WaitGroup
+	connCtx   context.Context
+	cancelAll context.CancelFunc
+}
+
+type listener struct {
+	cfg  ListenerConfig
+	ln   net.Listener
+	open atomic.Int64
+
+	mu    sync.Mutex
+	perIP map[netip.Addr]int
+}
+
+// NewServer returns a server with the given options.
+func NewServer(opts *Options) *Server {
+	s := &Server{conns: map[*Conn]struct{}{}}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Logger == nil {
+		s.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.opts.Metrics == nil {
+		s.opts.Metrics = NewMetrics()
+	}
+	if s.opts.AuthFailures <= 0 {
+		s.opts.AuthFailures = DefaultAuthFailures
+	}
+	if s.opts.AuthWindow <= 0 {
+		s.opts.AuthWindow = DefaultAuthWindow
+	}
+	if s.opts.PreAuthTimeout <= 0 {
+		s.opts.PreAuthTimeout = DefaultPreAuthTimeout
+	}
+	if s.opts.IdleTimeout <= 0 {
+		s.opts.IdleTimeout = DefaultIdleTimeout
+	}
+	s.log = s.opts.Logger
+	s.metrics = s.opts.Metrics
+	s.auth = newAuthLimiter(s.opts.AuthFailures, s.opts.AuthWindow)
+	s.connCtx, s.cancelAll = context.WithCancel(context.Background())
+	return s
+}
+
+// Router returns the server's router.
+func (s *Server) Router() Router { return s.opts.Router }
+
+// Metrics returns the server's metrics registry.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Logger returns the server's logger.
+func (s *Server) Logger() *slog.Logger { return s.log }
+
+// Options returns the effective options (defaults filled in).
+func (s *Server) Options() Options { return s.opts }
+
+// TLSConfig returns the server TLS configuration, or nil without
+// certificates.
+func (s *Server) TLSConfig() *tls.Config {
+	if s.opts.Certs == nil {
+		return nil
+	}
+	return s.opts.Certs.Config()
+}
+
+// ReloadTLS reloads the certificate files (call it on SIGHUP).
+func (s *Server) ReloadTLS() error {
+	if s.opts.Certs == nil {
+		return nil
+	}
+	if err := s.opts.Certs.Reload(); err != nil {
+		return err
+	}
+	s.log.Info("tls certificate reloaded")
+	return nil
+}
+
+// Listen opens a listener now (so that its address is known before Start)
+// and returns its address.
+func (s *Server) Listen(cfg ListenerConfig) (net.Addr, error) {
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("listen %s %s: no handler", cfg.Protocol, cfg.Address)
+	}
+	if cfg.TLS == "" {
+		cfg.TLS = TLSNone
+		if s.opts.Certs != nil {
+			cfg.TLS = TLSStartTLS
+		}
+	}
+	if cfg.TLS != TLSNone && s.opts.Certs == nil {
+		return nil, fmt.Errorf("listen %s %s: tls %s needs a certificate and key", cfg.Protocol, cfg.Address, cfg.TLS)
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerIP <= 0 {
+		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	ln, err := net.Listen("tcp", cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Protocol, err)
+	}
+	l := &listener{cfg: cfg, ln: ln, perIP: map[netip.Addr]int{}}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		s.serve(l)
+	}
+	return ln.Addr(), nil
+}
+
+// ListenHTTP serves an http.Handler (the JMAP/DAV proxy, or the admin
+// endpoint) on addr, with TLS when tlsMode is TLSImplicit. Shutdown stops
+// it gracefully. It returns the bound address.
+func (s *Server) ListenHTTP(addr string, tlsMode TLSMode, h http.Handler) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen http: %w", err)
+	}
+	if tlsMode == TLSImplicit {
+		if s.opts.Certs == nil {
+			ln.Close()
+			return nil, fmt.Errorf("listen http %s: tls needs a certificate and key", addr)
+		}
+		ln = tls.NewListener(ln, s.opts.Certs.Config())
+	}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.mu.Lock()
+	s.https = append(s.https, hs)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener", "addr", addr, "err", err)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// AdminHandler returns the health and metrics endpoint: GET /healthz
+// answers 200 "ok" (503 "draining" during shutdown), GET /metrics the
+// Prometheus text format.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		draining := s.draining
+		s.mu.Unlock()
+		if draining {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.metrics.WriteTo(w)
+	})
+	return mux
+}
+
+// Start starts accepting on every listener opened so far (and on later
+// ones as they are opened).
+func (s *Server) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return
+	}
+	s.started = true
+	for _, l := range s.listeners {
+		s.serve(l)
+	}
+}
+
+func (s *Server) serve(l *listener) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.accept(l)
+	}()
+}
+
+func (s *Server) accept(l *listener) {
+	proto := string(l.cfg.Protocol)
+	var delay time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary errors (EMFILE …): back off instead of spinning.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay < time.Second {
+				delay *= 2
+			}
+			s.log.Warn("accept", "proto", proto, "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		s.metrics.Inc(MetricConnections, "proto", proto)
+		ap := addrPort(nc.RemoteAddr())
+		if reason := l.admit(ap.Addr()); reason != "" {
+			s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
+			s.log.Debug("connection refused", "proto", proto, "addr", ap.String(), "reason", reason)
+			nc.Close()
+			continue
+		}
+		c := &Conn{
+			Conn:   nc,
+			raw:    nc,
+			ID:     s.nextID.Add(1),
+			Proto:  l.cfg.Protocol,
+			Client: ap,
+			Local:  addrPort(nc.LocalAddr()),
+			srv:    s,
+			lis:    l,
+		}
+		c.Log = s.log.With("cid", strconv.FormatUint(c.ID, 10), "proto", proto)
+		s.mu.Lock()
+		if s.draining {
+			s.mu.Unlock()
+			l.release(ap.Addr())
+			nc.Close()
+			continue
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go s.handle(l, c)
+	}
+}
+
+func (s *Server) handle(l *listener, c *Conn) {
+	proto := string(l.cfg.Protocol)
+	s.metrics.Add(MetricConnectionsOpen, 1, "proto", proto)
+	defer func() {
+		c.Close()
+		l.release(c.Client.Addr())
+		s.metrics.Add(MetricConnectionsOpen, -1, "proto", proto)
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+	defer Recover(c.Log, s.metrics, l.cfg.Protocol)
+	if l.cfg.TLS == TLSImplicit {
+		tc := tls.Server(c.Conn, s.opts.Certs.Config())
+		c.SetDeadline(time.Now().Add(s.opts.PreAuthTimeout))
+		if err := tc.HandshakeContext(s.connCtx); err != nil {
+			c.Log.Debug("tls handshake", "err", err)
+			return
+		}
+		c.SetDeadline(time.Time{})
+		c.Conn = tc
+		c.tls = true
+	}
+	l.cfg.Handler.ServeConn(s.connCtx, c)
+}
+
+func (l *listener) admit(ip netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if int(l.open.Load()) >= l.cfg.MaxConns {
+		return "listener-limit"
+	}
+	if l.perIP[ip] >= l.cfg.MaxConnsPerIP {
+		return "ip-limit"
+	}
+	l.perIP[ip]++
+	l.open.Add(1)
+	return ""
+}
+
+func (l *listener) release(ip netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+	l.open.Add(-1)
+}
+
+// Shutdown stops the server in two phases. First it closes the listeners
+// and asks every open session to end (its OnEnd function: a protocol
+// goodbye such as IMAP "* BYE"; sessions without one are closed), then
+// waits for the sessions to finish. When ctx ends before that, every
+// remaining connection is closed and Shutdown returns ctx's error after the
+// handlers returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for _, l := range s.listeners {
+		l.ln.Close()
+	}
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	https := s.https
+	s.mu.Unlock()
+	for _, hs := range https {
+		go hs.Shutdown(ctx)
+	}
+	for _, c := range conns {
+		c.end("server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancelAll()
+		return nil
+	case <-ctx.Done():
+	}
+	s.cancelAll()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.raw.Close()
+	}
+	s.mu.Unlock()
+	for _, hs := range https {
+		hs.Close()
+	}
+	<-done
+	return ctx.Err()
+}
+
+// OpenConns returns the number of open client connections.
+func (s *Server) OpenConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+// authLimiter is a token bucket of failed logins per client IP.
+type authLimiter struct {
+	n      int
+	window time.Duration
+	mu     sync.Mutex
+	m      map[netip.Addr]*rate.Limiter
+	swept  time.Time
+}
+
+func newAuthLimiter(n int, window time.Duration) *authLimiter {
+	return &authLimiter{n: n, window: window, m: map[netip.Addr]*rate.Limiter{}}
+}
+
+func (a *authLimiter) allowed(ip netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l := a.m[ip]
+	return l == nil || l.Tokens() >= 1
+}
+
+func (a *authLimiter) failed(ip netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := time.Now()
+	if now.Sub(a.swept) > a.window {
+		for k, l := range a.m {
+			if l.TokensAt(now) >= float64(a.n) {
+				delete(a.m, k)
+			}
+		}
+		a.swept = now
+	}
+	l := a.m[ip]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(float64(a.n)/a.window.Seconds()), a.n)
+		a.m[ip] = l
+	}
+	l.AllowN(now, 1)
+}
