@@ -103,6 +103,10 @@ type Stats struct {
 // Stats returns the client's live counters.
 func (c *Client) Stats() *Stats { return &c.stats }
 
+// SessionURL returns the URL the session resource was finally served from
+// (after redirects).
+func (c *Client) SessionURL() string { return c.sessionURL.String() }
+
 // Session returns the session resource the client was built from.
 func (c *Client) Session() *Session { return c.session }
 

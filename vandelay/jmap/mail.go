@@ -38,8 +38,9 @@ type EmailImport struct {
 	BlobID     string          `json:"blobId"`
 	MailboxIDs map[string]bool `json:"mailboxIds"`
 	Keywords   map[string]bool `json:"keywords"`
-	// ReceivedAt is sent as UTCDate; Cyrus refuses anything but "Z".
-	ReceivedAt UTCDate `json:"receivedAt"`
+	// ReceivedAt is sent as UTCDate; Cyrus refuses anything but "Z". Nil
+	// leaves it to the server (the time of import).
+	ReceivedAt *UTCDate `json:"receivedAt,omitempty"`
 }
 
 // UTCDate marshals a time as an RFC 3339 UTCDate ending in "Z" (RFC 8620
