@@ -1,26 +1,500 @@
 package plan
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
+// MaxFileSize bounds the size of a plan file and of files read by file()
+// and csv(), so a wrong path cannot make mailmig read a disk image.
+const MaxFileSize = 64 << 20
+
 // Load loads a plan from path: a single file, or a directory whose *.hcl
-// files together form the plan.
+// files together form the plan (see [LoadDir]).
 func Load(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
-	return &Migration{}, nil
+	fi, err := os.Stat(path)
+	if err == nil && fi.IsDir() {
+		return LoadDir(path, opts...)
+	}
+	return LoadFile(path, opts...)
 }
 
 // LoadFile loads a plan from one file.
 func LoadFile(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
-	return &Migration{}, nil
+	l := newLoader(filepath.Dir(path), opts)
+	src, err := readLimited(path)
+	if err != nil {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "Cannot read plan file",
+			Detail: fmt.Sprintf("The plan file %s cannot be read: %v. Pass the plan with -f FILE (or a directory of *.hcl files).",
+				path, unwrapPathErr(err)),
+		})
+		return l.m, l.diags
+	}
+	l.addFile(path, src)
+	return l.finish()
 }
 
-// LoadDir loads every *.hcl file in dir (not recursively) as one plan.
+// LoadDir loads every *.hcl file in dir (not recursively, in name order) as
+// one plan. Blocks may be spread over the files in any way.
 func LoadDir(dir string, opts ...Option) (*Migration, hcl.Diagnostics) {
-	return &Migration{}, nil
+	l := newLoader(dir, opts)
+	names, err := filepath.Glob(filepath.Join(dir, "*.hcl"))
+	if err != nil || len(names) == 0 {
+		l.diags = append(l.diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError,
+			Summary:  "No plan files",
+			Detail:   fmt.Sprintf("The directory %s contains no *.hcl files. Pass the plan with -f FILE, or run mailmig in the plan's directory.", dir),
+		})
+		return l.m, l.diags
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		src, err := readLimited(n)
+		if err != nil {
+			l.diags = append(l.diags, &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "Cannot read plan file",
+				Detail:   fmt.Sprintf("The plan file %s cannot be read: %v.", n, unwrapPathErr(err)),
+			})
+			continue
+		}
+		l.addFile(n, src)
+	}
+	return l.finish()
 }
 
 // Parse loads a plan from src, reporting positions against filename.
+// Relative paths resolve against the directory of filename unless
+// [WithBaseDir] says otherwise.
 func Parse(filename string, src []byte, opts ...Option) (*Migration, hcl.Diagnostics) {
-	return &Migration{}, nil
+	l := newLoader(filepath.Dir(filename), opts)
+	l.addFile(filename, src)
+	return l.finish()
+}
+
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("is a directory")
+	}
+	if fi.Size() > MaxFileSize {
+		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
+	}
+	return os.ReadFile(path)
+}
+
+// loader holds the state of one load. Decoding runs in dependency order:
+// variables, then state/routes/backends/proxy, then accounts, then waves,
+// then the checks that need everything.
+type loader struct {
+	cfg     *config
+	baseDir string
+	m       *Migration
+	diags   hcl.Diagnostics
+	bodies  []*hcl.File
+	hasher  []byte
+
+	ctx       *hcl.EvalContext
+	varVals   []varVal
+	varByName map[string]*Variable
+
+	backendByName map[string]*Backend
+	groupByName   map[string]*AccountGroup
+	acctByKey     map[string]*Account
+	waveByName    map[string]*Wave
+	waveAfter     map[string][]afterRef
+	csvCache      map[string]cty.Value
+}
+
+type varVal struct {
+	name string
+	val  cty.Value
+}
+
+func newLoader(dir string, opts []Option) *loader {
+	cfg := newConfig(opts)
+	base := dir
+	if cfg.baseDir != "" {
+		base = cfg.baseDir
+	}
+	return &loader{
+		cfg:           cfg,
+		baseDir:       base,
+		m:             &Migration{Dir: base, Sources: map[string][]byte{}},
+		varByName:     map[string]*Variable{},
+		backendByName: map[string]*Backend{},
+		groupByName:   map[string]*AccountGroup{},
+		acctByKey:     map[string]*Account{},
+		waveByName:    map[string]*Wave{},
+		waveAfter:     map[string][]afterRef{},
+		csvCache:      map[string]cty.Value{},
+	}
+}
+
+func (l *loader) addFile(name string, src []byte) {
+	l.m.Files = append(l.m.Files, name)
+	l.m.Sources[name] = src
+	h := sha256.New()
+	h.Write(l.hasher)
+	fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(src))
+	h.Write(src)
+	l.hasher = h.Sum(nil)
+	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
+	l.addDiags(diags)
+	if f != nil && f.Body != nil {
+		l.bodies = append(l.bodies, f)
+	}
+}
+
+func (l *loader) addDiags(diags hcl.Diagnostics) { l.diags = append(l.diags, diags...) }
+
+func (l *loader) diag(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, format string, args ...any) {
+	r := rng
+	l.diags = append(l.diags, &hcl.Diagnostic{
+		Severity: sev,
+		Summary:  summary,
+		Detail:   fmt.Sprintf(format, args...),
+		Subject:  &r,
+	})
+}
+
+func (l *loader) errorf(rng hcl.Range, summary, format string, args ...any) {
+	l.diag(hcl.DiagError, rng, summary, format, args...)
+}
+
+func (l *loader) warnf(rng hcl.Range, summary, format string, args ...any) {
+	l.diag(hcl.DiagWarning, rng, summary, format, args...)
+}
+
+var topSchema = &hcl.BodySchema{
+	Blocks: []hcl.BlockHeaderSchema{
+		{Type: "variable", LabelNames: []string{"name"}},
+		{Type: "state"},
+		{Type: "routes"},
+		{Type: "backend", LabelNames: []string{"name"}},
+		{Type: "accounts", LabelNames: []string{"name"}},
+		{Type: "wave", LabelNames: []string{"name"}},
+		{Type: "proxy"},
+	},
+}
+
+func (l *loader) finish() (*Migration, hcl.Diagnostics) {
+	l.m.Hash = hex.EncodeToString(l.hasher)
+	if l.m.Dir == "" {
+		l.m.Dir = "."
+	}
+	byType := map[string][]*hcl.Block{}
+	for _, f := range l.bodies {
+		content, diags := f.Body.Content(topSchema)
+		l.addDiags(diags)
+		for _, b := range content.Blocks {
+			byType[b.Type] = append(byType[b.Type], b)
+		}
+	}
+	for _, b := range byType["variable"] {
+		l.decodeVariable(b)
+	}
+	l.decodeState(byType["state"])
+	l.decodeRoutes(byType["routes"])
+	for _, b := range byType["backend"] {
+		l.decodeBackend(b)
+	}
+	for _, b := range byType["accounts"] {
+		l.decodeAccountGroup(b)
+	}
+	for _, b := range byType["wave"] {
+		l.decodeWave(b)
+	}
+	l.checkWaves()
+	l.decodeProxy(byType["proxy"])
+	l.sortDiags()
+	return l.m, l.diags
+}
+
+// sortDiags orders diagnostics by file (plan files in load order first),
+// line and column; diagnostics without a position come last. The order is
+// stable so that golden tests and users see the same listing every time.
+func (l *loader) sortDiags() {
+	fileIdx := map[string]int{}
+	for i, f := range l.m.Files {
+		fileIdx[f] = i
+	}
+	key := func(d *hcl.Diagnostic) (int, string, int, int) {
+		if d.Subject == nil {
+			return 1 << 30, "", 0, 0
+		}
+		i, ok := fileIdx[d.Subject.Filename]
+		if !ok {
+			i = len(l.m.Files)
+		}
+		return i, d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column
+	}
+	sort.SliceStable(l.diags, func(i, j int) bool {
+		ai, af, al, ac := key(l.diags[i])
+		bi, bf, bl, bc := key(l.diags[j])
+		if ai != bi {
+			return ai < bi
+		}
+		if af != bf {
+			return af < bf
+		}
+		if al != bl {
+			return al < bl
+		}
+		return ac < bc
+	})
+}
+
+// toRange converts an HCL range to a plan Range.
+func toRange(r hcl.Range) Range {
+	return Range{Filename: r.Filename, Line: r.Start.Line, Column: r.Start.Column, EndLine: r.End.Line, EndColumn: r.End.Column}
+}
+
+func blockRange(b *hcl.Block) Range { return toRange(b.DefRange) }
+
+// labelRange returns the range of a block's first label, or the block's
+// definition range.
+func labelRange(b *hcl.Block) hcl.Range {
+	if len(b.LabelRanges) > 0 {
+		return b.LabelRanges[0]
+	}
+	return b.DefRange
+}
+
+func (l *loader) varNames() []string { return sortedKeys(l.varByName) }
+
+var variableSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "default"},
+		{Name: "description"},
+		{Name: "sensitive"},
+	},
+}
+
+func (l *loader) decodeVariable(b *hcl.Block) {
+	name := b.Labels[0]
+	if !hclsyntax.ValidIdentifier(name) {
+		l.errorf(labelRange(b), "Invalid variable name",
+			"The variable name %q is not valid: use letters, digits, underscores and dashes, starting with a letter.", name)
+		return
+	}
+	if prev := l.varByName[name]; prev != nil {
+		l.errorf(labelRange(b), "Duplicate variable",
+			"A variable named %q was already declared at %s. Variable names must be unique; rename or remove one of them.", name, prev.DeclRange)
+		return
+	}
+	content, diags := b.Body.Content(variableSchema)
+	l.addDiags(diags)
+	v := &Variable{Name: name, DeclRange: blockRange(b)}
+	l.varByName[name] = v
+	l.m.Variables = append(l.m.Variables, v)
+	// Descriptions and sensitive are literals; defaults may not refer to
+	// other variables (there is no evaluation context yet).
+	if a := content.Attributes["description"]; a != nil {
+		val, d := a.Expr.Value(nil)
+		l.addDiags(d)
+		if !d.HasErrors() && val.Type() == cty.String && !val.IsNull() {
+			v.Description = val.AsString()
+		}
+	}
+	if a := content.Attributes["sensitive"]; a != nil {
+		val, d := a.Expr.Value(nil)
+		l.addDiags(d)
+		if !d.HasErrors() {
+			if val.Type() != cty.Bool || val.IsNull() {
+				l.typeErr(a, "a bool", val, "Write sensitive = true or sensitive = false.")
+			} else {
+				v.Sensitive = val.True()
+			}
+		}
+	}
+	val := cty.NilVal
+	var defaultAttr *hcl.Attribute
+	if a := content.Attributes["default"]; a != nil {
+		defaultAttr = a
+		dv, d := a.Expr.Value(&hcl.EvalContext{Functions: l.functions()})
+		l.addDiags(fixFuncDiags(d))
+		if !d.HasErrors() && dv.IsWhollyKnown() {
+			val = dv
+		}
+	}
+	override, has := l.cfg.vars[name]
+	if !has {
+		override, has = l.cfg.lookupEnv("MAILMIG_VAR_" + name)
+	}
+	if has {
+		ov, err := convertOverride(override, val)
+		if err != nil {
+			rng := b.DefRange
+			if defaultAttr != nil {
+				rng = defaultAttr.Expr.Range()
+			}
+			l.errorf(rng, "Invalid variable value",
+				"The value given for variable %q (by -var or MAILMIG_VAR_%s) %v.", name, name, err)
+		} else {
+			val = ov
+		}
+	}
+	if val == cty.NilVal {
+		if defaultAttr == nil {
+			l.errorf(labelRange(b), "Missing variable value",
+				"The variable %q has no default and no value was given. Set it with MAILMIG_VAR_%s=... in the environment, or add a default to the block.",
+				name, name)
+		}
+		val = cty.DynamicVal
+	} else {
+		v.Value = goValue(val)
+		if v.Sensitive {
+			if s, ok := v.Value.(string); ok {
+				v.Value = NewSecret(s)
+			} else {
+				v.Value = NewSecret(fmt.Sprint(v.Value))
+			}
+		}
+	}
+	l.varVals = append(l.varVals, varVal{name: name, val: val})
+}
+
+// convertOverride converts a string given on the command line or in the
+// environment to the type of the variable's default.
+func convertOverride(s string, def cty.Value) (cty.Value, error) {
+	if def == cty.NilVal || def.Type() == cty.String {
+		return cty.StringVal(s), nil
+	}
+	switch def.Type() {
+	case cty.Number:
+		v, err := cty.ParseNumberVal(strings.TrimSpace(s))
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("is not a number, like the default")
+		}
+		return v, nil
+	case cty.Bool:
+		switch strings.TrimSpace(s) {
+		case "true":
+			return cty.True, nil
+		case "false":
+			return cty.False, nil
+		}
+		return cty.NilVal, fmt.Errorf("is not true or false, like the default")
+	}
+	if def.Type().IsTupleType() || def.Type().IsListType() {
+		var elems []cty.Value
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				elems = append(elems, cty.StringVal(p))
+			}
+		}
+		if len(elems) == 0 {
+			return cty.ListValEmpty(cty.String), nil
+		}
+		return cty.ListVal(elems), nil
+	}
+	return cty.NilVal, fmt.Errorf("cannot be given as a string for a default of this type")
+}
+
+// goValue converts a cty value to plain Go values.
+func goValue(v cty.Value) any {
+	if v.IsNull() || !v.IsKnown() {
+		return nil
+	}
+	t := v.Type()
+	switch {
+	case t == cty.String:
+		return v.AsString()
+	case t == cty.Bool:
+		return v.True()
+	case t == cty.Number:
+		bf := v.AsBigFloat()
+		if i, acc := bf.Int64(); acc == 0 && bf.IsInt() {
+			return i
+		}
+		f, _ := bf.Float64()
+		return f
+	case t.IsListType() || t.IsTupleType() || t.IsSetType():
+		out := []any{}
+		for it := v.ElementIterator(); it.Next(); {
+			_, e := it.Element()
+			out = append(out, goValue(e))
+		}
+		return out
+	case t.IsObjectType() || t.IsMapType():
+		out := map[string]any{}
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			out[k.AsString()] = goValue(e)
+		}
+		return out
+	}
+	return nil
+}
+
+var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}}}
+var routesSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "sqlite"}}}
+
+// singleton reports duplicates of a block that may appear once and returns
+// the first.
+func (l *loader) singleton(blocks []*hcl.Block, what string) *hcl.Block {
+	if len(blocks) == 0 {
+		return nil
+	}
+	for _, b := range blocks[1:] {
+		l.errorf(b.DefRange, "Duplicate "+what+" block",
+			"A plan may have only one %s block; the first is at %s. Merge the two blocks.", what, toRange(blocks[0].DefRange))
+	}
+	return blocks[0]
+}
+
+func (l *loader) decodeState(blocks []*hcl.Block) {
+	l.m.State.Path = l.resolvePath("state")
+	b := l.singleton(blocks, "state")
+	if b == nil {
+		return
+	}
+	l.m.State.DeclRange = blockRange(b)
+	content, diags := b.Body.Content(stateSchema)
+	l.addDiags(diags)
+	if p, attr, ok := l.attrString(content.Attributes, "path"); ok {
+		if strings.TrimSpace(p) == "" {
+			l.errorf(attr.Expr.Range(), "Empty state path", "The state path must name a directory, for example path = \"state/\".")
+		} else {
+			l.m.State.Path = l.resolvePath(p)
+		}
+	}
+}
+
+func (l *loader) decodeRoutes(blocks []*hcl.Block) {
+	l.m.Routes.SQLite = filepath.Join(l.m.State.Path, "routes.db")
+	b := l.singleton(blocks, "routes")
+	if b == nil {
+		return
+	}
+	l.m.Routes.DeclRange = blockRange(b)
+	content, diags := b.Body.Content(routesSchema)
+	l.addDiags(diags)
+	if p, attr, ok := l.attrString(content.Attributes, "sqlite"); ok {
+		if strings.TrimSpace(p) == "" {
+			l.errorf(attr.Expr.Range(), "Empty routes path", "The routes sqlite attribute must name a file, for example sqlite = \"state/routes.db\".")
+		} else {
+			l.m.Routes.SQLite = l.resolvePath(p)
+		}
+	}
 }

@@ -19,7 +19,7 @@ type Migration struct {
 	// Sources holds the bytes of every file read while loading (plan files
 	// and files read by file() and csv()), keyed by the file name used in
 	// diagnostic ranges. The diagnostics renderer uses it for snippets.
-	Sources map[string][]byte
+	Sources map[string][]byte `json:"-"`
 	// Hash is the hex SHA-256 of the plan files' contents in load order,
 	// each preceded by its base name. The journal records it.
 	Hash string

@@ -1,0 +1,441 @@
+package plan
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// netProtocols are the endpoint blocks with an address.
+var netProtocols = []Protocol{ProtoIMAP, ProtoPOP3, ProtoManageSieve, ProtoSMTP, ProtoSubmission, ProtoLMTP}
+
+// httpProtocols are the endpoint blocks with a URL.
+var httpProtocols = []Protocol{ProtoJMAP, ProtoCalDAV, ProtoCardDAV, ProtoWebDAV}
+
+func isIn(p Protocol, list []Protocol) bool {
+	for _, q := range list {
+		if p == q {
+			return true
+		}
+	}
+	return false
+}
+
+var backendSchema = func() *hcl.BodySchema {
+	s := &hcl.BodySchema{
+		Attributes: []hcl.AttributeSchema{
+			{Name: "login"},
+			{Name: "proxy_protocol"},
+		},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "master"}, {Type: "limits"}},
+	}
+	for _, p := range Protocols {
+		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: string(p)})
+	}
+	return s
+}()
+
+var netEndpointSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "address", Required: true},
+		{Name: "tls"},
+		{Name: "ca_file"},
+		{Name: "insecure_skip_verify"},
+		{Name: "server_name"},
+		{Name: "proxy_protocol"},
+	},
+}
+
+var httpEndpointSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "url", Required: true},
+		{Name: "ca_file"},
+		{Name: "insecure_skip_verify"},
+		{Name: "server_name"},
+	},
+}
+
+var pathEndpointSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{{Name: "path", Required: true}},
+}
+
+var exchangeSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "api"},
+		{Name: "url"},
+		{Name: "tenant"},
+		{Name: "client_id"},
+		{Name: "client_secret"},
+		{Name: "ca_file"},
+		{Name: "insecure_skip_verify"},
+	},
+}
+
+var masterSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "user", Required: true},
+		{Name: "password", Required: true},
+	},
+}
+
+var limitsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "connections"},
+		{Name: "messages_per_second"},
+		{Name: "bytes_per_second"},
+	},
+}
+
+// DefaultConnections is a backend's default limits.connections.
+const DefaultConnections = 8
+
+func (l *loader) backendNames() []string { return sortedKeys(l.backendByName) }
+
+func (l *loader) decodeBackend(b *hcl.Block) {
+	name := b.Labels[0]
+	if !hclsyntax.ValidIdentifier(name) {
+		l.errorf(labelRange(b), "Invalid backend name",
+			"The backend name %q is not valid: use letters, digits, underscores and dashes, starting with a letter, so that it can be referenced as backend.<name>.", name)
+		return
+	}
+	if prev := l.backendByName[name]; prev != nil {
+		l.errorf(labelRange(b), "Duplicate backend",
+			"A backend named %q was already declared at %s. Backend names must be unique; rename or remove one of them.", name, prev.DeclRange)
+		return
+	}
+	be := &Backend{
+		Name:      name,
+		Login:     LoginPassthrough,
+		Limits:    Limits{Connections: DefaultConnections},
+		DeclRange: blockRange(b),
+	}
+	l.backendByName[name] = be
+	l.m.Backends = append(l.m.Backends, be)
+
+	content, diags := b.Body.Content(backendSchema)
+	l.addDiags(diags)
+
+	defaultPP := ProxyProtocolNone
+	if pp, ok := l.proxyProtocolAttr(content.Attributes); ok {
+		defaultPP = pp
+	}
+
+	seen := map[string]*hcl.Block{}
+	for _, blk := range content.Blocks {
+		if first := seen[blk.Type]; first != nil {
+			l.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
+				"The backend %q already has a %s block at %s. A backend has at most one block of each kind; merge them.",
+				name, blk.Type, toRange(first.DefRange))
+			continue
+		}
+		seen[blk.Type] = blk
+	}
+	for _, p := range Protocols {
+		blk := seen[string(p)]
+		if blk == nil {
+			continue
+		}
+		if e := l.decodeEndpoint(p, blk, defaultPP); e != nil {
+			be.Endpoints = append(be.Endpoints, e)
+			switch p {
+			case ProtoMaildir:
+				be.Maildir = &Maildir{Path: e.Path, DeclRange: e.DeclRange}
+			case ProtoTakeout:
+				be.Takeout = &Takeout{Path: e.Path, DeclRange: e.DeclRange}
+			case ProtoExchange:
+				be.Exchange = l.decodeExchange(blk, e)
+			}
+		}
+	}
+	if len(be.Endpoints) == 0 && !hasEndpointBlock(seen) {
+		l.errorf(labelRange(b), "Backend without endpoints",
+			"The backend %q declares no endpoint. Add at least one block such as imap { address = \"host:993\" tls = \"implicit\" } or jmap { url = \"https://host/.well-known/jmap\" }.", name)
+	}
+
+	if blk := seen["master"]; blk != nil {
+		be.Master = l.decodeMaster(blk)
+	}
+	if blk := seen["limits"]; blk != nil {
+		l.decodeLimits(blk, &be.Limits)
+	}
+	if s, attr, ok := l.attrString(content.Attributes, "login"); ok {
+		switch LoginMode(s) {
+		case LoginPassthrough, LoginMaster:
+			be.Login = LoginMode(s)
+		default:
+			l.errorf(attr.Expr.Range(), "Invalid login mode",
+				"The login mode %q is not known. Use login = \"passthrough\" (replay each user's own credentials) or login = \"master\" (log in with the master block's credentials).", s)
+		}
+		if be.Login == LoginMaster && seen["master"] == nil {
+			l.errorf(attr.Expr.Range(), "Missing master credentials",
+				"The backend %q uses login = \"master\" but has no master block. Add master { user = \"...\" password = env(\"...\") } to the backend, or use login = \"passthrough\".", name)
+		}
+	}
+	if be.Login != LoginMaster && seen["master"] != nil {
+		l.warnf(seen["master"].DefRange, "Unused master credentials",
+			"The backend %q has a master block but logs in with passthrough, so the master credentials are never used. Set login = \"master\" or remove the master block.", name)
+	}
+}
+
+func hasEndpointBlock(seen map[string]*hcl.Block) bool {
+	for _, p := range Protocols {
+		if seen[string(p)] != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loader) proxyProtocolAttr(attrs hcl.Attributes) (ProxyProtocol, bool) {
+	s, attr, ok := l.attrString(attrs, "proxy_protocol")
+	if !ok {
+		return ProxyProtocolNone, false
+	}
+	switch s {
+	case "none", "":
+		return ProxyProtocolNone, true
+	case "v1", "v2":
+		return ProxyProtocol(s), true
+	}
+	l.errorf(attr.Expr.Range(), "Invalid PROXY protocol version",
+		"The proxy_protocol value %q is not known. Use \"v2\" (binary, preferred), \"v1\" (text) or \"none\".", s)
+	return ProxyProtocolNone, false
+}
+
+func (l *loader) decodeEndpoint(p Protocol, blk *hcl.Block, defaultPP ProxyProtocol) *Endpoint {
+	e := &Endpoint{Protocol: p, ProxyProtocol: defaultPP, DeclRange: blockRange(blk)}
+	switch {
+	case isIn(p, netProtocols):
+		content, diags := blk.Body.Content(netEndpointSchema)
+		l.addDiags(diags)
+		if addr, attr, ok := l.attrString(content.Attributes, "address"); ok {
+			if err := checkHostPort(addr, false); err != nil {
+				l.errorf(attr.Expr.Range(), "Invalid address",
+					"The %s address %q is not valid: %v. Write host:port, for example address = \"mail.example.org:%d\".", p, addr, err, defaultPort(p))
+			}
+			e.Address = addr
+		}
+		e.TLS = TLSStartTLS
+		if p == ProtoLMTP {
+			e.TLS = TLSNone
+		}
+		if s, attr, ok := l.attrString(content.Attributes, "tls"); ok {
+			switch TLSMode(s) {
+			case TLSImplicit, TLSStartTLS, TLSNone:
+				e.TLS = TLSMode(s)
+			default:
+				l.errorf(attr.Expr.Range(), "Invalid TLS mode",
+					"The TLS mode %q is not known. Use \"implicit\" (TLS from the first byte, as on port 993), \"starttls\" (upgrade a plain connection, as on port 143) or \"none\" (plain text, for loopback only).", s)
+			}
+		}
+		if pp, ok := l.proxyProtocolAttr(content.Attributes); ok {
+			e.ProxyProtocol = pp
+		}
+		l.decodeTLSOptions(content.Attributes, e)
+		if e.TLS == TLSNone && (e.CAFile != "" || e.InsecureSkipVerify) {
+			l.warnf(blk.DefRange, "TLS options without TLS",
+				"The %s endpoint sets ca_file or insecure_skip_verify but tls = \"none\", so they have no effect. Remove them or choose tls = \"implicit\" or \"starttls\".", p)
+		}
+	case isIn(p, httpProtocols):
+		content, diags := blk.Body.Content(httpEndpointSchema)
+		l.addDiags(diags)
+		if u, attr, ok := l.attrString(content.Attributes, "url"); ok {
+			if err := checkHTTPURL(u); err != nil {
+				l.errorf(attr.Expr.Range(), "Invalid URL",
+					"The %s URL %q is not valid: %v. Write an absolute http or https URL, for example url = \"https://mail.example.org/%s\".", p, u, err, exampleURLPath(p))
+			}
+			e.URL = u
+			e.TLS = TLSNone
+			if strings.HasPrefix(strings.ToLower(u), "https:") {
+				e.TLS = TLSImplicit
+			}
+		}
+		l.decodeTLSOptions(content.Attributes, e)
+	case p == ProtoMaildir || p == ProtoTakeout:
+		content, diags := blk.Body.Content(pathEndpointSchema)
+		l.addDiags(diags)
+		if s, attr, ok := l.attrString(content.Attributes, "path"); ok {
+			if strings.TrimSpace(s) == "" {
+				l.errorf(attr.Expr.Range(), "Empty path", "The %s path must name a directory, for example path = \"/var/vmail/%%d/%%n/Maildir\".", p)
+			}
+			e.Path = l.resolvePath(s)
+		}
+	case p == ProtoExchange:
+		// Decoded in decodeExchange; the Endpoint carries URL and TLS.
+	}
+	return e
+}
+
+func (l *loader) decodeTLSOptions(attrs hcl.Attributes, e *Endpoint) {
+	if s, _, ok := l.attrString(attrs, "ca_file"); ok {
+		e.CAFile = l.resolvePath(s)
+	}
+	if b, _, ok := l.attrBool(attrs, "insecure_skip_verify"); ok {
+		e.InsecureSkipVerify = b
+	}
+	if s, _, ok := l.attrString(attrs, "server_name"); ok {
+		e.ServerName = s
+	}
+}
+
+func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
+	content, diags := blk.Body.Content(exchangeSchema)
+	l.addDiags(diags)
+	x := &Exchange{API: "graph", URL: "https://graph.microsoft.com/v1.0", DeclRange: e.DeclRange}
+	apiSet := false
+	if s, attr, ok := l.attrString(content.Attributes, "api"); ok {
+		switch s {
+		case "graph", "ews":
+			x.API, apiSet = s, true
+		default:
+			l.errorf(attr.Expr.Range(), "Invalid Exchange API",
+				"The Exchange api %q is not known. Use \"graph\" for Microsoft 365 or \"ews\" for an on-premises Exchange server.", s)
+		}
+	}
+	_ = apiSet
+	if x.API == "ews" {
+		x.URL = ""
+	}
+	if u, attr, ok := l.attrString(content.Attributes, "url"); ok {
+		if err := checkHTTPURL(u); err != nil {
+			l.errorf(attr.Expr.Range(), "Invalid URL",
+				"The Exchange URL %q is not valid: %v. Write an absolute https URL, for example url = \"https://exchange.example.org/EWS/Exchange.asmx\".", u, err)
+		}
+		x.URL = u
+	} else if x.API == "ews" {
+		l.errorf(blk.Body.MissingItemRange(), "Missing EWS URL",
+			"An Exchange block with api = \"ews\" needs url = \"https://<server>/EWS/Exchange.asmx\".")
+	}
+	if s, _, ok := l.attrString(content.Attributes, "tenant"); ok {
+		x.Tenant = s
+	}
+	if s, _, ok := l.attrString(content.Attributes, "client_id"); ok {
+		x.ClientID = s
+	}
+	if s, _, ok := l.attrSecret(content.Attributes, "client_secret"); ok {
+		x.ClientSecret = s
+	}
+	if x.API == "graph" {
+		for _, req := range []string{"tenant", "client_id", "client_secret"} {
+			if content.Attributes[req] == nil {
+				l.errorf(blk.Body.MissingItemRange(), "Missing Exchange credentials",
+					"An Exchange block with api = \"graph\" needs tenant, client_id and client_secret (an app registration with Mail.Read, Calendars.Read and Contacts.Read application permissions); %s is missing.", req)
+			}
+		}
+	}
+	e.URL = x.URL
+	e.TLS = TLSImplicit
+	l.decodeTLSOptions(content.Attributes, e)
+	return x
+}
+
+func (l *loader) decodeMaster(blk *hcl.Block) *Master {
+	content, diags := blk.Body.Content(masterSchema)
+	l.addDiags(diags)
+	m := &Master{DeclRange: blockRange(blk)}
+	if s, attr, ok := l.attrString(content.Attributes, "user"); ok {
+		if strings.TrimSpace(s) == "" {
+			l.errorf(attr.Expr.Range(), "Empty master user", "The master user must not be empty; write the name of the master (admin) user, for example user = \"admin\".")
+		}
+		m.User = s
+	}
+	if s, _, ok := l.attrSecret(content.Attributes, "password"); ok {
+		m.Password = s
+	}
+	return m
+}
+
+func (l *loader) decodeLimits(blk *hcl.Block, lim *Limits) {
+	content, diags := blk.Body.Content(limitsSchema)
+	l.addDiags(diags)
+	lim.DeclRange = blockRange(blk)
+	if n, _, ok := l.attrInt(content.Attributes, "connections", 1); ok {
+		lim.Connections = n
+	}
+	if f, attr, ok := l.attrNumber(content.Attributes, "messages_per_second"); ok {
+		v, _ := f.Float64()
+		if v < 0 {
+			l.errorf(attr.Expr.Range(), "Number out of range", "messages_per_second must not be negative; use 0 for no limit.")
+		} else {
+			lim.MessagesPerSecond = v
+		}
+	}
+	if n, ok := l.attrBytes(content.Attributes, "bytes_per_second", true); ok {
+		lim.BytesPerSecond = n
+	}
+}
+
+// checkHostPort checks a host:port address; an empty host is allowed when
+// emptyHost is true (listen addresses).
+func checkHostPort(addr string, emptyHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			return fmt.Errorf("%s", ae.Err)
+		}
+		return err
+	}
+	if host == "" && !emptyHost {
+		return fmt.Errorf("the host is missing")
+	}
+	if strings.ContainsAny(host, " /\\@") {
+		return fmt.Errorf("the host %q contains a character not allowed in a host name", host)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (n == 0 && !emptyHost) {
+		return fmt.Errorf("the port %q is not a number between 1 and 65535", port)
+	}
+	return nil
+}
+
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		if ue, ok := err.(*url.Error); ok {
+			return ue.Err
+		}
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("the scheme must be http or https")
+	}
+	if u.Host == "" {
+		return fmt.Errorf("the host is missing")
+	}
+	return nil
+}
+
+func defaultPort(p Protocol) int {
+	switch p {
+	case ProtoIMAP:
+		return 993
+	case ProtoPOP3:
+		return 995
+	case ProtoManageSieve:
+		return 4190
+	case ProtoSMTP:
+		return 25
+	case ProtoSubmission:
+		return 587
+	case ProtoLMTP:
+		return 24
+	}
+	return 443
+}
+
+func exampleURLPath(p Protocol) string {
+	switch p {
+	case ProtoJMAP:
+		return ".well-known/jmap"
+	case ProtoCalDAV:
+		return "dav/calendars/"
+	case ProtoCardDAV:
+		return "dav/addressbooks/"
+	}
+	return "dav/files/"
+}

@@ -1,0 +1,232 @@
+package plan
+
+import (
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Proxy defaults.
+const (
+	DefaultHoldLogins     = 30 * time.Second
+	DefaultPreAuthTimeout = 60 * time.Second
+	DefaultIdleTimeout    = 30 * time.Minute
+	DefaultMaxConnections = 10000
+)
+
+// listenProtocols are the proxy's listen attributes in canonical order;
+// the value says whether the listener speaks implicit TLS.
+var listenProtocols = []struct {
+	name     string
+	implicit bool
+}{
+	{"imap", false}, {"imaps", true},
+	{"pop3", false}, {"pop3s", true},
+	{"managesieve", false},
+	{"submission", false}, {"submissions", true},
+	{"smtp", false},
+	{"lmtp", false},
+	{"http", false}, {"https", true},
+}
+
+var proxySchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "public_origin"},
+		{Name: "hold_logins"},
+		{Name: "pre_auth_timeout"},
+		{Name: "idle_timeout"},
+		{Name: "max_connections"},
+		{Name: "accept_proxy_protocol"},
+	},
+	Blocks: []hcl.BlockHeaderSchema{{Type: "listen"}, {Type: "tls"}},
+}
+
+var listenSchema = func() *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, p := range listenProtocols {
+		s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: p.name})
+	}
+	return s
+}()
+
+var proxyTLSSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "cert", Required: true},
+		{Name: "key", Required: true},
+	},
+}
+
+func (l *loader) decodeProxy(blocks []*hcl.Block) {
+	b := l.singleton(blocks, "proxy")
+	if b == nil {
+		return
+	}
+	p := &Proxy{
+		HoldLogins:     DefaultHoldLogins,
+		PreAuthTimeout: DefaultPreAuthTimeout,
+		IdleTimeout:    DefaultIdleTimeout,
+		MaxConnections: DefaultMaxConnections,
+		DeclRange:      blockRange(b),
+	}
+	l.m.Proxy = p
+	content, diags := b.Body.Content(proxySchema)
+	l.addDiags(diags)
+
+	var listen, tlsBlk *hcl.Block
+	for _, blk := range content.Blocks {
+		first := &listen
+		if blk.Type == "tls" {
+			first = &tlsBlk
+		}
+		if *first != nil {
+			l.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
+				"The proxy already has a %s block at %s; merge the two.", blk.Type, toRange((*first).DefRange))
+			continue
+		}
+		*first = blk
+	}
+	if listen == nil {
+		l.errorf(b.DefRange, "Missing listen block",
+			"The proxy block needs a listen block with one address per protocol, for example listen { imap = \":143\" smtp = \":25\" http = \":8080\" }.")
+	} else {
+		lc, d := listen.Body.Content(listenSchema)
+		l.addDiags(d)
+		used := map[string]string{}
+		for _, lp := range listenProtocols {
+			addr, attr, ok := l.attrString(lc.Attributes, lp.name)
+			if !ok {
+				continue
+			}
+			if err := checkHostPort(addr, true); err != nil {
+				l.errorf(attr.Expr.Range(), "Invalid listen address",
+					"The %s listen address %q is not valid: %v. Write [host]:port, for example %s = \"0.0.0.0:%d\" or %s = \":%d\".",
+					lp.name, addr, err, lp.name, listenPort(lp.name), lp.name, listenPort(lp.name))
+				continue
+			}
+			if prev, dup := used[normListen(addr)]; dup {
+				l.errorf(attr.Expr.Range(), "Duplicate listen address",
+					"The %s listener uses %q, which the %s listener already uses. Give each protocol its own port.", lp.name, addr, prev)
+				continue
+			}
+			used[normListen(addr)] = lp.name
+			p.Listeners = append(p.Listeners, &Listener{
+				Protocol: lp.name, Address: addr, ImplicitTLS: lp.implicit, DeclRange: toRange(attr.Range),
+			})
+		}
+		if len(lc.Attributes) == 0 {
+			l.errorf(listen.DefRange, "No listeners",
+				"The proxy's listen block names no protocol. Add at least one, for example imap = \":143\".")
+		}
+	}
+	if tlsBlk != nil {
+		tc, d := tlsBlk.Body.Content(proxyTLSSchema)
+		l.addDiags(d)
+		t := &ProxyTLS{DeclRange: blockRange(tlsBlk)}
+		if s, _, ok := l.attrString(tc.Attributes, "cert"); ok {
+			t.Cert = l.resolvePath(s)
+		}
+		if s, _, ok := l.attrString(tc.Attributes, "key"); ok {
+			t.Key = l.resolvePath(s)
+		}
+		p.TLS = t
+	} else {
+		for _, ln := range p.Listeners {
+			if ln.ImplicitTLS {
+				r := ln.DeclRange
+				l.errorf(hcl.Range{Filename: r.Filename, Start: hcl.Pos{Line: r.Line, Column: r.Column}, End: hcl.Pos{Line: r.EndLine, Column: r.EndColumn}},
+					"Missing proxy certificate",
+					"The %s listener speaks TLS, but the proxy has no tls block. Add tls { cert = \"cert.pem\" key = \"key.pem\" } to the proxy block, or listen with the plain protocol.", ln.Protocol)
+				break
+			}
+		}
+	}
+	if s, attr, ok := l.attrString(content.Attributes, "public_origin"); ok {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			l.errorf(attr.Expr.Range(), "Invalid public origin",
+				"The public_origin %q is not an origin. Write scheme://host[:port] without a path, for example public_origin = \"https://mail.example.org\".", s)
+		} else {
+			p.PublicOrigin = strings.TrimSuffix(s, "/")
+		}
+	} else {
+		p.PublicOrigin = defaultOrigin(p)
+	}
+	if d, ok := l.attrDuration(content.Attributes, "hold_logins"); ok {
+		p.HoldLogins = d
+	}
+	if d, ok := l.attrDuration(content.Attributes, "pre_auth_timeout"); ok {
+		p.PreAuthTimeout = d
+	}
+	if d, ok := l.attrDuration(content.Attributes, "idle_timeout"); ok {
+		p.IdleTimeout = d
+	}
+	if n, _, ok := l.attrInt(content.Attributes, "max_connections", 1); ok {
+		p.MaxConnections = n
+	}
+	if v, _, ok := l.attrBool(content.Attributes, "accept_proxy_protocol"); ok {
+		p.AcceptProxyProtocol = v
+	}
+}
+
+// defaultOrigin derives the public origin from the https or http
+// listener; an unspecified host becomes localhost.
+func defaultOrigin(p *Proxy) string {
+	for _, name := range []string{"https", "http"} {
+		ln := p.Listener(name)
+		if ln == nil {
+			continue
+		}
+		host, port, err := net.SplitHostPort(ln.Address)
+		if err != nil {
+			return ""
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		if (name == "https" && port == "443") || (name == "http" && port == "80") {
+			return name + "://" + host
+		}
+		return name + "://" + net.JoinHostPort(host, port)
+	}
+	return ""
+}
+
+func normListen(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "0.0.0.0" || host == "::" {
+		host = ""
+	}
+	return host + ":" + port
+}
+
+func listenPort(name string) int {
+	switch name {
+	case "imap":
+		return 143
+	case "imaps":
+		return 993
+	case "pop3":
+		return 110
+	case "pop3s":
+		return 995
+	case "managesieve":
+		return 4190
+	case "submission":
+		return 587
+	case "submissions":
+		return 465
+	case "smtp":
+		return 25
+	case "lmtp":
+		return 24
+	case "http":
+		return 80
+	}
+	return 443
+}
