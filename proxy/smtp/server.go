@@ -1,0 +1,258 @@
+package smtp
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailmig/mailmig/proxy"
+)
+
+// Mode selects which of the three mail-transfer protocols a Server speaks.
+type Mode string
+
+// Server modes.
+const (
+	// ModeSMTP is the port-25 MX front: routes by recipient; recipients of
+	// a second backend get 452 4.5.3 so that the sender retries them in a
+	// separate transaction (RFC 5321 4.5.3.1.10).
+	ModeSMTP Mode = "smtp"
+	// ModeLMTP is an LMTP front (RFC 2033): routes by recipient and fans
+	// one transaction out to every backend involved, with one reply per
+	// recipient after DATA.
+	ModeLMTP Mode = "lmtp"
+	// ModeSubmission is the message submission front (RFC 6409): routes by
+	// the authenticated user and relays the transaction to that user's
+	// backend submission service.
+	ModeSubmission Mode = "submission"
+)
+
+// Options configure a Server. A nil *Options is invalid: Mode and Router
+// are required.
+type Options struct {
+	// Mode is the protocol spoken to clients. Required.
+	Mode Mode
+	// Router finds each recipient's or user's backend and ends the
+	// sessions of flipped accounts. Required.
+	Router proxy.Router
+	// Hostname is the name in the greeting and in EHLO/LHLO toward
+	// backends. Default: "localhost".
+	Hostname string
+	// TLSConfig enables STARTTLS toward clients when set.
+	TLSConfig *tls.Config
+	// ImplicitTLS makes Serve start TLS at once on every connection
+	// (submissions, port 465) with TLSConfig. Pass Serve a plain listener.
+	ImplicitTLS bool
+	// AllowInsecureAuth offers AUTH before TLS (submission; loopback
+	// tests). Default: false.
+	AllowInsecureAuth bool
+	// MaxMessageBytes limits the message size. Default: 64 MiB.
+	MaxMessageBytes int64
+	// MaxRecipients limits recipients per transaction. Default: 1000.
+	MaxRecipients int
+	// MaxLineLength limits a command line. Default: 2000 (RFC 5321
+	// 4.5.3.1.6, doubled).
+	MaxLineLength int
+	// IdleTimeout closes a connection that sends no command for this
+	// long. Default: 5 minutes (RFC 5321 4.5.3.2.7).
+	IdleTimeout time.Duration
+	// BackendTimeout bounds connecting to a backend and each command
+	// there. Default: 30 s.
+	BackendTimeout time.Duration
+	// Logger receives the log; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is one listener's worth of SMTP, LMTP or submission proxy. Create
+// it with NewServer; Serve may be called for several listeners.
+type Server struct {
+	opts Options
+	log  *slog.Logger
+	srv  *gosmtp.Server
+
+	nextID atomic.Uint64
+	panics atomic.Int64
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closing  bool
+}
+
+// NewServer checks opts and returns a Server.
+func NewServer(opts *Options) (*Server, error) {
+	if opts == nil {
+		return nil, errors.New("smtp proxy: options are required")
+	}
+	o := *opts
+	switch o.Mode {
+	case ModeSMTP, ModeLMTP, ModeSubmission:
+	default:
+		return nil, fmt.Errorf("smtp proxy: unknown mode %q", o.Mode)
+	}
+	if o.Router == nil {
+		return nil, errors.New("smtp proxy: a router is required")
+	}
+	if o.ImplicitTLS && o.TLSConfig == nil {
+		return nil, errors.New("smtp proxy: implicit TLS needs a TLS configuration")
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = 64 << 20
+	}
+	if o.MaxRecipients == 0 {
+		o.MaxRecipients = 1000
+	}
+	if o.MaxLineLength == 0 {
+		o.MaxLineLength = 2000
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.BackendTimeout == 0 {
+		o.BackendTimeout = 30 * time.Second
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: o, log: log.With("proto", string(o.Mode)), sessions: make(map[*session]struct{})}
+	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
+	gs.Domain = o.Hostname
+	gs.LMTP = o.Mode == ModeLMTP
+	gs.Network = "tcp"
+	if !o.ImplicitTLS {
+		gs.TLSConfig = o.TLSConfig // offers STARTTLS
+	}
+	gs.AllowInsecureAuth = o.AllowInsecureAuth
+	gs.MaxMessageBytes = o.MaxMessageBytes
+	gs.MaxRecipients = o.MaxRecipients
+	gs.MaxLineLength = o.MaxLineLength
+	gs.ReadTimeout = o.IdleTimeout
+	gs.WriteTimeout = time.Minute
+	gs.EnableSMTPUTF8 = false
+	gs.ErrorLog = errorLog{s}
+	s.srv = gs
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close. It returns nil
+// after a shutdown. ln must be a plain TCP listener (limits may wrap it);
+// implicit TLS is Options.ImplicitTLS.
+func (s *Server) Serve(ln net.Listener) error {
+	l := &listener{Listener: ln}
+	if s.opts.ImplicitTLS {
+		l.tls = s.opts.TLSConfig
+	}
+	err := s.srv.Serve(l)
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, says 421 to idle sessions and closes them,
+// lets transactions in progress finish until ctx ends, then closes the rest.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown(ctx) }()
+	s.endSessions(func(*session) bool { return true }, "4.3.2", "Service shutting down, try again later")
+	select {
+	case err := <-done:
+		if errors.Is(err, gosmtp.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		s.mu.Lock()
+		for ss := range s.sessions {
+			ss.conn.Conn().Close()
+		}
+		s.mu.Unlock()
+		return ctx.Err()
+	}
+}
+
+// Close closes listeners and every connection at once.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	if errors.Is(err, gosmtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Panics returns how many panics were recovered at connection boundaries.
+func (s *Server) Panics() int64 { return s.panics.Load() }
+
+// endSessions ends the sessions matched by pick: 421 and close when idle,
+// otherwise at the end of the current transaction.
+func (s *Server) endSessions(pick func(*session) bool, enh, text string) {
+	s.mu.Lock()
+	var picked []*session
+	for ss := range s.sessions {
+		if pick(ss) {
+			picked = append(picked, ss)
+		}
+	}
+	s.mu.Unlock()
+	for _, ss := range picked {
+		ss.end(enh, text)
+	}
+}
+
+func (s *Server) track(ss *session, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.sessions[ss] = struct{}{}
+	} else {
+		delete(s.sessions, ss)
+	}
+}
+
+// errorLog adapts go-smtp's logger to slog and counts recovered panics.
+type errorLog struct{ s *Server }
+
+func (l errorLog) Printf(format string, v ...any) { l.print(fmt.Sprintf(format, v...)) }
+func (l errorLog) Println(v ...any)               { l.print(fmt.Sprintln(v...)) }
+
+func (l errorLog) print(msg string) {
+	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "panic") {
+		l.s.panics.Add(1)
+		l.s.log.Error("panic recovered", "err", msg)
+		return
+	}
+	l.s.log.Debug("smtp server", "err", msg)
+}
+
+// Replies the proxy gives itself. Backend replies are passed through
+// unchanged (as *gosmtp.SMTPError) and are not listed here.
+var (
+	errRelayDenied = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"}
+	errNoSuchUser  = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+	errFrozen      = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 0}, Message: "Mailbox is being migrated, try again later"}
+	errOtherRoute  = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients for this transaction, send the others separately"}
+	errUnavailable = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 1}, Message: "Mail server temporarily unavailable, try again later"}
+	errLost        = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Connection to the mail server lost, try again later"}
+	errPartial     = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery failed for some recipients, try again later"}
+	errNoStatus    = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery status unknown, try again later"}
+	errConfig      = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5}, Message: "Temporary configuration problem, try again later"}
+	errTempAuth    = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	errNeedTLS     = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	errMoved       = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Account moved, please reconnect"}
+)

@@ -1,0 +1,175 @@
+package smtp
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailmig/mailmig/proxy"
+)
+
+// session is the state shared by delivery and submission sessions: the
+// bookkeeping that lets the server end a session from another goroutine.
+//
+// go-smtp calls the Session methods from the connection's goroutine (and
+// LMTPData from a helper goroutine while that one waits), so the protocol
+// state needs no lock; mu guards only what end() touches.
+type session struct {
+	srv  *Server
+	conn *gosmtp.Conn
+	log  *slog.Logger
+
+	mu         sync.Mutex
+	acct       string // route key of the authenticated user (submission)
+	inTx       bool   // between MAIL and the end of DATA/RSET
+	endPending bool   // end the session when the transaction is over
+}
+
+func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing {
+		return nil, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
+	}
+	base := &session{srv: s, conn: c}
+	base.log = s.log.With("cid", s.nextID.Add(1), "addr", c.Conn().RemoteAddr().String())
+	s.track(base, true)
+	base.log.Debug("session started", "helo", c.Hostname())
+	if s.opts.Mode == ModeSubmission {
+		return &submissionSession{session: base}, nil
+	}
+	return &deliverySession{session: base, conns: make(map[string]*backendConn)}, nil
+}
+
+func (ss *session) account() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.acct
+}
+
+func (ss *session) setTx(on bool) {
+	ss.mu.Lock()
+	ss.inTx = on
+	pending := ss.endPending && !on
+	ss.mu.Unlock()
+	if pending {
+		ss.stopReading()
+	}
+}
+
+// end asks the session to finish: at once when no transaction is open,
+// otherwise when it ends. The client then reads a 421 reply (go-smtp's
+// reply to a failed read) and the connection closes.
+func (ss *session) end(enh, text string) {
+	ss.mu.Lock()
+	inTx := ss.inTx
+	ss.endPending = true
+	ss.mu.Unlock()
+	ss.log.Info("ending session", "reason", text)
+	if !inTx {
+		ss.stopReading()
+	}
+}
+
+func (ss *session) ending() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.endPending
+}
+
+// stopReading makes the pending read of the next command fail with a
+// timeout; go-smtp answers it with 421 4.4.2 and closes the connection.
+func (ss *session) stopReading() {
+	if ec := unwrapEndConn(ss.conn.Conn()); ec != nil {
+		ec.stop()
+		return
+	}
+	ss.conn.Conn().SetReadDeadline(time.Now())
+}
+
+func (ss *session) logout() {
+	ss.srv.track(ss, false)
+}
+
+// clientInfo describes the front client for XCLIENT.
+func (ss *session) clientInfo(login string) clientInfo {
+	proto := "ESMTP"
+	return clientInfo{addr: ss.conn.Conn().RemoteAddr(), helo: ss.conn.Hostname(), proto: proto, login: login}
+}
+
+// dial opens a backend connection for delivery or submission.
+func (ss *session) dial(ctx context.Context, name string, ep proxy.Endpoint, lmtp bool, login string) (*backendConn, error) {
+	addr := ep.Address
+	tcfg := ep.TLSConfig
+	if ep.TLS == proxy.TLSImplicit || ep.TLS == proxy.TLSStartTLS {
+		if tcfg == nil {
+			tcfg = &tls12Config
+		}
+		if tcfg.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			tcfg = tcfg.Clone()
+			tcfg.ServerName = host
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, ss.srv.opts.BackendTimeout)
+	defer cancel()
+	start := time.Now()
+	bc, err := dialBackend(ctx, dialConfig{
+		name:      name,
+		addr:      addr,
+		lmtp:      lmtp,
+		tlsMode:   ep.TLS,
+		xclient:   ep.XCLIENT,
+		tlsConfig: tcfg,
+		localName: ss.srv.opts.Hostname,
+		timeout:   ss.srv.opts.BackendTimeout,
+		client:    ss.clientInfo(login),
+	})
+	if err != nil {
+		ss.log.Warn("backend unavailable", "backend", name, "err", err)
+		return nil, err
+	}
+	ss.log.Debug("backend connected", "backend", name, "duration", time.Since(start))
+	return bc, nil
+}
+
+// splitStatus separates an enhanced status code ("2.0.0 ") from a backend
+// reply text, so go-smtp can print it in the usual place.
+func splitStatus(code int, text string) *gosmtp.SMTPError {
+	e := &gosmtp.SMTPError{Code: code, EnhancedCode: gosmtp.NoEnhancedCode, Message: text}
+	first, rest, _ := strings.Cut(text, " ")
+	parts := strings.Split(first, ".")
+	if len(parts) == 3 && len(first) <= 11 {
+		var ec gosmtp.EnhancedCode
+		ok := true
+		for i, p := range parts {
+			n := 0
+			if p == "" || len(p) > 3 {
+				ok = false
+				break
+			}
+			for _, r := range p {
+				if r < '0' || r > '9' {
+					ok = false
+					break
+				}
+				n = n*10 + int(r-'0')
+			}
+			ec[i] = n
+		}
+		if ok && ec[0] == code/100 {
+			e.EnhancedCode = ec
+			e.Message = rest
+		}
+	}
+	if e.Message == "" {
+		e.Message = "OK"
+	}
+	return e
+}

@@ -1,0 +1,247 @@
+package smtp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+
+	"github.com/emersion/go-sasl"
+	gosmtp "github.com/emersion/go-smtp"
+
+	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/routes"
+)
+
+// submissionSession relays an authenticated submission session to the
+// user's backend: AUTH is answered by the backend (the proxy only routes),
+// then MAIL, RCPT and DATA are relayed command by command, each answered
+// with the backend's reply.
+type submissionSession struct {
+	*session
+
+	bc      *backendConn
+	dec     proxy.Decision
+	untrack func()
+}
+
+var (
+	_ gosmtp.Session     = (*submissionSession)(nil)
+	_ gosmtp.AuthSession = (*submissionSession)(nil)
+)
+
+// AuthMechanisms lists the SASL mechanisms offered to clients (RFC 4954).
+func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+
+// Auth returns the SASL server of one mechanism.
+func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
+	if s.bc != nil {
+		return nil, &gosmtp.SMTPError{Code: 503, EnhancedCode: gosmtp.EnhancedCode{5, 5, 1}, Message: "Already authenticated"}
+	}
+	switch mech {
+	case sasl.Plain:
+		return sasl.NewPlainServer(func(identity, username, password string) error {
+			return s.login(identity, username, password)
+		}), nil
+	case sasl.Login:
+		return &loginServer{auth: func(username, password string) error {
+			return s.login("", username, password)
+		}}, nil
+	}
+	return nil, gosmtp.ErrAuthUnknownMechanism
+}
+
+// login routes the user, holds a frozen account for a while (Router.Await),
+// connects to the backend and authenticates there. The client's answer is
+// the backend's: the proxy reveals nothing before the backend accepted the
+// credentials.
+func (s *submissionSession) login(identity, username, password string) error {
+	key := identity
+	if key == "" {
+		key = username
+	}
+	log := s.log.With("user", routes.Normalize(key))
+	ctx := context.Background()
+	dec, err := s.srv.opts.Router.Await(ctx, key)
+	if err != nil {
+		if errors.Is(err, proxy.ErrUnknown) {
+			log.Debug("login for unknown account")
+			return gosmtp.ErrAuthFailed
+		}
+		log.Info("login refused temporarily", "err", err)
+		return errTempAuth
+	}
+	r := dec.Route
+	log = log.With("backend", r.Backend)
+	ep, ok := dec.Backend.Endpoint(proxy.Submission)
+	if !ok || ep.Address == "" {
+		log.Error("backend has no submission address")
+		return errTempAuth
+	}
+	if ep.TLS != proxy.TLSImplicit && ep.TLS != proxy.TLSStartTLS && !ep.AllowPlaintext {
+		log.Error("refusing to send credentials to a backend without TLS")
+		return errNeedTLS
+	}
+	bc, err := s.dial(ctx, r.Backend, ep, false, "")
+	if err != nil {
+		return errTempAuth
+	}
+	var cl sasl.Client
+	if dec.Backend.Login == proxy.LoginMaster {
+		cl = sasl.NewPlainClient(dec.Backend.MasterLogin(key))
+	} else {
+		cl = sasl.NewPlainClient(identity, username, password)
+	}
+	if err := bc.client.Auth(cl); err != nil {
+		bc.broken = smtpErr(err) == nil
+		bc.close()
+		if se := smtpErr(err); se != nil && se.Code/100 == 5 {
+			log.Debug("backend refused credentials", "code", se.Code)
+			return gosmtp.ErrAuthFailed
+		}
+		log.Warn("backend login failed", "err", err)
+		return errTempAuth
+	}
+	s.bc = bc
+	s.dec = dec
+	s.mu.Lock()
+	s.acct = r.Account
+	s.mu.Unlock()
+	s.untrack = s.srv.opts.Router.Track(dec, proxy.Submission, func(reason string) {
+		s.end("4.4.2", reason)
+	})
+	log.Info("login")
+	return nil
+}
+
+// Mail relays MAIL FROM after checking that the route still holds.
+func (s *submissionSession) Mail(from string, opts *gosmtp.MailOptions) error {
+	if s.bc == nil {
+		return gosmtp.ErrAuthRequired
+	}
+	if s.ending() {
+		s.stopReading()
+		return errMoved
+	}
+	s.bc.reset()
+	if err := s.bc.client.Mail(from, opts); err != nil {
+		return s.relayErr(err)
+	}
+	s.bc.inTx = true
+	s.setTx(true)
+	return nil
+}
+
+// Rcpt relays RCPT TO.
+func (s *submissionSession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
+	if s.bc == nil {
+		return gosmtp.ErrAuthRequired
+	}
+	if err := s.bc.client.Rcpt(to, opts); err != nil {
+		return s.relayErr(err)
+	}
+	return nil
+}
+
+// Data relays the message and answers with the backend's reply.
+func (s *submissionSession) Data(r io.Reader) error {
+	defer s.setTx(false)
+	if s.bc == nil {
+		return gosmtp.ErrAuthRequired
+	}
+	w, err := s.bc.client.Data()
+	if err != nil {
+		s.bc.inTx = false
+		return s.relayErr(err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		s.lost()
+		if se := smtpErr(err); se != nil {
+			return se
+		}
+		return errLost
+	}
+	s.bc.inTx = false
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return s.relayErr(err)
+	}
+	return splitStatus(250, resp.StatusText)
+}
+
+// relayErr passes a backend reply through; a transport failure ends the
+// session, since the backend session is gone.
+func (s *submissionSession) relayErr(err error) error {
+	if se := smtpErr(err); se != nil {
+		return se
+	}
+	s.log.Warn("backend lost", "backend", s.dec.Route.Backend, "err", err)
+	s.lost()
+	s.stopReading()
+	return errLost
+}
+
+func (s *submissionSession) lost() {
+	if s.bc != nil {
+		s.bc.broken = true
+		s.bc.close()
+		s.bc = nil
+	}
+}
+
+// Reset ends the transaction on the backend.
+func (s *submissionSession) Reset() {
+	if s.bc != nil {
+		s.bc.reset()
+		if s.bc.broken {
+			s.lost()
+		}
+	}
+	s.setTx(false)
+}
+
+// Logout closes the backend session.
+func (s *submissionSession) Logout() error {
+	if s.bc != nil {
+		s.bc.close()
+		s.bc = nil
+	}
+	if s.untrack != nil {
+		s.untrack()
+	}
+	s.logout()
+	return nil
+}
+
+// loginServer is the server side of the obsolete but common SASL LOGIN
+// mechanism (draft-murchison-sasl-login), which go-sasl lacks.
+type loginServer struct {
+	auth     func(username, password string) error
+	step     int
+	username string
+}
+
+var _ sasl.Server = (*loginServer)(nil)
+
+// Next implements sasl.Server.
+func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	switch l.step {
+	case 0:
+		l.step = 1
+		if response == nil {
+			return []byte("Username:"), false, nil
+		}
+		fallthrough
+	case 1:
+		if bytes.ContainsRune(response, 0) {
+			return nil, false, errors.New("malformed username")
+		}
+		l.username = string(response)
+		l.step = 2
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step = 3
+		return nil, true, l.auth(l.username, string(response))
+	}
+	return nil, false, errors.New("unexpected response")
+}
