@@ -199,6 +199,10 @@ func fixFuncDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 		var fe *funcError
 		if errors.As(extra.FunctionCallError(), &fe) {
 			d.Summary, d.Detail = fe.summary, fe.detail
+			if call, ok := d.Expression.(*hclsyntax.FunctionCallExpr); ok {
+				r := call.Range()
+				d.Subject = &r
+			}
 		}
 	}
 	return diags

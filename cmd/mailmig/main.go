@@ -34,7 +34,9 @@ type command struct {
 // commands is the subcommand table. Every entry does real work; commands
 // arrive here with the issue that implements them.
 var commands = map[string]command{
-	"version": {synopsis: "Print the mailmig version", run: runVersion},
+	"version":  {synopsis: "Print the mailmig version", run: runVersion},
+	"validate": {synopsis: "Check the plan for errors", run: runValidate},
+	"fmt":      {synopsis: "Rewrite plan files in the canonical format", run: runFmt},
 }
 
 // Exit codes shared by every subcommand.
