@@ -35,6 +35,7 @@ type command struct {
 // arrive here with the issue that implements them.
 var commands = map[string]command{
 	"version":  {synopsis: "Print the mailmig version", run: runVersion},
+	"vandelay": {synopsis: "Import, export and inspect one account's data (archive)", run: runVandelay},
 	"validate": {synopsis: "Check the plan for errors", run: runValidate},
 	"fmt":      {synopsis: "Rewrite plan files in the canonical format", run: runFmt},
 }

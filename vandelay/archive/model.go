@@ -406,3 +406,35 @@ func (a *Archive) MailboxCounts(ctx context.Context) (map[int64]MailboxCount, er
 	}
 	return out, rows.Err()
 }
+
+// RunInfo is one recorded import run.
+type RunInfo struct {
+	ID                int64
+	SourceID          int64
+	Started, Finished time.Time
+	// Status is running (or killed), complete or partial.
+	Status string
+	// Counts is the run's counters as JSON.
+	Counts string
+}
+
+// Runs lists the recorded import runs, oldest first.
+func (a *Archive) Runs(ctx context.Context) ([]RunInfo, error) {
+	rows, err := a.db.QueryContext(ctx, "SELECT id, source_id, started_at, finished_at, status, counts FROM runs ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	defer rows.Close()
+	var out []RunInfo
+	for rows.Next() {
+		var r RunInfo
+		var st int64
+		var fin sql.NullInt64
+		if err := rows.Scan(&r.ID, &r.SourceID, &st, &fin, &r.Status, &r.Counts); err != nil {
+			return nil, err
+		}
+		r.Started, r.Finished = time.Unix(st, 0).UTC(), unixOrZero(fin)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -86,6 +86,7 @@ type Run struct {
 	touched map[int64]*snap
 	counts  Counts
 	done    bool
+	start   time.Time
 }
 
 type snap struct {
@@ -100,7 +101,7 @@ func (a *Archive) BeginRun(ctx context.Context, src Source, opts *RunOptions) (*
 	if a.readOnly {
 		return nil, errors.New("archive opened read-only")
 	}
-	r := &Run{a: a, src: src, touched: map[int64]*snap{}}
+	r := &Run{a: a, src: src, touched: map[int64]*snap{}, start: time.Now()}
 	if opts != nil {
 		r.opts = *opts
 	}
@@ -623,10 +624,6 @@ func (r *Run) Finish(ctx context.Context, complete bool) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var started int64
-	if err := tx.QueryRowContext(ctx, "SELECT started_at FROM runs WHERE id = ?", r.runID).Scan(&started); err != nil && !r.opts.DryRun {
-		return nil, fmt.Errorf("read run: %w", err)
-	}
 	now := time.Now()
 	if complete {
 		rows, err := tx.QueryContext(ctx, `SELECT id FROM messages m WHERE deleted_at IS NULL
@@ -669,7 +666,7 @@ func (r *Run) Finish(ctx context.Context, complete bool) (*Result, error) {
 	if _, err := tx.ExecContext(ctx, "UPDATE runs SET finished_at = ?, status = ?, counts = ? WHERE id = ?", now.Unix(), status, counts, r.runID); err != nil {
 		return nil, err
 	}
-	res := &Result{Counts: r.counts, Complete: complete, DryRun: r.opts.DryRun, Duration: now.Sub(time.Unix(started, 0))}
+	res := &Result{Counts: r.counts, Complete: complete, DryRun: r.opts.DryRun, Duration: now.Sub(r.start)}
 	if r.opts.DryRun {
 		r.rollbackLocked()
 	} else if err := r.commitLocked(); err != nil {

@@ -1,0 +1,223 @@
+package vandelay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/mailmig/mailmig/vandelay/archive"
+)
+
+// MailSource is one account's mail at a source (IMAP, POP3, Maildir,
+// Google Takeout). Sync makes the archive run match the source: it lists
+// the source's mailboxes into run.SyncMailboxes, compares each mailbox with
+// run.Locations and hands the differences to the run (Add, SetKeywords,
+// Remove), and saves each mailbox's cursor when the mailbox is done.
+//
+// Sync returns nil only when every in-scope mailbox was synced completely;
+// the caller then finishes the run as complete (tombstoning what vanished).
+// An error that leaves some mailboxes unsynced is a [*PartialError]: the
+// archive is consistent and the next run resumes.
+//
+// A MailSource is used by one goroutine; it may use several connections
+// internally. Close releases its connections.
+//
+// Why not an iterator (Next() (*Message, error)) like mox's MsgSource:
+// convergence needs the source's own change tracking (CONDSTORE, UIDL,
+// file names), which differs per protocol, so each source drives the diff
+// against the archive itself; the archive keeps the shared semantics
+// (one message per content, moves as membership changes, tombstones).
+type MailSource interface {
+	// Describe returns the source's identity for the source-change guard.
+	Describe() archive.Source
+	// Sync brings run up to date with the source.
+	Sync(ctx context.Context, run *archive.Run) error
+	// Close releases connections and files.
+	Close() error
+}
+
+// NewSourceFunc creates a MailSource from a configuration. The registry
+// (package vandelay/sources) maps source kinds to these.
+type NewSourceFunc func(cfg *Config) (MailSource, error)
+
+// TLSMode selects how a network source protects its connection.
+type TLSMode string
+
+// TLS modes.
+const (
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (993, 995)
+	TLSStartTLS TLSMode = "starttls" // upgrade with STARTTLS / STLS
+	TLSNone     TLSMode = "none"     // cleartext; needs AllowCleartext
+)
+
+// Auth mechanisms for network sources.
+const (
+	AuthAuto        = ""            // SASL PLAIN when offered, else the LOGIN command
+	AuthPlain       = "plain"       // SASL PLAIN (RFC 4616)
+	AuthLogin       = "login"       // IMAP LOGIN / POP3 USER+PASS
+	AuthXOAUTH2     = "xoauth2"     // Google/Microsoft XOAUTH2 with Token
+	AuthOAuthBearer = "oauthbearer" // RFC 7628 with Token
+)
+
+// Master-user login forms (Config.MasterForm).
+const (
+	MasterStar    = "star"    // log in as "user*master" with the master's password (Dovecot)
+	MasterAuthzID = "authzid" // SASL PLAIN: authzid user, authcid master
+)
+
+// Config is the union of every source's settings; each source reads the
+// fields it needs and documents them. A zero value means the default.
+type Config struct {
+	// Address is host:port (IMAP, POP3).
+	Address string
+	// TLS is the transport mode. Default: implicit.
+	TLS TLSMode
+	// ServerName overrides the TLS server name. Default: Address's host.
+	ServerName string
+	// InsecureSkipVerify disables certificate checks (test servers only).
+	InsecureSkipVerify bool
+	// AllowCleartext permits TLSNone; without it a cleartext source is
+	// refused.
+	AllowCleartext bool
+
+	// User is the account whose mail is imported.
+	User string
+	// Password is User's password, or the master's with MasterUser.
+	Password string
+	// MasterUser logs in as this master/admin user on User's behalf.
+	MasterUser string
+	// MasterForm is MasterStar or MasterAuthzID. Default: MasterStar.
+	MasterForm string
+	// Auth is one of the Auth* mechanisms. Default: AuthAuto.
+	Auth string
+	// Token is the OAuth 2.0 access token for XOAUTH2/OAUTHBEARER.
+	Token string
+
+	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory.
+	Path string
+
+	// Include and Exclude select mailboxes by full path (UTF-8, source
+	// separator); a mailbox is in scope when it matches some Include (or
+	// Include is empty) and no Exclude.
+	Include, Exclude []*regexp.Regexp
+	// SubscribedOnly limits the import to subscribed mailboxes (and INBOX).
+	SubscribedOnly bool
+	// IncludeDeleted imports \Deleted messages too. Default: skip them.
+	IncludeDeleted bool
+
+	// Connections is the number of parallel connections. Default: 4,
+	// capped by Limits.Connections.
+	Connections int
+	// Batch is the number of messages per UID FETCH. Default: 100.
+	Batch int
+	// Timeout bounds one protocol command. Default: 5m.
+	Timeout time.Duration
+
+	// Throttle limits rate and connections; nil means unlimited.
+	Throttle *Throttle
+	// Progress receives progress; nil means none.
+	Progress Progress
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// InScope reports whether a mailbox path passes Include and Exclude.
+func (c *Config) InScope(path string) bool {
+	if len(c.Include) > 0 {
+		ok := false
+		for _, re := range c.Include {
+			if re.MatchString(path) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	for _, re := range c.Exclude {
+		if re.MatchString(path) {
+			return false
+		}
+	}
+	return true
+}
+
+// Log returns the configured logger or a discarding one.
+func (c *Config) Log() *slog.Logger {
+	if c.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Logger
+}
+
+// Progress receives an import's progress. Implementations must be safe for
+// concurrent use.
+type Progress interface {
+	// Discovered adds work found at the source (messages to fetch).
+	Discovered(messages int, bytes int64)
+	// Done adds finished work.
+	Done(messages int, bytes int64)
+}
+
+// Prog returns the configured Progress or a no-op one.
+func (c *Config) Prog() Progress {
+	if c.Progress == nil {
+		return nopProgress{}
+	}
+	return c.Progress
+}
+
+type nopProgress struct{}
+
+func (nopProgress) Discovered(int, int64) {}
+func (nopProgress) Done(int, int64)       {}
+
+// PartialError reports that some collections could not be synced; the
+// archive is consistent and the next run resumes them.
+type PartialError struct {
+	// Failed maps a mailbox path to its error.
+	Failed map[string]error
+}
+
+func (e *PartialError) Error() string {
+	n := 0
+	var one string
+	for p, err := range e.Failed {
+		n++
+		if one == "" {
+			one = p + ": " + err.Error()
+		}
+	}
+	if n == 1 {
+		return "1 mailbox not synced: " + one
+	}
+	return itoa(n) + " mailboxes not synced; first: " + one
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}
+
+// Error classes of an import; the CLI maps them to exit codes. Sources
+// wrap their errors with one of these (fmt.Errorf("%w: …", ErrAuth)).
+var (
+	// ErrUsage: the configuration is invalid (bad flags, cleartext refused).
+	ErrUsage = errors.New("invalid configuration")
+	// ErrConnect: the source cannot be reached or dropped us for good.
+	ErrConnect = errors.New("connection failed")
+	// ErrAuth: the source refused the credentials.
+	ErrAuth = errors.New("authentication failed")
+)

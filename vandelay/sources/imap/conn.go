@@ -1,0 +1,155 @@
+package imap
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/mailmig/mailmig/vandelay"
+)
+
+// dial connects and logs in according to the configuration.
+func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
+	cfg := s.cfg
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad address %q (want host:port): %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	sn := cfg.ServerName
+	if sn == "" {
+		sn = host
+	}
+	opts := &imapclient.Options{
+		TLSConfig: &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify},
+		Dialer:    &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
+	}
+	var c *imapclient.Client
+	switch cfg.TLS {
+	case vandelay.TLSImplicit, "":
+		c, err = imapclient.DialTLS(cfg.Address, opts)
+	case vandelay.TLSStartTLS:
+		c, err = imapclient.DialStartTLS(cfg.Address, opts)
+	case vandelay.TLSNone:
+		if !cfg.AllowCleartext {
+			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
+		}
+		c, err = imapclient.DialInsecure(cfg.Address, opts)
+	default:
+		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w: greeting from %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	if err := s.login(c); err != nil {
+		c.Close()
+		var ie *imap.Error
+		if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed || ie.Code == imap.ResponseCodeAuthorizationFailed ||
+			ie.Type == imap.StatusResponseTypeNo) && !temporary(err) {
+			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, s.login0(), err)
+		}
+		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	return c, nil
+}
+
+// login0 is the user name shown in messages (never a password).
+func (s *Source) login0() string {
+	if s.cfg.MasterUser != "" {
+		return s.cfg.User + " (master " + s.cfg.MasterUser + ")"
+	}
+	return s.cfg.User
+}
+
+func (s *Source) login(c *imapclient.Client) error {
+	cfg := s.cfg
+	caps := c.Caps()
+	switch strings.ToLower(cfg.Auth) {
+	case vandelay.AuthXOAUTH2:
+		return c.Authenticate(NewXOAUTH2Client(cfg.User, cfg.Token))
+	case vandelay.AuthOAuthBearer:
+		host, port, _ := net.SplitHostPort(cfg.Address)
+		var p int
+		fmt.Sscan(port, &p)
+		return c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: cfg.Token, Host: host, Port: p}))
+	}
+	user, authz := cfg.User, ""
+	if cfg.MasterUser != "" {
+		if strings.EqualFold(cfg.MasterForm, vandelay.MasterAuthzID) {
+			user, authz = cfg.MasterUser, cfg.User
+		} else {
+			user = cfg.User + "*" + cfg.MasterUser
+		}
+	}
+	usePlain := authz != "" || strings.EqualFold(cfg.Auth, vandelay.AuthPlain) ||
+		(cfg.Auth == vandelay.AuthAuto && caps.Has(imap.AuthCap(sasl.Plain)))
+	if usePlain {
+		return c.Authenticate(sasl.NewPlainClient(authz, user, cfg.Password))
+	}
+	if caps.Has(imap.CapLoginDisabled) {
+		return errors.New("server disables LOGIN (it wants TLS or another mechanism)")
+	}
+	return c.Login(user, cfg.Password).Wait()
+}
+
+// temporary reports whether an error is worth a retry after a backoff: the
+// server asked us to slow down or is busy ([LIMIT], [UNAVAILABLE],
+// [INUSE]; RFC 5530), or the connection dropped.
+func temporary(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		switch ie.Code {
+		case imap.ResponseCodeLimit, imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, "SERVERBUG":
+			return true
+		}
+		return ie.Type == imap.StatusResponseTypeBye
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "connection reset") || strings.Contains(s, "broken pipe") || strings.Contains(s, "use of closed")
+}
+
+// XOAUTH2Client is the SASL XOAUTH2 mechanism of Google and Microsoft,
+// which go-sasl lacks: one initial response "user=U^Aauth=Bearer T^A^A";
+// on failure the server sends a JSON challenge, answered with an empty
+// line, and then fails the command.
+type XOAUTH2Client struct {
+	user, token string
+}
+
+// NewXOAUTH2Client returns an XOAUTH2 SASL client.
+func NewXOAUTH2Client(user, token string) *XOAUTH2Client {
+	return &XOAUTH2Client{user: user, token: token}
+}
+
+// Start implements sasl.Client.
+func (c *XOAUTH2Client) Start() (string, []byte, error) {
+	return "XOAUTH2", []byte("user=" + c.user + "\x01auth=Bearer " + c.token + "\x01\x01"), nil
+}
+
+// Next implements sasl.Client.
+func (c *XOAUTH2Client) Next(challenge []byte) ([]byte, error) {
+	return []byte{}, nil
+}
+
+var _ sasl.Client = (*XOAUTH2Client)(nil)

@@ -1,0 +1,802 @@
+package imap
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+)
+
+// Source imports one IMAP account. See the package documentation.
+type Source struct {
+	cfg *vandelay.Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns []*imapclient.Client
+	// Stats of the last Sync, for tests and the benchmark.
+	stats Stats
+}
+
+// Stats counts the protocol work of one Sync.
+type Stats struct {
+	// Connections opened, mailboxes SELECTed (EXAMINEd), bodies fetched.
+	Connections, Selects, Bodies int
+	// Skipped mailboxes: unchanged by LIST-STATUS + CONDSTORE.
+	Unchanged int
+}
+
+var _ vandelay.MailSource = (*Source)(nil)
+
+// New returns an IMAP source for cfg (Address, TLS, User, Password,
+// MasterUser, MasterForm, Auth, Token, Include, Exclude, SubscribedOnly,
+// IncludeDeleted, Connections, Batch, Throttle, Progress, Logger).
+func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+	if cfg.Address == "" {
+		return nil, fmt.Errorf("%w: imap source needs a server address (host:port)", vandelay.ErrUsage)
+	}
+	if cfg.User == "" {
+		return nil, fmt.Errorf("%w: imap source needs a user", vandelay.ErrUsage)
+	}
+	switch strings.ToLower(cfg.Auth) {
+	case vandelay.AuthXOAUTH2, vandelay.AuthOAuthBearer:
+		if cfg.Token == "" {
+			return nil, fmt.Errorf("%w: %s needs an access token", vandelay.ErrUsage, cfg.Auth)
+		}
+	}
+	return &Source{cfg: cfg, log: cfg.Log().With("proto", "imap")}, nil
+}
+
+// Describe implements vandelay.MailSource.
+func (s *Source) Describe() archive.Source {
+	login := s.cfg.User
+	if s.cfg.MasterUser != "" {
+		login = s.cfg.MasterUser
+	}
+	return archive.Source{Kind: "imap", Endpoint: s.cfg.Address, Account: s.cfg.User, Login: login}
+}
+
+// Stats returns the protocol counters of the last Sync.
+func (s *Source) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// Close implements vandelay.MailSource.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Logout().Wait()
+		c.Close()
+	}
+	s.conns = nil
+	return nil
+}
+
+func (s *Source) addConn(c *imapclient.Client) {
+	s.mu.Lock()
+	s.conns = append(s.conns, c)
+	s.stats.Connections++
+	s.mu.Unlock()
+}
+
+func (s *Source) dropConn(c *imapclient.Client) {
+	c.Close()
+	s.mu.Lock()
+	for i, x := range s.conns {
+		if x == c {
+			s.conns = append(s.conns[:i], s.conns[i+1:]...)
+			break
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Source) count(f func(*Stats)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+// mailbox is one in-scope, selectable mailbox of a sync.
+type mailbox struct {
+	id     int64
+	path   string // UTF-8 path, go-imap encodes it as modified UTF-7
+	status *imap.StatusData
+
+	mu        sync.Mutex
+	remaining int // fetch tasks outstanding
+	failed    error
+	cursor    archive.Cursor
+}
+
+type task struct {
+	mbox *mailbox
+	uids []imap.UID // nil: scan the mailbox
+}
+
+// queue is an unbounded work queue that knows when all work is done
+// (no queued task and none running).
+type queue struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	items   []task
+	pending int
+}
+
+func newQueue() *queue {
+	q := &queue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *queue) push(t task) {
+	q.mu.Lock()
+	q.items = append(q.items, t)
+	q.pending++
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *queue) pop() (task, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && q.pending > 0 {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return task{}, false
+	}
+	t := q.items[0]
+	q.items = q.items[1:]
+	return t, true
+}
+
+func (q *queue) done() {
+	q.mu.Lock()
+	q.pending--
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// Sync implements vandelay.MailSource.
+func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+	s.mu.Lock()
+	s.stats = Stats{}
+	s.mu.Unlock()
+	c, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	s.addConn(c)
+	caps := c.Caps()
+	condstore := caps.Has(imap.CapCondStore) || caps.Has(imap.CapIMAP4rev2)
+	s.log.Debug("capabilities", "condstore", condstore, "list_status", caps.Has(imap.CapListStatus),
+		"special_use", caps.Has(imap.CapSpecialUse), "list_extended", caps.Has(imap.CapListExtended))
+
+	list, err := s.list(ctx, c, condstore)
+	if err != nil {
+		return err
+	}
+	var infos []archive.MailboxInfo
+	var selectable []*imap.ListData
+	for _, ld := range list {
+		mi := mailboxInfo(ld)
+		if strings.EqualFold(ld.Mailbox, "INBOX") {
+			mi.Path = "INBOX"
+		}
+		if !s.cfg.InScope(mi.Path) || (s.cfg.SubscribedOnly && !mi.Subscribed && mi.Path != "INBOX") {
+			continue
+		}
+		infos = append(infos, mi)
+		if mi.Selectable {
+			selectable = append(selectable, ld)
+		}
+	}
+	inScope := func(p string) bool {
+		return s.cfg.InScope(p) // unsubscribed mailboxes in scope are not deleted by --subscribed-only
+	}
+	if s.cfg.SubscribedOnly {
+		inScope = func(p string) bool {
+			for _, mi := range infos {
+				if mi.Path == p {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	boxes, err := run.SyncMailboxes(ctx, infos, inScope)
+	if err != nil {
+		return err
+	}
+
+	q := newQueue()
+	var mboxes []*mailbox
+	for _, ld := range selectable {
+		path := ld.Mailbox
+		if strings.EqualFold(path, "INBOX") {
+			path = "INBOX"
+		}
+		ab := boxes[path]
+		if ab == nil {
+			continue
+		}
+		m := &mailbox{id: ab.ID, path: path, status: ld.Status}
+		mboxes = append(mboxes, m)
+		// No-change fast path: LIST-STATUS shows the same UIDVALIDITY,
+		// UIDNEXT, HIGHESTMODSEQ and message count as the saved cursor,
+		// so nothing was added, expunged or re-flagged (RFC 7162 3.1.2.1:
+		// every flag change and, with Dovecot, expunge raises
+		// HIGHESTMODSEQ). No SELECT is needed.
+		if st := ld.Status; condstore && st != nil && st.HighestModSeq > 0 && st.NumMessages != nil {
+			cur, err := run.Cursor(ctx, m.id)
+			if err != nil {
+				return err
+			}
+			if cur.Validity == uint64(st.UIDValidity) && cur.Next == uint64(st.UIDNext) && cur.ModSeq == st.HighestModSeq &&
+				cur.Extra == strconv.FormatUint(uint64(*st.NumMessages), 10) {
+				s.count(func(st *Stats) { st.Unchanged++ })
+				continue
+			}
+		}
+		q.push(task{mbox: m})
+	}
+
+	nconn := s.cfg.Throttle.Conns(s.cfg.Connections)
+	var wg sync.WaitGroup
+	var fatalMu sync.Mutex
+	var fatal error
+	for i := 0; i < nconn; i++ {
+		wg.Add(1)
+		go func(first bool) {
+			defer wg.Done()
+			var conn *imapclient.Client
+			if first {
+				conn = c
+			}
+			w := &worker{s: s, run: run, q: q, c: conn, condstore: condstore, primary: first}
+			if err := w.loop(ctx); err != nil {
+				fatalMu.Lock()
+				if fatal == nil {
+					fatal = err
+				}
+				fatalMu.Unlock()
+			}
+		}(i == 0)
+	}
+	wg.Wait()
+	if fatal != nil {
+		return fatal
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	failed := map[string]error{}
+	for _, m := range mboxes {
+		if m.failed != nil {
+			failed[m.path] = m.failed
+		}
+	}
+	if len(failed) > 0 {
+		return &vandelay.PartialError{Failed: failed}
+	}
+	return nil
+}
+
+// list runs LIST with LIST-EXTENDED, SPECIAL-USE and LIST-STATUS when
+// offered (RFC 5258, 6154, 5819), else LIST plus STATUS per mailbox.
+func (s *Source) list(ctx context.Context, c *imapclient.Client, condstore bool) ([]*imap.ListData, error) {
+	caps := c.Caps()
+	stOpts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore}
+	opts := &imap.ListOptions{}
+	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
+		opts.ReturnSubscribed = true
+		opts.ReturnChildren = true
+		if caps.Has(imap.CapSpecialUse) {
+			opts.ReturnSpecialUse = true
+		}
+	}
+	listStatus := caps.Has(imap.CapListStatus) || caps.Has(imap.CapIMAP4rev2)
+	if listStatus {
+		opts.ReturnStatus = stOpts
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	list, err := c.List("", "*", opts).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("%w: list mailboxes: %v", vandelay.ErrConnect, err)
+	}
+	if !listStatus {
+		for _, ld := range list {
+			if hasAttr(ld.Attrs, imap.MailboxAttrNoSelect) || hasAttr(ld.Attrs, imap.MailboxAttrNonExistent) {
+				continue
+			}
+			st, err := c.Status(ld.Mailbox, stOpts).Wait()
+			if err != nil {
+				return nil, fmt.Errorf("status of %q: %w", ld.Mailbox, err)
+			}
+			ld.Status = st
+		}
+	}
+	if !opts.ReturnSubscribed {
+		subs, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+		if err == nil {
+			sub := map[string]bool{}
+			for _, l := range subs {
+				sub[l.Mailbox] = true
+			}
+			for _, ld := range list {
+				if sub[ld.Mailbox] {
+					ld.Attrs = append(ld.Attrs, imap.MailboxAttrSubscribed)
+				}
+			}
+		}
+	}
+	return list, nil
+}
+
+func hasAttr(attrs []imap.MailboxAttr, a imap.MailboxAttr) bool {
+	for _, x := range attrs {
+		if strings.EqualFold(string(x), string(a)) {
+			return true
+		}
+	}
+	return false
+}
+
+func mailboxInfo(ld *imap.ListData) archive.MailboxInfo {
+	mi := archive.MailboxInfo{Path: ld.Mailbox, Selectable: true}
+	if ld.Delim != 0 {
+		mi.Sep = string(ld.Delim)
+	}
+	for _, a := range ld.Attrs {
+		switch {
+		case strings.EqualFold(string(a), string(imap.MailboxAttrNoSelect)), strings.EqualFold(string(a), string(imap.MailboxAttrNonExistent)):
+			mi.Selectable = false
+		case strings.EqualFold(string(a), string(imap.MailboxAttrSubscribed)):
+			mi.Subscribed = true
+		default:
+			if r := archive.RoleFromAttr(string(a)); r != "" && mi.Role == "" {
+				mi.Role = r
+			}
+		}
+	}
+	if mi.Selectable && ld.Status != nil && ld.Status.UIDValidity != 0 {
+		mi.SourceRef = "uidvalidity:" + strconv.FormatUint(uint64(ld.Status.UIDValidity), 10)
+	}
+	return mi
+}
+
+// worker owns one connection and runs tasks from the queue.
+type worker struct {
+	s         *Source
+	run       *archive.Run
+	q         *queue
+	c         *imapclient.Client
+	condstore bool
+	selected  string
+	backoff   vandelay.Backoff
+	// primary is the first connection; the others give their task back
+	// and stop when they cannot connect (the server's connection limit),
+	// so the sync degrades to fewer connections instead of failing.
+	primary bool
+	exit    bool
+}
+
+// loop runs tasks until the queue is drained. It returns an error only
+// for failures that end the whole sync (authentication, cancellation on
+// the only connection); mailbox failures are recorded on the mailbox.
+func (w *worker) loop(ctx context.Context) error {
+	defer func() {
+		if w.c != nil {
+			w.s.dropConn(w.c)
+		}
+	}()
+	for {
+		t, ok := w.q.pop()
+		if !ok {
+			return nil
+		}
+		err := w.runTask(ctx, t)
+		w.q.done()
+		if err != nil {
+			return err
+		}
+		if w.exit {
+			return nil
+		}
+	}
+}
+
+// runTask runs one task with retries on temporary failures.
+func (w *worker) runTask(ctx context.Context, t task) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			w.fail(t, err)
+			return nil
+		}
+		if w.c == nil {
+			c, err := w.s.dial(ctx)
+			if err != nil {
+				if errors.Is(err, vandelay.ErrAuth) {
+					w.fail(t, err)
+					return err
+				}
+				if !w.primary && w.backoff.Attempts == 0 {
+					w.s.log.Warn("extra connection refused, continuing with fewer", "err", err)
+					w.q.push(t)
+					w.exit = true
+					return nil
+				}
+				if werr := w.backoff.Wait(ctx); werr != nil {
+					w.fail(t, err)
+					return nil
+				}
+				continue
+			}
+			w.s.addConn(c)
+			w.c, w.selected = c, ""
+		}
+		var err error
+		if t.uids == nil {
+			err = w.scan(ctx, t.mbox)
+		} else {
+			err = w.fetch(ctx, t.mbox, t.uids)
+		}
+		if err == nil {
+			w.backoff.Reset()
+			if t.uids != nil {
+				w.fetchDone(ctx, t.mbox)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !temporary(err) {
+			w.fail(t, err)
+			if ctx.Err() == nil && t.uids != nil {
+				w.fetchDone(ctx, t.mbox)
+			}
+			return nil
+		}
+		w.s.log.Warn("temporary failure, retrying", "mailbox", t.mbox.path, "err", err)
+		w.s.dropConn(w.c)
+		w.c = nil
+		if werr := w.backoff.Wait(ctx); werr != nil {
+			w.fail(t, fmt.Errorf("%w: %v", werr, err))
+			if t.uids != nil {
+				w.fetchDone(ctx, t.mbox)
+			}
+			return nil
+		}
+	}
+}
+
+func (w *worker) fail(t task, err error) {
+	t.mbox.mu.Lock()
+	if t.mbox.failed == nil {
+		t.mbox.failed = err
+	}
+	t.mbox.mu.Unlock()
+	w.s.log.Error("mailbox not synced", "mailbox", t.mbox.path, "err", err)
+}
+
+// fetchDone notes a finished fetch task; the last one of a mailbox saves
+// its cursor (unless a task failed).
+func (w *worker) fetchDone(ctx context.Context, m *mailbox) {
+	m.mu.Lock()
+	m.remaining--
+	last := m.remaining == 0 && m.failed == nil
+	cur := m.cursor
+	m.mu.Unlock()
+	if last {
+		if err := w.run.SetCursor(ctx, m.id, cur); err != nil {
+			w.fail(task{mbox: m}, err)
+		}
+	}
+}
+
+func (w *worker) examine(ctx context.Context, path string) (*imap.SelectData, error) {
+	stop := context.AfterFunc(ctx, func() { w.c.Close() })
+	defer stop()
+	sel, err := w.c.Select(path, &imap.SelectOptions{ReadOnly: true, CondStore: w.condstore}).Wait()
+	if err != nil {
+		w.selected = ""
+		return nil, fmt.Errorf("examine %q: %w", path, err)
+	}
+	w.selected = path
+	w.s.count(func(st *Stats) { st.Selects++ })
+	return sel, nil
+}
+
+// flagInfo is what FETCH (UID FLAGS RFC822.SIZE MODSEQ) says about a UID.
+type flagInfo struct {
+	keywords []string
+	deleted  bool
+	size     int64
+	modseq   uint64
+}
+
+func keywordsOf(flags []imap.Flag) (kws []string, deleted bool) {
+	for _, f := range flags {
+		k, del := archive.KeywordFromFlag(string(f))
+		if del {
+			deleted = true
+		}
+		if k != "" {
+			kws = append(kws, k)
+		}
+	}
+	return archive.NormalizeKeywords(kws), deleted
+}
+
+// scan compares a mailbox with the archive: expunged copies are removed,
+// changed flags applied, and new UIDs queued for fetching.
+func (w *worker) scan(ctx context.Context, m *mailbox) error {
+	sel, err := w.examine(ctx, m.path)
+	if err != nil {
+		return err
+	}
+	cur, err := w.run.Cursor(ctx, m.id)
+	if err != nil {
+		return err
+	}
+	if cur.Validity != 0 && cur.Validity != uint64(sel.UIDValidity) {
+		w.s.log.Warn("UIDVALIDITY changed, re-matching by content", "mailbox", m.path, "old", cur.Validity, "new", sel.UIDValidity)
+		if err := w.run.ResetMailbox(ctx, m.id); err != nil {
+			return err
+		}
+		cur = archive.Cursor{}
+	}
+	locs, err := w.run.Locations(ctx, m.id)
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { w.c.Close() })
+	defer stop()
+
+	present := map[imap.UID]bool{}
+	known := map[imap.UID]*flagInfo{}
+	if sel.NumMessages > 0 {
+		incremental := w.condstore && cur.ModSeq > 0 && sel.HighestModSeq > 0
+		if incremental {
+			sd, err := w.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+			if err != nil {
+				return fmt.Errorf("search %q: %w", m.path, err)
+			}
+			for _, u := range sd.AllUIDs() {
+				present[u] = true
+			}
+		}
+		opts := &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, ModSeq: w.condstore}
+		if incremental {
+			opts.ChangedSince = cur.ModSeq
+		}
+		if err := w.fetchFlags(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts, known); err != nil {
+			return fmt.Errorf("fetch flags of %q: %w", m.path, err)
+		}
+		if !incremental {
+			for u := range known {
+				present[u] = true
+			}
+		}
+		// UIDs we hold no copy of and whose flags we did not just learn
+		// (e.g. skipped as \Deleted in an earlier run): learn them now,
+		// cheaply, before deciding to fetch bodies.
+		var unknown imap.UIDSet
+		for u := range present {
+			if _, ok := locs[uidKey(u)]; !ok && known[u] == nil {
+				unknown.AddNum(u)
+			}
+		}
+		if len(unknown) > 0 {
+			if err := w.fetchFlags(unknown, &imap.FetchOptions{UID: true, Flags: true, RFC822Size: true, ModSeq: w.condstore}, known); err != nil {
+				return fmt.Errorf("fetch flags of %q: %w", m.path, err)
+			}
+		}
+	}
+
+	for key := range locs {
+		u, err := strconv.ParseUint(key, 10, 32)
+		if err != nil || !present[imap.UID(u)] {
+			if err := w.run.Remove(ctx, m.id, key); err != nil {
+				return err
+			}
+		}
+	}
+	var newUIDs []imap.UID
+	var newBytes int64
+	for u := range present {
+		fi := known[u]
+		loc, have := locs[uidKey(u)]
+		deleted := fi != nil && fi.deleted && !w.s.cfg.IncludeDeleted
+		switch {
+		case have && deleted:
+			if err := w.run.Remove(ctx, m.id, loc.Key); err != nil {
+				return err
+			}
+		case have && fi != nil:
+			if strings.Join(fi.keywords, " ") != strings.Join(loc.Keywords, " ") || fi.modseq != loc.ModSeq {
+				if err := w.run.SetKeywords(ctx, m.id, loc.Key, fi.keywords, fi.modseq); err != nil {
+					return err
+				}
+			}
+		case have:
+		case deleted:
+			w.run.Skip()
+		default:
+			newUIDs = append(newUIDs, u)
+			if fi != nil {
+				newBytes += fi.size
+			}
+		}
+	}
+	sort.Slice(newUIDs, func(i, j int) bool { return newUIDs[i] < newUIDs[j] })
+	cursor := archive.Cursor{Validity: uint64(sel.UIDValidity), Next: uint64(sel.UIDNext), ModSeq: sel.HighestModSeq,
+		Extra: strconv.FormatUint(uint64(sel.NumMessages), 10)}
+	if len(newUIDs) == 0 {
+		return w.run.SetCursor(ctx, m.id, cursor)
+	}
+	w.s.cfg.Prog().Discovered(len(newUIDs), newBytes)
+	// Chunks by count and size, so that parallel connections share a big
+	// mailbox and one chunk never holds too many large messages.
+	batch := w.s.cfg.Batch
+	if batch <= 0 {
+		batch = 100
+	}
+	const chunkBytes = 16 << 20
+	var chunks [][]imap.UID
+	var curChunk []imap.UID
+	var curBytes int64
+	for _, u := range newUIDs {
+		var sz int64
+		if fi := known[u]; fi != nil {
+			sz = fi.size
+		}
+		if len(curChunk) > 0 && (len(curChunk) >= batch || curBytes+sz > chunkBytes) {
+			chunks = append(chunks, curChunk)
+			curChunk, curBytes = nil, 0
+		}
+		curChunk = append(curChunk, u)
+		curBytes += sz
+	}
+	chunks = append(chunks, curChunk)
+	m.mu.Lock()
+	m.cursor = cursor
+	m.remaining = len(chunks)
+	m.mu.Unlock()
+	for _, ch := range chunks {
+		w.q.push(task{mbox: m, uids: ch})
+	}
+	return nil
+}
+
+func uidKey(u imap.UID) string { return strconv.FormatUint(uint64(u), 10) }
+
+func (w *worker) fetchFlags(set imap.UIDSet, opts *imap.FetchOptions, into map[imap.UID]*flagInfo) error {
+	cmd := w.c.Fetch(set, opts)
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		buf, err := msg.Collect()
+		if err != nil {
+			cmd.Close()
+			return err
+		}
+		if buf.UID == 0 {
+			continue
+		}
+		kws, del := keywordsOf(buf.Flags)
+		into[buf.UID] = &flagInfo{keywords: kws, deleted: del, size: buf.RFC822Size, modseq: buf.ModSeq}
+	}
+	return cmd.Close()
+}
+
+// fetch downloads the bodies of uids (one UID FETCH; the server streams
+// the responses back to back) and adds them to the archive. Each body is
+// read once into a buffer sized by its literal and hashed while reading.
+func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
+	if w.selected != m.path {
+		if _, err := w.examine(ctx, m.path); err != nil {
+			return err
+		}
+	}
+	stop := context.AfterFunc(ctx, func() { w.c.Close() })
+	defer stop()
+	var set imap.UIDSet
+	set.AddNum(uids...)
+	opts := &imap.FetchOptions{UID: true, Flags: true, InternalDate: true, ModSeq: w.condstore,
+		BodySection: []*imap.FetchItemBodySection{{Peek: true}}}
+	cmd := w.c.Fetch(set, opts)
+	th := w.s.cfg.Throttle
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		if err := th.WaitMessage(ctx); err != nil {
+			cmd.Close()
+			return err
+		}
+		var (
+			uid    imap.UID
+			flags  []imap.Flag
+			date   time.Time
+			modseq uint64
+			body   []byte
+			hash   string
+			got    bool
+		)
+		for {
+			item := msg.Next()
+			if item == nil {
+				break
+			}
+			switch it := item.(type) {
+			case imapclient.FetchItemDataUID:
+				uid = it.UID
+			case imapclient.FetchItemDataFlags:
+				flags = it.Flags
+			case imapclient.FetchItemDataInternalDate:
+				date = it.Time
+			case imapclient.FetchItemDataModSeq:
+				modseq = it.ModSeq
+			case imapclient.FetchItemDataBodySection:
+				if it.Literal == nil {
+					continue
+				}
+				if err := th.WaitBytes(ctx, it.Literal.Size()); err != nil {
+					cmd.Close()
+					return err
+				}
+				b := bytes.NewBuffer(make([]byte, 0, it.Literal.Size()))
+				h := sha256.New()
+				if _, err := io.Copy(io.MultiWriter(b, h), it.Literal); err != nil {
+					cmd.Close()
+					return fmt.Errorf("read message body: %w", err)
+				}
+				body, hash, got = b.Bytes(), hex.EncodeToString(h.Sum(nil)), true
+			}
+		}
+		if uid == 0 || !got {
+			continue
+		}
+		w.s.count(func(st *Stats) { st.Bodies++ })
+		kws, deleted := keywordsOf(flags)
+		if deleted && !w.s.cfg.IncludeDeleted {
+			w.run.Skip()
+			continue
+		}
+		if err := w.run.Add(ctx, m.id, uidKey(uid), &archive.NewMessage{Body: body, Hash: hash, ReceivedAt: date,
+			Keywords: kws, ModSeq: modseq}); err != nil {
+			cmd.Close()
+			return fmt.Errorf("%w: %v", errArchive, err)
+		}
+		w.s.cfg.Prog().Done(1, int64(len(body)))
+	}
+	if err := cmd.Close(); err != nil {
+		return fmt.Errorf("fetch from %q: %w", m.path, err)
+	}
+	return nil
+}
+
+// errArchive marks local archive failures (not retried).
+var errArchive = errors.New("archive write failed")
