@@ -1,0 +1,50 @@
+// Package jmap exports a vandelay archive onto a JMAP server (RFC 8620,
+// RFC 8621) and keeps the target converged with the archive on re-runs.
+//
+// # What one run does
+//
+//  1. Mailboxes, parents before children: an archive mailbox already mapped
+//     to a target mailbox keeps it (renamed or moved when the archive
+//     changed its name or parent, subscription updated); an unmapped one is
+//     matched by role, then by name under its matched parent, and created
+//     when nothing matches (with its role when no target mailbox has that
+//     role yet). Role mailboxes of the target are never renamed.
+//  2. Messages changed in the archive since the last complete run (the
+//     archive's ModSeq is the cursor): new ones are uploaded (streamed from
+//     the archive) and imported with Email/import, many per request, with
+//     mailboxIds, keywords and receivedAt; mapped ones whose keywords or
+//     membership changed get one Email/set patch (a move is a patch, never
+//     a re-upload); tombstoned ones are destroyed when the export created
+//     them, and only forgotten when they were already on the target.
+//  3. Tombstoned mailboxes the export created are destroyed, children
+//     first, after their messages moved away.
+//  4. With Options.Prune, target emails and non-role mailboxes that the
+//     archive does not hold are destroyed.
+//
+// # Invariants
+//
+//   - One archive message is one target Email. Before importing, messages
+//     the target already holds are matched: Cyrus answers alreadyExists with
+//     the existing id for the same bytes; for other servers, a Message-ID
+//     index of the target (built when the target holds emails the mapping
+//     does not know) plus a SHA-256 comparison of the downloaded blob finds
+//     them.
+//   - A SIGKILL at any moment loses nothing and duplicates nothing: the
+//     archive ids of a batch are recorded ("inflight") before its
+//     Email/import is sent and the mappings are written in one transaction
+//     after it; on the next run the in-flight messages are matched on the
+//     target like pre-existing ones, and still count as created by the
+//     export (so a later tombstone destroys them).
+//   - Every limit comes from the session (see package vandelay/jmap).
+//   - A message larger than maxSizeUpload, or refused with tooLarge,
+//     overQuota or invalidEmail, is skipped and named in Result.Skipped; the
+//     run goes on and Result.Partial reports it.
+//
+// # State kept in the archive
+//
+// Per target (named "jmap SESSION-URL ACCOUNT-ID"): the mapping archive id
+// → target id for mailboxes and emails with the archive ModSeq last
+// exported and whether the export created the object; the target's
+// Mailbox and Email state strings and the archive ModSeq of the last
+// complete run.
+package jmap

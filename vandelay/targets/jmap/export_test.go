@@ -1,0 +1,201 @@
+package jmap_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailmig/mailmig/internal/peers"
+	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
+	"github.com/mailmig/mailmig/vandelay/verify"
+)
+
+func TestMain(m *testing.M) { peers.Main(m) }
+
+// cyrusDefaults are the folders Cyrus creates for a new user.
+var cyrusDefaults = []string{"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
+
+func checkTarget(t *testing.T, s *peers.Set, acct peers.Account, src *source, rep *verify.Report) {
+	t.Helper()
+	if !rep.OK() {
+		for _, m := range rep.Mismatches {
+			t.Errorf("verify: %s", m)
+		}
+	}
+	if rep.HashEqual != rep.ArchiveEmails || rep.ArchiveEmails == 0 {
+		t.Errorf("verify: %d of %d archive emails hash-equal on the target", rep.HashEqual, rep.ArchiveEmails)
+	}
+	// Independent read-back through Cyrus's own IMAP server.
+	for _, d := range diffViews(src.expectedView(cyrusDefaults), readIMAP(t, s.Cyrus.IMAP, acct)) {
+		t.Errorf("cyrus imap: %s", d)
+	}
+}
+
+func TestExportConverges(t *testing.T) {
+	s := peers.Get(t)
+	acct := s.NewAccount(t)
+	ctx := context.Background()
+	a := tempArchive(t)
+	src := &source{folders: append(folders[:0:0], folders...), msgs: genCorpus(1, 60)}
+	src.load(t, a)
+
+	c := dial(t, "http://"+s.Cyrus.HTTP+"/.well-known/jmap", acct)
+	acctID, err := c.Session().FindAccount(acct.Email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dry run first: it lists the work and changes nothing
+	dry, err := tj.Export(ctx, a, c, acctID, &tj.Options{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.EmailsImported != 60 || dry.MailboxesCreated == 0 || c.Stats().Uploads.Load() != 0 {
+		t.Fatalf("dry run: %+v, uploads %d", dry, c.Stats().Uploads.Load())
+	}
+	res, err := tj.Export(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("first export: %d imported, %d mailboxes created, %d matched, %v", res.EmailsImported, res.MailboxesCreated, res.MailboxesMatched, res.Duration)
+	if res.EmailsImported != 60 || res.Partial() || res.Uploads != 60 {
+		t.Fatalf("first export: %+v", res)
+	}
+	rep, err := verify.Target(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, s, acct, src, rep)
+
+	// Source changes: 5 new, 3 deleted, 2 moved, 4 re-flagged, a folder renamed.
+	more := genCorpus(2, 5)
+	for i, m := range more {
+		m.key = fmt.Sprint("n", i)
+	}
+	src.msgs = append(src.msgs, more...)
+	src.msgs = src.msgs[3:] // deletes messages 0, 1, 2
+	moved := 0
+	for _, m := range src.msgs {
+		if moved < 2 && len(m.boxes) == 1 && m.boxes[0] != "Trash" && m.key != "7" {
+			m.boxes = []string{"Trash"}
+			moved++
+		}
+	}
+	for i := 10; i < 14; i++ {
+		src.msgs[i].kws = []string{"$flagged", "Neu"}
+	}
+	for i, f := range src.folders {
+		if f.Path == "Проекты" {
+			src.folders[i].Path = "Проекты 2025"
+		}
+	}
+	for _, m := range src.msgs {
+		for j, b := range m.boxes {
+			if b == "Проекты" {
+				m.boxes[j] = "Проекты 2025"
+			}
+		}
+	}
+	src.load(t, a)
+	c2 := dial(t, "http://"+s.Cyrus.HTTP+"/.well-known/jmap", acct)
+	res, err = tj.Export(ctx, a, c2, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("second export: %+v", res.Changes)
+	if res.Uploads != 5 || res.EmailsImported != 5 || res.EmailsDestroyed != 3 || res.MailboxesUpdated != 1 {
+		t.Errorf("second export: %d uploads (want 5: movers are patches), %d imported, %d destroyed, %d mailboxes renamed",
+			res.Uploads, res.EmailsImported, res.EmailsDestroyed, res.MailboxesUpdated)
+	}
+	if res.EmailsUpdated < 6 {
+		t.Errorf("second export updated %d emails, want at least 2 moves + 4 re-flags", res.EmailsUpdated)
+	}
+	rep, err = verify.Target(ctx, a, c2, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, s, acct, src, rep)
+
+	// No change: nothing uploaded, nothing patched.
+	c3 := dial(t, "http://"+s.Cyrus.HTTP+"/.well-known/jmap", acct)
+	start := time.Now()
+	res, err = tj.Export(ctx, a, c3, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Uploads != 0 || res.EmailsUpdated != 0 || res.EmailsImported != 0 || res.MailboxesCreated+res.MailboxesUpdated != 0 {
+		t.Errorf("no-change export did work: %+v", res)
+	}
+	t.Logf("no-change export: %v, %d requests", time.Since(start), c3.Stats().Requests.Load())
+
+	// Sampled verify takes the mapping for the rest.
+	rep, err = verify.Target(ctx, a, c3, acctID, &verify.Options{Sample: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.OK() || rep.Hashed > 10 {
+		t.Errorf("sampled verify: ok=%v hashed %d: %v", rep.OK(), rep.Hashed, rep.Mismatches)
+	}
+}
+
+// TestExportTargetHoldsSome: a third of the messages is already on the
+// target (put there by another tool); the export matches them instead of
+// duplicating, and gives them the archive's mailboxes and keywords.
+func TestExportTargetHoldsSome(t *testing.T) {
+	s := peers.Get(t)
+	acct := s.NewAccount(t)
+	ctx := context.Background()
+	a := tempArchive(t)
+	src := &source{folders: folders, msgs: genCorpus(3, 30)}
+	src.load(t, a)
+	c := dial(t, s.Cyrus.JMAPURL(), acct)
+	acctID, _ := c.Session().FindAccount("")
+	boxes, _, err := c.Mailboxes(ctx, acctID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inbox := ""
+	for _, b := range boxes {
+		if b.Role == "inbox" {
+			inbox = b.ID
+		}
+	}
+	for i := 0; i < 30; i += 3 {
+		body := src.msgs[i].body
+		blob, err := c.Upload(ctx, acctID, "message/rfc822", int64(len(body)), func() (io.ReadCloser, error) {
+			return io.NopCloser(strings.NewReader(string(body))), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := importCall(acctID, blob.BlobID, inbox, src.msgs[i].date)
+		if err := c.Exec(ctx, usingMail, callList(call)); err != nil || call.Err != nil {
+			t.Fatal(err, call.Err)
+		}
+	}
+	res, err := tj.Export(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EmailsMatched != 10 || res.EmailsImported != 20 {
+		t.Errorf("export: %d matched (want 10), %d imported (want 20)", res.EmailsMatched, res.EmailsImported)
+	}
+	rep, err := verify.Target(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, s, acct, src, rep)
+	// The matched messages were not created by the export: a tombstone
+	// forgets them but leaves them on the target.
+	src.msgs = src.msgs[1:] // message 0 was pre-existing
+	src.load(t, a)
+	res, err = tj.Export(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EmailsDestroyed != 0 {
+		t.Errorf("a pre-existing email was destroyed")
+	}
+}

@@ -1,0 +1,449 @@
+// Package verify compares an archive with a JMAP target after an export:
+// per-mailbox counts, the set of content hashes (SHA-256 of the blobs the
+// target serves, downloaded; or, with Options.Sample, sizes for every
+// message and hashes for a sample), keywords, receivedAt, mailbox
+// membership, hierarchy and roles.
+//
+// Messages are paired by content hash, not through the export mapping, so a
+// verify does not trust the exporter's own bookkeeping. With Sample the
+// mapping is used to pair messages whose blob is not downloaded.
+//
+// Target keywords are compared case-insensitively (Cyrus lower-cases them)
+// and the keywords in Options.IgnoreKeywords (default: $hasattachment,
+// which Cyrus may add on import) are ignored on both sides. A receivedAt
+// at or before 1970-01-02 in the archive is not compared: servers replace
+// it with the import time.
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mailmig/mailmig/vandelay/archive"
+	jc "github.com/mailmig/mailmig/vandelay/jmap"
+	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
+)
+
+// Options configure [Target]. A nil *Options means the defaults.
+type Options struct {
+	// Logger receives progress records. Default: discard.
+	Logger *slog.Logger
+	// Sample, when > 0, downloads only every message whose position in
+	// the archive is a multiple of len/Sample (about Sample messages) and
+	// compares the others by size through the export mapping. Default: 0,
+	// download and hash every target blob.
+	Sample int
+	// IgnoreKeywords are left out of the keyword comparison. Default:
+	// ["$hasattachment"].
+	IgnoreKeywords []string
+	// Parallel is the number of concurrent downloads. Default: the
+	// session's maxConcurrentRequests.
+	Parallel int
+}
+
+// Mismatch is one difference between archive and target.
+type Mismatch struct {
+	// Kind is one of: count, missing, extra, content, size, keywords,
+	// receivedAt, membership, mailbox-missing, hierarchy, role.
+	Kind string `json:"kind"`
+	// Mailbox is the archive path concerned, if any.
+	Mailbox string `json:"mailbox,omitempty"`
+	// Item names the message (archive id, hash, Message-ID) if any.
+	Item string `json:"item,omitempty"`
+	// Want is the archive's value, Got the target's.
+	Want string `json:"want,omitempty"`
+	Got  string `json:"got,omitempty"`
+}
+
+// String renders the mismatch on one line.
+func (m Mismatch) String() string {
+	s := m.Kind
+	if m.Mailbox != "" {
+		s += " " + m.Mailbox
+	}
+	if m.Item != "" {
+		s += " " + m.Item
+	}
+	if m.Want != "" || m.Got != "" {
+		s += fmt.Sprintf(": archive %s, target %s", m.Want, m.Got)
+	}
+	return s
+}
+
+// MailboxRow is one line of the per-mailbox table.
+type MailboxRow struct {
+	Path    string `json:"path"`
+	Role    string `json:"role,omitempty"`
+	Archive int    `json:"archive"`
+	Target  int    `json:"target"`
+	OK      bool   `json:"ok"`
+}
+
+// Report is the outcome of a verify.
+type Report struct {
+	Mailboxes      []MailboxRow `json:"mailboxes"`
+	ArchiveEmails  int          `json:"archiveEmails"`
+	TargetEmails   int          `json:"targetEmails"`
+	Hashed         int          `json:"hashed"`
+	HashEqual      int          `json:"hashEqual"`
+	Mismatches     []Mismatch   `json:"mismatches"`
+	DownloadedSize int64        `json:"downloadedBytes"`
+}
+
+// OK reports whether archive and target agree.
+func (r *Report) OK() bool { return len(r.Mismatches) == 0 }
+
+type targetEmail struct {
+	jc.Email
+	hash string
+}
+
+// Target compares the archive with the target account.
+func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID string, opts *Options) (*Report, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ignore := map[string]bool{"$hasattachment": true}
+	if opts.IgnoreKeywords != nil {
+		ignore = map[string]bool{}
+		for _, k := range opts.IgnoreKeywords {
+			ignore[strings.ToLower(k)] = true
+		}
+	}
+	par := opts.Parallel
+	if par <= 0 {
+		par = c.Session().Core.MaxConcurrentRequests
+	}
+	rep := &Report{}
+	add := func(m Mismatch) { rep.Mismatches = append(rep.Mismatches, m) }
+
+	// Mailboxes: archive paths (with "/" between levels) against target
+	// paths; role mailboxes pair by role.
+	aboxes, err := a.Mailboxes(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	tboxes, _, err := c.Mailboxes(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("read target mailboxes: %w", err)
+	}
+	tByID := map[string]*jc.Mailbox{}
+	for i := range tboxes {
+		tByID[tboxes[i].ID] = &tboxes[i]
+	}
+	tPath := func(id string) string {
+		var parts []string
+		for d := 0; id != "" && d < 1000; d++ {
+			b := tByID[id]
+			if b == nil {
+				break
+			}
+			parts = append([]string{b.Name}, parts...)
+			id = b.ParentID
+		}
+		return strings.Join(parts, "/")
+	}
+	tByPath := map[string]string{}
+	tByRole := map[string]string{}
+	for _, b := range tboxes {
+		tByPath[tPath(b.ID)] = b.ID
+		if b.Role != "" {
+			tByRole[b.Role] = b.ID
+		}
+	}
+	aPath := map[int64]string{}
+	aByID := map[int64]*archive.Mailbox{}
+	for _, b := range aboxes {
+		aByID[b.ID] = b
+	}
+	for _, b := range aboxes {
+		var parts []string
+		for x, d := b, 0; x != nil && d < 1000; d++ {
+			parts = append([]string{x.Name}, parts...)
+			x = aByID[x.ParentID]
+		}
+		aPath[b.ID] = strings.Join(parts, "/")
+	}
+	pair := map[int64]string{} // archive mailbox → target mailbox
+	for _, b := range aboxes {
+		p := aPath[b.ID]
+		tid := ""
+		if b.Role != "" {
+			tid = tByRole[b.Role]
+		}
+		if tid == "" {
+			tid = tByPath[p]
+		}
+		if tid == "" {
+			tid = tByPath[safePath(p)]
+		}
+		if tid == "" {
+			add(Mismatch{Kind: "mailbox-missing", Mailbox: b.Path})
+			continue
+		}
+		pair[b.ID] = tid
+		tb := tByID[tid]
+		if b.Role != "" && tb.Role != b.Role {
+			add(Mismatch{Kind: "role", Mailbox: b.Path, Want: b.Role, Got: orNone(tb.Role)})
+		}
+		if b.Role == "" {
+			wantParent := ""
+			if b.ParentID != 0 {
+				wantParent = pair[b.ParentID]
+			}
+			if tb.ParentID != wantParent {
+				add(Mismatch{Kind: "hierarchy", Mailbox: b.Path, Want: orNone(aPath[b.ParentID]), Got: orNone(tPath(tb.ParentID))})
+			}
+		}
+	}
+	tToA := map[string]int64{}
+	for aid, tid := range pair {
+		tToA[tid] = aid
+	}
+
+	// Messages of both sides.
+	var amsgs []*archive.Message
+	for m, err := range a.Messages(ctx, nil) {
+		if err != nil {
+			return nil, err
+		}
+		if len(m.MailboxIDs) > 0 {
+			amsgs = append(amsgs, m)
+		}
+	}
+	rep.ArchiveEmails = len(amsgs)
+	ids, err := c.QueryAll(ctx, accountID, "Email", nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("list target emails: %w", err)
+	}
+	var temails []jc.Email
+	if _, err := jc.GetObjects(ctx, c, accountID, "Email", ids, []string{"id", "blobId", "size", "keywords", "mailboxIds", "receivedAt", "messageId"}, &temails); err != nil {
+		return nil, fmt.Errorf("read target emails: %w", err)
+	}
+	rep.TargetEmails = len(temails)
+	log.Info("verify", "archive", len(amsgs), "target", len(temails))
+
+	// Which target emails to download.
+	tgts := make([]*targetEmail, len(temails))
+	for i := range temails {
+		tgts[i] = &targetEmail{Email: temails[i]}
+	}
+	byRemote := map[string]*targetEmail{}
+	for _, t := range tgts {
+		byRemote[t.ID] = t
+	}
+	var mapping map[int64]archive.Mapping
+	if opts.Sample > 0 {
+		tgt, err := a.ExportTarget(ctx, tj.TargetName(c, accountID))
+		if err != nil {
+			return nil, err
+		}
+		if mapping, err = tgt.Mappings(ctx, archive.KindEmail); err != nil {
+			return nil, err
+		}
+	}
+	download := tgts
+	if opts.Sample > 0 {
+		download = nil
+		step := max(1, len(amsgs)/opts.Sample)
+		for i, m := range amsgs {
+			if i%step != 0 {
+				continue
+			}
+			if t := byRemote[mapping[m.ID].RemoteID]; t != nil {
+				download = append(download, t)
+			}
+		}
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(par)
+	for _, t := range download {
+		g.Go(func() error {
+			rc, err := c.Download(gctx, accountID, t.BlobID, "m.eml", "message/rfc822")
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			h := sha256.New()
+			n, err := io.Copy(h, rc)
+			if err != nil {
+				return fmt.Errorf("download target blob %s: %w", t.BlobID, err)
+			}
+			t.hash = hex.EncodeToString(h.Sum(nil))
+			mu.Lock()
+			rep.DownloadedSize += n
+			rep.Hashed++
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
+	// Pair and compare.
+	byHash := map[string][]*targetEmail{}
+	for _, t := range tgts {
+		if t.hash != "" {
+			byHash[t.hash] = append(byHash[t.hash], t)
+		}
+	}
+	used := map[string]bool{}
+	targetCount := map[string]int{}
+	for _, t := range tgts {
+		for mb := range t.MailboxIDs {
+			targetCount[mb]++
+		}
+	}
+	for _, m := range amsgs {
+		item := fmt.Sprintf("archive id %d sha256 %.12s", m.ID, m.Blob)
+		var t *targetEmail
+		if cands := byHash[m.Blob]; len(cands) > 0 {
+			t = cands[0]
+			if len(cands) > 1 {
+				add(Mismatch{Kind: "duplicate", Item: item, Want: "1", Got: fmt.Sprint(len(cands))})
+				for _, c := range cands[1:] {
+					used[c.ID] = true
+				}
+			}
+			rep.HashEqual++
+		} else if opts.Sample > 0 {
+			if mp, ok := mapping[m.ID]; ok {
+				t = byRemote[mp.RemoteID]
+			}
+			if t != nil && t.hash != "" {
+				add(Mismatch{Kind: "content", Item: item, Want: m.Blob, Got: t.hash})
+			} else if t != nil && t.Size != m.Size {
+				add(Mismatch{Kind: "size", Item: item, Want: fmt.Sprint(m.Size), Got: fmt.Sprint(t.Size)})
+			}
+		}
+		if t == nil {
+			add(Mismatch{Kind: "missing", Item: item, Mailbox: firstPath(m, aByID)})
+			continue
+		}
+		used[t.ID] = true
+		// keywords
+		want, got := kwSet(m.Keywords, ignore), kwSet(keysOf(t.Keywords), ignore)
+		if want != got {
+			add(Mismatch{Kind: "keywords", Item: item, Want: want, Got: got})
+		}
+		if m.ReceivedAt.Unix() > 86400 && (t.ReceivedAt == nil || !t.ReceivedAt.Equal(m.ReceivedAt)) {
+			add(Mismatch{Kind: "receivedAt", Item: item, Want: m.ReceivedAt.Format("2006-01-02T15:04:05Z"), Got: fmtTime(t.ReceivedAt)})
+		}
+		var wantBoxes, gotBoxes []string
+		for _, id := range m.MailboxIDs {
+			wantBoxes = append(wantBoxes, aPath[id])
+		}
+		for mb := range t.MailboxIDs {
+			if aid, ok := tToA[mb]; ok {
+				gotBoxes = append(gotBoxes, aPath[aid])
+			} else {
+				gotBoxes = append(gotBoxes, "target:"+tPath(mb))
+			}
+		}
+		sort.Strings(wantBoxes)
+		sort.Strings(gotBoxes)
+		if w, g := strings.Join(wantBoxes, ", "), strings.Join(gotBoxes, ", "); w != g {
+			add(Mismatch{Kind: "membership", Item: item, Want: w, Got: g})
+		}
+	}
+	for _, t := range tgts {
+		if !used[t.ID] && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
+			add(Mismatch{Kind: "extra", Item: fmt.Sprintf("target email %s (%s, %d bytes)", t.ID, strings.Join(t.MessageID, " "), t.Size)})
+		}
+	}
+
+	// Per-mailbox counts.
+	counts, err := a.MailboxCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range aboxes {
+		row := MailboxRow{Path: aPath[b.ID], Role: b.Role, Archive: int(counts[b.ID].Messages)}
+		if tid, ok := pair[b.ID]; ok {
+			row.Target = targetCount[tid]
+			row.OK = row.Target == row.Archive
+		}
+		if !row.OK {
+			add(Mismatch{Kind: "count", Mailbox: b.Path, Want: fmt.Sprint(row.Archive), Got: fmt.Sprint(row.Target)})
+		}
+		rep.Mailboxes = append(rep.Mailboxes, row)
+	}
+	return rep, nil
+}
+
+func mappedRemote(m map[int64]archive.Mapping, id string) bool {
+	for _, x := range m {
+		if x.RemoteID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func firstPath(m *archive.Message, by map[int64]*archive.Mailbox) string {
+	if len(m.MailboxIDs) > 0 && by[m.MailboxIDs[0]] != nil {
+		return by[m.MailboxIDs[0]].Path
+	}
+	return ""
+}
+
+func kwSet(kws []string, ignore map[string]bool) string {
+	var out []string
+	for _, k := range kws {
+		l := strings.ToLower(k)
+		if !ignore[l] {
+			out = append(out, l)
+		}
+	}
+	sort.Strings(out)
+	return "[" + strings.Join(out, " ") + "]"
+}
+
+func keysOf(m map[string]bool) []string {
+	var ks []string
+	for k, v := range m {
+		if v {
+			ks = append(ks, k)
+		}
+	}
+	return ks
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "(none)"
+	}
+	return t.Format("2006-01-02T15:04:05Z")
+}
+
+// safePath applies the exporter's name replacement to every level.
+func safePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = tj.SafeName(s)
+	}
+	return strings.Join(parts, "/")
+}
