@@ -48,6 +48,9 @@ type Account struct {
 	// FailedCutovers counts cut-overs that failed or rolled back since the
 	// last successful one or release.
 	FailedCutovers int `json:"failed_cutovers,omitempty"`
+	// Mismatches is the number of verify mismatches of the last failed
+	// cut-over since the last success or release.
+	Mismatches int64 `json:"mismatches,omitempty"`
 	// Held is set by a manual rollback: no cut-over is planned until
 	// "mailmig state release".
 	Held     bool   `json:"held,omitempty"`
@@ -131,7 +134,7 @@ func (s *State) Apply(r *Record) {
 			case "catch-up":
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
 			case "cutover":
-				a.FailedCutovers = 0
+				a.FailedCutovers, a.Mismatches = 0, 0
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
 			case "adopt":
 				a.Adopted = true
@@ -140,6 +143,7 @@ func (s *State) Apply(r *Record) {
 			a.LastError, a.LastErrorTime = r.Error, r.Time
 			if r.Action == "cutover" {
 				a.FailedCutovers++
+				a.Mismatches = c.Mismatches
 			}
 		case OutcomeInterrupted:
 			a.LastError, a.LastErrorTime = "interrupted", r.Time
@@ -149,6 +153,6 @@ func (s *State) Apply(r *Record) {
 	case TypeHold:
 		a.Held, a.HoldNote = true, r.Note
 	case TypeRelease:
-		a.Held, a.HoldNote, a.FailedCutovers = false, "", 0
+		a.Held, a.HoldNote, a.FailedCutovers, a.Mismatches = false, "", 0, 0
 	}
 }

@@ -1,0 +1,567 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+)
+
+// Job is one change as handed to an Executor.
+type Job struct {
+	Change *Change
+	// Account is the plan's account (logins, password, data kinds).
+	Account *plan.Account
+	// Full is true for the first import or export of the account.
+	Full bool
+	// Source and Target are the backends' shared limiters; executors call
+	// WaitMessages/WaitBytes before each unit of work.
+	Source, Target *Limiter
+	// Log is bound to the account and action.
+	Log *slog.Logger
+	// Progress reports work done in the current step.
+	Progress func(done, total int64)
+}
+
+// Executor moves data. vandelay implements it in cmd/mailmig; tests use
+// fakes. Methods are called concurrently for different accounts, never for
+// the same account at once. They must be convergent: running one again
+// after a failure or a crash copies only what is missing.
+type Executor interface {
+	// Import copies the source into the account's archive.
+	Import(ctx context.Context, job *Job) (state.Counts, error)
+	// Export copies the archive onto the target.
+	Export(ctx context.Context, job *Job) (state.Counts, error)
+	// Verify compares source, archive and target; Counts.Mismatches > 0
+	// fails the cut-over.
+	Verify(ctx context.Context, job *Job) (state.Counts, error)
+}
+
+// Router changes the proxy's route table. SetRoute points account at
+// backend, frozen or active, creating the entry when missing. It must be
+// safe for concurrent use and idempotent.
+type Router interface {
+	SetRoute(ctx context.Context, account, backend string, frozen bool) error
+}
+
+// Recorder is the journal as Apply sees it (*state.Journal implements it).
+type Recorder interface {
+	Append(r state.Record) (state.Record, error)
+}
+
+var _ Recorder = (*state.Journal)(nil)
+
+// Env is what Apply needs besides the changes.
+type Env struct {
+	// Plan supplies the accounts' details; required.
+	Plan *plan.Migration
+	// Executor, Router and Journal are required.
+	Executor Executor
+	Router   Router
+	Journal  Recorder
+	// Limiters are per backend; missing backends are unlimited with
+	// DefaultConnections.
+	Limiters map[string]*Limiter
+	// Parallelism bounds concurrent changes. Default: 10.
+	Parallelism int
+	// Stop is cancelled by the first Ctrl-C: nothing new starts, running
+	// changes finish, and a cut-over not yet flipped rolls back. The ctx
+	// passed to Apply is the hard abort. Default: never.
+	Stop context.Context
+	// Manual marks rollbacks asked for by "mailmig rollback": the account
+	// is then held until released.
+	Manual bool
+	// Logger receives progress logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// ApplyResult summarises a run.
+type ApplyResult struct {
+	Results []*Result `json:"results"`
+	// Counts of changes by outcome.
+	OK, Failed, RolledBack, Skipped, Interrupted int
+	// Stopped is true when Stop was cancelled during the run.
+	Stopped bool `json:"stopped"`
+}
+
+// Err returns an error when any change failed, rolled back or was
+// interrupted.
+func (r *ApplyResult) Err() error {
+	if r.Failed+r.RolledBack+r.Interrupted == 0 {
+		if r.Stopped {
+			return errors.New("apply stopped before every change ran")
+		}
+		return nil
+	}
+	return fmt.Errorf("%d failed, %d rolled back, %d interrupted", r.Failed, r.RolledBack, r.Interrupted)
+}
+
+// DefaultParallelism is the default number of concurrent changes.
+const DefaultParallelism = 10
+
+// Apply executes ch. It returns an error only when it cannot start (a bad
+// graph or environment); per-change failures are in the result.
+func Apply(ctx context.Context, ch *Changes, env *Env, hs ...Hook) (*ApplyResult, error) {
+	if env == nil || env.Plan == nil || env.Executor == nil || env.Router == nil || env.Journal == nil {
+		return nil, errors.New("apply: incomplete environment")
+	}
+	g, err := buildGraph(ch)
+	if err != nil {
+		return nil, err
+	}
+	a := &applier{env: *env, g: g, hooks: hooks(hs), ctx: ctx}
+	if a.env.Stop == nil {
+		a.env.Stop = context.Background()
+	}
+	if a.env.Logger == nil {
+		a.env.Logger = slog.New(slog.DiscardHandler)
+	}
+	if a.env.Parallelism <= 0 {
+		a.env.Parallelism = DefaultParallelism
+	}
+	if a.env.Limiters == nil {
+		a.env.Limiters = map[string]*Limiter{}
+	}
+	a.accounts = make(map[string]*plan.Account, len(env.Plan.Accounts))
+	for _, pa := range env.Plan.Accounts {
+		a.accounts[Key(pa.Address)] = pa
+	}
+	a.waves = map[string]*plan.Wave{}
+	for _, w := range env.Plan.Waves {
+		a.waves[w.Name] = w
+	}
+	a.run()
+	res := &ApplyResult{Stopped: a.env.Stop.Err() != nil}
+	for _, n := range g.nodes {
+		r := n.result
+		res.Results = append(res.Results, r)
+		switch r.Outcome {
+		case state.OutcomeOK:
+			res.OK++
+		case state.OutcomeFailed:
+			res.Failed++
+		case state.OutcomeRolledBack:
+			res.RolledBack++
+		case state.OutcomeInterrupted:
+			res.Interrupted++
+		default:
+			res.Skipped++
+		}
+	}
+	return res, nil
+}
+
+type applier struct {
+	env      Env
+	g        *graph
+	hooks    hooks
+	ctx      context.Context
+	accounts map[string]*plan.Account
+	waves    map[string]*plan.Wave
+
+	mu         sync.Mutex
+	cond       *sync.Cond
+	ready      []*node // sorted by idx
+	running    int
+	perWave    map[string]int
+	perBackend map[string]int
+	waveFailed map[string]int
+	waveMism   map[string]int64
+}
+
+func (a *applier) waveMax(w string) int {
+	if pw := a.waves[w]; pw != nil && pw.MaxParallel > 0 {
+		return pw.MaxParallel
+	}
+	return a.env.Parallelism
+}
+
+func (a *applier) connMax(b string) int {
+	if l := a.env.Limiters[b]; l != nil && l.Connections > 0 {
+		return l.Connections
+	}
+	return DefaultConnections
+}
+
+// run dispatches ready changes until every change has a result.
+func (a *applier) run() {
+	a.cond = sync.NewCond(&a.mu)
+	a.perWave, a.perBackend = map[string]int{}, map[string]int{}
+	a.waveFailed, a.waveMism = map[string]int{}, map[string]int64{}
+	for _, n := range a.g.nodes {
+		if n.deps == 0 {
+			a.ready = append(a.ready, n)
+		}
+	}
+	stopWake := context.AfterFunc(a.env.Stop, func() {
+		a.mu.Lock()
+		a.cond.Broadcast()
+		a.mu.Unlock()
+	})
+	defer stopWake()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for {
+		stopped := a.env.Stop.Err() != nil || a.ctx.Err() != nil
+		if stopped {
+			for _, n := range a.ready {
+				a.skipLocked(n, "the run was stopped before it started")
+			}
+			a.ready = nil
+		}
+		for !stopped && a.running < a.env.Parallelism {
+			n := a.pickLocked()
+			if n == nil {
+				break
+			}
+			a.running++
+			a.perWave[n.wave]++
+			for _, b := range n.backends {
+				a.perBackend[b]++
+			}
+			go a.exec(n)
+		}
+		if a.running == 0 && len(a.ready) == 0 {
+			break
+		}
+		a.cond.Wait()
+	}
+	// Anything without a result never became ready (its dependency was
+	// skipped while stopping).
+	for _, n := range a.g.nodes {
+		if n.result == nil {
+			a.skipLocked(n, "the run was stopped before it started")
+		}
+	}
+}
+
+// pickLocked removes and returns the first ready change whose wave and
+// backends have a free slot, or nil.
+func (a *applier) pickLocked() *node {
+	for i, n := range a.ready {
+		if a.perWave[n.wave] >= a.waveMax(n.wave) {
+			continue
+		}
+		free := true
+		for _, b := range n.backends {
+			if a.perBackend[b] >= a.connMax(b) {
+				free = false
+			}
+		}
+		if !free {
+			continue
+		}
+		if n.c.Action == Cutover && a.haltedLocked(n.wave) {
+			a.ready = append(a.ready[:i], a.ready[i+1:]...)
+			a.skipLocked(n, "the wave halted: too many failed cut-overs")
+			return a.pickLocked()
+		}
+		a.ready = append(a.ready[:i], a.ready[i+1:]...)
+		return n
+	}
+	return nil
+}
+
+func (a *applier) haltedLocked(wave string) bool {
+	w := a.waves[wave]
+	if w == nil {
+		return false
+	}
+	return a.waveFailed[wave] > w.MaxErrors || a.waveMism[wave] > int64(w.MaxVerifyMismatches)
+}
+
+// skipLocked records a skip for n and, recursively, its dependents.
+func (a *applier) skipLocked(n *node, why string) {
+	if n.result != nil {
+		return
+	}
+	n.result = &Result{Change: n.c, Outcome: OutcomeSkipped, Skipped: why}
+	n.done = true
+	a.hooks.post(n.c, n.result)
+	for _, d := range n.dependents {
+		a.removeReadyLocked(d)
+		a.skipLocked(d, fmt.Sprintf("%s did not succeed", n.c.ID))
+	}
+}
+
+func (a *applier) removeReadyLocked(n *node) {
+	for i, x := range a.ready {
+		if x == n {
+			a.ready = append(a.ready[:i], a.ready[i+1:]...)
+			return
+		}
+	}
+}
+
+// exec runs one change on a worker goroutine and schedules its dependents.
+func (a *applier) exec(n *node) {
+	a.hooks.pre(n.c)
+	start := time.Now()
+	r := a.execChange(n.c)
+	r.Change = n.c
+	r.Duration = time.Since(start)
+	if r.Err != nil {
+		r.Error = r.Err.Error()
+	}
+	a.hooks.post(n.c, r)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n.result, n.done = r, true
+	a.running--
+	a.perWave[n.wave]--
+	for _, b := range n.backends {
+		a.perBackend[b]--
+	}
+	if n.c.Action == Cutover && (r.Outcome == state.OutcomeFailed || r.Outcome == state.OutcomeRolledBack) {
+		a.waveFailed[n.wave]++
+		a.waveMism[n.wave] += r.Counts.Mismatches
+	}
+	for _, d := range n.dependents {
+		if r.Outcome != state.OutcomeOK {
+			a.skipLocked(d, fmt.Sprintf("%s did not succeed", n.c.ID))
+			continue
+		}
+		d.deps--
+		if d.deps == 0 && d.result == nil {
+			i := sort.Search(len(a.ready), func(i int) bool { return a.ready[i].idx > d.idx })
+			a.ready = append(a.ready, nil)
+			copy(a.ready[i+1:], a.ready[i:])
+			a.ready[i] = d
+		}
+	}
+	a.cond.Broadcast()
+}
+
+// execChange journals and runs one change.
+func (a *applier) execChange(c *Change) *Result {
+	r := &Result{started: time.Now()}
+	acct := a.accounts[Key(c.Account)]
+	if acct == nil {
+		r.Outcome, r.Err = state.OutcomeFailed, fmt.Errorf("account %s is not in the plan", c.Account)
+		return r
+	}
+	log := a.env.Logger.With("user", c.Account, "action", c.Action.String())
+	job := &Job{Change: c, Account: acct, Source: a.env.Limiters[c.Source], Target: a.env.Limiters[c.Target], Log: log,
+		Progress: func(done, total int64) { a.hooks.progress(c, done, total) }}
+	if _, err := a.record(state.Record{Type: state.TypeStart, Account: c.Account, Action: c.Action.String(), Wave: c.Wave, Source: c.Source, Target: c.Target}); err != nil {
+		r.Outcome, r.Err = state.OutcomeFailed, err
+		return r
+	}
+	var err error
+	switch c.Action {
+	case Import:
+		job.Full = true
+		a.hooks.step(c, "import")
+		r.Counts, err = a.env.Executor.Import(a.ctx, job)
+	case Export:
+		job.Full = true
+		a.hooks.step(c, "export")
+		r.Counts, err = a.env.Executor.Export(a.ctx, job)
+		if err == nil && (c.Phase == state.PhasePending || c.Phase == "") {
+			err = a.transition(c, state.PhaseStaged)
+		}
+	case CatchUp:
+		r.Counts, err = a.pass(c, job)
+		if err == nil && c.Phase != state.PhaseCatchingUp {
+			err = a.transition(c, state.PhaseCatchingUp)
+		}
+	case Cutover:
+		return a.cutover(c, job, r, log)
+	case Rollback:
+		a.hooks.step(c, "rollback")
+		err = a.env.Router.SetRoute(a.ctx, Key(c.Account), c.Source, false)
+		if err == nil {
+			next := state.PhaseCatchingUp
+			if c.Phase == state.PhasePending {
+				next = state.PhasePending
+			}
+			err = a.transition(c, next)
+		}
+		if err == nil && a.env.Manual {
+			_, err = a.record(state.Record{Type: state.TypeHold, Account: c.Account, Note: "rolled back by hand"})
+		}
+	case Adopt:
+		err = a.transition(c, state.PhaseDone)
+	default:
+		err = fmt.Errorf("unknown action %v", c.Action)
+	}
+	r.Outcome = state.OutcomeOK
+	if err != nil {
+		r.Outcome, r.Err = state.OutcomeFailed, err
+		if a.ctx.Err() != nil {
+			r.Outcome = state.OutcomeInterrupted
+		}
+		log.Warn("action failed", "err", err)
+	}
+	a.finish(c, r)
+	return r
+}
+
+// pass runs one incremental import and export.
+func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
+	a.hooks.step(c, "import")
+	in, err := a.env.Executor.Import(a.ctx, job)
+	if err != nil {
+		return in, fmt.Errorf("import: %w", err)
+	}
+	a.hooks.step(c, "export")
+	out, err := a.env.Executor.Export(a.ctx, job)
+	if err != nil {
+		return in, fmt.Errorf("export: %w", err)
+	}
+	in.Bytes += out.Bytes
+	return in, nil
+}
+
+// cutover runs freeze → final catch-up → verify → flip → unfreeze. Any
+// failure (or a stop) before the flip is complete routes the account back
+// to its source, unfrozen.
+func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Result {
+	k := Key(c.Account)
+	rt := a.env.Router
+	if c.Resume {
+		a.hooks.step(c, "unfreeze")
+		err := rt.SetRoute(a.ctx, k, c.Target, false)
+		if err == nil {
+			err = a.transition(c, state.PhaseDone)
+		}
+		r.Outcome = state.OutcomeOK
+		if err != nil {
+			r.Outcome, r.Err = state.OutcomeFailed, err
+		}
+		a.finish(c, r)
+		return r
+	}
+	stopped := func() error {
+		if a.env.Stop.Err() != nil || a.ctx.Err() != nil {
+			return errStopped
+		}
+		return nil
+	}
+	var err error
+	frozen := false
+	step := func(name string, fn func() error) {
+		if err != nil {
+			return
+		}
+		if err = stopped(); err != nil {
+			return
+		}
+		a.hooks.step(c, name)
+		err = fn()
+	}
+	step("freeze", func() error {
+		if e := rt.SetRoute(a.ctx, k, c.Source, true); e != nil {
+			return fmt.Errorf("freeze: %w", e)
+		}
+		frozen = true
+		return a.transition(c, state.PhaseFrozen)
+	})
+	step("final catch-up", func() error {
+		if e := a.transition(c, state.PhaseFinalSync); e != nil {
+			return e
+		}
+		cnt, e := a.pass(c, job)
+		r.Counts = cnt
+		if e != nil {
+			return fmt.Errorf("final catch-up: %w", e)
+		}
+		return nil
+	})
+	step("verify", func() error {
+		v, e := a.env.Executor.Verify(a.ctx, job)
+		r.Counts.Mismatches = v.Mismatches
+		if e != nil {
+			return fmt.Errorf("verify: %w", e)
+		}
+		if v.Mismatches > 0 {
+			return fmt.Errorf("verify found %s between source and target", plural(int(v.Mismatches), "mismatch"))
+		}
+		return a.transition(c, state.PhaseVerified)
+	})
+	flipped := false
+	step("flip", func() error {
+		if e := rt.SetRoute(a.ctx, k, c.Target, true); e != nil {
+			return fmt.Errorf("flip: %w", e)
+		}
+		flipped = true
+		return a.transition(c, state.PhaseCutOver)
+	})
+	if err == nil || (flipped && errors.Is(err, errStopped)) {
+		// Past the flip a stop still unfreezes: that is quick and safe.
+		a.hooks.step(c, "unfreeze")
+		err = rt.SetRoute(a.ctx, k, c.Target, false)
+		if err == nil {
+			err = a.transition(c, state.PhaseDone)
+		} else {
+			err = fmt.Errorf("unfreeze: %w", err)
+		}
+	}
+	switch {
+	case err == nil:
+		r.Outcome = state.OutcomeOK
+	case !frozen && errors.Is(err, errStopped):
+		// Stopped before anything happened: not an action at all.
+		r.Outcome, r.Err = state.OutcomeInterrupted, err
+	case !frozen:
+		r.Outcome, r.Err = state.OutcomeFailed, err
+	default:
+		// Roll back: route to the source, unfrozen. Use a context that a
+		// hard abort does not cancel; the rollback is one quick write.
+		a.hooks.step(c, "rollback")
+		log.Warn("cut-over failed; rolling back", "err", err)
+		rbctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 30*time.Second)
+		rberr := rt.SetRoute(rbctx, k, c.Source, false)
+		cancel()
+		if rberr != nil {
+			r.Outcome, r.Err = state.OutcomeFailed, fmt.Errorf("%w; rolling back also failed: %v (the account may still be frozen; the next plan proposes a rollback)", err, rberr)
+			break
+		}
+		if terr := a.transition(c, state.PhaseCatchingUp); terr != nil {
+			err = errors.Join(err, terr)
+		}
+		r.Outcome, r.Err = state.OutcomeRolledBack, err
+		if errors.Is(err, errStopped) {
+			r.Outcome = state.OutcomeInterrupted
+		}
+	}
+	a.finish(c, r)
+	return r
+}
+
+var errStopped = errors.New("stopped by request before the flip")
+
+func (a *applier) transition(c *Change, p state.Phase) error {
+	_, err := a.record(state.Record{Type: state.TypeTransition, Account: c.Account, Phase: p})
+	return err
+}
+
+func (a *applier) finish(c *Change, r *Result) {
+	rec := state.Record{Type: state.TypeFinish, Account: c.Account, Action: c.Action.String(), Outcome: r.Outcome}
+	if !r.Counts.IsZero() {
+		cnt := r.Counts
+		rec.Counts = &cnt
+	}
+	if r.Err != nil {
+		rec.Error = r.Err.Error()
+	}
+	rec.DurationMS = time.Since(r.started).Milliseconds()
+	if _, err := a.record(rec); err != nil {
+		r.Outcome, r.Err = state.OutcomeFailed, errors.Join(r.Err, err)
+	}
+}
+
+func (a *applier) record(r state.Record) (state.Record, error) {
+	out, err := a.env.Journal.Append(r)
+	if err != nil {
+		return out, fmt.Errorf("journal: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+// FormatVersion is the version of the Changes JSON form. The major number
+// changes when a field is removed or changes meaning; the minor number when
+// fields are added. Readers must accept unknown fields.
+const FormatVersion = "1.0"
+
+// Changes is the computed difference between the plan and the observed
+// state: what apply will do, grouped by wave. It is also the saved form of
+// "mailmig plan -out FILE" and the -json output; the human and Markdown
+// views are rendered from it.
+type Changes struct {
+	// FormatVersion is FormatVersion.
+	FormatVersion string `json:"format_version"`
+	// Lineage and Serial identify the journal state the changes were
+	// computed from; apply refuses saved changes when they differ.
+	Lineage string `json:"lineage"`
+	Serial  uint64 `json:"serial"`
+	// PlanHash is the plan files' hash (plan.Migration.Hash).
+	PlanHash string `json:"plan_hash"`
+	// PlanPath is the plan file or directory as given on the command line.
+	PlanPath string `json:"plan_path,omitempty"`
+	// Created is when Diff ran (the clock the waves were judged by).
+	Created time.Time `json:"created"`
+	// Refreshed says whether the sources were asked for changes.
+	Refreshed bool `json:"refreshed"`
+	// Targets are the -target accounts, when given.
+	Targets []string `json:"targets,omitempty"`
+	// Waves lists every wave in plan order, then "(no wave)" when some
+	// accounts are in none.
+	Waves []*WaveChanges `json:"waves"`
+	// Removed lists accounts that the journal knows and the plan does not.
+	Removed []*Removed `json:"removed,omitempty"`
+	// Summary counts the changes.
+	Summary Summary `json:"summary"`
+}
+
+// NoWave is the name of the pseudo-wave of accounts that are in no wave.
+const NoWave = "(no wave)"
+
+// WaveStatus says where a wave stands for cut-overs.
+type WaveStatus string
+
+// Wave statuses.
+const (
+	// WaveOpen: cut-overs may run now.
+	WaveOpen WaveStatus = "open"
+	// WaveWaiting: cut-overs wait (window, not_before, after, canaries).
+	WaveWaiting WaveStatus = "waiting"
+	// WaveHalted: too many failures; nothing is cut over.
+	WaveHalted WaveStatus = "halted"
+	// WaveDone: every account is done.
+	WaveDone WaveStatus = "done"
+)
+
+// WaveChanges are the changes of one wave.
+type WaveChanges struct {
+	Name   string     `json:"name"`
+	Status WaveStatus `json:"status"`
+	// Note explains Status ("window 22:00-05:00 Europe/Berlin opens in
+	// 3h10m", "waiting for wave pilot: 2 of 3 accounts done").
+	Note string `json:"note,omitempty"`
+	// Accounts is the number of accounts in the wave (in the plan).
+	Accounts int `json:"accounts"`
+	// Phases counts the wave's accounts per lifecycle phase.
+	Phases map[state.Phase]int `json:"phases"`
+	// MaxParallel is the wave's max_parallel.
+	MaxParallel int `json:"max_parallel,omitempty"`
+	// Changes are the wave's changes in account order.
+	Changes []*Change `json:"changes"`
+	// Waiting lists accounts that have nothing to do now although they are
+	// not done, with the reason, when it is specific to the account.
+	Waiting []*Waiting `json:"waiting,omitempty"`
+}
+
+// Change is one action for one account.
+type Change struct {
+	// ID is "action:account", unique within Changes.
+	ID      string `json:"id"`
+	Account string `json:"account"`
+	Action  Action `json:"action"`
+	// Reason says why the change is due, for a reviewer.
+	Reason string `json:"reason"`
+	// Phase is the account's phase when planned.
+	Phase state.Phase `json:"phase"`
+	Wave  string      `json:"wave"`
+	// Source and Target are backend names.
+	Source string `json:"source"`
+	Target string `json:"target"`
+	// Canary marks a canary cut-over.
+	Canary bool `json:"canary,omitempty"`
+	// Destructive flags changes to review with care (rollback).
+	Destructive bool `json:"destructive,omitempty"`
+	// Resume marks a cut-over that finishes an interrupted one whose route
+	// already points at the target: only unfreezing is left.
+	Resume bool `json:"resume,omitempty"`
+	// DependsOn are IDs of changes that must succeed first.
+	DependsOn []string `json:"depends_on,omitempty"`
+	// Delta is the refresh result the change is based on, if any.
+	Delta *Delta `json:"delta,omitempty"`
+	// Fingerprint digests what was observed about the account; apply
+	// refuses saved changes whose fingerprints no longer match.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Waiting is an account with nothing to do now.
+type Waiting struct {
+	Account string      `json:"account"`
+	Phase   state.Phase `json:"phase"`
+	Reason  string      `json:"reason"`
+}
+
+// Removed is an account the journal knows that the plan no longer lists.
+// Nothing is done to it.
+type Removed struct {
+	Account string      `json:"account"`
+	Phase   state.Phase `json:"phase"`
+	// Route is where the route table sends it, "" when it has no entry.
+	Route  string `json:"route,omitempty"`
+	Frozen bool   `json:"frozen,omitempty"`
+	Note   string `json:"note"`
+}
+
+// Summary counts changes by action, and accounts by situation.
+type Summary struct {
+	Import   int `json:"import"`
+	Export   int `json:"export"`
+	CatchUp  int `json:"catch_up"`
+	Cutover  int `json:"cutover"`
+	Rollback int `json:"rollback"`
+	Adopt    int `json:"adopt"`
+	// Changes is the total number of changes.
+	Changes int `json:"changes"`
+	// Accounts is the number of accounts in the plan.
+	Accounts int `json:"accounts"`
+	// Done counts accounts already done.
+	Done int `json:"done"`
+	// Waiting counts accounts not done with nothing to do now.
+	Waiting int `json:"waiting"`
+	// Removed counts accounts in the journal but not in the plan.
+	Removed int `json:"removed"`
+}
+
+// Empty reports whether there is nothing to apply.
+func (c *Changes) Empty() bool { return c.Summary.Changes == 0 }
+
+// All returns every change in wave order.
+func (c *Changes) All() []*Change {
+	var out []*Change
+	for _, w := range c.Waves {
+		out = append(out, w.Changes...)
+	}
+	return out
+}
+
+func (s *Summary) add(a Action) {
+	s.Changes++
+	switch a {
+	case Import:
+		s.Import++
+	case Export:
+		s.Export++
+	case CatchUp:
+		s.CatchUp++
+	case Cutover:
+		s.Cutover++
+	case Rollback:
+		s.Rollback++
+	case Adopt:
+		s.Adopt++
+	}
+}
+
+// Count returns the number of changes of action a.
+func (s Summary) Count(a Action) int {
+	switch a {
+	case Import:
+		return s.Import
+	case Export:
+		return s.Export
+	case CatchUp:
+		return s.CatchUp
+	case Cutover:
+		return s.Cutover
+	case Rollback:
+		return s.Rollback
+	case Adopt:
+		return s.Adopt
+	}
+	return 0
+}
+
+// WriteJSON writes the changes as indented JSON.
+func (c *Changes) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(c)
+}
+
+// ReadChanges decodes saved changes and checks the format version.
+func ReadChanges(r io.Reader) (*Changes, error) {
+	var c Changes
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("decode saved changes: %w", err)
+	}
+	if major(c.FormatVersion) != major(FormatVersion) {
+		return nil, fmt.Errorf("saved changes have format version %q; this mailmig reads %s.x", c.FormatVersion, major(FormatVersion))
+	}
+	return &c, nil
+}
+
+func major(v string) string {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			return v[:i]
+		}
+	}
+	return v
+}
+
+// Fingerprint digests what Diff saw of one account: its journal position
+// and phase, and its route. Refresh results are left out, so that apply can
+// check saved changes without asking the sources again.
+func Fingerprint(a *state.Account, r Route, hasRoute bool) string {
+	h := sha256.New()
+	b := make([]byte, 0, 128)
+	if a != nil {
+		b = strconv.AppendUint(b, a.LastSeq, 10)
+		b = append(b, '|')
+		b = append(b, a.Phase...)
+	}
+	b = append(b, '|')
+	if hasRoute {
+		b = append(b, r.Backend...)
+		b = strconv.AppendBool(append(b, '|'), r.Frozen)
+		b = strconv.AppendInt(append(b, '|'), r.Generation, 10)
+	}
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}

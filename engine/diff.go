@@ -1,0 +1,577 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailmig/mailmig/engine/diag"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+)
+
+// Default thresholds used when a wave sets neither catch-up threshold.
+const (
+	DefaultCatchupThreshold      = 100
+	DefaultCatchupThresholdBytes = 10 << 20
+)
+
+// DiffOptions configure Diff. A nil *DiffOptions means defaults.
+type DiffOptions struct {
+	// Clock judges windows and not_before. Default: SystemClock.
+	Clock Clock
+	// Targets restricts the changes to these accounts (-target).
+	Targets []string
+	// PlanPath is recorded in the Changes.
+	PlanPath string
+}
+
+// waveInfo is what Diff derives about one wave before planning accounts.
+type waveInfo struct {
+	w        *plan.Wave
+	accounts []*plan.Account // in wave order
+	status   WaveStatus
+	note     string
+	canaries map[string]bool
+}
+
+// Diff computes the changes that bring the observed state toward the plan
+// m at the clock's time. It is pure: it reads only its arguments.
+func Diff(m *plan.Migration, obs *Observed, opts *DiffOptions) (*Changes, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if opts == nil {
+		opts = &DiffOptions{}
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	now := clock.Now()
+	if obs == nil {
+		obs = &Observed{}
+	}
+	st := obs.State
+	if st == nil {
+		st = &state.State{}
+	}
+	ch := &Changes{
+		FormatVersion: FormatVersion,
+		Lineage:       st.Lineage,
+		Serial:        st.Serial,
+		PlanHash:      m.Hash,
+		PlanPath:      opts.PlanPath,
+		Created:       now.UTC(),
+		Refreshed:     obs.Refreshed,
+	}
+	d := &differ{m: m, obs: obs, st: st, now: now, ch: ch}
+
+	byKey := make(map[string]*plan.Account, len(m.Accounts))
+	for _, a := range m.Accounts {
+		byKey[Key(a.Address)] = a
+	}
+	// Waves in plan order (topological by after), then the pseudo-wave.
+	waveDone := map[string]bool{}
+	var infos []*waveInfo
+	inWave := make(map[string]bool, len(m.Accounts))
+	for _, w := range m.Waves {
+		wi := &waveInfo{w: w, canaries: map[string]bool{}}
+		for _, addr := range w.Accounts {
+			if a := byKey[Key(addr)]; a != nil && !inWave[Key(addr)] {
+				inWave[Key(addr)] = true
+				wi.accounts = append(wi.accounts, a)
+			}
+		}
+		d.judgeWave(wi, waveDone)
+		waveDone[w.Name] = wi.status == WaveDone
+		infos = append(infos, wi)
+	}
+	var rest []*plan.Account
+	for _, a := range m.Accounts {
+		if !inWave[Key(a.Address)] {
+			rest = append(rest, a)
+		}
+	}
+	if len(rest) > 0 {
+		wi := &waveInfo{accounts: rest, status: WaveWaiting, note: "accounts in no wave are staged and kept caught up but never cut over; add them to a wave"}
+		if d.allDone(rest) {
+			wi.status, wi.note = WaveDone, ""
+		}
+		infos = append(infos, wi)
+	}
+	for _, wi := range infos {
+		wc := d.planWave(wi)
+		ch.Waves = append(ch.Waves, wc)
+	}
+	// Accounts the journal knows and the plan does not.
+	for _, k := range st.Addresses() {
+		if byKey[k] != nil {
+			continue
+		}
+		sa := st.Accounts[k]
+		r, ok := obs.Routes[k]
+		rm := &Removed{Account: k, Phase: sa.Phase}
+		if ok {
+			rm.Route, rm.Frozen = r.Backend, r.Frozen
+		}
+		rm.Note = "in the journal but no longer in the plan; mailmig leaves it alone"
+		if rm.Frozen {
+			rm.Note += "; its route is FROZEN: add it back to the plan to finish or roll back its cut-over"
+		}
+		ch.Removed = append(ch.Removed, rm)
+	}
+	if len(opts.Targets) > 0 {
+		diags = diags.Append(d.filterTargets(opts.Targets, byKey))
+	}
+	d.summarise(len(m.Accounts))
+	diags = diags.Append(d.diags)
+	return ch, diags
+}
+
+type differ struct {
+	m     *plan.Migration
+	obs   *Observed
+	st    *state.State
+	now   time.Time
+	ch    *Changes
+	diags diag.Diagnostics
+}
+
+func (d *differ) phase(k string) state.Phase {
+	if a := d.st.Account(k); a != nil && a.Phase != "" {
+		return a.Phase
+	}
+	return state.PhasePending
+}
+
+func (d *differ) allDone(as []*plan.Account) bool {
+	for _, a := range as {
+		if d.phase(Key(a.Address)) != state.PhaseDone {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *differ) countDone(as []*plan.Account) int {
+	n := 0
+	for _, a := range as {
+		if d.phase(Key(a.Address)) == state.PhaseDone {
+			n++
+		}
+	}
+	return n
+}
+
+// judgeWave sets the wave's cut-over status and note.
+func (d *differ) judgeWave(wi *waveInfo, waveDone map[string]bool) {
+	w := wi.w
+	for i, a := range wi.accounts {
+		if i < w.Canary {
+			wi.canaries[Key(a.Address)] = true
+		}
+	}
+	if d.allDone(wi.accounts) {
+		wi.status = WaveDone
+		return
+	}
+	failed, mismatches := 0, int64(0)
+	for _, a := range wi.accounts {
+		if sa := d.st.Account(Key(a.Address)); sa != nil && sa.Phase != state.PhaseDone && sa.FailedCutovers > 0 {
+			failed++
+			mismatches += sa.Mismatches
+		}
+	}
+	if failed > w.MaxErrors || mismatches > int64(w.MaxVerifyMismatches) {
+		wi.status = WaveHalted
+		wi.note = fmt.Sprintf("halted: %s with failed cut-overs (max_errors = %d), %s (max_verify_mismatches = %d); fix the cause, then run \"mailmig state release ACCOUNT\" for each",
+			plural(failed, "account"), w.MaxErrors, plural(int(mismatches), "verify mismatch"), w.MaxVerifyMismatches)
+		return
+	}
+	for _, after := range w.After {
+		if !waveDone[after] {
+			aw := d.m.Wave(after)
+			var n, done int
+			if aw != nil {
+				var as []*plan.Account
+				for _, addr := range aw.Accounts {
+					if a := d.m.Account(addr); a != nil {
+						as = append(as, a)
+					}
+				}
+				n, done = len(as), d.countDone(as)
+			}
+			wi.status = WaveWaiting
+			wi.note = fmt.Sprintf("cut-overs wait for wave %s (%d of %d accounts done)", after, done, n)
+			return
+		}
+	}
+	if !w.NotBefore.IsZero() && d.now.Before(w.NotBefore) {
+		loc := time.UTC
+		if w.CutoverWindow != nil {
+			loc = windowLoc(w.CutoverWindow)
+		}
+		wi.status = WaveWaiting
+		wi.note = fmt.Sprintf("cut-overs not before %s (in %s)", w.NotBefore.In(loc).Format("2006-01-02 15:04 MST"), humanDuration(w.NotBefore.Sub(d.now)))
+		return
+	}
+	if cw := w.CutoverWindow; cw != nil {
+		if !InWindow(cw, d.now) {
+			next := NextWindowOpen(cw, d.now)
+			wi.status = WaveWaiting
+			wi.note = fmt.Sprintf("cut-over window %s opens in %s (%s)", cw.Text, humanDuration(next.Sub(d.now)), next.In(windowLoc(cw)).Format("Mon 15:04 MST"))
+			return
+		}
+		wi.status = WaveOpen
+		wi.note = fmt.Sprintf("cut-over window %s open until %s", cw.Text, WindowCloses(cw, d.now).In(windowLoc(cw)).Format("15:04 MST"))
+		return
+	}
+	wi.status = WaveOpen
+	wi.note = "cut-overs may run now (no cut-over window)"
+}
+
+// planWave plans the accounts of one wave.
+func (d *differ) planWave(wi *waveInfo) *WaveChanges {
+	wc := &WaveChanges{Name: NoWave, Status: wi.status, Note: wi.note, Accounts: len(wi.accounts), Phases: map[state.Phase]int{}}
+	if wi.w != nil {
+		wc.Name, wc.MaxParallel = wi.w.Name, wi.w.MaxParallel
+	}
+	for _, a := range wi.accounts {
+		wc.Phases[d.phase(Key(a.Address))]++
+	}
+	// Canaries first: the others depend on the canaries' cut-overs.
+	var canaryCutovers []string
+	canariesPending := 0
+	order := make([]*plan.Account, 0, len(wi.accounts))
+	for _, a := range wi.accounts {
+		if wi.canaries[Key(a.Address)] {
+			order = append(order, a)
+		}
+	}
+	for _, a := range wi.accounts {
+		if !wi.canaries[Key(a.Address)] {
+			order = append(order, a)
+		}
+	}
+	type planned struct {
+		a       *plan.Account
+		changes []*Change
+	}
+	var out []planned
+	for _, a := range order {
+		k := Key(a.Address)
+		canary := wi.canaries[k]
+		gate := wi.status == WaveOpen && wi.w != nil
+		gateNote := wi.note
+		if gate && !canary && canariesPending > 0 && len(canaryCutovers) < canariesPending {
+			gate = false
+			gateNote = fmt.Sprintf("waiting for the wave's canary accounts (%d of %d done)", wi.w.Canary-canariesPending, wi.w.Canary)
+		}
+		cs, waiting := d.planAccount(a, wi, gate, gateNote)
+		for _, c := range cs {
+			c.Canary = canary && c.Action == Cutover
+			if c.Action == Cutover && !canary && len(canaryCutovers) > 0 {
+				c.DependsOn = append(c.DependsOn, canaryCutovers...)
+			}
+		}
+		if canary && d.phase(k) != state.PhaseDone {
+			canariesPending++
+			for _, c := range cs {
+				if c.Action == Cutover {
+					canaryCutovers = append(canaryCutovers, c.ID)
+				}
+			}
+		}
+		if waiting != "" {
+			wc.Waiting = append(wc.Waiting, &Waiting{Account: a.Address, Phase: d.phase(k), Reason: waiting})
+		}
+		out = append(out, planned{a, cs})
+	}
+	// Present changes in the wave's own account order.
+	idx := make(map[string]int, len(wi.accounts))
+	for i, a := range wi.accounts {
+		idx[Key(a.Address)] = i
+	}
+	sort.SliceStable(out, func(i, j int) bool { return idx[Key(out[i].a.Address)] < idx[Key(out[j].a.Address)] })
+	for _, p := range out {
+		wc.Changes = append(wc.Changes, p.changes...)
+	}
+	sort.SliceStable(wc.Waiting, func(i, j int) bool { return idx[Key(wc.Waiting[i].Account)] < idx[Key(wc.Waiting[j].Account)] })
+	return wc
+}
+
+// planAccount decides what is due for one account. It returns the changes,
+// or a reason when the account waits.
+func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote string) ([]*Change, string) {
+	k := Key(a.Address)
+	sa := d.st.Account(k)
+	phase := d.phase(k)
+	route, hasRoute := d.obs.Routes[k]
+	delta := d.obs.Deltas[k]
+	onTarget := hasRoute && route.Backend == a.To
+	stay := a.From == a.To
+	wave := NoWave
+	if wi.w != nil {
+		wave = wi.w.Name
+	}
+	mk := func(act Action, reason string) *Change {
+		c := &Change{ID: act.String() + ":" + k, Account: a.Address, Action: act, Reason: reason, Phase: phase,
+			Wave: wave, Source: a.From, Target: a.To, Destructive: act.Destructive(), Fingerprint: Fingerprint(sa, route, hasRoute)}
+		if delta.Known && (act == CatchUp || act == Cutover) {
+			dd := delta
+			c.Delta = &dd
+		}
+		return c
+	}
+	inflight := ""
+	if sa != nil {
+		inflight = sa.InFlight
+	}
+	held := sa != nil && sa.Held
+
+	// An interrupted cut-over or a frozen route comes first: nobody may be
+	// left frozen.
+	if inflight == Cutover.String() || inflight == Rollback.String() || phase.InCutover() || (hasRoute && route.Frozen) {
+		where := string(phase)
+		if inflight != "" {
+			where = inflight + " at " + where
+		}
+		switch {
+		case onTarget && !stay && inflight != Rollback.String():
+			c := mk(Cutover, fmt.Sprintf("finish the interrupted cut-over (%s): the route already points at %s; unfreeze it there", where, a.To))
+			c.Resume = true
+			return []*Change{c}, ""
+		case gate && !stay && !held && sa != nil && sa.Exported:
+			return []*Change{mk(Cutover, fmt.Sprintf("retry the cut-over interrupted at %s; %s", where, gateNote))}, ""
+		default:
+			from := a.From
+			return []*Change{mk(Rollback, fmt.Sprintf("the account was left frozen (%s); route it back to %s, unfrozen", where, from))}, ""
+		}
+	}
+	if stay {
+		if phase == state.PhaseDone || (hasRoute && route.Backend != a.From) {
+			return []*Change{mk(Rollback, fmt.Sprintf("the plan keeps the account on %s; route it back from %s", a.From, route.Backend))}, ""
+		}
+		return nil, fmt.Sprintf("the plan keeps the account on %s (from = to)", a.From)
+	}
+	if phase == state.PhaseDone {
+		if hasRoute && route.Backend != a.To {
+			d.diags = d.diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: a.Address, Summary: "Route differs from the journal",
+				Detail: fmt.Sprintf("The journal says the account was cut over to %s, but the route table sends it to %s. mailmig does not change it; use \"mailmig routes set\" or \"mailmig rollback\" to make them agree.", a.To, route.Backend)})
+		} else if sa != nil && sa.Target != "" && sa.Target != a.To {
+			d.diags = d.diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: a.Address, Summary: "Target changed after cut-over",
+				Detail: fmt.Sprintf("The account was cut over to %s, but the plan now names %s. Roll it back first (\"mailmig rollback %s\") to migrate it again.", sa.Target, a.To, a.Address)})
+		}
+		return nil, ""
+	}
+	retry := ""
+	if inflight != "" {
+		retry = fmt.Sprintf(" (retrying the %s interrupted at seq %d)", inflight, sa.InFlightSeq)
+	}
+	if sa == nil || (!sa.Imported && !sa.Exported) {
+		if onTarget {
+			return []*Change{mk(Adopt, fmt.Sprintf("the route already points at %s: record the account as done without copying", a.To))}, ""
+		}
+	}
+	if sa == nil || !sa.Imported {
+		imp := mk(Import, fmt.Sprintf("first full import from %s%s", a.From, retry))
+		exp := mk(Export, fmt.Sprintf("first export onto %s", a.To))
+		exp.DependsOn = []string{imp.ID}
+		return []*Change{imp, exp}, ""
+	}
+	if !sa.Exported {
+		return []*Change{mk(Export, fmt.Sprintf("first export onto %s (import finished %s)%s", a.To, fmtTime(sa.LastImport), retry))}, ""
+	}
+	// Staged or catching up.
+	thr, thrBytes := int64(DefaultCatchupThreshold), int64(DefaultCatchupThresholdBytes)
+	if w := wi.w; w != nil && (w.CatchupThreshold != 0 || w.CatchupThresholdBytes != 0) {
+		thr, thrBytes = int64(w.CatchupThreshold), w.CatchupThresholdBytes
+		if thrBytes == 0 {
+			thrBytes = 1<<63 - 1
+		}
+	}
+	last := sa.LastPassCounts
+	pending := last.Messages
+	if delta.Known {
+		pending = max(pending, delta.Messages())
+	}
+	small := last.Messages <= thr && last.Bytes <= thrBytes && pending <= thr
+	changed := delta.Known && delta.Messages() > 0
+	switch {
+	case gate && small && !held:
+		reason := fmt.Sprintf("last pass %s copied %s (threshold %s); %s", fmtTime(sa.LastPass), plural(int(last.Messages), "message"), fmtInt(thr), gateNote)
+		if changed {
+			reason = fmt.Sprintf("%s; %s", describeDelta(delta), reason)
+		}
+		return []*Change{mk(Cutover, reason)}, ""
+	case changed:
+		return []*Change{mk(CatchUp, describeDelta(delta)+retry)}, ""
+	case inflight != "":
+		return []*Change{mk(CatchUp, "repeat the pass"+retry)}, ""
+	case gate && !small && !held:
+		what := plural(int(last.Messages), "message")
+		if last.Messages <= thr && last.Bytes > thrBytes {
+			what = fmtBytes(last.Bytes)
+		}
+		return []*Change{mk(CatchUp, fmt.Sprintf("last pass copied %s (threshold %s): catch up so the cut-over's frozen time stays short", what, fmtInt(thr)))}, ""
+	}
+	switch {
+	case held:
+		return nil, fmt.Sprintf("held: %s; run \"mailmig state release %s\" to allow its cut-over", orDefault(sa.HoldNote, "rolled back by hand"), a.Address)
+	case wi.w == nil:
+		return nil, ""
+	case wi.status == WaveOpen:
+		return nil, gateNote
+	}
+	// The wave-level note explains the wait; repeat nothing per account.
+	return nil, ""
+}
+
+// filterTargets keeps only changes of the targeted accounts, and drops
+// changes whose dependencies were dropped.
+func (d *differ) filterTargets(targets []string, byKey map[string]*plan.Account) diag.Diagnostics {
+	var diags diag.Diagnostics
+	want := map[string]bool{}
+	for _, t := range targets {
+		k := Key(t)
+		if byKey[k] == nil {
+			diags = diags.Append(diag.Errorf("Unknown target account", "The account %q given with -target is not in the plan. Check the spelling or add the account to an accounts block.", t))
+			continue
+		}
+		want[k] = true
+		d.ch.Targets = append(d.ch.Targets, byKey[k].Address)
+	}
+	kept := map[string]bool{}
+	for _, w := range d.ch.Waves {
+		var cs []*Change
+		for _, c := range w.Changes {
+			if !want[Key(c.Account)] {
+				continue
+			}
+			ok := true
+			var missing string
+			for _, dep := range c.DependsOn {
+				if !kept[dep] {
+					ok, missing = false, dep
+				}
+			}
+			if !ok {
+				w.Waiting = append(w.Waiting, &Waiting{Account: c.Account, Phase: c.Phase, Reason: fmt.Sprintf("its %s depends on %s, which is not targeted", c.Action, missing)})
+				continue
+			}
+			kept[c.ID] = true
+			cs = append(cs, c)
+		}
+		w.Changes = cs
+		var ws []*Waiting
+		for _, x := range w.Waiting {
+			if want[Key(x.Account)] {
+				ws = append(ws, x)
+			}
+		}
+		w.Waiting = ws
+	}
+	return diags
+}
+
+func (d *differ) summarise(accounts int) {
+	s := &d.ch.Summary
+	s.Accounts = accounts
+	for _, w := range d.ch.Waves {
+		for _, c := range w.Changes {
+			s.add(c.Action)
+		}
+		s.Done += w.Phases[state.PhaseDone]
+		s.Waiting += len(w.Waiting)
+	}
+	s.Removed = len(d.ch.Removed)
+	if len(d.ch.Targets) > 0 {
+		return
+	}
+	// Accounts that wait because of their wave's status count as waiting.
+	s.Waiting = 0
+	for _, w := range d.ch.Waves {
+		busy := map[string]bool{}
+		for _, c := range w.Changes {
+			busy[Key(c.Account)] = true
+		}
+		s.Waiting += w.Accounts - w.Phases[state.PhaseDone] - len(busy)
+	}
+}
+
+func describeDelta(d Delta) string {
+	var parts []string
+	if d.New > 0 {
+		parts = append(parts, fmtInt(d.New)+" new")
+	}
+	if d.Changed > 0 {
+		parts = append(parts, fmtInt(d.Changed)+" changed")
+	}
+	if d.Deleted > 0 {
+		parts = append(parts, fmtInt(d.Deleted)+" deleted")
+	}
+	s := strings.Join(parts, ", ")
+	if !d.Since.IsZero() {
+		s += " since " + fmtTime(d.Since)
+	}
+	return s
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// fmtTime formats a time for reasons, in UTC.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// fmtInt formats n with thousands separators.
+func fmtInt(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "ch") || strings.HasSuffix(word, "s") {
+		return fmtInt(int64(n)) + " " + word + "es"
+	}
+	return fmtInt(int64(n)) + " " + word + "s"
+}
+
+func fmtBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+)
+
+func TestDiff(t *testing.T) {
+	onTarget := map[string]Route{"a@example.test": {Backend: "stalwart", Generation: 3}}
+	tests := map[string]struct {
+		plan    func(*plan.Migration)
+		st      *stateBuilder
+		routes  map[string]Route
+		deltas  map[string]Delta
+		now     time.Time
+		targets []string
+		want    []string
+		// reasons are substrings expected in the changes' reasons, in order.
+		reasons []string
+		// notes are substrings expected in the waves' notes, in order.
+		notes   []string
+		waiting []string
+		status  []WaveStatus
+	}{
+		"fresh start stages everyone": {
+			now: day,
+			want: []string{
+				"+ import a@example.test", "+ export a@example.test <import:a@example.test",
+				"+ import b@example.test", "+ export b@example.test <import:b@example.test",
+				"+ import c@example.test", "+ export c@example.test <import:c@example.test",
+				"+ import d@example.test", "+ export d@example.test <import:d@example.test",
+				"+ import e@example.test", "+ export e@example.test <import:e@example.test",
+			},
+			reasons: []string{"first full import from legacy", "first export onto stalwart"},
+			notes:   []string{"window 22:00-05:00 Europe/Berlin opens in 8h (Sat 22:00 CET)", "cut-overs wait for wave pilot (0 of 2 accounts done)"},
+			status:  []WaveStatus{WaveWaiting, WaveWaiting},
+		},
+		"export only after import": {
+			now:     day,
+			st:      newState().action("a@example.test", "import", state.OutcomeOK, 10),
+			targets: []string{"a@example.test"},
+			want:    []string{"+ export a@example.test"},
+			reasons: []string{"first export onto stalwart (import finished 2026-11-27 21:10 UTC)"},
+		},
+		"staged waits outside the window": {
+			now:     day,
+			st:      newState().staged("a@example.test", 5000),
+			targets: []string{"a@example.test"},
+			want:    nil,
+		},
+		"big last pass catches up in the window": {
+			now:     night,
+			st:      newState().staged("a@example.test", 5000),
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"last pass copied 5,000 messages (threshold 100)"},
+			notes:   []string{"window 22:00-05:00 Europe/Berlin open until 05:00 CET"},
+			status:  []WaveStatus{WaveOpen, WaveWaiting},
+		},
+		"small last pass cuts over in the window": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 12),
+			targets: []string{"a@example.test"},
+			want:    []string{"> cutover a@example.test"},
+			reasons: []string{"last pass 2026-11-27 21:10 UTC copied 12 messages (threshold 100); cut-over window"},
+		},
+		"refresh finds changes": {
+			now:     day,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, New: 12, Changed: 3, Since: time.Date(2026, 11, 27, 22, 10, 0, 0, time.UTC)}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"12 new, 3 changed since 2026-11-27 22:10 UTC"},
+		},
+		"big refresh delta postpones the cut-over": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, New: 500}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"500 new"},
+		},
+		"done accounts need nothing; next wave opens": {
+			now:     night,
+			st:      newState().done("a@example.test").done("b@example.test").caughtUp("c@example.test", 1),
+			targets: []string{"a@example.test", "b@example.test", "c@example.test"},
+			want:    []string{"> cutover c@example.test"},
+			status:  []WaveStatus{WaveDone, WaveOpen},
+		},
+		"after blocks the second wave": {
+			now:     night,
+			st:      newState().done("a@example.test").caughtUp("b@example.test", 500).caughtUp("c@example.test", 1),
+			targets: []string{"b@example.test", "c@example.test"},
+			want:    []string{"~ catch-up b@example.test"},
+			notes:   []string{"open until", "cut-overs wait for wave pilot (1 of 2 accounts done)"},
+		},
+		"not_before": {
+			plan: func(m *plan.Migration) {
+				m.Waves[0].NotBefore = time.Date(2026, 12, 1, 22, 0, 0, 0, berlin)
+			},
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 1),
+			targets: []string{"a@example.test"},
+			want:    nil,
+			notes:   []string{"cut-overs not before 2026-12-01 22:00 CET (in 2d22h)"},
+		},
+		"canaries first": {
+			plan: func(m *plan.Migration) {
+				m.Waves[1].After = nil
+				m.Waves[1].Canary = 1
+			},
+			now:     night,
+			st:      newState().caughtUp("c@example.test", 1).caughtUp("d@example.test", 1).caughtUp("e@example.test", 1),
+			targets: []string{"c@example.test", "d@example.test", "e@example.test"},
+			want:    []string{"> cutover c@example.test canary", "> cutover d@example.test <cutover:c@example.test", "> cutover e@example.test <cutover:c@example.test"},
+		},
+		"canary not ready holds the others": {
+			plan: func(m *plan.Migration) {
+				m.Waves[1].After = nil
+				m.Waves[1].Canary = 1
+			},
+			now:     night,
+			st:      newState().caughtUp("c@example.test", 700).caughtUp("d@example.test", 1),
+			targets: []string{"c@example.test", "d@example.test"},
+			want:    []string{"~ catch-up c@example.test"},
+			waiting: []string{"d@example.test: waiting for the wave's canary accounts (0 of 1 done)"},
+		},
+		"failures halt the wave": {
+			now: night,
+			st: newState().caughtUp("a@example.test", 1).caughtUp("b@example.test", 1).
+				add(state.Record{Type: state.TypeFinish, Account: "b@example.test", Action: "cutover", Outcome: state.OutcomeRolledBack, Error: "verify found 2 mismatches", Counts: &state.Counts{Mismatches: 2}}),
+			targets: []string{"a@example.test"},
+			want:    nil,
+			notes:   []string{"halted: 1 account with failed cut-overs (max_errors = 0), 2 verify mismatches"},
+			status:  []WaveStatus{WaveHalted, WaveWaiting},
+		},
+		"interrupted cut-over after the flip resumes": {
+			now: day,
+			st: newState().caughtUp("a@example.test", 1).add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "cutover"}).
+				phase("a@example.test", state.PhaseFrozen).phase("a@example.test", state.PhaseFinalSync).phase("a@example.test", state.PhaseVerified),
+			routes:  map[string]Route{"a@example.test": {Backend: "stalwart", Frozen: true, Generation: 5}},
+			targets: []string{"a@example.test"},
+			want:    []string{"> cutover a@example.test resume"},
+			reasons: []string{"finish the interrupted cut-over (cutover at verified): the route already points at stalwart"},
+		},
+		"interrupted cut-over outside the window rolls back": {
+			now: day,
+			st: newState().caughtUp("a@example.test", 1).add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "cutover"}).
+				phase("a@example.test", state.PhaseFrozen),
+			routes:  map[string]Route{"a@example.test": {Backend: "legacy", Frozen: true, Generation: 4}},
+			targets: []string{"a@example.test"},
+			want:    []string{"- rollback a@example.test"},
+			reasons: []string{"the account was left frozen (cutover at frozen); route it back to legacy, unfrozen"},
+		},
+		"interrupted cut-over inside the window retries": {
+			now: night,
+			st: newState().caughtUp("a@example.test", 1).add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "cutover"}).
+				phase("a@example.test", state.PhaseFrozen),
+			routes:  map[string]Route{"a@example.test": {Backend: "legacy", Frozen: true, Generation: 4}},
+			targets: []string{"a@example.test"},
+			want:    []string{"> cutover a@example.test"},
+			reasons: []string{"retry the cut-over interrupted at cutover at frozen"},
+		},
+		"interrupted import is retried": {
+			now:     day,
+			st:      newState().add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "import"}),
+			targets: []string{"a@example.test"},
+			want:    []string{"+ import a@example.test", "+ export a@example.test <import:a@example.test"},
+			reasons: []string{"(retrying the import interrupted at seq 2)"},
+		},
+		"adopt an account already on its target": {
+			now:     day,
+			routes:  onTarget,
+			targets: []string{"a@example.test"},
+			want:    []string{"= adopt a@example.test"},
+		},
+		"plan moves a done account back": {
+			plan:    func(m *plan.Migration) { m.Accounts[0].To = "legacy" },
+			now:     day,
+			st:      newState().done("a@example.test"),
+			routes:  onTarget,
+			targets: []string{"a@example.test"},
+			want:    []string{"- rollback a@example.test"},
+			reasons: []string{"the plan keeps the account on legacy; route it back from stalwart"},
+		},
+		"held account catches up but does not cut over": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 1).add(state.Record{Type: state.TypeHold, Account: "a@example.test", Note: "rolled back by hand"}),
+			targets: []string{"a@example.test"},
+			want:    nil,
+			waiting: []string{`a@example.test: held: rolled back by hand; run "mailmig state release a@example.test"`},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := testPlan()
+			if tc.plan != nil {
+				tc.plan(m)
+			}
+			st := tc.st
+			if st == nil {
+				st = newState()
+			}
+			obs := &Observed{State: &st.st, Routes: tc.routes, Deltas: tc.deltas, Refreshed: tc.deltas != nil}
+			ch, diags := Diff(m, obs, &DiffOptions{Clock: FixedClock{tc.now}, Targets: tc.targets})
+			if diags.HasErrors() {
+				t.Fatal(diags.Err())
+			}
+			if diff := cmp.Diff(tc.want, changeList(ch)); diff != "" {
+				t.Errorf("changes (-want +got):\n%s", diff)
+			}
+			all := ch.All()
+			for i, r := range tc.reasons {
+				if i >= len(all) || !strings.Contains(all[i].Reason, r) {
+					got := ""
+					if i < len(all) {
+						got = all[i].Reason
+					}
+					t.Errorf("reason %d = %q, want it to contain %q", i, got, r)
+				}
+			}
+			for i, n := range tc.notes {
+				if i >= len(ch.Waves) || !strings.Contains(ch.Waves[i].Note, n) {
+					t.Errorf("wave %d note = %q, want it to contain %q", i, ch.Waves[i].Note, n)
+				}
+			}
+			for i, s := range tc.status {
+				if ch.Waves[i].Status != s {
+					t.Errorf("wave %d status = %s, want %s", i, ch.Waves[i].Status, s)
+				}
+			}
+			var waiting []string
+			for _, w := range ch.Waves {
+				for _, x := range w.Waiting {
+					waiting = append(waiting, x.Account+": "+x.Reason)
+				}
+			}
+			for _, w := range tc.waiting {
+				found := false
+				for _, g := range waiting {
+					found = found || strings.HasPrefix(g, w)
+				}
+				if !found {
+					t.Errorf("waiting %q not in %q", w, waiting)
+				}
+			}
+			if ch.Summary.Changes != len(all) {
+				t.Errorf("summary counts %d changes, have %d", ch.Summary.Changes, len(all))
+			}
+		})
+	}
+}
+
+func TestDiffRemovedAndUnknownTarget(t *testing.T) {
+	m := testPlan()
+	st := newState().caughtUp("gone@example.test", 1).phase("gone@example.test", state.PhaseFrozen)
+	obs := &Observed{State: &st.st, Routes: map[string]Route{"gone@example.test": {Backend: "legacy", Frozen: true}}}
+	ch, diags := Diff(m, obs, &DiffOptions{Clock: FixedClock{day}})
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	if len(ch.Removed) != 1 || ch.Removed[0].Account != "gone@example.test" || !strings.Contains(ch.Removed[0].Note, "FROZEN") {
+		t.Fatalf("removed: %+v", ch.Removed)
+	}
+	for _, c := range ch.All() {
+		if c.Account == "gone@example.test" {
+			t.Fatal("removed account touched")
+		}
+	}
+	_, diags = Diff(m, obs, &DiffOptions{Clock: FixedClock{day}, Targets: []string{"nobody@example.test"}})
+	if !diags.HasErrors() || !strings.Contains(diags.Err().Error(), "Unknown target account") {
+		t.Fatalf("unknown target: %v", diags)
+	}
+}
+
+func TestDiffNoWave(t *testing.T) {
+	m := testPlan()
+	m.Accounts = append(m.Accounts, &plan.Account{Address: "lost@example.test", From: "legacy", To: "stalwart"})
+	st := newState().caughtUp("lost@example.test", 1)
+	ch, _ := Diff(m, &Observed{State: &st.st}, &DiffOptions{Clock: FixedClock{night}, Targets: []string{"lost@example.test"}})
+	if len(ch.All()) != 0 {
+		t.Fatalf("account in no wave got %v", changeList(ch))
+	}
+	last := ch.Waves[len(ch.Waves)-1]
+	if last.Name != NoWave || !strings.Contains(last.Note, "never cut over") {
+		t.Fatalf("no-wave group: %+v", last)
+	}
+}
+
+func TestWindow(t *testing.T) {
+	w := nightWindow()
+	day := func(h, m int) time.Time { return time.Date(2026, 11, 28, h, m, 0, 0, berlin) }
+	cases := map[string]struct {
+		t    time.Time
+		in   bool
+		next time.Time
+	}{
+		"before start":            {day(21, 59), false, day(22, 0)},
+		"at start":                {day(22, 0), true, day(22, 0)},
+		"after midnight":          {day(4, 59), true, day(4, 59)},
+		"at end":                  {day(5, 0), false, day(22, 0)},
+		"noon":                    {day(12, 0), false, day(22, 0)},
+		"utc instant in the zone": {time.Date(2026, 11, 28, 21, 30, 0, 0, time.UTC), true, time.Date(2026, 11, 28, 21, 30, 0, 0, time.UTC)},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := InWindow(w, c.t); got != c.in {
+				t.Fatalf("InWindow(%s) = %v", c.t, got)
+			}
+			if got := NextWindowOpen(w, c.t); !got.Equal(c.next) {
+				t.Fatalf("NextWindowOpen(%s) = %s, want %s", c.t, got, c.next)
+			}
+		})
+	}
+	// A same-day window and a DST change: 01:00-04:00 on the night Berlin
+	// leaves summer time (2026-10-25, 03:00 CEST → 02:00 CET).
+	early := &plan.Window{Text: "01:00-04:00 Europe/Berlin", Start: time.Hour, End: 4 * time.Hour, Location: berlin}
+	if !InWindow(early, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)) { // 02:30 CEST/CET
+		t.Fatal("02:30 local on DST night not in 01:00-04:00")
+	}
+	if InWindow(early, time.Date(2026, 10, 25, 3, 0, 0, 0, time.UTC)) { // 04:00 CET
+		t.Fatal("04:00 local in 01:00-04:00")
+	}
+	if got, want := WindowCloses(early, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)), time.Date(2026, 10, 25, 3, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("closes %s, want %s", got, want)
+	}
+	if !InWindow(nil, day(12, 0)) {
+		t.Fatal("nil window closed")
+	}
+}
+
+func TestChangesJSONRoundTrip(t *testing.T) {
+	m := testPlan()
+	ch, _ := Diff(m, &Observed{State: &newState().caughtUp("a@example.test", 1).st}, &DiffOptions{Clock: FixedClock{night}})
+	var b strings.Builder
+	if err := ch.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), `"action": "cutover"`) || !strings.Contains(b.String(), `"format_version": "1.0"`) {
+		t.Fatalf("JSON lacks fields:\n%s", b.String())
+	}
+	back, err := ReadChanges(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(changeList(ch), changeList(back)); diff != "" {
+		t.Fatal(diff)
+	}
+	if _, err := ReadChanges(strings.NewReader(`{"format_version":"2.0"}`)); err == nil {
+		t.Fatal("future major version accepted")
+	}
+}
