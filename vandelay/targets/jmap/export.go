@@ -393,5 +393,3 @@ func (e *exporter) desired(m *archive.Message) (mbs map[string]bool, kws map[str
 	}
 	return mbs, kws, ""
 }
-
-
