@@ -38,7 +38,7 @@ func checkAddress(s string) error {
 		return fmt.Errorf("it is empty")
 	}
 	if strings.ContainsAny(s, " \t\r\n<>(),;:\"[]\\") {
-		return fmt.Errorf("it contains a space or one of <>(),;:\"[]\\; write only the bare address, like alice@example.org")
+		return fmt.Errorf("it contains a space or one of <>(),;:\"[]\\")
 	}
 	at := strings.LastIndexByte(s, '@')
 	if at < 0 {

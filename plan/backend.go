@@ -119,6 +119,7 @@ func (l *loader) decodeBackend(b *hcl.Block) {
 
 	content, diags := b.Body.Content(backendSchema)
 	l.addDiags(diags)
+	bodyOK := !diags.HasErrors()
 
 	defaultPP := ProxyProtocolNone
 	if pp, ok := l.proxyProtocolAttr(content.Attributes); ok {
@@ -152,7 +153,7 @@ func (l *loader) decodeBackend(b *hcl.Block) {
 			}
 		}
 	}
-	if len(be.Endpoints) == 0 && !hasEndpointBlock(seen) {
+	if len(be.Endpoints) == 0 && !hasEndpointBlock(seen) && bodyOK {
 		l.errorf(labelRange(b), "Backend without endpoints",
 			"The backend %q declares no endpoint. Add at least one block such as imap { address = \"host:993\" tls = \"implicit\" } or jmap { url = \"https://host/.well-known/jmap\" }.", name)
 	}
@@ -208,7 +209,11 @@ func (l *loader) proxyProtocolAttr(attrs hcl.Attributes) (ProxyProtocol, bool) {
 }
 
 func (l *loader) decodeEndpoint(p Protocol, blk *hcl.Block, defaultPP ProxyProtocol) *Endpoint {
-	e := &Endpoint{Protocol: p, ProxyProtocol: defaultPP, DeclRange: blockRange(blk)}
+	e := &Endpoint{Protocol: p, DeclRange: blockRange(blk)}
+	if isIn(p, netProtocols) {
+		// PROXY protocol is spoken on mail protocol connections only.
+		e.ProxyProtocol = defaultPP
+	}
 	switch {
 	case isIn(p, netProtocols):
 		content, diags := blk.Body.Content(netEndpointSchema)
@@ -321,11 +326,15 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 		x.ClientSecret = s
 	}
 	if x.API == "graph" {
+		var missing []string
 		for _, req := range []string{"tenant", "client_id", "client_secret"} {
 			if content.Attributes[req] == nil {
-				l.errorf(blk.Body.MissingItemRange(), "Missing Exchange credentials",
-					"An Exchange block with api = \"graph\" needs tenant, client_id and client_secret (an app registration with Mail.Read, Calendars.Read and Contacts.Read application permissions); %s is missing.", req)
+				missing = append(missing, req)
 			}
+		}
+		if len(missing) > 0 {
+			l.errorf(blk.Body.MissingItemRange(), "Missing Exchange credentials",
+				"An Exchange block with api = \"graph\" needs tenant, client_id and client_secret (an app registration with Mail.Read, Calendars.Read and Contacts.Read application permissions); missing: %s.", strings.Join(missing, ", "))
 		}
 	}
 	e.URL = x.URL

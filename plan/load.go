@@ -159,13 +159,29 @@ func (l *loader) addFile(name string, src []byte) {
 	h.Write(src)
 	l.hasher = h.Sum(nil)
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
-	l.addDiags(diags)
+	// One unclosed quote makes HCL report the same error on every later
+	// line; keep the first of each kind per file.
+	seen := map[string]bool{}
+	for _, d := range diags {
+		if seen[d.Summary] {
+			continue
+		}
+		seen[d.Summary] = true
+		l.diags = append(l.diags, d)
+	}
 	if f != nil && f.Body != nil {
 		l.bodies = append(l.bodies, f)
 	}
 }
 
-func (l *loader) addDiags(diags hcl.Diagnostics) { l.diags = append(l.diags, diags...) }
+func (l *loader) addDiags(diags hcl.Diagnostics) {
+	for _, d := range diags {
+		if d.Summary == "Missing required argument" && !strings.Contains(d.Detail, "Add it") {
+			d.Detail += " Add it to the block; docs/plan.md lists every attribute."
+		}
+	}
+	l.diags = append(l.diags, diags...)
+}
 
 func (l *loader) diag(sev hcl.DiagnosticSeverity, rng hcl.Range, summary, format string, args ...any) {
 	r := rng
@@ -201,6 +217,12 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	l.m.Hash = hex.EncodeToString(l.hasher)
 	if l.m.Dir == "" {
 		l.m.Dir = "."
+	}
+	if l.diags.HasErrors() {
+		// Syntax errors: the blocks after them are unreliable, and
+		// diagnostics about them would only bury the real problem.
+		l.sortDiags()
+		return l.m, l.diags
 	}
 	byType := map[string][]*hcl.Block{}
 	for _, f := range l.bodies {

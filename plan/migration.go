@@ -316,8 +316,8 @@ type Endpoint struct {
 	// ServerName overrides the TLS server name. Default: the host of
 	// Address or URL.
 	ServerName string
-	// ProxyProtocol sends a PROXY protocol header first. Default: the
-	// backend's proxy_protocol, else none.
+	// ProxyProtocol sends a PROXY protocol header first (network
+	// protocols only). Default: the backend's proxy_protocol, else none.
 	ProxyProtocol ProxyProtocol
 	// DeclRange is the position of the block.
 	DeclRange Range

@@ -35,8 +35,14 @@ func (s Secret) GoString() string { return Redacted }
 // Format prints "(sensitive)" for every verb and flag.
 func (s Secret) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(Redacted)) }
 
-// MarshalJSON returns the JSON string "(sensitive)".
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+// MarshalJSON returns the JSON string "(sensitive)", or null when the
+// secret is unset.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if !s.set {
+		return []byte("null"), nil
+	}
+	return []byte(`"` + Redacted + `"`), nil
+}
 
 // MarshalText returns "(sensitive)".
 func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }

@@ -350,14 +350,16 @@ func (l *loader) checkWaves() {
 	}
 	l.m.Waves = sorted
 
-	if len(l.m.Accounts) == 0 {
+	if len(l.m.Accounts) == 0 || l.diags.HasErrors() {
+		// With errors, an account may be in no wave only because a wave
+		// failed to decode; the warning would mislead.
 		return
 	}
 	if len(decl) == 0 {
 		g := l.m.AccountGroups[0].DeclRange
 		l.warnf(hcl.Range{Filename: g.Filename, Start: hcl.Pos{Line: g.Line, Column: g.Column}, End: hcl.Pos{Line: g.EndLine, Column: g.EndColumn}},
-			"No waves", "The plan lists %d accounts but has no wave block, so no account will be cut over (they are still staged and caught up). "+
-				"Add wave blocks, for example wave \"all\" { accounts = accounts.%s }.", len(l.m.Accounts), l.m.AccountGroups[0].Name)
+			"No waves", "The plan lists %s but has no wave block, so no account will be cut over (they are still staged and caught up). "+
+				"Add wave blocks, for example wave \"all\" { accounts = accounts.%s }.", plural(len(l.m.Accounts), "account"), l.m.AccountGroups[0].Name)
 		return
 	}
 	n := 0
@@ -508,4 +510,12 @@ func (w *Window) Next(t time.Time) (start, end time.Time) {
 	}
 	// Unreachable for valid windows; fall back to the day after tomorrow.
 	return w.occurrence(time.Date(y, mo, d+3, 12, 0, 0, 0, w.Location))
+}
+
+// plural returns "1 account" or "n accounts".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

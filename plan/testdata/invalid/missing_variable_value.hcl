@@ -1,0 +1,26 @@
+variable "legacy_host" {
+  description = "Host of the legacy server"
+}
+
+backend "legacy" {
+  imap {
+    address = "${var.legacy_host}:993"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = ["alice@example.test", "bob@example.test"]
+}
+
+wave "all" {
+  accounts = accounts.staff
+}
