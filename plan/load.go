@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -96,10 +97,18 @@ func readLimited(path string) ([]byte, error) {
 	if fi.IsDir() {
 		return nil, fmt.Errorf("is a directory")
 	}
-	if fi.Size() > MaxFileSize {
+	if fi.Mode()&os.ModeDevice != 0 {
+		return nil, fmt.Errorf("is a device, not a file")
+	}
+	// Stat sizes can lie (pipes, /proc): bound the read itself.
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxFileSize {
 		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
 	}
-	return os.ReadFile(path)
+	return b, nil
 }
 
 // loader holds the state of one load. Decoding runs in dependency order:
