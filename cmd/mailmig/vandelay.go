@@ -30,6 +30,8 @@ import (
 var vandelayCommands = map[string]command{
 	"import":  {synopsis: "Import an account's mail (imap, pop3, maildir, takeout) into an archive", run: runVandelayImport},
 	"inspect": {synopsis: "Show an archive's mailboxes, messages and runs", run: runVandelayInspect},
+	"export":  {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
+	"verify":  {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
 }
 
 // Exit codes of "mailmig vandelay import" (docs/import.md).

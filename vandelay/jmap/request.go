@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // Call is one method call (RFC 8620 3.2) and, after [Client.Exec], its
@@ -207,10 +208,12 @@ func (c *Client) send(ctx context.Context, using []string, groups [][]*Call) err
 	}
 	c.stats.Calls.Add(int64(len(req.MethodCalls)))
 	c.log.Log(ctx, levelTrace, "jmap request", "calls", len(req.MethodCalls), "size", len(body))
+	start := time.Now()
 	out, err := c.post(ctx, body)
 	if err != nil {
 		return err
 	}
+	c.log.Log(ctx, levelTrace, "jmap response", "calls", len(req.MethodCalls), "size", len(out), "duration", time.Since(start))
 	var resp wireResponse
 	if err := json.Unmarshal(out, &resp); err != nil {
 		return fmt.Errorf("jmap: decode response: %w", err)
