@@ -1,0 +1,50 @@
+// Package httpproxy is the proxy's HTTP side: a reverse proxy for JMAP,
+// CalDAV, CardDAV and WebDAV that sends every request to the backend of
+// the account it authenticates as.
+//
+// # Routing
+//
+// Each request is routed on its own, by its Authorization header:
+//
+//   - Basic: the user name.
+//   - Bearer, Stalwart "sw1." token: the account is the base64url text of
+//     the token's last dot segment.
+//   - Bearer, JWT: the first of the claims email, preferred_username, upn,
+//     sub (configurable) that holds a usable value, preferring values with
+//     "@". The signature is not checked: the proxy only routes, the backend
+//     authenticates the request and rejects forged tokens.
+//   - Bearer, anything else: RFC 7662 introspection at the configured
+//     endpoints, cached by the token's SHA-256 until its exp (at most
+//     Options.IntrospectionCache; unknown tokens for 30 s).
+//
+// A request without usable credentials, or for an identifier with no route
+// and no default backend, gets 401 — the same answer as a wrong password,
+// so nothing is revealed about which accounts exist. A frozen account gets
+// 503 with Retry-After; an unreachable backend 502.
+//
+// # Rewriting
+//
+// Backends know their own origin, not the proxy's. The proxy therefore
+// rewrites, toward the public origin (Options.PublicURL, or the request's
+// Host): Location and Content-Location headers that point at the backend
+// (DAV and /.well-known redirects; redirects to other hosts, such as an
+// identity provider, stay), and the URL properties of a JMAP session
+// object (apiUrl, downloadUrl, uploadUrl, eventSourceUrl and the url of
+// the urn:ietf:params:jmap:websocket capability), made absolute. Only a
+// successful GET answered with application/json whose body is an object
+// with apiUrl and capabilities is treated as a session. DAV bodies are not
+// rewritten: their hrefs are paths, which stay valid when the backend's
+// HTTP endpoint is at the root of its host.
+//
+// # Streaming and connections
+//
+// Responses are flushed as they arrive (FlushInterval -1), so EventSource
+// streams and long polls are not buffered; WebSocket and other upgrades are
+// tunnelled by httputil.ReverseProxy. When an account's route changes, the
+// router calls back and the proxy closes that account's idle keep-alive
+// connections and upgraded tunnels at once, and busy ones after their
+// response (Connection: close); clients reconnect and follow the new route.
+// That needs the server hooks that Serve or ConfigureServer install.
+//
+// Panics in request handling are recovered, logged and counted (Panics).
+package httpproxy

@@ -1,0 +1,457 @@
+package httpproxy
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mailmig/mailmig/proxy"
+)
+
+// Options configure a Proxy. A nil *Options is invalid: Router is required.
+type Options struct {
+	// Router finds each request's backend and ends keep-alives of flipped
+	// accounts. Required.
+	Router proxy.Router
+	// PublicURL is the proxy's public origin ("https://mail.example.org"),
+	// written into JMAP session URLs and redirects. Default: derived from
+	// each request (its Host header, https when it came over TLS).
+	PublicURL string
+	// RetryAfter is the Retry-After of a 503 for a frozen account.
+	// Default: 30 s.
+	RetryAfter time.Duration
+	// JWTClaims name the account in a JWT, tried in order. Default:
+	// DefaultJWTClaims.
+	JWTClaims []string
+	// Introspection endpoints for opaque bearer tokens (RFC 7662), asked
+	// in order.
+	Introspection []Introspection
+	// IntrospectionCache bounds how long an introspection answer is kept
+	// (never beyond the token's exp). Default: 5 minutes.
+	IntrospectionCache time.Duration
+	// Transport reaches the backends. Default: a clone of
+	// http.DefaultTransport with more idle connections per host.
+	Transport http.RoundTripper
+	// MaxSessionBytes bounds a JMAP session object the proxy rewrites.
+	// Default: 4 MiB.
+	MaxSessionBytes int64
+	// Logger receives the log; nil discards.
+	Logger *slog.Logger
+}
+
+// Proxy is the HTTP reverse proxy for JMAP, CalDAV, CardDAV and WebDAV.
+// It is an http.Handler; use Serve (or ConfigureServer on an http.Server
+// of one's own) so that it can also close idle keep-alive connections of
+// accounts whose route changed.
+type Proxy struct {
+	opts   Options
+	log    *slog.Logger
+	rp     *httputil.ReverseProxy
+	intro  *introspector
+	public *url.URL
+
+	targets sync.Map // backend name → *url.URL
+	conns   sync.Map // net.Conn → *connState
+	panics  atomic.Int64
+
+	mu  sync.Mutex
+	srv []*http.Server
+}
+
+var _ http.Handler = (*Proxy)(nil)
+
+// New checks opts and returns a Proxy.
+func New(opts *Options) (*Proxy, error) {
+	if opts == nil || opts.Router == nil {
+		return nil, errors.New("http proxy: a router is required")
+	}
+	o := *opts
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = 30 * time.Second
+	}
+	if o.IntrospectionCache <= 0 {
+		o.IntrospectionCache = 5 * time.Minute
+	}
+	if o.MaxSessionBytes <= 0 {
+		o.MaxSessionBytes = 4 << 20
+	}
+	if o.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 64
+		t.ResponseHeaderTimeout = 0
+		o.Transport = t
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Proxy{opts: o, log: log.With("proto", string(proxy.HTTP))}
+	if o.PublicURL != "" {
+		u, err := url.Parse(o.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("http proxy: public URL %q is not an http(s) origin", o.PublicURL)
+		}
+		p.public = &url.URL{Scheme: u.Scheme, Host: u.Host}
+	}
+	p.intro = &introspector{
+		endpoints: o.Introspection,
+		client:    &http.Client{Transport: o.Transport, Timeout: 10 * time.Second},
+		maxTTL:    o.IntrospectionCache,
+		negTTL:    30 * time.Second,
+		now:       time.Now,
+		cache:     make(map[string]cached),
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      o.Transport,
+		FlushInterval:  -1, // EventSource and long polls reach the client at once
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	return p, nil
+}
+
+// Panics returns how many panics were recovered in request handling.
+func (p *Proxy) Panics() int64 { return p.panics.Load() }
+
+// ConfigureServer installs the proxy on srv: Handler, and ConnContext and
+// ConnState hooks (chained with existing ones) that let the proxy close
+// keep-alive connections of flipped accounts.
+func (p *Proxy) ConfigureServer(srv *http.Server) {
+	srv.Handler = p
+	prevCtx, prevState := srv.ConnContext, srv.ConnState
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if prevCtx != nil {
+			ctx = prevCtx(ctx, c)
+		}
+		cs := &connState{conn: c}
+		p.conns.Store(c, cs)
+		return context.WithValue(ctx, connKey{}, cs)
+	}
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if prevState != nil {
+			prevState(c, st)
+		}
+		v, ok := p.conns.Load(c)
+		if !ok {
+			return
+		}
+		cs := v.(*connState)
+		switch st {
+		case http.StateIdle:
+			cs.setIdle(true)
+		case http.StateActive:
+			cs.setIdle(false)
+		case http.StateHijacked:
+			cs.setHijacked()
+		case http.StateClosed:
+			cs.close()
+			p.conns.Delete(c)
+		}
+	}
+}
+
+// Serve serves HTTP on ln (a TLS listener for HTTPS) until Shutdown.
+func (p *Proxy) Serve(ln net.Listener) error {
+	srv := &http.Server{ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
+	p.ConfigureServer(srv)
+	p.mu.Lock()
+	p.srv = append(p.srv, srv)
+	p.mu.Unlock()
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the servers started by Serve gracefully (idle
+// connections close at once, requests in flight may finish until ctx
+// ends; then the rest is closed).
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	srvs := p.srv
+	p.mu.Unlock()
+	var first error
+	for _, s := range srvs {
+		if err := s.Shutdown(ctx); err != nil {
+			s.Close()
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+type connKey struct{}
+type reqKey struct{}
+
+// reqInfo travels with a request from ServeHTTP to the reverse proxy hooks.
+type reqInfo struct {
+	target  *url.URL
+	public  *url.URL
+	backend string
+	account string
+	cs      *connState
+}
+
+// ServeHTTP routes one request.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.panics.Add(1)
+			p.log.Error("panic recovered", "err", fmt.Sprint(v), "path", r.URL.Path)
+			http.Error(w, "internal error", http.StatusInternalServerError)
+		}
+	}()
+	ctx := r.Context()
+	id, err := p.identify(ctx, r)
+	if err != nil || id == "" {
+		if err != nil {
+			p.log.Debug("request without usable credentials", "err", err)
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="mail"`)
+		http.Error(w, "authentication required", http.StatusUnauthorized)
+		return
+	}
+	dec, err := p.opts.Router.Lookup(ctx, id)
+	switch {
+	case errors.Is(err, proxy.ErrUnknown):
+		// The same answer as a wrong password: nothing is revealed.
+		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
+		http.Error(w, "authentication required", http.StatusUnauthorized)
+		return
+	case err != nil:
+		p.log.Error("route lookup failed", "err", err)
+		p.unavailable(w, "service temporarily unavailable")
+		return
+	}
+	log := p.log.With("user", dec.Account(), "backend", dec.Route.Backend)
+	if dec.Frozen() {
+		log.Debug("request for frozen account")
+		p.unavailable(w, "account is being migrated, try again later")
+		return
+	}
+	target, err := p.target(dec.Backend)
+	if err != nil {
+		log.Error("backend has no usable HTTP endpoint", "err", err)
+		p.unavailable(w, "service temporarily unavailable")
+		return
+	}
+	info := &reqInfo{target: target, public: p.origin(r), backend: dec.Route.Backend, account: dec.Account()}
+	if v := ctx.Value(connKey{}); v != nil {
+		info.cs = v.(*connState)
+		info.cs.bind(dec, p.opts.Router)
+	}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, reqKey{}, info)))
+	if info.cs != nil && info.cs.isHijacked() {
+		// An upgraded connection (WebSocket) ended: the server will not
+		// report it closed.
+		info.cs.close()
+		p.conns.Delete(info.cs.conn)
+	}
+}
+
+// unavailable answers 503 with Retry-After (RFC 9110 15.6.4, 10.2.3).
+func (p *Proxy) unavailable(w http.ResponseWriter, msg string) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(p.opts.RetryAfter/time.Second)))
+	http.Error(w, msg, http.StatusServiceUnavailable)
+}
+
+// identify returns the identifier a request authenticates as: the Basic
+// user name, or the account a bearer token names. "" means none.
+func (p *Proxy) identify(ctx context.Context, r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, cred, _ := strings.Cut(h, " ")
+	cred = strings.TrimSpace(cred)
+	switch {
+	case h == "":
+		return "", nil
+	case strings.EqualFold(scheme, "Basic"):
+		b, err := base64.StdEncoding.DecodeString(cred)
+		if err != nil {
+			return "", fmt.Errorf("malformed basic credentials: %w", err)
+		}
+		user, _, ok := strings.Cut(string(b), ":")
+		if !ok || !validIdentifier(user) {
+			return "", errors.New("malformed basic credentials")
+		}
+		return user, nil
+	case strings.EqualFold(scheme, "Bearer"):
+		id, kind := BearerIdentity(cred, p.opts.JWTClaims)
+		if kind != TokenOpaque {
+			return id, nil
+		}
+		if len(p.opts.Introspection) == 0 || cred == "" || len(cred) > maxTokenSize {
+			return "", errors.New("opaque bearer token and no introspection endpoint")
+		}
+		return p.intro.lookup(ctx, cred)
+	}
+	return "", errors.New("unsupported authorization scheme")
+}
+
+// target returns the parsed HTTP endpoint of a backend.
+func (p *Proxy) target(b *proxy.Backend) (*url.URL, error) {
+	if v, ok := p.targets.Load(b.Name); ok {
+		return v.(*url.URL), nil
+	}
+	ep, ok := b.Endpoint(proxy.HTTP)
+	if !ok || ep.URL == "" {
+		return nil, fmt.Errorf("backend %s has no http endpoint", b.Name)
+	}
+	u, err := url.Parse(ep.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("backend %s: http endpoint %q is not an http(s) URL", b.Name, ep.URL)
+	}
+	p.targets.Store(b.Name, u)
+	return u, nil
+}
+
+// origin is the public origin for a request.
+func (p *Proxy) origin(r *http.Request) *url.URL {
+	if p.public != nil {
+		return p.public
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: r.Host}
+}
+
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	info := pr.In.Context().Value(reqKey{}).(*reqInfo)
+	pr.SetURL(info.target)
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Forwarded-Host", info.public.Host)
+	pr.Out.Header.Set("X-Forwarded-Proto", info.public.Scheme)
+}
+
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the client went away
+	}
+	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
+	backend := ""
+	if info != nil {
+		backend = info.backend
+	}
+	p.log.Warn("backend unavailable", "backend", backend, "err", err)
+	http.Error(w, "bad gateway: mail server unavailable", http.StatusBadGateway)
+}
+
+// connState follows one client connection: which account it last served,
+// whether it is idle, and whether that account's route changed since.
+type connState struct {
+	conn net.Conn
+
+	mu       sync.Mutex
+	account  string
+	gen      int64
+	backend  string
+	untrack  func()
+	idle     bool
+	hijacked bool
+	moved    bool
+	closed   bool
+}
+
+// bind records the account of the current request and registers the
+// connection with the router, so a flip ends it.
+func (c *connState) bind(d proxy.Decision, router proxy.Router) {
+	c.mu.Lock()
+	same := c.untrack != nil && c.account == d.Account() && c.gen == d.Route.Generation && c.backend == d.Route.Backend
+	if same || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	old := c.untrack
+	c.account, c.gen, c.backend, c.moved = d.Account(), d.Route.Generation, d.Route.Backend, false
+	c.untrack = nil
+	c.mu.Unlock()
+	if old != nil {
+		old()
+	}
+	un := router.Track(d, proxy.HTTP, func(string) { c.end() })
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		un()
+		return
+	}
+	c.untrack = un
+	c.mu.Unlock()
+}
+
+// end is called when the account's route changed: an idle keep-alive (or
+// an upgraded WebSocket) is closed at once; a busy one after its response
+// (Connection: close).
+func (c *connState) end() {
+	c.mu.Lock()
+	c.moved = true
+	closeNow := c.idle || c.hijacked
+	c.mu.Unlock()
+	if closeNow {
+		c.conn.Close()
+	}
+}
+
+func (c *connState) isMoved() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.moved
+}
+
+func (c *connState) isHijacked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hijacked
+}
+
+func (c *connState) setIdle(idle bool) {
+	c.mu.Lock()
+	c.idle = idle
+	closeNow := idle && c.moved
+	c.mu.Unlock()
+	if closeNow {
+		c.conn.Close()
+	}
+}
+
+func (c *connState) setHijacked() {
+	c.mu.Lock()
+	c.hijacked = true
+	closeNow := c.moved
+	c.mu.Unlock()
+	if closeNow {
+		c.conn.Close()
+	}
+}
+
+func (c *connState) close() {
+	c.mu.Lock()
+	c.closed = true
+	un := c.untrack
+	c.untrack = nil
+	c.mu.Unlock()
+	if un != nil {
+		un()
+	}
+}
