@@ -80,11 +80,14 @@ func CheckCredentialsSafe(ep Endpoint, nc net.Conn) error {
 // Bridge copies bytes both ways between the client and the backend until
 // one side closes or ctx ends, then closes both. Bytes already buffered in
 // clientBuf or backendBuf (read ahead by a pre-auth parser) are sent
-// first. It returns the bytes sent up (client → backend) and down.
+// first. When the backend side ends first and goodbye is not nil, goodbye
+// runs before the client connection is closed (no copy writes to the
+// client any more), so a protocol can say why (IMAP "* BYE ..."). It
+// returns the bytes sent up (client → backend) and down.
 //
 // Without TLS on either side the copies run on the plain TCP connections,
 // so Linux moves the bytes with splice.
-func Bridge(ctx context.Context, client net.Conn, clientBuf *bufio.Reader, backend net.Conn, backendBuf *bufio.Reader) (up, down int64) {
+func Bridge(ctx context.Context, client net.Conn, clientBuf *bufio.Reader, backend net.Conn, backendBuf *bufio.Reader, goodbye func()) (up, down int64) {
 	stop := context.AfterFunc(ctx, func() {
 		client.SetDeadline(time.Now())
 		backend.SetDeadline(time.Now())
@@ -113,6 +116,10 @@ func Bridge(ctx context.Context, client net.Conn, clientBuf *bufio.Reader, backe
 	go copyDir(backend, client, clientBuf, true)
 	go copyDir(client, backend, backendBuf, false)
 	first := <-ch
+	if !first.up && goodbye != nil {
+		client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		goodbye()
+	}
 	// One side finished: close both so the other copy ends too. A
 	// half-close would keep IMAP sessions hanging on servers that wait.
 	client.Close()

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,6 +189,10 @@ type Router interface {
 type RouterOptions struct {
 	// FrozenHold is how long Await waits for a freeze to end. Default: 30s.
 	FrozenHold time.Duration
+	// MasterSeparators are the separators of master logins
+	// ("user*master"): an identifier containing one that has no route of
+	// its own is routed by the part before the separator. Default: "*".
+	MasterSeparators []string
 }
 
 // DefaultFrozenHold is the default of RouterOptions.FrozenHold.
@@ -198,6 +203,7 @@ type TableRouter struct {
 	w        *routes.Watcher
 	backends map[string]*Backend
 	hold     time.Duration
+	seps     []string
 
 	mu       sync.Mutex
 	changed  chan struct{} // closed and replaced on every route change
@@ -221,11 +227,15 @@ func NewRouter(w *routes.Watcher, backends []*Backend, opts *RouterOptions) *Tab
 		w:        w,
 		backends: map[string]*Backend{},
 		hold:     DefaultFrozenHold,
+		seps:     []string{"*"},
 		changed:  make(chan struct{}),
 		sessions: map[string]map[*tracked]struct{}{},
 	}
 	if opts != nil && opts.FrozenHold > 0 {
 		r.hold = opts.FrozenHold
+	}
+	if opts != nil && opts.MasterSeparators != nil {
+		r.seps = opts.MasterSeparators
 	}
 	for _, b := range backends {
 		r.backends[b.Name] = b
@@ -263,7 +273,7 @@ func (r *TableRouter) onChange(c routes.Change) {
 
 // Lookup implements Router.
 func (r *TableRouter) Lookup(ctx context.Context, identifier string) (Decision, error) {
-	rt, ok := r.w.Table().Resolve(identifier)
+	rt, ok := r.resolve(identifier)
 	if !ok {
 		return Decision{Identifier: identifier}, fmt.Errorf("route %q: %w", routes.Normalize(identifier), ErrUnknown)
 	}
@@ -274,6 +284,24 @@ func (r *TableRouter) Lookup(ctx context.Context, identifier string) (Decision, 
 	}
 	d.Backend = b
 	return d, nil
+}
+
+// resolve finds the route, trying the user part of a master login when the
+// whole identifier has no route of its own.
+func (r *TableRouter) resolve(identifier string) (routes.Route, bool) {
+	t := r.w.Table()
+	rt, ok := t.Resolve(identifier)
+	if ok && !rt.Implicit {
+		return rt, ok
+	}
+	for _, sep := range r.seps {
+		if user, _, found := strings.Cut(identifier, sep); found && user != "" {
+			if ur, uok := t.Resolve(user); uok {
+				return ur, true
+			}
+		}
+	}
+	return rt, ok
 }
 
 // Await implements Router.
@@ -316,7 +344,7 @@ func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string))
 	set[t] = struct{}{}
 	r.mu.Unlock()
 	// A change between Lookup and Track would otherwise be missed.
-	if cur, ok := r.w.Table().Resolve(d.Identifier); !ok || cur.Account != acct || cur.Generation != d.Route.Generation || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
+	if cur, ok := r.resolve(d.Identifier); !ok || cur.Account != acct || cur.Generation != d.Route.Generation || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
 		go t.once.Do(func() { t.end("account moved") })
 	}
 	return func() {

@@ -1,0 +1,419 @@
+package imap
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/internal/wire"
+)
+
+// BackendTimeout bounds the login dialogue with a backend.
+const BackendTimeout = 30 * time.Second
+
+// authFailed is the answer for an unknown account: the same as a backend's
+// wrong-password answer, so nothing is revealed. RFC 5530.
+const authFailed = "NO [AUTHENTICATIONFAILED] Authentication failed."
+
+// unavailable is the answer when the backend cannot be used now. RFC 5530.
+const unavailable = "NO [UNAVAILABLE] Account temporarily unavailable, try again later."
+
+// login routes the credentials, logs in at the backend and bridges.
+func (s *session) login(ctx context.Context, tag string, creds *wire.Credentials) error {
+	c := s.c
+	m := c.Metrics()
+	if !c.AuthAllowed() {
+		m.Inc(proxy.MetricConnectionsRefused, "proto", string(proxy.IMAP), "reason", "auth-rate")
+		return s.writef("%s NO [UNAVAILABLE] Too many failed logins, try again later.", tag)
+	}
+	id := creds.Identity()
+	log := c.Log.With("user", id)
+	d, err := c.Router().Await(ctx, id)
+	switch {
+	case errors.Is(err, proxy.ErrUnknown):
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "unknown")
+		c.AuthFailed()
+		log.Debug("login for unknown account")
+		return s.writef("%s %s", tag, authFailed)
+	case errors.Is(err, proxy.ErrFrozen):
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "frozen")
+		log.Info("login refused, account frozen")
+		return s.writef("%s %s", tag, unavailable)
+	case err != nil:
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "error")
+		log.Warn("route lookup", "err", err)
+		return s.writef("%s %s", tag, unavailable)
+	}
+	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "found")
+	log = log.With("backend", d.Backend.Name)
+	ep, ok := d.Backend.Endpoint(proxy.IMAP)
+	if !ok {
+		log.Warn("backend has no imap endpoint")
+		return s.writef("%s %s", tag, unavailable)
+	}
+	start := time.Now()
+	if d.Backend.Login == proxy.LoginMaster && !creds.Token() {
+		// The client's password is checked by the backend itself first.
+		v, res, err := dialLogin(ctx, c, ep, d.Backend, creds, false, nil)
+		if v != nil {
+			v.logout()
+		}
+		if ok, done := s.loginResult(tag, log, d, res, err); !ok {
+			return done
+		}
+	}
+	b, res, err := dialLogin(ctx, c, ep, d.Backend, creds, d.Backend.Login == proxy.LoginMaster, s.clientID)
+	if ok, done := s.loginResult(tag, log, d, res, err); !ok {
+		if b != nil {
+			b.nc.Close()
+		}
+		return done
+	}
+	log.Info("login", "duration", time.Since(start))
+	return s.bridge(ctx, tag, log, d, b, res)
+}
+
+// loginResult answers a failed backend login; ok is true on success.
+func (s *session) loginResult(tag string, log interface {
+	Debug(string, ...any)
+	Warn(string, ...any)
+}, d proxy.Decision, res *response, err error) (ok bool, done error) {
+	c := s.c
+	if err != nil {
+		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.IMAP), "backend", d.Backend.Name)
+		log.Warn("backend login", "err", err)
+		return false, s.writef("%s %s", tag, unavailable)
+	}
+	if res.status != "OK" {
+		c.AuthFailed()
+		log.Debug("backend refused login", "status", res.status)
+		text := res.text
+		if text == "" {
+			text = "Authentication failed."
+		}
+		return false, s.writef("%s NO %s", tag, text)
+	}
+	return true, nil
+}
+
+// bridge answers the client with the backend's OK and copies bytes.
+func (s *session) bridge(ctx context.Context, tag string, log interface {
+	Info(string, ...any)
+}, d proxy.Decision, b *backend, res *response) error {
+	c := s.c
+	text := res.text
+	if !strings.HasPrefix(strings.ToUpper(text), "[CAPABILITY ") {
+		caps, err := b.capability(ctx)
+		if err == nil && caps != "" {
+			text = "[CAPABILITY " + caps + "] " + text
+		}
+	}
+	b.nc.SetDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
+
+	var mu sync.Mutex
+	var reason string
+	end := func(r string) {
+		mu.Lock()
+		if reason == "" {
+			reason = r
+		}
+		mu.Unlock()
+		b.nc.Close()
+	}
+	// From here on only the bridge writes to the client.
+	s.wmu.Lock()
+	fmt.Fprintf(s.bw, "%s OK %s\r\n", tag, text)
+	err := s.bw.Flush()
+	s.wmu.Unlock()
+	if err != nil {
+		b.nc.Close()
+		return err
+	}
+	c.OnEnd(end)
+	untrack := c.Router().Track(d, proxy.IMAP, end)
+	defer untrack()
+	m := c.Metrics()
+	labels := []string{"proto", string(proxy.IMAP), "backend", d.Backend.Name}
+	m.Inc(proxy.MetricSessions, labels...)
+	m.Add(proxy.MetricSessionsOpen, 1, labels...)
+	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
+	up, down := proxy.Bridge(ctx, c.Conn, s.br, b.nc, b.br, func() {
+		mu.Lock()
+		r := reason
+		mu.Unlock()
+		if r != "" {
+			m.Inc(proxy.MetricSessionsEnded, "proto", string(proxy.IMAP))
+			fmt.Fprintf(c.Conn, "* BYE [UNAVAILABLE] %s, please reconnect\r\n", r)
+		}
+	})
+	m.Add(proxy.MetricBytes, up, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "up")
+	m.Add(proxy.MetricBytes, down, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "down")
+	log.Info("session ended", "up", up, "down", down)
+	return errClose
+}
+
+// backend is a connection to a backend IMAP server before login.
+type backend struct {
+	nc   net.Conn
+	br   *bufio.Reader
+	caps []string
+	n    int
+}
+
+// response is a backend's tagged response.
+type response struct {
+	status string // OK, NO, BAD
+	text   string // after the status, with the response code
+}
+
+// dialLogin connects to the backend and logs in. With master set it uses
+// the backend's master credentials for the client's identity. clientID is
+// forwarded in the ID command when the endpoint forwards the client
+// address. A non-nil error means the backend could not be used; a NO is a
+// response with status NO.
+func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.Backend, creds *wire.Credentials, master bool, clientID [][2]string) (*backend, *response, error) {
+	ctx, cancel := context.WithTimeout(ctx, BackendTimeout)
+	defer cancel()
+	nc, err := proxy.Dial(ctx, ep, c.Client, c.Local)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	b := &backend{nc: nc, br: bufio.NewReaderSize(nc, 4096)}
+	fail := func(err error) (*backend, *response, error) {
+		nc.Close()
+		return nil, nil, err
+	}
+	greeting, err := b.readLine()
+	if err != nil {
+		return fail(fmt.Errorf("read backend greeting: %w", err))
+	}
+	if !strings.HasPrefix(greeting, "* OK") {
+		return fail(fmt.Errorf("backend greeting %.40q", greeting))
+	}
+	b.caps = capsFrom(greeting[4:])
+	if ep.TLS == proxy.TLSStartTLS {
+		res, err := b.command("STARTTLS")
+		if err != nil {
+			return fail(err)
+		}
+		if res.status != "OK" {
+			return fail(fmt.Errorf("backend refused STARTTLS: %s", res.status))
+		}
+		tc := tls.Client(nc, proxy.ClientTLS(ep))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(fmt.Errorf("tls to backend: %w", err))
+		}
+		b.nc, b.br, b.caps = tc, bufio.NewReaderSize(tc, 4096), nil
+	}
+	if err := proxy.CheckCredentialsSafe(ep, b.nc); err != nil {
+		return fail(err)
+	}
+	if b.caps == nil {
+		caps, err := b.capability(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		b.caps = strings.Fields(strings.ToUpper(caps))
+	}
+	if ep.ForwardID {
+		if _, err := b.command(idCommand(c, clientID)); err != nil {
+			return fail(err)
+		}
+	}
+	var mech string
+	var msg []byte
+	if master && !creds.Token() {
+		authzid, authcid, pass := be.MasterLogin(creds.Identity())
+		mech, msg = wire.MechPlain, wire.EncodePlain(authzid, authcid, pass)
+	} else {
+		mech, msg = wire.BackendMessage(creds)
+	}
+	res, err := b.authenticate(mech, msg)
+	if err != nil {
+		return fail(err)
+	}
+	return b, res, nil
+}
+
+// idCommand builds the ID command with the client's address (Dovecot's
+// x-originating-ip family, honoured from login_trusted_networks) and the
+// client's own ID fields.
+func idCommand(c *proxy.Conn, clientID [][2]string) string {
+	var sb strings.Builder
+	sb.WriteString("ID (")
+	fields := [][2]string{
+		{"x-originating-ip", c.Client.Addr().String()},
+		{"x-originating-port", strconv.Itoa(int(c.Client.Port()))},
+		{"x-connected-ip", c.Local.Addr().String()},
+		{"x-connected-port", strconv.Itoa(int(c.Local.Port()))},
+	}
+	for _, f := range clientID {
+		if !strings.HasPrefix(strings.ToLower(f[0]), "x-") {
+			fields = append(fields, f)
+		}
+	}
+	for i, f := range fields {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(quote(f[0]) + " " + quote(f[1]))
+	}
+	sb.WriteString(")")
+	return sb.String()
+}
+
+func quote(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func capsFrom(text string) []string {
+	text = strings.TrimSpace(text)
+	if !strings.HasPrefix(strings.ToUpper(text), "[CAPABILITY ") {
+		return nil
+	}
+	end := strings.IndexByte(text, ']')
+	if end < 0 {
+		return nil
+	}
+	return strings.Fields(strings.ToUpper(text[len("[CAPABILITY "):end]))
+}
+
+func (b *backend) has(c string) bool {
+	for _, x := range b.caps {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// readLine reads one response line; literals in it are skipped (none are
+// expected before login).
+func (b *backend) readLine() (string, error) {
+	cmd, err := wire.ReadCommand(b.br, nil)
+	if err != nil {
+		return "", err
+	}
+	return strings.ReplaceAll(cmd.Text, "\x00", `""`), nil
+}
+
+func (b *backend) nextTag() string {
+	b.n++
+	return "m" + strconv.Itoa(b.n)
+}
+
+// command sends one command and reads up to its tagged response; untagged
+// CAPABILITY responses update caps.
+func (b *backend) command(line string) (*response, error) {
+	tag := b.nextTag()
+	if _, err := fmt.Fprintf(b.nc, "%s %s\r\n", tag, line); err != nil {
+		return nil, fmt.Errorf("write to backend: %w", err)
+	}
+	return b.await(tag)
+}
+
+func (b *backend) await(tag string) (*response, error) {
+	for {
+		line, err := b.readLine()
+		if err != nil {
+			return nil, fmt.Errorf("read from backend: %w", err)
+		}
+		if rest, ok := strings.CutPrefix(line, tag+" "); ok {
+			status, text, _ := strings.Cut(rest, " ")
+			return &response{status: strings.ToUpper(status), text: text}, nil
+		}
+		if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
+			b.caps = strings.Fields(strings.ToUpper(rest))
+		}
+		if strings.HasPrefix(line, "* BYE") {
+			return nil, fmt.Errorf("backend said %.60q", line)
+		}
+	}
+}
+
+// capability asks for the capability list and returns it as sent.
+func (b *backend) capability(ctx context.Context) (string, error) {
+	tag := b.nextTag()
+	if _, err := fmt.Fprintf(b.nc, "%s CAPABILITY\r\n", tag); err != nil {
+		return "", err
+	}
+	var caps string
+	for {
+		line, err := b.readLine()
+		if err != nil {
+			return "", err
+		}
+		if rest, ok := strings.CutPrefix(line, "* CAPABILITY "); ok {
+			caps = rest
+			b.caps = strings.Fields(strings.ToUpper(rest))
+		}
+		if strings.HasPrefix(line, tag+" ") {
+			return caps, nil
+		}
+	}
+}
+
+// authenticate runs AUTHENTICATE with SASL-IR when offered, else with one
+// continuation.
+func (b *backend) authenticate(mech string, msg []byte) (*response, error) {
+	tag := b.nextTag()
+	if b.has("SASL-IR") {
+		if _, err := fmt.Fprintf(b.nc, "%s AUTHENTICATE %s %s\r\n", tag, mech, wire.EncodeBase64(msg)); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, err := fmt.Fprintf(b.nc, "%s AUTHENTICATE %s\r\n", tag, mech); err != nil {
+			return nil, err
+		}
+		line, err := b.readLine()
+		if err != nil {
+			return nil, err
+		}
+		if !strings.HasPrefix(line, "+") {
+			status, text, _ := strings.Cut(strings.TrimPrefix(line, tag+" "), " ")
+			return &response{status: strings.ToUpper(status), text: text}, nil
+		}
+		if _, err := fmt.Fprintf(b.nc, "%s\r\n", wire.EncodeBase64(msg)); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		line, err := b.readLine()
+		if err != nil {
+			return nil, fmt.Errorf("read from backend: %w", err)
+		}
+		if strings.HasPrefix(line, "+") {
+			// A further challenge (a token error report): cancel.
+			fmt.Fprintf(b.nc, "*\r\n")
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, tag+" "); ok {
+			status, text, _ := strings.Cut(rest, " ")
+			return &response{status: strings.ToUpper(status), text: text}, nil
+		}
+	}
+}
+
+// logout ends a verification connection.
+func (b *backend) logout() {
+	b.nc.SetDeadline(time.Now().Add(2 * time.Second))
+	b.command("LOGOUT")
+	b.nc.Close()
+}

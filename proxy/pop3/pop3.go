@@ -1,0 +1,483 @@
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/internal/wire"
+)
+
+// MaxBadCommands is how many errors a client gets before login until the
+// proxy closes the connection.
+const MaxBadCommands = 20
+
+// BackendTimeout bounds the login dialogue with a backend.
+const BackendTimeout = 30 * time.Second
+
+// Options configure the POP3 front. A nil *Options means defaults.
+type Options struct {
+	// Greeting is the greeting text. Default: "mailmig proxy ready.".
+	Greeting string
+}
+
+// Handler is the POP3 front. It implements proxy.Handler.
+type Handler struct{ greeting string }
+
+var _ proxy.Handler = (*Handler)(nil)
+
+// New returns a POP3 handler.
+func New(opts *Options) *Handler {
+	h := &Handler{greeting: "mailmig proxy ready."}
+	if opts != nil && opts.Greeting != "" {
+		h.greeting = opts.Greeting
+	}
+	return h
+}
+
+type session struct {
+	c       *proxy.Conn
+	br      *bufio.Reader
+	started time.Time
+	bad     int
+	user    string
+
+	wmu sync.Mutex
+	bw  *bufio.Writer
+}
+
+var errClose = errors.New("close session")
+
+// ServeConn implements proxy.Handler.
+func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
+	s := &session{c: c, br: bufio.NewReaderSize(c.Conn, 1024), bw: bufio.NewWriterSize(c.Conn, 512), started: time.Now()}
+	c.OnEnd(func(string) {
+		s.writef("-ERR [SYS/TEMP] Server shutting down")
+		c.Conn.Close()
+	})
+	s.writef("+OK %s", h.greeting)
+	for {
+		c.PreAuthDeadline(s.started)
+		line, err := wire.ReadLine(s.br, 512) // RFC 2449: 255 octets; allow AUTH IR
+		if err != nil {
+			switch {
+			case errors.Is(err, wire.ErrLineTooLong):
+				s.writef("-ERR Line too long")
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.writef("-ERR Autologout; idle for too long")
+			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			default:
+				c.Log.Debug("pop3 read", "err", err)
+			}
+			return
+		}
+		err = s.dispatch(ctx, string(line))
+		if err != nil {
+			if !errors.Is(err, errClose) {
+				c.Log.Debug("pop3 pre-auth", "err", err)
+			}
+			return
+		}
+	}
+}
+
+func (s *session) writef(format string, args ...any) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	fmt.Fprintf(s.bw, format, args...)
+	s.bw.WriteString("\r\n")
+	return s.bw.Flush()
+}
+
+func (s *session) loginDisabled() bool { return s.c.TLSConfigured() && !s.c.IsTLS() }
+
+// commands is the AUTHORIZATION state command table (RFC 1939 4).
+var commands = map[string]func(s *session, ctx context.Context, args []string) error{
+	"CAPA": (*session).handleCapa,
+	"STLS": (*session).handleSTLS,
+	"USER": (*session).handleUser,
+	"PASS": (*session).handlePass,
+	"AUTH": (*session).handleAuth,
+	"QUIT": (*session).handleQuit,
+}
+
+func (s *session) dispatch(ctx context.Context, line string) error {
+	if strings.IndexByte(line, 0) >= 0 {
+		return s.bad1("Invalid characters in command")
+	}
+	name, rest, _ := strings.Cut(line, " ")
+	fn, ok := commands[strings.ToUpper(name)]
+	if !ok {
+		return s.bad1("Unknown command or not allowed before login")
+	}
+	var args []string
+	if strings.ToUpper(name) == "PASS" {
+		// RFC 1939 7: the password may contain spaces.
+		if rest != "" {
+			args = []string{rest}
+		}
+	} else {
+		args = strings.Fields(rest)
+	}
+	return fn(s, ctx, args)
+}
+
+func (s *session) bad1(msg string) error {
+	s.writef("-ERR %s", msg)
+	s.bad++
+	if s.bad >= MaxBadCommands {
+		s.writef("-ERR Too many invalid commands")
+		return errClose
+	}
+	return nil
+}
+
+// RFC 2449 5
+func (s *session) handleCapa(ctx context.Context, args []string) error {
+	var b strings.Builder
+	b.WriteString("+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n")
+	if !s.loginDisabled() {
+		b.WriteString("USER\r\nSASL PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n")
+	}
+	if s.c.CanStartTLS() {
+		b.WriteString("STLS\r\n")
+	}
+	b.WriteString(".")
+	return s.writef("%s", b.String())
+}
+
+// RFC 2595 4
+func (s *session) handleSTLS(ctx context.Context, args []string) error {
+	if !s.c.CanStartTLS() {
+		return s.bad1("STLS not available")
+	}
+	if err := s.writef("+OK Begin TLS negotiation"); err != nil {
+		return err
+	}
+	if s.br.Buffered() > 0 {
+		return errors.New("plaintext after STLS")
+	}
+	if err := s.c.StartTLS(ctx); err != nil {
+		return err
+	}
+	s.br = bufio.NewReaderSize(s.c.Conn, 1024)
+	s.wmu.Lock()
+	s.bw = bufio.NewWriterSize(s.c.Conn, 512)
+	s.wmu.Unlock()
+	return nil
+}
+
+// RFC 1939 7
+func (s *session) handleUser(ctx context.Context, args []string) error {
+	if s.loginDisabled() {
+		return s.writef("-ERR [AUTH] Plaintext login is disabled before STLS")
+	}
+	if len(args) != 1 {
+		return s.bad1("USER needs one argument")
+	}
+	s.user = args[0]
+	return s.writef("+OK")
+}
+
+// RFC 1939 7
+func (s *session) handlePass(ctx context.Context, args []string) error {
+	if s.user == "" {
+		return s.bad1("USER first")
+	}
+	if len(args) != 1 {
+		return s.bad1("PASS needs an argument")
+	}
+	user := s.user
+	s.user = ""
+	return s.login(ctx, &wire.Credentials{Mechanism: wire.MechLogin, Authcid: user, Password: args[0]})
+}
+
+// RFC 5034 4
+func (s *session) handleAuth(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		// RFC 1734 style mechanism listing, which some clients use.
+		return s.writef("+OK\r\nPLAIN\r\nLOGIN\r\nXOAUTH2\r\nOAUTHBEARER\r\n.")
+	}
+	if len(args) > 2 {
+		return s.bad1("AUTH takes a mechanism and an optional initial response")
+	}
+	if s.loginDisabled() {
+		return s.writef("-ERR [AUTH] Authentication is disabled before STLS")
+	}
+	mech := strings.ToUpper(args[0])
+	switch mech {
+	case wire.MechPlain, wire.MechLogin, wire.MechXOAuth2, wire.MechOAuthBearer:
+	default:
+		return s.writef("-ERR Unsupported authentication mechanism")
+	}
+	var ir []byte
+	if len(args) == 2 {
+		b, err := wire.DecodeBase64(args[1])
+		if err != nil {
+			return s.writef("-ERR Invalid initial response")
+		}
+		ir = b
+	}
+	creds, err := wire.Exchange(mech, ir, func(ch []byte) ([]byte, error) {
+		if len(ch) == 0 {
+			s.writef("+ ")
+		} else if err := s.writef("+ %s", wire.EncodeBase64(ch)); err != nil {
+			return nil, err
+		}
+		line, err := wire.ReadLine(s.br, wire.MaxLine)
+		if err != nil {
+			return nil, err
+		}
+		return wire.DecodeBase64(string(line))
+	})
+	switch {
+	case errors.Is(err, wire.ErrCancelled):
+		return s.writef("-ERR Authentication cancelled")
+	case errors.Is(err, wire.ErrSASL):
+		s.c.AuthFailed()
+		return s.writef("-ERR [AUTH] Invalid authentication data")
+	case err != nil:
+		return err
+	}
+	return s.login(ctx, creds)
+}
+
+// RFC 1939 6
+func (s *session) handleQuit(ctx context.Context, args []string) error {
+	s.writef("+OK Logging out")
+	return errClose
+}
+
+const (
+	authFailed  = "-ERR [AUTH] Authentication failed."
+	unavailable = "-ERR [SYS/TEMP] Account temporarily unavailable, try again later."
+)
+
+func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
+	c := s.c
+	m := c.Metrics()
+	proto := string(proxy.POP3)
+	if !c.AuthAllowed() {
+		m.Inc(proxy.MetricConnectionsRefused, "proto", proto, "reason", "auth-rate")
+		return s.writef("-ERR [LOGIN-DELAY] Too many failed logins, try again later.")
+	}
+	id := creds.Identity()
+	log := c.Log.With("user", id)
+	d, err := c.Router().Await(ctx, id)
+	switch {
+	case errors.Is(err, proxy.ErrUnknown):
+		m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "unknown")
+		c.AuthFailed()
+		return s.writef(authFailed)
+	case err != nil:
+		m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "unavailable")
+		log.Info("login refused", "err", err)
+		return s.writef(unavailable)
+	}
+	m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "found")
+	log = log.With("backend", d.Backend.Name)
+	ep, ok := d.Backend.Endpoint(proxy.POP3)
+	if !ok {
+		log.Warn("backend has no pop3 endpoint")
+		return s.writef(unavailable)
+	}
+	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
+	if master {
+		v, ok2, _, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
+		if v != nil {
+			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(v.nc, "QUIT\r\n")
+			v.nc.Close()
+		}
+		if done, fin := s.result(log, d, ok2, err); fin {
+			return done
+		}
+	}
+	b, ok2, text, err := dialLogin(ctx, c, ep, d.Backend, creds, master)
+	if done, fin := s.result(log, d, ok2, err); fin {
+		if b != nil {
+			b.nc.Close()
+		}
+		if err == nil && !ok2 && text != "" {
+			log.Debug("backend refused login")
+		}
+		return done
+	}
+	log.Info("login")
+	return s.bridge(ctx, log, d, b, text)
+}
+
+func (s *session) result(log interface{ Warn(string, ...any) }, d proxy.Decision, ok bool, err error) (error, bool) {
+	if err != nil {
+		s.c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.POP3), "backend", d.Backend.Name)
+		log.Warn("backend login", "err", err)
+		return s.writef(unavailable), true
+	}
+	if !ok {
+		s.c.AuthFailed()
+		return s.writef(authFailed), true
+	}
+	return nil, false
+}
+
+func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any) }, d proxy.Decision, b *backend, okLine string) error {
+	c := s.c
+	b.nc.SetDeadline(time.Time{})
+	c.SetDeadline(time.Time{})
+	s.wmu.Lock()
+	fmt.Fprintf(s.bw, "%s\r\n", okLine)
+	err := s.bw.Flush()
+	s.wmu.Unlock()
+	if err != nil {
+		b.nc.Close()
+		return err
+	}
+	end := func(string) { b.nc.Close() }
+	c.OnEnd(end)
+	untrack := c.Router().Track(d, proxy.POP3, end)
+	defer untrack()
+	m := c.Metrics()
+	labels := []string{"proto", string(proxy.POP3), "backend", d.Backend.Name}
+	m.Inc(proxy.MetricSessions, labels...)
+	m.Add(proxy.MetricSessionsOpen, 1, labels...)
+	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
+	up, down := proxy.Bridge(ctx, c.Conn, s.br, b.nc, b.br, nil)
+	m.Add(proxy.MetricBytes, up, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "up")
+	m.Add(proxy.MetricBytes, down, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "down")
+	log.Info("session ended", "up", up, "down", down)
+	return errClose
+}
+
+type backend struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func (b *backend) line() (string, error) {
+	l, err := wire.ReadLine(b.br, wire.MaxLine)
+	return string(l), err
+}
+
+func (b *backend) cmd(format string, args ...any) (string, error) {
+	if _, err := fmt.Fprintf(b.nc, format+"\r\n", args...); err != nil {
+		return "", err
+	}
+	return b.line()
+}
+
+// multi reads a multi-line response body up to ".".
+func (b *backend) multi() ([]string, error) {
+	var out []string
+	for {
+		l, err := b.line()
+		if err != nil {
+			return nil, err
+		}
+		if l == "." {
+			return out, nil
+		}
+		out = append(out, l)
+	}
+}
+
+// dialLogin connects and logs in; ok false with a nil error is a refused
+// login; text is the backend's +OK line on success.
+func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.Backend, creds *wire.Credentials, master bool) (b *backend, ok bool, text string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, BackendTimeout)
+	defer cancel()
+	nc, err := proxy.Dial(ctx, ep, c.Client, c.Local)
+	if err != nil {
+		return nil, false, "", err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	b = &backend{nc: nc, br: bufio.NewReaderSize(nc, 1024)}
+	fail := func(err error) (*backend, bool, string, error) {
+		nc.Close()
+		return nil, false, "", err
+	}
+	g, err := b.line()
+	if err != nil {
+		return fail(fmt.Errorf("read backend greeting: %w", err))
+	}
+	if !strings.HasPrefix(g, "+OK") {
+		return fail(fmt.Errorf("backend greeting %.40q", g))
+	}
+	if ep.TLS == proxy.TLSStartTLS {
+		r, err := b.cmd("STLS")
+		if err != nil {
+			return fail(err)
+		}
+		if !strings.HasPrefix(r, "+OK") {
+			return fail(fmt.Errorf("backend refused STLS"))
+		}
+		tc := tls.Client(nc, proxy.ClientTLS(ep))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fail(fmt.Errorf("tls to backend: %w", err))
+		}
+		b.nc, b.br = tc, bufio.NewReaderSize(tc, 1024)
+	}
+	if err := proxy.CheckCredentialsSafe(ep, b.nc); err != nil {
+		return fail(err)
+	}
+	if ep.XCLIENT && !ep.ProxyProtocol {
+		r, err := b.cmd("CAPA")
+		if err != nil {
+			return fail(err)
+		}
+		var caps []string
+		if strings.HasPrefix(r, "+OK") {
+			if caps, err = b.multi(); err != nil {
+				return fail(err)
+			}
+		}
+		for _, cp := range caps {
+			if strings.EqualFold(strings.Fields(cp + " x")[0], "XCLIENT") {
+				// Dovecot: XCLIENT ADDR= PORT= from trusted networks.
+				r, err := b.cmd("XCLIENT ADDR=%s PORT=%d", c.Client.Addr(), c.Client.Port())
+				if err != nil {
+					return fail(err)
+				}
+				if !strings.HasPrefix(r, "+OK") {
+					c.Log.Debug("backend refused XCLIENT")
+				}
+				break
+			}
+		}
+	}
+	var mech string
+	var msg []byte
+	if master {
+		authzid, authcid, pass := be.MasterLogin(creds.Identity())
+		mech, msg = wire.MechPlain, wire.EncodePlain(authzid, authcid, pass)
+	} else {
+		mech, msg = wire.BackendMessage(creds)
+	}
+	r, err := b.cmd("AUTH %s %s", mech, wire.EncodeBase64(msg))
+	if err != nil {
+		return fail(err)
+	}
+	for strings.HasPrefix(r, "+ ") || r == "+" {
+		// A challenge after the initial response: a token error; cancel.
+		if r, err = b.cmd("*"); err != nil {
+			return fail(err)
+		}
+	}
+	if strings.HasPrefix(r, "+OK") {
+		return b, true, r, nil
+	}
+	if strings.Contains(r, "[SYS/TEMP]") || strings.Contains(r, "[IN-USE]") {
+		nc.Close()
+		return nil, false, "", fmt.Errorf("backend: %.80s", r)
+	}
+	return b, false, r, nil
+}
