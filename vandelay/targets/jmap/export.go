@@ -151,10 +151,11 @@ func Export(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		return nil, err
 	}
 	e.tgt = tgt
+	up0, upb0 := c.Stats().Uploads.Load(), c.Stats().UploadBytes.Load()
 	err = e.run(ctx)
 	e.res.Duration = time.Since(start)
-	e.res.Uploads = c.Stats().Uploads.Load()
-	e.res.UploadBytes = c.Stats().UploadBytes.Load()
+	e.res.Uploads = c.Stats().Uploads.Load() - up0
+	e.res.UploadBytes = c.Stats().UploadBytes.Load() - upb0
 	return e.res, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,12 @@ import (
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
 
-func TestMain(m *testing.M) { peers.Main(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		exportChild()
+	}
+	peers.Main(m)
+}
 
 // cyrusDefaults are the folders Cyrus creates for a new user.
 var cyrusDefaults = []string{"INBOX", "Drafts", "Sent", "Trash", "Junk", "Archive"}
