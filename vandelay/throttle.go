@@ -24,7 +24,7 @@ type Throttle struct {
 func NewThrottle(connections int, msgsPerSec float64, bytesPerSec int64) *Throttle {
 	t := &Throttle{Connections: connections}
 	if msgsPerSec > 0 {
-		t.msgs = rate.NewLimiter(rate.Limit(msgsPerSec), max(1, int(math.Ceil(msgsPerSec))))
+		t.msgs = rate.NewLimiter(rate.Limit(msgsPerSec), max(1, int(math.Ceil(msgsPerSec/10))))
 	}
 	if bytesPerSec > 0 {
 		t.bytes = rate.NewLimiter(rate.Limit(bytesPerSec), int(min(bytesPerSec, math.MaxInt32)))

@@ -1,0 +1,108 @@
+package imap_test
+
+import (
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/vandelaytest"
+)
+
+// buildMailmig builds the CLI once per test binary.
+func buildMailmig(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailmig")
+	cmd := exec.Command("go", "build", "-o", bin, "../../../cmd/mailmig")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build mailmig: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestKillAndResume SIGKILLs "mailmig vandelay import imap" at random
+// moments, checks after each kill that the archive is consistent, and
+// that the final run fetches exactly the messages not yet committed.
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	a := newAccount(t)
+	a.load(t, 7, 400)
+	bin := buildMailmig(t)
+	arPath := filepath.Join(t.TempDir(), "kill.db")
+	args := []string{"vandelay", "import", "imap", "--server", a.addr, "--tls", "none", "--allow-cleartext",
+		"--user", a.user, "--password-env", "MM_TEST_PW", "--progress", "none", "--batch", "20",
+		"--max-messages-per-second", "300", "--json", arPath}
+	env := append(os.Environ(), "MM_TEST_PW="+a.pass)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	ctx := context.Background()
+	var committed int64
+	kills := 0
+	for i := 0; i < 8; i++ {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-time.After(time.Duration(40+rng.IntN(200)) * time.Millisecond):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		case <-done:
+		}
+		ar, err := archive.Open(ctx, arPath, &archive.Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("after kill %d: %v", i, err)
+		}
+		st, err := ar.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Messages < committed {
+			t.Errorf("after kill %d: %d messages, fewer than %d before", i, st.Messages, committed)
+		}
+		committed = st.Messages
+		// Every committed message has its blob, hash-equal.
+		for m, err := range ar.Messages(ctx, nil) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := ar.BlobBytes(ctx, m.Blob)
+			if err != nil || archive.Hash(b) != m.Blob || len(m.MailboxIDs) == 0 {
+				t.Fatalf("after kill %d: message %d inconsistent (%v)", i, m.ID, err)
+			}
+		}
+		ar.Close()
+	}
+	t.Logf("%d kills, %d messages committed before the final run", kills, committed)
+	want := vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("final run: %v\n%s", err, out)
+	}
+	var res struct{ Fetched, MessagesAdded int }
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("final run output %q: %v", out, err)
+	}
+	if int64(res.Fetched) != int64(want.Count())-committed {
+		t.Errorf("final run fetched %d bodies, want %d (%d total, %d committed)", res.Fetched, int64(want.Count())-committed, want.Count(), committed)
+	}
+	ar, err := archive.Open(ctx, arPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	vandelaytest.Check(t, ar, want)
+}
