@@ -41,3 +41,8 @@ fmt:
 lint:
     test -z "$(gofmt -l .)" || { gofmt -l .; exit 1; }
     go vet ./...
+
+# Rewrite the golden files (plan diagnostics and models, CLI scripts) after an intended change; review the diff.
+update-golden:
+    go test ./plan -run 'TestInvalidPlans|TestValidPlans' -update
+    go test ./cmd/mailmig -run TestScripts -update
