@@ -1,0 +1,62 @@
+package imap_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailmig/mailmig/internal/corpus"
+	"github.com/mailmig/mailmig/vandelay/vandelaytest"
+)
+
+// loadLarge fills a fresh account with the generated corpus (3,000
+// messages, 16 user folders, one 25 MiB message) plus 20 more nested
+// folders holding copies of INBOX messages (same bytes in several
+// folders), 43+ folders in all.
+func loadLarge(t testing.TB, a account) *corpus.Corpus {
+	t.Helper()
+	c := corpus.Generate(corpus.Options{Seed: 1, Messages: 3000, Folders: 16, HugeSize: 25 << 20})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.LoadIMAP(ctx, a.addr, a.user, a.pass, 4); err != nil {
+		t.Fatalf("load corpus: %v", err)
+	}
+	cl := a.client(t)
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 20; i++ {
+		name := fmt.Sprintf("Projekte/Kunde %02d", i)
+		if err := cl.Create(name, nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			cl.Subscribe(name).Wait()
+		}
+		if _, err := cl.Copy(imap.SeqSetNum(uint32(i), uint32(i+20), uint32(i+40)), name).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+// TestFidelityLarge is the "Done when" fidelity case: every message's
+// bytes hash-equal to what Dovecot serves, keywords, internal dates,
+// membership, hierarchy, roles and subscriptions.
+func TestFidelityLarge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("3,000 messages / 190 MB; skipped with -short")
+	}
+	a := newAccount(t)
+	start := time.Now()
+	loadLarge(t, a)
+	t.Logf("loaded in %v", time.Since(start))
+	want := vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass)
+	if n := len(want.Mailboxes); n < 40 {
+		t.Fatalf("only %d folders", n)
+	}
+	vandelaytest.Run(t, a.factory(), want)
+}
