@@ -8,12 +8,14 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
+	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 )
 
 // Mail maps a source kind to its constructor. Register adapters here,
 // explicitly, never from init functions.
 var Mail = map[string]vandelay.NewSourceFunc{
 	"imap": imap.New,
+	"pop3": pop3.New,
 }
 
 // Kinds returns the registered kinds, sorted.

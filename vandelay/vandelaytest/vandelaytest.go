@@ -349,3 +349,44 @@ func Run(t *testing.T, newSource func(t testing.TB) vandelay.MailSource, want *W
 		}
 	})
 }
+
+// DialIMAP logs in to a plain-IMAP test server.
+func DialIMAP(t testing.TB, addr, user, pass string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// AppendIMAP appends one message.
+func AppendIMAP(t testing.TB, c *imapclient.Client, mailbox string, body []byte, date time.Time, flags ...imap.Flag) {
+	t.Helper()
+	cmd := c.Append(mailbox, int64(len(body)), &imap.AppendOptions{Time: date, Flags: flags})
+	cmd.Write(body)
+	cmd.Close()
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatalf("append to %q: %v", mailbox, err)
+	}
+}
+
+// ExpungeFirst expunges the first n messages of a mailbox.
+func ExpungeFirst(t testing.TB, c *imapclient.Client, mailbox string, n uint32) {
+	t.Helper()
+	if _, err := c.Select(mailbox, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	set := imap.SeqSet{imap.SeqRange{Start: 1, Stop: n}}
+	if err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Unselect().Wait()
+}

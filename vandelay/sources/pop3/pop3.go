@@ -1,0 +1,234 @@
+// Package pop3 imports a POP3 maildrop into INBOX of an archive, the
+// simplest legacy case (RFC 1939, RFC 2449 CAPA, RFC 5034 SASL PLAIN).
+//
+// Convergence is by UIDL: each message's unique-id is its location key in
+// INBOX. A run lists UIDL, removes copies whose id vanished (they are
+// tombstoned when the run completes), and RETRieves only ids it has not
+// archived yet, so a killed run resumes where its last committed batch
+// ended. POP3 has no flags and no internal date: messages get no
+// keywords, and receivedAt is taken from the newest Received: header, else
+// the Date: header, else the time of import. The maildrop is only read
+// (never DELE). One connection: POP3 servers lock the maildrop.
+package pop3
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/migadu/go-pop3/pop3client"
+
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+)
+
+// Source imports one POP3 maildrop.
+type Source struct {
+	cfg *vandelay.Config
+	log *slog.Logger
+	c   *pop3client.Client
+}
+
+var _ vandelay.MailSource = (*Source)(nil)
+
+// New returns a POP3 source for cfg (Address, TLS, User, Password,
+// MasterUser, MasterForm, Auth, Throttle, Progress, Logger).
+func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+	if cfg.Address == "" || cfg.User == "" {
+		return nil, fmt.Errorf("%w: pop3 source needs --server and --user", vandelay.ErrUsage)
+	}
+	return &Source{cfg: cfg, log: cfg.Log().With("proto", "pop3")}, nil
+}
+
+// Describe implements vandelay.MailSource.
+func (s *Source) Describe() archive.Source {
+	login := s.cfg.User
+	if s.cfg.MasterUser != "" {
+		login = s.cfg.MasterUser
+	}
+	return archive.Source{Kind: "pop3", Endpoint: s.cfg.Address, Account: s.cfg.User, Login: login}
+}
+
+// Close implements vandelay.MailSource.
+func (s *Source) Close() error {
+	if s.c == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.c.Quit(ctx)
+	err := s.c.Close()
+	s.c = nil
+	return err
+}
+
+func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
+	cfg := s.cfg
+	host, _, err := net.SplitHostPort(cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad address %q: %v", vandelay.ErrUsage, cfg.Address, err)
+	}
+	sn := cfg.ServerName
+	if sn == "" {
+		sn = host
+	}
+	opts := pop3client.Options{MaxLineLength: 1 << 20, MaxResponseLines: 10_000_000,
+		Dialer: &net.Dialer{Timeout: 30 * time.Second}}
+	tc := &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	switch cfg.TLS {
+	case vandelay.TLSImplicit, "":
+		opts.TLSConfig = tc
+	case vandelay.TLSStartTLS:
+		opts.TLSConfig, opts.STARTTLS = tc, true
+	case vandelay.TLSNone:
+		if !cfg.AllowCleartext {
+			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
+	}
+	c, err := pop3client.Dial(ctx, cfg.Address, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	user, authz := cfg.User, ""
+	if cfg.MasterUser != "" {
+		if strings.EqualFold(cfg.MasterForm, vandelay.MasterAuthzID) {
+			user, authz = cfg.MasterUser, cfg.User
+		} else {
+			user = cfg.User + "*" + cfg.MasterUser
+		}
+	}
+	if authz != "" || strings.EqualFold(cfg.Auth, vandelay.AuthPlain) {
+		err = c.AuthPlain(ctx, authz, user, cfg.Password)
+	} else {
+		err = c.User(ctx, user, cfg.Password)
+	}
+	if err != nil {
+		c.Close()
+		var pe *pop3client.ProtocolError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, cfg.User, err)
+		}
+		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	}
+	return c, nil
+}
+
+// Sync implements vandelay.MailSource.
+func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return err
+	}
+	s.c = c
+	boxes, err := run.SyncMailboxes(ctx, []archive.MailboxInfo{{Path: "INBOX", Selectable: true, Role: archive.RoleInbox}},
+		func(p string) bool { return p == "INBOX" })
+	if err != nil {
+		return err
+	}
+	inbox := boxes["INBOX"].ID
+	uidl, err := c.Uidl(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: UIDL: %v", vandelay.ErrConnect, err)
+	}
+	list, err := c.List(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: LIST: %v", vandelay.ErrConnect, err)
+	}
+	sizes := map[int]int64{}
+	for _, l := range list {
+		sizes[l.Num] = l.Size
+	}
+	locs, err := run.Locations(ctx, inbox)
+	if err != nil {
+		return err
+	}
+	present := map[string]bool{}
+	var todo []int
+	var todoBytes int64
+	keyOf := map[int]string{}
+	for _, u := range uidl {
+		if present[u.UniqueID] {
+			continue // a broken server repeating an id: first one wins
+		}
+		present[u.UniqueID] = true
+		keyOf[u.Num] = u.UniqueID
+		if _, ok := locs[u.UniqueID]; !ok {
+			todo = append(todo, u.Num)
+			todoBytes += sizes[u.Num]
+		}
+	}
+	for k := range locs {
+		if !present[k] {
+			if err := run.Remove(ctx, inbox, k); err != nil {
+				return err
+			}
+		}
+	}
+	prog := s.cfg.Prog()
+	prog.Discovered(len(todo), todoBytes)
+	th := s.cfg.Throttle
+	for _, n := range todo {
+		if err := th.WaitMessage(ctx); err != nil {
+			return err
+		}
+		if err := th.WaitBytes(ctx, sizes[n]); err != nil {
+			return err
+		}
+		r, err := c.Retr(ctx, n)
+		if err != nil {
+			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, sizes[n]+1024))
+		h := sha256.New()
+		_, err = io.Copy(io.MultiWriter(buf, h), r)
+		r.Close()
+		if err != nil {
+			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+		}
+		body := buf.Bytes()
+		if err := run.Add(ctx, inbox, keyOf[n], &archive.NewMessage{Body: body, Hash: hex.EncodeToString(h.Sum(nil)),
+			ReceivedAt: ReceivedDate(body)}); err != nil {
+			return err
+		}
+		prog.Done(1, int64(len(body)))
+	}
+	return run.SetCursor(ctx, inbox, archive.Cursor{Extra: fmt.Sprint(len(uidl))})
+}
+
+// ReceivedDate guesses the delivery time of a message: the date of its
+// newest (topmost) Received: header, else its Date: header; zero when
+// neither parses.
+func ReceivedDate(msg []byte) time.Time {
+	end := bytes.Index(msg, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(msg)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(append(msg[:end:end], "\r\n\r\n"...)))
+	if err != nil {
+		return time.Time{}
+	}
+	for _, rcv := range m.Header["Received"] {
+		if i := strings.LastIndex(rcv, ";"); i >= 0 {
+			if t, err := mail.ParseDate(strings.TrimSpace(rcv[i+1:])); err == nil {
+				return t
+			}
+		}
+		break
+	}
+	if t, err := m.Header.Date(); err == nil {
+		return t
+	}
+	return time.Time{}
+}
