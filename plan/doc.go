@@ -1,4 +1,300 @@
-// Package plan parses and validates mailmig's HCL migration plan into a typed
-// [Migration]. It speaks hcl.Diagnostics only; nothing outside this package
-// touches HCL types, and it imports none of mailmig's packages.
+// Package plan parses and validates mailmig's migration plan, an HCL file
+// (or a directory of *.hcl files) that says which accounts move from which
+// backend to which, in which waves, and how the proxy listens. The result is
+// a typed, read-only [Migration]; nothing outside this package touches HCL
+// types, and this package imports none of mailmig's own packages.
+//
+// Entry points are [Load] (a file or a directory), [LoadFile], [LoadDir] and
+// [Parse] (bytes). They return a best-effort *Migration and hcl.Diagnostics:
+// every problem found, not just the first, each with a source range
+// (file:line:col), a short Summary and a Detail that says how to fix it.
+// Options: [WithEnv] or [WithLookupEnv] replace the process environment
+// (tests), [WithBaseDir] sets the directory for relative paths, and
+// [WithVariables] sets variables as -var does.
+//
+// docs/plan.md is generated from this comment (`just update-golden`), and a
+// test checks that every attribute of the schema is documented here.
+//
+// # Files and evaluation
+//
+// A plan is one file, or every *.hcl file of a directory (in name order);
+// blocks may be spread over the files in any way and may refer to each
+// other in any order. Relative paths (state, routes, file(), csv(),
+// password files, certificates, maildir and takeout paths) are resolved
+// against the plan's directory.
+//
+// Values are HCL expressions. A value attribute may use literals, string
+// templates ("${var.domain}"), var.NAME references and these functions:
+//
+//   - env("NAME") — the value of an environment variable; an unset variable
+//     is an error ("Unset environment variable"), never an empty string.
+//   - file("path") — the contents of a file, exactly (use trimspace() to
+//     drop a trailing newline).
+//   - csv("path") — the rows of an accounts file; see the accounts block.
+//   - trimspace, trimprefix, trimsuffix, lower, upper, format, join,
+//     concat, coalesce — as in Terraform.
+//
+// References to blocks are written without quotes and are allowed only
+// where they mean something: backend.NAME in from and to, wave.NAME in
+// after, accounts.NAME in a wave's accounts.
+//
+// Secrets (master passwords, account passwords, client secrets, sensitive
+// variables) are held as [Secret], which prints as "(sensitive)" through
+// fmt, JSON, text marshalling and slog. Only [Secret.Reveal] returns the
+// value.
+//
+// # variable "NAME"
+//
+// Declares a variable, referenced as var.NAME. Its value comes from, in
+// order of precedence: the -var NAME=VALUE flag, the environment variable
+// MAILMIG_VAR_NAME, the default. A variable without a value is an error.
+// Values given as strings are converted to the default's type (number,
+// bool, or a comma-separated list).
+//
+//   - default — any value; may call functions but not refer to other
+//     variables. Default: none (a value must then be given).
+//   - description — documentation. Default: "".
+//   - sensitive — true makes the value a [Secret] in the model. Default: false.
+//
+// # state
+//
+// Where the journal, snapshots and the apply lock live. At most one block.
+//
+//   - path — the state directory. Default: "state/".
+//
+// # routes
+//
+// Where the proxy's route table lives. At most one block.
+//
+//   - sqlite — the SQLite file of the route table. Default: "state/routes.db"
+//     (inside the state path).
+//
+// # backend "NAME"
+//
+// A mail system: where accounts live now, or where they move to. It has one
+// block per protocol it speaks (at least one), and each block kind at most
+// once.
+//
+//   - login — how mailmig and the proxy log in for a user: "passthrough"
+//     (replay the user's own credentials) or "master" (use the master block;
+//     Dovecot "user*master", SASL authorization identity). Default:
+//     "passthrough". login = "master" without a master block is an error; a
+//     master block with passthrough is a warning.
+//   - proxy_protocol — "none", "v1" or "v2": send a HAProxy PROXY protocol
+//     header carrying the real client address on mail protocol connections.
+//     Endpoint blocks may override it. Default: "none".
+//
+// Mail protocol endpoints — imap, pop3, managesieve, smtp, submission,
+// lmtp — each take:
+//
+//   - address — host:port. Required.
+//   - tls — "implicit" (TLS from the first byte, as on 993), "starttls"
+//     (upgrade a plain connection) or "none" (plain text, for loopback and
+//     trusted networks). Default: "starttls"; "none" for lmtp.
+//   - ca_file — PEM file of CAs to trust instead of the system roots.
+//     Default: system roots.
+//   - insecure_skip_verify — do not verify the server certificate.
+//     Default: false.
+//   - server_name — TLS server name. Default: the host of address.
+//   - proxy_protocol — as on the backend. Default: the backend's setting.
+//
+// HTTP endpoints — jmap (the session URL, usually
+// https://host/.well-known/jmap), caldav, carddav, webdav — each take:
+//
+//   - url — absolute http or https URL. Required. TLS follows the scheme.
+//   - ca_file, insecure_skip_verify, server_name — as above.
+//
+// File sources:
+//
+//   - maildir { path } — the Maildir++ directory of an account. Required. In
+//     the path, %u is replaced by the source login, %d by the domain and %n
+//     by the local part of the address.
+//   - takeout { path } — an unpacked Google Takeout directory (or .zip or
+//     .tgz) per account, with the same replacements. Required.
+//
+// Microsoft Exchange:
+//
+//   - exchange — with api = "graph" (Microsoft 365, the default): tenant,
+//     client_id and client_secret (an app registration with application
+//     permissions), all required; url defaults to
+//     https://graph.microsoft.com/v1.0. With api = "ews" (on-premises):
+//     url (the EWS endpoint, https://host/EWS/Exchange.asmx) is required,
+//     and the backend's login and master block give the credentials.
+//     ca_file and insecure_skip_verify as above.
+//
+// Blocks of a backend that are not endpoints:
+//
+//   - master { user, password } — master credentials for login = "master".
+//     Both required; write the password as env("...") or file("..."), never
+//     inline in a committed plan.
+//   - limits { connections, messages_per_second, bytes_per_second } — limits
+//     shared by every worker that talks to the backend. connections: most
+//     simultaneous connections, at least 1, default 8.
+//     messages_per_second: a number, default 0 (unlimited).
+//     bytes_per_second: a number of bytes or a string with a unit — B, kB,
+//     MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024),
+//     optionally followed by "/s", for example "40MiB" — default 0
+//     (unlimited).
+//
+// Which data kinds a backend can hold follows from its endpoints (see
+// [Backend.Provides]): mail from imap, pop3, jmap, maildir, takeout or
+// exchange; sieve from managesieve or jmap; calendars from caldav, jmap,
+// takeout or exchange; contacts from carddav, jmap, takeout or exchange;
+// files from webdav, jmap or takeout.
+//
+// # accounts "NAME"
+//
+// A group of accounts that move from one backend to another.
+//
+//   - from — the source, backend.NAME. Required.
+//   - to — the target, backend.NAME. Required; must differ from from.
+//   - list — the accounts. Required. A list whose elements are address
+//     strings, objects { address, source_login, target_login, password_ref },
+//     or lists of those, such as the result of csv("accounts.csv"); for
+//     example list = concat(["alice@example.org"], csv("more.csv")).
+//   - data — the data kinds to migrate: any of "mail", "sieve",
+//     "calendars", "contacts", "files". Each must be available at both
+//     backends. Default: every kind both backends can hold.
+//
+// An address is a bare e-mail address (alice@example.org); it identifies
+// the account everywhere (journal, routes, archives) and must be unique in
+// the plan, compared case-insensitively.
+//
+// csv("path") reads an accounts file. Its first row names the columns, in
+// any order: address (required), source_login, target_login, password_ref.
+// Lines starting with # are comments; an empty field means the default.
+// A malformed row is reported at file:row, and the other rows still load.
+//
+//	address,source_login,target_login,password_ref
+//	alice@example.org,alice,,env:ALICE_PASSWORD
+//	bob@example.org,bob,robert@example.org,file:secrets/bob
+//
+// A password_ref is "env:NAME" (an environment variable) or "file:PATH" (a
+// file; one trailing newline is removed). Accounts without one log in
+// through the backends' master credentials.
+//
+// An account "ADDRESS" block inside an accounts block overrides settings
+// for one listed account:
+//
+//   - source_login — login name on the source. Default: the address.
+//   - target_login — login name on the target. Default: the address.
+//   - password — the account's password, a [Secret] (env() or file()).
+//   - password_ref — as in the CSV file; not together with password.
+//   - data — data kinds for this account. Default: the group's.
+//   - from, to — other backends for this account. Default: the group's.
+//
+// # wave "NAME"
+//
+// A set of accounts that cut over together. Staging and catch-up run at any
+// time; a wave's cut-overs happen only inside its cutover_window, after
+// not_before, and after every wave in after is done. Every account should
+// be in exactly one wave: an account in two waves is an error, an account
+// in none a warning (it is staged and kept caught up, never cut over).
+// [Migration.Waves] lists the waves in dependency order.
+//
+//   - accounts — accounts.NAME (a whole group), or a list of addresses and
+//     accounts.NAME references. Required.
+//   - after — waves that must be done first, [wave.NAME, ...]. Cycles are
+//     an error. Default: [].
+//   - not_before — earliest cut-over, an RFC 3339 time such as
+//     "2026-12-01T22:00:00+01:00". Default: none.
+//   - cutover_window — a daily window "HH:MM-HH:MM Zone" with an IANA time
+//     zone, such as "22:00-05:00 Europe/Berlin"; an end at or before the
+//     start crosses midnight, 24:00 is allowed as an end, and the window
+//     follows the wall clock across DST changes. Default: any time.
+//   - max_parallel — accounts worked on at once, at least 1. Default: 4.
+//   - canary — number of accounts that cut over first; the rest wait until
+//     they are done. Default: 0 (no canary).
+//   - catchup_threshold — a cut-over starts only when the last catch-up
+//     pass copied at most this many messages. Default: 100.
+//   - catchup_threshold_bytes — the same limit in bytes (units as for
+//     bytes_per_second). Default: "10MiB".
+//   - max_errors — failed accounts tolerated before the wave halts.
+//     Default: 0.
+//   - max_verify_mismatches — verify mismatches tolerated before the wave
+//     halts. Default: 0.
+//
+// # proxy
+//
+// How `mailmig proxy` listens. At most one block.
+//
+//   - listen — one attribute per protocol, each "[host]:port" (an empty
+//     host means every address): imap, imaps, pop3, pop3s, managesieve,
+//     submission, submissions, smtp, lmtp, http, https. The names ending in
+//     s speak implicit TLS. Required, with at least one protocol; two
+//     protocols may not share an address.
+//   - tls { cert, key } — PEM certificate and key for implicit TLS and
+//     STARTTLS; both required. Required when an implicit TLS listener is
+//     declared.
+//   - public_origin — scheme://host[:port] that clients use for HTTP; JMAP
+//     session URLs and DAV redirects are rewritten to it. Default: derived
+//     from the https or http listener.
+//   - hold_logins — how long a login for a frozen account is held before
+//     it is refused temporarily, a duration such as "30s". Default: "30s".
+//   - pre_auth_timeout — time a client has to authenticate. Default: "60s".
+//   - idle_timeout — idle sessions are closed after this. Default: "30m".
+//   - max_connections — most client connections, at least 1. Default: 10000.
+//   - accept_proxy_protocol — expect a PROXY protocol header from a load
+//     balancer in front of the proxy. Default: false.
+//
+// # Example
+//
+//	backend "legacy" {
+//	  imap {
+//	    address = "mail.old.example:993"
+//	    tls     = "implicit"
+//	  }
+//	  login = "master"
+//	  master {
+//	    user     = "migrator"
+//	    password = env("LEGACY_MASTER_PASSWORD")
+//	  }
+//	  limits {
+//	    connections      = 8
+//	    bytes_per_second = "40MiB"
+//	  }
+//	}
+//
+//	backend "stalwart" {
+//	  jmap {
+//	    url = "https://mail.new.example/.well-known/jmap"
+//	  }
+//	}
+//
+//	accounts "pilot" {
+//	  from = backend.legacy
+//	  to   = backend.stalwart
+//	  list = ["alice@example.org"]
+//	}
+//
+//	accounts "staff" {
+//	  from = backend.legacy
+//	  to   = backend.stalwart
+//	  list = csv("staff.csv")
+//	}
+//
+//	wave "pilot" {
+//	  accounts       = accounts.pilot
+//	  cutover_window = "22:00-05:00 Europe/Berlin"
+//	}
+//
+//	wave "everyone" {
+//	  accounts = accounts.staff
+//	  after    = [wave.pilot]
+//	}
+//
+// More complete plans are in examples/ (quickstart, csv-waves, sources) and
+// plan/testdata/valid (full.hcl uses every attribute).
+//
+// # Implementation notes
+//
+// Decoding runs in dependency order over all files: variables, then state,
+// routes and backends, then accounts (which need backends), then waves
+// (which need accounts; after references are resolved once every wave is
+// known), then the checks that need everything (cycles, accounts in no
+// wave), then the proxy. Diagnostics are sorted by file and position so the
+// listing is stable. Syntax errors stop the load before decoding: later
+// diagnostics would only be noise. Files read by csv() are added to
+// [Migration.Sources] so their rows can be shown in snippets; files read by
+// file() are not, because they usually hold secrets.
 package plan

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -152,5 +153,24 @@ func TestExamples(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no example plans found")
+	}
+}
+
+// TestFixturesFormatted keeps the examples and valid fixtures in canonical
+// format, so that `mailmig fmt -check` passes on what we ship.
+func TestFixturesFormatted(t *testing.T) {
+	var files []string
+	for _, p := range []string{"../examples/*/*.hcl", "testdata/valid/*.hcl"} {
+		m, _ := filepath.Glob(p)
+		files = append(files, m...)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hclwrite.Format(src); string(got) != string(src) {
+			t.Errorf("%s is not formatted; run mailmig fmt %s", f, f)
+		}
 	}
 }
