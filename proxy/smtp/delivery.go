@@ -262,7 +262,7 @@ func allSameClass(m gosmtp.LMTPDataError) bool {
 // per-recipient text, since go-smtp adds it again.
 func stripRcpt(text, addr string) string {
 	first, rest, _ := strings.Cut(text, " ")
-	if len(first) > 6 && strings.Count(first, ".") == 2 && first[0] >= '0' && first[0] <= '9' {
+	if len(first) >= 5 && strings.Count(first, ".") == 2 && first[0] >= '0' && first[0] <= '9' {
 		if r2, ok := strings.CutPrefix(rest, "<"+addr+"> "); ok {
 			return first + " " + r2
 		}
