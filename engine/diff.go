@@ -203,7 +203,7 @@ func (d *differ) judgeWave(wi *waveInfo, waveDone map[string]bool) {
 				n, done = len(as), d.countDone(as)
 			}
 			wi.status = WaveWaiting
-			wi.note = fmt.Sprintf("cut-overs wait for wave %s (%d of %d accounts done)", after, done, n)
+			wi.note = fmt.Sprintf("cut-overs wait for wave %s (%d of %d done)", after, done, n)
 			return
 		}
 	}
@@ -233,7 +233,7 @@ func (d *differ) judgeWave(wi *waveInfo, waveDone map[string]bool) {
 
 // planWave plans the accounts of one wave.
 func (d *differ) planWave(wi *waveInfo) *WaveChanges {
-	wc := &WaveChanges{Name: NoWave, Status: wi.status, Note: wi.note, Accounts: len(wi.accounts), Phases: map[state.Phase]int{}}
+	wc := &WaveChanges{Name: NoWave, Status: wi.status, Note: wi.note, Accounts: len(wi.accounts), Phases: map[state.Phase]int{}, Changes: []*Change{}}
 	if wi.w != nil {
 		wc.Name, wc.MaxParallel = wi.w.Name, wi.w.MaxParallel
 	}
@@ -400,7 +400,7 @@ func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote 
 	changed := delta.Known && delta.Messages() > 0
 	switch {
 	case gate && small && !held:
-		reason := fmt.Sprintf("last pass %s copied %s (threshold %s); %s", fmtTime(sa.LastPass), plural(int(last.Messages), "message"), fmtInt(thr), gateNote)
+		reason := fmt.Sprintf("last pass %s copied %s, within the threshold of %s; %s", fmtTime(sa.LastPass), plural(int(last.Messages), "message"), fmtInt(thr), gateNote)
 		if changed {
 			reason = fmt.Sprintf("%s; %s", describeDelta(delta), reason)
 		}
@@ -414,7 +414,7 @@ func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote 
 		if last.Messages <= thr && last.Bytes > thrBytes {
 			what = fmtBytes(last.Bytes)
 		}
-		return []*Change{mk(CatchUp, fmt.Sprintf("last pass copied %s (threshold %s): catch up so the cut-over's frozen time stays short", what, fmtInt(thr)))}, ""
+		return []*Change{mk(CatchUp, fmt.Sprintf("last pass copied %s, above the threshold of %s: catch up first so the cut-over's frozen time stays short", what, fmtInt(thr)))}, ""
 	}
 	switch {
 	case held:

@@ -38,7 +38,7 @@ func TestDiff(t *testing.T) {
 				"+ import e@example.test", "+ export e@example.test <import:e@example.test",
 			},
 			reasons: []string{"first full import from legacy", "first export onto stalwart"},
-			notes:   []string{"window 22:00-05:00 Europe/Berlin opens in 8h (Sat 22:00 CET)", "cut-overs wait for wave pilot (0 of 2 accounts done)"},
+			notes:   []string{"window 22:00-05:00 Europe/Berlin opens in 8h (Sat 22:00 CET)", "cut-overs wait for wave pilot (0 of 2 done)"},
 			status:  []WaveStatus{WaveWaiting, WaveWaiting},
 		},
 		"export only after import": {
@@ -59,7 +59,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().staged("a@example.test", 5000),
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"last pass copied 5,000 messages (threshold 100)"},
+			reasons: []string{"last pass copied 5,000 messages, above the threshold of 100"},
 			notes:   []string{"window 22:00-05:00 Europe/Berlin open until 05:00 CET"},
 			status:  []WaveStatus{WaveOpen, WaveWaiting},
 		},
@@ -68,7 +68,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().caughtUp("a@example.test", 12),
 			targets: []string{"a@example.test"},
 			want:    []string{"> cutover a@example.test"},
-			reasons: []string{"last pass 2026-11-27 21:10 UTC copied 12 messages (threshold 100); cut-over window"},
+			reasons: []string{"last pass 2026-11-27 21:10 UTC copied 12 messages, within the threshold of 100; cut-over window"},
 		},
 		"refresh finds changes": {
 			now:     day,
@@ -98,7 +98,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().done("a@example.test").caughtUp("b@example.test", 500).caughtUp("c@example.test", 1),
 			targets: []string{"b@example.test", "c@example.test"},
 			want:    []string{"~ catch-up b@example.test"},
-			notes:   []string{"open until", "cut-overs wait for wave pilot (1 of 2 accounts done)"},
+			notes:   []string{"open until", "cut-overs wait for wave pilot (1 of 2 done)"},
 		},
 		"not_before": {
 			plan: func(m *plan.Migration) {

@@ -115,9 +115,11 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 		if opts.Accounts != nil && !opts.Accounts[k] {
 			continue
 		}
-		if sa := st.Account(k); sa == nil || !sa.Imported || sa.Phase == state.PhaseDone {
+		sa := st.Account(k)
+		if sa == nil || !sa.Imported || sa.Phase == state.PhaseDone {
 			continue // nothing to compare with, or nothing left to do
 		}
+		since := sa.LastPass
 		if ctx.Err() != nil {
 			break
 		}
@@ -134,6 +136,9 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 				return
 			}
 			d.Known = true
+			if d.Since.IsZero() {
+				d.Since = since
+			}
 			obs.Deltas[k] = d
 		}()
 	}

@@ -38,6 +38,12 @@ var commands = map[string]command{
 	"vandelay": {synopsis: "Import, export and inspect one account's data (archive)", run: runVandelay},
 	"validate": {synopsis: "Check the plan for errors", run: runValidate},
 	"fmt":      {synopsis: "Rewrite plan files in the canonical format", run: runFmt},
+	"plan":     {synopsis: "Show what apply would do now (changes per wave, with reasons)", run: runPlan},
+	"apply":    {synopsis: "Carry out the changes: import, catch up, cut over, in waves", run: runApply},
+	"show":     {synopsis: "Show saved changes, or the state of every account", run: runShow},
+	"state":    {synopsis: "Inspect the state: list, show, lock, force-unlock, release", run: runState},
+	"journal":  {synopsis: "Show the journal's history, or verify its hash chain", run: runJournal},
+	"rollback": {synopsis: "Route a cut-over account back to its source", run: runRollback},
 }
 
 // Exit codes shared by every subcommand.

@@ -43,6 +43,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives repair notices. Default: discard.
 	Logger *slog.Logger
+	// Lineage returns the lineage of a new journal. Default: NewLineage
+	// (random). Tests fix it for reproducible output.
+	Lineage func() string
 	// NoSync skips fsync. Only for generating large test journals quickly;
 	// never set it for a real migration.
 	NoSync bool
@@ -255,7 +258,11 @@ func (j *Journal) Append(r Record) (Record, error) {
 		return r, ErrReadOnly
 	}
 	if j.seq == 0 && r.Type != TypeInit {
-		if _, err := j.appendLocked(Record{Type: TypeInit, Lineage: NewLineage()}); err != nil {
+		lin := NewLineage
+		if j.opts.Lineage != nil {
+			lin = j.opts.Lineage
+		}
+		if _, err := j.appendLocked(Record{Type: TypeInit, Lineage: lin()}); err != nil {
 			return r, err
 		}
 	}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+)
+
+const applyHelp = `Usage: mailmig [global options] apply [options] [CHANGES_FILE]
+
+  Carries out the changes: computes them like "mailmig plan" (or reads
+  CHANGES_FILE saved by "plan -out"), shows them, asks for confirmation and
+  runs them in waves with bounded parallelism and shared rate limits. Each
+  action is journaled before and after it runs.
+
+  A saved CHANGES_FILE is refused when it is stale: when the journal moved
+  on (lineage or serial), the plan files changed, or an account's journal
+  position or route differs from what was planned.
+
+  Ctrl-C once: running actions finish (a cut-over that has frozen an
+  account but not flipped it routes it back to its source, unfrozen),
+  nothing new starts, the journal is written. Ctrl-C twice: abort at once;
+  the next apply resumes or rolls back what was in flight.
+
+Options:
+  -auto-approve      Do not ask for confirmation.
+  -parallelism N     Run at most N actions at once (default 10). Each wave's
+                     max_parallel and each backend's limits.connections
+                     also apply.
+  -target ACCOUNT    Apply only this account's changes; may be repeated.
+  -refresh=false     Do not ask the sources what changed.
+  -var NAME=VALUE    Set a plan variable; may be repeated.
+  -no-color          Disable colour.
+
+Exit status: 0 when every change succeeded (or there was nothing to do),
+1 otherwise.
+`
+
+func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
+	fs := newFlagSet("apply", applyHelp, s)
+	auto := fs.Bool("auto-approve", false, "")
+	par := fs.Int("parallelism", engine.DefaultParallelism, "")
+	refresh := fs.Bool("refresh", true, "")
+	noColor := fs.Bool("no-color", false, "")
+	var targets multiFlag
+	fs.Var(&targets, "target", "")
+	vars := varFlags{}
+	fs.Var(vars, "var", "")
+	if code, done := parseFlags(fs, args, s); done {
+		return code
+	}
+	if fs.NArg() > 1 || *par < 1 {
+		fmt.Fprintf(s.Err, "Error: apply takes at most one saved changes file and -parallelism of at least 1.\n\nRun \"mailmig apply -h\" for its options.\n")
+		return exitError
+	}
+	g.NoColor = g.NoColor || *noColor
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	log := g.logger(s)
+	m, ok := loadPlanOrReport(g, v, vars)
+	if !ok {
+		return exitError
+	}
+	lock, taken, err := state.Acquire(statePath(m), actor(), "apply")
+	if err != nil {
+		var le *state.LockError
+		if errors.As(err, &le) {
+			v.Diagnostics(errDiag("State locked", err), nil)
+		} else {
+			fmtErr(v, "Cannot lock the state", err)
+		}
+		return exitError
+	}
+	defer func() {
+		if err := lock.Unlock(); err != nil {
+			fmtErr(v, "Cannot unlock the state", err)
+		}
+	}()
+	if taken != nil {
+		v.Diagnostics(warnDiag("Took over a stale lock", fmt.Sprintf("The lock %s of %s (%s, pid %d) was left by a process that no longer runs; it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID)), nil)
+	}
+	j, err := openJournal(m, false, log)
+	if err != nil {
+		fmtErr(v, "Cannot open the journal", err)
+		return exitError
+	}
+	defer j.Close()
+	if r := j.Repaired(); r != "" {
+		v.Diagnostics(warnDiag("Journal repaired", "The journal "+r+"."), nil)
+	}
+	w, err := openWorld(ctx, m, true, log)
+	if err != nil {
+		fmtErr(v, "Cannot open the migration's backends", err)
+		return exitError
+	}
+	defer w.Close()
+
+	var ch *engine.Changes
+	if fs.NArg() == 1 {
+		file := fs.Arg(0)
+		ch, err = readSavedChanges(ctx, file, m, j, w)
+		if err != nil {
+			v.Diagnostics(errDiag("Saved changes are stale", fmt.Errorf("the changes in %s cannot be applied: %w. Run \"mailmig plan -out %s\" again and review the new changes", file, err, file)), nil)
+			return exitError
+		}
+		if len(targets) > 0 {
+			fmt.Fprintf(s.Err, "Error: -target cannot narrow a saved changes file; plan again with -target.\n")
+			return exitError
+		}
+		v.Changes(ch, &views.ChangesOptions{Verb: "mailmig will perform the saved actions"})
+	} else {
+		var diags = observeAndDiffReport(ctx, v, m, j, w, *refresh, targets, g.PlanPath, &ch)
+		if diags {
+			return exitError
+		}
+		v.Changes(ch, nil)
+	}
+	if ch.Empty() {
+		return exitOK
+	}
+	if !*auto && !confirmApply(s, "Do you want to perform these actions?") {
+		fmt.Fprintln(s.Out, "\nApply cancelled.")
+		return exitError
+	}
+	fmt.Fprintln(s.Out)
+	return runChanges(ctx, v, s, m, j, w, ch, *par, false, log)
+}
+
+// observeAndDiffReport is observeAndDiff with its diagnostics printed; it
+// returns true on errors.
+func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration, j *state.Journal, w *world, refresh bool, targets []string, planPath string, out **engine.Changes) bool {
+	ch, diags := observeAndDiff(ctx, m, j.State(), w, refresh, targets, planPath)
+	reportDiags(v, m, diags)
+	*out = ch
+	return diags.HasErrors()
+}
+
+// runChanges applies ch with progress, snapshots the journal and prints
+// the summary.
+func runChanges(ctx context.Context, v *views.View, s Streams, m *plan.Migration, j *state.Journal, w *world, ch *engine.Changes, par int, manual bool, log interface{ Warn(string, ...any) }) int {
+	if w.Exec == nil || w.Router == nil {
+		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
+		return exitError
+	}
+	tty := false
+	if f, ok := s.Out.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	prog := v.NewApplyProgress(len(ch.All()), tty)
+	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
+		Parallelism: par, Stop: ctx, Manual: manual}
+	// The first Ctrl-C cancels ctx (Env.Stop); the executors keep a context
+	// that only the second Ctrl-C (which exits the process) ends.
+	res, err := engine.Apply(context.WithoutCancel(ctx), ch, env, prog)
+	prog.Finish()
+	if err != nil {
+		fmtErr(v, "Cannot apply the changes", err)
+		return exitError
+	}
+	if err := j.WriteSnapshot(); err != nil {
+		log.Warn("write journal snapshot", "err", err)
+	}
+	v.ApplySummary(res)
+	if res.Err() != nil {
+		return exitError
+	}
+	return exitOK
+}
+
+// readSavedChanges reads a "plan -out" file and refuses it when stale.
+func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *state.Journal, w *world) (*engine.Changes, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ch, err := engine.ReadChanges(f)
+	if err != nil {
+		return nil, err
+	}
+	if why := staleReason(ch, j.Lineage(), j.Serial(), m.Hash); why != "" {
+		return nil, errors.New(why)
+	}
+	rs := map[string]engine.Route{}
+	if w.Routes != nil {
+		if rs, err = w.Routes.Routes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	st := j.State()
+	for _, c := range ch.All() {
+		k := engine.Key(c.Account)
+		r, ok := rs[k]
+		if fp := engine.Fingerprint(st.Account(k), r, ok); fp != c.Fingerprint {
+			return nil, fmt.Errorf("%s changed since it was planned (its route or journal entry differs)", c.Account)
+		}
+	}
+	return ch, nil
+}
+
+// confirmApply asks a yes/no question on the streams; only "yes" approves.
+func confirmApply(s Streams, question string) bool {
+	fmt.Fprintf(s.Out, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", question)
+	line, _ := bufio.NewReader(s.In).ReadString('\n')
+	return strings.TrimSpace(line) == "yes"
+}

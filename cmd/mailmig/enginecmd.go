@@ -1,0 +1,268 @@
+package main
+
+// Shared plumbing of the engine commands (plan, apply, show, state,
+// journal, rollback): opening the state, observing, redacting secrets,
+// and the seams the test binary replaces (clock, world).
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/diag"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/proxy/routes"
+)
+
+// clock judges cut-over windows. The test binary sets a fixed clock from
+// MAILMIG_TEST_NOW so golden output is reproducible.
+var clock engine.Clock = engine.SystemClock{}
+
+// newLineage names a new journal; nil means random. The test binary fixes
+// it from MAILMIG_TEST_LINEAGE.
+var newLineage func() string
+
+// world is what the engine commands talk to besides the journal.
+type world struct {
+	// Exec and Router are nil when the world was opened for reading.
+	Exec   engine.Executor
+	Router engine.Router
+	// Routes reads the route table; nil when it does not exist yet.
+	Routes engine.RouteReader
+	// Detector answers -refresh; nil when no source supports it.
+	Detector engine.ChangeDetector
+	// Close releases everything.
+	Close func() error
+}
+
+// openWorld builds the world for m. write is false for plan and show,
+// which must not create anything. The test binary replaces it with fakes.
+var openWorld = openRealWorld
+
+// routeStore adapts the proxy's SQLite route table to the engine's
+// RouteReader and Router.
+type routeStore struct{ s *routes.Store }
+
+func (r routeStore) Routes(ctx context.Context) (map[string]engine.Route, error) {
+	rs, err := r.s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]engine.Route, len(rs))
+	for _, x := range rs {
+		out[engine.Key(x.Account)] = engine.Route{Backend: x.Backend, Frozen: x.State == routes.Frozen, Generation: x.Generation}
+	}
+	return out, nil
+}
+
+func (r routeStore) SetRoute(ctx context.Context, account, backend string, frozen bool) error {
+	st := routes.Active
+	if frozen {
+		st = routes.Frozen
+	}
+	_, err := r.s.Update(ctx, account, func(rt *routes.Route, _ bool) error {
+		rt.Backend, rt.State = backend, st
+		return nil
+	})
+	return err
+}
+
+var (
+	_ engine.Router      = routeStore{}
+	_ engine.RouteReader = routeStore{}
+)
+
+// openRoutes opens the plan's route table; without write it returns nil
+// when the table does not exist yet.
+func openRoutes(ctx context.Context, m *plan.Migration, write bool) (*routes.Store, error) {
+	path := m.Routes.SQLite
+	if path == "" {
+		return nil, errors.New("the plan names no route table")
+	}
+	if !write {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+	}
+	return routes.Open(ctx, path)
+}
+
+func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog.Logger) (*world, error) {
+	w := &world{Close: func() error { return nil }}
+	st, err := openRoutes(ctx, m, write)
+	if err != nil {
+		return nil, err
+	}
+	if st != nil {
+		rs := routeStore{st}
+		w.Routes, w.Close = rs, st.Close
+		if write {
+			w.Router = rs
+		}
+	}
+	if write {
+		w.Exec = newExecutor(m, log)
+	}
+	w.Detector = newDetector(m, log)
+	return w, nil
+}
+
+// actor names who runs the command in the journal and the lock:
+// MAILMIG_ACTOR when set (e.g. a CI bot's name), else user@host.
+func actor() string {
+	if a := strings.TrimSpace(os.Getenv("MAILMIG_ACTOR")); a != "" {
+		return a
+	}
+	return state.DefaultActor()
+}
+
+// statePath returns the plan's state directory.
+func statePath(m *plan.Migration) string {
+	if m.State.Path != "" {
+		return m.State.Path
+	}
+	return "state"
+}
+
+// redactor returns a function that replaces every secret of the plan in a
+// string with "(sensitive)", so errors never carry them into the journal.
+func redactor(m *plan.Migration) func(string) string {
+	var secrets []string
+	add := func(s plan.Secret) {
+		if v := s.Reveal(); s.IsSet() && len(v) >= 3 {
+			secrets = append(secrets, v)
+		}
+	}
+	for _, b := range m.Backends {
+		if b.Master != nil {
+			add(b.Master.Password)
+		}
+		if b.Exchange != nil {
+			add(b.Exchange.ClientSecret)
+		}
+	}
+	for _, a := range m.Accounts {
+		add(a.Password)
+	}
+	for _, v := range m.Variables {
+		if s, ok := v.Value.(plan.Secret); ok {
+			add(s)
+		}
+	}
+	if len(secrets) == 0 {
+		return nil
+	}
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		pairs = append(pairs, s, plan.Redacted)
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
+}
+
+// openJournal opens the plan's journal. Read-only opens create nothing.
+func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Journal, error) {
+	return state.Open(statePath(m), &state.Options{
+		ReadOnly: readOnly,
+		Actor:    actor(),
+		RunID:    state.RunIDFromEnv(os.Getenv),
+		PlanHash: m.Hash,
+		Redact:   redactor(m),
+		Now:      clock.Now,
+		Lineage:  newLineage,
+		Logger:   log,
+	})
+}
+
+// loadPlanOrReport loads the plan and prints its diagnostics; ok is false
+// on errors.
+func loadPlanOrReport(g *globals, v *views.View, vars map[string]string) (*plan.Migration, bool) {
+	m, diags := loadMigration(g, "", vars)
+	if len(diags) > 0 {
+		var srcs map[string][]byte
+		if m != nil {
+			srcs = m.Sources
+		}
+		v.Diagnostics(diags, srcs)
+	}
+	return m, m != nil && !diags.HasErrors()
+}
+
+// reportDiags prints engine diagnostics through the views.
+func reportDiags(v *views.View, m *plan.Migration, d diag.Diagnostics) {
+	if len(d) == 0 {
+		return
+	}
+	var srcs map[string][]byte
+	if m != nil {
+		srcs = m.Sources
+	}
+	v.Diagnostics(d.HCL(), srcs)
+}
+
+// errDiag wraps an error as one diagnostic for the views.
+func errDiag(summary string, err error) hcl.Diagnostics {
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: capitalize(err.Error()) + "."}}
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// multiFlag collects a repeatable string flag (-target).
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, ",") }
+
+func (m *multiFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*m = append(*m, p)
+		}
+	}
+	return nil
+}
+
+// observeAndDiff observes the world and computes the changes.
+func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets []string, planPath string) (*engine.Changes, diag.Diagnostics) {
+	oo := &engine.ObserveOptions{}
+	if w.Routes != nil {
+		oo.Routes = w.Routes
+	}
+	if refresh && w.Detector != nil {
+		oo.Detector = w.Detector
+		if len(targets) > 0 {
+			oo.Accounts = map[string]bool{}
+			for _, t := range targets {
+				oo.Accounts[engine.Key(t)] = true
+			}
+		}
+	}
+	obs, diags := engine.Observe(ctx, m, st, oo)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, PlanPath: planPath})
+	return ch, diags.Append(d2)
+}
+
+// fmtErr prints "Error: …" for failures outside diagnostics.
+func fmtErr(v *views.View, summary string, err error) {
+	v.Diagnostics(errDiag(summary, err), nil)
+}
+
+// warnDiag is a warning diagnostic without a range.
+func warnDiag(summary, detail string) hcl.Diagnostics {
+	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: summary, Detail: detail}}
+}

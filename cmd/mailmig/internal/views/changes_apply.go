@@ -1,0 +1,194 @@
+package views
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+// PlainInterval is how often the plain (non-terminal) progress prints a
+// summary line while changes run.
+const PlainInterval = 10 * time.Second
+
+// ApplyProgress shows apply's progress. On a terminal it draws one overall
+// bar (schollz/progressbar) whose description names the running accounts
+// and their steps, and prints a line per finished change above it;
+// elsewhere (CI logs) it prints plain lines: one per start, step and end,
+// and a summary line every PlainInterval. It implements engine.Hook and is
+// safe for concurrent use.
+type ApplyProgress struct {
+	engine.NopHook
+	mu        sync.Mutex
+	w         io.Writer
+	bar       *progressbar.ProgressBar
+	total     int
+	done      int
+	running   map[string]string // change ID → step
+	lastPlain time.Time
+	now       func() time.Time
+}
+
+// NewApplyProgress returns the progress display for total changes; tty
+// selects the bar.
+func (v *View) NewApplyProgress(total int, tty bool) *ApplyProgress {
+	p := &ApplyProgress{w: v.Out, total: total, running: map[string]string{}, now: time.Now}
+	p.lastPlain = p.now()
+	if tty {
+		p.bar = progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(v.Out),
+			progressbar.OptionSetWidth(30),
+			progressbar.OptionShowCount(),
+			progressbar.OptionSetElapsedTime(true),
+			progressbar.OptionSetPredictTime(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+			progressbar.OptionSetDescription("applying"),
+		)
+	}
+	return p
+}
+
+// PreAction notes a change that starts.
+func (p *ApplyProgress) PreAction(c *engine.Change) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running[c.ID] = "starting"
+	if p.bar == nil {
+		fmt.Fprintf(p.w, "%s %s: started\n", c.Account, c.Action)
+		return
+	}
+	p.describe()
+}
+
+// Step notes a change's step.
+func (p *ApplyProgress) Step(c *engine.Change, step string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running[c.ID] = step
+	if p.bar == nil {
+		if c.Action == engine.Cutover || c.Action == engine.Rollback {
+			fmt.Fprintf(p.w, "%s %s: %s\n", c.Account, c.Action, step)
+		}
+		return
+	}
+	p.describe()
+}
+
+// Progress prints a periodic summary in plain mode.
+func (p *ApplyProgress) Progress(c *engine.Change, done, total int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar == nil && p.now().Sub(p.lastPlain) >= PlainInterval {
+		p.lastPlain = p.now()
+		fmt.Fprintf(p.w, "progress: %d of %d changes done, %d running\n", p.done, p.total, len(p.running))
+	}
+}
+
+// PostAction prints how a change ended.
+func (p *ApplyProgress) PostAction(c *engine.Change, r *engine.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.running, c.ID)
+	p.done++
+	line := resultLine(r)
+	if p.bar == nil {
+		fmt.Fprintln(p.w, line)
+		return
+	}
+	_ = p.bar.Clear()
+	fmt.Fprintf(p.w, "\r%s\n", line)
+	p.describe()
+	_ = p.bar.Add(1)
+}
+
+// Finish removes the bar.
+func (p *ApplyProgress) Finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (p *ApplyProgress) describe() {
+	ids := make([]string, 0, len(p.running))
+	for id := range p.running {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var parts []string
+	for i, id := range ids {
+		if i == 3 {
+			parts = append(parts, fmt.Sprintf("+%d more", len(ids)-3))
+			break
+		}
+		_, acct, _ := strings.Cut(id, ":")
+		parts = append(parts, acct+" ("+p.running[id]+")")
+	}
+	desc := "applying"
+	if len(parts) > 0 {
+		desc = strings.Join(parts, ", ")
+	}
+	p.bar.Describe(desc)
+}
+
+// resultLine formats one finished change.
+func resultLine(r *engine.Result) string {
+	c := r.Change
+	switch r.Outcome {
+	case state.OutcomeOK:
+		return fmt.Sprintf("%s %s: done%s", c.Account, c.Action, countsSuffix(r))
+	case engine.OutcomeSkipped:
+		return fmt.Sprintf("%s %s: skipped (%s)", c.Account, c.Action, r.Skipped)
+	case state.OutcomeRolledBack:
+		return fmt.Sprintf("%s %s: ROLLED BACK to %s, unfrozen: %s", c.Account, c.Action, c.Source, r.Error)
+	case state.OutcomeInterrupted:
+		return fmt.Sprintf("%s %s: interrupted (%s)", c.Account, c.Action, r.Error)
+	}
+	return fmt.Sprintf("%s %s: FAILED: %s", c.Account, c.Action, r.Error)
+}
+
+func countsSuffix(r *engine.Result) string {
+	var parts []string
+	if n := r.Counts.Messages; n > 0 {
+		parts = append(parts, countNoun(int(n), "message"))
+	}
+	if r.Duration > 0 {
+		parts = append(parts, r.Duration.Round(time.Millisecond).String())
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// ApplySummary prints the outcome of a run.
+func (v *View) ApplySummary(res *engine.ApplyResult) {
+	total := len(res.Results)
+	msg := fmt.Sprintf("Apply complete! %s: %d ok, %d failed, %d rolled back, %d interrupted, %d skipped.",
+		countNoun(total, "change"), res.OK, res.Failed, res.RolledBack, res.Interrupted, res.Skipped)
+	if res.Failed+res.RolledBack+res.Interrupted > 0 || res.Stopped {
+		if res.Stopped {
+			msg = "Apply stopped. " + strings.TrimPrefix(msg, "Apply complete! ")
+		}
+		fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorYellow, msg))
+		for _, r := range res.Results {
+			switch r.Outcome {
+			case state.OutcomeFailed, state.OutcomeRolledBack, state.OutcomeInterrupted:
+				fmt.Fprintf(v.Err, "  %s\n", resultLine(r))
+			}
+		}
+		fmt.Fprintf(v.Out, "Run \"mailmig plan\" to see what is left; a new apply resumes.\n")
+		return
+	}
+	fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorGreen, msg))
+}

@@ -1,0 +1,197 @@
+package views
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+// StateAccount is one row of "mailmig state list" and the body of "state
+// show": the journal's fold for an account plus its route and wave.
+type StateAccount struct {
+	*state.Account
+	// InPlan is false for accounts the plan no longer lists.
+	InPlan bool `json:"in_plan"`
+	// PlanWave is the wave the plan puts the account in.
+	PlanWave string `json:"plan_wave,omitempty"`
+	// Route and Frozen are the route table's entry ("" when none).
+	Route  string `json:"route,omitempty"`
+	Frozen bool   `json:"frozen,omitempty"`
+}
+
+// StateList is the JSON form of "mailmig state list".
+type StateList struct {
+	FormatVersion string          `json:"format_version"`
+	Lineage       string          `json:"lineage"`
+	Serial        uint64          `json:"serial"`
+	Accounts      []*StateAccount `json:"accounts"`
+}
+
+// StateListHuman prints a table of accounts.
+func (v *View) StateListHuman(l *StateList) {
+	fmt.Fprintf(v.Out, "State: serial %d, lineage %s, %s.\n\n", l.Serial, orDash(l.Lineage), countNoun(len(l.Accounts), "account"))
+	tw := tabwriter.NewWriter(v.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ACCOUNT\tPHASE\tWAVE\tROUTE\tLAST PASS\tNOTE")
+	for _, a := range l.Accounts {
+		route := orDash(a.Route)
+		if a.Frozen {
+			route += " (frozen)"
+		}
+		var notes []string
+		if !a.InPlan {
+			notes = append(notes, "not in plan")
+		}
+		if a.InFlight != "" {
+			notes = append(notes, a.InFlight+" in flight")
+		}
+		if a.Held {
+			notes = append(notes, "held")
+		}
+		if a.LastError != "" {
+			notes = append(notes, "last error")
+		}
+		wave := a.PlanWave
+		if wave == "" {
+			wave = a.Wave
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Address, a.Phase, orDash(wave), route, fmtWhen(a.LastPass), strings.Join(notes, ", "))
+	}
+	tw.Flush()
+}
+
+// StateShowHuman prints everything known about one account.
+func (v *View) StateShowHuman(a *StateAccount) {
+	tw := tabwriter.NewWriter(v.Out, 0, 4, 2, ' ', 0)
+	row := func(k, val string) { fmt.Fprintf(tw, "%s:\t%s\n", k, val) }
+	row("account", a.Address)
+	row("phase", string(a.Phase))
+	row("in plan", fmt.Sprint(a.InPlan))
+	row("wave", orDash(a.PlanWave))
+	row("source → target", orDash(a.Source)+" → "+orDash(a.Target))
+	route := orDash(a.Route)
+	if a.Frozen {
+		route += " (FROZEN)"
+	}
+	row("route", route)
+	row("imported", fmt.Sprint(a.Imported))
+	row("exported", fmt.Sprint(a.Exported))
+	row("last import", fmtWhen(a.LastImport))
+	row("last export", fmtWhen(a.LastExport))
+	row("last pass", fmt.Sprintf("%s (%d messages, %d bytes)", fmtWhen(a.LastPass), a.LastPassCounts.Messages, a.LastPassCounts.Bytes))
+	if a.InFlight != "" {
+		row("in flight", fmt.Sprintf("%s since seq %d (interrupted run?)", a.InFlight, a.InFlightSeq))
+	}
+	if a.LastError != "" {
+		row("last error", fmt.Sprintf("%s (%s)", a.LastError, fmtWhen(a.LastErrorTime)))
+	}
+	if a.FailedCutovers > 0 {
+		row("failed cut-overs", fmt.Sprint(a.FailedCutovers))
+	}
+	if a.Held {
+		row("held", a.HoldNote)
+	}
+	if a.Adopted {
+		row("adopted", "true")
+	}
+	row("last record", fmt.Sprintf("seq %d at %s", a.LastSeq, fmtWhen(a.Changed)))
+	tw.Flush()
+}
+
+// JournalRecords prints journal records, one line each.
+func (v *View) JournalRecords(recs []*state.Record) {
+	tw := tabwriter.NewWriter(v.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tACCOUNT\tEVENT")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.Seq, r.Time.UTC().Format("2006-01-02 15:04:05"), actorOf(r), orDash(r.Account), event(r))
+	}
+	tw.Flush()
+}
+
+// JSONLines writes values as JSON lines.
+func (v *View) JSONLines(vals ...any) error {
+	enc := json.NewEncoder(v.Out)
+	for _, x := range vals {
+		if err := enc.Encode(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JSON writes one indented JSON value.
+func (v *View) JSON(x any) error {
+	enc := json.NewEncoder(v.Out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(x)
+}
+
+func actorOf(r *state.Record) string {
+	a := orDash(r.Actor)
+	if r.RunID != "" {
+		a += " [" + r.RunID + "]"
+	}
+	return a
+}
+
+func event(r *state.Record) string {
+	switch r.Type {
+	case state.TypeInit:
+		return "journal created, lineage " + r.Lineage
+	case state.TypeStart:
+		s := r.Action + " started"
+		if r.Source != "" || r.Target != "" {
+			s += fmt.Sprintf(" (%s → %s", r.Source, r.Target)
+			if r.Wave != "" {
+				s += ", wave " + r.Wave
+			}
+			s += ")"
+		}
+		return s
+	case state.TypeFinish:
+		s := fmt.Sprintf("%s %s", r.Action, r.Outcome)
+		var parts []string
+		if r.Counts != nil {
+			if r.Counts.Messages > 0 {
+				parts = append(parts, countNoun(int(r.Counts.Messages), "message"))
+			}
+			if r.Counts.Mismatches > 0 {
+				parts = append(parts, fmt.Sprintf("%d verify mismatches", r.Counts.Mismatches))
+			}
+		}
+		if r.DurationMS > 0 {
+			parts = append(parts, (time.Duration(r.DurationMS) * time.Millisecond).String())
+		}
+		if len(parts) > 0 {
+			s += " (" + strings.Join(parts, ", ") + ")"
+		}
+		if r.Error != "" {
+			s += ": " + r.Error
+		}
+		return s
+	case state.TypeTransition:
+		return "→ " + string(r.Phase)
+	case state.TypeHold:
+		return "held: " + r.Note
+	case state.TypeRelease:
+		return "released: " + r.Note
+	}
+	return string(r.Type)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func fmtWhen(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}

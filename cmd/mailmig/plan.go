@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+const planHelp = `Usage: mailmig [global options] plan [options]
+
+  Compares the plan with the observed state (the journal, the route table
+  and, with -refresh, the sources) and shows what apply would do now:
+  imports, exports, catch-ups, cut-overs, rollbacks and adoptions, grouped
+  by wave, each with its reason. Cut-overs are planned only inside a wave's
+  cutover_window, after not_before, once the waves in after are done and
+  when the account's last pass was small. Nothing is changed.
+
+Options:
+  -out FILE            Save the changes (with the journal's lineage and
+                       serial and what was observed) for "mailmig apply FILE".
+  -json                Print the changes as JSON (format_version 1.x;
+                       see docs/engine.md).
+  -markdown            Print a pull-request comment (under 65,000
+                       characters however many accounts).
+  -target ACCOUNT      Plan only this account; may be repeated or
+                       comma-separated.
+  -refresh=false       Do not ask the sources what changed; plan from the
+                       journal and route table only.
+  -detailed-exitcode   Exit 0 when there is nothing to do, 2 when there are
+                       changes, 1 on errors.
+  -var NAME=VALUE      Set a plan variable; may be repeated.
+  -no-color            Disable colour.
+
+Exit status: 0 (or 2 with -detailed-exitcode and changes), 1 on errors.
+`
+
+func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
+	fs := newFlagSet("plan", planHelp, s)
+	out := fs.String("out", "", "")
+	jsonOut := fs.Bool("json", false, "")
+	mdOut := fs.Bool("markdown", false, "")
+	refresh := fs.Bool("refresh", true, "")
+	detailed := fs.Bool("detailed-exitcode", false, "")
+	noColor := fs.Bool("no-color", false, "")
+	var targets multiFlag
+	fs.Var(&targets, "target", "")
+	vars := varFlags{}
+	fs.Var(vars, "var", "")
+	if code, done := parseFlags(fs, args, s); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(s.Err, "Error: plan takes no arguments (the plan file is given with -f).\n\nRun \"mailmig plan -h\" for its options.\n")
+		return exitError
+	}
+	if *jsonOut && *mdOut {
+		fmt.Fprintf(s.Err, "Error: -json and -markdown exclude each other.\n")
+		return exitError
+	}
+	g.NoColor = g.NoColor || *noColor
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	log := g.logger(s)
+	m, ok := loadPlanOrReport(g, v, vars)
+	if !ok {
+		return exitError
+	}
+	j, err := openJournal(m, true, log)
+	if err != nil {
+		fmtErr(v, "Cannot read the state", err)
+		return exitError
+	}
+	defer j.Close()
+	w, err := openWorld(ctx, m, false, log)
+	if err != nil {
+		fmtErr(v, "Cannot observe the migration", err)
+		return exitError
+	}
+	defer w.Close()
+	ch, diags := observeAndDiff(ctx, m, j.State(), w, *refresh, targets, g.PlanPath)
+	reportDiags(v, m, diags)
+	if diags.HasErrors() {
+		return exitError
+	}
+	if r := j.Repaired(); r != "" {
+		v.Diagnostics(warnDiag("Incomplete journal record", "The journal ends with an incomplete record: "+r+"."), nil)
+	}
+	switch {
+	case *jsonOut:
+		err = v.ChangesJSON(ch)
+	case *mdOut:
+		err = v.ChangesMarkdown(ch)
+	default:
+		v.Changes(ch, nil)
+	}
+	if err != nil {
+		fmtErr(v, "Cannot write the changes", err)
+		return exitError
+	}
+	if *out != "" {
+		var b bytes.Buffer
+		if err := ch.WriteJSON(&b); err != nil {
+			fmtErr(v, "Cannot save the changes", err)
+			return exitError
+		}
+		if err := state.WriteFileAtomic(*out, b.Bytes(), 0o640); err != nil {
+			fmtErr(v, "Cannot save the changes", err)
+			return exitError
+		}
+		if !*jsonOut && !*mdOut {
+			fmt.Fprintf(s.Out, "\nSaved the changes to %s. Apply exactly these with \"mailmig apply %s\".\n", *out, *out)
+		}
+	}
+	if *detailed && !ch.Empty() {
+		return exitChanges
+	}
+	return exitOK
+}
+
+// planFileChanged reports whether saved changes were computed from other
+// plan files than m.
+func staleReason(saved *engine.Changes, lineage string, serial uint64, planHash string) string {
+	switch {
+	case saved.Lineage != "" && saved.Lineage != lineage:
+		return fmt.Sprintf("they belong to another migration (lineage %s, the state has %s)", saved.Lineage, orNone(lineage))
+	case saved.Serial != serial:
+		return fmt.Sprintf("the state moved on since they were planned (serial %d then, %d now)", saved.Serial, serial)
+	case saved.PlanHash != planHash:
+		return "the plan files changed since they were planned"
+	}
+	return ""
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}

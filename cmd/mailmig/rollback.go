@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+const rollbackHelp = `Usage: mailmig [global options] rollback [options] ACCOUNT
+
+  Routes ACCOUNT back to its source backend, unfrozen: for an account that
+  was cut over (done) or that an interrupted cut-over left frozen. Its data
+  stays on the target. The account is then held: no plan cuts it over again
+  until "mailmig state release ACCOUNT". Journaled like every action.
+
+Options:
+  -auto-approve   Do not ask for confirmation.
+  -no-color       Disable colour.
+`
+
+func runRollback(ctx context.Context, g *globals, args []string, s Streams) int {
+	fs := newFlagSet("rollback", rollbackHelp, s)
+	auto := fs.Bool("auto-approve", false, "")
+	noColor := fs.Bool("no-color", false, "")
+	if code, done := parseFlags(fs, args, s); done {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(s.Err, "Error: rollback takes one account.\n\nRun \"mailmig rollback -h\" for help.\n")
+		return exitError
+	}
+	g.NoColor = g.NoColor || *noColor
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	log := g.logger(s)
+	m, ok := loadPlanOrReport(g, v, nil)
+	if !ok {
+		return exitError
+	}
+	pa := m.Account(fs.Arg(0))
+	if pa == nil {
+		fmtErr(v, "Unknown account", fmt.Errorf("%s is not in the plan; rollback needs its source backend from the plan", fs.Arg(0)))
+		return exitError
+	}
+	lock, _, err := state.Acquire(statePath(m), actor(), "rollback")
+	if err != nil {
+		fmtErr(v, "Cannot lock the state", err)
+		return exitError
+	}
+	defer lock.Unlock()
+	j, err := openJournal(m, false, log)
+	if err != nil {
+		fmtErr(v, "Cannot open the journal", err)
+		return exitError
+	}
+	defer j.Close()
+	w, err := openWorld(ctx, m, true, log)
+	if err != nil {
+		fmtErr(v, "Cannot open the route table", err)
+		return exitError
+	}
+	defer w.Close()
+	k := engine.Key(pa.Address)
+	routes := map[string]engine.Route{}
+	if w.Routes != nil {
+		if routes, err = w.Routes.Routes(ctx); err != nil {
+			fmtErr(v, "Cannot read the route table", err)
+			return exitError
+		}
+	}
+	r, hasRoute := routes[k]
+	sa := j.Account(k)
+	phase := state.PhasePending
+	if sa != nil {
+		phase = sa.Phase
+	}
+	if (!hasRoute || (r.Backend == pa.From && !r.Frozen)) && !phase.InCutover() && phase != state.PhaseDone {
+		fmt.Fprintf(s.Out, "%s is already served by %s and not frozen; nothing to roll back.\n", pa.Address, pa.From)
+		return exitOK
+	}
+	c := &engine.Change{ID: "rollback:" + k, Account: pa.Address, Action: engine.Rollback, Phase: phase, Wave: orNoWave(pa.Wave),
+		Source: pa.From, Target: pa.To, Destructive: true, Fingerprint: engine.Fingerprint(sa, r, hasRoute),
+		Reason: fmt.Sprintf("requested by hand: route back to %s, unfrozen, and hold the account", pa.From)}
+	ch := &engine.Changes{FormatVersion: engine.FormatVersion, Lineage: j.Lineage(), Serial: j.Serial(), PlanHash: m.Hash, Created: clock.Now().UTC(),
+		Waves:   []*engine.WaveChanges{{Name: c.Wave, Status: engine.WaveOpen, Accounts: 1, Phases: map[state.Phase]int{phase: 1}, Changes: []*engine.Change{c}}},
+		Summary: engine.Summary{Rollback: 1, Changes: 1, Accounts: 1}}
+	v.Changes(ch, nil)
+	if !*auto && !confirmApply(s, "Do you want to roll "+pa.Address+" back to "+pa.From+"?") {
+		fmt.Fprintln(s.Out, "\nRollback cancelled.")
+		return exitError
+	}
+	if w.Router == nil {
+		fmtErr(v, "Cannot roll back", errors.New("no route table"))
+		return exitError
+	}
+	fmt.Fprintln(s.Out)
+	return runChanges(ctx, v, s, m, j, w, ch, 1, true, log)
+}
+
+func orNoWave(w string) string {
+	if w == "" {
+		return engine.NoWave
+	}
+	return w
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/mailmig/mailmig/engine"
+)
+
+// init sets the engine commands' test seams from the environment of the
+// testscript child process: MAILMIG_TEST_NOW (RFC 3339) fixes the clock
+// that judges cut-over windows and stamps journal records, and
+// MAILMIG_TEST_WORLD names the JSON file behind the fake executor
+// (fakeworld_test.go) that replaces vandelay; MAILMIG_TEST_LINEAGE names
+// a new journal. Both are unset in normal
+// test runs, so nothing changes outside the scripts that ask for them.
+func init() {
+	if s := os.Getenv("MAILMIG_TEST_NOW"); s != "" {
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			panic("MAILMIG_TEST_NOW: " + err.Error())
+		}
+		clock = engine.FixedClock{T: t}
+	}
+	if l := os.Getenv("MAILMIG_TEST_LINEAGE"); l != "" {
+		newLineage = func() string { return l }
+	}
+	if p := os.Getenv("MAILMIG_TEST_WORLD"); p != "" {
+		openWorld = fakeWorldOpener(p)
+	}
+}

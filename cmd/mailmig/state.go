@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+)
+
+const stateHelp = `Usage: mailmig [global options] state <subcommand> [options] [args]
+
+  Inspects and maintains the migration state (the journal's fold).
+
+Subcommands:
+  list                 Every account the journal or the plan knows: phase,
+                       wave, route, last pass, notes.
+  show ACCOUNT         Everything known about one account.
+  lock                 Show who holds the apply lock, if anyone.
+  force-unlock ID      Remove the lock with this id (after a crashed apply
+                       on another machine; a dead process's lock on this
+                       machine is taken over by itself).
+  release ACCOUNT      Clear a hold (after "mailmig rollback") and the
+                       failure count that halts a wave, so that the
+                       account may be cut over again. Journaled.
+
+Options:
+  -json       Print JSON (list, show, lock).
+  -no-color   Disable colour.
+`
+
+func runState(ctx context.Context, g *globals, args []string, s Streams) int {
+	if len(args) == 0 {
+		io.WriteString(s.Err, stateHelp)
+		return exitError
+	}
+	sub, rest := args[0], args[1:]
+	if sub == "-h" || sub == "--help" || sub == "help" {
+		io.WriteString(s.Out, stateHelp)
+		return exitOK
+	}
+	fs := newFlagSet("state "+sub, stateHelp, s)
+	jsonOut := fs.Bool("json", false, "")
+	noColor := fs.Bool("no-color", false, "")
+	note := fs.String("note", "", "")
+	if code, done := parseFlags(fs, rest, s); done {
+		return code
+	}
+	g.NoColor = g.NoColor || *noColor
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1}
+	n, ok := want[sub]
+	if !ok {
+		fmt.Fprintf(s.Err, "Error: unknown state subcommand %q.\n\n%s", sub, stateHelp)
+		return exitError
+	}
+	if fs.NArg() != n {
+		fmt.Fprintf(s.Err, "Error: state %s takes %d argument(s).\n\nRun \"mailmig state -h\" for help.\n", sub, n)
+		return exitError
+	}
+	switch sub {
+	case "list":
+		return stateList(ctx, g, v, s, *jsonOut)
+	case "show":
+		return stateShow(ctx, g, v, s, fs.Arg(0), *jsonOut)
+	case "lock":
+		return stateLock(g, v, s, *jsonOut)
+	case "force-unlock":
+		return stateForceUnlock(g, v, s, fs.Arg(0))
+	}
+	return stateRelease(g, v, s, fs.Arg(0), *note)
+}
+
+// stateAccounts joins the journal's fold, the plan and the route table.
+func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*views.StateList, bool) {
+	log := g.logger(s)
+	m, ok := loadPlanOrReport(g, v, nil)
+	if !ok {
+		return nil, false
+	}
+	j, err := openJournal(m, true, log)
+	if err != nil {
+		fmtErr(v, "Cannot read the state", err)
+		return nil, false
+	}
+	defer j.Close()
+	w, err := openWorld(ctx, m, false, log)
+	if err != nil {
+		fmtErr(v, "Cannot read the route table", err)
+		return nil, false
+	}
+	defer w.Close()
+	routes := map[string]engine.Route{}
+	if w.Routes != nil {
+		if routes, err = w.Routes.Routes(ctx); err != nil {
+			fmtErr(v, "Cannot read the route table", err)
+			return nil, false
+		}
+	}
+	st := j.State()
+	l := &views.StateList{FormatVersion: "1.0", Lineage: st.Lineage, Serial: st.Serial}
+	seen := map[string]*views.StateAccount{}
+	for _, a := range m.Accounts {
+		k := engine.Key(a.Address)
+		sa := st.Account(k)
+		if sa == nil {
+			sa = &state.Account{Address: k, Phase: state.PhasePending}
+		}
+		x := &views.StateAccount{Account: sa, InPlan: true, PlanWave: a.Wave}
+		seen[k] = x
+		l.Accounts = append(l.Accounts, x)
+	}
+	for _, k := range st.Addresses() {
+		if seen[k] == nil {
+			x := &views.StateAccount{Account: st.Accounts[k]}
+			seen[k] = x
+			l.Accounts = append(l.Accounts, x)
+		}
+	}
+	for k, x := range seen {
+		if r, ok := routes[k]; ok {
+			x.Route, x.Frozen = r.Backend, r.Frozen
+		}
+	}
+	sort.SliceStable(l.Accounts, func(i, j int) bool { return l.Accounts[i].Address < l.Accounts[j].Address })
+	return l, true
+}
+
+func stateList(ctx context.Context, g *globals, v *views.View, s Streams, jsonOut bool) int {
+	l, ok := stateAccounts(ctx, g, v, s)
+	if !ok {
+		return exitError
+	}
+	if jsonOut {
+		if err := v.JSON(l); err != nil {
+			return exitError
+		}
+		return exitOK
+	}
+	v.StateListHuman(l)
+	return exitOK
+}
+
+func stateShow(ctx context.Context, g *globals, v *views.View, s Streams, account string, jsonOut bool) int {
+	l, ok := stateAccounts(ctx, g, v, s)
+	if !ok {
+		return exitError
+	}
+	for _, a := range l.Accounts {
+		if a.Address == engine.Key(account) {
+			if jsonOut {
+				if err := v.JSON(a); err != nil {
+					return exitError
+				}
+				return exitOK
+			}
+			v.StateShowHuman(a)
+			return exitOK
+		}
+	}
+	fmtErr(v, "Unknown account", fmt.Errorf("neither the plan nor the journal knows %s", account))
+	return exitError
+}
+
+func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
+	m, ok := loadPlanOrReport(g, v, nil)
+	if !ok {
+		return exitError
+	}
+	info, err := state.ReadLock(statePath(m))
+	if err != nil {
+		fmtErr(v, "Cannot read the lock", err)
+		return exitError
+	}
+	if jsonOut {
+		if err := v.JSON(map[string]any{"locked": info != nil, "lock": info}); err != nil {
+			return exitError
+		}
+		return exitOK
+	}
+	if info == nil {
+		fmt.Fprintln(s.Out, "The state is not locked.")
+		return exitOK
+	}
+	fmt.Fprintf(s.Out, "Locked by %s for %s since %s (host %s, pid %d).\nLock id: %s\n", info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"), info.Host, info.PID, info.ID)
+	return exitOK
+}
+
+func stateForceUnlock(g *globals, v *views.View, s Streams, id string) int {
+	m, ok := loadPlanOrReport(g, v, nil)
+	if !ok {
+		return exitError
+	}
+	info, err := state.ForceUnlock(statePath(m), id)
+	if errors.Is(err, state.ErrNotLocked) {
+		fmt.Fprintln(s.Out, "The state is not locked.")
+		return exitOK
+	}
+	if err != nil {
+		fmtErr(v, "Cannot force-unlock", err)
+		return exitError
+	}
+	fmt.Fprintf(s.Out, "Removed the lock %s held by %s (%s since %s).\n", info.ID, info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"))
+	return exitOK
+}
+
+func stateRelease(g *globals, v *views.View, s Streams, account, note string) int {
+	log := g.logger(s)
+	m, ok := loadPlanOrReport(g, v, nil)
+	if !ok {
+		return exitError
+	}
+	lock, _, err := state.Acquire(statePath(m), actor(), "state release")
+	if err != nil {
+		fmtErr(v, "Cannot lock the state", err)
+		return exitError
+	}
+	defer lock.Unlock()
+	j, err := openJournal(m, false, log)
+	if err != nil {
+		fmtErr(v, "Cannot open the journal", err)
+		return exitError
+	}
+	defer j.Close()
+	k := engine.Key(account)
+	a := j.Account(k)
+	if a == nil || (!a.Held && a.FailedCutovers == 0) {
+		fmt.Fprintf(s.Out, "%s is neither held nor counted as failed; nothing to release.\n", account)
+		return exitOK
+	}
+	if note == "" {
+		note = "released by hand"
+	}
+	if _, err := j.Append(state.Record{Type: state.TypeRelease, Account: k, Note: note}); err != nil {
+		fmtErr(v, "Cannot write the journal", err)
+		return exitError
+	}
+	_ = j.WriteSnapshot()
+	fmt.Fprintf(s.Out, "Released %s: it may be cut over again when its wave allows.\n", account)
+	return exitOK
+}
