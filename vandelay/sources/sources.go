@@ -8,14 +8,16 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
+	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 )
 
 // Mail maps a source kind to its constructor. Register adapters here,
 // explicitly, never from init functions.
 var Mail = map[string]vandelay.NewSourceFunc{
-	"imap": imap.New,
-	"pop3": pop3.New,
+	"imap":    imap.New,
+	"maildir": maildir.New,
+	"pop3":    pop3.New,
 }
 
 // Kinds returns the registered kinds, sorted.
