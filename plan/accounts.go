@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -462,11 +463,17 @@ var csvRowType = cty.Object(map[string]cty.Type{
 
 func (l *loader) csvRowRange(file string, row int) hcl.Range {
 	end := 1
-	if src, ok := l.m.Sources[file]; ok {
-		lines := strings.Split(string(src), "\n")
-		if row-1 < len(lines) && row >= 1 {
-			end = len([]rune(strings.TrimRight(lines[row-1], "\r"))) + 1
+	widths, ok := l.lineWidths[file]
+	if !ok {
+		if src, found := l.m.Sources[file]; found {
+			for _, line := range strings.Split(string(src), "\n") {
+				widths = append(widths, utf8.RuneCountInString(strings.TrimRight(line, "\r")))
+			}
 		}
+		l.lineWidths[file] = widths
+	}
+	if row >= 1 && row <= len(widths) {
+		end = widths[row-1] + 1
 	}
 	return hcl.Range{
 		Filename: file,
@@ -492,10 +499,10 @@ func (l *loader) readCSV(path string) (cty.Value, error) {
 	var vals []cty.Value
 	for _, r := range rows {
 		vals = append(vals, cty.ObjectVal(map[string]cty.Value{
-			"address":      cty.StringVal(r.fields["address"]),
-			"source_login": cty.StringVal(r.fields["source_login"]),
-			"target_login": cty.StringVal(r.fields["target_login"]),
-			"password_ref": cty.StringVal(r.fields["password_ref"]),
+			"address":      cty.StringVal(r.fields[0]),
+			"source_login": cty.StringVal(r.fields[1]),
+			"target_login": cty.StringVal(r.fields[2]),
+			"password_ref": cty.StringVal(r.fields[3]),
 			"file":         cty.StringVal(path),
 			"row":          cty.NumberVal(new(big.Float).SetInt64(int64(r.line))),
 		}))

@@ -18,8 +18,18 @@ import (
 const maxCSVErrors = 50
 
 type csvRow struct {
-	line   int
-	fields map[string]string
+	line int
+	// fields are indexed like csvColumns.
+	fields [4]string
+}
+
+func csvColumnIndex(name string) int {
+	for i, c := range csvColumns {
+		if c == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // csvFunc is csv(path): it reads an accounts file whose first row names the
@@ -112,11 +122,11 @@ func parseAccountsCSV(path string, src []byte, l *loader) []csvRow {
 				line, path, len(rec), len(header), strings.Join(header, ","))
 			continue
 		}
-		row := csvRow{line: line, fields: map[string]string{}}
+		row := csvRow{line: line}
 		for i, h := range header {
-			row.fields[h] = strings.TrimSpace(rec[i])
+			row.fields[csvColumnIndex(h)] = strings.TrimSpace(rec[i])
 		}
-		if row.fields["address"] == "" {
+		if row.fields[0] == "" {
 			report(line, "Malformed CSV row", "Row %d of %s has an empty address. Every row needs an address.", line, path)
 			continue
 		}

@@ -132,6 +132,7 @@ type loader struct {
 	waveByName    map[string]*Wave
 	waveAfter     map[string][]afterRef
 	csvCache      map[string]cty.Value
+	lineWidths    map[string][]int
 }
 
 type varVal struct {
@@ -156,6 +157,7 @@ func newLoader(dir string, opts []Option) *loader {
 		waveByName:    map[string]*Wave{},
 		waveAfter:     map[string][]afterRef{},
 		csvCache:      map[string]cty.Value{},
+		lineWidths:    map[string][]int{},
 	}
 }
 
@@ -257,6 +259,7 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	}
 	l.checkWaves()
 	l.decodeProxy(byType["proxy"])
+	l.m.index()
 	l.sortDiags()
 	return l.m, l.diags
 }

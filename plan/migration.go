@@ -43,10 +43,35 @@ type Migration struct {
 	// Variables are the variable blocks in declaration order, with their
 	// final values.
 	Variables []*Variable
+
+	// Lookup indexes built by the loader; the lookup methods fall back to
+	// a scan when they are nil (a Migration built by hand in a test).
+	backendIdx map[string]*Backend
+	accountIdx map[string]*Account
+	waveIdx    map[string]*Wave
+}
+
+// index builds the lookup indexes. The loader calls it once, at the end.
+func (m *Migration) index() {
+	m.backendIdx = make(map[string]*Backend, len(m.Backends))
+	for _, b := range m.Backends {
+		m.backendIdx[b.Name] = b
+	}
+	m.accountIdx = make(map[string]*Account, len(m.Accounts))
+	for _, a := range m.Accounts {
+		m.accountIdx[normAddress(a.Address)] = a
+	}
+	m.waveIdx = make(map[string]*Wave, len(m.Waves))
+	for _, w := range m.Waves {
+		m.waveIdx[w.Name] = w
+	}
 }
 
 // Backend returns the backend with the given name, or nil.
 func (m *Migration) Backend(name string) *Backend {
+	if m.backendIdx != nil {
+		return m.backendIdx[name]
+	}
 	for _, b := range m.Backends {
 		if b.Name == name {
 			return b
@@ -69,6 +94,9 @@ func (m *Migration) AccountGroup(name string) *AccountGroup {
 // case-insensitively), or nil.
 func (m *Migration) Account(address string) *Account {
 	key := normAddress(address)
+	if m.accountIdx != nil {
+		return m.accountIdx[key]
+	}
 	for _, a := range m.Accounts {
 		if normAddress(a.Address) == key {
 			return a
@@ -79,6 +107,9 @@ func (m *Migration) Account(address string) *Account {
 
 // Wave returns the wave with the given name, or nil.
 func (m *Migration) Wave(name string) *Wave {
+	if m.waveIdx != nil {
+		return m.waveIdx[name]
+	}
 	for _, w := range m.Waves {
 		if w.Name == name {
 			return w

@@ -375,3 +375,38 @@ func FuzzPlanParse(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLoad100k loads a plan of 100,000 accounts from ten CSV files,
+// one accounts block and one wave each: the engine's plan benchmark starts
+// with this load.
+func BenchmarkLoad100k(b *testing.B) {
+	dir := b.TempDir()
+	var p strings.Builder
+	p.WriteString("backend \"s\" {\n  imap {\n    address = \"127.0.0.1:143\"\n  }\n}\nbackend \"t\" {\n  jmap {\n    url = \"http://127.0.0.1/jmap\"\n  }\n}\n")
+	for g := range 10 {
+		var csv strings.Builder
+		csv.WriteString("address,source_login,target_login,password_ref\n")
+		for i := g * 10_000; i < (g+1)*10_000; i++ {
+			fmt.Fprintf(&csv, "user%d@example.test,user%d,,\n", i, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("g%d.csv", g)), []byte(csv.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Fprintf(&p, "accounts \"g%d\" {\n  from = backend.s\n  to   = backend.t\n  list = csv(\"g%d.csv\")\n}\n", g, g)
+		fmt.Fprintf(&p, "wave \"w%d\" {\n  accounts = accounts.g%d\n", g, g)
+		if g > 0 {
+			fmt.Fprintf(&p, "  after    = [wave.w%d]\n", g-1)
+		}
+		p.WriteString("}\n")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "migration.hcl"), []byte(p.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		m, diags := Load(dir, WithEnv(nil))
+		if len(diags) > 0 || len(m.Accounts) != 100_000 || m.Account("user99999@example.test").Wave != "w9" {
+			b.Fatalf("%d accounts, diags:\n%s", len(m.Accounts), formatDiags(diags))
+		}
+	}
+}
