@@ -182,12 +182,26 @@ func (l *loader) eval(expr hcl.Expression) cty.Value {
 	}
 	v, diags := expr.Value(l.evalCtx())
 	l.addDiags(fixFuncDiags(diags))
-	if diags.HasErrors() || v.IsNull() || !v.IsWhollyKnown() {
+	if diags.HasErrors() || !v.IsWhollyKnown() {
 		return cty.NilVal
 	}
-	v, _ = v.Unmark()
+	if v.ContainsMarked() {
+		v, _ = v.UnmarkDeep()
+		if !l.allowSensitive {
+			l.errorf(expr.Range(), "Sensitive value in a plain attribute",
+				"This value comes from a sensitive variable, but this attribute is not secret: it appears in plan output, logs and the journal. "+
+					"Use sensitive variables only in password and client_secret, or declare the variable without sensitive = true.")
+			return cty.NilVal
+		}
+	}
+	if v.IsNull() {
+		return cty.NilVal
+	}
 	return v
 }
+
+// sensitiveMark marks values of sensitive variables.
+const sensitiveMark = "sensitive"
 
 // fixFuncDiags rewords diagnostics from the plan's own functions.
 func fixFuncDiags(diags hcl.Diagnostics) hcl.Diagnostics {
@@ -251,7 +265,9 @@ func (l *loader) attrString(attrs hcl.Attributes, name string) (string, *hcl.Att
 
 // attrSecret decodes a string attribute as a Secret.
 func (l *loader) attrSecret(attrs hcl.Attributes, name string) (Secret, *hcl.Attribute, bool) {
+	l.allowSensitive = true
 	s, attr, ok := l.attrString(attrs, name)
+	l.allowSensitive = false
 	if !ok {
 		return Secret{}, attr, false
 	}

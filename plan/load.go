@@ -133,6 +133,8 @@ type loader struct {
 	waveAfter     map[string][]afterRef
 	csvCache      map[string]cty.Value
 	lineWidths    map[string][]int
+	// allowSensitive is set while a secret attribute is evaluated.
+	allowSensitive bool
 }
 
 type varVal struct {
@@ -404,6 +406,11 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 				v.Value = NewSecret(fmt.Sprint(v.Value))
 			}
 		}
+	}
+	if v.Sensitive && val.IsKnown() {
+		// The mark travels through templates and functions, so eval can
+		// tell when a secret would land in a plain attribute.
+		val = val.Mark(sensitiveMark)
 	}
 	l.varVals = append(l.varVals, varVal{name: name, val: val})
 }
