@@ -113,6 +113,9 @@ func RewriteSession(body []byte, backend, public *url.URL) ([]byte, bool) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, false
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // trailing data: not one JSON object
+	}
 	if _, ok := s["apiUrl"].(string); !ok {
 		return nil, false
 	}
