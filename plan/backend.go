@@ -130,7 +130,7 @@ func (l *loader) decodeBackend(b *hcl.Block) {
 	for _, blk := range content.Blocks {
 		if first := seen[blk.Type]; first != nil {
 			l.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
-				"The backend %q already has a %s block at %s. A backend has at most one block of each kind; merge them.",
+				"The backend %q already declares %s at %s. A backend has at most one block of each kind; merge them.",
 				name, blk.Type, toRange(first.DefRange))
 			continue
 		}
@@ -292,17 +292,17 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	content, diags := blk.Body.Content(exchangeSchema)
 	l.addDiags(diags)
 	x := &Exchange{API: "graph", URL: "https://graph.microsoft.com/v1.0", DeclRange: e.DeclRange}
-	apiSet := false
+	apiOK := true
 	if s, attr, ok := l.attrString(content.Attributes, "api"); ok {
 		switch s {
 		case "graph", "ews":
-			x.API, apiSet = s, true
+			x.API = s
 		default:
+			apiOK = false
 			l.errorf(attr.Expr.Range(), "Invalid Exchange API",
 				"The Exchange api %q is not known. Use \"graph\" for Microsoft 365 or \"ews\" for an on-premises Exchange server.", s)
 		}
 	}
-	_ = apiSet
 	if x.API == "ews" {
 		x.URL = ""
 	}
@@ -325,7 +325,7 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	if s, _, ok := l.attrSecret(content.Attributes, "client_secret"); ok {
 		x.ClientSecret = s
 	}
-	if x.API == "graph" {
+	if x.API == "graph" && apiOK {
 		var missing []string
 		for _, req := range []string{"tenant", "client_id", "client_secret"} {
 			if content.Attributes[req] == nil {

@@ -23,6 +23,7 @@ var testEnv = map[string]string{
 	"TARGET_MASTER_PASSWORD": "adminpw",
 	"ALICE_PASSWORD":         "alicepw",
 	"GRAPH_CLIENT_SECRET":    "s3cret",
+	"MAILMIG_VAR_port":       "many", // invalid_variable_value.hcl
 }
 
 // formatDiags renders diagnostics in the golden form: one line per

@@ -1,0 +1,30 @@
+backend "legacy" {
+  imap {
+    address = "127.0.0.1:20000"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = ["alice@example.test", "bob@example.test"]
+
+  account "bob@example.test" {
+    source_login = "bob"
+  }
+
+  account "bob@example.test" {
+    target_login = "robert@example.test"
+  }
+}
+
+wave "all" {
+  accounts = accounts.staff
+}
