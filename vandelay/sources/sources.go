@@ -10,6 +10,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
+	"github.com/mailmig/mailmig/vandelay/sources/takeout"
 )
 
 // Mail maps a source kind to its constructor. Register adapters here,
@@ -18,6 +19,7 @@ var Mail = map[string]vandelay.NewSourceFunc{
 	"imap":    imap.New,
 	"maildir": maildir.New,
 	"pop3":    pop3.New,
+	"takeout": takeout.New,
 }
 
 // Kinds returns the registered kinds, sorted.
