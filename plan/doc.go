@@ -286,6 +286,46 @@
 // More complete plans are in examples/ (quickstart, csv-waves, sources) and
 // plan/testdata/valid (full.hcl uses every attribute).
 //
+// # Checks
+//
+// `mailmig validate` loads the plan and reports every problem at once, each
+// at its file:line:col with the source line underlined; errors go to
+// standard error, warnings to standard output, and -json prints the same
+// diagnostics for tools. The checks, by kind:
+//
+//   - Syntax: HCL syntax errors stop the load (later checks would be noise).
+//   - Schema: unknown attributes and blocks (with "Did you mean"), missing
+//     required attributes, duplicate singleton blocks (state, routes, proxy,
+//     an endpoint kind, listen, tls), wrong value types, numbers out of
+//     range or not whole.
+//   - Names and references: duplicate backends, accounts blocks, waves,
+//     variables and accounts (addresses compared case-insensitively);
+//     undefined backends, accounts blocks, waves, accounts and variables;
+//     references that are not allowed where they are written; names that
+//     cannot be referenced.
+//   - Values: addresses that are not e-mail addresses, host:port addresses
+//     and listen addresses that do not parse, URLs and the public origin,
+//     TLS modes, login modes, PROXY protocol versions, Exchange APIs, byte
+//     sizes and units, durations, RFC 3339 times, cut-over windows and IANA
+//     time zones, data kinds (and whether both backends can hold them).
+//   - Secrets and inputs: unset environment variables (env() and env:
+//     password references), unreadable files, malformed password
+//     references, variables without a value, sensitive variables used in
+//     plain attributes, login = "master" without a master block, Exchange
+//     without credentials, TLS listeners without a certificate.
+//   - CSV files: missing or unknown columns, rows with the wrong number of
+//     fields, broken quoting and empty addresses, each at file:row.
+//   - Waves: an account in two waves (error) or in none (warning), cycles
+//     in after, a canary larger than its wave (warning).
+//   - Warnings also flag settings without effect: a master block with
+//     passthrough login, TLS options with tls = "none".
+//
+// plan/testdata/invalid holds one broken plan per kind of mistake with its
+// expected diagnostics.
+//
+// `mailmig fmt` rewrites plan files in the canonical layout (hclwrite);
+// -check lists files that would change and exits 1, -diff shows the change.
+//
 // # Implementation notes
 //
 // Decoding runs in dependency order over all files: variables, then state,
