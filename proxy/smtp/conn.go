@@ -1,11 +1,15 @@
 package smtp
 
 import (
+	"context"
 	"crypto/tls"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mailmig/mailmig/proxy"
 )
 
 // past is a deadline that has always expired.
@@ -18,6 +22,19 @@ var past = time.Unix(1, 0)
 type endConn struct {
 	net.Conn
 	stopped atomic.Bool
+
+	pc        *proxy.Conn   // set when served through proxy.Server
+	done      chan struct{} // closed by Close when set
+	closeOnce sync.Once
+}
+
+// Close implements net.Conn and tells ServeConn that go-smtp is done.
+func (c *endConn) Close() error {
+	err := c.Conn.Close()
+	if c.done != nil {
+		c.closeOnce.Do(func() { close(c.done) })
+	}
+	return err
 }
 
 func (c *endConn) stop() {
@@ -81,4 +98,81 @@ func (l *listener) Accept() (net.Conn, error) {
 		nc = tls.Server(nc, l.tls)
 	}
 	return nc, nil
+}
+
+// chanListener hands connections accepted elsewhere (proxy.Server) to a
+// go-smtp server, which only knows how to serve a listener.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// Accept implements net.Listener.
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// ServeConn serves one connection accepted by a proxy.Server listener
+// (which applies connection limits and implicit TLS); it implements
+// proxy.Handler. Failed logins count toward the server's per-IP limit, and
+// the server's shutdown ends the session politely.
+func (s *Server) ServeConn(ctx context.Context, c *proxy.Conn) {
+	ec := &endConn{Conn: c, pc: c, done: make(chan struct{})}
+	l := s.feed(c.IsTLS())
+	select {
+	case l.ch <- ec:
+	case <-l.done:
+		return
+	case <-ctx.Done():
+		return
+	}
+	select {
+	case <-ec.done:
+	case <-ctx.Done():
+		c.Close()
+		<-ec.done
+	}
+}
+
+// feed returns the listener feeding the go-smtp server for plain (STARTTLS
+// capable) or already encrypted connections, starting it on first use.
+// Connections that arrive encrypted go to a second go-smtp server that
+// allows AUTH at once: go-smtp cannot see the TLS below proxy.Conn.
+func (s *Server) feed(encrypted bool) *chanListener {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	if encrypted {
+		i = 1
+	}
+	if s.feeds[i] == nil {
+		l := newChanListener()
+		s.feeds[i] = l
+		gs := s.srv
+		if encrypted {
+			gs = s.newGoSMTP(true)
+			s.tlsSrv = gs
+		}
+		go gs.Serve(l)
+	}
+	return s.feeds[i]
 }

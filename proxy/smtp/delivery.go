@@ -74,16 +74,20 @@ func (d *deliverySession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	dec, err := router.Lookup(ctx, to)
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
+		d.lookupResult("unknown")
 		return errNoSuchUser
 	case err != nil:
+		d.lookupResult("error")
 		d.log.Error("route lookup failed", "rcpt", to, "err", err)
 		return errConfig
 	}
 	r := dec.Route
 	if dec.Frozen() {
+		d.lookupResult("frozen")
 		d.log.Info("recipient frozen", "user", r.Account, "backend", r.Backend)
 		return errFrozen
 	}
+	d.lookupResult("ok")
 	if d.srv.opts.Mode == ModeSMTP && d.primary != "" && r.Backend != d.primary {
 		return errOtherRoute
 	}
@@ -193,7 +197,9 @@ func (d *deliverySession) Data(r io.Reader) error {
 		d.drop(bc.name)
 		return errLost
 	}
-	if _, err := io.Copy(w, r); err != nil {
+	n, err := io.Copy(w, r)
+	d.metrics().Add(proxy.MetricBytes, n, "proto", string(d.srv.opts.Mode), "backend", bc.name, "direction", "up")
+	if err != nil {
 		// Either the client's data failed (size limit, connection) or the
 		// backend went away: in both cases the backend must not finish the
 		// message, so drop the connection without the final dot.
@@ -339,6 +345,9 @@ func (d *deliverySession) LMTPData(r io.Reader, status gosmtp.StatusCollector) e
 	for len(targets) > 0 {
 		n, err := r.Read(buf)
 		if n > 0 {
+			for _, tg := range targets {
+				d.metrics().Add(proxy.MetricBytes, int64(n), "proto", string(d.srv.opts.Mode), "backend", tg.bc.name, "direction", "up")
+			}
 			for _, tg := range targets {
 				if tg.err == nil {
 					_, tg.err = tg.w.Write(buf[:n])

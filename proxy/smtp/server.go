@@ -70,6 +70,10 @@ type Options struct {
 	BackendTimeout time.Duration
 	// Logger receives the log; nil discards.
 	Logger *slog.Logger
+	// Metrics receives counters (route lookups, backend sessions and
+	// errors, auth failures, bytes). Connections served through
+	// proxy.Server use that server's registry instead. Nil: none.
+	Metrics *proxy.Metrics
 }
 
 // Server is one listener's worth of SMTP, LMTP or submission proxy. Create
@@ -85,7 +89,11 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  bool
+	feeds    [2]*chanListener // ServeConn: plain, encrypted
+	tlsSrv   *gosmtp.Server   // go-smtp server of feeds[1]
 }
+
+var _ proxy.Handler = (*Server)(nil)
 
 // NewServer checks opts and returns a Server.
 func NewServer(opts *Options) (*Server, error) {
@@ -127,23 +135,30 @@ func NewServer(opts *Options) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: o, log: log.With("proto", string(o.Mode)), sessions: make(map[*session]struct{})}
+	gs := s.newGoSMTP(false)
+	s.srv = gs
+	return s, nil
+}
+
+// newGoSMTP configures a go-smtp server. encrypted is for connections that
+// are already TLS below a wrapper go-smtp cannot look through.
+func (s *Server) newGoSMTP(encrypted bool) *gosmtp.Server {
+	o := s.opts
 	gs := gosmtp.NewServer(gosmtp.BackendFunc(s.newSession))
 	gs.Domain = o.Hostname
 	gs.LMTP = o.Mode == ModeLMTP
 	gs.Network = "tcp"
-	if !o.ImplicitTLS {
+	if !o.ImplicitTLS && !encrypted {
 		gs.TLSConfig = o.TLSConfig // offers STARTTLS
 	}
-	gs.AllowInsecureAuth = o.AllowInsecureAuth
+	gs.AllowInsecureAuth = o.AllowInsecureAuth || encrypted
 	gs.MaxMessageBytes = o.MaxMessageBytes
 	gs.MaxRecipients = o.MaxRecipients
 	gs.MaxLineLength = o.MaxLineLength
 	gs.ReadTimeout = o.IdleTimeout
 	gs.WriteTimeout = time.Minute
-	gs.EnableSMTPUTF8 = false
 	gs.ErrorLog = errorLog{s}
-	s.srv = gs
-	return s, nil
+	return gs
 }
 
 // Serve accepts connections on ln until Shutdown or Close. It returns nil
@@ -166,9 +181,15 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	tlsSrv := s.tlsSrv
 	s.mu.Unlock()
 	done := make(chan error, 1)
-	go func() { done <- s.srv.Shutdown(ctx) }()
+	go func() {
+		if tlsSrv != nil {
+			go tlsSrv.Shutdown(ctx)
+		}
+		done <- s.srv.Shutdown(ctx)
+	}()
 	s.endSessions(func(*session) bool { return true }, "4.3.2", "Service shutting down, try again later")
 	select {
 	case err := <-done:
@@ -188,6 +209,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes listeners and every connection at once.
 func (s *Server) Close() error {
+	s.mu.Lock()
+	tlsSrv := s.tlsSrv
+	s.mu.Unlock()
+	if tlsSrv != nil {
+		tlsSrv.Close()
+	}
 	err := s.srv.Close()
 	if errors.Is(err, gosmtp.ErrServerClosed) {
 		return nil

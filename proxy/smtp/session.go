@@ -23,6 +23,7 @@ type session struct {
 	srv  *Server
 	conn *gosmtp.Conn
 	log  *slog.Logger
+	pc   *proxy.Conn // set when served through proxy.Server
 
 	mu         sync.Mutex
 	acct       string // route key of the authenticated user (submission)
@@ -38,13 +39,32 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 		return nil, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
 	}
 	base := &session{srv: s, conn: c}
-	base.log = s.log.With("cid", s.nextID.Add(1), "addr", c.Conn().RemoteAddr().String())
+	if ec := unwrapEndConn(c.Conn()); ec != nil && ec.pc != nil {
+		base.pc = ec.pc
+		base.log = ec.pc.Log.With("addr", c.Conn().RemoteAddr().String())
+		ec.pc.OnEnd(func(reason string) { base.end("4.3.2", reason) })
+	} else {
+		base.log = s.log.With("cid", s.nextID.Add(1), "addr", c.Conn().RemoteAddr().String())
+	}
 	s.track(base, true)
 	base.log.Debug("session started", "helo", c.Hostname())
 	if s.opts.Mode == ModeSubmission {
 		return &submissionSession{session: base}, nil
 	}
 	return &deliverySession{session: base, conns: make(map[string]*backendConn)}, nil
+}
+
+// metrics returns the registry to count in (nil: none).
+func (ss *session) metrics() *proxy.Metrics {
+	if ss.pc != nil {
+		return ss.pc.Metrics()
+	}
+	return ss.srv.opts.Metrics
+}
+
+// lookupResult counts a route lookup.
+func (ss *session) lookupResult(result string) {
+	ss.metrics().Inc(proxy.MetricRouteLookups, "proto", string(ss.srv.opts.Mode), "result", result)
 }
 
 func (ss *session) account() string {
@@ -133,8 +153,10 @@ func (ss *session) dial(ctx context.Context, name string, ep proxy.Endpoint, lmt
 	})
 	if err != nil {
 		ss.log.Warn("backend unavailable", "backend", name, "err", err)
+		ss.metrics().Inc(proxy.MetricBackendErrors, "proto", string(ss.srv.opts.Mode), "backend", name)
 		return nil, err
 	}
+	ss.metrics().Inc(proxy.MetricSessions, "proto", string(ss.srv.opts.Mode), "backend", name)
 	ss.log.Debug("backend connected", "backend", name, "duration", time.Since(start))
 	return bc, nil
 }

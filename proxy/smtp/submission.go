@@ -61,16 +61,24 @@ func (s *submissionSession) login(identity, username, password string) error {
 		key = username
 	}
 	log := s.log.With("user", routes.Normalize(key))
+	if s.pc != nil && !s.pc.AuthAllowed() {
+		log.Info("login refused: too many failures from this address")
+		return errTempAuth
+	}
 	ctx := context.Background()
 	dec, err := s.srv.opts.Router.Await(ctx, key)
 	if err != nil {
 		if errors.Is(err, proxy.ErrUnknown) {
+			s.lookupResult("unknown")
 			log.Debug("login for unknown account")
+			s.authFailed()
 			return gosmtp.ErrAuthFailed
 		}
+		s.lookupResult("frozen")
 		log.Info("login refused temporarily", "err", err)
 		return errTempAuth
 	}
+	s.lookupResult("ok")
 	r := dec.Route
 	log = log.With("backend", r.Backend)
 	ep, ok := dec.Backend.Endpoint(proxy.Submission)
@@ -97,6 +105,7 @@ func (s *submissionSession) login(identity, username, password string) error {
 		bc.close()
 		if se := smtpErr(err); se != nil && se.Code/100 == 5 {
 			log.Debug("backend refused credentials", "code", se.Code)
+			s.authFailed()
 			return gosmtp.ErrAuthFailed
 		}
 		log.Warn("backend login failed", "err", err)
@@ -112,6 +121,15 @@ func (s *submissionSession) login(identity, username, password string) error {
 	})
 	log.Info("login")
 	return nil
+}
+
+// authFailed records a failed login (per-IP limit and metrics).
+func (s *submissionSession) authFailed() {
+	if s.pc != nil {
+		s.pc.AuthFailed()
+		return
+	}
+	s.metrics().Inc(proxy.MetricAuthFailures, "proto", string(ModeSubmission))
 }
 
 // Mail relays MAIL FROM after checking that the route still holds.
@@ -154,7 +172,9 @@ func (s *submissionSession) Data(r io.Reader) error {
 		s.bc.inTx = false
 		return s.relayErr(err)
 	}
-	if _, err := io.Copy(w, r); err != nil {
+	n, err := io.Copy(w, r)
+	s.metrics().Add(proxy.MetricBytes, n, "proto", string(ModeSubmission), "backend", s.dec.Route.Backend, "direction", "up")
+	if err != nil {
 		s.lost()
 		if se := smtpErr(err); se != nil {
 			return se
