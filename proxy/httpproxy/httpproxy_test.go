@@ -421,6 +421,8 @@ func TestFrozenAndDown(t *testing.T) {
 	e.route("ann@example.test", "alpha")
 	e.route("dan@example.test", "down")
 	e.freeze("ann@example.test")
+	m := proxy.NewMetrics()
+	e.serve(func(o *Options) { o.Metrics = m })
 	resp, _ := get(t, e.url+"/x", basic("ann@example.test", "x"))
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" {
 		t.Errorf("frozen: %s Retry-After %q, want 503 and 7", resp.Status, resp.Header.Get("Retry-After"))
@@ -428,6 +430,12 @@ func TestFrozenAndDown(t *testing.T) {
 	resp, _ = get(t, e.url+"/x", basic("dan@example.test", "x"))
 	if resp.StatusCode != 502 {
 		t.Errorf("backend down: %s, want 502", resp.Status)
+	}
+	if n := m.Get(proxy.MetricBackendErrors, "proto", "http", "backend", "down"); n != 1 {
+		t.Errorf("backend errors counted: %d, want 1", n)
+	}
+	if n := m.Get(proxy.MetricRouteLookups, "proto", "http", "result", "frozen"); n != 1 {
+		t.Errorf("frozen lookups counted: %d, want 1", n)
 	}
 }
 

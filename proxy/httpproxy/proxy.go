@@ -48,6 +48,9 @@ type Options struct {
 	MaxSessionBytes int64
 	// Logger receives the log; nil discards.
 	Logger *slog.Logger
+	// Metrics receives counters: route lookups, requests per backend
+	// (as sessions), backend errors. Nil: none.
+	Metrics *proxy.Metrics
 }
 
 // Proxy is the HTTP reverse proxy for JMAP, CalDAV, CardDAV and WebDAV.
@@ -232,19 +235,23 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dec, err := p.opts.Router.Lookup(ctx, id)
+	m := p.opts.Metrics
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "unknown")
 		// The same answer as a wrong password: nothing is revealed.
 		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	case err != nil:
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "error")
 		p.log.Error("route lookup failed", "err", err)
 		p.unavailable(w, "service temporarily unavailable")
 		return
 	}
 	log := p.log.With("user", dec.Account(), "backend", dec.Route.Backend)
 	if dec.Frozen() {
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "frozen")
 		log.Debug("request for frozen account")
 		p.unavailable(w, "account is being migrated, try again later")
 		return
@@ -255,6 +262,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, "service temporarily unavailable")
 		return
 	}
+	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "ok")
+	m.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", dec.Route.Backend)
 	info := &reqInfo{target: target, public: p.origin(r), backend: dec.Route.Backend, account: dec.Account()}
 	if v := ctx.Value(connKey{}); v != nil {
 		info.cs = v.(*connState)
@@ -354,6 +363,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 		backend = info.backend
 	}
 	p.log.Warn("backend unavailable", "backend", backend, "err", err)
+	p.opts.Metrics.Inc(proxy.MetricBackendErrors, "proto", string(proxy.HTTP), "backend", backend)
 	http.Error(w, "bad gateway: mail server unavailable", http.StatusBadGateway)
 }
 
