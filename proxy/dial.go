@@ -38,7 +38,11 @@ func Dial(ctx context.Context, ep Endpoint, client, local netip.AddrPort) (net.C
 		nc.SetDeadline(dl)
 	}
 	if ep.ProxyProtocol && client.IsValid() {
-		h := proxyproto.HeaderProxyFromAddrs(2, net.TCPAddrFromAddrPort(client), net.TCPAddrFromAddrPort(local))
+		ver := byte(2)
+		if ep.ProxyProtocolVersion == 1 {
+			ver = 1
+		}
+		h := proxyproto.HeaderProxyFromAddrs(ver, net.TCPAddrFromAddrPort(client), net.TCPAddrFromAddrPort(local))
 		if _, err := h.WriteTo(nc); err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("send proxy header to %s: %w", ep.Address, err)

@@ -82,9 +82,11 @@ type Endpoint struct {
 	// tests, trusted networks). Default: false, and a login over a plain
 	// connection is refused.
 	AllowPlaintext bool
-	// ProxyProtocol sends a HAProxy PROXY v2 header with the client's
+	// ProxyProtocol sends a HAProxy PROXY header with the client's
 	// address first (Dovecot's haproxy listeners).
 	ProxyProtocol bool
+	// ProxyProtocolVersion is 1 or 2. Default: 2.
+	ProxyProtocolVersion int
 	// ForwardID sends the client's address in IMAP ID (x-originating-ip,
 	// x-originating-port) before logging in.
 	ForwardID bool

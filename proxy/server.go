@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 )
 
@@ -100,6 +101,10 @@ type ListenerConfig struct {
 	MaxConns int
 	// MaxConnsPerIP limits open connections per client IP. Default: 200.
 	MaxConnsPerIP int
+	// AcceptProxyProtocol expects a HAProxy PROXY (v1 or v2) header from a
+	// load balancer on every connection; the client address is taken from
+	// it. Default: false.
+	AcceptProxyProtocol bool
 	// Handler serves connections.
 	Handler Handler
 }
@@ -221,6 +226,9 @@ func (s *Server) Listen(cfg ListenerConfig) (net.Addr, error) {
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Protocol, err)
+	}
+	if cfg.AcceptProxyProtocol {
+		ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
 	}
 	l := &listener{cfg: cfg, ln: ln, perIP: map[netip.Addr]int{}}
 	s.mu.Lock()

@@ -44,6 +44,8 @@ var commands = map[string]command{
 	"state":    {synopsis: "Inspect the state: list, show, lock, force-unlock, release", run: runState},
 	"journal":  {synopsis: "Show the journal's history, or verify its hash chain", run: runJournal},
 	"rollback": {synopsis: "Route a cut-over account back to its source", run: runRollback},
+	"routes":   {synopsis: "Show and edit the proxy's route table: set, freeze, aliases", run: runRoutes},
+	"proxy":    {synopsis: "Run the protocol proxy from the plan's proxy block", run: runProxy},
 }
 
 // Exit codes shared by every subcommand.

@@ -2,6 +2,7 @@ package routes
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -160,6 +161,16 @@ func (t *Table) Aliases() map[string]string {
 	for k, v := range t.aliases {
 		out[k] = v
 	}
+	return out
+}
+
+// Domains returns every known domain, sorted.
+func (t *Table) Domains() []string {
+	out := make([]string, 0, len(t.domains))
+	for d := range t.domains {
+		out = append(out, d)
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/httpproxy"
+	"github.com/mailmig/mailmig/proxy/imap"
+	"github.com/mailmig/mailmig/proxy/pop3"
+	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/sieve"
+	"github.com/mailmig/mailmig/proxy/smtp"
+)
+
+const proxyHelp = `Usage: mailmig [global options] proxy [options]
+
+  Runs the protocol proxy described by the plan's proxy block: IMAP, POP3,
+  ManageSieve, submission, SMTP, LMTP and HTTP (JMAP, CalDAV, CardDAV,
+  WebDAV) on the listed addresses, each session routed to its account's
+  backend by the route table (the plan's routes block). Route changes are
+  followed within a second.
+
+  SIGHUP reloads the TLS certificate. SIGINT or SIGTERM drains: listeners
+  close, open sessions are told to end (IMAP BYE …) and the proxy waits up
+  to -drain for them; a second signal stops at once.
+
+Options:
+  -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
+                    e.g. 127.0.0.1:9465. Default: off.
+  -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
+  -var NAME=VALUE   Set a plan variable (repeatable).
+`
+
+func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
+	fs := newFlagSet("proxy", proxyHelp, s)
+	admin := fs.String("admin", "", "")
+	drain := fs.Duration("drain", 30*time.Second, "")
+	vars := varFlags{}
+	fs.Var(vars, "var", "")
+	if code, done := parseFlags(fs, args, s); done {
+		return code
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(s.Err, "Error: proxy takes no arguments.\n\nRun \"mailmig proxy -h\" for help.\n")
+		return exitError
+	}
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	m, ok := loadPlanOrReport(g, v, vars)
+	if !ok {
+		return exitError
+	}
+	if m.Proxy == nil {
+		fmtErr(v, "No proxy block", errors.New("the plan has no proxy block; add one with listen addresses, e.g. proxy { listen { imap = \":143\" } }"))
+		return exitError
+	}
+	log := g.logger(s)
+	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log})
+	if err != nil {
+		fmtErr(v, "Cannot start the proxy", err)
+		return exitError
+	}
+	for _, a := range p.Addrs {
+		fmt.Fprintf(s.Out, "listening: %s\n", a)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := p.Server.ReloadTLS(); err != nil {
+				log.Error("tls reload", "err", err)
+			}
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	fmt.Fprintf(s.Out, "draining (up to %v)\n", *drain)
+	dctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := p.Stop(dctx); err != nil {
+		log.Warn("drain incomplete", "err", err)
+	}
+	return exitOK
+}
+
+// proxyRun are the run-time options of startProxy that the plan does not
+// hold.
+type proxyRun struct {
+	// Admin is the health/metrics address; "" means none.
+	Admin string
+	// Logger receives the proxy's log.
+	Logger *slog.Logger
+	// PollInterval of the route table. Default: 250ms.
+	PollInterval time.Duration
+}
+
+// runningProxy is a started proxy.
+type runningProxy struct {
+	Server *proxy.Server
+	// Addrs lists "protocol address" of every listener.
+	Addrs []string
+	Stop  func(ctx context.Context) error
+}
+
+// startProxy builds and starts everything the plan's proxy block names.
+func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runningProxy, err error) {
+	pb := m.Proxy
+	log := run.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	backends, err := proxyBackends(m)
+	if err != nil {
+		return nil, err
+	}
+	st, err := routes.Open(ctx, m.Routes.SQLite)
+	if err != nil {
+		return nil, err
+	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+	cleanups = append(cleanups, func() { stopWatch(); st.Close() })
+	w, err := routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	go w.Run(wctx)
+	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
+	cleanups = append(cleanups, router.Close)
+	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout}
+	if pb.TLS != nil {
+		if opts.Certs, err = proxy.LoadCertStore(pb.TLS.Cert, pb.TLS.Key); err != nil {
+			return nil, err
+		}
+	}
+	srv := proxy.NewServer(opts)
+	rp := &runningProxy{Server: srv}
+	var stops []func(context.Context) error
+	cleanups = append(cleanups, func() {
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(c)
+		for _, f := range stops {
+			f(c)
+		}
+	})
+	netListen := func(addr string) (net.Listener, error) {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if pb.AcceptProxyProtocol {
+			ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
+		}
+		return ln, nil
+	}
+	for _, l := range pb.Listeners {
+		var addr net.Addr
+		stream := func(p proxy.Protocol, h proxy.Handler) error {
+			mode := proxy.TLSNone
+			if l.ImplicitTLS {
+				mode = proxy.TLSImplicit
+			} else if opts.Certs != nil {
+				mode = proxy.TLSStartTLS
+			}
+			a, err := srv.Listen(proxy.ListenerConfig{Protocol: p, Address: l.Address, TLS: mode, MaxConns: pb.MaxConnections, AcceptProxyProtocol: pb.AcceptProxyProtocol, Handler: h})
+			addr = a
+			return err
+		}
+		switch l.Protocol {
+		case "imap", "imaps":
+			err = stream(proxy.IMAP, imap.New(nil))
+		case "pop3", "pop3s":
+			err = stream(proxy.POP3, pop3.New(nil))
+		case "managesieve":
+			err = stream(proxy.ManageSieve, sieve.New(nil))
+		case "smtp", "lmtp", "submission", "submissions":
+			mode := smtp.ModeSMTP
+			switch l.Protocol {
+			case "lmtp":
+				mode = smtp.ModeLMTP
+			case "submission", "submissions":
+				mode = smtp.ModeSubmission
+			}
+			var ss *smtp.Server
+			ss, err = smtp.NewServer(&smtp.Options{
+				Mode: mode, Router: router, TLSConfig: srv.TLSConfig(), ImplicitTLS: l.ImplicitTLS,
+				AllowInsecureAuth: opts.Certs == nil, Logger: log,
+			})
+			if err != nil {
+				break
+			}
+			var ln net.Listener
+			if ln, err = netListen(l.Address); err != nil {
+				break
+			}
+			addr = ln.Addr()
+			go ss.Serve(ln)
+			stops = append(stops, ss.Shutdown)
+		case "http", "https":
+			var hp *httpproxy.Proxy
+			hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, Logger: log})
+			if err != nil {
+				break
+			}
+			var ln net.Listener
+			if ln, err = netListen(l.Address); err != nil {
+				break
+			}
+			addr = ln.Addr()
+			if l.ImplicitTLS {
+				if opts.Certs == nil {
+					ln.Close()
+					err = errors.New("https needs the proxy's tls block")
+					break
+				}
+				ln = tls.NewListener(ln, srv.TLSConfig())
+			}
+			go hp.Serve(ln)
+			stops = append(stops, hp.Shutdown)
+		default:
+			err = fmt.Errorf("unknown listener protocol %q", l.Protocol)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listen %s on %s: %w", l.Protocol, l.Address, err)
+		}
+		rp.Addrs = append(rp.Addrs, l.Protocol+" "+addr.String())
+	}
+	if run.Admin != "" {
+		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, srv.AdminHandler())
+		if err != nil {
+			return nil, err
+		}
+		rp.Addrs = append(rp.Addrs, "admin "+a.String())
+	}
+	srv.Start()
+	rp.Stop = func(ctx context.Context) error {
+		errs := []error{srv.Shutdown(ctx)}
+		for _, f := range stops {
+			errs = append(errs, f(ctx))
+		}
+		router.Close()
+		stopWatch()
+		errs = append(errs, st.Close())
+		return errors.Join(errs...)
+	}
+	return rp, nil
+}
+
+// proxyBackends converts the plan's backends into the proxy's.
+func proxyBackends(m *plan.Migration) ([]*proxy.Backend, error) {
+	var out []*proxy.Backend
+	for _, pb := range m.Backends {
+		b := &proxy.Backend{Name: pb.Name, Endpoints: map[proxy.Protocol]proxy.Endpoint{}, Login: proxy.LoginPassthrough}
+		if pb.Login == plan.LoginMaster {
+			b.Login = proxy.LoginMaster
+		}
+		if pb.Master != nil {
+			b.MasterUser, b.MasterPassword = pb.Master.User, pb.Master.Password.Reveal()
+		}
+		for _, e := range pb.Endpoints {
+			ep := proxy.Endpoint{Address: e.Address, TLS: proxy.TLSMode(e.TLS)}
+			if ep.TLS == "" {
+				ep.TLS = proxy.TLSNone
+			}
+			// tls = "none" in the plan is the explicit permission to send
+			// credentials in plain text to this endpoint.
+			ep.AllowPlaintext = ep.TLS == proxy.TLSNone
+			if e.ProxyProtocol != plan.ProxyProtocolNone {
+				ep.ProxyProtocol = true
+				ep.ProxyProtocolVersion = 2
+				if e.ProxyProtocol == plan.ProxyProtocolV1 {
+					ep.ProxyProtocolVersion = 1
+				}
+			}
+			if ep.TLS != proxy.TLSNone || strings.HasPrefix(e.URL, "https:") {
+				tc, err := endpointTLS(e)
+				if err != nil {
+					return nil, fmt.Errorf("backend %s %s: %w", pb.Name, e.Protocol, err)
+				}
+				ep.TLSConfig = tc
+			}
+			switch e.Protocol {
+			case plan.ProtoIMAP:
+				ep.ForwardID = !ep.ProxyProtocol
+				b.Endpoints[proxy.IMAP] = ep
+			case plan.ProtoPOP3:
+				ep.XCLIENT = !ep.ProxyProtocol
+				b.Endpoints[proxy.POP3] = ep
+			case plan.ProtoManageSieve:
+				b.Endpoints[proxy.ManageSieve] = ep
+			case plan.ProtoSubmission:
+				ep.XCLIENT = true
+				b.Endpoints[proxy.Submission] = ep
+			case plan.ProtoSMTP:
+				ep.XCLIENT = true
+				b.Endpoints[proxy.SMTP] = ep
+			case plan.ProtoLMTP:
+				b.Endpoints[proxy.LMTP] = ep
+			case plan.ProtoJMAP, plan.ProtoCalDAV, plan.ProtoCardDAV, plan.ProtoWebDAV:
+				// One HTTP origin per backend: the first of jmap, caldav,
+				// carddav, webdav (canonical order) wins.
+				if _, ok := b.Endpoints[proxy.HTTP]; ok {
+					continue
+				}
+				u, err := url.Parse(e.URL)
+				if err != nil || u.Host == "" {
+					return nil, fmt.Errorf("backend %s %s: bad url %q", pb.Name, e.Protocol, e.URL)
+				}
+				ep.URL = u.Scheme + "://" + u.Host + "/"
+				ep.AllowPlaintext = u.Scheme == "http"
+				b.Endpoints[proxy.HTTP] = ep
+			}
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+func endpointTLS(e *plan.Endpoint) (*tls.Config, error) {
+	host := e.ServerName
+	if host == "" {
+		if e.Address != "" {
+			host, _, _ = net.SplitHostPort(e.Address)
+		} else if u, err := url.Parse(e.URL); err == nil {
+			host = u.Hostname()
+		}
+	}
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, InsecureSkipVerify: e.InsecureSkipVerify}
+	if e.CAFile != "" {
+		pem, err := os.ReadFile(e.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca file %s holds no PEM certificate", e.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
+}

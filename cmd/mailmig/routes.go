@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/proxy/routes"
+)
+
+const routesHelp = `Usage: mailmig [global options] routes [options] <subcommand> [args]
+
+  Shows and edits the proxy's route table (the plan's routes block). Every
+  running proxy follows a change within a second; a flip or freeze ends the
+  account's open sessions so that clients reconnect and follow.
+
+Subcommands:
+  list                          Every route, with aliases, default and domains.
+  set ACCOUNT BACKEND           Route ACCOUNT to BACKEND (creates the route).
+  freeze ACCOUNT                Freeze: deliveries get 4xx, logins are held.
+  unfreeze ACCOUNT              Make the route active again.
+  delete ACCOUNT                Remove the route and its aliases.
+  alias add IDENTIFIER ACCOUNT  Let another login form follow ACCOUNT's route.
+  alias rm IDENTIFIER           Remove a login alias.
+  default [BACKEND]             Show or set the backend for unknown accounts
+                                ("-" removes it).
+  domain add|rm DOMAIN...       Accept mail for DOMAIN (SMTP relay control).
+  import FILE                   Load a Stalwart proxy map (identifier<TAB>backend).
+  export [FILE]                 Write the table as a Stalwart proxy map.
+
+Options:
+  -db FILE   Route table file; overrides the plan (no plan is read then).
+  -json      list: print JSON.
+
+Edits with a plan take the state lock, like apply, so they never interleave
+with a running apply; with -db only SQLite's own locking applies.
+`
+
+// routesView is the JSON form of "routes list".
+type routesView struct {
+	Routes  []routes.Route    `json:"routes"`
+	Aliases map[string]string `json:"aliases"`
+	Default string            `json:"default,omitempty"`
+	Domains []string          `json:"domains"`
+}
+
+func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
+	fs := newFlagSet("routes", routesHelp, s)
+	db := fs.String("db", "", "")
+	jsonOut := fs.Bool("json", false, "")
+	if code, done := parseFlags(fs, args, s); done {
+		return code
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprintf(s.Err, "Error: routes needs a subcommand.\n\nRun \"mailmig routes -h\" for help.\n")
+		return exitError
+	}
+	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	sub := rest[0]
+	// Options may also follow the subcommand ("routes list -json").
+	if code, done := parseFlags(fs, rest[1:], s); done {
+		return code
+	}
+	subArgs := fs.Args()
+	want := map[string][2]int{ // subcommand → min, max arguments
+		"list": {0, 0}, "set": {2, 2}, "freeze": {1, 1}, "unfreeze": {1, 1}, "delete": {1, 1},
+		"alias": {2, 3}, "default": {0, 1}, "domain": {2, 1 << 20}, "import": {1, 1}, "export": {0, 1},
+	}
+	n, ok := want[sub]
+	if !ok {
+		fmt.Fprintf(s.Err, "Error: unknown routes subcommand %q.\n\nRun \"mailmig routes -h\" for help.\n", sub)
+		return exitError
+	}
+	if len(subArgs) < n[0] || len(subArgs) > n[1] {
+		fmt.Fprintf(s.Err, "Error: wrong number of arguments for routes %s.\n\nRun \"mailmig routes -h\" for help.\n", sub)
+		return exitError
+	}
+	write := sub != "list" && sub != "export" && !(sub == "default" && len(subArgs) == 0)
+
+	// The table: -db, else the plan's routes block.
+	var m *plan.Migration
+	path := *db
+	if path == "" {
+		var ok bool
+		m, ok = loadPlanOrReport(g, v, nil)
+		if !ok {
+			return exitError
+		}
+		path = m.Routes.SQLite
+		if write {
+			lock, _, err := state.Acquire(statePath(m), actor(), "routes "+sub)
+			if err != nil {
+				fmtErr(v, "Cannot lock the state", err)
+				return exitError
+			}
+			defer lock.Unlock()
+		}
+	}
+	if !write {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			fmtErr(v, "No route table", fmt.Errorf("%s does not exist yet; \"mailmig routes set\" or \"mailmig apply\" creates it", path))
+			return exitError
+		}
+	}
+	st, err := routes.Open(ctx, path)
+	if err != nil {
+		fmtErr(v, "Cannot open the route table", err)
+		return exitError
+	}
+	defer st.Close()
+
+	checkBackend := func(name string) bool {
+		if m == nil || m.Backend(name) != nil {
+			return true
+		}
+		var names []string
+		for _, b := range m.Backends {
+			names = append(names, b.Name)
+		}
+		fmtErr(v, "Unknown backend", fmt.Errorf("the plan has no backend %q (it has: %s)", name, strings.Join(names, ", ")))
+		return false
+	}
+	printRoute := func(r routes.Route) {
+		fmt.Fprintf(s.Out, "%s → %s (%s, generation %d)\n", r.Account, r.Backend, r.State, r.Generation)
+	}
+	fail := func(summary string, err error) int {
+		fmtErr(v, summary, err)
+		return exitError
+	}
+
+	switch sub {
+	case "list":
+		t, err := st.Snapshot(ctx)
+		if err != nil {
+			return fail("Cannot read the route table", err)
+		}
+		return listRoutes(s.Out, t, *jsonOut)
+	case "set":
+		if !checkBackend(subArgs[1]) {
+			return exitError
+		}
+		r, err := st.Set(ctx, subArgs[0], subArgs[1])
+		if err != nil {
+			return fail("Cannot set the route", err)
+		}
+		printRoute(r)
+	case "freeze", "unfreeze":
+		f := st.Freeze
+		if sub == "unfreeze" {
+			f = st.Unfreeze
+		}
+		r, err := f(ctx, subArgs[0])
+		if err != nil {
+			return fail("Cannot "+sub+" the route", err)
+		}
+		printRoute(r)
+	case "delete":
+		if err := st.Delete(ctx, subArgs[0]); err != nil {
+			return fail("Cannot delete the route", err)
+		}
+		fmt.Fprintf(s.Out, "Deleted the route of %s.\n", routes.Normalize(subArgs[0]))
+	case "alias":
+		switch {
+		case subArgs[0] == "add" && len(subArgs) == 3:
+			if err := st.AddAlias(ctx, subArgs[1], subArgs[2]); err != nil {
+				return fail("Cannot add the alias", err)
+			}
+			fmt.Fprintf(s.Out, "%s now follows the route of %s.\n", routes.Normalize(subArgs[1]), routes.Normalize(subArgs[2]))
+		case subArgs[0] == "rm" && len(subArgs) == 2:
+			if err := st.RemoveAlias(ctx, subArgs[1]); err != nil {
+				return fail("Cannot remove the alias", err)
+			}
+			fmt.Fprintf(s.Out, "Removed the alias %s.\n", routes.Normalize(subArgs[1]))
+		default:
+			fmt.Fprintf(s.Err, "Error: use \"routes alias add IDENTIFIER ACCOUNT\" or \"routes alias rm IDENTIFIER\".\n")
+			return exitError
+		}
+	case "default":
+		if len(subArgs) == 0 {
+			t, err := st.Snapshot(ctx)
+			if err != nil {
+				return fail("Cannot read the route table", err)
+			}
+			if t.Default == "" {
+				fmt.Fprintln(s.Out, "No default backend: logins of unknown accounts are refused.")
+			} else {
+				fmt.Fprintf(s.Out, "Default backend: %s\n", t.Default)
+			}
+			return exitOK
+		}
+		b := subArgs[0]
+		if b == "-" {
+			b = ""
+		} else if !checkBackend(b) {
+			return exitError
+		}
+		if err := st.SetDefault(ctx, b); err != nil {
+			return fail("Cannot set the default backend", err)
+		}
+		if b == "" {
+			fmt.Fprintln(s.Out, "Removed the default backend.")
+		} else {
+			fmt.Fprintf(s.Out, "Default backend: %s\n", b)
+		}
+	case "domain":
+		switch subArgs[0] {
+		case "add":
+			if err := st.AddDomains(ctx, subArgs[1:]...); err != nil {
+				return fail("Cannot add the domains", err)
+			}
+		case "rm":
+			for _, d := range subArgs[1:] {
+				if err := st.RemoveDomain(ctx, d); err != nil {
+					return fail("Cannot remove the domain", err)
+				}
+			}
+		default:
+			fmt.Fprintf(s.Err, "Error: use \"routes domain add DOMAIN...\" or \"routes domain rm DOMAIN...\".\n")
+			return exitError
+		}
+		fmt.Fprintf(s.Out, "Domains updated.\n")
+	case "import":
+		f, err := os.Open(subArgs[0])
+		if err != nil {
+			return fail("Cannot read the map", err)
+		}
+		ms, err := routes.ReadMapping(f)
+		f.Close()
+		if err != nil {
+			return fail("Cannot read the map", fmt.Errorf("%s: %w", subArgs[0], err))
+		}
+		for _, mp := range ms {
+			if !checkBackend(mp.Destination) {
+				return exitError
+			}
+		}
+		n, err := st.ImportMapping(ctx, ms)
+		if err != nil {
+			return fail("Cannot import the map", err)
+		}
+		fmt.Fprintf(s.Out, "Imported %d routes.\n", n)
+	case "export":
+		ms, err := st.ExportMapping(ctx)
+		if err != nil {
+			return fail("Cannot export the map", err)
+		}
+		out := s.Out
+		if len(subArgs) == 1 {
+			f, err := os.Create(subArgs[0])
+			if err != nil {
+				return fail("Cannot write the map", err)
+			}
+			defer f.Close()
+			out = f
+		}
+		if err := routes.WriteMapping(out, ms); err != nil {
+			return fail("Cannot write the map", err)
+		}
+	}
+	return exitOK
+}
+
+func listRoutes(w io.Writer, t *routes.Table, asJSON bool) int {
+	rs := t.Routes()
+	aliases := t.Aliases()
+	if asJSON {
+		if rs == nil {
+			rs = []routes.Route{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(routesView{Routes: rs, Aliases: aliases, Default: t.Default, Domains: t.Domains()})
+		return exitOK
+	}
+	if len(rs) == 0 {
+		fmt.Fprintln(w, "No routes.")
+	} else {
+		byAcct := map[string][]string{}
+		for id, acct := range aliases {
+			byAcct[acct] = append(byAcct[acct], id)
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCOUNT\tBACKEND\tSTATE\tGENERATION\tALIASES")
+		for _, r := range rs {
+			a := byAcct[r.Account]
+			slices.Sort(a)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Account, r.Backend, r.State, r.Generation, strings.Join(a, " "))
+		}
+		tw.Flush()
+	}
+	if t.Default != "" {
+		fmt.Fprintf(w, "Default backend: %s\n", t.Default)
+	}
+	if d := t.Domains(); len(d) > 0 {
+		fmt.Fprintf(w, "Known domains: %s\n", strings.Join(d, " "))
+	}
+	return exitOK
+}
