@@ -35,6 +35,18 @@ peers-up offset="0":
 peers-down:
     .ci/peers down
 
+# Benchmark: import+export Dovecot -> archive -> Cyrus JMAP vs mbsync IMAP->IMAP
+# into Cyrus, same run, same corpus (MAILMIG_BENCH_MESSAGES, default 3000 with a
+# 25 MiB message), plus the no-change re-run. Figures: docs/export.md.
+bench-export:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    go test -count=1 -run '^$' -bench EndToEnd -benchtime 1x -timeout 60m ./vandelay/targets/jmap
+
 fmt:
     gofmt -w .
 

@@ -23,7 +23,7 @@ import (
 )
 
 // importIMAP runs one convergent import of the Dovecot account.
-func importIMAP(t *testing.T, s *peers.Set, acct peers.Account, a *archive.Archive) *archive.Result {
+func importIMAP(t testing.TB, s *peers.Set, acct peers.Account, a *archive.Archive) *archive.Result {
 	t.Helper()
 	ctx := context.Background()
 	src, err := imapsrc.New(&vandelay.Config{Address: s.Dovecot.IMAP, TLS: vandelay.TLSNone, AllowCleartext: true,

@@ -144,7 +144,7 @@ func (s *source) load(t *testing.T, a *archive.Archive) {
 	}
 }
 
-func tempArchive(t *testing.T) *archive.Archive {
+func tempArchive(t testing.TB) *archive.Archive {
 	t.Helper()
 	a, err := archive.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), nil)
 	if err != nil {
@@ -154,7 +154,7 @@ func tempArchive(t *testing.T) *archive.Archive {
 	return a
 }
 
-func dial(t *testing.T, url string, acct peers.Account) *jc.Client {
+func dial(t testing.TB, url string, acct peers.Account) *jc.Client {
 	t.Helper()
 	c, err := jc.Discover(context.Background(), url, &jc.Options{Auth: jc.BasicAuth{User: acct.Email, Password: acct.Password}})
 	if err != nil {
