@@ -405,13 +405,21 @@ func runVandelayInspect(ctx context.Context, g *globals, args []string, s Stream
 	limit := fs.Int("limit", 50, "with messages: page size")
 	offset := fs.Int("offset", 0, "with messages: skip this many")
 	deleted := fs.Bool("deleted", false, "with messages or mailboxes: include tombstones")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
+	// Flags may come before or after the positional arguments.
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK
+			}
+			return exitVandelayUsage
 		}
-		return exitVandelayUsage
+		if fs.NArg() == 0 {
+			break
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	rest := fs.Args()
 	if len(rest) < 1 || len(rest) > 2 {
 		fmt.Fprintf(s.Err, "Usage: mailmig vandelay inspect [flags] ARCHIVE [summary|mailboxes|messages|runs]\n")
 		return exitVandelayUsage

@@ -134,10 +134,13 @@ func (a *Archive) BeginRun(ctx context.Context, src Source, opts *RunOptions) (*
 		if old != nil {
 			// A new source: its identities (UIDs, UIDLs, file names) mean
 			// nothing for the old one's, so drop them and match by content.
+			// Snapshot first, so the counts compare with the old state.
+			err = r.snapshotAllLocked(ctx, tx)
 			for _, q := range []string{"UPDATE sources SET active = 0", "DELETE FROM cursors", "DELETE FROM locations"} {
-				if _, err = tx.ExecContext(ctx, q); err != nil {
+				if err != nil {
 					break
 				}
+				_, err = tx.ExecContext(ctx, q)
 			}
 		}
 		if err == nil {
@@ -243,6 +246,37 @@ func (r *Run) snapshotLocked(ctx context.Context, tx *sql.Tx, id int64) error {
 	s.mailboxes = mbs
 	r.touched[id] = s
 	return nil
+}
+
+// snapshotAllLocked records the state of every live message.
+func (r *Run) snapshotAllLocked(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT m.id, m.keywords, l.mailbox_id FROM messages m
+		LEFT JOIN (SELECT DISTINCT message_id, mailbox_id FROM locations) l ON l.message_id = m.id
+		WHERE m.deleted_at IS NULL ORDER BY m.id, l.mailbox_id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var kw string
+		var mb sql.NullInt64
+		if err := rows.Scan(&id, &kw, &mb); err != nil {
+			return err
+		}
+		s := r.touched[id]
+		if s == nil {
+			s = &snap{keywords: kw}
+			r.touched[id] = s
+		}
+		if mb.Valid {
+			if s.mailboxes != "" {
+				s.mailboxes += ","
+			}
+			s.mailboxes += strconv.FormatInt(mb.Int64, 10)
+		}
+	}
+	return rows.Err()
 }
 
 func membership(ctx context.Context, tx *sql.Tx, id int64) (string, error) {
