@@ -136,6 +136,11 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		}
 	}
 	log := g.logger(s)
+	if _, err := os.Stat(fs.Arg(0)); err != nil {
+		// Open would create an empty archive; exporting one makes no sense.
+		fmt.Fprintf(s.Err, "Error: open archive %s: %v\n", fs.Arg(0), archive.ErrNotExist)
+		return exitVandelayArchive
+	}
 	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log})
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
