@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // DiagnosticsFormatVersion is the version of the JSON diagnostics form. It
@@ -48,6 +49,9 @@ type Pos struct {
 
 // Snippet is the first source line of a range with the highlighted part.
 type Snippet struct {
+	// Context names the top-level block the range is in, such as
+	// `backend "legacy"`, or is empty.
+	Context string `json:"context,omitempty"`
 	// Code is the source line, without its line ending.
 	Code string `json:"code"`
 	// StartLine is the line number of Code.
@@ -61,6 +65,14 @@ type Snippet struct {
 // NewDiagnostic converts an HCL diagnostic, taking the snippet from
 // sources (file name → contents; may be nil).
 func NewDiagnostic(d *hcl.Diagnostic, sources map[string][]byte) Diagnostic {
+	return newDiagnostic(d, sources, map[string]contexter{})
+}
+
+// contexter finds the top-level block around a byte offset
+// (hclsyntax's file navigation).
+type contexter interface{ ContextString(offset int) string }
+
+func newDiagnostic(d *hcl.Diagnostic, sources map[string][]byte, nav map[string]contexter) Diagnostic {
 	out := Diagnostic{Severity: "error", Summary: d.Summary, Detail: d.Detail}
 	if d.Severity == hcl.DiagWarning {
 		out.Severity = "warning"
@@ -92,6 +104,24 @@ func NewDiagnostic(d *hcl.Diagnostic, sources map[string][]byte) Diagnostic {
 		end = start
 	}
 	out.Snippet = &Snippet{Code: code, StartLine: s.Start.Line, HighlightStartOffset: start, HighlightEndOffset: end}
+	if strings.HasSuffix(s.Filename, ".hcl") {
+		n, ok := nav[s.Filename]
+		if !ok {
+			// Files with syntax errors still navigate as far as they parse.
+			f, _ := hclsyntax.ParseConfig(src, s.Filename, hcl.InitialPos)
+			if f != nil {
+				n, _ = f.Nav.(contexter)
+			}
+			nav[s.Filename] = n
+		}
+		if n != nil {
+			lineStart := 0
+			for i := 0; i < s.Start.Line-1; i++ {
+				lineStart += len(lines[i]) + 1
+			}
+			out.Snippet.Context = n.ContextString(lineStart + start)
+		}
+	}
 	return out
 }
 
@@ -109,8 +139,9 @@ func byteOffset(line string, col int) int {
 // NewDiagnostics converts a list of HCL diagnostics.
 func NewDiagnostics(diags hcl.Diagnostics, sources map[string][]byte) []Diagnostic {
 	out := make([]Diagnostic, 0, len(diags))
+	nav := map[string]contexter{}
 	for _, d := range diags {
-		out = append(out, NewDiagnostic(d, sources))
+		out = append(out, newDiagnostic(d, sources, nav))
 	}
 	return out
 }
@@ -137,7 +168,11 @@ func (v *View) writeDiagnostic(w io.Writer, d Diagnostic) {
 	}
 	b.WriteString(v.paint(colorBold+color, label) + v.paint(colorBold, d.Summary) + "\n")
 	if d.Range != nil {
-		fmt.Fprintf(&b, "\n  on %s line %d:\n", d.Range.Filename, d.Range.Start.Line)
+		in := ""
+		if d.Snippet != nil && d.Snippet.Context != "" {
+			in = ", in " + d.Snippet.Context
+		}
+		fmt.Fprintf(&b, "\n  on %s line %d%s:\n", d.Range.Filename, d.Range.Start.Line, in)
 		if sn := d.Snippet; sn != nil {
 			prefix := fmt.Sprintf("  %d: ", sn.StartLine)
 			code := strings.ReplaceAll(sn.Code, "\t", "    ")

@@ -31,7 +31,7 @@ func TestDiagnosticsHuman(t *testing.T) {
 	wantErr := `
 Error: Invalid address
 
-  on plan.hcl line 2:
+  on plan.hcl line 2, in backend "x":
   2:     imap { address = "host" }
                           ^^^^^^
 
@@ -48,7 +48,7 @@ Error: Unknown file
 	wantOut := `
 Warning: Odd name
 
-  on plan.hcl line 3:
+  on plan.hcl line 3, in backend "x":
   3:   name = "Jörg ünïcode"
               ^^^^^^^^^^^^^^
 
@@ -92,7 +92,7 @@ func TestDiagnosticsJSON(t *testing.T) {
 		Diagnostics: []Diagnostic{{
 			Severity: "warning", Summary: "Odd name", Detail: "A warning.",
 			Range:   &Range{Filename: "plan.hcl", Start: Pos{Line: 3, Column: 10}, End: Pos{Line: 3, Column: 24}},
-			Snippet: &Snippet{Code: `  name = "Jörg ünïcode"`, StartLine: 3, HighlightStartOffset: 9, HighlightEndOffset: 26},
+			Snippet: &Snippet{Context: `backend "x"`, Code: `  name = "Jörg ünïcode"`, StartLine: 3, HighlightStartOffset: 9, HighlightEndOffset: 26},
 		}},
 	}
 	if d := cmp.Diff(want, got); d != "" {
