@@ -130,8 +130,13 @@ func hclFiles(p string, recursive bool) ([]string, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(d.Name(), ".hcl") && d.Type().IsRegular() {
+		if !strings.HasSuffix(d.Name(), ".hcl") {
+			return nil
+		}
+		if d.Type().IsRegular() {
 			out = append(out, path)
+		} else if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+			out = append(out, path) // a symbolic link to a plan file
 		}
 		return nil
 	})
@@ -187,7 +192,12 @@ func fmtFile(v *views.View, s Streams, name string, write, list, showDiff bool) 
 			fmt.Fprintf(s.Err, "Error: %v\n", err)
 			return true, false
 		}
-		if err := writeFileAtomic(name, out, fi.Mode().Perm()); err != nil {
+		write := writeFileAtomic
+		if li, err := os.Lstat(name); err == nil && li.Mode()&os.ModeSymlink != 0 {
+			// Keep the link: write through it rather than replace it.
+			write = os.WriteFile
+		}
+		if err := write(name, out, fi.Mode().Perm()); err != nil {
 			fmt.Fprintf(s.Err, "Error: cannot write %s: %v\n", name, err)
 			return true, false
 		}
