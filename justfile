@@ -17,9 +17,10 @@ test:
     peers_env=$(.ci/peers up-temp)
     eval "$peers_env"
     go vet ./...
-    s=$EPOCHREALTIME
-    go test -count=1 ${MAILMIG_GOTEST_FLAGS:-} ./...
+    s=$EPOCHREALTIME rc=0
+    go test -count=1 ${MAILMIG_GOTEST_FLAGS:-} ./... || rc=$?
     awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test took %.1fs\n", b-a}'
+    exit $rc
 
 # Fast in-process tests only (integration tests skip in -short mode).
 test-unit:
@@ -46,6 +47,18 @@ bench-export:
     peers_env=$(.ci/peers up-temp)
     eval "$peers_env"
     go test -count=1 -run '^$' -bench EndToEnd -benchtime 1x -timeout 60m ./vandelay/targets/jmap
+
+# Benchmark: LMTP deliveries/s through the proxy vs direct to Dovecot, and
+# JMAP requests/s through the proxy vs direct to Cyrus. Figures:
+# docs/proxy-smtp-http.md.
+bench-proxy-smtp:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    go test -count=1 -run '^$' -bench 'LMTP|JMAP' -benchtime 5s ./proxy/smtp ./proxy/httpproxy
 
 fmt:
     gofmt -w .

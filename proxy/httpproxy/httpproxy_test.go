@@ -30,7 +30,7 @@ func TestMain(m *testing.M) { peers.Main(m) }
 // env is the HTTP proxy in front of the real DAV/JMAP peers and two small
 // in-process backends (alpha, beta) that say who they are.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	set    *peers.Set // nil for in-process-only tests
 	store  *routes.Store
 	w      *routes.Watcher
@@ -41,7 +41,7 @@ type env struct {
 }
 
 // echoBackend answers every request with its name and the path.
-func echoBackend(t *testing.T, name string) *httptest.Server {
+func echoBackend(t testing.TB, name string) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s %s", name, r.URL.Path)
@@ -89,7 +89,10 @@ var releases = map[string]chan struct{}{}
 
 func release(r *http.Request) chan struct{} { return releases[r.URL.Query().Get("id")] }
 
-func newEnv(t *testing.T, real bool) *env {
+func newEnv(t *testing.T, real bool) *env { return newBenchEnv(t, real) }
+
+// newBenchEnv is newEnv for tests and benchmarks.
+func newBenchEnv(t testing.TB, real bool) *env {
 	t.Helper()
 	e := &env{t: t}
 	ctx := context.Background()

@@ -234,6 +234,24 @@ func dialBackend(ctx context.Context, dc dialConfig) (*backendConn, error) {
 		}
 		conn = tc
 	}
+	if !dc.xclient && dc.tlsMode != proxy.TLSStartTLS {
+		// Nothing for the raw prelude to do: go-smtp reads the greeting
+		// and says hello itself (one round trip less).
+		conn.SetDeadline(time.Time{})
+		var c *gosmtp.Client
+		if dc.lmtp {
+			c = gosmtp.NewClientLMTP(conn)
+		} else {
+			c = gosmtp.NewClient(conn)
+		}
+		c.CommandTimeout = dc.timeout
+		if err := c.Hello(dc.localName); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("backend %s hello: %w", dc.name, err)
+		}
+		ok = true
+		return &backendConn{name: dc.name, client: c, conn: conn, lmtp: dc.lmtp}, nil
+	}
 	br := bufio.NewReader(conn)
 	rep, err := readReply(br)
 	if err != nil {

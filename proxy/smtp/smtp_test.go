@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { peers.Main(m) }
 // env is a proxy with its three mail-transfer fronts in front of the real
 // peers, over a route table of its own.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	set    *peers.Set
 	store  *routes.Store
 	w      *routes.Watcher
@@ -51,6 +51,7 @@ func backends(s *peers.Set) []*proxy.Backend {
 	}
 	master := dovecot("dovecot-master", s.Dovecot)
 	master.Login = proxy.LoginMaster
+	master.Endpoints[proxy.LMTP] = proxy.Endpoint{Address: s.Dovecot.LMTP} // no XCLIENT
 	return []*proxy.Backend{
 		dovecot("dovecot", s.Dovecot),
 		dovecot("dovecot2", s.Dovecot2),
@@ -74,7 +75,10 @@ func closedPort(t *testing.T) string {
 	return a
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newBenchEnv(t) }
+
+// newBenchEnv is newEnv for tests and benchmarks.
+func newBenchEnv(t testing.TB) *env {
 	t.Helper()
 	s := peers.Get(t)
 	ctx := context.Background()
