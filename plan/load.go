@@ -120,7 +120,6 @@ type loader struct {
 	m       *Migration
 	diags   hcl.Diagnostics
 	bodies  []*hcl.File
-	hasher  []byte
 
 	ctx       *hcl.EvalContext
 	varVals   []varVal
@@ -166,11 +165,6 @@ func newLoader(dir string, opts []Option) *loader {
 func (l *loader) addFile(name string, src []byte) {
 	l.m.Files = append(l.m.Files, name)
 	l.m.Sources[name] = src
-	h := sha256.New()
-	h.Write(l.hasher)
-	fmt.Fprintf(h, "%s\x00%d\x00", filepath.Base(name), len(src))
-	h.Write(src)
-	l.hasher = h.Sum(nil)
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	// One unclosed quote makes HCL report the same error on every later
 	// line; keep the first of each kind per file.
@@ -226,8 +220,36 @@ var topSchema = &hcl.BodySchema{
 	},
 }
 
+// hash computes Migration.Hash over the plan files in load order, then the
+// CSV files read by csv() in name order, each named relative to the plan's
+// directory, so the hash does not depend on where the plan is checked out.
+// Files read by file() and password files are left out: they hold secrets.
+func (l *loader) hash() string {
+	h := sha256.New()
+	add := func(name string) {
+		src := l.m.Sources[name]
+		rel, err := filepath.Rel(l.m.Dir, name)
+		if err != nil {
+			rel = filepath.Base(name)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(src))
+		h.Write(src)
+	}
+	isPlan := map[string]bool{}
+	for _, f := range l.m.Files {
+		isPlan[f] = true
+		add(f)
+	}
+	for _, name := range sortedKeys(l.m.Sources) {
+		if !isPlan[name] {
+			add(name)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 func (l *loader) finish() (*Migration, hcl.Diagnostics) {
-	l.m.Hash = hex.EncodeToString(l.hasher)
+	defer func() { l.m.Hash = l.hash() }()
 	if l.m.Dir == "" {
 		l.m.Dir = "."
 	}

@@ -20,8 +20,10 @@ type Migration struct {
 	// and files read by file() and csv()), keyed by the file name used in
 	// diagnostic ranges. The diagnostics renderer uses it for snippets.
 	Sources map[string][]byte `json:"-"`
-	// Hash is the hex SHA-256 of the plan files' contents in load order,
-	// each preceded by its base name. The journal records it.
+	// Hash is the hex SHA-256 of the plan files' contents in load order and
+	// of the CSV files read by csv(), each preceded by its name relative to
+	// Dir (files read by file() hold secrets and are left out). The journal
+	// records it.
 	Hash string
 
 	// State says where the journal and lock live.

@@ -410,3 +410,34 @@ func BenchmarkLoad100k(b *testing.B) {
 		}
 	}
 }
+
+// TestHash checks that the plan hash covers the CSV files and does not
+// depend on where the plan lives.
+func TestHash(t *testing.T) {
+	write := func(dir, name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan := "backend \"s\" {\n  imap {\n    address = \"127.0.0.1:143\"\n  }\n}\nbackend \"t\" {\n  jmap {\n    url = \"http://127.0.0.1/jmap\"\n  }\n}\n" +
+		"accounts \"g\" {\n  from = backend.s\n  to   = backend.t\n  list = csv(\"a.csv\")\n}\nwave \"w\" {\n  accounts = accounts.g\n}\n"
+	a, b := t.TempDir(), t.TempDir()
+	for _, d := range []string{a, b} {
+		write(d, "migration.hcl", plan)
+		write(d, "a.csv", "address\nalice@example.test\n")
+	}
+	ma, diags := Load(a, WithEnv(nil))
+	if len(diags) > 0 {
+		t.Fatal(formatDiags(diags))
+	}
+	mb, _ := Load(b, WithEnv(nil))
+	if ma.Hash != mb.Hash {
+		t.Error("the same plan in two directories hashes differently")
+	}
+	write(b, "a.csv", "address\nalice@example.test\nbob@example.test\n")
+	mb, _ = Load(b, WithEnv(nil))
+	if ma.Hash == mb.Hash {
+		t.Error("changing the CSV file does not change the hash")
+	}
+}
