@@ -2,7 +2,7 @@
 // per-mailbox counts, the set of content hashes (SHA-256 of the blobs the
 // target serves, downloaded; or, with Options.Sample, sizes for every
 // message and hashes for a sample), keywords, receivedAt, mailbox
-// membership, hierarchy and roles.
+// membership, hierarchy, roles and subscriptions.
 //
 // Messages are paired by content hash, not through the export mapping, so a
 // verify does not trust the exporter's own bookkeeping. With Sample the
@@ -53,8 +53,9 @@ type Options struct {
 
 // Mismatch is one difference between archive and target.
 type Mismatch struct {
-	// Kind is one of: count, missing, extra, content, size, keywords,
-	// receivedAt, membership, mailbox-missing, hierarchy, role.
+	// Kind is one of: count, missing, extra, duplicate, content, size,
+	// keywords, receivedAt, membership, mailbox-missing, hierarchy, role,
+	// subscription.
 	Kind string `json:"kind"`
 	// Mailbox is the archive path concerned, if any.
 	Mailbox string `json:"mailbox,omitempty"`
@@ -197,6 +198,9 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		}
 		pair[b.ID] = tid
 		tb := tByID[tid]
+		if tb.IsSubscribed != b.Subscribed {
+			add(Mismatch{Kind: "subscription", Mailbox: b.Path, Want: fmt.Sprint(b.Subscribed), Got: fmt.Sprint(tb.IsSubscribed)})
+		}
 		if b.Role != "" && tb.Role != b.Role {
 			add(Mismatch{Kind: "role", Mailbox: b.Path, Want: b.Role, Got: orNone(tb.Role)})
 		}
