@@ -79,6 +79,9 @@ type Env struct {
 	Manual bool
 	// Logger receives progress logs. Default: discard.
 	Logger *slog.Logger
+	// Redact removes secrets from error texts shown to hooks and kept in
+	// results (the journal redacts on its own). Default: identity.
+	Redact func(string) string
 }
 
 // ApplyResult summarises a run.
@@ -308,6 +311,9 @@ func (a *applier) exec(n *node) {
 	r.Duration = time.Since(start)
 	if r.Err != nil {
 		r.Error = r.Err.Error()
+		if a.env.Redact != nil {
+			r.Error = a.env.Redact(r.Error)
+		}
 	}
 	a.hooks.post(n.c, r)
 
@@ -398,7 +404,7 @@ func (a *applier) execChange(c *Change) *Result {
 		if a.ctx.Err() != nil {
 			r.Outcome = state.OutcomeInterrupted
 		}
-		log.Warn("action failed", "err", err)
+		log.Warn("action failed", "err", a.redact(err.Error()))
 	}
 	a.finish(c, r)
 	return r
@@ -516,7 +522,7 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		// Roll back: route to the source, unfrozen. Use a context that a
 		// hard abort does not cancel; the rollback is one quick write.
 		a.hooks.step(c, "rollback")
-		log.Warn("cut-over failed; rolling back", "err", err)
+		log.Warn("cut-over failed; rolling back", "err", a.redact(err.Error()))
 		rbctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 30*time.Second)
 		rberr := rt.SetRoute(rbctx, k, c.Source, false)
 		cancel()
@@ -534,6 +540,13 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	}
 	a.finish(c, r)
 	return r
+}
+
+func (a *applier) redact(s string) string {
+	if a.env.Redact != nil {
+		return a.env.Redact(s)
+	}
+	return s
 }
 
 var errStopped = errors.New("stopped by request before the flip")

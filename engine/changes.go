@@ -83,6 +83,9 @@ type WaveChanges struct {
 	// Waiting lists accounts that have nothing to do now although they are
 	// not done, with the reason, when it is specific to the account.
 	Waiting []*Waiting `json:"waiting,omitempty"`
+	// Idle counts the wave's accounts that are not done and have no
+	// change now (whether or not they are listed in Waiting).
+	Idle int `json:"idle"`
 }
 
 // Change is one action for one account.

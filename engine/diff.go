@@ -286,6 +286,9 @@ func (d *differ) planWave(wi *waveInfo) *WaveChanges {
 		if waiting != "" {
 			wc.Waiting = append(wc.Waiting, &Waiting{Account: a.Address, Phase: d.phase(k), Reason: waiting})
 		}
+		if len(cs) == 0 && d.phase(k) != state.PhaseDone {
+			wc.Idle++
+		}
 		out = append(out, planned{a, cs})
 	}
 	// Present changes in the wave's own account order.
@@ -310,7 +313,11 @@ func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote 
 	route, hasRoute := d.obs.Routes[k]
 	delta := d.obs.Deltas[k]
 	onTarget := hasRoute && route.Backend == a.To
-	stay := a.From == a.To
+	// The plan keeps the account where it is (from = to), or moves it back
+	// to the source it was migrated from: either way the route must point
+	// at a.To, and nothing is copied.
+	back := sa != nil && sa.Source != "" && sa.Target != "" && a.To == sa.Source && a.To != sa.Target
+	stay := a.From == a.To || back
 	wave := NoWave
 	if wi.w != nil {
 		wave = wi.w.Name
@@ -345,15 +352,25 @@ func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote 
 		case gate && !stay && !held && sa != nil && sa.Exported:
 			return []*Change{mk(Cutover, fmt.Sprintf("retry the cut-over interrupted at %s; %s", where, gateNote))}, ""
 		default:
-			from := a.From
-			return []*Change{mk(Rollback, fmt.Sprintf("the account was left frozen (%s); route it back to %s, unfrozen", where, from))}, ""
+			dest := a.From
+			if sa != nil && sa.Source != "" {
+				dest = sa.Source
+			}
+			c := mk(Rollback, fmt.Sprintf("the account was left frozen (%s); route it back to %s, unfrozen", where, dest))
+			c.Source = dest
+			return []*Change{c}, ""
 		}
 	}
 	if stay {
-		if phase == state.PhaseDone || (hasRoute && route.Backend != a.From) {
-			return []*Change{mk(Rollback, fmt.Sprintf("the plan keeps the account on %s; route it back from %s", a.From, route.Backend))}, ""
+		if hasRoute && route.Backend != a.To {
+			c := mk(Rollback, fmt.Sprintf("the plan keeps the account on %s; route it back from %s", a.To, route.Backend))
+			c.Source = a.To // a rollback routes to its Source
+			if back {
+				c.Target = sa.Target
+			}
+			return []*Change{c}, ""
 		}
-		return nil, fmt.Sprintf("the plan keeps the account on %s (from = to)", a.From)
+		return nil, fmt.Sprintf("the plan keeps the account on %s", a.To)
 	}
 	if phase == state.PhaseDone {
 		if hasRoute && route.Backend != a.To {
@@ -492,11 +509,7 @@ func (d *differ) summarise(accounts int) {
 	// Accounts that wait because of their wave's status count as waiting.
 	s.Waiting = 0
 	for _, w := range d.ch.Waves {
-		busy := map[string]bool{}
-		for _, c := range w.Changes {
-			busy[Key(c.Account)] = true
-		}
-		s.Waiting += w.Accounts - w.Phases[state.PhaseDone] - len(busy)
+		s.Waiting += w.Idle
 	}
 }
 

@@ -33,7 +33,8 @@ const applyHelp = `Usage: mailmig [global options] apply [options] [CHANGES_FILE
   the next apply resumes or rolls back what was in flight.
 
 Options:
-  -auto-approve      Do not ask for confirmation.
+  -auto-approve      Do not ask for confirmation (a saved CHANGES_FILE
+                     is never confirmed again: it was reviewed).
   -parallelism N     Run at most N actions at once (default 10). Each wave's
                      max_parallel and each backend's limits.connections
                      also apply.
@@ -108,6 +109,11 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	if fs.NArg() == 1 {
 		file := fs.Arg(0)
 		ch, err = readSavedChanges(ctx, file, m, j, w)
+		var re readError
+		if errors.As(err, &re) {
+			fmtErr(v, "Cannot read saved changes", re.err)
+			return exitError
+		}
 		if err != nil {
 			v.Diagnostics(errDiag("Saved changes are stale", fmt.Errorf("the changes in %s cannot be applied: %w. Run \"mailmig plan -out %s\" again and review the new changes", file, err, file)), nil)
 			return exitError
@@ -127,7 +133,9 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	if ch.Empty() {
 		return exitOK
 	}
-	if !*auto && !confirmApply(s, "Do you want to perform these actions?") {
+	// Saved changes were reviewed when they were planned: like Terraform,
+	// applying them asks nothing.
+	if !*auto && fs.NArg() == 0 && !confirmApply(s, "Do you want to perform these actions?") {
 		fmt.Fprintln(s.Out, "\nApply cancelled.")
 		return exitError
 	}
@@ -157,7 +165,7 @@ func runChanges(ctx context.Context, v *views.View, s Streams, m *plan.Migration
 	}
 	prog := v.NewApplyProgress(len(ch.All()), tty)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
-		Parallelism: par, Stop: ctx, Manual: manual}
+		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m)}
 	// The first Ctrl-C cancels ctx (Env.Stop); the executors keep a context
 	// that only the second Ctrl-C (which exits the process) ends.
 	res, err := engine.Apply(context.WithoutCancel(ctx), ch, env, prog)
@@ -180,12 +188,12 @@ func runChanges(ctx context.Context, v *views.View, s Streams, m *plan.Migration
 func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *state.Journal, w *world) (*engine.Changes, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, err
+		return nil, readError{err}
 	}
 	defer f.Close()
 	ch, err := engine.ReadChanges(f)
 	if err != nil {
-		return nil, err
+		return nil, readError{err}
 	}
 	if why := staleReason(ch, j.Lineage(), j.Serial(), m.Hash); why != "" {
 		return nil, errors.New(why)
@@ -197,7 +205,13 @@ func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *st
 		}
 	}
 	st := j.State()
+	now := clock.Now()
 	for _, c := range ch.All() {
+		if c.Action == engine.Cutover && !c.Resume {
+			if w := m.Wave(c.Wave); w != nil && (!engine.InWindow(w.CutoverWindow, now) || now.Before(w.NotBefore)) {
+				return nil, fmt.Errorf("they cut %s over, but wave %s may not cut over now (window %s)", c.Account, w.Name, w.CutoverWindow.Text)
+			}
+		}
 		k := engine.Key(c.Account)
 		r, ok := rs[k]
 		if fp := engine.Fingerprint(st.Account(k), r, ok); fp != c.Fingerprint {
@@ -206,6 +220,11 @@ func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *st
 	}
 	return ch, nil
 }
+
+// readError marks a saved changes file that cannot be read at all.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
 
 // confirmApply asks a yes/no question on the streams; only "yes" approves.
 func confirmApply(s Streams, question string) bool {

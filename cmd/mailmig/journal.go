@@ -126,5 +126,5 @@ func printVerify(out, errw io.Writer, res *state.VerifyResult) {
 		fmt.Fprintf(out, "Journal OK: %d records, lineage %s, head %s.\n", res.Records, res.Lineage, res.Head[:16])
 		return
 	}
-	fmt.Fprintf(errw, "Journal BROKEN at record %d: %s.\n%d records before it are intact.\n", res.BrokenSeq, res.Problem, res.BrokenSeq-1)
+	fmt.Fprintf(errw, "Journal BROKEN at record %d: %s.\nDo not apply until the journal is restored (from a backup or version control).\n", res.BrokenSeq, res.Problem)
 }

@@ -124,7 +124,7 @@ func (j *Journal) load() error {
 		return fmt.Errorf("seek journal: %w", err)
 	}
 	br := bufio.NewReaderSize(j.f, 1<<16)
-	var last []byte
+	prev := j.head
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == bufio.ErrBufferFull {
@@ -138,6 +138,7 @@ func (j *Journal) load() error {
 		}
 		if err == io.EOF {
 			if len(line) > 0 {
+				j.head = prev
 				return j.cutPartial(pos, len(line))
 			}
 			break
@@ -153,14 +154,17 @@ func (j *Journal) load() error {
 		if r.Seq != j.seq+1 {
 			return fmt.Errorf("journal record after seq %d has seq %d (run \"mailmig journal verify\")", j.seq, r.Seq)
 		}
+		// Check the chain as it is folded: a snapshot vouches for what it
+		// covers, so only the tail since the snapshot costs hashing.
+		if r.Prev != prev {
+			return fmt.Errorf("journal record %d does not carry the hash of record %d: the journal was modified (run \"mailmig journal verify\")", r.Seq, j.seq)
+		}
+		prev = hashLine(body)
 		j.state.Apply(&r)
 		j.seq = r.Seq
 		pos += int64(len(line))
-		last = append(last[:0], body...)
 	}
-	if last != nil {
-		j.head = hashLine(last)
-	}
+	j.head = prev
 	j.size = pos
 	return nil
 }
@@ -171,7 +175,7 @@ func (j *Journal) cutPartial(pos int64, n int) error {
 	j.size = pos
 	if j.opts.ReadOnly {
 		j.repair = fmt.Sprintf("ignored an incomplete last record (%d bytes) after seq %d", n, j.seq)
-		return j.finishLoad(pos)
+		return nil
 	}
 	if err := j.f.Truncate(pos); err != nil {
 		return fmt.Errorf("cut incomplete journal record: %w", err)
@@ -181,18 +185,6 @@ func (j *Journal) cutPartial(pos int64, n int) error {
 	}
 	j.repair = fmt.Sprintf("removed an incomplete last record (%d bytes) after seq %d, left by an interrupted write", n, j.seq)
 	j.opts.Logger.Warn("journal repaired", "detail", j.repair)
-	return j.finishLoad(pos)
-}
-
-func (j *Journal) finishLoad(pos int64) error {
-	if j.seq == 0 {
-		return nil
-	}
-	h, err := hashLineBefore(j.f, pos)
-	if err != nil {
-		return fmt.Errorf("read last journal record: %w", err)
-	}
-	j.head = h
 	return nil
 }
 

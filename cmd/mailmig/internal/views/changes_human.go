@@ -64,8 +64,10 @@ func (v *View) Changes(ch *engine.Changes, opts *ChangesOptions) {
 	}
 	fmt.Fprintf(w, "\n%s\n", v.paint(colorBold, SummaryLine(ch)))
 	fmt.Fprintf(w, "%s\n", AccountsLine(ch))
-	if n := destructive(ch); n > 0 {
-		fmt.Fprintf(w, "%s\n", v.paint(colorBold+colorRed, fmt.Sprintf("Warning: %s route accounts back to their source; review them before applying.", countNoun(n, "change"))))
+	if n := destructive(ch); n == 1 {
+		fmt.Fprintf(w, "%s\n", v.paint(colorBold+colorRed, "Warning: 1 change routes an account back to its source; review it before applying."))
+	} else if n > 1 {
+		fmt.Fprintf(w, "%s\n", v.paint(colorBold+colorRed, fmt.Sprintf("Warning: %d changes route accounts back to their source; review them before applying.", n)))
 	}
 }
 
@@ -99,10 +101,10 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 		if c.Destructive {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
-		fmt.Fprintf(w, "  %s %-8s %s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, c.Reason)
+		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, c.Reason)
 	}
 	for _, x := range wc.Waiting {
-		fmt.Fprintf(w, "  · waiting  %s (%s)\n", x.Account, x.Reason)
+		fmt.Fprintf(w, "  · %-9s%s (%s)\n", "waiting", x.Account, x.Reason)
 	}
 }
 

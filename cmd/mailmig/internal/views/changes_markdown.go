@@ -65,7 +65,11 @@ func RenderMarkdown(ch *engine.Changes, limit int) string {
 	budget := limit - head.Len() - tail.Len() - 200
 	var body strings.Builder
 	if len(destr) > 0 {
-		body.WriteString("> [!WARNING]\n> " + countNoun(len(destr), "change") + " route accounts back to their source:\n")
+		if len(destr) == 1 {
+			body.WriteString("> [!WARNING]\n> 1 change routes an account back to its source:\n")
+		} else {
+			fmt.Fprintf(&body, "> [!WARNING]\n> %d changes route accounts back to their source:\n", len(destr))
+		}
 		for i, c := range destr {
 			line := fmt.Sprintf("> - `%s` %s\n", c.Account, mdInline(c.Reason))
 			if body.Len()+len(line) > budget/4 {
