@@ -71,3 +71,18 @@ lint:
 update-golden:
     go test ./plan -run 'TestInvalidPlans|TestValidPlans' -update
     go test ./cmd/mailmig -run TestScripts -update
+
+# Run every fuzz target in the tree for TIME each (default 10s).
+fuzz time="10s":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u | while read -r dir; do
+      for f in $(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do
+        echo "== $dir $f"
+        go test "$dir" -run '^$' -fuzz "^$f\$" -fuzztime {{time}}
+      done
+    done
+
+# Load a generated plan of 100,000 accounts (10 CSV files, 10 waves).
+bench-plan:
+    go test ./plan -run '^$' -bench Load100k -benchmem -benchtime 3x
