@@ -186,7 +186,14 @@ type backendConn struct {
 	lmtp   bool
 	inTx   bool // MAIL sent, no RSET/DATA end since
 	broken bool // unusable: close instead of reuse
+
+	xclientAdv string // the XCLIENT attributes the backend offers, "" if none
+	poolKey    string // delivery sessions go back to the pool under this key
 }
+
+// validHelo reports whether a client's HELO name can be repeated in our
+// own EHLO/LHLO.
+func validHelo(h string) bool { return h != "" && !strings.ContainsAny(h, "\r\n ") }
 
 // dialConfig is everything dialBackend needs.
 type dialConfig struct {
@@ -314,7 +321,9 @@ func dialBackend(ctx context.Context, dc dialConfig) (*backendConn, error) {
 
 	greeting := []byte("220 backend ready\r\n")
 	helloName := dc.localName
+	xclientAdv := ""
 	if adv, ok := ext["XCLIENT"]; ok && dc.xclient {
+		xclientAdv = adv
 		if line := xclientCommand(adv, dc.client); line != "" {
 			rep, err = cmd(line)
 			if err != nil {
@@ -332,7 +341,7 @@ func dialBackend(ctx context.Context, dc dialConfig) (*backendConn, error) {
 				greeting = b.Bytes()
 				// The backend now believes it talks to the client: say
 				// hello with the client's name, as XCLIENT announced.
-				if dc.client.helo != "" && !strings.ContainsAny(dc.client.helo, "\r\n ") {
+				if validHelo(dc.client.helo) {
 					helloName = dc.client.helo
 				}
 			}
@@ -354,7 +363,7 @@ func dialBackend(ctx context.Context, dc dialConfig) (*backendConn, error) {
 		return nil, fmt.Errorf("backend %s hello: %w", dc.name, err)
 	}
 	ok = true
-	return &backendConn{name: dc.name, client: c, conn: conn, lmtp: dc.lmtp}, nil
+	return &backendConn{name: dc.name, client: c, conn: conn, lmtp: dc.lmtp, xclientAdv: xclientAdv}, nil
 }
 
 // close ends the session politely when it is still usable.

@@ -2,7 +2,6 @@ package smtp
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"io"
 	"strings"
@@ -13,8 +12,6 @@ import (
 	"github.com/mailmig/mailmig/proxy"
 	"github.com/mailmig/mailmig/proxy/routes"
 )
-
-var tls12Config = tls.Config{MinVersion: tls.VersionTLS12}
 
 // rcpt is one recipient accepted by a backend in the current transaction.
 type rcpt struct {
@@ -128,7 +125,7 @@ func (d *deliverySession) txConn(name string, ep proxy.Endpoint, lmtp bool) (*ba
 		reused := bc != nil
 		if bc == nil {
 			var err error
-			bc, err = d.dial(context.Background(), name, ep, lmtp, "")
+			bc, reused, err = d.deliveryConn(name, ep, lmtp)
 			if err != nil {
 				return nil, errUnavailable
 			}
@@ -445,10 +442,15 @@ func (d *deliverySession) resetTx() {
 	d.hasMail = false
 }
 
-// Logout closes every backend session.
+// Logout returns healthy backend sessions to the pool and closes the rest.
 func (d *deliverySession) Logout() error {
-	for name := range d.conns {
-		d.conns[name].close()
+	for name, bc := range d.conns {
+		bc.reset()
+		if bc.poolKey != "" {
+			d.srv.pool.put(bc.poolKey, bc)
+		} else {
+			bc.close()
+		}
 		delete(d.conns, name)
 	}
 	d.logout()

@@ -90,6 +90,7 @@ type Server struct {
 	sessions map[*session]struct{}
 	closing  bool
 	feeds    [2]*chanListener // ServeConn: plain, encrypted
+	pool     pool             // idle delivery sessions
 	tlsSrv   *gosmtp.Server   // go-smtp server of feeds[1]
 }
 
@@ -179,6 +180,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, says 421 to idle sessions and closes them,
 // lets transactions in progress finish until ctx ends, then closes the rest.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.pool.close()
 	s.mu.Lock()
 	s.closing = true
 	tlsSrv := s.tlsSrv
@@ -209,6 +211,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes listeners and every connection at once.
 func (s *Server) Close() error {
+	defer s.pool.close()
 	s.mu.Lock()
 	tlsSrv := s.tlsSrv
 	s.mu.Unlock()

@@ -2,8 +2,8 @@ package smtp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -123,42 +123,61 @@ func (ss *session) clientInfo(login string) clientInfo {
 	return clientInfo{addr: ss.conn.Conn().RemoteAddr(), helo: ss.conn.Hostname(), proto: proto, login: login}
 }
 
-// dial opens a backend connection for delivery or submission.
-func (ss *session) dial(ctx context.Context, name string, ep proxy.Endpoint, lmtp bool, login string) (*backendConn, error) {
-	addr := ep.Address
+// dialConfig describes a connection to one backend endpoint for this
+// session's client.
+func (ss *session) dialConfig(name string, ep proxy.Endpoint, lmtp bool) dialConfig {
 	tcfg := ep.TLSConfig
 	if ep.TLS == proxy.TLSImplicit || ep.TLS == proxy.TLSStartTLS {
-		if tcfg == nil {
-			tcfg = &tls12Config
-		}
-		if tcfg.ServerName == "" {
-			host, _, _ := net.SplitHostPort(addr)
-			tcfg = tcfg.Clone()
-			tcfg.ServerName = host
-		}
+		tcfg = proxy.ClientTLS(ep)
 	}
-	ctx, cancel := context.WithTimeout(ctx, ss.srv.opts.BackendTimeout)
-	defer cancel()
-	start := time.Now()
-	bc, err := dialBackend(ctx, dialConfig{
+	return dialConfig{
 		name:      name,
-		addr:      addr,
+		addr:      ep.Address,
 		lmtp:      lmtp,
 		tlsMode:   ep.TLS,
 		xclient:   ep.XCLIENT,
 		tlsConfig: tcfg,
 		localName: ss.srv.opts.Hostname,
 		timeout:   ss.srv.opts.BackendTimeout,
-		client:    ss.clientInfo(login),
-	})
+		client:    ss.clientInfo(""),
+	}
+}
+
+// dial opens a backend connection for delivery or submission.
+func (ss *session) dial(ctx context.Context, dc dialConfig) (*backendConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, ss.srv.opts.BackendTimeout)
+	defer cancel()
+	start := time.Now()
+	bc, err := dialBackend(ctx, dc)
 	if err != nil {
-		ss.log.Warn("backend unavailable", "backend", name, "err", err)
-		ss.metrics().Inc(proxy.MetricBackendErrors, "proto", string(ss.srv.opts.Mode), "backend", name)
+		ss.log.Warn("backend unavailable", "backend", dc.name, "err", err)
+		ss.metrics().Inc(proxy.MetricBackendErrors, "proto", string(ss.srv.opts.Mode), "backend", dc.name)
 		return nil, err
 	}
-	ss.metrics().Inc(proxy.MetricSessions, "proto", string(ss.srv.opts.Mode), "backend", name)
-	ss.log.Debug("backend connected", "backend", name, "duration", time.Since(start))
+	ss.metrics().Inc(proxy.MetricSessions, "proto", string(ss.srv.opts.Mode), "backend", dc.name)
+	ss.log.Debug("backend connected", "backend", dc.name, "duration", time.Since(start))
 	return bc, nil
+}
+
+// deliveryConn returns a delivery session to a backend: a pooled one made
+// ready for this client (XCLIENT again), or a new one. pooled tells the
+// caller that the session may have gone stale while idle.
+func (ss *session) deliveryConn(name string, ep proxy.Endpoint, lmtp bool) (bc *backendConn, pooled bool, err error) {
+	dc := ss.dialConfig(name, ep, lmtp)
+	key := fmt.Sprintf("%s|%s|%t", name, ep.Address, lmtp)
+	if bc := ss.srv.pool.get(key); bc != nil {
+		if err := bc.rebind(dc); err == nil {
+			return bc, true, nil
+		}
+		bc.broken = true
+		bc.close()
+	}
+	bc, err = ss.dial(context.Background(), dc)
+	if err != nil {
+		return nil, false, err
+	}
+	bc.poolKey = key
+	return bc, false, nil
 }
 
 // splitStatus separates an enhanced status code ("2.0.0 ") from a backend

@@ -32,7 +32,8 @@ type env struct {
 	set    *peers.Set
 	store  *routes.Store
 	w      *routes.Watcher
-	router *proxy.TableRouter
+	router  *proxy.TableRouter
+	metrics *proxy.Metrics
 
 	smtp, lmtp, submission string // listener addresses
 }
@@ -96,7 +97,7 @@ func newBenchEnv(t testing.TB) *env {
 	}
 	router := proxy.NewRouter(w, backends(s), &proxy.RouterOptions{FrozenHold: 300 * time.Millisecond})
 	t.Cleanup(router.Close)
-	e := &env{t: t, set: s, store: store, w: w, router: router}
+	e := &env{t: t, set: s, store: store, w: w, router: router, metrics: proxy.NewMetrics()}
 	e.smtp = e.serve(ModeSMTP)
 	e.lmtp = e.serve(ModeLMTP)
 	e.submission = e.serve(ModeSubmission)
@@ -105,7 +106,7 @@ func newBenchEnv(t testing.TB) *env {
 
 func (e *env) serve(mode Mode) string {
 	e.t.Helper()
-	srv, err := NewServer(&Options{Mode: mode, Router: e.router, Hostname: "proxy.example.test", AllowInsecureAuth: true, BackendTimeout: 10 * time.Second})
+	srv, err := NewServer(&Options{Mode: mode, Router: e.router, Hostname: "proxy.example.test", AllowInsecureAuth: true, BackendTimeout: 10 * time.Second, Metrics: e.metrics})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -623,4 +624,29 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// TestPooledSessionXCLIENT: a second delivery reuses the pooled backend
+// session, and XCLIENT gives the backend the second client's address.
+func TestPooledSessionXCLIENT(t *testing.T) {
+	e := newEnv(t)
+	a := e.set.NewAccount(t)
+	e.route(a.Email, "dovecot")
+	marks := []string{marker(), marker()}
+	for i, from := range []string{"127.0.0.4", "127.0.0.5"} {
+		out, err := swaks(t, "--server", e.smtp, "--from", "s@remote.example", "--to", a.Email,
+			"--header", "Subject: pooled "+marks[i], "--local-interface", from)
+		if err != nil {
+			t.Fatalf("swaks from %s: %v\n%s", from, err, out)
+		}
+	}
+	dir := e.set.Dovecot.MaildirPath(a.Email)
+	for i, from := range []string{"127.0.0.4", "127.0.0.5"} {
+		if msg := maildirMessage(dir, marks[i]); !strings.Contains(msg, "["+from+"]") {
+			t.Errorf("delivery %d: backend did not see client %s:\n%s", i+1, from, msg)
+		}
+	}
+	if n := e.metrics.Get(proxy.MetricSessions, "proto", "smtp", "backend", "dovecot"); n != 1 {
+		t.Errorf("backend sessions opened: %d, want 1 (the second delivery reuses the first)", n)
+	}
 }

@@ -90,7 +90,7 @@ func (s *submissionSession) login(identity, username, password string) error {
 		log.Error("refusing to send credentials to a backend without TLS")
 		return errNeedTLS
 	}
-	bc, err := s.dial(ctx, r.Backend, ep, false, "")
+	bc, err := s.dial(ctx, s.dialConfig(r.Backend, ep, false))
 	if err != nil {
 		return errTempAuth
 	}
