@@ -28,10 +28,10 @@ func TestMain(m *testing.M) { peers.Main(m) }
 // env is a proxy with its three mail-transfer fronts in front of the real
 // peers, over a route table of its own.
 type env struct {
-	t      testing.TB
-	set    *peers.Set
-	store  *routes.Store
-	w      *routes.Watcher
+	t       testing.TB
+	set     *peers.Set
+	store   *routes.Store
+	w       *routes.Watcher
 	router  *proxy.TableRouter
 	metrics *proxy.Metrics
 
