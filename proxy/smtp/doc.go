@@ -48,6 +48,13 @@
 //     only when Backend.AllowPlaintext is set.
 //   - A backend that cannot be reached gives 451 4.4.1 (delivery) or 454
 //     4.7.0 (AUTH); a backend lost mid-transaction gives 451 4.4.2.
+//   - Delivery sessions to backends are pooled (16 idle per backend
+//     address, 30 s): after a client session ends, the backend session is
+//     RSET and kept; the next client's session reuses it after sending
+//     XCLIENT with the new client's attributes (the backend greets anew and
+//     the proxy says hello again). A pooled session that went stale is
+//     replaced once, transparently. Submission sessions are never pooled:
+//     they are authenticated as one user.
 //   - go-smtp recovers panics per command; they are logged and counted
 //     (Server.Panics).
 package smtp
