@@ -396,6 +396,11 @@ func (l *loader) resolvePasswordRef(ref string, rng hcl.Range) (Secret, bool) {
 				"The environment variable %s, named by the password reference %q, is not set. Export it before running mailmig.", arg, ref)
 			return Secret{}, false
 		}
+		if v == "" {
+			l.errorf(rng, "Empty environment variable",
+				"The environment variable %s, named by the password reference %q, is set but empty. Give it the account's password.", arg, ref)
+			return Secret{}, false
+		}
 		return NewSecret(v), true
 	case "file":
 		p := l.resolvePath(arg)

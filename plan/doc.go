@@ -26,8 +26,8 @@
 // Values are HCL expressions. A value attribute may use literals, string
 // templates ("${var.domain}"), var.NAME references and these functions:
 //
-//   - env("NAME") — the value of an environment variable; an unset variable
-//     is an error ("Unset environment variable"), never an empty string.
+//   - env("NAME") — the value of an environment variable; an unset or empty
+//     variable is an error, never an empty string.
 //   - file("path") — the contents of a file, exactly (use trimspace() to
 //     drop a trailing newline).
 //   - csv("path") — the rows of an accounts file; see the accounts block.

@@ -59,6 +59,15 @@ func (l *loader) envFunc() function.Function {
 						"(for example `export %s=...`), or remove the env(%q) call from the plan.", name, name, name),
 				}
 			}
+			if v == "" {
+				// An empty password or address is a mistake in a deploy
+				// script far more often than a wish.
+				return cty.UnknownVal(cty.String), &funcError{
+					summary: "Empty environment variable",
+					detail: fmt.Sprintf("The environment variable %s is set but empty. Give it a value before running mailmig, "+
+						"or remove the env(%q) call from the plan.", name, name),
+				}
+			}
 			return cty.StringVal(v), nil
 		},
 	})

@@ -24,6 +24,7 @@ var testEnv = map[string]string{
 	"ALICE_PASSWORD":         "alicepw",
 	"GRAPH_CLIENT_SECRET":    "s3cret",
 	"MAILMIG_VAR_port":       "many", // invalid_variable_value.hcl
+	"EMPTY_IN_TESTS":         "",     // empty_env.hcl
 }
 
 // formatDiags renders diagnostics in the golden form: one line per

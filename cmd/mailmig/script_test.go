@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -34,6 +35,12 @@ func TestScripts(t *testing.T) {
 			// The scripts set what they need; nothing leaks in from the
 			// developer's environment.
 			env.Setenv("NO_COLOR", "")
+			// EXAMPLES lets scripts check the shipped example plans.
+			examples, err := filepath.Abs("../../examples")
+			if err != nil {
+				return err
+			}
+			env.Setenv("EXAMPLES", examples)
 			return nil
 		},
 	})

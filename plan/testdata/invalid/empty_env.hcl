@@ -1,0 +1,27 @@
+backend "legacy" {
+  login = "master"
+  master {
+    user     = "admin"
+    password = env("EMPTY_IN_TESTS")
+  }
+  imap {
+    address = "127.0.0.1:20000"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = ["alice@example.test", "bob@example.test"]
+}
+
+wave "all" {
+  accounts = accounts.staff
+}
