@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -31,6 +33,36 @@ type fakeExec struct {
 	mu   sync.Mutex
 	path string
 	d    fakeData
+	// crashAt, from MAILMIG_TEST_CRASH, kills the process with SIGKILL at
+	// the crashAt-th event (start or end of a step or route change).
+	crashAt, events int
+}
+
+// tick counts an event and kills the process at the chosen one, like
+// kill -9 from outside would at that instant.
+func (f *fakeExec) tick() {
+	f.events++
+	if f.crashAt > 0 && f.events == f.crashAt {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		select {} // the signal arrives asynchronously
+	}
+}
+
+// crashRouter counts route changes as events around the real table.
+type crashRouter struct {
+	engine.Router
+	f *fakeExec
+}
+
+func (r crashRouter) SetRoute(ctx context.Context, account, backend string, frozen bool) error {
+	r.f.mu.Lock()
+	r.f.tick()
+	r.f.mu.Unlock()
+	err := r.Router.SetRoute(ctx, account, backend, frozen)
+	r.f.mu.Lock()
+	r.f.tick()
+	r.f.mu.Unlock()
+	return err
 }
 
 func fakeWorldOpener(path string) func(ctx context.Context, m *plan.Migration, write bool, log *slog.Logger) (*world, error) {
@@ -52,8 +84,14 @@ func fakeWorldOpener(path string) func(ctx context.Context, m *plan.Migration, w
 				*mp = map[string]int64{}
 			}
 		}
+		if n, err := strconv.Atoi(os.Getenv("MAILMIG_TEST_CRASH")); err == nil {
+			fe.crashAt = n
+		}
 		if write {
 			w.Exec = fe
+			if w.Router != nil {
+				w.Router = crashRouter{w.Router, fe}
+			}
 		}
 		w.Detector = fe
 		return w, nil
@@ -80,6 +118,8 @@ func (f *fakeExec) failure(job *engine.Job, step string) error {
 func (f *fakeExec) Import(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tick()
+	defer f.tick()
 	if err := f.failure(job, "import"); err != nil {
 		return state.Counts{}, err
 	}
@@ -94,6 +134,8 @@ func (f *fakeExec) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tick()
+	defer f.tick()
 	if err := f.failure(job, "export"); err != nil {
 		return state.Counts{}, err
 	}
@@ -106,6 +148,8 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.tick()
+	defer f.tick()
 	if err := f.failure(job, "verify"); err != nil {
 		return state.Counts{}, err
 	}

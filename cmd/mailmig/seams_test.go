@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
@@ -27,5 +28,10 @@ func init() {
 	}
 	if p := os.Getenv("MAILMIG_TEST_WORLD"); p != "" {
 		openWorld = fakeWorldOpener(p)
+	}
+	// MAILMIG_TEST_MAIN=1 makes the test binary act as mailmig (for tests
+	// that start it themselves and kill it, like crash_test.go).
+	if os.Getenv("MAILMIG_TEST_MAIN") == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 	}
 }
