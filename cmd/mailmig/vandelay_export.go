@@ -16,8 +16,10 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/jmap"
+	"github.com/mailmig/mailmig/vandelay/sources"
 	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
@@ -281,6 +283,13 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	fs.SetOutput(s.Err)
 	var tf targetFlags
 	tf.register(fs)
+	srcServer := fs.String("source-server", "", "also compare the IMAP source `host:port` with the archive (a dry-run import must find nothing to do)")
+	srcUser := fs.String("source-user", "", "the source account (with --source-server)")
+	srcPassEnv := fs.String("source-password-env", "", "read the source password from environment variable `VAR`")
+	srcPassFile := fs.String("source-password-file", "", "read the source password from `FILE`")
+	srcTLS := fs.String("source-tls", "implicit", "source transport: implicit, starttls or none (none needs --source-allow-cleartext)")
+	srcClear := fs.Bool("source-allow-cleartext", false, "allow the source password over a connection without TLS")
+	srcMaster := fs.String("source-master-user", "", "log in to the source as this master user on --source-user's behalf")
 	sample := fs.Int("sample", 0, "download about `N` target blobs and compare the rest by size (0: download all)")
 	ignore := fs.String("ignore-keywords", "$hasattachment", "comma-separated keywords left out of the comparison")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
@@ -299,7 +308,18 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayUsage
 	}
 	log := g.logger(s)
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log, ReadOnly: true})
+	var srcCfg *vandelay.Config
+	if *srcServer != "" {
+		srcCfg = &vandelay.Config{Address: *srcServer, TLS: vandelay.TLSMode(*srcTLS), AllowCleartext: *srcClear,
+			User: *srcUser, MasterUser: *srcMaster, Logger: log}
+		var err error
+		if srcCfg.Password, err = readSecret("source password", *srcPassEnv, *srcPassFile, s); err != nil {
+			fmt.Fprintf(s.Err, "Error: %v (use --source-password-env or --source-password-file)\n", err)
+			return exitVandelayUsage
+		}
+	}
+	// A source comparison is a dry-run import, which needs the write lock.
+	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log, ReadOnly: srcCfg == nil})
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return exitVandelayArchive
@@ -309,6 +329,15 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return code
+	}
+	var srcMismatch []verify.Mismatch
+	if srcCfg != nil {
+		m, code, err := compareSource(ctx, a, srcCfg)
+		if err != nil {
+			fmt.Fprintf(s.Err, "Error: source: %v\n", err)
+			return code
+		}
+		srcMismatch = m
 	}
 	var ign []string
 	for _, k := range strings.Split(*ignore, ",") {
@@ -321,6 +350,7 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return exitVandelayConnect
 	}
+	rep.Mismatches = append(srcMismatch, rep.Mismatches...)
 	if *jsonOut {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
@@ -344,13 +374,50 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		for _, m := range rep.Mismatches {
 			fmt.Fprintf(s.Out, "MISMATCH %s\n", m)
 		}
-		if rep.OK() {
+		if rep.OK() && srcCfg != nil {
+			fmt.Fprintf(s.Out, "OK: source, archive and target agree\n")
+		} else if rep.OK() {
 			fmt.Fprintf(s.Out, "OK: archive and target agree\n")
 		}
 	}
 	if !rep.OK() {
-		fmt.Fprintf(s.Err, "Error: %d mismatch(es) between archive and target.\n", len(rep.Mismatches))
+		fmt.Fprintf(s.Err, "Error: %d mismatch(es), listed above.\n", len(rep.Mismatches))
 		return exitVandelayMismatch
 	}
 	return exitOK
+}
+
+// compareSource runs a dry-run IMAP import against the archive: any change
+// it would make is a difference between source and archive.
+func compareSource(ctx context.Context, a *archive.Archive, cfg *vandelay.Config) ([]verify.Mismatch, int, error) {
+	src, err := sources.Mail["imap"](cfg)
+	if err != nil {
+		return nil, exitVandelayUsage, err
+	}
+	defer src.Close()
+	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{DryRun: true})
+	if err != nil {
+		return nil, exitVandelayArchive, err
+	}
+	syncErr := src.Sync(ctx, run)
+	res, err := run.Finish(context.WithoutCancel(ctx), syncErr == nil)
+	if syncErr != nil {
+		return nil, exitVandelayConnect, syncErr
+	}
+	if err != nil {
+		return nil, exitVandelayArchive, err
+	}
+	var out []verify.Mismatch
+	for _, d := range []struct {
+		what string
+		n    int
+	}{{"messages added at the source", res.MessagesAdded}, {"messages deleted at the source", res.MessagesDeleted},
+		{"messages moved at the source", res.MessagesMoved}, {"messages re-flagged at the source", res.MessagesReflagged},
+		{"mailboxes created at the source", res.MailboxesCreated}, {"mailboxes renamed at the source", res.MailboxesRenamed},
+		{"mailboxes deleted at the source", res.MailboxesDeleted}} {
+		if d.n > 0 {
+			out = append(out, verify.Mismatch{Kind: "source", Item: fmt.Sprintf("%d %s since the last import", d.n, d.what)})
+		}
+	}
+	return out, 0, nil
 }
