@@ -60,6 +60,21 @@ bench-proxy-smtp:
     eval "$peers_env"
     go test -count=1 -run '^$' -bench 'LMTP|JMAP' -benchtime 5s ./proxy/smtp ./proxy/httpproxy
 
+# Benchmark: full IMAP import of the generated account (3000 messages with a
+# 25 MiB one; MAILMIG_BENCH_MESSAGES) and the no-change re-run, side by side with
+# mbsync copying the same Dovecot account into a local Maildir. Figures: docs/import.md.
+bench-import:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    go test -count=1 -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
+
+# Every benchmark.
+bench: bench-import bench-export bench-proxy-smtp bench-plan
+
 fmt:
     gofmt -w .
 

@@ -90,18 +90,14 @@ func (r *blobReader) Close() error { return nil }
 // putBlob stores body under its hash unless present; it reports whether it
 // wrote a new blob.
 func putBlob(ctx context.Context, tx *sql.Tx, hash string, body []byte, now time.Time) (bool, error) {
-	var one int
-	err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE hash = ?", hash).Scan(&one)
-	if err == nil {
-		return false, nil
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return false, err
-	}
 	chunks := (len(body) + ChunkSize - 1) / ChunkSize
-	if _, err := tx.ExecContext(ctx, "INSERT INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
-		hash, len(body), chunks, now.Unix()); err != nil {
+	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
+		hash, len(body), chunks, now.Unix())
+	if err != nil {
 		return false, fmt.Errorf("store blob: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err // already stored
 	}
 	for n := 0; n < chunks; n++ {
 		end := min((n+1)*ChunkSize, len(body))

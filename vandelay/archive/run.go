@@ -460,6 +460,11 @@ func (r *Run) addLocked(ctx context.Context, tx *sql.Tx, mailboxID int64, key, h
 			return fmt.Errorf("insert message: %w", err)
 		}
 		r.touched[id] = &snap{created: true}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO locations(mailbox_id, key, message_id, keywords, modseq) VALUES (?, ?, ?, ?, ?)",
+			mailboxID, key, id, joinKeywords(m.Keywords), int64(m.ModSeq)); err != nil {
+			return fmt.Errorf("insert location: %w", err)
+		}
+		return nil // a new message's keywords and modseq are already right
 	default:
 		return err
 	}
