@@ -52,13 +52,19 @@ func (v varFlags) Set(s string) error {
 }
 
 // newFlagSet returns a flag set whose -h prints help to standard output and
-// whose errors print a short hint to standard error.
+// whose errors print a short hint to standard error (see parseFlags).
 func newFlagSet(name, help string, s Streams) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() { io.WriteString(s.Out, help) }
+	// The flag package calls Usage itself on -h and on errors; parseFlags
+	// prints instead, so that help appears once and errors stay short.
+	fs.Usage = func() {}
+	flagHelp[fs] = help
 	return fs
 }
+
+// flagHelp holds the help text of each flag set made by newFlagSet.
+var flagHelp = map[*flag.FlagSet]string{}
 
 // parseFlags parses args; done is true when the command must return code
 // at once (help shown, or a flag error reported).
@@ -68,7 +74,7 @@ func parseFlags(fs *flag.FlagSet, args []string, s Streams) (code int, done bool
 		return exitOK, false
 	}
 	if err == flag.ErrHelp {
-		fs.Usage()
+		io.WriteString(s.Out, flagHelp[fs])
 		return exitOK, true
 	}
 	fmt.Fprintf(s.Err, "Error: %v\n\nRun \"mailmig %s -h\" for its options.\n", err, fs.Name())
