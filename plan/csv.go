@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -137,6 +136,5 @@ func parseAccountsCSV(path string, src []byte, l *loader) []csvRow {
 			"Empty CSV file", "The accounts file %s is empty. Its first row must name the columns (%s), followed by one row per account.",
 			path, strings.Join(csvColumns, ","))
 	}
-	_ = fmt.Sprint
 	return rows
 }
