@@ -134,11 +134,14 @@ func (m *Migration) Variable(name string) *Variable {
 // engine) can point back at the plan. Lines and columns start at 1; columns
 // count Unicode characters. A zero Range means "no position".
 type Range struct {
-	Filename  string `json:"filename"`
-	Line      int    `json:"line"`
-	Column    int    `json:"column"`
-	EndLine   int    `json:"end_line,omitempty"`
-	EndColumn int    `json:"end_column,omitempty"`
+	// Filename is the file name as given to the loader.
+	Filename string `json:"filename"`
+	// Line and Column are the start; EndLine and EndColumn the end
+	// (exclusive), zero when unknown.
+	Line      int `json:"line"`
+	Column    int `json:"column"`
+	EndLine   int `json:"end_line,omitempty"`
+	EndColumn int `json:"end_column,omitempty"`
 }
 
 // String formats the range as file:line:col.

@@ -394,6 +394,7 @@ type WindowError struct {
 	Reason string
 }
 
+// Error returns the problem in one line.
 func (e *WindowError) Error() string {
 	return fmt.Sprintf("cutover window %q: %s", e.Text, e.Reason)
 }
