@@ -7,9 +7,9 @@
 // (install.sh installs them with apt-get; start-all.sh ROOT OFFSET starts a
 // set; stop-all.sh ROOT stops it). A set lives in one directory ROOT with
 // the subdirectories dovecot, dovecot-b, dovecot-proxy, cyrus, radicale,
-// webdav and nginx-mail, and listens on ports 20000+OFFSET+index
-// (REAL_PEERS.md §1.2); sets at different offsets (multiples of 100) run side
-// by side.
+// webdav and nginx-mail, and listens on ports 20000+OFFSET+index (the
+// index of each listener is in testdata/peers/start-all.sh); sets at
+// different offsets (multiples of 100) run side by side.
 //
 // # Use in tests
 //
@@ -63,5 +63,11 @@
 // its special-use folders Drafts, Sent, Trash, Junk (subscribed) and Archive
 // exist for every user. Dovecot runs with mail_fsync = never (set
 // DOVECOT_MAIL_FSYNC=optimized before starting a set to measure durable
-// behaviour). See /work/shared/REAL_PEERS.md §0 for the full list.
+// behaviour). Cyrus JMAP returns keywords lower-cased, wants receivedAt in
+// UTC ("Z"), answers alreadyExists for the same bytes imported twice, hides
+// \Deleted messages and refuses mailbox names with / % ; \ " or control
+// characters; HTTP impersonation (Authorize-As) does not work, so JMAP and
+// DAV need each user's own password. Dovecot folder names containing "."
+// would need LAYOUT=fs (not configured). nginx's SMTP proxy never
+// authenticates upstream, so its SMTP port relays to the sink.
 package peers

@@ -27,7 +27,7 @@ const (
 )
 
 // BasePort is the first port of the set at offset 0: every port is
-// BasePort + offset + a fixed index (REAL_PEERS.md §1.2).
+// BasePort + offset + a fixed index (see testdata/peers/start-all.sh).
 const BasePort = 20000
 
 // Fixed credentials configured by the start scripts.
