@@ -554,3 +554,21 @@ func TestFlipClosesKeepAlive(t *testing.T) {
 		t.Errorf("after flip: %q, want beta", body)
 	}
 }
+
+// TestAnonymousBackend: requests without credentials (CORS preflight,
+// discovery) go to the configured backend; with credentials, routing is
+// unchanged.
+func TestAnonymousBackend(t *testing.T) {
+	e := newEnv(t, false)
+	e.route("bob@example.test", "beta")
+	e.serve(func(o *Options) { o.AnonymousBackend = "alpha" })
+	req, _ := http.NewRequest(http.MethodOptions, e.url+"/jmap/", nil)
+	req.Header.Set("Origin", "https://app.example")
+	resp, body := do(t, req)
+	if resp.StatusCode != 200 || !strings.HasPrefix(body, "alpha") {
+		t.Errorf("anonymous: %s %q, want alpha", resp.Status, body)
+	}
+	if _, body := get(t, e.url+"/x", basic("bob@example.test", "x")); !strings.HasPrefix(body, "beta") {
+		t.Errorf("with credentials: %q, want beta", body)
+	}
+}

@@ -28,6 +28,11 @@ type Options struct {
 	// written into JMAP session URLs and redirects. Default: derived from
 	// each request (its Host header, https when it came over TLS).
 	PublicURL string
+	// AnonymousBackend names the backend that gets requests without
+	// credentials (CORS preflight, unauthenticated discovery); the router
+	// must be a *proxy.TableRouter (or have its Backend method). Default:
+	// none, such requests get 401 from the proxy.
+	AnonymousBackend string
 	// RetryAfter is the Retry-After of a 503 for a frozen account.
 	// Default: 30 s.
 	RetryAfter time.Duration
@@ -225,6 +230,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	ctx := r.Context()
 	id, err := p.identify(ctx, r)
+	if err == nil && id == "" && p.opts.AnonymousBackend != "" {
+		if br, ok := p.opts.Router.(interface {
+			Backend(string) (*proxy.Backend, bool)
+		}); ok {
+			if b, ok := br.Backend(p.opts.AnonymousBackend); ok {
+				p.forward(w, r, b, "")
+				return
+			}
+		}
+	}
 	if err != nil || id == "" {
 		if err != nil {
 			p.log.Debug("request without usable credentials", "err", err)
@@ -256,20 +271,31 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, "account is being migrated, try again later")
 		return
 	}
-	target, err := p.target(dec.Backend)
+	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "ok")
+	var cs *connState
+	if v := ctx.Value(connKey{}); v != nil {
+		cs = v.(*connState)
+		cs.bind(dec, p.opts.Router)
+	}
+	p.forwardConn(w, r, dec.Backend, dec.Account(), cs)
+}
+
+// forward proxies a request to a backend without tracking its connection.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *proxy.Backend, account string) {
+	p.forwardConn(w, r, b, account, nil)
+}
+
+// forwardConn proxies a request to a backend.
+func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Backend, account string, cs *connState) {
+	target, err := p.target(b)
 	if err != nil {
-		log.Error("backend has no usable HTTP endpoint", "err", err)
+		p.log.Error("backend has no usable HTTP endpoint", "backend", b.Name, "err", err)
 		p.unavailable(w, "service temporarily unavailable")
 		return
 	}
-	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "ok")
-	m.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", dec.Route.Backend)
-	info := &reqInfo{target: target, public: p.origin(r), backend: dec.Route.Backend, account: dec.Account()}
-	if v := ctx.Value(connKey{}); v != nil {
-		info.cs = v.(*connState)
-		info.cs.bind(dec, p.opts.Router)
-	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, reqKey{}, info)))
+	p.opts.Metrics.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", b.Name)
+	info := &reqInfo{target: target, public: p.origin(r), backend: b.Name, account: account, cs: cs}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
 	if info.cs != nil && info.cs.isHijacked() {
 		// An upgraded connection (WebSocket) ended: the server will not
 		// report it closed.
