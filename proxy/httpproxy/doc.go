@@ -17,8 +17,9 @@
 //     endpoints, cached by the token's SHA-256 until its exp (at most
 //     Options.IntrospectionCache; unknown tokens for 30 s).
 //
-// A request without usable credentials, or for an identifier with no route
-// and no default backend, gets 401 — the same answer as a wrong password,
+// A request without credentials goes to Options.AnonymousBackend when set
+// (CORS preflight, discovery). A request without usable credentials, or
+// for an identifier with no route and no default backend, gets 401 — the same answer as a wrong password,
 // so nothing is revealed about which accounts exist. A frozen account gets
 // 503 with Retry-After; an unreachable backend 502.
 //
