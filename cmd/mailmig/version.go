@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"runtime/debug"
 )
@@ -12,13 +11,9 @@ import (
 var version = ""
 
 func runVersion(ctx context.Context, g *globals, args []string, s Streams) int {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
-	fs.Usage = func() {
-		fmt.Fprintf(s.Err, "Usage: mailmig version\n\nPrints the mailmig version and the Go version it was built with.\n")
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitError
+	fs := newFlagSet("version", "Usage: mailmig version\n\nPrints the mailmig version and the Go version it was built with.\n", s)
+	if code, done := parseFlags(fs, args, s); done {
+		return code
 	}
 	v := version
 	gov := "unknown"
