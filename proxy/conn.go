@@ -118,6 +118,10 @@ func (c *Conn) OnEnd(fn func(reason string)) {
 	}
 }
 
+// Abort closes the underlying TCP connection (and so any TLS on top). It
+// is safe to call from any goroutine, also during StartTLS.
+func (c *Conn) Abort() { c.raw.Close() }
+
 // Ended returns the reason the session was asked to end, or "".
 func (c *Conn) Ended() string {
 	c.mu.Lock()

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
@@ -82,59 +84,69 @@ func CheckCredentialsSafe(ep Endpoint, nc net.Conn) error {
 }
 
 // Bridge copies bytes both ways between the client and the backend until
-// one side closes or ctx ends, then closes both. Bytes already buffered in
-// clientBuf or backendBuf (read ahead by a pre-auth parser) are sent
-// first. When the backend side ends first and goodbye is not nil, goodbye
-// runs before the client connection is closed (no copy writes to the
-// client any more), so a protocol can say why (IMAP "* BYE ..."). It
-// returns the bytes sent up (client → backend) and down.
+// one side closes or ctx ends, then closes both. Bytes already read ahead
+// by a pre-auth parser (clientPending, backendPending) are sent first; the
+// caller should drop its buffered readers before calling Bridge, so that an
+// idle bridged session holds no buffers. When the backend side ends first
+// and goodbye is not nil, goodbye runs before the client connection is
+// closed (no copy writes to the client any more), so a protocol can say
+// why (IMAP "* BYE ..."). It returns the bytes sent up (client → backend)
+// and down.
 //
-// Without TLS on either side the copies run on the plain TCP connections,
-// so Linux moves the bytes with splice.
-func Bridge(ctx context.Context, client net.Conn, clientBuf *bufio.Reader, backend net.Conn, backendBuf *bufio.Reader, goodbye func()) (up, down int64) {
+// The client-to-backend copy runs on the calling goroutine and only one
+// goroutine is started, to keep idle sessions small. Without TLS on either
+// side the copies run on the plain TCP connections, so Linux moves the
+// bytes with splice and no user-space buffer is held while idle.
+func Bridge(ctx context.Context, client net.Conn, clientPending []byte, backend net.Conn, backendPending []byte, goodbye func()) (up, down int64) {
 	stop := context.AfterFunc(ctx, func() {
 		client.SetDeadline(time.Now())
 		backend.SetDeadline(time.Now())
 	})
 	defer stop()
-	type result struct {
-		n  int64
-		up bool
-	}
-	ch := make(chan result, 2)
-	copyDir := func(dst, src net.Conn, buf *bufio.Reader, isUp bool) {
-		var n int64
-		if buf != nil && buf.Buffered() > 0 {
-			b, _ := buf.Peek(buf.Buffered())
-			m, err := dst.Write(b)
-			n += int64(m)
-			if err != nil {
-				ch <- result{n, isUp}
-				return
-			}
+	var first atomic.Int32 // 1: up ended first, 2: down ended first
+	downDone := make(chan int64, 1)
+	go func() {
+		n := copyPending(client, backend, backendPending)
+		if first.CompareAndSwap(0, 2) && goodbye != nil {
+			client.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			goodbye()
 		}
-		m, _ := io.Copy(dst, src)
-		n += m
-		ch <- result{n, isUp}
+		// Close both so the other copy ends too. A half-close would
+		// keep sessions hanging on servers that wait for the client.
+		client.Close()
+		backend.Close()
+		downDone <- n
+	}()
+	up = copyPending(backend, client, clientPending)
+	first.CompareAndSwap(0, 1)
+	// If the down copy is writing its goodbye, let it finish first.
+	if first.Load() == 1 {
+		client.Close()
+		backend.Close()
 	}
-	go copyDir(backend, client, clientBuf, true)
-	go copyDir(client, backend, backendBuf, false)
-	first := <-ch
-	if !first.up && goodbye != nil {
-		client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		goodbye()
-	}
-	// One side finished: close both so the other copy ends too. A
-	// half-close would keep IMAP sessions hanging on servers that wait.
-	client.Close()
-	backend.Close()
-	second := <-ch
-	for _, r := range []result{first, second} {
-		if r.up {
-			up = r.n
-		} else {
-			down = r.n
-		}
-	}
+	down = <-downDone
 	return up, down
+}
+
+func copyPending(dst, src net.Conn, pending []byte) int64 {
+	var n int64
+	if len(pending) > 0 {
+		m, err := dst.Write(pending)
+		n += int64(m)
+		if err != nil {
+			return n
+		}
+	}
+	m, _ := io.Copy(dst, src)
+	return n + m
+}
+
+// Pending returns a copy of the bytes buffered in br (nil when none), so
+// that the reader can be dropped before Bridge.
+func Pending(br *bufio.Reader) []byte {
+	if br == nil || br.Buffered() == 0 {
+		return nil
+	}
+	b, _ := br.Peek(br.Buffered())
+	return bytes.Clone(b)
 }

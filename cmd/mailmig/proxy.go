@@ -44,6 +44,9 @@ Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
                     e.g. 127.0.0.1:9465. Default: off.
   -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
+  -max-conns-per-ip N
+                    Open connections allowed per client IP and listener.
+                    Default: 200.
   -var NAME=VALUE   Set a plan variable (repeatable).
 `
 
@@ -51,6 +54,7 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 	fs := newFlagSet("proxy", proxyHelp, s)
 	admin := fs.String("admin", "", "")
 	drain := fs.Duration("drain", 30*time.Second, "")
+	perIP := fs.Int("max-conns-per-ip", proxy.DefaultMaxConnsPerIP, "")
 	vars := varFlags{}
 	fs.Var(vars, "var", "")
 	if code, done := parseFlags(fs, args, s); done {
@@ -70,7 +74,7 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	log := g.logger(s)
-	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log})
+	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log, MaxConnsPerIP: *perIP})
 	if err != nil {
 		fmtErr(v, "Cannot start the proxy", err)
 		return exitError
@@ -110,6 +114,9 @@ type proxyRun struct {
 	Logger *slog.Logger
 	// PollInterval of the route table. Default: 250ms.
 	PollInterval time.Duration
+	// MaxConnsPerIP limits connections per client IP and listener.
+	// Default: proxy.DefaultMaxConnsPerIP.
+	MaxConnsPerIP int
 }
 
 // runningProxy is a started proxy.
@@ -188,7 +195,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			} else if opts.Certs != nil {
 				mode = proxy.TLSStartTLS
 			}
-			a, err := srv.Listen(proxy.ListenerConfig{Protocol: p, Address: l.Address, TLS: mode, MaxConns: pb.MaxConnections, AcceptProxyProtocol: pb.AcceptProxyProtocol, Handler: h})
+			a, err := srv.Listen(proxy.ListenerConfig{Protocol: p, Address: l.Address, TLS: mode, MaxConns: pb.MaxConnections, MaxConnsPerIP: run.MaxConnsPerIP, AcceptProxyProtocol: pb.AcceptProxyProtocol, Handler: h})
 			addr = a
 			return err
 		}

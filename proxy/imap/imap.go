@@ -64,7 +64,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	s := &session{h: h, c: c, br: bufio.NewReaderSize(c.Conn, 4096), bw: bufio.NewWriterSize(c.Conn, 1024), started: time.Now()}
 	c.OnEnd(func(reason string) {
 		s.writef("* BYE %s", reason)
-		c.Conn.Close()
+		c.Abort()
 	})
 	s.writef("* OK [CAPABILITY %s] %s", s.capabilities(), h.greeting)
 	for {
@@ -134,6 +134,9 @@ func (s *session) countBad() bool {
 func (s *session) writef(format string, args ...any) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.bw == nil { // bridged: only the bridge writes now
+		return net.ErrClosed
+	}
 	fmt.Fprintf(s.bw, format, args...)
 	s.bw.WriteString("\r\n")
 	return s.bw.Flush()

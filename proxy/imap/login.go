@@ -146,7 +146,12 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 	m.Inc(proxy.MetricSessions, labels...)
 	m.Add(proxy.MetricSessionsOpen, 1, labels...)
 	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
-	up, down := proxy.Bridge(ctx, c.Conn, s.br, b.nc, b.br, func() {
+	// Drop the pre-auth buffers: an idle bridged session holds none.
+	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+	s.wmu.Lock()
+	s.br, s.bw, b.br = nil, nil, nil
+	s.wmu.Unlock()
+	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, func() {
 		mu.Lock()
 		r := reason
 		mu.Unlock()

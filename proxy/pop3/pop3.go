@@ -62,7 +62,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	s := &session{c: c, br: bufio.NewReaderSize(c.Conn, 1024), bw: bufio.NewWriterSize(c.Conn, 512), started: time.Now()}
 	c.OnEnd(func(string) {
 		s.writef("-ERR [SYS/TEMP] Server shutting down")
-		c.Conn.Close()
+		c.Abort()
 	})
 	s.writef("+OK %s", h.greeting)
 	for {
@@ -93,6 +93,9 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 func (s *session) writef(format string, args ...any) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.bw == nil { // bridged: only the bridge writes now
+		return net.ErrClosed
+	}
 	fmt.Fprintf(s.bw, format, args...)
 	s.bw.WriteString("\r\n")
 	return s.bw.Flush()
@@ -350,7 +353,11 @@ func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any
 	m.Inc(proxy.MetricSessions, labels...)
 	m.Add(proxy.MetricSessionsOpen, 1, labels...)
 	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
-	up, down := proxy.Bridge(ctx, c.Conn, s.br, b.nc, b.br, nil)
+	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+	s.wmu.Lock()
+	s.br, s.bw, b.br = nil, nil, nil
+	s.wmu.Unlock()
+	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, nil)
 	m.Add(proxy.MetricBytes, up, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "up")
 	m.Add(proxy.MetricBytes, down, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "down")
 	log.Info("session ended", "up", up, "down", down)

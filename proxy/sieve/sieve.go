@@ -73,7 +73,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	s := &session{h: h, c: c, br: bufio.NewReaderSize(c.Conn, 4096), bw: bufio.NewWriterSize(c.Conn, 1024), started: time.Now()}
 	c.OnEnd(func(reason string) {
 		s.writef(`BYE (TRYLATER) %s`, quote(reason))
-		c.Conn.Close()
+		c.Abort()
 	})
 	s.writeCaps()
 	for {
@@ -114,6 +114,9 @@ func quote(s string) string {
 func (s *session) writef(format string, args ...any) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	if s.bw == nil { // bridged: only the bridge writes now
+		return net.ErrClosed
+	}
 	fmt.Fprintf(s.bw, format, args...)
 	s.bw.WriteString("\r\n")
 	return s.bw.Flush()
@@ -377,7 +380,11 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	m.Inc(proxy.MetricSessions, labels...)
 	m.Add(proxy.MetricSessionsOpen, 1, labels...)
 	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
-	up, down := proxy.Bridge(ctx, c.Conn, s.br, b.nc, b.br, func() {
+	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+	s.wmu.Lock()
+	s.br, s.bw, b.br = nil, nil, nil
+	s.wmu.Unlock()
+	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, func() {
 		mu.Lock()
 		r := reason
 		mu.Unlock()
