@@ -81,8 +81,14 @@ func (s *acceptSession) Data(r io.Reader) error {
 // inProcess starts a fake LMTP backend and a proxy front of the given mode
 // routing every example.test recipient to it.
 func inProcess(t testing.TB, mode Mode) (addr string, srv *Server) {
+	addr, srv, _ = inProcessBackend(t, mode)
+	return addr, srv
+}
+
+// inProcessBackend is inProcess that also returns the fake backend.
+func inProcessBackend(t testing.TB, mode Mode) (addr string, srv *Server, be *acceptAll) {
 	t.Helper()
-	be := &acceptAll{}
+	be = &acceptAll{}
 	bs := gosmtp.NewServer(be)
 	bs.LMTP = true
 	bs.Network = "tcp"
@@ -114,7 +120,7 @@ func inProcess(t testing.TB, mode Mode) (addr string, srv *Server) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), srv
+	return ln.Addr().String(), srv, be
 }
 
 type errorLogDiscard struct{}
@@ -142,36 +148,52 @@ func transcript(t testing.TB, addr string, input []byte) string {
 
 // TestDeliveryTranscripts checks the proxy's own replies in-process.
 func TestDeliveryTranscripts(t *testing.T) {
+	big := strings.Repeat(strings.Repeat("y", 998)+"\r\n", 1100) // > MaxMessageBytes (1 MiB)
 	tests := map[string]struct {
-		mode  Mode
-		input string
-		want  []string
+		mode      Mode
+		input     string
+		want      []string
+		delivered int
 	}{
 		"smtp happy path": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
-			[]string{"220 ", "250 2.0.0 Roger", "250 2.0.0 I'll make sure", "354 ", "250 2.0.0 ", "221 "}},
+			[]string{"220 ", "250 2.0.0 Roger", "250 2.0.0 I'll make sure", "354 ", "250 2.0.0 ", "221 "}, 1},
+		"smtp bdat": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\nBDAT 16 LAST\r\nSubject: x\r\n\r\nhiQUIT\r\n",
+			[]string{"250 2.0.0 ", "221 "}, 1},
+		"lmtp bdat": {ModeLMTP, "LHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\nRCPT TO:<v@example.test>\r\nBDAT 5\r\nSubjeBDAT 10 LAST\r\nct: x\r\n\r\nhiQUIT\r\n",
+			[]string{"250 2.0.0 <u@example.test> ", "250 2.0.0 <v@example.test> "}, 1},
+		"too large": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n" + big + ".\r\nQUIT\r\n",
+			[]string{"552 5.3.4 "}, 0},
+		"size declared too large": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example> SIZE=99999999\r\nQUIT\r\n",
+			[]string{"552 5.3.4 "}, 0},
 		"relay denied": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<x@elsewhere.example>\r\nQUIT\r\n",
-			[]string{"550 5.7.1 Relaying denied"}},
+			[]string{"550 5.7.1 Relaying denied"}, 0},
 		"frozen": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<frozen@example.test>\r\nQUIT\r\n",
-			[]string{"451 4.2.0 "}},
+			[]string{"451 4.2.0 "}, 0},
 		"unknown": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<who@example.test>\r\nQUIT\r\n",
-			[]string{"550 5.1.1 "}},
+			[]string{"550 5.1.1 "}, 0},
 		"backend refusal passes through": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<bad@example.test>\r\nQUIT\r\n",
-			[]string{"550 5.1.1 no such user"}},
+			[]string{"550 5.1.1 no such user"}, 0},
 		"lmtp per recipient": {ModeLMTP, "LHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\nRCPT TO:<bad@example.test>\r\nRCPT TO:<v@example.test>\r\nDATA\r\nSubject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n",
-			[]string{"550 5.1.1 no such user", "250 2.0.0 <u@example.test> ", "250 2.0.0 <v@example.test> "}},
+			[]string{"550 5.1.1 no such user", "250 2.0.0 <u@example.test> ", "250 2.0.0 <v@example.test> "}, 1},
 		"submission needs auth": {ModeSubmission, "EHLO c\r\nMAIL FROM:<s@example.test>\r\nQUIT\r\n",
-			[]string{"AUTH PLAIN LOGIN", "502 5.7.0 "}},
+			[]string{"AUTH PLAIN LOGIN", "502 5.7.0 "}, 0},
 		"data without rcpt": {ModeSMTP, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nDATA\r\nQUIT\r\n",
-			[]string{"502 5.5.1 Missing RCPT"}},
+			[]string{"502 5.5.1 Missing RCPT"}, 0},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			addr, srv := inProcess(t, tc.mode)
+			addr, srv, be := inProcessBackend(t, tc.mode)
 			out := transcript(t, addr, []byte(tc.input))
 			for _, w := range tc.want {
 				if !strings.Contains(out, w) {
 					t.Errorf("missing %q in:\n%s", w, out)
 				}
+			}
+			be.mu.Lock()
+			delivered := be.delivered
+			be.mu.Unlock()
+			if delivered != tc.delivered {
+				t.Errorf("backend got %d messages, want %d", delivered, tc.delivered)
 			}
 			if srv.Panics() != 0 {
 				t.Errorf("%d panics", srv.Panics())
