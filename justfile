@@ -48,6 +48,21 @@ bench-export:
     eval "$peers_env"
     go test -count=1 -run '^$' -bench EndToEnd -benchtime 1x -timeout 60m ./vandelay/targets/jmap
 
+# Benchmark the IMAP proxy in one run: sessions/s through mailmig's proxy vs
+# direct Dovecot vs Dovecot's proxy vs nginx mail, bulk FETCH throughput, and
+# RSS per idle connection (5,000 open). Figures: docs/proxy.md.
+bench-proxy:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    bin=$(mktemp -d)/mailmig
+    go build -o "$bin" ./cmd/mailmig
+    go run ./proxy/internal/proxybench -mailmig "$bin"
+
 # Benchmark: LMTP deliveries/s through the proxy vs direct to Dovecot, and
 # JMAP requests/s through the proxy vs direct to Cyrus. Figures:
 # docs/proxy-smtp-http.md.
