@@ -98,7 +98,7 @@ func newBenchEnv(t testing.TB, real bool) *env {
 	ctx := context.Background()
 	var backends []*proxy.Backend
 	httpBackend := func(name, u string) *proxy.Backend {
-		return &proxy.Backend{Name: name, Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: u}}}
+		return &proxy.Backend{Name: name, Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: u, AllowPlaintext: true}}}
 	}
 	if real {
 		e.set = peers.Get(t)
@@ -115,6 +115,7 @@ func newBenchEnv(t testing.TB, real bool) *env {
 		httpBackend("alpha", echoBackend(t, "alpha").URL),
 		httpBackend("beta", echoBackend(t, "beta").URL),
 		httpBackend("down", "http://"+closed+"/"),
+		&proxy.Backend{Name: "plain", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: "http://" + closed + "/"}}},
 	)
 	store, err := routes.Open(ctx, filepath.Join(t.TempDir(), "routes.db"))
 	if err != nil {
@@ -423,6 +424,7 @@ func TestFrozenAndDown(t *testing.T) {
 	e := newEnv(t, false)
 	e.route("ann@example.test", "alpha")
 	e.route("dan@example.test", "down")
+	e.route("pat@example.test", "plain")
 	e.freeze("ann@example.test")
 	m := proxy.NewMetrics()
 	e.serve(func(o *Options) { o.Metrics = m })
@@ -433,6 +435,11 @@ func TestFrozenAndDown(t *testing.T) {
 	resp, _ = get(t, e.url+"/x", basic("dan@example.test", "x"))
 	if resp.StatusCode != 502 {
 		t.Errorf("backend down: %s, want 502", resp.Status)
+	}
+	// Credentials never go over plain HTTP unless the endpoint allows it.
+	resp, _ = get(t, e.url+"/x", basic("pat@example.test", "x"))
+	if resp.StatusCode != 503 {
+		t.Errorf("plaintext backend: %s, want 503", resp.Status)
 	}
 	if n := m.Get(proxy.MetricBackendErrors, "proto", "http", "backend", "down"); n != 1 {
 		t.Errorf("backend errors counted: %d, want 1", n)

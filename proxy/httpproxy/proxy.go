@@ -122,7 +122,7 @@ func New(opts *Options) (*Proxy, error) {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      o.Transport,
+		Transport:      routeTransport{p},
 		FlushInterval:  -1, // EventSource and long polls reach the client at once
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
@@ -210,6 +210,7 @@ type reqKey struct{}
 // reqInfo travels with a request from ServeHTTP to the reverse proxy hooks.
 type reqInfo struct {
 	target  *url.URL
+	rt      http.RoundTripper
 	public  *url.URL
 	backend string
 	account string
@@ -294,7 +295,7 @@ func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Bac
 		return
 	}
 	p.opts.Metrics.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", b.Name)
-	info := &reqInfo{target: target, public: p.origin(r), backend: b.Name, account: account, cs: cs}
+	info := &reqInfo{target: target.url, rt: target.rt, public: p.origin(r), backend: b.Name, account: account, cs: cs}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
 	if info.cs != nil && info.cs.isHijacked() {
 		// An upgraded connection (WebSocket) ended: the server will not
@@ -342,10 +343,21 @@ func (p *Proxy) identify(ctx context.Context, r *http.Request) (string, error) {
 	return "", errors.New("unsupported authorization scheme")
 }
 
+// backendTarget is a backend's parsed HTTP endpoint and the transport
+// that reaches it (its own when the endpoint has a TLS configuration).
+type backendTarget struct {
+	url *url.URL
+	rt  http.RoundTripper
+}
+
+// errPlaintext refuses to send credentials over plain HTTP to a backend
+// whose endpoint does not allow it.
+var errPlaintext = errors.New("http endpoint is not https and plaintext credentials are not allowed for it")
+
 // target returns the parsed HTTP endpoint of a backend.
-func (p *Proxy) target(b *proxy.Backend) (*url.URL, error) {
+func (p *Proxy) target(b *proxy.Backend) (*backendTarget, error) {
 	if v, ok := p.targets.Load(b.Name); ok {
-		return v.(*url.URL), nil
+		return v.(*backendTarget), nil
 	}
 	ep, ok := b.Endpoint(proxy.HTTP)
 	if !ok || ep.URL == "" {
@@ -355,8 +367,30 @@ func (p *Proxy) target(b *proxy.Backend) (*url.URL, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("backend %s: http endpoint %q is not an http(s) URL", b.Name, ep.URL)
 	}
-	p.targets.Store(b.Name, u)
-	return u, nil
+	if u.Scheme == "http" && !ep.AllowPlaintext {
+		return nil, fmt.Errorf("backend %s: %w", b.Name, errPlaintext)
+	}
+	bt := &backendTarget{url: u, rt: p.opts.Transport}
+	if ep.TLSConfig != nil && u.Scheme == "https" {
+		if t, ok := p.opts.Transport.(*http.Transport); ok {
+			t = t.Clone()
+			t.TLSClientConfig = ep.TLSConfig.Clone()
+			bt.rt = t
+		}
+	}
+	p.targets.Store(b.Name, bt)
+	return bt, nil
+}
+
+// routeTransport sends each outbound request with its backend's transport.
+type routeTransport struct{ p *Proxy }
+
+// RoundTrip implements http.RoundTripper.
+func (rt routeTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if info, _ := req.Context().Value(reqKey{}).(*reqInfo); info != nil && info.rt != nil {
+		return info.rt.RoundTrip(req)
+	}
+	return rt.p.opts.Transport.RoundTrip(req)
 }
 
 // origin is the public origin for a request.
