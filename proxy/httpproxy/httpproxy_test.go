@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -85,6 +87,20 @@ func echoBackend(t testing.TB, name string) *httptest.Server {
 	return srv
 }
 
+// secureBackend is an https backend whose certificate only the
+// endpoint's own TLS configuration trusts.
+func secureBackend(t testing.TB) *proxy.Backend {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "secure ", r.URL.Path)
+	}))
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	return &proxy.Backend{Name: "secure", Endpoints: map[proxy.Protocol]proxy.Endpoint{
+		proxy.HTTP: {URL: srv.URL + "/", TLS: proxy.TLSImplicit, TLSConfig: &tls.Config{RootCAs: pool}},
+	}}
+}
+
 var releases = map[string]chan struct{}{}
 
 func release(r *http.Request) chan struct{} { return releases[r.URL.Query().Get("id")] }
@@ -116,6 +132,7 @@ func newBenchEnv(t testing.TB, real bool) *env {
 		httpBackend("beta", echoBackend(t, "beta").URL),
 		httpBackend("down", "http://"+closed+"/"),
 		&proxy.Backend{Name: "plain", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: "http://" + closed + "/"}}},
+		secureBackend(t),
 	)
 	store, err := routes.Open(ctx, filepath.Join(t.TempDir(), "routes.db"))
 	if err != nil {
@@ -577,5 +594,16 @@ func TestAnonymousBackend(t *testing.T) {
 	}
 	if _, body := get(t, e.url+"/x", basic("bob@example.test", "x")); !strings.HasPrefix(body, "beta") {
 		t.Errorf("with credentials: %q, want beta", body)
+	}
+}
+
+// TestHTTPSBackend: an https backend is reached with its endpoint's own
+// TLS configuration (a private CA here).
+func TestHTTPSBackend(t *testing.T) {
+	e := newEnv(t, false)
+	e.route("sue@example.test", "secure")
+	resp, body := get(t, e.url+"/x", basic("sue@example.test", "x"))
+	if resp.StatusCode != 200 || body != "secure /x" {
+		t.Errorf("https backend: %s %q", resp.Status, body)
 	}
 }
