@@ -23,6 +23,7 @@ type endConn struct {
 	net.Conn
 	stopped atomic.Bool
 
+	srv       *Server       // forgets the connection on Close
 	pc        *proxy.Conn   // set when served through proxy.Server
 	done      chan struct{} // closed by Close when set
 	closeOnce sync.Once
@@ -31,9 +32,14 @@ type endConn struct {
 // Close implements net.Conn and tells ServeConn that go-smtp is done.
 func (c *endConn) Close() error {
 	err := c.Conn.Close()
-	if c.done != nil {
-		c.closeOnce.Do(func() { close(c.done) })
-	}
+	c.closeOnce.Do(func() {
+		if c.srv != nil {
+			c.srv.forget(c)
+		}
+		if c.done != nil {
+			close(c.done)
+		}
+	})
 	return err
 }
 
@@ -85,6 +91,7 @@ func unwrapEndConn(c net.Conn) *endConn {
 type listener struct {
 	net.Listener
 	tls *tls.Config
+	srv *Server
 }
 
 // Accept implements net.Listener.
@@ -93,7 +100,12 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	var nc net.Conn = &endConn{Conn: c}
+	ec := &endConn{Conn: c, srv: l.srv}
+	if !l.srv.remember(ec) {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	var nc net.Conn = ec
 	if l.tls != nil {
 		nc = tls.Server(nc, l.tls)
 	}
@@ -136,7 +148,10 @@ func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0
 // proxy.Handler. Failed logins count toward the server's per-IP limit, and
 // the server's shutdown ends the session politely.
 func (s *Server) ServeConn(ctx context.Context, c *proxy.Conn) {
-	ec := &endConn{Conn: c, pc: c, done: make(chan struct{})}
+	ec := &endConn{Conn: c, pc: c, done: make(chan struct{}), srv: s}
+	if !s.remember(ec) {
+		return
+	}
 	l := s.feed(c.IsTLS())
 	select {
 	case l.ch <- ec:
@@ -175,4 +190,22 @@ func (s *Server) feed(encrypted bool) *chanListener {
 		go gs.Serve(l)
 	}
 	return s.feeds[i]
+}
+
+// remember registers a client connection for Shutdown; false when the
+// server is shutting down.
+func (s *Server) remember(ec *endConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[ec] = struct{}{}
+	return true
+}
+
+func (s *Server) forget(ec *endConn) {
+	s.mu.Lock()
+	delete(s.conns, ec)
+	s.mu.Unlock()
 }

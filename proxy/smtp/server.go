@@ -89,9 +89,10 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  bool
-	feeds    [2]*chanListener // ServeConn: plain, encrypted
-	pool     pool             // idle delivery sessions
-	tlsSrv   *gosmtp.Server   // go-smtp server of feeds[1]
+	conns    map[*endConn]struct{} // open client connections
+	feeds    [2]*chanListener      // ServeConn: plain, encrypted
+	pool     pool                  // idle delivery sessions
+	tlsSrv   *gosmtp.Server        // go-smtp server of feeds[1]
 }
 
 var _ proxy.Handler = (*Server)(nil)
@@ -135,7 +136,7 @@ func NewServer(opts *Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: o, log: log.With("proto", string(o.Mode)), sessions: make(map[*session]struct{})}
+	s := &Server{opts: o, log: log.With("proto", string(o.Mode)), sessions: make(map[*session]struct{}), conns: make(map[*endConn]struct{})}
 	gs := s.newGoSMTP(false)
 	s.srv = gs
 	return s, nil
@@ -166,7 +167,7 @@ func (s *Server) newGoSMTP(encrypted bool) *gosmtp.Server {
 // after a shutdown. ln must be a plain TCP listener (limits may wrap it);
 // implicit TLS is Options.ImplicitTLS.
 func (s *Server) Serve(ln net.Listener) error {
-	l := &listener{Listener: ln}
+	l := &listener{Listener: ln, srv: s}
 	if s.opts.ImplicitTLS {
 		l.tls = s.opts.TLSConfig
 	}
@@ -193,6 +194,24 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		done <- s.srv.Shutdown(ctx)
 	}()
 	s.endSessions(func(*session) bool { return true }, "4.3.2", "Service shutting down, try again later")
+	// Connections that never said EHLO have no session: end them too.
+	s.mu.Lock()
+	withSession := make(map[*endConn]bool)
+	for ss := range s.sessions {
+		if ec := unwrapEndConn(ss.conn.Conn()); ec != nil {
+			withSession[ec] = true
+		}
+	}
+	var idle []*endConn
+	for ec := range s.conns {
+		if !withSession[ec] {
+			idle = append(idle, ec)
+		}
+	}
+	s.mu.Unlock()
+	for _, ec := range idle {
+		ec.stop()
+	}
 	select {
 	case err := <-done:
 		if errors.Is(err, gosmtp.ErrServerClosed) {
@@ -201,10 +220,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		s.mu.Lock()
-		for ss := range s.sessions {
-			ss.conn.Conn().Close()
+		open := make([]*endConn, 0, len(s.conns))
+		for ec := range s.conns {
+			open = append(open, ec)
 		}
 		s.mu.Unlock()
+		for _, ec := range open {
+			ec.Close()
+		}
 		return ctx.Err()
 	}
 }
@@ -213,8 +236,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	defer s.pool.close()
 	s.mu.Lock()
+	s.closing = true
 	tlsSrv := s.tlsSrv
+	open := make([]*endConn, 0, len(s.conns))
+	for ec := range s.conns {
+		open = append(open, ec)
+	}
 	s.mu.Unlock()
+	for _, ec := range open {
+		ec.Close()
+	}
 	if tlsSrv != nil {
 		tlsSrv.Close()
 	}

@@ -399,3 +399,63 @@ func FuzzReply(f *testing.F) {
 		_ = fmt.Sprint(splitStatus(250, strings.Join(rep.Lines, " ")))
 	})
 }
+
+// TestShutdownDrains: a connection that never said EHLO and an idle
+// session get 421 at once; a transaction in progress finishes first.
+func TestShutdownDrains(t *testing.T) {
+	addr, srv, be := inProcessBackend(t, ModeSMTP)
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		if l, _ := br.ReadString('\n'); !strings.HasPrefix(l, "220 ") {
+			t.Fatalf("greeting %q", l)
+		}
+		return c, br
+	}
+	expect := func(br *bufio.Reader, prefix string) {
+		t.Helper()
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("want %q: %v", prefix, err)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return
+			}
+			if len(l) > 3 && l[3] == '-' {
+				continue
+			}
+			t.Fatalf("got %q, want %q", l, prefix)
+		}
+	}
+	_, br1 := dial() // never says EHLO
+	c2, br2 := dial()
+	fmt.Fprint(c2, "EHLO c\r\nMAIL FROM:<s@remote.example>\r\nRCPT TO:<u@example.test>\r\n")
+	expect(br2, "250 ")
+	expect(br2, "250 ")
+	expect(br2, "250 ")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+
+	expect(br1, "421 ")
+	fmt.Fprint(c2, "DATA\r\nSubject: x\r\n\r\nlast one\r\n.\r\n")
+	expect(br2, "354 ")
+	expect(br2, "250 ")
+	expect(br2, "421 ")
+	if err := <-done; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	be.mu.Lock()
+	defer be.mu.Unlock()
+	if be.delivered != 1 {
+		t.Errorf("delivered %d, want the transaction in progress", be.delivered)
+	}
+}
