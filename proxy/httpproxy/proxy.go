@@ -185,13 +185,20 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops the servers started by Serve gracefully (idle
-// connections close at once, requests in flight may finish until ctx
-// ends; then the rest is closed).
+// Shutdown stops the servers started by Serve gracefully: idle
+// connections and upgraded tunnels close at once, requests in flight may
+// finish until ctx ends; then the rest is closed.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	srvs := p.srv
 	p.mu.Unlock()
+	// http.Server does not track upgraded connections (WebSocket).
+	p.conns.Range(func(_, v any) bool {
+		if cs := v.(*connState); cs.isHijacked() {
+			cs.conn.Close()
+		}
+		return true
+	})
 	var first error
 	for _, s := range srvs {
 		if err := s.Shutdown(ctx); err != nil {
