@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,5 +269,46 @@ func TestXOAUTH2InitialResponse(t *testing.T) {
 	mech, ir, err := imapsrc.NewXOAUTH2Client("u@example.test", "tok").Start()
 	if err != nil || mech != "XOAUTH2" || string(ir) != "user=u@example.test\x01auth=Bearer tok\x01\x01" {
 		t.Errorf("got %q %q %v", mech, ir, err)
+	}
+}
+
+// TestReconnectAfterKick drops every connection of the account in the
+// middle of an import (doveadm kick); the workers reconnect with backoff
+// and the import completes with the right content.
+func TestReconnectAfterKick(t *testing.T) {
+	if testing.Short() {
+		t.Skip("uses doveadm; skipped with -short")
+	}
+	a := newAccount(t)
+	a.load(t, 8, 300)
+	ar := vandelaytest.OpenArchive(t)
+	prog := &kickProgress{at: 60, kick: func() { a.set.Dovecot.Doveadm(t, "kick", a.user) }}
+	src := a.factory(func(c *vandelay.Config) {
+		c.Throttle = vandelay.NewThrottle(0, 400, 0)
+		c.Batch = 20
+		c.Progress = prog
+	})(t)
+	res := vandelaytest.Import(t, ar, src, nil)
+	if !prog.kicked.Load() {
+		t.Fatal("never kicked")
+	}
+	if st := src.(*imapsrc.Source).Stats(); st.Connections <= 4 {
+		t.Errorf("only %d connections: nobody reconnected", st.Connections)
+	}
+	t.Logf("%+v", res.Counts)
+	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
+}
+
+type kickProgress struct {
+	at     int64
+	done   atomic.Int64
+	kicked atomic.Bool
+	kick   func()
+}
+
+func (p *kickProgress) Discovered(int, int64) {}
+func (p *kickProgress) Done(n int, _ int64) {
+	if p.done.Add(int64(n)) >= p.at && p.kicked.CompareAndSwap(false, true) {
+		go p.kick()
 	}
 }
