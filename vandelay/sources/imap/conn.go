@@ -64,6 +64,13 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 		}
 		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
 	}
+	// RFC 6855: with UTF8=ACCEPT the server may send UTF-8 mailbox names;
+	// go-imap decodes and encodes names either way.
+	if c.Caps().Has(imap.CapUTF8Accept) {
+		if _, err := c.Enable(imap.CapUTF8Accept).Wait(); err != nil {
+			s.log.Debug("ENABLE UTF8=ACCEPT refused", "err", err)
+		}
+	}
 	return c, nil
 }
 

@@ -1,0 +1,57 @@
+// Package imap imports one account from an IMAP server into an archive
+// run, convergently, with go-imap v2 as the client.
+//
+// # Connection and login
+//
+// TLS is implicit (993) by default, STARTTLS on request, and cleartext only
+// with Config.AllowCleartext. Logins: SASL PLAIN when offered (else the
+// LOGIN command), the master-user forms "user*master" (Dovecot) and SASL
+// PLAIN with authzid, XOAUTH2 (our own sasl.Client, see XOAUTH2Client) and
+// OAUTHBEARER with an access token. UTF8=ACCEPT is enabled when offered.
+// COMPRESS=DEFLATE is not used: go-imap v2 cannot send it (todo: needs a
+// raw-command hook in go-imap).
+//
+// # Sync algorithm
+//
+//  1. One LIST with LIST-EXTENDED RETURN (SUBSCRIBED CHILDREN SPECIAL-USE
+//     STATUS (MESSAGES UIDNEXT UIDVALIDITY HIGHESTMODSEQ)) (RFC 5258, 6154,
+//     5819, 7162) — or LIST plus STATUS per mailbox when LIST-STATUS is
+//     missing — gives every mailbox with its role, subscription and
+//     counters. Include/Exclude/SubscribedOnly select the scope.
+//     archive.Run.SyncMailboxes records creations, deletions and renames
+//     (a vanished and a new mailbox with the same UIDVALIDITY are a rename).
+//  2. Unchanged mailboxes are skipped without a SELECT: with CONDSTORE, a
+//     LIST-STATUS result equal to the saved cursor (UIDVALIDITY, UIDNEXT,
+//     HIGHESTMODSEQ, MESSAGES) means nothing was added, expunged or
+//     re-flagged. A no-change re-run is one LOGIN and one LIST.
+//  3. Other mailboxes are EXAMINEd (read-only; RFC 7162 CONDSTORE). A
+//     changed UIDVALIDITY resets the mailbox's copies; the re-fetched
+//     bodies match the archive's messages by SHA-256, so nothing is
+//     duplicated. The UID set comes from UID SEARCH ALL (or the flags
+//     fetch); flags from UID FETCH 1:* (FLAGS) (CHANGEDSINCE cursor) when
+//     the cursor has a HIGHESTMODSEQ, else for all messages. go-imap v2 has
+//     no QRESYNC, so expunges are found by the UID-set difference. Copies
+//     gone at the source are removed, flag changes applied, \Deleted
+//     messages skipped (unless IncludeDeleted) without fetching their body.
+//  4. New UIDs are split into chunks (Config.Batch messages, at most
+//     16 MiB by RFC822.SIZE) and queued; Config.Connections workers (each
+//     with its own connection, opened on demand) fetch chunks with one UID
+//     FETCH (UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[]) each, so a big
+//     mailbox is spread over the connections and the server streams the
+//     responses back to back. A body is read once into a buffer sized by
+//     its literal, hashed while reading, and handed to archive.Run.Add.
+//  5. When a mailbox's last chunk is archived, its cursor is saved (in the
+//     same transaction). A killed run leaves committed copies in the
+//     archive; the next run fetches only UIDs without a copy.
+//
+// # Throttling and failures
+//
+// Config.Throttle caps connections and applies token buckets for messages
+// and bytes per second. A command that fails with [LIMIT], [UNAVAILABLE],
+// [INUSE], a BYE or a dropped connection is retried on a new connection
+// after a capped exponential backoff; a worker that cannot open an extra
+// connection hands its task back and stops, so the sync continues with
+// fewer connections. A mailbox that still fails is reported in a
+// vandelay.PartialError; the others complete. Authentication failures
+// are vandelay.ErrAuth.
+package imap
