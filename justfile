@@ -88,7 +88,7 @@ bench-import:
     go test -count=1 -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
 
 # Every benchmark.
-bench: bench-import bench-export bench-proxy-smtp bench-plan
+bench: bench-import bench-export bench-proxy bench-proxy-smtp bench-plan
 
 fmt:
     gofmt -w .
