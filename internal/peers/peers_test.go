@@ -466,3 +466,23 @@ func TestNewAccountParallel(t *testing.T) {
 		})
 	}
 }
+
+// TestLockFreeOffset: an offset locked by one holder is never handed to
+// another (parallel test binaries each start their own set).
+func TestLockFreeOffset(t *testing.T) {
+	seen := map[int]bool{}
+	for range 5 {
+		off, f, err := lockFreeOffset()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if off < 1000 || off > 9900 || off%100 != 0 {
+			t.Errorf("offset %d outside 1000..9900 or not a multiple of 100", off)
+		}
+		if seen[off] {
+			t.Errorf("offset %d handed out twice", off)
+		}
+		seen[off] = true
+	}
+}
