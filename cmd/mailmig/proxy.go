@@ -320,6 +320,7 @@ func proxyBackends(m *plan.Migration) ([]*proxy.Backend, error) {
 				ep.XCLIENT = !ep.ProxyProtocol
 				b.Endpoints[proxy.POP3] = ep
 			case plan.ProtoManageSieve:
+				ep.XCLIENT = !ep.ProxyProtocol
 				b.Endpoints[proxy.ManageSieve] = ep
 			case plan.ProtoSubmission:
 				ep.XCLIENT = true

@@ -440,3 +440,21 @@ func TestShutdownSendsBYE(t *testing.T) {
 		t.Error("listener still accepts after Shutdown")
 	}
 }
+
+// TestClientAddress: Dovecot logs the client's address, not the proxy's,
+// both with IMAP ID forwarding and with a PROXY v2 header.
+func TestClientAddress(t *testing.T) {
+	s := peers.Get(t)
+	for _, mode := range []string{"id", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			p := proxytest.Start(t, s, &proxytest.Options{ClientAddress: mode})
+			a := s.NewAccount(t)
+			c := imapclient.New(proxytest.DialFrom(t, "127.0.0.2", p.IMAP), nil)
+			defer c.Close()
+			if err := c.Login(a.Email, a.Password).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			proxytest.WaitLogin(t, s.Dovecot, "imap", a.Email, "127.0.0.2")
+		})
+	}
+}

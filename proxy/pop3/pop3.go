@@ -437,27 +437,33 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		return fail(err)
 	}
 	if ep.XCLIENT && !ep.ProxyProtocol {
-		r, err := b.cmd("CAPA")
-		if err != nil {
-			return fail(err)
-		}
-		var caps []string
-		if strings.HasPrefix(r, "+OK") {
-			if caps, err = b.multi(); err != nil {
+		// Dovecot announces XCLIENT in its greeting ("+OK [XCLIENT] …"),
+		// others in CAPA.
+		has := strings.Contains(g, "[XCLIENT]")
+		if !has {
+			r, err := b.cmd("CAPA")
+			if err != nil {
 				return fail(err)
 			}
-		}
-		for _, cp := range caps {
-			if strings.EqualFold(strings.Fields(cp + " x")[0], "XCLIENT") {
-				// Dovecot: XCLIENT ADDR= PORT= from trusted networks.
-				r, err := b.cmd("XCLIENT ADDR=%s PORT=%d", c.Client.Addr(), c.Client.Port())
+			if strings.HasPrefix(r, "+OK") {
+				caps, err := b.multi()
 				if err != nil {
 					return fail(err)
 				}
-				if !strings.HasPrefix(r, "+OK") {
-					c.Log.Debug("backend refused XCLIENT")
+				for _, cp := range caps {
+					if f := strings.Fields(cp); len(f) > 0 && strings.EqualFold(f[0], "XCLIENT") {
+						has = true
+					}
 				}
-				break
+			}
+		}
+		if has {
+			r, err := b.cmd("XCLIENT ADDR=%s PORT=%d", c.Client.Addr(), c.Client.Port())
+			if err != nil {
+				return fail(err)
+			}
+			if !strings.HasPrefix(r, "+OK") {
+				c.Log.Debug("backend refused XCLIENT")
 			}
 		}
 	}

@@ -171,3 +171,23 @@ func TestPOP3HAProxy(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 }
+
+// TestClientAddress: Dovecot logs the client's address, with XCLIENT and
+// with a PROXY v2 header.
+func TestClientAddress(t *testing.T) {
+	s := peers.Get(t)
+	for _, mode := range []string{"id", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			p := proxytest.Start(t, s, &proxytest.Options{ClientAddress: mode})
+			a := s.NewAccount(t)
+			nc := proxytest.DialFrom(t, "127.0.0.2", p.POP3)
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			r := &transcript{t: t, nc: nc, br: bufio.NewReader(nc)}
+			r.cmd("", "+OK")
+			r.cmd("USER "+a.Email, "+OK")
+			r.cmd("PASS "+a.Password, "+OK")
+			proxytest.WaitLogin(t, s.Dovecot, "pop3", a.Email, "127.0.0.2")
+			r.cmd("QUIT", "+OK")
+		})
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +91,7 @@ func Backends(s *peers.Set, login proxy.LoginMode, clientAddr string) []*proxy.B
 	dove := func(name string, d *peers.Dovecot) *proxy.Backend {
 		imapEP := proxy.Endpoint{Address: d.IMAP, AllowPlaintext: true}
 		pop3EP := proxy.Endpoint{Address: d.POP3, AllowPlaintext: true}
+		sieveEP := proxy.Endpoint{Address: d.ManageSieve, AllowPlaintext: true}
 		switch clientAddr {
 		case "proxy":
 			imapEP = proxy.Endpoint{Address: d.IMAPHAProxy, AllowPlaintext: true, ProxyProtocol: true}
@@ -98,13 +100,14 @@ func Backends(s *peers.Set, login proxy.LoginMode, clientAddr string) []*proxy.B
 		default:
 			imapEP.ForwardID = true
 			pop3EP.XCLIENT = true
+			sieveEP.XCLIENT = true
 		}
 		return &proxy.Backend{
 			Name: name,
 			Endpoints: map[proxy.Protocol]proxy.Endpoint{
 				proxy.IMAP:        imapEP,
 				proxy.POP3:        pop3EP,
-				proxy.ManageSieve: {Address: d.ManageSieve, AllowPlaintext: true},
+				proxy.ManageSieve: sieveEP,
 				proxy.Submission:  {Address: d.Submission, AllowPlaintext: true, XCLIENT: true},
 				proxy.LMTP:        {Address: d.LMTP, AllowPlaintext: true},
 			},
@@ -313,4 +316,38 @@ func SelfSigned(t testing.TB, dir string) (certFile, keyFile string, pool *x509.
 // ClientTLS returns a client TLS configuration trusting the proxy.
 func (p *Proxy) ClientTLS() *tls.Config {
 	return &tls.Config{RootCAs: p.RootCAs, ServerName: "127.0.0.1"}
+}
+
+// DialFrom connects to addr from the loopback address from (e.g.
+// "127.0.0.2"), so that tests can check which client address a backend
+// saw.
+func DialFrom(t testing.TB, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// WaitLogin waits until Dovecot's log has a login line of user from the
+// client address rip ("… Login: user=<user>, … rip=<rip>, …") and fails the
+// test after 5 s.
+func WaitLogin(t testing.TB, d *peers.Dovecot, service, user, rip string) {
+	t.Helper()
+	path := filepath.Join(d.Base, "log", "dovecot.log")
+	WaitFor(t, 5*time.Second, func() bool {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return false
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, service+"-login: Info: Login: user=<"+user+">") && strings.Contains(l, "rip="+rip+",") {
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -416,11 +416,13 @@ func (s *session) result(log interface{ Warn(string, ...any) }, d proxy.Decision
 }
 
 type backend struct {
-	nc net.Conn
-	br *bufio.Reader
+	nc      net.Conn
+	br      *bufio.Reader
+	xclient bool
 }
 
-// response reads lines up to OK/NO/BYE and returns that line.
+// response reads lines up to OK/NO/BYE and returns that line; it notes
+// whether a capability block listed XCLIENT.
 func (b *backend) response() (string, error) {
 	for {
 		cmd, err := wire.ReadCommand(b.br, nil)
@@ -431,6 +433,9 @@ func (b *backend) response() (string, error) {
 		u := strings.ToUpper(l)
 		if strings.HasPrefix(u, "OK") || strings.HasPrefix(u, "NO") || strings.HasPrefix(u, "BYE") {
 			return strings.ReplaceAll(l, "\x00", `""`), nil
+		}
+		if strings.HasPrefix(u, `"XCLIENT"`) {
+			b.xclient = true
 		}
 	}
 }
@@ -478,6 +483,17 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 	}
 	if err := proxy.CheckCredentialsSafe(ep, b.nc); err != nil {
 		return fail(err)
+	}
+	if ep.XCLIENT && !ep.ProxyProtocol && b.xclient {
+		// Dovecot: XCLIENT ADDR= PORT= from login_trusted_networks.
+		fmt.Fprintf(b.nc, "XCLIENT ADDR=%s PORT=%d\r\n", c.Client.Addr(), c.Client.Port())
+		r, err := b.response()
+		if err != nil {
+			return fail(err)
+		}
+		if !strings.HasPrefix(strings.ToUpper(r), "OK") {
+			c.Log.Debug("backend refused XCLIENT")
+		}
 	}
 	var mech string
 	var msg []byte

@@ -163,3 +163,19 @@ func TestSieveTranscripts(t *testing.T) {
 		t.Errorf("after flip: %q", got)
 	}
 }
+
+// TestClientAddress: Dovecot logs the client's address (XCLIENT).
+func TestClientAddress(t *testing.T) {
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	nc := proxytest.DialFrom(t, "127.0.0.2", p.ManageSieve)
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := &transcript{t: t, nc: nc, br: bufio.NewReader(nc)}
+	r.until()
+	r.send(fmt.Sprintf("AUTHENTICATE \"PLAIN\" \"%s\"\r\n", base64.StdEncoding.EncodeToString([]byte("\x00"+a.Email+"\x00"+a.Password))))
+	if got := r.until(); !strings.HasPrefix(got, "OK") {
+		t.Fatalf("login: %q", got)
+	}
+	proxytest.WaitLogin(t, s.Dovecot, "managesieve", a.Email, "127.0.0.2")
+}
