@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -406,15 +407,45 @@ func TestTLS(t *testing.T) {
 	if err != nil || !strings.Contains(out, "INBOX") {
 		t.Errorf("curl STARTTLS: %v\n%s", err, out)
 	}
-	// Reloading the certificate keeps the server working.
+	// A new certificate on disk is served after ReloadTLS (SIGHUP).
+	oldSerial := serial(t, p.IMAPS)
+	cert, key, _ := proxytest.SelfSigned(t, t.TempDir())
+	for src, dst := range map[string]string{cert: p.CertFile, key: p.KeyFile} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if serial(t, p.IMAPS) != oldSerial {
+		t.Fatal("certificate changed before the reload")
+	}
 	if err := p.Server.ReloadTLS(); err != nil {
 		t.Fatal(err)
 	}
-	tc, err := tls.Dial("tcp", p.IMAPS, p.ClientTLS())
+	if serial(t, p.IMAPS) == oldSerial {
+		t.Error("old certificate still served after ReloadTLS")
+	}
+	// A broken file keeps the current certificate.
+	os.WriteFile(p.CertFile, []byte("garbage"), 0o600)
+	if err := p.Server.ReloadTLS(); err == nil {
+		t.Error("ReloadTLS accepted a broken certificate")
+	}
+	if serial(t, p.IMAPS) == oldSerial {
+		t.Error("failed reload changed the certificate")
+	}
+}
+
+func serial(t *testing.T, addr string) string {
+	t.Helper()
+	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.Close()
+	defer tc.Close()
+	return tc.ConnectionState().PeerCertificates[0].SerialNumber.String()
 }
 
 func TestShutdownSendsBYE(t *testing.T) {
