@@ -191,6 +191,13 @@ func (e *exporter) run(ctx context.Context) error {
 	if e.opts.DryRun {
 		return nil
 	}
+	// Catch up with this run's own changes (and anything else that happened
+	// meanwhile), so that the next run starts from here.
+	if st, err := e.catchUp(ctx, emailState); err != nil {
+		return err
+	} else if st != "" {
+		emailState = st
+	}
 	ids := make([]int64, 0, len(e.retry))
 	for id := range e.retry {
 		ids = append(ids, id)
@@ -244,8 +251,17 @@ func (e *exporter) emailState(ctx context.Context) (string, error) {
 	if err != nil || prev == "" || prev == gr.State {
 		return gr.State, err
 	}
+	_, err = e.catchUp(ctx, prev)
+	return gr.State, err
+}
+
+// catchUp reads Email/changes since state, forgets the mappings of emails
+// destroyed on the target in that time (they are exported again) and
+// returns the newest state. The end of a run catches up with its own
+// changes, so that the next run asks only for what happened after it.
+func (e *exporter) catchUp(ctx context.Context, since string) (string, error) {
 	destroyed := map[string]bool{}
-	for since := prev; ; {
+	for {
 		var ch jc.ChangesResponse
 		call := &jc.Call{Method: "Email/changes", Args: map[string]any{"accountId": e.acct, "sinceState": since, "maxChanges": 10 * e.c.MaxObjectsInGet()}, Result: &ch}
 		if err := e.c.Exec(ctx, jc.UsingMail, []*jc.Call{call}); err != nil {
@@ -254,18 +270,19 @@ func (e *exporter) emailState(ctx context.Context) (string, error) {
 		if call.Err != nil {
 			// cannotCalculateChanges: fall back to checking every mapping.
 			e.log.Info("email changes unavailable, checking every mapped email", "err", call.Err)
-			return gr.State, e.checkAllMappings(ctx)
+			return "", e.checkAllMappings(ctx)
 		}
 		for _, id := range ch.Destroyed {
 			destroyed[id] = true
 		}
 		if !ch.HasMoreChanges || ch.NewState == since {
+			since = ch.NewState
 			break
 		}
 		since = ch.NewState
 	}
 	if len(destroyed) == 0 {
-		return gr.State, nil
+		return since, nil
 	}
 	var drop []int64
 	for id, m := range e.emaps {
@@ -273,7 +290,7 @@ func (e *exporter) emailState(ctx context.Context) (string, error) {
 			drop = append(drop, id)
 		}
 	}
-	return gr.State, e.forget(ctx, drop)
+	return since, e.forget(ctx, drop)
 }
 
 func (e *exporter) checkAllMappings(ctx context.Context) error {
