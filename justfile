@@ -73,7 +73,7 @@ bench-proxy-smtp:
     trap '.ci/peers down-temp' EXIT
     peers_env=$(.ci/peers up-temp)
     eval "$peers_env"
-    go test -count=1 -run '^$' -bench 'LMTP|JMAP' -benchtime 5s ./proxy/smtp ./proxy/httpproxy
+    go test -count=1 -run '^$' -bench 'LMTP|JMAP|Overhead' -benchtime 5s ./proxy/smtp ./proxy/httpproxy
 
 # Benchmark: full IMAP import of the generated account (3000 messages with a
 # 25 MiB one; MAILMIG_BENCH_MESSAGES) and the no-change re-run, side by side with

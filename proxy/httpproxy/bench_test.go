@@ -39,3 +39,28 @@ func BenchmarkJMAP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOverhead measures the proxy's own cost per request: GET to a
+// small in-process backend, directly and through the proxy (keep-alive).
+func BenchmarkOverhead(b *testing.B) {
+	e := newBenchEnv(b, false)
+	e.route("ann@example.test", "alpha")
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	bk, _ := e.router.Backend("alpha")
+	alpha := bk.Endpoints["http"].URL
+	for _, tc := range []struct{ name, url string }{{"direct", alpha + "/x"}, {"proxy", e.url + "/x"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
+				req.SetBasicAuth("ann@example.test", "x")
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}

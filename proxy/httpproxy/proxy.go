@@ -127,6 +127,7 @@ func New(opts *Options) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		ErrorLog:       slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+		BufferPool:     bufferPool{},
 	}
 	return p, nil
 }
@@ -530,5 +531,21 @@ func (c *connState) close() {
 	c.mu.Unlock()
 	if un != nil {
 		un()
+	}
+}
+
+// bufferPool recycles the reverse proxy's 32 KiB copy buffers.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// Get implements httputil.BufferPool.
+func (bufferPool) Get() []byte { return *copyBuffers.Get().(*[]byte) }
+
+// Put implements httputil.BufferPool.
+func (bufferPool) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		b = b[:cap(b)]
+		copyBuffers.Put(&b)
 	}
 }
