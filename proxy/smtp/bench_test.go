@@ -41,3 +41,27 @@ func BenchmarkLMTP(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLMTPOverhead measures the proxy's own cost per delivery against
+// an in-process LMTP backend (no Dovecot): directly and through the proxy.
+func BenchmarkLMTPOverhead(b *testing.B) {
+	proxyAddr, _, be := inProcessBackend(b, ModeLMTP)
+	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 60)+"\r\n", 40)
+	for _, tc := range []struct{ name, addr string }{{"direct", be.addr}, {"proxy", proxyAddr}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				conn, err := net.Dial("tcp", tc.addr)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := gosmtp.NewClientLMTP(conn)
+				if err := c.SendMail("s@remote.example", []string{"u@example.test"}, strings.NewReader(body)); err != nil {
+					b.Fatal(err)
+				}
+				c.Quit()
+				c.Close()
+			}
+		})
+	}
+}

@@ -54,6 +54,7 @@ func (f *fakeRouter) Track(proxy.Decision, proxy.Protocol, func(string)) func() 
 // acceptAll is an in-process LMTP/SMTP backend that accepts everything
 // except recipients starting with "bad", and counts deliveries.
 type acceptAll struct {
+	addr      string
 	mu        sync.Mutex
 	delivered int
 }
@@ -97,6 +98,7 @@ func inProcessBackend(t testing.TB, mode Mode) (addr string, srv *Server, be *ac
 	if err != nil {
 		t.Fatal(err)
 	}
+	be.addr = bln.Addr().String()
 	go bs.Serve(bln)
 	t.Cleanup(func() { bs.Close() })
 	ep := proxy.Endpoint{Address: bln.Addr().String(), AllowPlaintext: true}
