@@ -489,3 +489,42 @@ func TestClientAddress(t *testing.T) {
 		})
 	}
 }
+
+// TestMasterLogin: with login = master the client's password is checked
+// first, then the session logs in with the backend's master credentials
+// (Dovecot "user*admin", Cyrus PLAIN authzid).
+func TestMasterLogin(t *testing.T) {
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, &proxytest.Options{Login: proxy.LoginMaster})
+	for _, backend := range []string{"dovecot", "cyrus"} {
+		t.Run(backend, func(t *testing.T) {
+			a := s.NewAccount(t)
+			p.Route(t, a.Email, backend)
+			c := login(t, p.IMAP, a.Email, a.Password)
+			if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			c.Logout().Wait()
+			r := dialRaw(t, p.IMAP)
+			r.expect("* OK")
+			r.send(fmt.Sprintf("a LOGIN %s wrong\r\n", a.Email))
+			r.expect("a NO")
+		})
+	}
+}
+
+// TestRouteToCyrus: an account routed to Cyrus logs in there through the
+// same front (passthrough).
+func TestRouteToCyrus(t *testing.T) {
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	p.Route(t, a.Email, "cyrus")
+	c := login(t, p.IMAP, a.Email, a.Password)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
