@@ -72,7 +72,11 @@ func (s *acceptSession) Rcpt(to string, _ *gosmtp.RcptOptions) error {
 	return nil
 }
 func (s *acceptSession) Data(r io.Reader) error {
-	io.Copy(io.Discard, r)
+	// An incomplete message (connection closed before the final dot) is
+	// not delivered, as on every real server.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
 	s.be.mu.Lock()
 	s.be.delivered++
 	s.be.mu.Unlock()
