@@ -3,11 +3,17 @@ package proxy
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 )
+
+// LevelTrace is the slog level of protocol traces (one record per
+// pre-auth command, with the command name only: arguments may hold
+// credentials and are never logged).
+const LevelTrace = slog.LevelDebug - 4
 
 // Metric names the proxy exports. Labels are given as key, value pairs.
 const (

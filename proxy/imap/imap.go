@@ -193,6 +193,7 @@ func (s *session) dispatch(ctx context.Context, cmd *wire.Command) error {
 		}
 		return nil
 	}
+	s.c.Log.Log(ctx, proxy.LevelTrace, "command", "cmd", strings.ToUpper(name))
 	fn, ok := commands[strings.ToUpper(name)]
 	if !ok {
 		s.writef("%s BAD Unknown command or not allowed before login", tag)

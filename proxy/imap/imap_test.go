@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -526,5 +528,52 @@ func TestRouteToCyrus(t *testing.T) {
 	}
 	if err := c.Logout().Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestNoSecretsInLogs logs at trace level through logins of every kind and
+// checks that no password or SASL message appears.
+func TestNoSecretsInLogs(t *testing.T) {
+	s := peers.Get(t)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: proxy.LevelTrace}))
+	p := proxytest.Start(t, s, &proxytest.Options{Logger: log})
+	a := s.NewAccount(t)
+	c := login(t, p.IMAP, a.Email, a.Password)
+	c.Logout().Wait()
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Email + "\x00" + a.Password))
+	r.send("a AUTHENTICATE PLAIN " + ir + "\r\n")
+	r.expect("a OK")
+	r2 := dialRaw(t, p.IMAP)
+	r2.expect("* OK")
+	r2.send(fmt.Sprintf("b LOGIN %s secret-wrong-pw\r\n", a.Email))
+	r2.expect("b NO")
+	out := buf.String()
+	if !strings.Contains(out, "cmd=LOGIN") || !strings.Contains(out, a.Email) {
+		t.Fatalf("expected trace and login records, got:\n%s", out)
+	}
+	for _, secret := range []string{a.Password, ir, "secret-wrong-pw"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains a secret %q:\n%s", secret, out)
+		}
 	}
 }

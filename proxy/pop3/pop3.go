@@ -118,6 +118,7 @@ func (s *session) dispatch(ctx context.Context, line string) error {
 		return s.bad1("Invalid characters in command")
 	}
 	name, rest, _ := strings.Cut(line, " ")
+	s.c.Log.Log(ctx, proxy.LevelTrace, "command", "cmd", strings.ToUpper(name))
 	fn, ok := commands[strings.ToUpper(name)]
 	if !ok {
 		return s.bad1("Unknown command or not allowed before login")

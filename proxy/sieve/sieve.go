@@ -170,6 +170,7 @@ func (s *session) dispatch(ctx context.Context, cmd *wire.Command) error {
 	if d.Err() != nil {
 		return s.bad1("Missing command")
 	}
+	s.c.Log.Log(ctx, proxy.LevelTrace, "command", "cmd", strings.ToUpper(name))
 	fn, ok := commands[strings.ToUpper(name)]
 	if !ok {
 		return s.bad1("Unknown command or not allowed before login")
