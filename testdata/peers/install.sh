@@ -26,7 +26,7 @@ has() { local w; for w in "${want[@]}"; do [ "$w" = all ] || [ "$w" = "$1" ] && 
 pkgs=(curl ca-certificates netcat-openbsd python3 openssl util-linux procps)
 has dovecot && pkgs+=(dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved
                        dovecot-submissiond dovecot-sieve sieve-connect swaks fetchmail)
-has cyrus && pkgs+=(cyrus-common cyrus-caldav cyrus-admin cyrus-clients sasl2-bin)
+has cyrus && pkgs+=(cyrus-common cyrus-caldav cyrus-admin cyrus-clients sasl2-bin eatmydata)
 has radicale && pkgs+=(radicale)
 has webdav && pkgs+=(apache2 apache2-utils)
 has nginx && pkgs+=(nginx libnginx-mod-mail)
