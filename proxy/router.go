@@ -214,10 +214,10 @@ type TableRouter struct {
 }
 
 type tracked struct {
-	proto Protocol
-	gen   int64
-	once  sync.Once
-	end   func(string)
+	proto   Protocol
+	backend string
+	once    sync.Once
+	end     func(string)
 }
 
 var _ Router = (*TableRouter)(nil)
@@ -259,13 +259,20 @@ func (r *TableRouter) onChange(c routes.Change) {
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
+	// The table already holds the new route; a session ends when its
+	// account now goes elsewhere or is frozen (a route written for an
+	// account that the default backend served, naming that same backend,
+	// changes nothing for it).
+	cur, ok := r.w.Table().Resolve(c.Account)
 	var ends []*tracked
 	for t := range r.sessions[c.Account] {
-		ends = append(ends, t)
+		if !ok || cur.Backend != t.backend || cur.State == routes.Frozen {
+			ends = append(ends, t)
+		}
 	}
 	r.mu.Unlock()
 	reason := "account moved"
-	if c.New.State == routes.Frozen {
+	if ok && cur.State == routes.Frozen {
 		reason = "account frozen for migration"
 	}
 	for _, t := range ends {
@@ -335,7 +342,7 @@ func (r *TableRouter) KnownDomain(domain string) bool {
 
 // Track implements Router.
 func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string)) func() {
-	t := &tracked{proto: proto, gen: d.Route.Generation, end: end}
+	t := &tracked{proto: proto, backend: d.Route.Backend, end: end}
 	acct := d.Route.Account
 	r.mu.Lock()
 	set := r.sessions[acct]
@@ -346,7 +353,7 @@ func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string))
 	set[t] = struct{}{}
 	r.mu.Unlock()
 	// A change between Lookup and Track would otherwise be missed.
-	if cur, ok := r.resolve(d.Identifier); !ok || cur.Account != acct || cur.Generation != d.Route.Generation || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
+	if cur, ok := r.resolve(d.Identifier); !ok || cur.Account != acct || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
 		go t.once.Do(func() { t.end("account moved") })
 	}
 	return func() {

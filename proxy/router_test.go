@@ -130,6 +130,21 @@ func TestRouterAwaitAndTrack(t *testing.T) {
 		t.Fatal("Await not released")
 	}
 
+	// Writing a route that names the backend the session already uses
+	// (default → explicit) does not end it.
+	st.SetDefault(ctx, "a")
+	w.Refresh(ctx)
+	dd, err := r.Lookup(ctx, "carol@example.test")
+	if err != nil || !dd.Route.Implicit {
+		t.Fatalf("default route: %+v %v", dd, err)
+	}
+	var ended3 atomic.Value
+	defer r.Track(dd, IMAP, func(reason string) { ended3.Store(reason) })()
+	st.Set(ctx, "carol@example.test", "a")
+	w.Refresh(ctx)
+	st.Set(ctx, "carol@example.test", "b")
+	waitFor(t, func() bool { return ended3.Load() != nil })
+
 	// A session tracked with a stale decision ends at once.
 	var ended2 atomic.Value
 	defer r.Track(d, POP3, func(reason string) { ended2.Store(reason) })()
