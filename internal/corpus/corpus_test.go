@@ -102,7 +102,7 @@ func TestParse(t *testing.T) {
 
 func TestVariety(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := Generate(Options{Seed: 1, Messages: 600, Folders: 16, MaxSize: 2 << 20, HugeSize: 5 << 20, Now: now})
+	c := Generate(Options{Seed: 1, Messages: 600, Folders: 16, MaxSize: 1 << 20, HugeSize: 3 << 20, Now: now})
 	all := make([][]byte, len(c.Messages))
 	for i, m := range c.Messages {
 		if m.Kind != Huge {
@@ -135,7 +135,7 @@ func TestVariety(t *testing.T) {
 		{"alternative", count(func(m *Message, _ []byte) bool { return m.Kind == Alternative }), 50},
 		{"mixed", count(func(m *Message, _ []byte) bool { return m.Kind == Mixed }), 100},
 		{"forward (message/rfc822)", count(has("Content-Type: message/rfc822")), 10},
-		{"huge", count(func(m *Message, _ []byte) bool { return m.Kind == Huge && m.Size > 5<<20*99/100 }), 1},
+		{"huge", count(func(m *Message, _ []byte) bool { return m.Kind == Huge && m.Size > 3<<20*99/100 }), 1},
 		{"under 4 KiB", count(func(m *Message, _ []byte) bool { return m.Size < 4<<10 }), 150},
 		{"over 256 KiB", count(func(m *Message, _ []byte) bool { return m.Size > 256<<10 }), 10},
 		{"smallest about 1 KB", count(func(m *Message, _ []byte) bool { return m.Size < 900 }), 0},

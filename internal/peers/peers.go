@@ -268,11 +268,18 @@ var (
 // peers this binary started, if any. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { peers.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Wrap(m.Run)) }
+
+// Wrap runs run (which runs the tests and returns an exit code) and then
+// stops the set of peers started meanwhile, if any. It is Main for a
+// TestMain that runs its tests some other way, e.g.
+//
+//	os.Exit(peers.Wrap(func() int { return testscript.RunMain(m, cmds) }))
+func Wrap(run func() int) int {
 	mu.Lock()
 	mainCalled = true
 	mu.Unlock()
-	code := m.Run()
+	code := run()
 	mu.Lock()
 	s := startedSet
 	startedSet = nil
@@ -283,7 +290,7 @@ func Main(m *testing.M) {
 		}
 		os.RemoveAll(s.Root)
 	}
-	os.Exit(code)
+	return code
 }
 
 // Get returns the set of peers for this test binary. It reuses the set named
@@ -322,7 +329,7 @@ func get() (*Set, error) {
 	}
 	if !mainCalled {
 		// not cached: the message is the same for every test
-		return nil, errors.New("peers.Get starts servers, so the package needs `func TestMain(m *testing.M) { peers.Main(m) }` to stop them again")
+		return nil, errors.New("peers.Get starts servers, so the package needs `func TestMain(m *testing.M) { peers.Main(m) }` (or peers.Wrap) to stop them again")
 	}
 	tried = true
 	shared, sharedErr = startOwn()
