@@ -577,3 +577,35 @@ func TestNoSecretsInLogs(t *testing.T) {
 		}
 	}
 }
+
+// TestBackendTLS chains two proxies: the front logs in at a backend that
+// speaks implicit TLS or STARTTLS (a second proxy with a certificate, in
+// front of Dovecot), and refuses to send credentials over plain text when
+// the endpoint does not allow it.
+func TestBackendTLS(t *testing.T) {
+	s := peers.Get(t)
+	back := proxytest.Start(t, s, &proxytest.Options{TLS: true})
+	tc := back.ClientTLS()
+	ep := func(addr string, mode proxy.TLSMode, plain bool) map[proxy.Protocol]proxy.Endpoint {
+		return map[proxy.Protocol]proxy.Endpoint{proxy.IMAP: {Address: addr, TLS: mode, TLSConfig: tc, AllowPlaintext: plain}}
+	}
+	front := proxytest.Start(t, s, &proxytest.Options{ExtraBackends: []*proxy.Backend{
+		{Name: "implicit", Endpoints: ep(back.IMAPS, proxy.TLSImplicit, false)},
+		{Name: "starttls", Endpoints: ep(back.IMAP, proxy.TLSStartTLS, false)},
+		{Name: "plain", Endpoints: ep(s.Dovecot.IMAP, proxy.TLSNone, false)},
+		{Name: "badcert", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.IMAP: {Address: back.IMAPS, TLS: proxy.TLSImplicit}}},
+	}})
+	tests := map[string]string{"implicit": "a OK", "starttls": "a OK", "plain": "a NO [UNAVAILABLE]", "badcert": "a NO [UNAVAILABLE]"}
+	for backend, want := range tests {
+		t.Run(backend, func(t *testing.T) {
+			a := s.NewAccount(t)
+			front.Route(t, a.Email, backend)
+			r := dialRaw(t, front.IMAP)
+			r.expect("* OK")
+			r.send(fmt.Sprintf("a LOGIN %s %s\r\n", a.Email, a.Password))
+			if got := r.expect("a "); !strings.HasPrefix(got, want) {
+				t.Errorf("got %q, want %q", got, want)
+			}
+		})
+	}
+}

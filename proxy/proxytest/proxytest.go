@@ -45,6 +45,8 @@ type Options struct {
 	AuthFailures int
 	// Extra listeners (other protocols) opened on the same server.
 	Extra []proxy.ListenerConfig
+	// ExtraBackends are added to the standard backends.
+	ExtraBackends []*proxy.Backend
 	// Logger for the proxy. Default: discard (set MAILMIG_PROXY_LOG=1 to
 	// log to stderr at debug level).
 	Logger *slog.Logger
@@ -152,7 +154,7 @@ func Start(t testing.TB, s *peers.Set, opts *Options) *Proxy {
 	if hold == 0 {
 		hold = 2 * time.Second
 	}
-	p := &Proxy{Store: st, Watcher: w, Backends: Backends(s, opts.Login, opts.ClientAddress)}
+	p := &Proxy{Store: st, Watcher: w, Backends: append(Backends(s, opts.Login, opts.ClientAddress), opts.ExtraBackends...)}
 	p.Router = proxy.NewRouter(w, p.Backends, &proxy.RouterOptions{FrozenHold: hold})
 	log := opts.Logger
 	if log == nil && os.Getenv("MAILMIG_PROXY_LOG") != "" {
