@@ -135,7 +135,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 		return nil, fmt.Errorf("lock archive %s: %w", path, err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "page_size(65536)", "cache_size(-65536)"} {
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "page_size(65536)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
 		q.Add("_pragma", p)
 	}
 	if opts.ReadOnly {

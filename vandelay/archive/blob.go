@@ -89,7 +89,7 @@ func (r *blobReader) Close() error { return nil }
 
 // putBlob stores body under its hash unless present; it reports whether it
 // wrote a new blob.
-func putBlob(ctx context.Context, tx *sql.Tx, hash string, body []byte, now time.Time) (bool, error) {
+func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Time) (bool, error) {
 	chunks := (len(body) + ChunkSize - 1) / ChunkSize
 	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
 		hash, len(body), chunks, now.Unix())

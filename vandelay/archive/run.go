@@ -78,7 +78,7 @@ type Run struct {
 	src  Source
 
 	mu      sync.Mutex
-	tx      *sql.Tx
+	tx      *ptx
 	modseq  int64
 	runID   int64
 	pending int
@@ -182,17 +182,18 @@ func (r *Run) Skip() {
 	r.mu.Unlock()
 }
 
-func (r *Run) txLocked(ctx context.Context) (*sql.Tx, error) {
+func (r *Run) txLocked(ctx context.Context) (*ptx, error) {
 	if r.done {
 		return nil, errors.New("import run already finished")
 	}
 	if r.tx != nil {
 		return r.tx, nil
 	}
-	tx, err := r.a.db.BeginTx(ctx, nil)
+	stx, err := r.a.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin archive transaction: %w", err)
 	}
+	tx := &ptx{tx: stx, stmts: map[string]*sql.Stmt{}}
 	var s string
 	if err := tx.QueryRowContext(ctx, "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'modseq' RETURNING value").Scan(&s); err != nil {
 		tx.Rollback()
@@ -231,7 +232,7 @@ func (r *Run) Checkpoint(ctx context.Context) error {
 }
 
 // snapshotLocked records a message's state before the run first changes it.
-func (r *Run) snapshotLocked(ctx context.Context, tx *sql.Tx, id int64) error {
+func (r *Run) snapshotLocked(ctx context.Context, tx *ptx, id int64) error {
 	if _, ok := r.touched[id]; ok {
 		return nil
 	}
@@ -249,7 +250,7 @@ func (r *Run) snapshotLocked(ctx context.Context, tx *sql.Tx, id int64) error {
 }
 
 // snapshotAllLocked records the state of every live message.
-func (r *Run) snapshotAllLocked(ctx context.Context, tx *sql.Tx) error {
+func (r *Run) snapshotAllLocked(ctx context.Context, tx *ptx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT m.id, m.keywords, l.mailbox_id FROM messages m
 		LEFT JOIN (SELECT DISTINCT message_id, mailbox_id FROM locations) l ON l.message_id = m.id
 		WHERE m.deleted_at IS NULL ORDER BY m.id, l.mailbox_id`)
@@ -279,7 +280,7 @@ func (r *Run) snapshotAllLocked(ctx context.Context, tx *sql.Tx) error {
 	return rows.Err()
 }
 
-func membership(ctx context.Context, tx *sql.Tx, id int64) (string, error) {
+func membership(ctx context.Context, tx *ptx, id int64) (string, error) {
 	rows, err := tx.QueryContext(ctx, "SELECT DISTINCT mailbox_id FROM locations WHERE message_id = ? ORDER BY mailbox_id", id)
 	if err != nil {
 		return "", err
@@ -298,7 +299,7 @@ func membership(ctx context.Context, tx *sql.Tx, id int64) (string, error) {
 
 // recomputeLocked sets a message's keywords to the union of its locations'
 // and stamps it with the run's modseq when anything may have changed.
-func (r *Run) recomputeLocked(ctx context.Context, tx *sql.Tx, id int64, membershipChanged bool) error {
+func (r *Run) recomputeLocked(ctx context.Context, tx *ptx, id int64, membershipChanged bool) error {
 	rows, err := tx.QueryContext(ctx, "SELECT keywords FROM locations WHERE message_id = ?", id)
 	if err != nil {
 		return err
@@ -416,7 +417,7 @@ func (r *Run) Add(ctx context.Context, mailboxID int64, key string, m *NewMessag
 	return nil
 }
 
-func (r *Run) addLocked(ctx context.Context, tx *sql.Tx, mailboxID int64, key, hash string, m *NewMessage) error {
+func (r *Run) addLocked(ctx context.Context, tx *ptx, mailboxID int64, key, hash string, m *NewMessage) error {
 	// An existing copy at this location is replaced.
 	var oldID int64
 	err := tx.QueryRowContext(ctx, "SELECT message_id FROM locations WHERE mailbox_id = ? AND key = ?", mailboxID, key).Scan(&oldID)
@@ -538,7 +539,7 @@ func (r *Run) Remove(ctx context.Context, mailboxID int64, key string) error {
 	return r.removeLocked(ctx, tx, mailboxID, key)
 }
 
-func (r *Run) removeLocked(ctx context.Context, tx *sql.Tx, mailboxID int64, key string) error {
+func (r *Run) removeLocked(ctx context.Context, tx *ptx, mailboxID int64, key string) error {
 	var id int64
 	err := tx.QueryRowContext(ctx, "SELECT message_id FROM locations WHERE mailbox_id = ? AND key = ?", mailboxID, key).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -569,7 +570,7 @@ func (r *Run) ResetMailbox(ctx context.Context, mailboxID int64) error {
 	return r.resetLocked(ctx, tx, mailboxID)
 }
 
-func (r *Run) resetLocked(ctx context.Context, tx *sql.Tx, mailboxID int64) error {
+func (r *Run) resetLocked(ctx context.Context, tx *ptx, mailboxID int64) error {
 	rows, err := tx.QueryContext(ctx, "SELECT key FROM locations WHERE mailbox_id = ?", mailboxID)
 	if err != nil {
 		return err
@@ -724,7 +725,7 @@ func (r *Run) Abort() {
 	r.done = true
 }
 
-func (r *Run) countLocked(ctx context.Context, tx *sql.Tx) error {
+func (r *Run) countLocked(ctx context.Context, tx *ptx) error {
 	c := &r.counts
 	c.MessagesAdded, c.MessagesDeleted, c.MessagesMoved, c.MessagesReflagged = 0, 0, 0, 0
 	for id, s := range r.touched {
@@ -797,7 +798,7 @@ func (r *Run) SyncMailboxes(ctx context.Context, list []MailboxInfo, inScope fun
 	return out, r.commitLocked()
 }
 
-func (r *Run) syncMailboxesLocked(ctx context.Context, tx *sql.Tx, list []MailboxInfo, inScope func(string) bool) (map[string]*Mailbox, error) {
+func (r *Run) syncMailboxesLocked(ctx context.Context, tx *ptx, list []MailboxInfo, inScope func(string) bool) (map[string]*Mailbox, error) {
 	// Desired set, with placeholder parents.
 	want := map[string]*MailboxInfo{}
 	for i := range list {
