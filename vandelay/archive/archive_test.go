@@ -211,3 +211,25 @@ func TestRoleFromName(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishAfterCancel: a cancelled context (first SIGINT) must not lose
+// the open batch; Finish with a fresh context commits it.
+func TestFinishAfterCancel(t *testing.T) {
+	a, _ := openTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := a.BeginRun(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boxes, _ := r.SyncMailboxes(ctx, []MailboxInfo{mb("INBOX", "1")}, nil)
+	if err := r.Add(ctx, boxes["INBOX"].ID, "1", &NewMessage{Body: []byte("a\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := r.Finish(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := a.Stats(context.Background()); st.Messages != 1 {
+		t.Errorf("messages %d after cancel, want 1", st.Messages)
+	}
+}

@@ -189,7 +189,9 @@ func (r *Run) txLocked(ctx context.Context) (*ptx, error) {
 	if r.tx != nil {
 		return r.tx, nil
 	}
-	stx, err := r.a.db.BeginTx(ctx, nil)
+	// Not ctx: database/sql rolls a transaction back when its context is
+	// cancelled, and a first SIGINT must still let Finish commit the batch.
+	stx, err := r.a.db.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return nil, fmt.Errorf("begin archive transaction: %w", err)
 	}
