@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -155,6 +156,8 @@ func TestExportTargetHoldsSome(t *testing.T) {
 	ctx := context.Background()
 	a := tempArchive(t)
 	src := &source{folders: folders, msgs: genCorpus(3, 30)}
+	// one pre-existing message without a Message-ID: matched by size and content
+	src.msgs[3].body = regexp.MustCompile(`Message-ID: [^\r]*\r\n`).ReplaceAll(src.msgs[3].body, nil)
 	src.load(t, a)
 	c := dial(t, s.Cyrus.JMAPURL(), acct)
 	acctID, _ := c.Session().FindAccount("")
@@ -187,6 +190,17 @@ func TestExportTargetHoldsSome(t *testing.T) {
 	}
 	if res.EmailsMatched != 10 || res.EmailsImported != 20 {
 		t.Errorf("export: %d matched (want 10), %d imported (want 20)", res.EmailsMatched, res.EmailsImported)
+	}
+	// matched before any upload (Message-ID or size, then content), not
+	// through Cyrus's alreadyExists
+	indexed := 0
+	for _, ch := range res.Changes {
+		if ch.Action == '=' && ch.Kind == "Email" {
+			indexed++
+		}
+	}
+	if indexed != 10 || res.Uploads != 20 {
+		t.Errorf("%d emails matched by index, %d uploads; want 10 and 20", indexed, res.Uploads)
 	}
 	rep, err := verify.Target(ctx, a, c, acctID, nil)
 	if err != nil {

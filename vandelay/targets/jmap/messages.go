@@ -199,7 +199,8 @@ func (e *exporter) applyUpdates(ctx context.Context, us []*upd) error {
 
 // matchExisting finds messages that the target already holds (from
 // elsewhere, or imported by a run that died before recording it): same
-// Message-ID and size, then the same SHA-256 of the downloaded blob. The
+// Message-ID (or none on both sides) and size, then the same SHA-256 of the
+// downloaded blob. The
 // target is indexed only when it holds emails the mapping does not know.
 func (e *exporter) matchExisting(ctx context.Context, msgs []*archive.Message) (matched []*upd, rest []*archive.Message, err error) {
 	if len(msgs) == 0 {
@@ -244,6 +245,11 @@ func (e *exporter) matchExisting(ctx context.Context, msgs []*archive.Message) (
 		for _, mid := range g.MessageID {
 			index[key{mid, g.Size}] = append(index[key{mid, g.Size}], g)
 		}
+		// Messages without a Message-ID pair by size alone; the content
+		// check below decides.
+		if len(g.MessageID) == 0 {
+			index[key{"", g.Size}] = append(index[key{"", g.Size}], g)
+		}
 	}
 	e.log.Info("target holds emails the export does not know, matching", "count", len(unknown))
 	taken := map[string]bool{}
@@ -251,7 +257,7 @@ func (e *exporter) matchExisting(ctx context.Context, msgs []*archive.Message) (
 		h := peekHeader(ctx, e.a, m.Blob)
 		var hit string
 		for _, cand := range index[key{h.MessageID, m.Size}] {
-			if h.MessageID == "" || taken[cand.ID] {
+			if taken[cand.ID] {
 				continue
 			}
 			same, err := e.sameBlob(ctx, cand.BlobID, m.Blob)
