@@ -189,3 +189,15 @@ func TestCyrusBatchedGetUnderSmallLimits(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestCyrusQueryObjects(t *testing.T) {
+	c, acct := cyrusClient(t)
+	ctx := context.Background()
+	var boxes []jmap.Mailbox
+	if err := jmap.QueryObjects(ctx, c, acct, "Mailbox", nil, []string{"id", "name", "role"}, &boxes); err != nil {
+		t.Fatal(err)
+	}
+	if len(boxes) < 6 { // INBOX plus the five autocreated special-use folders
+		t.Errorf("QueryObjects found %d mailboxes: %+v", len(boxes), boxes)
+	}
+}

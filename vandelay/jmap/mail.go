@@ -208,3 +208,49 @@ func GetObjects[T any](ctx context.Context, c *Client, accountID, typ string, id
 	}
 	return state, nil
 }
+
+// QueryObjects pages through typ/query and fetches each page's objects
+// with typ/get in the same request through a back-reference to the
+// query's ids (RFC 8620 3.7), one round trip per page of maxObjectsInGet.
+// The objects are appended to *out. With maxCallsInRequest 1 it falls back
+// to QueryAll and GetObjects.
+func QueryObjects[T any](ctx context.Context, c *Client, accountID, typ string, filter any, props []string, out *[]T) error {
+	if c.session.Core.MaxCallsInRequest < 2 {
+		ids, err := c.QueryAll(ctx, accountID, typ, filter, nil)
+		if err != nil {
+			return err
+		}
+		_, err = GetObjects(ctx, c, accountID, typ, ids, props, out)
+		return err
+	}
+	limit := c.MaxObjectsInGet()
+	for pos := 0; ; {
+		var qr QueryResponse
+		var gr GetResponse
+		args := map[string]any{"accountId": accountID, "position": pos, "limit": limit, "calculateTotal": true}
+		if filter != nil {
+			args["filter"] = filter
+		}
+		q := &Call{Method: typ + "/query", Args: args, Result: &qr}
+		gargs := map[string]any{"accountId": accountID, "#ids": q.Ref("/ids")}
+		if props != nil {
+			gargs["properties"] = props
+		}
+		g := &Call{Method: typ + "/get", Args: gargs, Result: &gr}
+		if err := c.Exec(ctx, UsingMail, []*Call{q, g}); err != nil {
+			return err
+		}
+		if err := FirstError(q, g); err != nil {
+			return err
+		}
+		var list []T
+		if err := json.Unmarshal(gr.List, &list); err != nil {
+			return fmt.Errorf("decode %s list: %w", typ, err)
+		}
+		*out = append(*out, list...)
+		pos += len(qr.IDs)
+		if len(qr.IDs) == 0 || (qr.Total != nil && pos >= *qr.Total) {
+			return nil
+		}
+	}
+}

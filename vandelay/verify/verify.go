@@ -215,12 +215,8 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		}
 	}
 	rep.ArchiveEmails = len(amsgs)
-	ids, err := c.QueryAll(ctx, accountID, "Email", nil, nil)
-	if err != nil {
-		return nil, fmt.Errorf("list target emails: %w", err)
-	}
 	var temails []jc.Email
-	if _, err := jc.GetObjects(ctx, c, accountID, "Email", ids, []string{"id", "blobId", "size", "keywords", "mailboxIds", "receivedAt", "messageId"}, &temails); err != nil {
+	if err := jc.QueryObjects(ctx, c, accountID, "Email", nil, []string{"id", "blobId", "size", "keywords", "mailboxIds", "receivedAt", "messageId"}, &temails); err != nil {
 		return nil, fmt.Errorf("read target emails: %w", err)
 	}
 	rep.TargetEmails = len(temails)

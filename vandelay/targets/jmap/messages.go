@@ -218,23 +218,18 @@ func (e *exporter) matchExisting(ctx context.Context, msgs []*archive.Message) (
 		return nil, msgs, nil
 	}
 	e.report("match")
-	ids, err := e.c.QueryAll(ctx, e.acct, "Email", nil, nil)
-	if err != nil {
-		return nil, nil, err
-	}
 	mine := map[string]bool{}
 	for _, m := range e.emaps {
 		mine[m.RemoteID] = true
 	}
-	var unknown []string
-	for _, id := range ids {
-		if !mine[id] {
-			unknown = append(unknown, id)
-		}
-	}
-	var got []jc.Email
-	if _, err := jc.GetObjects(ctx, e.c, e.acct, "Email", unknown, []string{"id", "blobId", "size", "messageId"}, &got); err != nil {
+	var all, got []jc.Email
+	if err := jc.QueryObjects(ctx, e.c, e.acct, "Email", nil, []string{"id", "blobId", "size", "messageId"}, &all); err != nil {
 		return nil, nil, err
+	}
+	for _, g := range all {
+		if !mine[g.ID] {
+			got = append(got, g)
+		}
 	}
 	type key struct {
 		mid  string
@@ -251,7 +246,7 @@ func (e *exporter) matchExisting(ctx context.Context, msgs []*archive.Message) (
 			index[key{"", g.Size}] = append(index[key{"", g.Size}], g)
 		}
 	}
-	e.log.Info("target holds emails the export does not know, matching", "count", len(unknown))
+	e.log.Info("target holds emails the export does not know, matching", "count", len(got))
 	taken := map[string]bool{}
 	for _, m := range msgs {
 		h := peekHeader(ctx, e.a, m.Blob)
