@@ -88,7 +88,7 @@ bench-import:
     go test -count=1 -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
 
 # Every benchmark.
-bench: bench-import bench-export bench-proxy bench-proxy-smtp bench-plan
+bench: bench-import bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine
 
 fmt:
     gofmt -w .
@@ -116,3 +116,23 @@ fuzz time="10s":
 # Load a generated plan of 100,000 accounts (10 CSV files, 10 waves).
 bench-plan:
     go test ./plan -run '^$' -bench Load100k -benchmem -benchtime 3x
+
+# Benchmark the engine: fsynced journal append at 1k and 100k records, Diff of
+# 100,000 accounts, and "mailmig plan -refresh=false" (text, -json, -markdown)
+# over a generated migration of 100,000 accounts (CSV plan, 770k-record journal
+# with snapshot, 20k routes). Figures: docs/engine.md.
+bench-engine:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    go test -count=1 -run '^$' -bench Append -benchtime 2000x ./engine/state
+    go test -count=1 -run '^$' -bench Diff100k -benchtime 5x -benchmem ./engine
+    work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+    go build -o "$work/mailmig" ./cmd/mailmig
+    go run ./engine/internal/benchgen -accounts 100000 -dir "$work/m"
+    cd "$work/m"
+    t=(); [ -x /usr/bin/time ] && t=(/usr/bin/time -f "  elapsed %e s, user %U s, sys %S s, max RSS %M KB")
+    for args in "" "-json" "-markdown"; do
+      echo "mailmig plan -refresh=false $args"
+      "${t[@]}" "$work/mailmig" plan -refresh=false $args > "$work/out"
+      echo "  output $(wc -c < "$work/out") bytes"
+    done

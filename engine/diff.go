@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +30,27 @@ type DiffOptions struct {
 // waveInfo is what Diff derives about one wave before planning accounts.
 type waveInfo struct {
 	w        *plan.Wave
-	accounts []*plan.Account // in wave order
+	accounts []*entry // in wave order
 	status   WaveStatus
 	note     string
-	canaries map[string]bool
+}
+
+// entry is one planned account with what is observed about it, looked up
+// once (a plan may hold 100,000 accounts).
+type entry struct {
+	a      *plan.Account
+	k      string
+	sa     *state.Account // nil: the journal never mentioned it
+	phase  state.Phase
+	canary bool
+}
+
+func (d *differ) newEntry(a *plan.Account, k string) *entry {
+	e := &entry{a: a, k: k, sa: d.st.Account(k), phase: state.PhasePending}
+	if e.sa != nil && e.sa.Phase != "" {
+		e.phase = e.sa.Phase
+	}
+	return e
 }
 
 // Diff computes the changes that bring the observed state toward the plan
@@ -65,7 +81,7 @@ func Diff(m *plan.Migration, obs *Observed, opts *DiffOptions) (*Changes, diag.D
 		Created:       now.UTC(),
 		Refreshed:     obs.Refreshed,
 	}
-	d := &differ{m: m, obs: obs, st: st, now: now, ch: ch}
+	d := &differ{m: m, obs: obs, st: st, now: now, ch: ch, waves: map[string]*waveInfo{}}
 
 	byKey := make(map[string]*plan.Account, len(m.Accounts))
 	for _, a := range m.Accounts {
@@ -76,21 +92,23 @@ func Diff(m *plan.Migration, obs *Observed, opts *DiffOptions) (*Changes, diag.D
 	var infos []*waveInfo
 	inWave := make(map[string]bool, len(m.Accounts))
 	for _, w := range m.Waves {
-		wi := &waveInfo{w: w, canaries: map[string]bool{}}
+		wi := &waveInfo{w: w}
 		for _, addr := range w.Accounts {
-			if a := byKey[Key(addr)]; a != nil && !inWave[Key(addr)] {
-				inWave[Key(addr)] = true
-				wi.accounts = append(wi.accounts, a)
+			k := Key(addr)
+			if a := byKey[k]; a != nil && !inWave[k] {
+				inWave[k] = true
+				wi.accounts = append(wi.accounts, d.newEntry(a, k))
 			}
 		}
 		d.judgeWave(wi, waveDone)
+		d.waves[w.Name] = wi
 		waveDone[w.Name] = wi.status == WaveDone
 		infos = append(infos, wi)
 	}
-	var rest []*plan.Account
+	var rest []*entry
 	for _, a := range m.Accounts {
-		if !inWave[Key(a.Address)] {
-			rest = append(rest, a)
+		if k := Key(a.Address); !inWave[k] {
+			rest = append(rest, d.newEntry(a, k))
 		}
 	}
 	if len(rest) > 0 {
@@ -136,28 +154,22 @@ type differ struct {
 	now   time.Time
 	ch    *Changes
 	diags diag.Diagnostics
+	waves map[string]*waveInfo
 }
 
-func (d *differ) phase(k string) state.Phase {
-	if a := d.st.Account(k); a != nil && a.Phase != "" {
-		return a.Phase
-	}
-	return state.PhasePending
-}
-
-func (d *differ) allDone(as []*plan.Account) bool {
-	for _, a := range as {
-		if d.phase(Key(a.Address)) != state.PhaseDone {
+func (d *differ) allDone(es []*entry) bool {
+	for _, e := range es {
+		if e.phase != state.PhaseDone {
 			return false
 		}
 	}
 	return true
 }
 
-func (d *differ) countDone(as []*plan.Account) int {
+func (d *differ) countDone(es []*entry) int {
 	n := 0
-	for _, a := range as {
-		if d.phase(Key(a.Address)) == state.PhaseDone {
+	for _, e := range es {
+		if e.phase == state.PhaseDone {
 			n++
 		}
 	}
@@ -167,18 +179,16 @@ func (d *differ) countDone(as []*plan.Account) int {
 // judgeWave sets the wave's cut-over status and note.
 func (d *differ) judgeWave(wi *waveInfo, waveDone map[string]bool) {
 	w := wi.w
-	for i, a := range wi.accounts {
-		if i < w.Canary {
-			wi.canaries[Key(a.Address)] = true
-		}
+	for i, e := range wi.accounts {
+		e.canary = i < w.Canary
 	}
 	if d.allDone(wi.accounts) {
 		wi.status = WaveDone
 		return
 	}
 	failed, mismatches := 0, int64(0)
-	for _, a := range wi.accounts {
-		if sa := d.st.Account(Key(a.Address)); sa != nil && sa.Phase != state.PhaseDone && sa.FailedCutovers > 0 {
+	for _, e := range wi.accounts {
+		if sa := e.sa; sa != nil && e.phase != state.PhaseDone && sa.FailedCutovers > 0 {
 			failed++
 			mismatches += sa.Mismatches
 		}
@@ -191,16 +201,9 @@ func (d *differ) judgeWave(wi *waveInfo, waveDone map[string]bool) {
 	}
 	for _, after := range w.After {
 		if !waveDone[after] {
-			aw := d.m.Wave(after)
 			var n, done int
-			if aw != nil {
-				var as []*plan.Account
-				for _, addr := range aw.Accounts {
-					if a := d.m.Account(addr); a != nil {
-						as = append(as, a)
-					}
-				}
-				n, done = len(as), d.countDone(as)
+			if ai := d.waves[after]; ai != nil {
+				n, done = len(ai.accounts), d.countDone(ai.accounts)
 			}
 			wi.status = WaveWaiting
 			wi.note = fmt.Sprintf("cut-overs wait for wave %s (%d of %d done)", after, done, n)
@@ -237,79 +240,60 @@ func (d *differ) planWave(wi *waveInfo) *WaveChanges {
 	if wi.w != nil {
 		wc.Name, wc.MaxParallel = wi.w.Name, wi.w.MaxParallel
 	}
-	for _, a := range wi.accounts {
-		wc.Phases[d.phase(Key(a.Address))]++
+	for _, e := range wi.accounts {
+		wc.Phases[e.phase]++
 	}
-	// Canaries first: the others depend on the canaries' cut-overs.
+	// Canaries are planned first: the others depend on their cut-overs.
+	// Changes are then listed in the wave's own account order.
 	var canaryCutovers []string
 	canariesPending := 0
-	order := make([]*plan.Account, 0, len(wi.accounts))
-	for _, a := range wi.accounts {
-		if wi.canaries[Key(a.Address)] {
-			order = append(order, a)
-		}
-	}
-	for _, a := range wi.accounts {
-		if !wi.canaries[Key(a.Address)] {
-			order = append(order, a)
-		}
-	}
-	type planned struct {
-		a       *plan.Account
-		changes []*Change
-	}
-	var out []planned
-	for _, a := range order {
-		k := Key(a.Address)
-		canary := wi.canaries[k]
-		gate := wi.status == WaveOpen && wi.w != nil
-		gateNote := wi.note
-		if gate && !canary && canariesPending > 0 && len(canaryCutovers) < canariesPending {
-			gate = false
-			gateNote = fmt.Sprintf("waiting for the wave's canary accounts (%d of %d done)", wi.w.Canary-canariesPending, wi.w.Canary)
-		}
-		cs, waiting := d.planAccount(a, wi, gate, gateNote)
-		for _, c := range cs {
-			c.Canary = canary && c.Action == Cutover
-			if c.Action == Cutover && !canary && len(canaryCutovers) > 0 {
-				c.DependsOn = append(c.DependsOn, canaryCutovers...)
+	planned := make([][]*Change, len(wi.accounts))
+	waiting := make([]string, len(wi.accounts))
+	for pass := 0; pass < 2; pass++ {
+		for i, e := range wi.accounts {
+			if e.canary != (pass == 0) {
+				continue
 			}
-		}
-		if canary && d.phase(k) != state.PhaseDone {
-			canariesPending++
+			gate := wi.status == WaveOpen && wi.w != nil
+			gateNote := wi.note
+			if gate && !e.canary && canariesPending > 0 && len(canaryCutovers) < canariesPending {
+				gate = false
+				gateNote = fmt.Sprintf("waiting for the wave's canary accounts (%d of %d done)", wi.w.Canary-canariesPending, wi.w.Canary)
+			}
+			cs, why := d.planAccount(e, wi, gate, gateNote)
 			for _, c := range cs {
-				if c.Action == Cutover {
-					canaryCutovers = append(canaryCutovers, c.ID)
+				c.Canary = e.canary && c.Action == Cutover
+				if c.Action == Cutover && !e.canary && len(canaryCutovers) > 0 {
+					c.DependsOn = append(c.DependsOn, canaryCutovers...)
 				}
 			}
+			if e.canary && e.phase != state.PhaseDone {
+				canariesPending++
+				for _, c := range cs {
+					if c.Action == Cutover {
+						canaryCutovers = append(canaryCutovers, c.ID)
+					}
+				}
+			}
+			planned[i], waiting[i] = cs, why
 		}
-		if waiting != "" {
-			wc.Waiting = append(wc.Waiting, &Waiting{Account: a.Address, Phase: d.phase(k), Reason: waiting})
+	}
+	for i, e := range wi.accounts {
+		wc.Changes = append(wc.Changes, planned[i]...)
+		if waiting[i] != "" {
+			wc.Waiting = append(wc.Waiting, &Waiting{Account: e.a.Address, Phase: e.phase, Reason: waiting[i]})
 		}
-		if len(cs) == 0 && d.phase(k) != state.PhaseDone {
+		if len(planned[i]) == 0 && e.phase != state.PhaseDone {
 			wc.Idle++
 		}
-		out = append(out, planned{a, cs})
 	}
-	// Present changes in the wave's own account order.
-	idx := make(map[string]int, len(wi.accounts))
-	for i, a := range wi.accounts {
-		idx[Key(a.Address)] = i
-	}
-	sort.SliceStable(out, func(i, j int) bool { return idx[Key(out[i].a.Address)] < idx[Key(out[j].a.Address)] })
-	for _, p := range out {
-		wc.Changes = append(wc.Changes, p.changes...)
-	}
-	sort.SliceStable(wc.Waiting, func(i, j int) bool { return idx[Key(wc.Waiting[i].Account)] < idx[Key(wc.Waiting[j].Account)] })
 	return wc
 }
 
 // planAccount decides what is due for one account. It returns the changes,
 // or a reason when the account waits.
-func (d *differ) planAccount(a *plan.Account, wi *waveInfo, gate bool, gateNote string) ([]*Change, string) {
-	k := Key(a.Address)
-	sa := d.st.Account(k)
-	phase := d.phase(k)
+func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string) ([]*Change, string) {
+	a, k, sa, phase := e.a, e.k, e.sa, e.phase
 	route, hasRoute := d.obs.Routes[k]
 	delta := d.obs.Deltas[k]
 	onTarget := hasRoute && route.Backend == a.To
