@@ -118,6 +118,8 @@ type exporter struct {
 	wasFlight map[int64]bool // in flight when a previous run died
 	retry     map[int64]bool // to look at again next run
 	progress  Progress
+	// mailboxState is the target's Mailbox state when the run read it.
+	mailboxState string
 }
 
 // Export converges the target account with the archive. See the package
@@ -204,7 +206,7 @@ func (e *exporter) run(ctx context.Context) error {
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	b, _ := json.Marshal(ids)
-	for k, v := range map[string]string{stateRetry: string(b), stateArchiveModSeq: strconv.FormatInt(curModSeq, 10), stateEmail: emailState} {
+	for k, v := range map[string]string{stateRetry: string(b), stateArchiveModSeq: strconv.FormatInt(curModSeq, 10), stateEmail: emailState, stateMailbox: e.mailboxState} {
 		if err := e.tgt.SetState(ctx, k, v); err != nil {
 			return err
 		}

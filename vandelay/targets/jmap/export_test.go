@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/internal/peers"
+	jc "github.com/mailmig/mailmig/vandelay/jmap"
 	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
@@ -218,4 +219,54 @@ func TestExportTargetHoldsSome(t *testing.T) {
 	if res.EmailsDestroyed != 0 {
 		t.Errorf("a pre-existing email was destroyed")
 	}
+}
+
+// TestExportPrune: target objects the archive does not hold are destroyed
+// with Prune (a dry run only lists them); role mailboxes stay.
+func TestExportPrune(t *testing.T) {
+	s := peers.Get(t)
+	acct := s.NewAccount(t)
+	ctx := context.Background()
+	a := tempArchive(t)
+	src := &source{folders: folders, msgs: genCorpus(11, 12)}
+	src.load(t, a)
+	c := dial(t, s.Cyrus.JMAPURL(), acct)
+	acctID, _ := c.Session().FindAccount("")
+	if _, err := tj.Export(ctx, a, c, acctID, nil); err != nil {
+		t.Fatal(err)
+	}
+	// a stranger's mailbox with an email in it
+	var sr jc.SetResponse
+	mk := &jc.Call{Method: "Mailbox/set", Args: map[string]any{"accountId": acctID, "create": map[string]any{"x": map[string]any{"name": "Fremd"}}}, Result: &sr}
+	if err := c.Exec(ctx, usingMail, callList(mk)); err != nil || mk.Err != nil {
+		t.Fatal(err, mk.Err)
+	}
+	body := "From: x@example.test\r\nSubject: stray\r\nMessage-ID: <stray@example.test>\r\n\r\nstray\r\n"
+	blob, err := c.Upload(ctx, acctID, "message/rfc822", int64(len(body)), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	imp := importCall(acctID, blob.BlobID, sr.CreatedID("x"), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err := c.Exec(ctx, usingMail, callList(imp)); err != nil || imp.Err != nil {
+		t.Fatal(err, imp.Err)
+	}
+	dry, err := tj.Export(ctx, a, c, acctID, &tj.Options{Prune: true, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dry.EmailsDestroyed != 1 || dry.MailboxesDestroyed != 1 {
+		t.Errorf("dry-run prune: %d emails, %d mailboxes; want 1 and 1 (%v)", dry.EmailsDestroyed, dry.MailboxesDestroyed, dry.Changes)
+	}
+	res, err := tj.Export(ctx, a, c, acctID, &tj.Options{Prune: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EmailsDestroyed != 1 || res.MailboxesDestroyed != 1 {
+		t.Errorf("prune: %d emails, %d mailboxes destroyed; want 1 and 1", res.EmailsDestroyed, res.MailboxesDestroyed)
+	}
+	rep, err := verify.Target(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, s, acct, src, rep)
 }

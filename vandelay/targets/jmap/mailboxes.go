@@ -29,10 +29,11 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	remote, _, err := e.c.Mailboxes(ctx, e.acct)
+	remote, mbState, err := e.c.Mailboxes(ctx, e.acct)
 	if err != nil {
 		return fmt.Errorf("read target mailboxes: %w", err)
 	}
+	e.mailboxState = mbState
 	e.boxes = map[int64]*archive.Mailbox{}
 	for _, b := range all {
 		e.boxes[b.ID] = b
