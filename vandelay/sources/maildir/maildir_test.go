@@ -2,6 +2,9 @@ package maildir_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +38,7 @@ func TestDovecotMaildir(t *testing.T) {
 		}
 		return src
 	}
-	vandelaytest.Run(t, factory, vandelaytest.SnapshotIMAP(t, s.Dovecot.IMAP, acct.Email, acct.Password))
+	vandelaytest.Run(t, factory, snapshot(t, s, acct, root))
 
 	cl := vandelaytest.DialIMAP(t, s.Dovecot.IMAP, acct.Email, acct.Password)
 	if err := cl.Create("Tmp", nil).Wait(); err != nil {
@@ -63,5 +66,25 @@ func TestDovecotMaildir(t *testing.T) {
 	if res.MessagesDeleted != 2 || res.MessagesReflagged != 3 || res.MessagesMoved != 1 || res.MailboxesRenamed != 1 || res.MessagesAdded != 0 {
 		t.Errorf("re-run counts %+v", res.Counts)
 	}
-	vandelaytest.Check(t, a, vandelaytest.SnapshotIMAP(t, s.Dovecot.IMAP, acct.Email, acct.Password))
+	vandelaytest.Check(t, a, snapshot(t, s, acct, root))
+}
+
+// snapshot is what Dovecot serves over IMAP, except for the subscription of
+// the folders the test configuration marks "auto = subscribe" (Drafts,
+// Sent, Trash, Junk): Dovecot reports them subscribed from its
+// configuration, which a Maildir reader cannot see, so for those the
+// subscriptions file on disk is the truth.
+func snapshot(t *testing.T, s *peers.Set, acct peers.Account, root string) *vandelaytest.Want {
+	w := vandelaytest.SnapshotIMAP(t, s.Dovecot.IMAP, acct.Email, acct.Password)
+	data, _ := os.ReadFile(filepath.Join(root, "subscriptions"))
+	onDisk := map[string]bool{}
+	for _, l := range strings.Split(string(data), "\n") {
+		onDisk[l] = true
+	}
+	for _, f := range []string{"Drafts", "Sent", "Trash", "Junk"} {
+		if mb := w.Mailboxes[f]; mb != nil {
+			mb.Subscribed = onDisk[f]
+		}
+	}
+	return w
 }
