@@ -79,6 +79,11 @@ type Env struct {
 	Manual bool
 	// Logger receives progress logs. Default: discard.
 	Logger *slog.Logger
+	// SettleDelay is how long a cut-over waits after freezing before its
+	// final catch-up, so that every proxy has noticed the freeze (they poll
+	// the route table) and nothing can reach the source any more. Default:
+	// 0; cmd/mailmig uses DefaultSettleDelay.
+	SettleDelay time.Duration
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -104,6 +109,10 @@ func (r *ApplyResult) Err() error {
 	}
 	return fmt.Errorf("%d failed, %d rolled back, %d interrupted", r.Failed, r.RolledBack, r.Interrupted)
 }
+
+// DefaultSettleDelay covers the proxies' route-table polling (they notice
+// a change within a second).
+const DefaultSettleDelay = 1500 * time.Millisecond
 
 // DefaultParallelism is the default number of concurrent changes.
 const DefaultParallelism = 10
@@ -471,6 +480,17 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		return a.transition(c, state.PhaseFrozen)
 	})
 	step("final catch-up", func() error {
+		if d := a.env.SettleDelay; d > 0 {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-a.env.Stop.Done():
+				return errStopped
+			case <-a.ctx.Done():
+				return errStopped
+			}
+		}
 		if e := a.transition(c, state.PhaseFinalSync); e != nil {
 			return e
 		}

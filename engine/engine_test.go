@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/mailmig/mailmig/engine/state"
@@ -118,4 +120,28 @@ func changeList(ch *Changes) []string {
 		out = append(out, s)
 	}
 	return out
+}
+
+func TestLimiterShared(t *testing.T) {
+	m := testPlan()
+	m.Backends[0].Limits.MessagesPerSecond = 1000
+	ls := NewLimiters(m)
+	l := ls["legacy"]
+	if l.Connections != 2 || ls["stalwart"].Connections != 3 {
+		t.Fatalf("connections: %d %d", l.Connections, ls["stalwart"].Connections)
+	}
+	if l.Throttle() == nil || (*Limiter)(nil).Throttle() != nil {
+		t.Fatal("throttle")
+	}
+	if err := l.WaitMessages(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := (*Limiter)(nil).WaitBytes(context.Background(), 1<<30); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Backoff(ctx, 3, 0); err == nil {
+		t.Fatal("backoff ignored a cancelled context")
+	}
 }

@@ -4,82 +4,70 @@ import (
 	"context"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // Default connection limit of a backend whose limits block sets none.
 const DefaultConnections = 8
 
 // Limiter holds one backend's shared limits: token buckets for messages
-// and bytes per second, and the connection count. Every worker talking to
-// the backend uses the same Limiter. Its methods are safe for concurrent
-// use.
+// and bytes per second (golang.org/x/time/rate, inside a vandelay.Throttle
+// so that vandelay's sources wait on the very same buckets), and the
+// number of changes that may use the backend at once. Every worker talking
+// to the backend uses the same Limiter; its methods are safe for
+// concurrent use.
 type Limiter struct {
 	// Backend is the backend's name.
 	Backend string
-	// Messages and Bytes are nil when unlimited.
-	Messages *rate.Limiter
-	Bytes    *rate.Limiter
-	// Connections is the most concurrent actions using the backend.
+	// Connections is the most concurrent changes using the backend; each
+	// change uses one connection to it.
 	Connections int
+	throttle    *vandelay.Throttle
+}
+
+// NewLimiter returns a Limiter; zero rates mean unlimited, connections of
+// 0 DefaultConnections.
+func NewLimiter(backend string, connections int, msgsPerSec float64, bytesPerSec int64) *Limiter {
+	if connections <= 0 {
+		connections = DefaultConnections
+	}
+	// The throttle caps no connections itself: Apply does, per change.
+	return &Limiter{Backend: backend, Connections: connections, throttle: vandelay.NewThrottle(0, msgsPerSec, bytesPerSec)}
 }
 
 // NewLimiters builds one Limiter per backend of m.
 func NewLimiters(m *plan.Migration) map[string]*Limiter {
 	out := make(map[string]*Limiter, len(m.Backends))
 	for _, b := range m.Backends {
-		l := &Limiter{Backend: b.Name, Connections: b.Limits.Connections}
-		if l.Connections <= 0 {
-			l.Connections = DefaultConnections
-		}
-		if r := b.Limits.MessagesPerSecond; r > 0 {
-			l.Messages = rate.NewLimiter(rate.Limit(r), max(1, int(r)))
-		}
-		if r := b.Limits.BytesPerSecond; r > 0 {
-			// A burst of one second's worth, at least 1 MiB so that one
-			// large message does not need many waits.
-			l.Bytes = rate.NewLimiter(rate.Limit(r), int(max(r, 1<<20)))
-		}
-		out[b.Name] = l
+		out[b.Name] = NewLimiter(b.Name, b.Limits.Connections, b.Limits.MessagesPerSecond, b.Limits.BytesPerSecond)
 	}
 	return out
+}
+
+// Throttle returns the shared buckets as a vandelay.Throttle for
+// vandelay.Config.Throttle. A nil Limiter returns nil (unlimited).
+func (l *Limiter) Throttle() *vandelay.Throttle {
+	if l == nil {
+		return nil
+	}
+	return l.throttle
 }
 
 // WaitMessages blocks until n messages may be sent (or ctx ends). A nil
 // Limiter never blocks.
 func (l *Limiter) WaitMessages(ctx context.Context, n int) error {
-	if l == nil || l.Messages == nil {
-		return nil
+	for i := 0; i < n; i++ {
+		if err := l.Throttle().WaitMessage(ctx); err != nil {
+			return err
+		}
 	}
-	return waitN(ctx, l.Messages, n)
+	return nil
 }
 
 // WaitBytes blocks until n bytes may be sent (or ctx ends).
 func (l *Limiter) WaitBytes(ctx context.Context, n int64) error {
-	if l == nil || l.Bytes == nil {
-		return nil
-	}
-	for n > 0 {
-		c := min(n, int64(l.Bytes.Burst()))
-		if err := l.Bytes.WaitN(ctx, int(c)); err != nil {
-			return err
-		}
-		n -= c
-	}
-	return nil
-}
-
-func waitN(ctx context.Context, lim *rate.Limiter, n int) error {
-	for n > 0 {
-		c := min(n, lim.Burst())
-		if err := lim.WaitN(ctx, c); err != nil {
-			return err
-		}
-		n -= c
-	}
-	return nil
+	return l.Throttle().WaitBytes(ctx, n)
 }
 
 // Backoff waits before retry attempt (0-based) after the server signalled

@@ -143,6 +143,10 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	return runChanges(ctx, v, s, m, j, w, ch, *par, false, log)
 }
 
+// settleDelay is Env.SettleDelay; the test binary shortens it for the
+// fake executor, whose routes no proxy follows.
+var settleDelay = engine.DefaultSettleDelay
+
 // observeAndDiffReport is observeAndDiff with its diagnostics printed; it
 // returns true on errors.
 func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration, j *state.Journal, w *world, refresh bool, targets []string, planPath string, out **engine.Changes) bool {
@@ -165,7 +169,7 @@ func runChanges(ctx context.Context, v *views.View, s Streams, m *plan.Migration
 	}
 	prog := v.NewApplyProgress(len(ch.All()), tty)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
-		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m)}
+		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay}
 	// The first Ctrl-C cancels ctx (Env.Stop); the executors keep a context
 	// that only the second Ctrl-C (which exits the process) ends.
 	res, err := engine.Apply(context.WithoutCancel(ctx), ch, env, prog)

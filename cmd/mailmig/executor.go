@@ -1,38 +1,351 @@
 package main
 
+// The real executor of apply: vandelay's import into a per-account archive
+// (state/archives/ACCOUNT.db), the JMAP export onto the target and verify
+// (source against archive by a dry-run import, archive against target by
+// verify.Target). It is wired here, in cmd, so that the engine stays free
+// of I/O; tests replace it with a fake (fakeworld_test.go).
+
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/jmap"
+	"github.com/mailmig/mailmig/vandelay/sources"
+	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
+	"github.com/mailmig/mailmig/vandelay/verify"
 )
 
-// newExecutor returns the executor that moves data for apply: vandelay
-// import into the account's archive, JMAP export and verify.
+// newExecutor returns the executor that moves data for apply.
 func newExecutor(m *plan.Migration, log *slog.Logger) engine.Executor {
-	return unwiredExecutor{}
+	return &vandelayExec{m: m, log: log, dir: filepath.Join(statePath(m), "archives")}
 }
 
-// newDetector returns the change detector for -refresh, or nil.
+// newDetector returns the change detector for -refresh: a dry-run import
+// against the account's archive, which reports what the next pass would
+// copy without writing anything.
 func newDetector(m *plan.Migration, log *slog.Logger) engine.ChangeDetector {
-	return nil
+	return &vandelayExec{m: m, log: log, dir: filepath.Join(statePath(m), "archives")}
 }
 
-// unwiredExecutor fails every step: it stands in until vandelay's import
-// and export are wired (see docs/engine.md).
-type unwiredExecutor struct{}
+// vandelayExec implements engine.Executor and engine.ChangeDetector. It is
+// safe for concurrent use on different accounts; the engine never runs two
+// changes of one account at once.
+type vandelayExec struct {
+	m   *plan.Migration
+	log *slog.Logger
+	dir string
 
-var errUnwired = errors.New("data movement is not wired into apply in this build")
+	mu     sync.Mutex
+	warmed map[string]bool // target logins that logged in over IMAP once
+}
 
-func (unwiredExecutor) Import(context.Context, *engine.Job) (state.Counts, error) {
-	return state.Counts{}, errUnwired
+var (
+	_ engine.Executor       = (*vandelayExec)(nil)
+	_ engine.ChangeDetector = (*vandelayExec)(nil)
+)
+
+// archivePath is the account's archive file.
+func (x *vandelayExec) archivePath(acct *plan.Account) string {
+	name := strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(engine.Key(acct.Address))
+	return filepath.Join(x.dir, name+".db")
 }
-func (unwiredExecutor) Export(context.Context, *engine.Job) (state.Counts, error) {
-	return state.Counts{}, errUnwired
+
+// sourceConfig builds vandelay's source configuration for an account.
+func (x *vandelayExec) sourceConfig(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (string, *vandelay.Config, error) {
+	b := x.m.Backend(acct.From)
+	if b == nil {
+		return "", nil, fmt.Errorf("source backend %q is not in the plan", acct.From)
+	}
+	cfg := &vandelay.Config{User: acct.SourceLogin, Throttle: lim.Throttle(), Logger: log,
+		// One connection per change: Apply runs at most limits.connections
+		// changes per backend, so the backend sees at most that many.
+		Connections: 1}
+	if cfg.User == "" {
+		cfg.User = acct.Address
+	}
+	kind := ""
+	for _, k := range []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout} {
+		if ep := b.Endpoint(k); ep != nil {
+			kind = string(k)
+			cfg.Address, cfg.ServerName, cfg.InsecureSkipVerify = ep.Address, ep.ServerName, ep.InsecureSkipVerify
+			cfg.TLS = vandelay.TLSMode(ep.TLS)
+			// The plan says so explicitly: tls = "none" is a decision.
+			cfg.AllowCleartext = ep.TLS == plan.TLSNone
+			cfg.Path = expandPath(ep.Path, acct, cfg.User)
+			if k == plan.ProtoMaildir && b.Maildir != nil {
+				cfg.Path = expandPath(b.Maildir.Path, acct, cfg.User)
+			}
+			if k == plan.ProtoTakeout && b.Takeout != nil {
+				cfg.Path = expandPath(b.Takeout.Path, acct, cfg.User)
+			}
+			break
+		}
+	}
+	if kind == "" {
+		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir or takeout)", b.Name)
+	}
+	switch {
+	case b.Login == plan.LoginMaster && b.Master != nil:
+		cfg.MasterUser, cfg.Password = b.Master.User, b.Master.Password.Reveal()
+	case acct.Password.IsSet():
+		cfg.Password = acct.Password.Reveal()
+	case kind == "imap" || kind == "pop3":
+		return "", nil, fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
+	}
+	return kind, cfg, nil
 }
-func (unwiredExecutor) Verify(context.Context, *engine.Job) (state.Counts, error) {
-	return state.Counts{}, errUnwired
+
+// expandPath replaces %u (login), %d (domain) and %n (local part).
+func expandPath(p string, acct *plan.Account, login string) string {
+	if p == "" {
+		return ""
+	}
+	local, domain, _ := strings.Cut(acct.Address, "@")
+	return strings.NewReplacer("%u", login, "%d", domain, "%n", local).Replace(p)
+}
+
+// openArchive opens the account's archive, creating it when create is set.
+func (x *vandelayExec) openArchive(ctx context.Context, acct *plan.Account, create bool, log *slog.Logger) (*archive.Archive, error) {
+	path := x.archivePath(acct)
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open archive %s: %w", path, archive.ErrNotExist)
+		}
+	}
+	if err := os.MkdirAll(x.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create archive directory: %w", err)
+	}
+	return archive.Open(ctx, path, &archive.Options{Logger: log})
+}
+
+// importProgressHook adapts vandelay.Progress to the engine's progress.
+type importProgressHook struct {
+	mu          sync.Mutex
+	total, done int64
+	fn          func(done, total int64)
+}
+
+func (p *importProgressHook) Discovered(n int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += int64(n)
+	p.fn(p.done, p.total)
+}
+
+func (p *importProgressHook) Done(n int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += int64(n)
+	p.fn(p.done, p.total)
+}
+
+// Import runs one import pass of the account's mail into its archive.
+func (x *vandelayExec) Import(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	res, err := x.importPass(ctx, job.Account, job.Source, job.Log, false, job.Progress)
+	if res == nil {
+		return state.Counts{}, err
+	}
+	c := state.Counts{New: int64(res.MessagesAdded), Changed: int64(res.MessagesMoved + res.MessagesReflagged),
+		Deleted: int64(res.MessagesDeleted), Bytes: res.FetchedBytes,
+		Mailboxes: int64(res.MailboxesCreated + res.MailboxesRenamed + res.MailboxesDeleted)}
+	c.Messages = c.New + c.Changed + c.Deleted
+	return c, err
+}
+
+func (x *vandelayExec) importPass(ctx context.Context, acct *plan.Account, lim *engine.Limiter, log *slog.Logger, dryRun bool, progress func(done, total int64)) (*archive.Result, error) {
+	if log == nil {
+		log = x.log
+	}
+	kind, cfg, err := x.sourceConfig(acct, lim, log)
+	if err != nil {
+		return nil, err
+	}
+	if progress != nil {
+		cfg.Progress = &importProgressHook{fn: progress}
+	}
+	src, err := sources.Mail[kind](cfg)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", kind, err)
+	}
+	defer src.Close()
+	a, err := x.openArchive(ctx, acct, !dryRun, log)
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{DryRun: dryRun})
+	if err != nil {
+		return nil, err
+	}
+	syncErr := src.Sync(ctx, run)
+	var partial *vandelay.PartialError
+	complete := syncErr == nil
+	if syncErr != nil && !errors.As(syncErr, &partial) {
+		complete = false
+	}
+	res, ferr := run.Finish(context.WithoutCancel(ctx), complete)
+	if syncErr != nil {
+		return res, fmt.Errorf("import from %s: %w", acct.From, syncErr)
+	}
+	if ferr != nil {
+		return res, fmt.Errorf("finish import: %w", ferr)
+	}
+	return res, nil
+}
+
+// openTarget logs in to the target's JMAP endpoint for the account.
+func (x *vandelayExec) openTarget(ctx context.Context, acct *plan.Account, log *slog.Logger) (*jmap.Client, string, error) {
+	b := x.m.Backend(acct.To)
+	if b == nil {
+		return nil, "", fmt.Errorf("target backend %q is not in the plan", acct.To)
+	}
+	ep := b.Endpoint(plan.ProtoJMAP)
+	if ep == nil {
+		return nil, "", fmt.Errorf("target backend %s has no jmap endpoint", b.Name)
+	}
+	login := acct.TargetLogin
+	if login == "" {
+		login = acct.Address
+	}
+	var auth jmap.Auth
+	switch {
+	case b.Login == plan.LoginMaster && b.Master != nil:
+		auth = jmap.BasicAuth{User: b.Master.User, Password: b.Master.Password.Reveal()}
+	case acct.Password.IsSet():
+		auth = jmap.BasicAuth{User: login, Password: acct.Password.Reveal()}
+		x.warmUp(ctx, b, login, acct.Password.Reveal(), log)
+	default:
+		return nil, "", fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
+	}
+	c, err := jmap.Discover(ctx, ep.URL, &jmap.Options{Auth: auth, Logger: log})
+	if err != nil {
+		return nil, "", fmt.Errorf("target %s: %w", b.Name, err)
+	}
+	key := ""
+	if b.Login == plan.LoginMaster {
+		key = login
+	}
+	id, err := c.Session().FindAccount(key)
+	if err != nil {
+		return nil, "", fmt.Errorf("target %s: %w", b.Name, err)
+	}
+	return c, id, nil
+}
+
+// warmUp logs in once over IMAP when the target has an IMAP endpoint:
+// Cyrus creates a user's mailboxes at the first IMAP login, and JMAP only
+// works after it. A failure is only logged; the export reports real ones.
+func (x *vandelayExec) warmUp(ctx context.Context, b *plan.Backend, login, password string, log *slog.Logger) {
+	ep := b.Endpoint(plan.ProtoIMAP)
+	if ep == nil || ep.TLS != plan.TLSNone {
+		return
+	}
+	x.mu.Lock()
+	if x.warmed == nil {
+		x.warmed = map[string]bool{}
+	}
+	done := x.warmed[b.Name+"/"+login]
+	x.warmed[b.Name+"/"+login] = true
+	x.mu.Unlock()
+	if done {
+		return
+	}
+	c, err := imapclient.DialInsecure(ep.Address, nil)
+	if err != nil {
+		log.Debug("target imap warm-up", "err", err)
+		return
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.Login(login, password).Wait(); err != nil {
+		log.Debug("target imap warm-up", "err", err)
+		return
+	}
+	_ = c.Logout().Wait()
+}
+
+// Export reconciles the archive onto the target.
+func (x *vandelayExec) Export(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	a, err := x.openArchive(ctx, job.Account, false, job.Log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	defer a.Close()
+	c, id, err := x.openTarget(ctx, job.Account, job.Log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	res, err := tj.Export(ctx, a, c, id, &tj.Options{Logger: job.Log, Progress: func(p tj.Progress) {
+		if job.Progress != nil && p.Phase == "import" {
+			job.Progress(p.Done, p.Total)
+		}
+	}})
+	if res == nil {
+		return state.Counts{}, err
+	}
+	cnt := state.Counts{New: int64(res.EmailsImported), Changed: int64(res.EmailsUpdated), Deleted: int64(res.EmailsDestroyed),
+		Bytes: res.UploadBytes, Mailboxes: int64(res.MailboxesCreated + res.MailboxesUpdated + res.MailboxesDestroyed)}
+	cnt.Messages = cnt.New + cnt.Changed + cnt.Deleted
+	if err == nil && res.Partial() {
+		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
+	}
+	return cnt, err
+}
+
+// Verify compares the source with the archive (a dry-run import must find
+// nothing) and the archive with the target (verify.Target, every blob
+// hashed). Counts.Mismatches counts the differences.
+func (x *vandelayExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	res, err := x.importPass(ctx, job.Account, job.Source, job.Log, true, nil)
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("compare source: %w", err)
+	}
+	srcDiff := int64(res.MessagesAdded + res.MessagesDeleted + res.MessagesMoved + res.MessagesReflagged +
+		res.MailboxesCreated + res.MailboxesRenamed + res.MailboxesDeleted)
+	a, err := x.openArchive(ctx, job.Account, false, job.Log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	defer a.Close()
+	c, id, err := x.openTarget(ctx, job.Account, job.Log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	rep, err := verify.Target(ctx, a, c, id, &verify.Options{Logger: job.Log})
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("verify target: %w", err)
+	}
+	cnt := state.Counts{Messages: int64(rep.TargetEmails), Mismatches: srcDiff + int64(len(rep.Mismatches))}
+	for i, mm := range rep.Mismatches {
+		if i == 5 {
+			break
+		}
+		job.Log.Warn("verify mismatch", "mailbox", mm.Mailbox, "kind", mm.Kind, "item", mm.Item)
+	}
+	return cnt, nil
+}
+
+// Detect asks the source what the next pass would copy: a dry-run import
+// against the archive, which writes nothing.
+func (x *vandelayExec) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
+	res, err := x.importPass(ctx, acct, nil, x.log, true, nil)
+	if err != nil {
+		return engine.Delta{}, err
+	}
+	return engine.Delta{New: int64(res.MessagesAdded), Changed: int64(res.MessagesMoved + res.MessagesReflagged), Deleted: int64(res.MessagesDeleted)}, nil
 }

@@ -28,6 +28,7 @@ func init() {
 	}
 	if p := os.Getenv("MAILMIG_TEST_WORLD"); p != "" {
 		openWorld = fakeWorldOpener(p)
+		settleDelay = 0 // no proxy follows the fake's routes
 	}
 	// MAILMIG_TEST_MAIN=1 makes the test binary act as mailmig (for tests
 	// that start it themselves and kill it, like crash_test.go).
