@@ -109,6 +109,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	dryRun := fs.Bool("dry-run", false, "list what would be created, updated and destroyed; change nothing")
 	batch := fs.Int("batch", 0, "emails per Email/import (default: min(maxObjectsInSet, 100))")
 	workers := fs.Int("workers", 0, "batches in flight (default: min(maxConcurrentRequests, 4))")
+	inline := fs.Bool("inline-blobs", true, "send small messages inside the API request when the server offers Blob/upload (RFC 9404) or Cyrus's Blob/set")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
@@ -156,7 +157,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	prog := newExportProgress(*progress, s, acct)
 	res, err := tj.Export(ctx, a, c, acct, &tj.Options{Logger: log, DryRun: *dryRun, Prune: *prune,
-		BatchSize: *batch, Workers: *workers, Progress: prog.update})
+		BatchSize: *batch, Workers: *workers, NoInlineBlobs: !*inline, Progress: prog.update})
 	prog.finish()
 	if res != nil {
 		printExportResult(s.Out, res, *dryRun, *jsonOut)

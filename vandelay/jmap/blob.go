@@ -2,6 +2,7 @@ package jmap
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,4 +152,74 @@ func (b *countingBody) Close() error {
 		b.release()
 	}
 	return err
+}
+
+// Capabilities for sending blob data inside an API request, which saves an
+// HTTP upload per blob and lets a later call in the same request refer to
+// the blob as "#creationId".
+const (
+	// CapBlob is RFC 9404's capability (method Blob/upload).
+	CapBlob = "urn:ietf:params:jmap:blob"
+	// CapCyrusBlob is Cyrus 3.6's draft of it (method Blob/set).
+	CapCyrusBlob = "https://cyrusimap.org/ns/jmap/blob"
+)
+
+// InlineBlobs says how the server takes blob data inside an API request.
+type InlineBlobs struct {
+	// Method is "Blob/upload" (RFC 9404) or "Blob/set" (Cyrus's draft);
+	// "" when the server offers neither.
+	Method string
+	// Capability must be added to the request's "using".
+	Capability string
+	// MaxSize is the largest blob the client sends this way: at most
+	// 2 MiB, a third of maxSizeRequest (base64 grows data by 4/3, and a
+	// request carries several), maxSizeUpload and RFC 9404's
+	// maxSizeBlobSet.
+	MaxSize int64
+}
+
+// InlineBlobs reports whether and how blobs may be sent inside requests.
+func (c *Client) InlineBlobs(accountID string) InlineBlobs {
+	limit := int64(2 << 20)
+	if m := c.session.Core.MaxSizeRequest; m > 0 {
+		limit = min(limit, m/3)
+	}
+	if m := c.session.Core.MaxSizeUpload; m > 0 {
+		// One size limit for the user, whichever way a blob travels.
+		limit = min(limit, m)
+	}
+	acct := c.session.Accounts[accountID]
+	if raw, ok := c.session.Capabilities[CapBlob]; ok {
+		if _, ok := acct.AccountCapabilities[CapBlob]; ok || acct.AccountCapabilities == nil {
+			var bc struct {
+				MaxSizeBlobSet *int64 `json:"maxSizeBlobSet"`
+			}
+			if araw, ok := acct.AccountCapabilities[CapBlob]; ok {
+				_ = json.Unmarshal(araw, &bc)
+			}
+			if bc.MaxSizeBlobSet == nil {
+				_ = json.Unmarshal(raw, &bc)
+			}
+			if bc.MaxSizeBlobSet != nil {
+				limit = min(limit, *bc.MaxSizeBlobSet)
+			}
+			return InlineBlobs{Method: "Blob/upload", Capability: CapBlob, MaxSize: limit}
+		}
+	}
+	if _, ok := c.session.Capabilities[CapCyrusBlob]; ok {
+		if _, ok := acct.AccountCapabilities[CapCyrusBlob]; ok {
+			return InlineBlobs{Method: "Blob/set", Capability: CapCyrusBlob, MaxSize: limit}
+		}
+	}
+	return InlineBlobs{}
+}
+
+// Create returns the create object for one blob: RFC 9404 5.1 DataSource
+// list for Blob/upload, the draft's single data:asBase64 for Blob/set.
+func (ib InlineBlobs) Create(data []byte, contentType string) any {
+	b64 := base64.StdEncoding.EncodeToString(data)
+	if ib.Method == "Blob/set" {
+		return map[string]any{"data:asBase64": b64, "type": contentType}
+	}
+	return map[string]any{"data": []any{map[string]string{"data:asBase64": b64}}, "type": contentType}
 }

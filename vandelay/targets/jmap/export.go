@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -32,6 +33,11 @@ type Options struct {
 	// uploads its blobs in parallel, bounded by maxConcurrentUpload).
 	// Default: min(maxConcurrentRequests, 4).
 	Workers int
+	// NoInlineBlobs disables sending small blobs inside the API request
+	// (RFC 9404 Blob/upload, or Cyrus's Blob/set) and uploads every blob
+	// over HTTP. Default: inline when the server offers it, for blobs up to
+	// InlineBlobs.MaxSize.
+	NoInlineBlobs bool
 	// Progress, when set, is called after each batch and phase (from one
 	// goroutine at a time).
 	Progress func(Progress)
@@ -71,7 +77,8 @@ type Result struct {
 	// Mailbox and email counters.
 	MailboxesCreated, MailboxesUpdated, MailboxesMatched, MailboxesDestroyed       int
 	EmailsImported, EmailsMatched, EmailsUpdated, EmailsDestroyed, EmailsUnchanged int
-	// Uploads and UploadBytes count blobs sent in this run.
+	// Uploads and UploadBytes count blobs sent in this run (HTTP uploads
+	// and blobs sent inside API requests).
 	Uploads, UploadBytes int64
 	// Skipped lists items that could not be exported; the rest was.
 	Skipped []Skipped
@@ -120,6 +127,11 @@ type exporter struct {
 	progress  Progress
 	// mailboxState is the target's Mailbox state when the run read it.
 	mailboxState string
+	// inline says how blobs go inside API requests (Method "" : never).
+	inline    jc.InlineBlobs
+	inlineOff atomic.Bool
+	// inlined and inlinedBytes count blobs sent inside requests (under mu).
+	inlined, inlinedBytes int64
 }
 
 // Export converges the target account with the archive. See the package
@@ -153,11 +165,14 @@ func Export(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		return nil, err
 	}
 	e.tgt = tgt
+	if !e.opts.NoInlineBlobs {
+		e.inline = c.InlineBlobs(accountID)
+	}
 	up0, upb0 := c.Stats().Uploads.Load(), c.Stats().UploadBytes.Load()
 	err = e.run(ctx)
 	e.res.Duration = time.Since(start)
-	e.res.Uploads = c.Stats().Uploads.Load() - up0
-	e.res.UploadBytes = c.Stats().UploadBytes.Load() - upb0
+	e.res.Uploads = c.Stats().Uploads.Load() - up0 + e.inlined
+	e.res.UploadBytes = c.Stats().UploadBytes.Load() - upb0 + e.inlinedBytes
 	return e.res, err
 }
 

@@ -388,18 +388,47 @@ type prepared struct {
 	blobID string
 	mbs    map[string]bool
 	kws    map[string]bool
+	// inline: the blob goes inside the API request (Blob/upload or Cyrus's
+	// Blob/set) and Email/import refers to it by creation id.
+	inline bool
 }
 
-// importBatch uploads the batch's blobs in parallel, then imports them in
-// one Email/import call. It returns follow-up updates for emails the
-// target already held.
+// importGroup is one Email/import call, with the blob call that carries
+// its inline blobs (if any) in the same request.
+type importGroup struct {
+	blob   *jc.Call
+	imp    *jc.Call
+	r      jc.ImportResponse
+	br     jc.SetResponse
+	emails map[string]jc.EmailImport
+	blobs  map[string]any
+	byCid  map[string]*prepared
+	raw    int64
+	inline bool
+}
+
+func newImportGroup(inline bool) *importGroup {
+	return &importGroup{emails: map[string]jc.EmailImport{}, blobs: map[string]any{}, byCid: map[string]*prepared{}, inline: inline}
+}
+
+// importBatch sends the batch's blobs — small ones inside the API request
+// when the server allows it, the others by parallel HTTP uploads — and
+// imports them with Email/import. It returns follow-up updates for emails
+// the target already held. A message that fails on the inline path is
+// retried once by HTTP upload.
 func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, attempt int) ([]*upd, error) {
+	ib := e.inline
+	useInline := ib.Method != "" && attempt == 0 && !e.inlineOff.Load()
 	preps := make([]*prepared, len(batch))
 	g, gctx := errgroup.WithContext(ctx)
 	for i, m := range batch {
 		mbs, kws, reason := e.desired(m)
 		if reason != "" {
 			e.skip(archive.KindEmail, m.ID, itemName(peekHeader(ctx, e.a, m.Blob), m.ID, m.Size), reason)
+			continue
+		}
+		if useInline && m.Size <= ib.MaxSize {
+			preps[i] = &prepared{m: m, mbs: mbs, kws: kws, inline: true}
 			continue
 		}
 		g.Go(func() error {
@@ -419,9 +448,15 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	emails := map[string]jc.EmailImport{}
+	// Inline groups stay well under maxSizeRequest after base64.
+	rawBudget := int64(6 << 20)
+	if m := e.c.Session().Core.MaxSizeRequest; m > 0 {
+		rawBudget = m * 7 / 10 * 3 / 4
+	}
+	regular := newImportGroup(false)
+	groups := []*importGroup{regular}
+	var cur *importGroup
 	var ids []int64
-	byCid := map[string]*prepared{}
 	for _, p := range preps {
 		if p == nil {
 			continue
@@ -434,56 +469,102 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 			d := jc.UTCDate(p.m.ReceivedAt)
 			imp.ReceivedAt = &d
 		}
-		emails[cid] = imp
-		byCid[cid] = p
+		grp := regular
+		if p.inline {
+			if cur == nil || (len(cur.emails) > 0 && cur.raw+p.m.Size > rawBudget) {
+				cur = newImportGroup(true)
+				groups = append(groups, cur)
+			}
+			data, err := e.a.BlobBytes(ctx, p.m.Blob)
+			if err != nil {
+				return nil, fmt.Errorf("read message %d from the archive: %w", p.m.ID, err)
+			}
+			bcid := "b" + itoa(p.m.ID)
+			cur.blobs[bcid] = ib.Create(data, "message/rfc822")
+			cur.raw += p.m.Size
+			imp.BlobID = "#" + bcid
+			grp = cur
+		}
+		grp.emails[cid] = imp
+		grp.byCid[cid] = p
 		ids = append(ids, p.m.ID)
 	}
-	if len(emails) == 0 {
+	if len(ids) == 0 {
 		return nil, nil
 	}
 	if err := e.setInflight(ctx, ids, true); err != nil {
 		return nil, err
 	}
-	var r jc.ImportResponse
-	call := &jc.Call{Method: "Email/import", Args: map[string]any{"accountId": e.acct, "emails": emails}, Result: &r}
-	if err := e.c.Exec(ctx, jc.UsingMail, []*jc.Call{call}); err != nil {
-		return nil, fmt.Errorf("import emails: %w", err)
-	}
-	if call.Err != nil {
-		if (call.Err.Type == jc.ErrRequestTooLarge || call.Err.Type == jc.ErrServerFail) && len(batch) > 1 && attempt < 8 {
-			half := len(batch) / 2
-			f1, err := e.importBatch(ctx, batch[:half], attempt+1)
-			if err != nil {
-				return f1, err
-			}
-			f2, err := e.importBatch(ctx, batch[half:], attempt+1)
-			return append(f1, f2...), err
+	using := jc.UsingMail
+	var calls [][]*jc.Call
+	for _, grp := range groups {
+		if len(grp.emails) == 0 {
+			continue
 		}
-		return nil, fmt.Errorf("import emails: %w", call.Err)
+		grp.imp = &jc.Call{Method: "Email/import", Args: map[string]any{"accountId": e.acct, "emails": grp.emails}, Result: &grp.r}
+		if grp.inline {
+			using = append(append([]string{}, jc.UsingMail...), ib.Capability)
+			grp.blob = &jc.Call{Method: ib.Method, Args: map[string]any{"accountId": e.acct, "create": grp.blobs}, Result: &grp.br}
+			calls = append(calls, []*jc.Call{grp.blob, grp.imp})
+		} else {
+			calls = append(calls, []*jc.Call{grp.imp})
+		}
+	}
+	if err := e.c.Exec(ctx, using, calls...); err != nil {
+		return nil, fmt.Errorf("import emails: %w", err)
 	}
 	var maps []archive.Mapping
 	var follow []*upd
 	var again []*archive.Message
-	var bytes int64
-	for cid, p := range byCid {
-		if em, ok := r.Created[cid]; ok && em.ID != "" {
-			maps = append(maps, archive.Mapping{Kind: archive.KindEmail, ArchiveID: p.m.ID, RemoteID: em.ID, Created: true, ModSeq: p.m.ModSeq})
-			bytes += p.m.Size
+	var bytes, inlined, inlinedBytes int64
+	split := false // a whole Email/import was refused: retry in halves
+	for _, grp := range groups {
+		if grp.imp == nil {
 			continue
 		}
-		se := r.NotCreated[cid]
-		name := func() string { return itemName(peekHeader(ctx, e.a, p.m.Blob), p.m.ID, p.m.Size) }
-		switch {
-		case se == nil:
-			e.skip(archive.KindEmail, p.m.ID, name(), "the target gave no answer for it")
-		case se.Type == jc.SetAlreadyExists && se.ExistingID != "":
-			created := e.wasFlight[p.m.ID]
-			maps = append(maps, archive.Mapping{Kind: archive.KindEmail, ArchiveID: p.m.ID, RemoteID: se.ExistingID, Created: created, ModSeq: 0})
-			follow = append(follow, &upd{msg: p.m, mbs: p.mbs, kws: p.kws, created: created, remote: se.ExistingID})
-		case (se.Type == jc.SetBlobNotFound || se.Temporary()) && attempt < 3:
-			again = append(again, p.m)
-		default:
-			e.skip(archive.KindEmail, p.m.ID, name(), "target refused it: "+se.Error())
+		if grp.blob != nil && grp.blob.Err != nil {
+			// The server does not take inline blobs after all: upload.
+			e.log.Info("inline blobs refused, uploading instead", "err", grp.blob.Err)
+			e.inlineOff.Store(true)
+		}
+		if err := grp.imp.Err; err != nil {
+			for _, p := range grp.byCid {
+				again = append(again, p.m)
+			}
+			if !grp.inline {
+				if !((err.Type == jc.ErrRequestTooLarge || err.Type == jc.ErrServerFail) && attempt < 8) {
+					return nil, fmt.Errorf("import emails: %w", err)
+				}
+				split = true
+			}
+			continue
+		}
+		for cid, p := range grp.byCid {
+			if em, ok := grp.r.Created[cid]; ok && em.ID != "" {
+				maps = append(maps, archive.Mapping{Kind: archive.KindEmail, ArchiveID: p.m.ID, RemoteID: em.ID, Created: true, ModSeq: p.m.ModSeq})
+				bytes += p.m.Size
+				if p.inline {
+					inlined++
+					inlinedBytes += p.m.Size
+				}
+				continue
+			}
+			se := grp.r.NotCreated[cid]
+			name := func() string { return itemName(peekHeader(ctx, e.a, p.m.Blob), p.m.ID, p.m.Size) }
+			switch {
+			case se != nil && se.Type == jc.SetAlreadyExists && se.ExistingID != "":
+				created := e.wasFlight[p.m.ID]
+				maps = append(maps, archive.Mapping{Kind: archive.KindEmail, ArchiveID: p.m.ID, RemoteID: se.ExistingID, Created: created, ModSeq: 0})
+				follow = append(follow, &upd{msg: p.m, mbs: p.mbs, kws: p.kws, created: created, remote: se.ExistingID})
+			case p.inline && attempt < 3:
+				again = append(again, p.m) // retried by HTTP upload
+			case se == nil:
+				e.skip(archive.KindEmail, p.m.ID, name(), "the target gave no answer for it")
+			case (se.Type == jc.SetBlobNotFound || se.Temporary()) && attempt < 3:
+				again = append(again, p.m)
+			default:
+				e.skip(archive.KindEmail, p.m.ID, name(), "target refused it: "+se.Error())
+			}
 		}
 	}
 	if err := e.tgt.PutMappings(ctx, maps); err != nil {
@@ -498,6 +579,8 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 			e.res.EmailsMatched++
 		}
 	}
+	e.inlined += inlined
+	e.inlinedBytes += inlinedBytes
 	e.progress.Done += int64(len(maps))
 	e.progress.Bytes += bytes
 	e.mu.Unlock()
@@ -506,12 +589,21 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 	}
 	e.report("import")
 	if len(again) > 0 {
-		t := time.NewTimer(time.Duration(attempt+1) * 500 * time.Millisecond)
+		t := time.NewTimer(time.Duration(attempt) * 500 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return follow, ctx.Err()
 		case <-t.C:
+		}
+		if split && len(again) > 1 {
+			half := len(again) / 2
+			f1, err := e.importBatch(ctx, again[:half], attempt+1)
+			follow = append(follow, f1...)
+			if err != nil {
+				return follow, err
+			}
+			again = again[half:]
 		}
 		f, err := e.importBatch(ctx, again, attempt+1)
 		return append(follow, f...), err
