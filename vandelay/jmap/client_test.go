@@ -378,3 +378,40 @@ func FuzzExpandTemplate(f *testing.F) {
 		}
 	})
 }
+
+func TestInlineBlobs(t *testing.T) {
+	core := CoreCapability{MaxSizeRequest: 3 << 20, MaxSizeUpload: 1 << 30}
+	acct := func(caps ...string) map[string]Account {
+		ac := map[string]json.RawMessage{}
+		for _, c := range caps {
+			ac[c] = json.RawMessage(`{}`)
+		}
+		return map[string]Account{"A": {AccountCapabilities: ac}}
+	}
+	for name, tc := range map[string]struct {
+		caps   map[string]json.RawMessage
+		accts  map[string]Account
+		method string
+		max    int64
+	}{
+		"rfc9404":              {map[string]json.RawMessage{CapBlob: json.RawMessage(`{"maxSizeBlobSet":500000}`)}, acct(CapBlob), "Blob/upload", 500000},
+		"rfc9404 unlimited":    {map[string]json.RawMessage{CapBlob: json.RawMessage(`{"maxSizeBlobSet":null}`)}, acct(CapBlob), "Blob/upload", 1 << 20},
+		"cyrus":                {map[string]json.RawMessage{CapCyrusBlob: json.RawMessage(`{}`)}, acct(CapCyrusBlob), "Blob/set", 1 << 20},
+		"none":                 {map[string]json.RawMessage{}, acct(), "", 0},
+		"not for this account": {map[string]json.RawMessage{CapCyrusBlob: json.RawMessage(`{}`)}, acct(), "", 0},
+	} {
+		c := &Client{session: &Session{Core: core, Capabilities: tc.caps, Accounts: tc.accts}}
+		ib := c.InlineBlobs("A")
+		if ib.Method != tc.method || (tc.method != "" && ib.MaxSize != tc.max) {
+			t.Errorf("%s: %+v, want %s up to %d", name, ib, tc.method, tc.max)
+		}
+	}
+	b, _ := json.Marshal(InlineBlobs{Method: "Blob/upload"}.Create([]byte("hi"), "message/rfc822"))
+	if string(b) != `{"data":[{"data:asBase64":"aGk="}],"type":"message/rfc822"}` {
+		t.Errorf("Blob/upload create = %s", b)
+	}
+	b, _ = json.Marshal(InlineBlobs{Method: "Blob/set"}.Create([]byte("hi"), "message/rfc822"))
+	if string(b) != `{"data:asBase64":"aGk=","type":"message/rfc822"}` {
+		t.Errorf("Blob/set create = %s", b)
+	}
+}
