@@ -10,9 +10,12 @@
 //     when nothing matches (with its role when no target mailbox has that
 //     role yet). Role mailboxes of the target are never renamed.
 //  2. Messages changed in the archive since the last complete run (the
-//     archive's ModSeq is the cursor): new ones are uploaded (streamed from
-//     the archive) and imported with Email/import, many per request, with
-//     mailboxIds, keywords and receivedAt; mapped ones whose keywords or
+//     archive's ModSeq is the cursor): new ones are imported with
+//     Email/import, many per request, with mailboxIds, keywords and
+//     receivedAt. Small messages travel inside that same request when the
+//     server offers RFC 9404 Blob/upload (or Cyrus's draft Blob/set),
+//     referenced as "#creationId"; the others are uploaded over HTTP,
+//     streamed from the archive, maxConcurrentUpload at a time; mapped ones whose keywords or
 //     membership changed get one Email/set patch (a move is a patch, never
 //     a re-upload); tombstoned ones are destroyed when the export created
 //     them, and only forgotten when they were already on the target.
