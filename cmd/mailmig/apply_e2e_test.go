@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,17 +22,25 @@ import (
 
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/proxy/routes"
 )
 
-// TestApplyEndToEnd migrates two accounts from the real Dovecot to the
-// real Cyrus with "mailmig apply" (vandelay import, JMAP export, verify,
-// the SQLite route table) while the proxy runs in front and mail keeps
-// arriving over LMTP through it: before staging, during staging, during
-// catch-up and during the cut-over itself (frozen: 4xx, the sender
-// retries). Afterwards every delivered or seeded message is on Cyrus
-// exactly once, nothing is left on Dovecot unmigrated, routes point at
-// Cyrus unfrozen and the journal verifies.
-func TestApplyEndToEnd(t *testing.T) {
+// e2e is a migration of fresh accounts from the real Dovecot to the real
+// Cyrus, with the proxy (LMTP) running in front and the plan in dir.
+type e2e struct {
+	t        *testing.T
+	s        *peers.Set
+	accts    []peers.Account
+	dir      string
+	planFile string
+	lmtp     string
+	mu       sync.Mutex
+	expected map[string]map[string]bool // account → Message-IDs delivered or seeded
+	seq      int
+	failed   sync.Once
+}
+
+func newE2E(t *testing.T, n int) *e2e {
 	if testing.Short() {
 		t.Skip("needs the real servers")
 	}
@@ -40,20 +50,22 @@ func TestApplyEndToEnd(t *testing.T) {
 		}
 		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
 	}
-	s := peers.Get(t)
-	accts := []peers.Account{s.NewAccount(t), s.NewAccount(t)}
-	dir := t.TempDir()
+	x := &e2e{t: t, s: peers.Get(t), dir: t.TempDir(), expected: map[string]map[string]bool{}}
 	var csv strings.Builder
 	csv.WriteString("address,source_login,target_login,password_ref\n")
-	for i, a := range accts {
+	for i := 0; i < n; i++ {
+		a := x.s.NewAccount(t)
+		x.accts = append(x.accts, a)
+		x.expected[a.Email] = map[string]bool{}
 		env := fmt.Sprintf("MAILMIG_E2E_PW_%d", i)
 		t.Setenv(env, a.Password)
 		fmt.Fprintf(&csv, "%s,,,env:%s\n", a.Email, env)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte(csv.String()), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(x.dir, "accounts.csv"), []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	planFile := filepath.Join(dir, "migration.hcl")
+	x.planFile = filepath.Join(x.dir, "migration.hcl")
+	s := x.s
 	planText := fmt.Sprintf(`state {
   path = "state/"
 }
@@ -96,27 +108,17 @@ proxy {
   }
 }
 `, s.Dovecot.IMAP, s.Dovecot.LMTP, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL())
-	if err := os.WriteFile(planFile, []byte(planText), 0o600); err != nil {
+	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cli := func(want int, args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		code := run(context.Background(), append([]string{"-f", planFile}, args...), Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
-		if code != want {
-			t.Fatalf("mailmig %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out.String(), errb.String())
-		}
-		return out.String() + errb.String()
-	}
-	cli(exitOK, "routes", "default", "legacy")
-	cli(exitOK, "routes", "domain", "add", "example.test")
+	x.cli(exitOK, "routes", "default", "legacy")
+	x.cli(exitOK, "routes", "domain", "add", "example.test")
 
-	m, diags := loadMigration(&globals{PlanPath: planFile}, "", nil)
+	m, diags := loadMigration(&globals{PlanPath: x.planFile}, "", nil)
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	ctx := context.Background()
-	p, err := startProxy(ctx, m, &proxyRun{PollInterval: 20 * time.Millisecond})
+	p, err := startProxy(context.Background(), m, &proxyRun{PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,34 +127,18 @@ proxy {
 		defer cancel()
 		p.Stop(c)
 	})
-	lmtpAddr := ""
 	for _, a := range p.Addrs {
 		if f := strings.Fields(a); len(f) == 2 && f[0] == "lmtp" {
-			lmtpAddr = f[1]
+			x.lmtp = f[1]
 		}
 	}
-	if lmtpAddr == "" {
+	if x.lmtp == "" {
 		t.Fatalf("no lmtp listener in %v", p.Addrs)
-	}
-
-	var mu sync.Mutex
-	expected := map[string]map[string]bool{} // account → Message-IDs
-	for _, a := range accts {
-		expected[a.Email] = map[string]bool{}
-	}
-	seq := 0
-	newID := func(a peers.Account, phase string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		seq++
-		id := fmt.Sprintf("e2e-%s-%d@example.test", phase, seq)
-		expected[a.Email][id] = true
-		return id
 	}
 	// Seed 25 messages per account straight into Dovecot: the staging pass
 	// copies more than catchup_threshold, so a catch-up comes before the
 	// cut-over.
-	for _, a := range accts {
+	for _, a := range x.accts {
 		c, err := imapclient.DialInsecure(s.Dovecot.IMAP, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -161,7 +147,7 @@ proxy {
 			t.Fatal(err)
 		}
 		for i := 0; i < 25; i++ {
-			msg := testMessage(a.Email, newID(a, "seed"))
+			msg := testMessage(a.Email, x.newID(a, "seed"))
 			cmd := c.Append("INBOX", int64(len(msg)), nil)
 			cmd.Write(msg)
 			cmd.Close()
@@ -172,78 +158,88 @@ proxy {
 		c.Logout().Wait()
 		c.Close()
 	}
-	var failed sync.Once
-	deliverAll := func(phase string) bool {
-		for _, a := range accts {
-			if err := lmtpDeliver(lmtpAddr, a.Email, testMessage(a.Email, newID(a, phase)), 30*time.Second); err != nil {
-				failed.Do(func() { t.Errorf("deliver %s during %s: %v", a.Email, phase, err) })
-				return false
+	return x
+}
+
+func (x *e2e) cli(want int, args ...string) string {
+	x.t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"-f", x.planFile}, args...), Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
+	if code != want {
+		x.t.Fatalf("mailmig %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out.String(), errb.String())
+	}
+	return out.String() + errb.String()
+}
+
+func (x *e2e) newID(a peers.Account, phase string) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.seq++
+	id := fmt.Sprintf("e2e-%s-%d@example.test", phase, x.seq)
+	x.expected[a.Email][id] = true
+	return id
+}
+
+// deliverAll sends one message to every account through the proxy.
+func (x *e2e) deliverAll(phase string) bool {
+	for _, a := range x.accts {
+		if err := lmtpDeliver(x.lmtp, a.Email, testMessage(a.Email, x.newID(a, phase)), 30*time.Second); err != nil {
+			x.failed.Do(func() { x.t.Errorf("deliver %s during %s: %v", a.Email, phase, err) })
+			return false
+		}
+	}
+	return true
+}
+
+// trickle delivers a steady stream of mail until the returned stop is
+// called (stop waits for the last delivery).
+func (x *e2e) trickle(phase string) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			if !x.deliverAll(fmt.Sprintf("%s%d", phase, i)) {
+				return
 			}
 		}
-		return true
-	}
-	// during runs apply while a goroutine keeps delivering through the
-	// proxy (retrying temporary failures) until apply returns.
-	during := func(phase string, args ...string) string {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				case <-time.After(150 * time.Millisecond): // a steady trickle of mail
-				}
-				if !deliverAll(fmt.Sprintf("%s%d", phase, i)) {
-					return
-				}
-			}
-		}()
-		out := cli(exitOK, args...)
-		close(stop)
-		wg.Wait()
-		return out
-	}
+	}()
+	return func() { close(done); wg.Wait() }
+}
 
-	deliverAll("before")
-	out := during("staging", "apply", "-auto-approve")
-	if !strings.Contains(out, "import: done") || !strings.Contains(out, "export: done") {
-		t.Fatalf("staging:\n%s", out)
-	}
-	out = cli(exitChanges, "plan", "-detailed-exitcode")
-	if !strings.Contains(out, "~ catch-up") {
-		t.Fatalf("no catch-up planned:\n%s", out)
-	}
-	out = during("catchup", "apply", "-auto-approve")
-	if !strings.Contains(out, "catch-up: done") {
-		t.Fatalf("catch-up:\n%s", out)
-	}
-	out = cli(exitChanges, "plan", "-detailed-exitcode")
-	if !strings.Contains(out, "> cutover") {
-		t.Fatalf("no cut-over planned:\n%s", out)
-	}
-	out = during("cutover", "apply", "-auto-approve", "-refresh=false")
-	if strings.Count(out, "cutover: done") != len(accts) {
-		t.Fatalf("cut-over:\n%s", out)
-	}
-	deliverAll("after")
+// during runs a command while mail trickles in.
+func (x *e2e) during(phase string, want int, args ...string) string {
+	stop := x.trickle(phase)
+	defer stop()
+	return x.cli(want, args...)
+}
 
-	out = cli(exitOK, "plan", "-detailed-exitcode")
+// check asserts the end state: every account done and routed to Cyrus,
+// every message on Cyrus exactly once, none left behind on Dovecot, the
+// journal intact.
+func (x *e2e) check(phases ...string) {
+	t := x.t
+	t.Helper()
+	out := x.cli(exitOK, "plan", "-detailed-exitcode")
 	if !strings.Contains(out, "No changes") {
 		t.Fatalf("not converged:\n%s", out)
 	}
-	for _, a := range accts {
-		show := cli(exitOK, "state", "show", a.Email)
-		if !strings.Contains(show, "phase:") || !regexpLine(show, `^phase: +done$`) || !regexpLine(show, `^route: +cyrus$`) {
+	for _, a := range x.accts {
+		show := x.cli(exitOK, "state", "show", a.Email)
+		if !regexpLine(show, `^phase: +done$`) || !regexpLine(show, `^route: +cyrus$`) {
 			t.Fatalf("%s:\n%s", a.Email, show)
 		}
-		onCyrus := messageIDs(t, s.Cyrus.IMAP, a)
-		onDovecot := messageIDs(t, s.Dovecot.IMAP, a)
-		mu.Lock()
-		want := expected[a.Email]
-		mu.Unlock()
+		onCyrus := messageIDs(t, x.s.Cyrus.IMAP, a)
+		onDovecot := messageIDs(t, x.s.Dovecot.IMAP, a)
+		x.mu.Lock()
+		want := x.expected[a.Email]
+		x.mu.Unlock()
 		for id := range want {
 			if onCyrus[id] != 1 {
 				t.Errorf("%s: %s is on Cyrus %d times, want once", a.Email, id, onCyrus[id])
@@ -261,26 +257,131 @@ proxy {
 		}
 		t.Logf("%s: %d messages on Cyrus, %d on Dovecot", a.Email, len(onCyrus), len(onDovecot))
 	}
-	res, err := state.Verify(filepath.Join(dir, "state"))
+	res, err := state.Verify(filepath.Join(x.dir, "state"))
 	if err != nil || !res.OK {
 		t.Fatalf("journal verify: %+v %v", res, err)
 	}
 	perPhase := map[string]int{}
-	for _, ids := range expected {
+	for _, ids := range x.expected {
 		for id := range ids {
 			phase := strings.TrimRight(strings.SplitN(strings.TrimPrefix(id, "e2e-"), "-", 2)[0], "0123456789")
 			perPhase[phase]++
 		}
 	}
-	t.Logf("messages per phase: %v; temporary failures (frozen) retried: %d", perPhase, tempFailures.Load())
-	for _, p := range []string{"seed", "before", "staging", "catchup", "cutover", "after"} {
+	t.Logf("messages per phase: %v; temporary failures (frozen) retried so far: %d", perPhase, tempFailures.Load())
+	for _, p := range phases {
 		if perPhase[p] == 0 {
 			t.Errorf("no message arrived during %s", p)
 		}
 	}
-	if tempFailures.Load() == 0 {
+}
+
+// TestApplyEndToEnd migrates two accounts from the real Dovecot to the
+// real Cyrus with "mailmig apply" (vandelay import, JMAP export, verify,
+// the SQLite route table) while the proxy runs in front and mail keeps
+// arriving over LMTP through it: before staging, during staging, during
+// catch-up and during the cut-over itself (frozen: 4xx, the sender
+// retries). Afterwards every delivered or seeded message is on Cyrus
+// exactly once, nothing is left on Dovecot unmigrated, routes point at
+// Cyrus unfrozen and the journal verifies.
+func TestApplyEndToEnd(t *testing.T) {
+	x := newE2E(t, 2)
+	x.deliverAll("before")
+	out := x.during("staging", exitOK, "apply", "-auto-approve")
+	if !strings.Contains(out, "import: done") || !strings.Contains(out, "export: done") {
+		t.Fatalf("staging:\n%s", out)
+	}
+	out = x.cli(exitChanges, "plan", "-detailed-exitcode")
+	if !strings.Contains(out, "~ catch-up") {
+		t.Fatalf("no catch-up planned:\n%s", out)
+	}
+	out = x.during("catchup", exitOK, "apply", "-auto-approve")
+	if !strings.Contains(out, "catch-up: done") {
+		t.Fatalf("catch-up:\n%s", out)
+	}
+	out = x.cli(exitChanges, "plan", "-detailed-exitcode")
+	if !strings.Contains(out, "> cutover") {
+		t.Fatalf("no cut-over planned:\n%s", out)
+	}
+	before := tempFailures.Load()
+	out = x.during("cutover", exitOK, "apply", "-auto-approve", "-refresh=false")
+	if strings.Count(out, "cutover: done") != len(x.accts) {
+		t.Fatalf("cut-over:\n%s", out)
+	}
+	if tempFailures.Load() == before {
 		t.Error("no delivery met the frozen account (4xx) during the cut-over")
 	}
+	x.deliverAll("after")
+	x.check("seed", "before", "staging", "catchup", "cutover", "after")
+}
+
+// TestApplyKilledMidCutover kills "mailmig apply" (a child process) with
+// SIGKILL while it cuts an account over against the real servers — as
+// soon as the route is frozen, or a little later in the final catch-up or
+// verify — with mail arriving all the while; then apply runs again. It
+// must converge: nobody frozen, every message on Cyrus exactly once,
+// nothing left behind, and the journal intact.
+func TestApplyKilledMidCutover(t *testing.T) {
+	// 0: during the settle delay right after the freeze; 1.7 s: in the
+	// final catch-up or verify.
+	for _, delay := range []time.Duration{0, 1700 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			x := newE2E(t, 1)
+			x.cli(exitOK, "apply", "-auto-approve")
+			x.cli(exitOK, "apply", "-auto-approve") // catch-up
+			a := x.accts[0]
+			stop := x.trickle("crash")
+			cmd := exec.Command(os.Args[0], "-f", x.planFile, "apply", "-auto-approve", "-refresh=false")
+			cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=1")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			if !waitFrozen(t, x, a.Email, 60*time.Second) {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("the cut-over never froze the account:\n%s", out.String())
+			}
+			<-time.After(delay) // let the cut-over move on to a later step
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			t.Logf("killed %v after the freeze; child output:\n%s", delay, out.String())
+			if strings.Contains(out.String(), "cutover: done") {
+				t.Log("the cut-over finished before the kill")
+			}
+			// Rerun until nothing is left (the dead process's lock is taken
+			// over).
+			for i := 0; i < 4; i++ {
+				out := x.cli(exitOK, "apply", "-auto-approve")
+				t.Logf("rerun %d:\n%s", i, out)
+				if strings.Contains(out, "No changes") {
+					break
+				}
+			}
+			stop()
+			x.deliverAll("after")
+			x.check("seed", "after")
+		})
+	}
+}
+
+// waitFrozen polls the route table until the account's route is frozen.
+func waitFrozen(t *testing.T, x *e2e, account string, within time.Duration) bool {
+	t.Helper()
+	st, err := routes.Open(context.Background(), filepath.Join(x.dir, "state", "routes.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if r, err := st.Get(context.Background(), account); err == nil && r.State == routes.Frozen {
+			return true
+		}
+		<-time.After(10 * time.Millisecond) // polling another process's progress
+	}
+	return false
 }
 
 // tempFailures counts 4xx replies lmtpDeliver retried.
