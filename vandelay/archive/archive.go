@@ -135,7 +135,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 		return nil, fmt.Errorf("lock archive %s: %w", path, err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "page_size(65536)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-65536)", "wal_autocheckpoint(8192)"} {
 		q.Add("_pragma", p)
 	}
 	if opts.ReadOnly {
@@ -151,6 +151,12 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 		return nil, fmt.Errorf("open archive %s: %w", path, err)
 	}
 	a := &Archive{db: db, path: path, lockFile: lf, log: log, readOnly: opts.ReadOnly}
+	if fi, err := lf.Stat(); err == nil && fi.Size() == 0 && !opts.ReadOnly {
+		if err := a.setPageSize(ctx); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("create archive %s: %w", path, err)
+		}
+	}
 	if err := a.migrate(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("open archive %s: %w", path, err)
@@ -170,6 +176,28 @@ func (a *Archive) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// PageSize is the SQLite page size of new archives. Blobs dominate the
+// archive; 64 KiB pages need 16 times fewer page operations than the 4 KiB
+// default for the same bytes.
+const PageSize = 65536
+
+// setPageSize gives a new, empty database PageSize pages. SQLite ignores
+// page_size in WAL mode (and modernc applies DSN pragmas in lexical order,
+// journal_mode first), so leave WAL, set it, VACUUM, and return to WAL.
+func (a *Archive) setPageSize(ctx context.Context) error {
+	c, err := a.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, q := range []string{"PRAGMA journal_mode=DELETE", fmt.Sprintf("PRAGMA page_size=%d", PageSize), "VACUUM", "PRAGMA journal_mode=WAL"} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 func (a *Archive) migrate(ctx context.Context) error {
