@@ -46,17 +46,28 @@ func BenchmarkImport(b *testing.B) {
 	}
 	size := float64(c.Size())
 	for b.Loop() {
-		ar, err := archive.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), nil)
+		// mbsync first, so that any warming of Dovecot's caches favours it.
+		tMbsync := runMbsync(b, mbsync, a, false)
+		// The import is timed from opening a new archive to closing it (the
+		// close checkpoints the WAL into the database file).
+		arPath := filepath.Join(b.TempDir(), "bench.db")
+		start := time.Now()
+		ar, err := archive.Open(context.Background(), arPath, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		start := time.Now()
 		s1 := a.factory(withConns(conns))(b)
 		res := vandelaytest.Import(b, ar, s1, nil)
-		tFull := time.Since(start)
 		s1.Close()
+		if err := ar.Close(); err != nil {
+			b.Fatal(err)
+		}
+		tFull := time.Since(start)
 		if res.MessagesAdded == 0 {
 			b.Fatal("nothing imported")
+		}
+		if ar, err = archive.Open(context.Background(), arPath, nil); err != nil {
+			b.Fatal(err)
 		}
 		start = time.Now()
 		s2 := a.factory(withConns(conns))(b)
@@ -67,8 +78,9 @@ func BenchmarkImport(b *testing.B) {
 		if res2.Fetched != 0 {
 			b.Fatalf("no-change re-run fetched %d bodies", res2.Fetched)
 		}
+		// and once more after mailmig; the better of the two counts.
+		tMbsync = min(tMbsync, runMbsync(b, mbsync, a, false))
 		tMbsyncDurable := runMbsync(b, mbsync, a, true)
-		tMbsync := runMbsync(b, mbsync, a, false)
 
 		rate := func(d time.Duration) string {
 			return fmt.Sprintf("%6.0f msg/s %6.1f MB/s", float64(len(c.Messages))/d.Seconds(), size/1e6/d.Seconds())
@@ -77,7 +89,7 @@ func BenchmarkImport(b *testing.B) {
 		b.Logf("mailmig import    %7.2fs  %s", tFull.Seconds(), rate(tFull))
 		b.Logf("mailmig no-change %7.3fs", tRerun.Seconds())
 		b.Logf("mbsync → Maildir  %7.2fs  %s  (FSync yes, its default)", tMbsyncDurable.Seconds(), rate(tMbsyncDurable))
-		b.Logf("mbsync → Maildir  %7.2fs  %s  (FSync no)", tMbsync.Seconds(), rate(tMbsync))
+		b.Logf("mbsync → Maildir  %7.2fs  %s  (FSync no, best of a run before and one after mailmig)", tMbsync.Seconds(), rate(tMbsync))
 		b.Logf("ratio mailmig/mbsync %.2f (against FSync no; %.2f against the default)", tFull.Seconds()/tMbsync.Seconds(),
 			tFull.Seconds()/tMbsyncDurable.Seconds())
 		b.ReportMetric(tFull.Seconds(), "import-s")
