@@ -182,6 +182,7 @@ type PartialError struct {
 	Failed map[string]error
 }
 
+// Error names the failed mailboxes (the first with its error).
 func (e *PartialError) Error() string {
 	n := 0
 	var one string

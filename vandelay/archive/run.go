@@ -22,6 +22,7 @@ type SourceChangeError struct {
 	Old, New Source
 }
 
+// Error names both sources and the flag that overrides the guard.
 func (e *SourceChangeError) Error() string {
 	return fmt.Sprintf("archive holds mail from %s %s (account %s), not %s %s (account %s); pass --allow-source-change to import it anyway",
 		e.Old.Kind, e.Old.Endpoint, e.Old.Account, e.New.Kind, e.New.Endpoint, e.New.Account)
