@@ -31,6 +31,22 @@ type Source struct {
 	conns []*imapclient.Client
 	// Stats of the last Sync, for tests and the benchmark.
 	stats Stats
+	// ignoreCaps are capabilities treated as absent (tests of the paths
+	// for servers without them; see export_test.go).
+	ignoreCaps []imap.Cap
+}
+
+// caps returns the connection's capabilities minus ignoreCaps.
+func (s *Source) caps(c *imapclient.Client) imap.CapSet {
+	caps := c.Caps()
+	if len(s.ignoreCaps) == 0 {
+		return caps
+	}
+	caps = caps.Copy()
+	for _, x := range s.ignoreCaps {
+		delete(caps, x)
+	}
+	return caps
 }
 
 // Stats counts the protocol work of one Sync.
@@ -186,7 +202,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 		return err
 	}
 	s.addConn(c)
-	caps := c.Caps()
+	caps := s.caps(c)
 	condstore := caps.Has(imap.CapCondStore) || caps.Has(imap.CapIMAP4rev2)
 	s.log.Debug("capabilities", "condstore", condstore, "list_status", caps.Has(imap.CapListStatus),
 		"special_use", caps.Has(imap.CapSpecialUse), "list_extended", caps.Has(imap.CapListExtended))
@@ -304,7 +320,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 // list runs LIST with LIST-EXTENDED, SPECIAL-USE and LIST-STATUS when
 // offered (RFC 5258, 6154, 5819), else LIST plus STATUS per mailbox.
 func (s *Source) list(ctx context.Context, c *imapclient.Client, condstore bool) ([]*imap.ListData, error) {
-	caps := c.Caps()
+	caps := s.caps(c)
 	stOpts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore}
 	opts := &imap.ListOptions{}
 	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
@@ -337,6 +353,9 @@ func (s *Source) list(ctx context.Context, c *imapclient.Client, condstore bool)
 		}
 	}
 	if !opts.ReturnSubscribed {
+		// go-imap v2 has no LSUB; LIST (SUBSCRIBED) works on most servers
+		// without LIST-EXTENDED too, and if it fails subscriptions stay
+		// unknown (false).
 		subs, err := c.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
 		if err == nil {
 			sub := map[string]bool{}

@@ -312,3 +312,35 @@ func (p *kickProgress) Done(n int, _ int64) {
 		go p.kick()
 	}
 }
+
+// TestWithoutExtensions runs the conformance suite and a convergence pass
+// as if the server had no CONDSTORE/QRESYNC, LIST-STATUS, LIST-EXTENDED or
+// SPECIAL-USE: LIST + STATUS per mailbox, full flag fetches, roles by name.
+func TestWithoutExtensions(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 10, 80)
+	factory := func(t testing.TB) vandelay.MailSource {
+		src := a.factory()(t)
+		imapsrc.IgnoreCaps(src, imap.CapCondStore, imap.CapQResync, imap.CapListStatus, imap.CapListExtended, imap.CapSpecialUse)
+		return src
+	}
+	want := vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass)
+	vandelaytest.Run(t, factory, want)
+
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, factory(t), nil)
+	c := a.client(t)
+	vandelaytest.ExpungeFirst(t, c, "Sent", 1)
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{"$Reviewed"}, Silent: true}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Unselect().Wait()
+	res := vandelaytest.Import(t, ar, factory(t), nil)
+	if res.MessagesReflagged != 1 || res.MessagesDeleted+res.MessagesMoved != 1 || res.Fetched != 0 {
+		t.Errorf("re-run without CONDSTORE: %+v", res.Counts)
+	}
+	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
+}
