@@ -9,6 +9,9 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailmig/mailmig/internal/corpus"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/sources/maildir"
+	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
 
@@ -59,4 +62,34 @@ func TestFidelityLarge(t *testing.T) {
 		t.Fatalf("only %d folders", n)
 	}
 	vandelaytest.Run(t, a.factory(), want)
+
+	// The same account read from Dovecot's own Maildir, and its INBOX over
+	// POP3, hash-equal to what Dovecot serves over IMAP.
+	t.Run("maildir", func(t *testing.T) {
+		root := a.set.Dovecot.MaildirPath(a.user)
+		src, err := maildir.New(&vandelay.Config{Path: root, User: a.user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass)
+		// Folders with "auto = subscribe" in the test Dovecot are
+		// subscribed by configuration, not in the Maildir's file.
+		w.CheckSubscriptions = false
+		ar := vandelaytest.OpenArchive(t)
+		vandelaytest.Import(t, ar, src, nil)
+		vandelaytest.Check(t, ar, w)
+	})
+	t.Run("pop3", func(t *testing.T) {
+		src, err := pop3.New(&vandelay.Config{Address: a.set.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true, User: a.user, Password: a.pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &vandelaytest.Want{}
+		for h, m := range want.Mailboxes["INBOX"].Messages {
+			w.Add("INBOX", &vandelaytest.WantMessage{Hash: h, Size: m.Size})
+		}
+		ar := vandelaytest.OpenArchive(t)
+		vandelaytest.Import(t, ar, src, nil)
+		vandelaytest.Check(t, ar, w)
+	})
 }
