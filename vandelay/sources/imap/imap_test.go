@@ -344,3 +344,44 @@ func TestWithoutExtensions(t *testing.T) {
 	}
 	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
 }
+
+// TestFolderCreateDelete: a folder deleted at the source is tombstoned with
+// its messages; a new folder is created.
+func TestFolderCreateDelete(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 11, 60)
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, a.factory()(t), nil)
+	ctx := context.Background()
+	var gone *archive.Mailbox
+	mbs, _ := ar.Mailboxes(ctx, nil)
+	for _, m := range mbs {
+		if m.Path == "Lists/golang-nuts" {
+			gone = m
+		}
+	}
+	n := 0
+	for _, err := range ar.Messages(ctx, &archive.MessageFilter{MailboxID: gone.ID}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	c := a.client(t)
+	if err := c.Delete("Lists/golang-nuts").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create("Neu/Ordner", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	res := vandelaytest.Import(t, ar, a.factory()(t), nil)
+	// "Lists" stays as a placeholder only if something else is under it.
+	if res.MailboxesCreated != 2 || res.MailboxesDeleted < 1 || res.MessagesDeleted != n {
+		t.Errorf("counts %+v; want 2 created (Neu, Neu/Ordner), the folder deleted, %d messages deleted", res.Counts, n)
+	}
+	m, err := ar.Mailbox(ctx, gone.ID)
+	if err != nil || m.Deleted.IsZero() {
+		t.Errorf("deleted folder is not a tombstone: %+v %v", m, err)
+	}
+	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
+}
