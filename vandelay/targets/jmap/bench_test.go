@@ -110,6 +110,8 @@ Pass %s
 SSLType None
 AuthMechs PLAIN
 PipelineDepth 50
+# the default 20 s timed out once on the 25 MiB APPEND on a loaded machine
+Timeout 120
 
 IMAPStore src
 Account src
@@ -122,6 +124,8 @@ Pass %s
 SSLType None
 AuthMechs PLAIN
 PipelineDepth 50
+# the default 20 s timed out once on the 25 MiB APPEND on a loaded machine
+Timeout 120
 
 IMAPStore dst
 Account dst
