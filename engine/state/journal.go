@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -123,49 +124,160 @@ func (j *Journal) load() error {
 	if _, err := j.f.Seek(pos, io.SeekStart); err != nil {
 		return fmt.Errorf("seek journal: %w", err)
 	}
-	br := bufio.NewReaderSize(j.f, 1<<16)
-	prev := j.head
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A long line: collect it whole.
-			buf := append([]byte(nil), line...)
-			for err == bufio.ErrBufferFull && len(buf) <= maxLine {
-				line, err = br.ReadSlice('\n')
-				buf = append(buf, line...)
-			}
-			line = buf
-		}
-		if err == io.EOF {
-			if len(line) > 0 {
-				j.head = prev
-				return j.cutPartial(pos, len(line))
-			}
-			break
-		}
+	return j.fold(pos)
+}
+
+// Folding reads the journal in blocks of whole lines; workers decode and
+// hash the blocks in parallel (JSON decoding is most of the cost of
+// opening a long journal without a snapshot), and the records are checked
+// and applied in order.
+const foldBlock = 1 << 20
+
+type foldIn struct {
+	idx  int
+	data []byte
+}
+
+type foldOut struct {
+	idx    int
+	recs   []Record
+	hashes []string
+	lens   []int
+	err    error
+}
+
+func decodeBlock(b foldIn) foldOut {
+	out := foldOut{idx: b.idx}
+	data := b.data
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		body := data[:i]
+		r, err := parseRecord(body)
 		if err != nil {
-			return fmt.Errorf("read journal at byte %d: %w", pos, err)
+			out.err = err
+			return out
 		}
-		body := line[:len(line)-1]
-		r, perr := parseRecord(body)
-		if perr != nil {
-			return fmt.Errorf("journal record after seq %d is unreadable (run \"mailmig journal verify\"): %w", j.seq, perr)
+		out.recs = append(out.recs, r)
+		out.hashes = append(out.hashes, hashLine(body))
+		out.lens = append(out.lens, i+1)
+		data = data[i+1:]
+	}
+	return out
+}
+
+// fold folds the journal from the current file offset pos to its end.
+func (j *Journal) fold(pos int64) error {
+	workers := max(1, min(runtime.GOMAXPROCS(0), 8))
+	in := make(chan foldIn, workers)
+	out := make(chan foldOut, workers)
+	stop := make(chan struct{})
+	var (
+		tail    int   // bytes after the last newline at EOF
+		readErr error // set by the reader before it closes in
+	)
+	go func() {
+		defer close(in)
+		var carry []byte
+		for idx := 0; ; {
+			buf := make([]byte, len(carry)+foldBlock)
+			copy(buf, carry)
+			n, err := io.ReadFull(j.f, buf[len(carry):])
+			data := buf[:len(carry)+n]
+			eof := err == io.EOF || err == io.ErrUnexpectedEOF
+			if err != nil && !eof {
+				readErr = err
+				return
+			}
+			last := bytes.LastIndexByte(data, '\n')
+			if last >= 0 {
+				select {
+				case in <- foldIn{idx: idx, data: data[:last+1]}:
+					idx++
+				case <-stop:
+					return
+				}
+			}
+			carry = data[last+1:]
+			if eof {
+				tail = len(carry)
+				return
+			}
+			if len(carry) > maxLine {
+				readErr = fmt.Errorf("a journal line after byte %d is longer than %d bytes", pos, maxLine)
+				return
+			}
 		}
-		if r.Seq != j.seq+1 {
-			return fmt.Errorf("journal record after seq %d has seq %d (run \"mailmig journal verify\")", j.seq, r.Seq)
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range in {
+				select {
+				case out <- decodeBlock(b):
+				case <-stop:
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(out) }()
+
+	prev := j.head
+	var ferr error
+	pending := map[int]foldOut{}
+	next := 0
+	fail := func(err error) {
+		if ferr == nil {
+			ferr = err
+			close(stop)
 		}
-		// Check the chain as it is folded: a snapshot vouches for what it
-		// covers, so only the tail since the snapshot costs hashing.
-		if r.Prev != prev {
-			return fmt.Errorf("journal record %d does not carry the hash of record %d: the journal was modified (run \"mailmig journal verify\")", r.Seq, j.seq)
+	}
+	for res := range out {
+		if ferr != nil {
+			continue // drain
 		}
-		prev = hashLine(body)
-		j.state.Apply(&r)
-		j.seq = r.Seq
-		pos += int64(len(line))
+		pending[res.idx] = res
+		for {
+			r, ok := pending[next]
+			if !ok || ferr != nil {
+				break
+			}
+			delete(pending, next)
+			next++
+			for i := range r.recs {
+				rec := &r.recs[i]
+				if rec.Seq != j.seq+1 {
+					fail(fmt.Errorf("journal record after seq %d has seq %d (run \"mailmig journal verify\")", j.seq, rec.Seq))
+					break
+				}
+				// Check the chain as it is folded: a snapshot vouches for
+				// what it covers, so only the tail since it costs hashing.
+				if rec.Prev != prev {
+					fail(fmt.Errorf("journal record %d does not carry the hash of record %d: the journal was modified (run \"mailmig journal verify\")", rec.Seq, j.seq))
+					break
+				}
+				prev = r.hashes[i]
+				j.state.Apply(rec)
+				j.seq = rec.Seq
+				pos += int64(r.lens[i])
+			}
+			if ferr == nil && r.err != nil {
+				fail(fmt.Errorf("journal record after seq %d is unreadable (run \"mailmig journal verify\"): %w", j.seq, r.err))
+			}
+		}
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if readErr != nil {
+		return fmt.Errorf("read journal at byte %d: %w", pos, readErr)
 	}
 	j.head = prev
 	j.size = pos
+	if tail > 0 {
+		return j.cutPartial(pos, tail)
+	}
 	return nil
 }
 
