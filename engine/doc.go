@@ -45,9 +45,11 @@
 // # Apply
 //
 // Apply walks the dependency graph with bounded parallelism: a global
-// limit, the wave's max_parallel and each backend's connection limit. Rate
-// limiters (messages/s, bytes/s) are shared per backend and handed to the
-// executor. Every action writes a start record before and a finish record
+// limit, the wave's max_parallel and each backend's connection limit (each
+// change uses one connection per backend it touches). Rate limiters
+// (messages/s, bytes/s) are shared per backend and handed to the executor
+// in each Job. After freezing, a cut-over waits Env.SettleDelay so that
+// every proxy has noticed the freeze before the final catch-up. Every action writes a start record before and a finish record
 // after it runs, so after a kill -9 the journal shows the action in flight
 // and the next Diff resumes or rolls it back. Cancelling stopCtx (first
 // Ctrl-C) lets running actions finish (a cut-over that has frozen the
