@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -207,8 +209,42 @@ func (x *vandelayExec) importPass(ctx context.Context, acct *plan.Account, lim *
 	return res, nil
 }
 
+// throttledTransport makes every request to a target wait on the
+// backend's shared limiter: its body's bytes on the bytes/s bucket, and a
+// blob upload (a POST that is not a JSON API call) on the messages/s
+// bucket. vandelay's JMAP exporter has no throttle of its own.
+type throttledTransport struct {
+	base http.RoundTripper
+	lim  *engine.Limiter
+}
+
+func (t throttledTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.ContentLength > 0 {
+		if err := t.lim.WaitBytes(req.Context(), req.ContentLength); err != nil {
+			return nil, err
+		}
+	}
+	if req.Method == http.MethodPost && !strings.HasPrefix(req.Header.Get("Content-Type"), "application/json") {
+		if err := t.lim.WaitMessages(req.Context(), 1); err != nil {
+			return nil, err
+		}
+	}
+	return t.base.RoundTrip(req)
+}
+
+// targetHTTPClient returns the HTTP client for a target: jmap's default
+// (30 s response-header timeout, no overall timeout) behind the limiter.
+func targetHTTPClient(lim *engine.Limiter) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 30 * time.Second
+	if lim == nil {
+		return &http.Client{Transport: tr}
+	}
+	return &http.Client{Transport: throttledTransport{base: tr, lim: lim}}
+}
+
 // openTarget logs in to the target's JMAP endpoint for the account.
-func (x *vandelayExec) openTarget(ctx context.Context, acct *plan.Account, log *slog.Logger) (*jmap.Client, string, error) {
+func (x *vandelayExec) openTarget(ctx context.Context, acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (*jmap.Client, string, error) {
 	b := x.m.Backend(acct.To)
 	if b == nil {
 		return nil, "", fmt.Errorf("target backend %q is not in the plan", acct.To)
@@ -231,7 +267,7 @@ func (x *vandelayExec) openTarget(ctx context.Context, acct *plan.Account, log *
 	default:
 		return nil, "", fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
 	}
-	c, err := jmap.Discover(ctx, ep.URL, &jmap.Options{Auth: auth, Logger: log})
+	c, err := jmap.Discover(ctx, ep.URL, &jmap.Options{Auth: auth, Logger: log, HTTPClient: targetHTTPClient(lim)})
 	if err != nil {
 		return nil, "", fmt.Errorf("target %s: %w", b.Name, err)
 	}
@@ -286,7 +322,7 @@ func (x *vandelayExec) Export(ctx context.Context, job *engine.Job) (state.Count
 		return state.Counts{}, err
 	}
 	defer a.Close()
-	c, id, err := x.openTarget(ctx, job.Account, job.Log)
+	c, id, err := x.openTarget(ctx, job.Account, job.Target, job.Log)
 	if err != nil {
 		return state.Counts{}, err
 	}
@@ -322,7 +358,7 @@ func (x *vandelayExec) Verify(ctx context.Context, job *engine.Job) (state.Count
 		return state.Counts{}, err
 	}
 	defer a.Close()
-	c, id, err := x.openTarget(ctx, job.Account, job.Log)
+	c, id, err := x.openTarget(ctx, job.Account, job.Target, job.Log)
 	if err != nil {
 		return state.Counts{}, err
 	}

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/plan"
@@ -94,5 +98,37 @@ func TestRedactor(t *testing.T) {
 	}
 	if redactor(&plan.Migration{}) != nil {
 		t.Fatal("redactor without secrets")
+	}
+}
+
+// TestThrottledTransport checks that requests to a target wait on the
+// backend's shared buckets: 4 uploads at 2 messages/s (burst 1) take
+// about 1.5 s; JSON API calls do not count as messages.
+func TestThrottledTransport(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer srv.Close()
+	post := func(c *http.Client, ct string) {
+		resp, err := c.Post(srv.URL, ct, strings.NewReader("data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// At 0.2 messages/s, three throttled calls would take 10 s.
+	slow := targetHTTPClient(engine.NewLimiter("target", 4, 0.2, 0))
+	start := time.Now()
+	for i := 0; i < 3; i++ {
+		post(slow, "application/json")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("JSON calls were throttled as messages: %v", d)
+	}
+	c := targetHTTPClient(engine.NewLimiter("target", 4, 2, 0))
+	start = time.Now()
+	for i := 0; i < 4; i++ {
+		post(c, "message/rfc822")
+	}
+	if d := time.Since(start); d < 1200*time.Millisecond {
+		t.Fatalf("4 uploads at 2/s took only %v", d)
 	}
 }
