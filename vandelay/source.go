@@ -107,6 +107,10 @@ type Config struct {
 	// IncludeDeleted imports \Deleted messages too. Default: skip them.
 	IncludeDeleted bool
 
+	// NoCompress disables IMAP COMPRESS=DEFLATE (RFC 4978), which is
+	// used when the server offers it.
+	NoCompress bool
+
 	// Connections is the number of parallel connections. Default: 4,
 	// capped by Limits.Connections.
 	Connections int

@@ -172,6 +172,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login)")
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
+	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
 	fs.StringVar(&cfg.Path, "path", "", "Maildir root, or Takeout .zip/.tgz/.mbox file or directory")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")

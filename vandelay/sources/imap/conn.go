@@ -1,12 +1,14 @@
 package imap
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,52 +19,98 @@ import (
 	"github.com/mailmig/mailmig/vandelay"
 )
 
-// dial connects and logs in according to the configuration.
+// dial connects and logs in according to the configuration. The
+// not-authenticated state runs in preauth (so that COMPRESS=DEFLATE can be
+// negotiated, which go-imap v2 cannot), then go-imap takes the connection.
 func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad address %q (want host:port): %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: bad address %q (want host:port): %v", vandelay.ErrUsage, cfg.Address, err)
 	}
 	sn := cfg.ServerName
 	if sn == "" {
 		sn = host
 	}
-	opts := &imapclient.Options{
-		TLSConfig: &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify},
-		Dialer:    &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
-	}
-	var c *imapclient.Client
+	tlsCfg := &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	var conn net.Conn
 	switch cfg.TLS {
 	case vandelay.TLSImplicit, "":
-		c, err = imapclient.DialTLS(cfg.Address, opts)
+		conn, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).DialContext(ctx, "tcp", cfg.Address)
 	case vandelay.TLSStartTLS:
-		c, err = imapclient.DialStartTLS(cfg.Address, opts)
+		conn, err = d.DialContext(ctx, "tcp", cfg.Address)
 	case vandelay.TLSNone:
 		if !cfg.AllowCleartext {
 			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
 		}
-		c, err = imapclient.DialInsecure(cfg.Address, opts)
+		conn, err = d.DialContext(ctx, "tcp", cfg.Address)
 	default:
 		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	raw := conn
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	p := &preauth{conn: conn, br: bufio.NewReader(conn)}
+	fail := func(err error) (*imapclient.Client, error) {
+		raw.Close()
+		return nil, err
+	}
+	pre, err := p.greeting()
+	if err != nil {
+		return fail(fmt.Errorf("%w: greeting from %s: %v", vandelay.ErrConnect, cfg.Address, err))
+	}
+	if cfg.TLS == vandelay.TLSStartTLS {
+		if pre {
+			return fail(fmt.Errorf("%w: %s sent PREAUTH on a connection that must use STARTTLS", vandelay.ErrConnect, cfg.Address))
+		}
+		if err := p.capability(); err != nil {
+			return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		}
+		if !p.caps["STARTTLS"] {
+			return fail(fmt.Errorf("%w: %s does not offer STARTTLS", vandelay.ErrConnect, cfg.Address))
+		}
+		if err := p.startTLS(tlsCfg); err != nil {
+			return fail(fmt.Errorf("%w: STARTTLS with %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		}
+	}
+	if !pre {
+		if err := p.capability(); err != nil {
+			return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		}
+		gen := p.gen
+		if err := s.login(p); err != nil {
+			var ie *imap.Error
+			if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed || ie.Code == imap.ResponseCodeAuthorizationFailed ||
+				ie.Type == imap.StatusResponseTypeNo) && !temporary(err) {
+				return fail(fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, s.login0(), err))
+			}
+			return fail(fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		}
+		if p.gen == gen { // no capabilities with the login reply: ask, they change
+			p.caps, p.line = nil, ""
+			if err := p.capability(); err != nil {
+				return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			}
+		}
+	}
+	compressed := false
+	if p.caps["COMPRESS=DEFLATE"] && !cfg.NoCompress {
+		if err := p.compress(); err != nil {
+			return fail(fmt.Errorf("%w: COMPRESS DEFLATE with %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		}
+		compressed = true
+	}
+	c := imapclient.New(p.authenticatedConn(), nil)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%w: greeting from %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err)
 	}
-	if err := s.login(c); err != nil {
-		c.Close()
-		var ie *imap.Error
-		if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed || ie.Code == imap.ResponseCodeAuthorizationFailed ||
-			ie.Type == imap.StatusResponseTypeNo) && !temporary(err) {
-			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, s.login0(), err)
-		}
-		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+	if compressed {
+		s.count(func(st *Stats) { st.Compressed++ })
 	}
 	// RFC 6855: with UTF8=ACCEPT the server may send UTF-8 mailbox names;
 	// go-imap decodes and encodes names either way.
@@ -82,17 +130,15 @@ func (s *Source) login0() string {
 	return s.cfg.User
 }
 
-func (s *Source) login(c *imapclient.Client) error {
+func (s *Source) login(p *preauth) error {
 	cfg := s.cfg
-	caps := c.Caps()
 	switch strings.ToLower(cfg.Auth) {
 	case vandelay.AuthXOAUTH2:
-		return c.Authenticate(NewXOAUTH2Client(cfg.User, cfg.Token))
+		return p.authenticate(NewXOAUTH2Client(cfg.User, cfg.Token))
 	case vandelay.AuthOAuthBearer:
 		host, port, _ := net.SplitHostPort(cfg.Address)
-		var p int
-		fmt.Sscan(port, &p)
-		return c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: cfg.Token, Host: host, Port: p}))
+		pn, _ := strconv.Atoi(port)
+		return p.authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: cfg.User, Token: cfg.Token, Host: host, Port: pn}))
 	}
 	user, authz := cfg.User, ""
 	if cfg.MasterUser != "" {
@@ -103,14 +149,14 @@ func (s *Source) login(c *imapclient.Client) error {
 		}
 	}
 	usePlain := authz != "" || strings.EqualFold(cfg.Auth, vandelay.AuthPlain) ||
-		(cfg.Auth == vandelay.AuthAuto && caps.Has(imap.AuthCap(sasl.Plain)))
+		(cfg.Auth == vandelay.AuthAuto && p.caps["AUTH=PLAIN"])
 	if usePlain {
-		return c.Authenticate(sasl.NewPlainClient(authz, user, cfg.Password))
+		return p.authenticate(sasl.NewPlainClient(authz, user, cfg.Password))
 	}
-	if caps.Has(imap.CapLoginDisabled) {
+	if p.caps["LOGINDISABLED"] {
 		return errors.New("server disables LOGIN (it wants TLS or another mechanism)")
 	}
-	return c.Login(user, cfg.Password).Wait()
+	return p.login(user, cfg.Password)
 }
 
 // temporary reports whether an error is worth a retry after a backoff: the

@@ -4,12 +4,15 @@
 // # Connection and login
 //
 // TLS is implicit (993) by default, STARTTLS on request, and cleartext only
-// with Config.AllowCleartext. Logins: SASL PLAIN when offered (else the
-// LOGIN command), the master-user forms "user*master" (Dovecot) and SASL
-// PLAIN with authzid, XOAUTH2 (our own sasl.Client, see XOAUTH2Client) and
-// OAUTHBEARER with an access token. UTF8=ACCEPT is enabled when offered.
-// COMPRESS=DEFLATE is not used: go-imap v2 cannot send it (todo: needs a
-// raw-command hook in go-imap).
+// with Config.AllowCleartext. The not-authenticated state (greeting,
+// STARTTLS, login) runs in our own small client (preauth.go) because
+// go-imap v2 cannot send COMPRESS: after login, COMPRESS=DEFLATE (RFC 4978)
+// is switched on when offered (Config.NoCompress turns it off), and go-imap
+// takes over the connection behind a synthetic "* PREAUTH" greeting.
+// Logins: SASL PLAIN when offered (SASL-IR when offered), else the LOGIN
+// command; the master-user forms "user*master" (Dovecot) and SASL PLAIN
+// with authzid; XOAUTH2 (see XOAUTH2Client) and OAUTHBEARER with an access
+// token. UTF8=ACCEPT is enabled when offered.
 //
 // # Sync algorithm
 //

@@ -55,6 +55,8 @@ type Stats struct {
 	Connections, Selects, Bodies int
 	// Skipped mailboxes: unchanged by LIST-STATUS + CONDSTORE.
 	Unchanged int
+	// Compressed counts connections with COMPRESS=DEFLATE.
+	Compressed int
 }
 
 var _ vandelay.MailSource = (*Source)(nil)
