@@ -1,6 +1,7 @@
 package imap_test
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 
 // tlsFront terminates implicit TLS on 127.0.0.1 with a throwaway
 // certificate and relays to a plain backend (the test Dovecot has no TLS).
-func tlsFront(t *testing.T, backend string) string {
+func testCert(t *testing.T) *tls.Config {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
@@ -28,7 +30,12 @@ func tlsFront(t *testing.T, backend string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func tlsFront(t *testing.T, backend string) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", testCert(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,4 +81,74 @@ func TestImplicitTLS(t *testing.T) {
 	if err := bad.Sync(t.Context(), run); err == nil {
 		t.Error("an untrusted certificate was accepted")
 	}
+}
+
+// starttlsFront offers STARTTLS in its own greeting, upgrades, then relays
+// to the plain backend, swallowing the backend's greeting (after STARTTLS
+// the client expects none).
+func starttlsFront(t *testing.T, backend string) string {
+	t.Helper()
+	cfg := testCert(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] front\r\n")
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
+					if strings.EqualFold(cmd, "STARTTLS") {
+						io.WriteString(c, tag+" OK begin TLS\r\n")
+						break
+					}
+					if strings.EqualFold(cmd, "CAPABILITY") {
+						io.WriteString(c, "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n"+tag+" OK done\r\n")
+						continue
+					}
+					io.WriteString(c, tag+" BAD STARTTLS first\r\n")
+				}
+				tc := tls.Server(c, cfg)
+				if tc.Handshake() != nil {
+					return
+				}
+				b, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				bb := bufio.NewReader(b)
+				if _, err := bb.ReadString('\n'); err != nil { // the backend's greeting
+					return
+				}
+				go io.Copy(b, tc)
+				io.Copy(tc, bb)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestStartTLS(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 13, 20)
+	front := starttlsFront(t, a.addr)
+	src := a.factory(func(c *vandelay.Config) {
+		c.Address, c.TLS, c.AllowCleartext, c.ServerName, c.InsecureSkipVerify = front, vandelay.TLSStartTLS, false, "localhost", true
+	})(t)
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, src, nil)
+	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
 }
