@@ -213,8 +213,11 @@ func errDiag(summary string, err error) hcl.Diagnostics {
 	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: summary, Detail: capitalize(err.Error()) + "."}}
 }
 
+// capitalize starts an error text with a capital letter when its first
+// word is a plain word (not an address, a path or a name).
 func capitalize(s string) string {
-	if s == "" {
+	word, _, _ := strings.Cut(s, " ")
+	if word == "" || strings.IndexFunc(word, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
