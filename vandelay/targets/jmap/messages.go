@@ -137,7 +137,7 @@ func (e *exporter) applyUpdates(ctx context.Context, us []*upd) error {
 	e.report("update")
 	if e.opts.DryRun {
 		for _, u := range todo {
-			e.change('~', archive.KindEmail, "archive id "+itoa(u.msg.ID))
+			e.change('~', archive.KindEmail, itemName(peekHeader(ctx, e.a, u.msg.Blob), u.msg.ID, u.msg.Size))
 			e.res.EmailsUpdated++
 		}
 		return nil
@@ -316,7 +316,7 @@ func (e *exporter) importAll(ctx context.Context, msgs []*archive.Message) error
 				e.skip(archive.KindEmail, m.ID, itemName(peekHeader(ctx, e.a, m.Blob), m.ID, m.Size), fmt.Sprintf("larger than the target's upload limit (%s)", humanBytes(max)))
 				continue
 			}
-			e.change('+', archive.KindEmail, "archive id "+itoa(m.ID)+" ("+humanBytes(m.Size)+")")
+			e.change('+', archive.KindEmail, itemName(peekHeader(ctx, e.a, m.Blob), m.ID, m.Size))
 			e.res.EmailsImported++
 		}
 		return nil
@@ -625,7 +625,7 @@ func (e *exporter) destroyEmails(ctx context.Context, msgs []*archive.Message) e
 		forget = append(forget, m.ID)
 		if mp.Created {
 			ids = append(ids, mp.RemoteID)
-			e.change('-', archive.KindEmail, "archive id "+itoa(m.ID))
+			e.change('-', archive.KindEmail, itemName(peekHeader(ctx, e.a, m.Blob), m.ID, m.Size))
 		}
 	}
 	if e.opts.DryRun {
