@@ -415,3 +415,22 @@ func TestInlineBlobs(t *testing.T) {
 		t.Errorf("Blob/set create = %s", b)
 	}
 }
+
+// FuzzDecodeResponse feeds arbitrary API responses and problem bodies to
+// the decoders; they must return errors, never panic.
+func FuzzDecodeResponse(f *testing.F) {
+	f.Add([]byte(`{"methodResponses":[["Email/get",{"list":[]},"c0"],["error",{"type":"serverUnavailable"},"c1"]],"sessionState":"s"}`))
+	f.Add([]byte(`{"methodResponses":[["x"],[1,2,3],null]}`))
+	f.Add([]byte(`{"type":"urn:ietf:params:jmap:error:limit","limit":"maxCallsInRequest","status":400}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var r wireResponse
+		if json.Unmarshal(b, &r) == nil {
+			for _, inv := range r.MethodResponses {
+				var me MethodError
+				_ = json.Unmarshal(inv.args, &me)
+			}
+		}
+		p := decodeProblem(400, b)
+		_ = p.Error()
+	})
+}
