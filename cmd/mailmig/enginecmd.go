@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -257,7 +258,31 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 		return nil, diags
 	}
 	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, PlanPath: planPath})
-	return ch, diags.Append(d2)
+	return ch, diags.Append(d2, unsupportedData(m))
+}
+
+// unsupportedData warns once when accounts ask for data kinds that apply's
+// executor does not move yet (it moves mail).
+func unsupportedData(m *plan.Migration) diag.Diagnostics {
+	kinds := map[plan.DataKind]int{}
+	for _, a := range m.Accounts {
+		for _, k := range a.Data {
+			if k != plan.DataMail {
+				kinds[k]++
+			}
+		}
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, k := range plan.DataKinds {
+		if n := kinds[k]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s (%d accounts)", k, n))
+		}
+	}
+	return diag.Diagnostics{diag.Warnf("Only mail is migrated",
+		"The plan asks for %s; apply moves mail only in this build and leaves the rest on the source. Set data = [\"mail\"] to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.
