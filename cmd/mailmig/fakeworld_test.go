@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -146,6 +147,11 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 }
 
 func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	if os.Getenv("MAILMIG_TEST_SLOW") == "verify" {
+		// A slow server: long enough for a test to press Ctrl-C.
+		fmt.Fprintln(os.Stderr, "fake: verify is slow")
+		<-time.After(2 * time.Second)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.tick()

@@ -32,7 +32,10 @@ func init() {
 	}
 	// MAILMIG_TEST_MAIN=1 makes the test binary act as mailmig (for tests
 	// that start it themselves and kill it, like crash_test.go).
-	if os.Getenv("MAILMIG_TEST_MAIN") == "1" {
+	switch os.Getenv("MAILMIG_TEST_MAIN") {
+	case "1":
 		os.Exit(run(context.Background(), os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	case "main":
+		main() // with main's two-phase signal handling
 	}
 }
