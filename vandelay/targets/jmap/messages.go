@@ -322,8 +322,13 @@ func (e *exporter) importAll(ctx context.Context, msgs []*archive.Message) error
 		return nil
 	}
 	// Batches are cut by count and by bytes, so that one batch of large
-	// messages does not hold many uploaded-but-unimported blobs.
-	const batchBytes = 64 << 20
+	// messages does not hold many uploaded-but-unimported blobs, and, with
+	// inline blobs (held in memory, base64-encoded), so that one batch is
+	// about one request.
+	batchBytes := int64(64 << 20)
+	if e.inline.Method != "" {
+		batchBytes = e.inlineBudget()
+	}
 	var batches [][]*archive.Message
 	var cur []*archive.Message
 	var curBytes int64
@@ -411,6 +416,15 @@ func newImportGroup(inline bool) *importGroup {
 	return &importGroup{emails: map[string]jc.EmailImport{}, blobs: map[string]any{}, byCid: map[string]*prepared{}, inline: inline}
 }
 
+// inlineBudget is the raw size of the inline blobs of one request: after
+// base64 it stays well under maxSizeRequest.
+func (e *exporter) inlineBudget() int64 {
+	if m := e.c.Session().Core.MaxSizeRequest; m > 0 {
+		return max(m*7/10*3/4, 1)
+	}
+	return 6 << 20
+}
+
 // importBatch sends the batch's blobs — small ones inside the API request
 // when the server allows it, the others by parallel HTTP uploads — and
 // imports them with Email/import. It returns follow-up updates for emails
@@ -448,11 +462,7 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	// Inline groups stay well under maxSizeRequest after base64.
-	rawBudget := int64(6 << 20)
-	if m := e.c.Session().Core.MaxSizeRequest; m > 0 {
-		rawBudget = m * 7 / 10 * 3 / 4
-	}
+	rawBudget := e.inlineBudget()
 	regular := newImportGroup(false)
 	groups := []*importGroup{regular}
 	var cur *importGroup
