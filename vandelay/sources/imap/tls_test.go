@@ -12,6 +12,8 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +152,80 @@ func TestStartTLS(t *testing.T) {
 	})(t)
 	ar := vandelaytest.OpenArchive(t)
 	vandelaytest.Import(t, ar, src, nil)
+	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
+}
+
+// limitFront relays to the backend but answers the first n body fetches
+// itself with "NO [LIMIT]" (RFC 5530), as a server that throttles would.
+func limitFront(t *testing.T, backend string, n int) (string, *atomic.Int32) {
+	t.Helper()
+	var refused atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, err := net.Dial("tcp", backend)
+				if err != nil {
+					return
+				}
+				defer b.Close()
+				var wmu sync.Mutex // client writes: relayed responses and injected ones
+				go func() {
+					buf := make([]byte, 32<<10)
+					for {
+						k, err := b.Read(buf)
+						if k > 0 {
+							wmu.Lock()
+							c.Write(buf[:k])
+							wmu.Unlock()
+						}
+						if err != nil {
+							c.Close()
+							return
+						}
+					}
+				}()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.Contains(line, "BODY.PEEK[]") && refused.Add(1) <= int32(n) {
+						tag, _, _ := strings.Cut(line, " ")
+						wmu.Lock()
+						io.WriteString(c, tag+" NO [LIMIT] Too many requests, slow down\r\n")
+						wmu.Unlock()
+						continue
+					}
+					io.WriteString(b, line)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), &refused
+}
+
+// TestLimitBackoff: a server answering NO [LIMIT] gets a backoff and a
+// retry, and the import still completes.
+func TestLimitBackoff(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 14, 30)
+	front, refused := limitFront(t, a.addr, 2)
+	src := a.factory(func(c *vandelay.Config) { c.Address, c.Connections = front, 1 })(t)
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, src, nil)
+	if refused.Load() < 3 {
+		t.Errorf("only %d body fetches seen", refused.Load())
+	}
 	vandelaytest.Check(t, ar, vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass))
 }
