@@ -120,8 +120,8 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 	return exitOK
 }
 
-// planFileChanged reports whether saved changes were computed from other
-// plan files than m.
+// staleReason says why saved changes no longer match the journal (lineage,
+// serial) or the plan files, or returns "".
 func staleReason(saved *engine.Changes, lineage string, serial uint64, planHash string) string {
 	switch {
 	case saved.Lineage != "" && saved.Lineage != lineage:
