@@ -232,14 +232,11 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 		return s.cfg.InScope(p) // unsubscribed mailboxes in scope are not deleted by --subscribed-only
 	}
 	if s.cfg.SubscribedOnly {
-		inScope = func(p string) bool {
-			for _, mi := range infos {
-				if mi.Path == p {
-					return true
-				}
-			}
-			return false
+		listed := map[string]bool{}
+		for _, mi := range infos {
+			listed[mi.Path] = true
 		}
+		inScope = func(p string) bool { return listed[p] }
 	}
 	boxes, err := run.SyncMailboxes(ctx, infos, inScope)
 	if err != nil {
