@@ -5,8 +5,10 @@
 // Each message carries its Gmail labels in X-Gmail-Labels (see
 // ParseLabels and MapLabels for the mapping). A message with several
 // labels is one archive message in several mailboxes. Message bytes are
-// kept as in the mbox except for the mbox framing: ">From " un-quoting and
-// CRLF line ends (the bytes Gmail serves over IMAP). The internal date is
+// kept as in the mbox except for the mbox framing (">From " un-quoting,
+// CRLF line ends) and the two header fields Takeout adds (X-GM-THRID,
+// X-Gmail-Labels): what remains is what Gmail serves over IMAP, and a
+// re-labelled message keeps its hash. The internal date is
 // the time in the "From " separator line (Gmail's receive time), else the
 // newest Received: header, else Date:.
 //

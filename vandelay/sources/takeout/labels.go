@@ -170,3 +170,53 @@ func headerValue(msg []byte, name string) (string, error) {
 	}
 	return h.Get(name), nil
 }
+
+// takeoutHeaders are the header fields Google Takeout adds to each message;
+// Gmail's IMAP does not serve them.
+var takeoutHeaders = []string{"x-gm-thrid", "x-gmail-labels"}
+
+// StripTakeoutHeaders removes the X-GM-THRID and X-Gmail-Labels fields
+// (with their continuation lines) from a message's header and leaves every
+// other byte as it is. The result is the message as Gmail serves it over
+// IMAP, and its hash does not change when only the labels changed, so a
+// newer Takeout turns a re-labelled message into a membership change.
+func StripTakeoutHeaders(msg []byte) []byte {
+	var out []byte
+	skipping := false
+	rest := msg
+	for len(rest) > 0 {
+		i := bytes.IndexByte(rest, '\n')
+		line := rest
+		if i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		if len(bytes.TrimRight(line, "\r\n")) == 0 { // end of header
+			if out == nil {
+				out = make([]byte, 0, len(msg))
+			}
+			out = append(out, line...)
+			out = append(out, rest...)
+			return out
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if !skipping {
+				out = append(out, line...)
+			}
+			continue
+		}
+		skipping = false
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok {
+			n := strings.ToLower(string(bytes.TrimSpace(name)))
+			for _, h := range takeoutHeaders {
+				if n == h {
+					skipping = true
+				}
+			}
+		}
+		if !skipping {
+			out = append(out, line...)
+		}
+	}
+	return out
+}

@@ -245,6 +245,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 	paths := map[string]bool{}
 	err = s.scan(ctx, files, func(m *Message) error {
 		mp := MapLabels(labelsOf(m.Body))
+		m.Body = StripTakeoutHeaders(m.Body)
 		for _, p := range mp.Mailboxes {
 			paths[p] = true
 		}
@@ -329,6 +330,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 	// Pass 2: bodies the archive lacks.
 	if len(need) > 0 {
 		err = s.scan(ctx, files, func(m *Message) error {
+			m.Body = StripTakeoutHeaders(m.Body)
 			h := hashOf(m.Body)
 			places := need[h]
 			if len(places) == 0 {
