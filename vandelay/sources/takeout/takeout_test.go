@@ -132,6 +132,9 @@ func FuzzSplitter(f *testing.F) {
 				t.Fatalf("bare LF in output %q", m.Body)
 			}
 			m.Date()
+			if st := StripTakeoutHeaders(m.Body); len(st) > len(m.Body) {
+				t.Fatalf("stripping grew the message: %q", st)
+			}
 		}
 		if n > bytes.Count(b, []byte("From "))+0 {
 			t.Fatalf("%d messages from %d separators", n, bytes.Count(b, []byte("From ")))
