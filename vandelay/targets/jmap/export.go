@@ -127,6 +127,8 @@ type exporter struct {
 	progress  Progress
 	// mailboxState is the target's Mailbox state when the run read it.
 	mailboxState string
+	// recreated are archive mailboxes whose target mailbox had vanished.
+	recreated []int64
 	// inline says how blobs go inside API requests (Method "" : never).
 	inline    jc.InlineBlobs
 	inlineOff atomic.Bool

@@ -270,3 +270,45 @@ func TestExportPrune(t *testing.T) {
 	}
 	checkTarget(t, s, acct, src, rep)
 }
+
+// TestExportTargetMailboxRemoved: someone deletes an exported mailbox (and
+// its emails) on the target; the next export recreates it, re-imports the
+// emails that were destroyed and gives the survivors their membership back.
+func TestExportTargetMailboxRemoved(t *testing.T) {
+	s := peers.Get(t)
+	acct := s.NewAccount(t)
+	ctx := context.Background()
+	a := tempArchive(t)
+	src := &source{folders: folders, msgs: genCorpus(13, 40)}
+	src.load(t, a)
+	c := dial(t, s.Cyrus.JMAPURL(), acct)
+	acctID, _ := c.Session().FindAccount("")
+	if _, err := tj.Export(ctx, a, c, acctID, nil); err != nil {
+		t.Fatal(err)
+	}
+	boxes, _, err := c.Mailboxes(ctx, acctID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	for _, b := range boxes {
+		if b.Name == "Проекты" {
+			victim = b.ID
+		}
+	}
+	var sr jc.SetResponse
+	del := &jc.Call{Method: "Mailbox/set", Args: map[string]any{"accountId": acctID, "destroy": []string{victim}, "onDestroyRemoveEmails": true}, Result: &sr}
+	if err := c.Exec(ctx, usingMail, callList(del)); err != nil || del.Err != nil || len(sr.Destroyed) != 1 {
+		t.Fatal(err, del.Err, sr.NotDestroyed)
+	}
+	res, err := tj.Export(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after removal: %d mailboxes created, %d emails imported, %d updated", res.MailboxesCreated, res.EmailsImported, res.EmailsUpdated)
+	rep, err := verify.Target(ctx, a, c, acctID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTarget(t, s, acct, src, rep)
+}

@@ -88,6 +88,12 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 				}
 				parent = p
 			}
+			if m, ok := maps[b.ID]; ok && e.remote[m.RemoteID] == nil {
+				// Someone removed the target mailbox: it is matched or
+				// created again below, and its messages get their
+				// mailboxIds again.
+				e.recreated = append(e.recreated, b.ID)
+			}
 			if m, ok := maps[b.ID]; ok && e.remote[m.RemoteID] != nil {
 				r := e.remote[m.RemoteID]
 				e.mbRemote[b.ID] = r.ID

@@ -76,6 +76,22 @@ func (e *exporter) syncMessages(ctx context.Context) error {
 		}
 		consider(m)
 	}
+	queued := map[int64]bool{}
+	for _, u := range updates {
+		queued[u.msg.ID] = true
+	}
+	for _, mb := range e.recreated {
+		for m, err := range e.a.Messages(ctx, &archive.MessageFilter{MailboxID: mb}) {
+			if err != nil {
+				return err
+			}
+			if mp, ok := e.emaps[m.ID]; ok && !queued[m.ID] {
+				queued[m.ID] = true
+				seen[m.ID] = true
+				updates = append(updates, &upd{msg: m, created: mp.Created, remote: mp.RemoteID})
+			}
+		}
+	}
 	extra := make([]int64, 0, len(e.retry)+len(e.wasFlight))
 	for id := range e.retry {
 		extra = append(extra, id)
