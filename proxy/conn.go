@@ -94,6 +94,10 @@ func (c *Conn) PreAuthDeadline(started time.Time) {
 	c.SetDeadline(d)
 }
 
+// IdleTimeout returns how long a session may be silent (no byte either
+// way) before it is closed, before or after login (Options.IdleTimeout).
+func (c *Conn) IdleTimeout() time.Duration { return c.srv.opts.IdleTimeout }
+
 // AuthAllowed reports whether the client IP may try another login; false
 // after too many failures (answer with a temporary failure without asking
 // a backend).

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +99,27 @@ func CheckCredentialsSafe(ep Endpoint, nc net.Conn) error {
 // side the copies run on the plain TCP connections, so Linux moves the
 // bytes with splice and no user-space buffer is held while idle.
 func Bridge(ctx context.Context, client net.Conn, clientPending []byte, backend net.Conn, backendPending []byte, goodbye func()) (up, down int64) {
+	var bye func(bool)
+	if goodbye != nil {
+		bye = func(bool) { goodbye() }
+	}
+	up, down, _ = BridgeIdle(ctx, client, clientPending, backend, backendPending, 0, bye)
+	return up, down
+}
+
+// BridgeIdle is Bridge with an idle timeout: when no byte moved in either
+// direction for idle (0: never), the session ends; goodbye then runs with
+// idle true so the protocol can tell the client (IMAP "* BYE Autologout").
+// Traffic of either side counts as activity, so an IMAP IDLE whose backend
+// sends updates stays open. The timeout is noticed between idle and 1.5 ×
+// idle after the last byte: each copy wakes up every idle/2 to look, which
+// keeps splice (the copies are not wrapped). idled reports whether the
+// session ended by the timeout.
+func BridgeIdle(ctx context.Context, client net.Conn, clientPending []byte, backend net.Conn, backendPending []byte, idle time.Duration, goodbye func(idle bool)) (up, down int64, idled bool) {
+	st := &bridgeState{idle: idle}
+	st.touch()
 	stop := context.AfterFunc(ctx, func() {
+		st.stopped.Store(true)
 		client.SetDeadline(time.Now())
 		backend.SetDeadline(time.Now())
 	})
@@ -106,10 +127,10 @@ func Bridge(ctx context.Context, client net.Conn, clientPending []byte, backend 
 	var first atomic.Int32 // 1: up ended first, 2: down ended first
 	downDone := make(chan int64, 1)
 	go func() {
-		n := copyPending(client, backend, backendPending)
+		n := st.copy(client, backend, backendPending)
 		if first.CompareAndSwap(0, 2) && goodbye != nil {
 			client.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			goodbye()
+			goodbye(st.idled.Load())
 		}
 		// Close both so the other copy ends too. A half-close would
 		// keep sessions hanging on servers that wait for the client.
@@ -117,18 +138,38 @@ func Bridge(ctx context.Context, client net.Conn, clientPending []byte, backend 
 		backend.Close()
 		downDone <- n
 	}()
-	up = copyPending(backend, client, clientPending)
-	first.CompareAndSwap(0, 1)
+	up = st.copy(backend, client, clientPending)
+	if st.idled.Load() {
+		// The up copy noticed the timeout: wake the down copy, which
+		// says goodbye (it alone writes to the client).
+		backend.SetReadDeadline(time.Now())
+	} else {
+		first.CompareAndSwap(0, 1)
+	}
 	// If the down copy is writing its goodbye, let it finish first.
 	if first.Load() == 1 {
 		client.Close()
 		backend.Close()
 	}
 	down = <-downDone
-	return up, down
+	return up, down, st.idled.Load()
 }
 
-func copyPending(dst, src net.Conn, pending []byte) int64 {
+// bridgeState is what the two copies of BridgeIdle share.
+type bridgeState struct {
+	idle    time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last activity seen
+	stopped atomic.Bool  // ctx ended or the idle timeout hit: stop copying
+	idled   atomic.Bool
+}
+
+func (b *bridgeState) touch() { b.last.Store(time.Now().UnixNano()) }
+
+// copy copies src to dst. With an idle timeout it copies in rounds of
+// idle/2 (a read deadline on src); a round that moved bytes counts as
+// activity, and a silent round ends the copy when the whole session was
+// silent for idle.
+func (b *bridgeState) copy(dst, src net.Conn, pending []byte) int64 {
 	var n int64
 	if len(pending) > 0 {
 		m, err := dst.Write(pending)
@@ -137,8 +178,27 @@ func copyPending(dst, src net.Conn, pending []byte) int64 {
 			return n
 		}
 	}
-	m, _ := io.Copy(dst, src)
-	return n + m
+	if b.idle <= 0 {
+		m, _ := io.Copy(dst, src)
+		return n + m
+	}
+	round := b.idle / 2
+	for {
+		src.SetReadDeadline(time.Now().Add(round))
+		m, err := io.Copy(dst, src)
+		n += m
+		if m > 0 {
+			b.touch()
+		}
+		if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) || b.stopped.Load() {
+			return n
+		}
+		if m == 0 && time.Since(time.Unix(0, b.last.Load())) >= b.idle {
+			b.idled.Store(true)
+			b.stopped.Store(true)
+			return n
+		}
+	}
 }
 
 // Pending returns a copy of the bytes buffered in br (nil when none), so

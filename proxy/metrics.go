@@ -41,6 +41,9 @@ const (
 	// MetricSessionsEnded counts sessions ended by a route change or
 	// freeze (proto).
 	MetricSessionsEnded = "mailmig_proxy_sessions_ended_by_route_total"
+	// MetricIdleTimeouts counts bridged sessions closed by the idle
+	// timeout (proto).
+	MetricIdleTimeouts = "mailmig_proxy_idle_timeouts_total"
 	// MetricPanics counts recovered panics (proto).
 	MetricPanics = "mailmig_proxy_panics_total"
 )

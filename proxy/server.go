@@ -68,7 +68,11 @@ type Options struct {
 	AuthWindow time.Duration
 	// PreAuthTimeout bounds the dialogue before login. Default: 1m.
 	PreAuthTimeout time.Duration
-	// IdleTimeout bounds waiting for a command before login. Default: 30m.
+	// IdleTimeout closes a session in which nothing moved either way for
+	// this long: before login it bounds the wait for each command, after
+	// login it applies to the bridged session, where traffic of either
+	// side counts (an IMAP IDLE whose backend reports changes stays
+	// open). Default: 30m (RFC 9051's minimum autologout timer).
 	IdleTimeout time.Duration
 }
 

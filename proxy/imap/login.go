@@ -151,18 +151,24 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 	s.wmu.Lock()
 	s.br, s.bw, b.br = nil, nil, nil
 	s.wmu.Unlock()
-	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, func() {
+	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), func(idle bool) {
 		mu.Lock()
 		r := reason
 		mu.Unlock()
-		if r != "" {
+		switch {
+		case r != "":
 			m.Inc(proxy.MetricSessionsEnded, "proto", string(proxy.IMAP))
 			fmt.Fprintf(c.Conn, "* BYE [UNAVAILABLE] %s, please reconnect\r\n", r)
+		case idle:
+			fmt.Fprintf(c.Conn, "* BYE Autologout; idle for too long\r\n")
 		}
 	})
+	if idled {
+		m.Inc(proxy.MetricIdleTimeouts, "proto", string(proxy.IMAP))
+	}
 	m.Add(proxy.MetricBytes, up, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "up")
 	m.Add(proxy.MetricBytes, down, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "down")
-	log.Info("session ended", "up", up, "down", down)
+	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }
 

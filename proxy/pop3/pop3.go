@@ -358,10 +358,15 @@ func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any
 	s.wmu.Lock()
 	s.br, s.bw, b.br = nil, nil, nil
 	s.wmu.Unlock()
-	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, nil)
+	// POP3 has no unsolicited response: an idle session is just closed
+	// (RFC 1939's autologout timer).
+	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), nil)
+	if idled {
+		m.Inc(proxy.MetricIdleTimeouts, "proto", string(proxy.POP3))
+	}
 	m.Add(proxy.MetricBytes, up, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "up")
 	m.Add(proxy.MetricBytes, down, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "down")
-	log.Info("session ended", "up", up, "down", down)
+	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }
 

@@ -43,6 +43,8 @@ type Options struct {
 	Login proxy.LoginMode
 	// AuthFailures overrides the failed-auth limit per client IP.
 	AuthFailures int
+	// IdleTimeout and PreAuthTimeout override the server's timeouts.
+	IdleTimeout, PreAuthTimeout time.Duration
 	// Extra listeners (other protocols) opened on the same server.
 	Extra []proxy.ListenerConfig
 	// ExtraBackends are added to the standard backends.
@@ -160,7 +162,7 @@ func Start(t testing.TB, s *peers.Set, opts *Options) *Proxy {
 	if log == nil && os.Getenv("MAILMIG_PROXY_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	so := &proxy.Options{Router: p.Router, Logger: log, AuthFailures: opts.AuthFailures}
+	so := &proxy.Options{Router: p.Router, Logger: log, AuthFailures: opts.AuthFailures, IdleTimeout: opts.IdleTimeout, PreAuthTimeout: opts.PreAuthTimeout}
 	if opts.TLS {
 		p.CertFile, p.KeyFile, p.RootCAs = SelfSigned(t, dir)
 		so.Certs, err = proxy.LoadCertStore(p.CertFile, p.KeyFile)

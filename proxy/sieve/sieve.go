@@ -385,18 +385,24 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	s.wmu.Lock()
 	s.br, s.bw, b.br = nil, nil, nil
 	s.wmu.Unlock()
-	up, down := proxy.Bridge(ctx, c.Conn, cp, b.nc, bp, func() {
+	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), func(idle bool) {
 		mu.Lock()
 		r := reason
 		mu.Unlock()
-		if r != "" {
+		switch {
+		case r != "":
 			m.Inc(proxy.MetricSessionsEnded, "proto", proto)
 			fmt.Fprintf(c.Conn, "BYE (TRYLATER) %s\r\n", quote(r+", please reconnect"))
+		case idle:
+			fmt.Fprintf(c.Conn, "BYE %s\r\n", quote("Idle for too long"))
 		}
 	})
+	if idled {
+		m.Inc(proxy.MetricIdleTimeouts, "proto", proto)
+	}
 	m.Add(proxy.MetricBytes, up, "proto", proto, "backend", d.Backend.Name, "direction", "up")
 	m.Add(proxy.MetricBytes, down, "proto", proto, "backend", d.Backend.Name, "direction", "down")
-	log.Info("session ended", "up", up, "down", down)
+	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }
 

@@ -1,0 +1,72 @@
+package imap_test
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/proxytest"
+)
+
+// TestIdleTimeout: with a 1 s idle timeout, a client that says nothing
+// before login is disconnected; a logged-in IDLE client stays connected
+// while the backend reports new messages (traffic either way counts) and
+// gets "* BYE Autologout" once nothing moves for the timeout.
+func TestIdleTimeout(t *testing.T) {
+	const idle = time.Second
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, &proxytest.Options{IdleTimeout: idle})
+	a := s.NewAccount(t)
+
+	// Before login: silence after the greeting closes the connection.
+	pre := dialRaw(t, p.IMAP)
+	pre.expect("* OK")
+	start := time.Now()
+	if rest, err := io.ReadAll(pre.br); err != nil {
+		t.Fatalf("silent client before login: %v (got %q)", err, rest)
+	}
+	if d := time.Since(start); d < idle-100*time.Millisecond || d > 3*idle {
+		t.Errorf("silent client before login closed after %v, want about %v", d, idle)
+	}
+
+	// After login: IDLE with backend traffic for three timeouts.
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %s %s\r\n", a.Email, a.Password))
+	r.expect("a OK")
+	r.send("b SELECT INBOX\r\n")
+	r.expect("b OK")
+	r.send("c IDLE\r\n")
+	r.expect("+ ")
+	direct := login(t, s.Dovecot.IMAP, a.Email, a.Password)
+	busyUntil := time.Now().Add(3 * idle)
+	appended := 0
+	for time.Now().Before(busyUntil) {
+		appendMsg(t, direct, fmt.Sprintf("keep-alive %d", appended))
+		appended++
+		// Each append reaches the IDLE client as "* n EXISTS".
+		r.expect(fmt.Sprintf("* %d EXISTS", appended))
+	}
+	quiet := time.Now()
+	l := r.line()
+	for strings.HasPrefix(l, "* ") && !strings.HasPrefix(l, "* BYE") {
+		l = r.line() // late RECENT/EXISTS updates
+	}
+	if l != "* BYE Autologout; idle for too long" {
+		t.Fatalf("after the backend went quiet: %q, want the autologout BYE", l)
+	}
+	if d := time.Since(quiet); d < idle-100*time.Millisecond || d > 3*idle {
+		t.Errorf("BYE %v after the last traffic, want between %v and %v", d, idle, 3*idle)
+	}
+	if rest, err := io.ReadAll(r.br); err != nil || len(rest) != 0 {
+		t.Errorf("after BYE: %q, %v; want the connection closed", rest, err)
+	}
+	if n := p.Server.Metrics().Get(proxy.MetricIdleTimeouts, "proto", "imap"); n != 1 {
+		t.Errorf("idle timeouts counted: %d, want 1", n)
+	}
+	t.Logf("%d appends kept the IDLE session open for %v (idle timeout %v)", appended, 3*idle, idle)
+}
