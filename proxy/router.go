@@ -181,7 +181,9 @@ type Router interface {
 	KnownDomain(domain string) bool
 	// Track registers an open session routed by d. end is called (once,
 	// from another goroutine) when the account's route changes or freezes,
-	// or at once when it changed since d was made; end must make the
+	// when the alias the session logged in with (d.Identifier) now names
+	// another account, or when a new default backend moves it, or at once
+	// when it changed since d was made; end must make the
 	// session finish promptly (IMAP "* BYE", POP3 close, ...). The returned
 	// function unregisters the session; call it when the session ends.
 	Track(d Decision, proto Protocol, end func(reason string)) (untrack func())
@@ -208,13 +210,16 @@ type TableRouter struct {
 	seps     []string
 
 	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced on every route change
-	sessions map[string]map[*tracked]struct{}
+	changed  chan struct{}                    // closed and replaced on every route change
+	sessions map[string]map[*tracked]struct{} // account key → sessions
+	byIdent  map[string]map[*tracked]struct{} // identifier (and master user part) → sessions
 	cancel   func()
 }
 
 type tracked struct {
 	proto   Protocol
+	ident   string // the identifier the session logged in with
+	account string
 	backend string
 	once    sync.Once
 	end     func(string)
@@ -232,6 +237,7 @@ func NewRouter(w *routes.Watcher, backends []*Backend, opts *RouterOptions) *Tab
 		seps:     []string{"*"},
 		changed:  make(chan struct{}),
 		sessions: map[string]map[*tracked]struct{}{},
+		byIdent:  map[string]map[*tracked]struct{}{},
 	}
 	if opts != nil && opts.FrozenHold > 0 {
 		r.hold = opts.FrozenHold
@@ -259,25 +265,68 @@ func (r *TableRouter) onChange(c routes.Change) {
 	r.mu.Lock()
 	close(r.changed)
 	r.changed = make(chan struct{})
-	// The table already holds the new route; a session ends when its
-	// account now goes elsewhere or is frozen (a route written for an
-	// account that the default backend served, naming that same backend,
-	// changes nothing for it).
-	cur, ok := r.w.Table().Resolve(c.Account)
-	var ends []*tracked
-	for t := range r.sessions[c.Account] {
-		if !ok || cur.Backend != t.backend || cur.State == routes.Frozen {
-			ends = append(ends, t)
+	// The table already holds the new state. Candidates are the sessions
+	// the change may concern: the account's for a route change, those
+	// logged in under the identifier for an alias change, all for a new
+	// default backend. Each ends when its identifier now resolves to
+	// another account or backend, or to a frozen route (a route written
+	// for an account that the default backend served, naming that same
+	// backend, changes nothing for it).
+	var cands map[*tracked]struct{}
+	switch {
+	case c.Default:
+		cands = map[*tracked]struct{}{}
+		for _, set := range r.sessions {
+			for t := range set {
+				cands[t] = struct{}{}
+			}
+		}
+	case c.Alias != "":
+		cands = r.byIdent[c.Alias]
+	default:
+		cands = r.sessions[c.Account]
+	}
+	type ending struct {
+		t      *tracked
+		reason string
+	}
+	var ends []ending
+	for t := range cands {
+		if reason := r.moved(t.ident, t.account, t.backend); reason != "" {
+			ends = append(ends, ending{t, reason})
 		}
 	}
 	r.mu.Unlock()
-	reason := "account moved"
-	if ok && cur.State == routes.Frozen {
-		reason = "account frozen for migration"
+	for _, e := range ends {
+		go e.t.once.Do(func() { e.t.end(e.reason) })
 	}
-	for _, t := range ends {
-		go t.once.Do(func() { t.end(reason) })
+}
+
+// moved returns why a session of identifier routed to account on backend
+// must end now, or "" when its route still holds.
+func (r *TableRouter) moved(identifier, account, backend string) string {
+	cur, ok := r.resolve(identifier)
+	switch {
+	case ok && cur.State == routes.Frozen:
+		return "account frozen for migration"
+	case !ok || cur.Account != account || cur.Backend != backend:
+		return "account moved"
 	}
+	return ""
+}
+
+// identKeys are the index keys of a session's identifier: the identifier
+// and, for a master login ("user*master"), the user part, which resolve
+// falls back to.
+func (r *TableRouter) identKeys(identifier string) []string {
+	id := routes.Normalize(identifier)
+	keys := []string{id}
+	for _, sep := range r.seps {
+		if user, _, found := strings.Cut(id, sep); found && user != "" && user != id {
+			keys = append(keys, user)
+		}
+	}
+	return keys
 }
 
 // Lookup implements Router.
@@ -342,25 +391,38 @@ func (r *TableRouter) KnownDomain(domain string) bool {
 
 // Track implements Router.
 func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string)) func() {
-	t := &tracked{proto: proto, backend: d.Route.Backend, end: end}
 	acct := d.Route.Account
-	r.mu.Lock()
-	set := r.sessions[acct]
-	if set == nil {
-		set = map[*tracked]struct{}{}
-		r.sessions[acct] = set
+	t := &tracked{proto: proto, ident: d.Identifier, account: acct, backend: d.Route.Backend, end: end}
+	keys := r.identKeys(d.Identifier)
+	add := func(m map[string]map[*tracked]struct{}, k string) {
+		set := m[k]
+		if set == nil {
+			set = map[*tracked]struct{}{}
+			m[k] = set
+		}
+		set[t] = struct{}{}
 	}
-	set[t] = struct{}{}
+	del := func(m map[string]map[*tracked]struct{}, k string) {
+		delete(m[k], t)
+		if len(m[k]) == 0 {
+			delete(m, k)
+		}
+	}
+	r.mu.Lock()
+	add(r.sessions, acct)
+	for _, k := range keys {
+		add(r.byIdent, k)
+	}
 	r.mu.Unlock()
 	// A change between Lookup and Track would otherwise be missed.
-	if cur, ok := r.resolve(d.Identifier); !ok || cur.Account != acct || cur.Backend != d.Route.Backend || cur.State == routes.Frozen {
-		go t.once.Do(func() { t.end("account moved") })
+	if reason := r.moved(d.Identifier, acct, d.Route.Backend); reason != "" {
+		go t.once.Do(func() { t.end(reason) })
 	}
 	return func() {
 		r.mu.Lock()
-		delete(set, t)
-		if len(r.sessions[acct]) == 0 {
-			delete(r.sessions, acct)
+		del(r.sessions, acct)
+		for _, k := range keys {
+			del(r.byIdent, k)
 		}
 		r.mu.Unlock()
 		t.once.Do(func() {})

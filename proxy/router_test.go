@@ -150,3 +150,50 @@ func TestRouterAwaitAndTrack(t *testing.T) {
 	defer r.Track(d, POP3, func(reason string) { ended2.Store(reason) })()
 	waitFor(t, func() bool { return ended2.Load() != nil })
 }
+
+// TestRouterAliasAndDefault: re-pointing an alias ends the sessions opened
+// under that alias (and only those); a new default backend ends the
+// sessions it moves.
+func TestRouterAliasAndDefault(t *testing.T) {
+	ctx := context.Background()
+	r, st, w := newTestRouter(t, time.Second)
+	st.Set(ctx, "alice@example.test", "a")
+	st.Set(ctx, "other@example.test", "b")
+	st.AddAlias(ctx, "alice", "alice@example.test")
+	st.AddAlias(ctx, "al", "alice@example.test")
+	st.SetDefault(ctx, "a")
+	w.Refresh(ctx)
+	track := func(id string) *atomic.Value {
+		t.Helper()
+		d, err := r.Lookup(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v atomic.Value
+		t.Cleanup(r.Track(d, IMAP, func(reason string) { v.Store(reason) }))
+		return &v
+	}
+	byAlias, byMaster, byOtherAlias, byAddress := track("alice"), track("alice*admin"), track("al"), track("alice@example.test")
+	implicitA, implicitB := track("carol@example.test"), track("dave@example.test")
+	if err := st.AddAlias(ctx, "alice", "other@example.test"); err != nil { // re-point
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return byAlias.Load() != nil && byMaster.Load() != nil })
+	if byAlias.Load() != "account moved" {
+		t.Errorf("reason = %v", byAlias.Load())
+	}
+	// Removing an alias whose identifier then falls to the default
+	// backend under another account key ends its sessions too.
+	st.RemoveAlias(ctx, "al")
+	waitFor(t, func() bool { return byOtherAlias.Load() != nil })
+	// A new default backend: sessions on the old default end; explicit
+	// routes and sessions already on the new default stay.
+	st.Set(ctx, "dave@example.test", "b")
+	waitFor(t, func() bool { return implicitB.Load() != nil })
+	st.SetDefault(ctx, "b")
+	waitFor(t, func() bool { return implicitA.Load() != nil })
+	w.Refresh(ctx)
+	if v := byAddress.Load(); v != nil {
+		t.Errorf("session by the account's own address ended: %v", v)
+	}
+}

@@ -184,18 +184,32 @@ func (t *Table) KnownDomain(domain string) bool {
 	return t.domains[Normalize(domain)]
 }
 
-// Change describes how one account's route changed between two snapshots.
+// Change describes how one account's route, one login alias or the
+// default backend changed between two snapshots.
 type Change struct {
-	// Account is the account key.
+	// Account is the account key. For an alias change it is the account
+	// the alias names now (or named, when it was removed); for a default
+	// change it is empty.
 	Account string
 	// Old is the previous route; its zero value means the account is new.
+	// For an alias change it is what the alias resolved to before (an
+	// Implicit route when it resolved through the default backend).
 	Old Route
 	// New is the current route; its zero value means it was deleted.
 	New Route
+	// Alias is set when the change is of the login alias Alias (added,
+	// removed or re-pointed to another account): sessions opened under
+	// that identifier may now belong elsewhere.
+	Alias string
+	// Default is set when the default backend changed; Old.Backend and
+	// New.Backend hold the old and new default ("" for none).
+	Default bool
 }
 
-// Diff returns the accounts whose backend, state or generation differ
-// between two snapshots, sorted by account.
+// Diff returns what differs between two snapshots: the accounts whose
+// backend, state or generation differ, the aliases whose account differs,
+// and the default backend, sorted by account (aliases after the account
+// changes of the same key).
 func Diff(old, cur *Table) []Change {
 	if old == nil {
 		old = &Table{}
@@ -211,6 +225,28 @@ func Diff(old, cur *Table) []Change {
 		if _, ok := cur.routes[k]; !ok {
 			out = append(out, Change{Account: k, Old: o})
 		}
+	}
+	aliasChange := func(id string) {
+		o, _ := old.Resolve(id)
+		n, _ := cur.Resolve(id)
+		acct := cur.aliases[id]
+		if acct == "" {
+			acct = old.aliases[id]
+		}
+		out = append(out, Change{Account: acct, Alias: id, Old: o, New: n})
+	}
+	for id, acct := range cur.aliases {
+		if prev, ok := old.aliases[id]; !ok || prev != acct {
+			aliasChange(id)
+		}
+	}
+	for id := range old.aliases {
+		if _, ok := cur.aliases[id]; !ok {
+			aliasChange(id)
+		}
+	}
+	if old.Default != cur.Default {
+		out = append(out, Change{Default: true, Old: Route{Backend: old.Default}, New: Route{Backend: cur.Default}})
 	}
 	sortChanges(out)
 	return out

@@ -266,3 +266,29 @@ func FuzzReadMapping(f *testing.F) {
 		}
 	})
 }
+
+func TestDiffAliasesAndDefault(t *testing.T) {
+	rs := []Route{{Account: "a@x.test", Backend: "one", State: Active}, {Account: "b@x.test", Backend: "two", State: Active}}
+	old := NewTable(1, "one", rs, map[string]string{"a": "a@x.test", "gone": "a@x.test"}, nil)
+	cur := NewTable(2, "two", rs, map[string]string{"a": "b@x.test", "new": "b@x.test"}, nil)
+	type row struct {
+		Account, Alias, Old, New string
+		Default                  bool
+	}
+	var got []row
+	for _, c := range Diff(old, cur) {
+		got = append(got, row{c.Account, c.Alias, c.Old.Backend, c.New.Backend, c.Default})
+	}
+	want := []row{
+		{"", "", "one", "two", true},
+		{"a@x.test", "gone", "one", "two", false}, // now through the new default
+		{"b@x.test", "a", "one", "two", false},
+		{"b@x.test", "new", "one", "two", false}, // was the old default
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Error(d)
+	}
+	if cs := Diff(cur, cur); len(cs) != 0 {
+		t.Errorf("no change: %+v", cs)
+	}
+}

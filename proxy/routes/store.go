@@ -488,5 +488,10 @@ func sortRoutes(rs []Route) {
 }
 
 func sortChanges(cs []Change) {
-	slices.SortFunc(cs, func(a, b Change) int { return strings.Compare(a.Account, b.Account) })
+	slices.SortFunc(cs, func(a, b Change) int {
+		if c := strings.Compare(a.Account, b.Account); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Alias, b.Alias)
+	})
 }

@@ -112,7 +112,14 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 	}
 	w.mu.Unlock()
 	for _, c := range changes {
-		w.log.Info("route changed", "user", c.Account, "backend", c.New.Backend, "state", string(c.New.State), "generation", c.New.Generation)
+		switch {
+		case c.Default:
+			w.log.Info("default backend changed", "backend", c.New.Backend)
+		case c.Alias != "":
+			w.log.Info("alias changed", "alias", c.Alias, "user", c.New.Account, "backend", c.New.Backend)
+		default:
+			w.log.Info("route changed", "user", c.Account, "backend", c.New.Backend, "state", string(c.New.State), "generation", c.New.Generation)
+		}
 		for _, fn := range fns {
 			fn(c)
 		}

@@ -65,8 +65,59 @@ func TestIdleTimeout(t *testing.T) {
 	if rest, err := io.ReadAll(r.br); err != nil || len(rest) != 0 {
 		t.Errorf("after BYE: %q, %v; want the connection closed", rest, err)
 	}
-	if n := p.Server.Metrics().Get(proxy.MetricIdleTimeouts, "proto", "imap"); n != 1 {
-		t.Errorf("idle timeouts counted: %d, want 1", n)
-	}
+	// Counted when the bridge returned, just after the client saw EOF.
+	proxytest.WaitFor(t, 2*time.Second, func() bool {
+		return p.Server.Metrics().Get(proxy.MetricIdleTimeouts, "proto", "imap") == 1
+	})
 	t.Logf("%d appends kept the IDLE session open for %v (idle timeout %v)", appended, 3*idle, idle)
+}
+
+// TestAliasRepoint: a session logged in under an alias ends with BYE when
+// the alias is re-pointed to an account on another backend, and the next
+// login lands there. The login is the user's address (which both Dovecots
+// know); the alias maps it to an account key whose route names the
+// backend.
+func TestAliasRepoint(t *testing.T) {
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	ctx := t.Context()
+	k1, k2 := "k1-"+a.Email, "k2-"+a.Email
+	p.Route(t, k1, "dovecot")
+	p.Route(t, k2, "dovecot2")
+	d2 := login(t, s.Dovecot2.IMAP, a.Email, a.Password)
+	appendMsg(t, d2, "on dovecot2")
+	d2.Logout().Wait()
+	alias := func(acct string) {
+		t.Helper()
+		if err := p.Store.AddAlias(ctx, a.Email, acct); err != nil {
+			t.Fatal(err)
+		}
+		proxytest.WaitFor(t, 2*time.Second, func() bool {
+			r, ok := p.Watcher.Table().Resolve(a.Email)
+			return ok && r.Account == acct
+		})
+	}
+	alias(k1)
+
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %s %s\r\n", a.Email, a.Password))
+	r.expect("a OK")
+	r.send("b SELECT INBOX\r\n")
+	r.expect("* 0 EXISTS")
+	r.expect("b OK")
+	r.send("c IDLE\r\n")
+	r.expect("+ ")
+	start := time.Now()
+	alias(k2)
+	if l := r.expect("* BYE"); !strings.Contains(l, "moved") {
+		t.Errorf("BYE = %q", l)
+	}
+	t.Logf("session under the alias ended %v after the alias write", time.Since(start))
+
+	c := login(t, p.IMAP, a.Email, a.Password)
+	if sel, err := c.Select("INBOX", nil).Wait(); err != nil || sel.NumMessages != 1 {
+		t.Fatalf("after re-pointing the alias: %+v %v, want the message on dovecot2", sel, err)
+	}
 }
