@@ -22,6 +22,8 @@ var testEnv = map[string]string{
 	"LEGACY_MASTER_PASSWORD": "masterpw",
 	"TARGET_MASTER_PASSWORD": "adminpw",
 	"ALICE_PASSWORD":         "alicepw",
+	"BOB_PASSWORD":           "bobpw",   // examples/quickstart
+	"CAROL_PASSWORD":         "carolpw", // examples/quickstart
 	"GRAPH_CLIENT_SECRET":    "s3cret",
 	"MAILMIG_VAR_port":       "many", // invalid_variable_value.hcl
 	"EMPTY_IN_TESTS":         "",     // empty_env.hcl

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# The quickstart demo, `just demo` (docs/demo.md): the whole migration of
+# examples/quickstart on real servers, while mail keeps arriving and an IMAP
+# client keeps logging in through the proxy.
+#
+#   servers   install the real servers if missing and start a set at port
+#             offset 0 (.ci/peers); stopped again at the end
+#   seed      a few hundred generated messages (folders, flags, keywords)
+#             for alice, bob and carol@example.test on the legacy Dovecot
+#   plan      mailmig validate, the proxy in the background, mailmig plan
+#   apply     mailmig apply -auto-approve until nothing is left: staging,
+#             catch-up, cut-over of wave "pilot", then of wave "everyone";
+#             meanwhile swaks delivers mail through the proxy (LMTP and SMTP)
+#             and curl logs in over IMAP through it, naming the backend that
+#             answers
+#   check     every message (seeded or delivered, in every phase) is on
+#             Cyrus exactly once and none is left behind (democheck, plain
+#             IMAP on both servers); mailmig journal; mailmig journal verify
+#
+# Usage: examples/quickstart/demo.sh [-keep]
+#   -keep (or DEMO_KEEP=1)  leave the servers running (`just peers-down`
+#                           stops them) and keep the work directory
+# Environment:
+#   MAILMIG_PEERS_ROOT, MAILMIG_PEERS_OFFSET  use this running set of servers
+#                           (the demo empties alice, bob and carol on it first)
+#   DEMO_PROXY_PORT         first port of the proxy's listeners (default 21000)
+#   DEMO_WORK               work directory (default: a new one under /tmp)
+#   DEMO_MESSAGES           generated messages per account (default 100)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+
+keep=${DEMO_KEEP:-0}
+case ${1:-} in
+-keep) keep=1 ;;
+"") ;;
+*) sed -n '20,28p' "$0" >&2; exit 2 ;;
+esac
+proxy_port=${DEMO_PROXY_PORT:-21000}
+messages=${DEMO_MESSAGES:-100}
+
+if [ -t 1 ]; then bold=$'\e[1m' off=$'\e[0m'; else bold= off=; fi
+started=$EPOCHREALTIME
+step=0
+section() { step=$((step + 1)); printf '\n%s== %d. %s%s\n' "$bold" "$step" "$*" "$off"; }
+show() { printf '$ %s\n' "$*"; "$@"; }
+elapsed() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+fail() { echo "demo: $*" >&2; exit 1; }
+
+# --- cleanup: background loops, the proxy, the servers, the work dir ------
+temp_peers=0 work= proxy_pid= bg_pids=()
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$work" ] && touch "$work/stop"
+  for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null; done
+  if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; fi
+  [ "$temp_peers" = 1 ] && "$repo/.ci/peers" down-temp
+  if [ "$keep" = 1 ]; then
+    echo "kept: work directory $work; servers: ${MAILMIG_PEERS_ROOT:-} (stop them with \`just peers-down\`)"
+  elif [ -n "$work" ] && [ -z "${DEMO_WORK:-}" ]; then
+    rm -rf "$work"
+  fi
+  if [ $rc = 0 ]; then
+    echo "${bold}demo complete in $(elapsed "$started")s${off}"
+  else
+    echo "${bold}demo FAILED (exit $rc) after $(elapsed "$started")s${off}" >&2
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- 1. servers ------------------------------------------------------------
+section "Real servers: Dovecot (legacy) and Cyrus (JMAP target)"
+if [ -n "${MAILMIG_PEERS_ROOT:-}" ]; then
+  echo "using the running set in $MAILMIG_PEERS_ROOT"
+elif [ "$keep" = 1 ]; then
+  .ci/peers install
+  .ci/peers up 0 >/dev/null
+  . .peers/env
+else
+  .ci/peers install
+  temp_peers=1
+  peers_env=$(.ci/peers up-temp)
+  eval "$peers_env"
+fi
+offset=${MAILMIG_PEERS_OFFSET:-$(cat "$MAILMIG_PEERS_ROOT/offset")}
+port_open $((20000 + offset)) || fail "no Dovecot on port $((20000 + offset)) (servers in ${MAILMIG_PEERS_ROOT})"
+echo "servers at port offset $offset: Dovecot IMAP 127.0.0.1:$((20000 + offset)), Cyrus IMAP 127.0.0.1:$((20030 + offset)), JMAP http://127.0.0.1:$((20038 + offset))/"
+for p in $(seq "$proxy_port" $((proxy_port + 9))); do
+  if port_open "$p"; then fail "port $p is in use; set DEMO_PROXY_PORT to a free range of 10 ports"; fi
+done
+
+work=${DEMO_WORK:-$(mktemp -d /tmp/mailmig-demo.XXXXXX)}
+mkdir -p "$work/bin" "$work/quickstart"
+rm -f "$work/stop"
+s=$EPOCHREALTIME
+go build -o "$work/bin/" ./cmd/mailmig ./internal/corpus/cmd/gencorpus ./examples/quickstart/democheck
+echo "built mailmig, gencorpus and democheck in $(elapsed "$s")s"
+cp examples/quickstart/migration.hcl examples/quickstart/accounts.csv "$work/quickstart/"
+cd "$work/quickstart"
+export PATH="$work/bin:$PATH"
+# The quickstart's secrets (the servers' fixed test passwords) and the two
+# variables that place the plan on this set of servers.
+export LEGACY_MASTER_PASSWORD=masterpw ALICE_PASSWORD=alicepw BOB_PASSWORD=bobpw CAROL_PASSWORD=carolpw
+export MAILMIG_VAR_peers_offset=$offset MAILMIG_VAR_proxy_port=$proxy_port
+export MAILMIG_RUN_ID=demo-$(date +%s)
+accounts=(alice bob carol)
+password() { local v="${1^^}_PASSWORD"; printf '%s' "${!v}"; }
+
+# --- 2. the plan -----------------------------------------------------------
+section "The plan (a copy of examples/quickstart in $work/quickstart)"
+grep -v '^#' accounts.csv
+show mailmig validate
+
+# --- 3. seed ---------------------------------------------------------------
+section "Seed the legacy Dovecot: $messages generated messages per account"
+democheck reset
+i=0
+for u in "${accounts[@]}"; do
+  i=$((i + 1))
+  gencorpus -seed "$i" -n "$messages" -folders 8 -max-size 256K -imap "127.0.0.1:$((20000 + offset))" \
+    -user "$u@example.test" -pass-env "${u^^}_PASSWORD" | grep -E '^(loaded|flags|folders)' || fail "seeding $u failed"
+done
+
+# --- 4. the proxy ----------------------------------------------------------
+section "The proxy: everyone on legacy for now"
+show mailmig routes default legacy
+show mailmig routes domain add example.test
+echo '$ mailmig proxy &'
+mailmig proxy -drain 5s >"$work/proxy.log" 2>&1 &
+proxy_pid=$!
+for _ in $(seq 100); do port_open "$proxy_port" && break; sleep 0.1; done
+port_open "$proxy_port" || { cat "$work/proxy.log"; fail "the proxy did not start"; }
+cat "$work/proxy.log"
+
+# backend ACCOUNT: log in through the proxy with curl and print the name the
+# IMAP server gives in its ID response (Dovecot or Cyrus IMAPD).
+backend() {
+  curl -s -m 60 --url "imap://127.0.0.1:$proxy_port/" -u "$1@example.test:$(password "$1")" -X 'ID NIL' |
+    sed -n 's/^\* ID ("name" "\([^"]*\)".*/\1/p'
+}
+section "An IMAP client (curl) logs in through the proxy"
+for u in "${accounts[@]}"; do
+  echo "$u@example.test → $(backend "$u")"
+done
+
+# --- 5. mail and logins while apply runs ------------------------------------
+# deliver ACCOUNT VIA: one message through the proxy, retried while the
+# account is frozen (4xx), as a mail server would; an accepted one is logged
+# to delivered.log for the final check.
+n=0
+deliver() {
+  local u=$1 via=$2 phase id out deadline=$((SECONDS + 60))
+  phase=$(cat "$work/phase")
+  n=$((n + 1))
+  id="demo-$phase-$n.$$@example.test"
+  local args=(--server "127.0.0.1:$((proxy_port + 7))")
+  [ "$via" = lmtp ] && args=(--protocol LMTP --server "127.0.0.1:$((proxy_port + 4))")
+  while :; do
+    if out=$(swaks --silent 2 "${args[@]}" --from news@example.test --to "$u@example.test" \
+      --header "Message-Id: <$id>" --header "Subject: $phase mail $n via $via" --body "sent during $phase" 2>&1); then
+      echo "$phase $u@example.test $id" >>"$work/delivered.log"
+      return 0
+    fi
+    if grep -q '^<\*\* 4' <<<"$out" && [ $SECONDS -lt $deadline ]; then
+      echo "$u $(grep -m1 '^<\*\* 4' <<<"$out" | cut -c5-)" >>"$work/deferred.log"
+      sleep 0.3
+      continue
+    fi
+    echo "delivery to $u via $via failed: $out" >>"$work/failed.log"
+    return 1
+  done
+}
+deliver_loop() {
+  local i=0
+  while [ ! -e "$work/stop" ]; do
+    i=$((i + 1))
+    if [ $((i % 2)) = 0 ]; then via=smtp; else via=lmtp; fi
+    deliver "${accounts[i % 3]}" "$via" || true
+    sleep 0.1
+  done
+}
+# watch_loop logs in for each account again and again and prints a line when
+# the answering backend changes or a login was held (frozen account).
+watch_loop() {
+  local -A last=()
+  local u t0 who dt
+  while [ ! -e "$work/stop" ]; do
+    for u in "${accounts[@]}"; do
+      t0=$EPOCHREALTIME
+      who=$(backend "$u")
+      dt=$(elapsed "$t0")
+      if [ "$who" != "${last[$u]:-}" ] || awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
+        if awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
+          echo "  [imap client $(date +%T)] $u@example.test: login held ${dt}s while frozen, then answered by ${who:-nobody}"
+        else
+          echo "  [imap client $(date +%T)] $u@example.test: answered by ${who:-nobody (login failed)}"
+        fi
+        last[$u]=$who
+      fi
+    done
+    sleep 0.2
+  done
+}
+echo before >"$work/phase"
+: >"$work/delivered.log"
+: >"$work/deferred.log"
+deliver_loop &
+bg_pids+=($!)
+watch_loop &
+bg_pids+=($!)
+
+section "mailmig plan"
+show mailmig plan
+
+converged=0
+for round in 1 2 3 4 5; do
+  echo "apply$round" >"$work/phase"
+  section "mailmig apply, round $round (mail keeps arriving through the proxy)"
+  show mailmig apply -auto-approve
+  if mailmig plan -refresh=false -detailed-exitcode >/dev/null; then
+    converged=1
+    break
+  fi
+done
+echo after >"$work/phase"
+[ $converged = 1 ] || fail "apply did not converge in 5 rounds"
+sleep 1 # a few deliveries after the last cut-over
+touch "$work/stop"
+for p in "${bg_pids[@]}"; do wait "$p"; done
+bg_pids=()
+if [ -s "$work/failed.log" ]; then cat "$work/failed.log"; fail "a delivery through the proxy failed"; fi
+
+# --- 6. after ----------------------------------------------------------------
+section "After the cut-over: the same IMAP login through the proxy"
+for u in "${accounts[@]}"; do
+  echo "$u@example.test → $(backend "$u")"
+done
+echo "deliveries through the proxy: $(wc -l <"$work/delivered.log") accepted, $(wc -l <"$work/deferred.log") deferred with 4xx while an account was frozen (retried)"
+grep -m3 . "$work/deferred.log" | sed 's/^/  e.g. /' || true
+
+section "Check: every message on Cyrus exactly once, nothing left behind (plain IMAP, both servers)"
+show democheck check -delivered "$work/delivered.log"
+
+section "State and journal"
+show mailmig state list
+show mailmig plan -detailed-exitcode
+show mailmig journal
+show mailmig journal verify
