@@ -113,6 +113,9 @@ type Change struct {
 	DependsOn []string `json:"depends_on,omitempty"`
 	// Delta is the refresh result the change is based on, if any.
 	Delta *Delta `json:"delta,omitempty"`
+	// Archive is what the account's archive said when planned, if it has
+	// one.
+	Archive *ArchiveInfo `json:"archive,omitempty"`
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`

@@ -296,6 +296,7 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	a, k, sa, phase := e.a, e.k, e.sa, e.phase
 	route, hasRoute := d.obs.Routes[k]
 	delta := d.obs.Deltas[k]
+	arch, hasArch := d.obs.Archives[k]
 	onTarget := hasRoute && route.Backend == a.To
 	// The plan keeps the account where it is (from = to), or moves it back
 	// to the source it was migrated from: either way the route must point
@@ -312,6 +313,10 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 		if delta.Known && (act == CatchUp || act == Cutover) {
 			dd := delta
 			c.Delta = &dd
+		}
+		if hasArch {
+			ai := arch
+			c.Archive = &ai
 		}
 		return c
 	}
@@ -382,7 +387,11 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 		return []*Change{imp, exp}, ""
 	}
 	if !sa.Exported {
-		return []*Change{mk(Export, fmt.Sprintf("first export onto %s (import finished %s)%s", a.To, fmtTime(sa.LastImport), retry))}, ""
+		what := ""
+		if hasArch && !arch.InUse {
+			what = fmt.Sprintf("; the archive holds %s in %s, %s", plural(int(arch.Messages), "message"), plural(int(arch.Mailboxes), "mailbox"), fmtBytes(arch.Bytes))
+		}
+		return []*Change{mk(Export, fmt.Sprintf("first export onto %s (import finished %s)%s%s", a.To, fmtTime(sa.LastImport), what, retry))}, ""
 	}
 	// Staged or catching up.
 	thr, thrBytes := int64(DefaultCatchupThreshold), int64(DefaultCatchupThresholdBytes)
@@ -397,17 +406,28 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	if delta.Known {
 		pending = max(pending, delta.Messages())
 	}
+	// Archive messages never exported (an export that stopped early)
+	// are part of the next pass too.
+	unexported := int64(0)
+	if hasArch && !arch.InUse {
+		unexported = arch.Unexported
+		pending += unexported
+	}
 	small := last.Messages <= thr && last.Bytes <= thrBytes && pending <= thr
-	changed := delta.Known && delta.Messages() > 0
+	changed := delta.Any() || unexported > 0
+	what := describeDelta(delta)
+	if unexported > 0 {
+		what = joinNonEmpty(what, fmt.Sprintf("%s in the archive not exported yet", plural(int(unexported), "message")))
+	}
 	switch {
 	case gate && small && !held:
 		reason := fmt.Sprintf("last pass %s copied %s, within the threshold of %s; %s", fmtTime(sa.LastPass), plural(int(last.Messages), "message"), fmtInt(thr), gateNote)
 		if changed {
-			reason = fmt.Sprintf("%s; %s", describeDelta(delta), reason)
+			reason = fmt.Sprintf("%s; %s", what, reason)
 		}
 		return []*Change{mk(Cutover, reason)}, ""
 	case changed:
-		return []*Change{mk(CatchUp, describeDelta(delta)+retry)}, ""
+		return []*Change{mk(CatchUp, what+retry)}, ""
 	case inflight != "":
 		return []*Change{mk(CatchUp, "repeat the pass"+retry)}, ""
 	case gate && !small && !held:
@@ -497,7 +517,31 @@ func (d *differ) summarise(accounts int) {
 	}
 }
 
+// joinNonEmpty joins the non-empty parts with "; ".
+func joinNonEmpty(parts ...string) string {
+	var out []string
+	for _, p := range parts {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// describeDelta words a refresh result: "12 new, 3 mailboxes changed,
+// 1 folder added since 2026-11-27 22:10 UTC". It is "" for an unknown or
+// empty delta.
 func describeDelta(d Delta) string {
+	if !d.Any() {
+		return ""
+	}
+	if d.NotImported {
+		s := "the archive has no completed import to compare with (missing?): the next pass imports everything"
+		if d.New > 0 {
+			s = fmt.Sprintf("%s (%s at the source)", s, plural(int(d.New), "message"))
+		}
+		return s
+	}
 	var parts []string
 	if d.New > 0 {
 		parts = append(parts, fmtInt(d.New)+" new")
@@ -507,6 +551,17 @@ func describeDelta(d Delta) string {
 	}
 	if d.Deleted > 0 {
 		parts = append(parts, fmtInt(d.Deleted)+" deleted")
+	}
+	if d.Mailboxes > 0 {
+		parts = append(parts, plural(int(d.Mailboxes), "mailbox")+" changed")
+	}
+	for _, f := range []struct {
+		n    int
+		verb string
+	}{{d.FoldersAdded, "added"}, {d.FoldersRemoved, "removed"}, {d.FoldersRenamed, "renamed"}} {
+		if f.n > 0 {
+			parts = append(parts, plural(f.n, "folder")+" "+f.verb)
+		}
 	}
 	s := strings.Join(parts, ", ")
 	if !d.Since.IsZero() {
@@ -554,7 +609,7 @@ func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
 	}
-	if strings.HasSuffix(word, "ch") || strings.HasSuffix(word, "s") {
+	if strings.HasSuffix(word, "ch") || strings.HasSuffix(word, "s") || strings.HasSuffix(word, "x") {
 		return fmtInt(int64(n)) + " " + word + "es"
 	}
 	return fmtInt(int64(n)) + " " + word + "s"

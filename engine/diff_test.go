@@ -18,6 +18,7 @@ func TestDiff(t *testing.T) {
 		st      *stateBuilder
 		routes  map[string]Route
 		deltas  map[string]Delta
+		archs   map[string]ArchiveInfo
 		now     time.Time
 		targets []string
 		want    []string
@@ -77,6 +78,60 @@ func TestDiff(t *testing.T) {
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
 			reasons: []string{"12 new, 3 changed since 2026-11-27 22:10 UTC"},
+		},
+		"probe finds new messages and changed mailboxes": {
+			now:     day,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, Approx: true, New: 12, Mailboxes: 3, FoldersAdded: 1, Since: time.Date(2026, 11, 27, 22, 10, 0, 0, time.UTC)}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"12 new, 3 mailboxes changed, 1 folder added since 2026-11-27 22:10 UTC"},
+		},
+		"probe finds only flag changes": {
+			now:     day,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, Approx: true, Mailboxes: 1}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"1 mailbox changed"},
+		},
+		"probe without archive imports again": {
+			now:     day,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, NotImported: true, New: 40}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"no completed import to compare with (missing?): the next pass imports everything (40 messages at the source)"},
+		},
+		"quiet probe cuts over in the window": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 12),
+			deltas:  map[string]Delta{"a@example.test": {Known: true, Approx: true}},
+			targets: []string{"a@example.test"},
+			want:    []string{"> cutover a@example.test"},
+		},
+		"unexported archive messages need a catch-up": {
+			now:     day,
+			st:      newState().caughtUp("a@example.test", 12),
+			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 100, Exported: 93, Unexported: 7}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"7 messages in the archive not exported yet"},
+		},
+		"unexported archive messages above the threshold postpone the cut-over": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 12),
+			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1000, Exported: 800, Unexported: 200}},
+			targets: []string{"a@example.test"},
+			want:    []string{"~ catch-up a@example.test"},
+			reasons: []string{"200 messages in the archive not exported yet"},
+		},
+		"an archive in use is not counted": {
+			now:     night,
+			st:      newState().caughtUp("a@example.test", 12),
+			archs:   map[string]ArchiveInfo{"a@example.test": {InUse: true}},
+			targets: []string{"a@example.test"},
+			want:    []string{"> cutover a@example.test"},
 		},
 		"big refresh delta postpones the cut-over": {
 			now:     night,
@@ -207,7 +262,7 @@ func TestDiff(t *testing.T) {
 			if st == nil {
 				st = newState()
 			}
-			obs := &Observed{State: &st.st, Routes: tc.routes, Deltas: tc.deltas, Refreshed: tc.deltas != nil}
+			obs := &Observed{State: &st.st, Routes: tc.routes, Deltas: tc.deltas, Archives: tc.archs, Refreshed: tc.deltas != nil}
 			ch, diags := Diff(m, obs, &DiffOptions{Clock: FixedClock{tc.now}, Targets: tc.targets})
 			if diags.HasErrors() {
 				t.Fatal(diags.Err())

@@ -32,12 +32,61 @@ type Delta struct {
 	New     int64 `json:"new,omitempty"`
 	Changed int64 `json:"changed,omitempty"`
 	Deleted int64 `json:"deleted,omitempty"`
+	// Mailboxes counts mailboxes whose counters changed (a probe sees
+	// flag changes only per mailbox), including added and removed ones.
+	Mailboxes int64 `json:"mailboxes,omitempty"`
+	// FoldersAdded, FoldersRemoved and FoldersRenamed count folders
+	// created, deleted and renamed at the source.
+	FoldersAdded   int `json:"folders_added,omitempty"`
+	FoldersRemoved int `json:"folders_removed,omitempty"`
+	FoldersRenamed int `json:"folders_renamed,omitempty"`
+	// Approx marks estimates from the source's counters (a probe), not
+	// an exact comparison.
+	Approx bool `json:"approx,omitempty"`
+	// NotImported says the account's archive has nothing to compare with
+	// (missing, or never synced): the next pass imports everything.
+	NotImported bool `json:"not_imported,omitempty"`
 	// Since is the time of the pass the delta is relative to.
 	Since time.Time `json:"since,omitzero"`
 }
 
 // Messages returns the number of messages the delta touches.
 func (d Delta) Messages() int64 { return d.New + d.Changed + d.Deleted }
+
+// Any reports whether the delta found anything to copy.
+func (d Delta) Any() bool {
+	return d.Known && (d.NotImported || d.Messages() > 0 || d.Mailboxes > 0 || d.FoldersAdded+d.FoldersRemoved+d.FoldersRenamed > 0)
+}
+
+// ArchiveInfo is what an account's local archive says, read without
+// disturbing a running import (a shared, non-blocking open).
+type ArchiveInfo struct {
+	// InUse is set when another process (a running import or export)
+	// holds the archive; the counts are then unknown.
+	InUse bool `json:"in_use,omitempty"`
+	// Mailboxes, Messages and Bytes are the archive's live totals.
+	Mailboxes int64 `json:"mailboxes"`
+	Messages  int64 `json:"messages"`
+	Bytes     int64 `json:"bytes"`
+	// Cursors counts mailboxes with a saved sync cursor.
+	Cursors int64 `json:"cursors"`
+	// LastImport is the last complete import, LastRun the last import
+	// run of any outcome, LastExport the last export mapping written.
+	LastImport time.Time `json:"last_import,omitzero"`
+	LastRun    time.Time `json:"last_run,omitzero"`
+	LastExport time.Time `json:"last_export,omitzero"`
+	// Exported counts archive messages on the target. Unexported counts
+	// live messages never exported there, ExportChanged mapped messages
+	// changed since their export, ExportDeleted tombstones still on the
+	// target: what the next export would do.
+	Exported      int64 `json:"exported"`
+	Unexported    int64 `json:"unexported,omitempty"`
+	ExportChanged int64 `json:"export_changed,omitempty"`
+	ExportDeleted int64 `json:"export_deleted,omitempty"`
+}
+
+// ExportPending is the number of messages the next export would touch.
+func (a ArchiveInfo) ExportPending() int64 { return a.Unexported + a.ExportChanged + a.ExportDeleted }
 
 // Observed is everything Diff knows about the world.
 type Observed struct {
@@ -48,6 +97,10 @@ type Observed struct {
 	Routes map[string]Route
 	// Deltas maps normalised addresses to refresh results.
 	Deltas map[string]Delta
+	// Archives maps normalised addresses to their archives; an account
+	// without an entry has none (or is done: archives of done accounts are
+	// not read).
+	Archives map[string]ArchiveInfo
 	// Refreshed says whether the sources were asked (-refresh).
 	Refreshed bool
 }
@@ -69,13 +122,29 @@ type ChangeDetector interface {
 	Detect(ctx context.Context, acct *plan.Account) (Delta, error)
 }
 
+// ArchiveReader reads accounts' archives for Observe. It must be safe for
+// concurrent use.
+type ArchiveReader interface {
+	// Has reports whether the account has an archive. It is called for
+	// every account of the plan and must be cheap (a lookup in a directory
+	// listing read once, or a stat at most).
+	Has(acct *plan.Account) bool
+	// Archive reads the account's archive summary without blocking or
+	// disturbing a running import.
+	Archive(ctx context.Context, acct *plan.Account) (ArchiveInfo, error)
+}
+
 // ObserveOptions configure Observe. A nil *ObserveOptions means defaults.
 type ObserveOptions struct {
 	// Routes reads the route table; nil means no route table yet.
 	Routes RouteReader
+	// Archives reads the accounts' archives; nil means none are read.
+	Archives ArchiveReader
 	// Detector, when set, refreshes the source deltas.
 	Detector ChangeDetector
-	// Parallelism bounds concurrent Detect calls. Default: 8.
+	// Parallelism bounds concurrent archive reads and Detect calls.
+	// Default: 8. Detect calls are further bounded per source backend by
+	// its limits.connections.
 	Parallelism int
 	// Accounts restricts refresh to these normalised addresses (-target);
 	// nil means all.
@@ -83,14 +152,17 @@ type ObserveOptions struct {
 }
 
 // Observe gathers the observed state for m from the journal fold st and
-// the options' readers. Refresh problems are warnings: the account is then
-// planned as if nothing changed.
+// the options' readers: the route table, the archives of accounts that
+// are not done and, with a Detector, the sources' deltas of accounts that
+// were imported (bounded parallelism overall and per source backend).
+// Archive and refresh problems are warnings: the account is then planned
+// from the journal alone.
 func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *ObserveOptions) (*Observed, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	if opts == nil {
 		opts = &ObserveOptions{}
 	}
-	obs := &Observed{State: st, Routes: map[string]Route{}, Deltas: map[string]Delta{}}
+	obs := &Observed{State: st, Routes: map[string]Route{}, Deltas: map[string]Delta{}, Archives: map[string]ArchiveInfo{}}
 	if opts.Routes != nil {
 		rs, err := opts.Routes.Routes(ctx)
 		if err != nil {
@@ -98,50 +170,110 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 		}
 		obs.Routes = rs
 	}
-	if opts.Detector == nil {
+	obs.Refreshed = opts.Detector != nil
+	if opts.Detector == nil && opts.Archives == nil {
 		return obs, diags
 	}
-	obs.Refreshed = true
-	par := opts.Parallelism
-	if par <= 0 {
-		par = 8
+	// Pick the accounts to look at first (cheap, sequential), so that a
+	// plan of 100,000 accounts without archives starts no goroutine.
+	type item struct {
+		a       *plan.Account
+		k       string
+		archive bool
+		detect  bool
+		since   time.Time
 	}
-	par = min(par, 4*runtime.GOMAXPROCS(0)+8)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, par)
+	var items []item
 	for _, a := range m.Accounts {
 		k := Key(a.Address)
 		if opts.Accounts != nil && !opts.Accounts[k] {
 			continue
 		}
 		sa := st.Account(k)
-		if sa == nil || !sa.Imported || sa.Phase == state.PhaseDone {
-			continue // nothing to compare with, or nothing left to do
+		if sa != nil && sa.Phase == state.PhaseDone {
+			continue // nothing left to do
 		}
-		since := sa.LastPass
-		if ctx.Err() != nil {
-			break
+		it := item{a: a, k: k}
+		it.archive = opts.Archives != nil && opts.Archives.Has(a)
+		// Nothing to compare with before the first import.
+		it.detect = opts.Detector != nil && sa != nil && sa.Imported
+		if sa != nil {
+			it.since = sa.LastPass
 		}
+		if it.archive || it.detect {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		return obs, diags
+	}
+	par := opts.Parallelism
+	if par <= 0 {
+		par = 8
+	}
+	par = min(par, 4*runtime.GOMAXPROCS(0)+8, len(items))
+	backendSem := map[string]chan struct{}{}
+	for _, b := range m.Backends {
+		n := b.Limits.Connections
+		if n <= 0 {
+			n = DefaultConnections
+		}
+		backendSem[b.Name] = make(chan struct{}, n)
+	}
+	var mu sync.Mutex
+	work := make(chan item)
+	var wg sync.WaitGroup
+	for range par {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			d, err := opts.Detector.Detect(ctx, a)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				diags = diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: a.Address, Summary: "Cannot refresh account",
-					Detail: fmt.Sprintf("%v. The account is planned as if nothing changed since its last pass.", err)})
-				return
+			defer wg.Done()
+			for it := range work {
+				if it.archive {
+					info, err := opts.Archives.Archive(ctx, it.a)
+					mu.Lock()
+					if err != nil {
+						diags = diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot read the archive",
+							Detail: fmt.Sprintf("%v. The account is planned from the journal alone.", err)})
+					} else {
+						obs.Archives[it.k] = info
+					}
+					mu.Unlock()
+				}
+				if !it.detect || ctx.Err() != nil {
+					continue
+				}
+				sem := backendSem[it.a.From]
+				if sem != nil {
+					sem <- struct{}{}
+				}
+				d, err := opts.Detector.Detect(ctx, it.a)
+				if sem != nil {
+					<-sem
+				}
+				mu.Lock()
+				if err != nil {
+					diags = diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot refresh account",
+						Detail: fmt.Sprintf("%v. The account is planned as if nothing changed since its last pass.", err)})
+				} else {
+					d.Known = true
+					if d.Since.IsZero() {
+						d.Since = it.since
+					}
+					obs.Deltas[it.k] = d
+				}
+				mu.Unlock()
 			}
-			d.Known = true
-			if d.Since.IsZero() {
-				d.Since = since
-			}
-			obs.Deltas[k] = d
 		}()
 	}
+feed:
+	for _, it := range items {
+		select {
+		case work <- it:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
 	wg.Wait()
 	return obs, diags
 }

@@ -221,3 +221,27 @@ func ReceivedDate(msg []byte) time.Time {
 	}
 	return time.Time{}
 }
+
+// Probe asks the maildrop cheaply what changed since the archive's last
+// import: one login and STAT, compared with the count of INBOX's cursor
+// (known are archive.Overview's Cursors). Nothing is retrieved. A
+// maildrop whose count is unchanged but whose messages were replaced
+// one for one is not noticed; the next import finds it by UIDL.
+func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	src, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := src.(*Source)
+	defer s.Close()
+	c, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.c = c
+	n, _, err := c.Stat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: STAT: %v", vandelay.ErrConnect, err)
+	}
+	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n)}}, known), nil
+}

@@ -1,0 +1,210 @@
+package imap_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
+	"github.com/mailmig/mailmig/vandelay/vandelaytest"
+)
+
+// commandFront is a TCP front before the server that records the command
+// names the client sends (cleartext only), to prove what a probe did.
+type commandFront struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	cmds []string
+}
+
+var cmdRE = regexp.MustCompile(`^[A-Za-z0-9.]+ ((?i:UID) )?([A-Za-z]+)`)
+
+func newCommandFront(t *testing.T, backend string) *commandFront {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &commandFront{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c, backend)
+		}
+	}()
+	return f
+}
+
+func (f *commandFront) serve(c net.Conn, backend string) {
+	defer c.Close()
+	b, err := net.DialTimeout("tcp", backend, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer b.Close()
+	go func() { io.Copy(c, b); c.Close() }()
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if m := cmdRE.FindStringSubmatch(line); m != nil {
+			f.mu.Lock()
+			f.cmds = append(f.cmds, strings.ToUpper(strings.TrimSpace(m[1]+m[2])))
+			f.mu.Unlock()
+		}
+		if _, werr := io.WriteString(b, line); werr != nil || err != nil {
+			return
+		}
+	}
+}
+
+func (f *commandFront) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.cmds
+	f.cmds = nil
+	return c
+}
+
+func overview(t *testing.T, ar *archive.Archive) []archive.MailboxCursor {
+	t.Helper()
+	o, err := ar.Overview(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.Cursors
+}
+
+// TestProbe imports an account, changes the source (appends, an expunge,
+// a flag change, a new, a deleted and a renamed folder) and checks that
+// Probe reports the change from LIST-STATUS alone — and with STATUS per
+// mailbox on a server without LIST-STATUS — without SELECT or FETCH.
+func TestProbe(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 21, 60)
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, a.factory()(t), nil)
+	front := newCommandFront(t, a.addr)
+	probe := func(t *testing.T, ignore ...imap.Cap) *vandelay.ProbeResult {
+		t.Helper()
+		src, err := imapsrc.New(a.config(func(c *vandelay.Config) { c.Address = front.ln.Addr().String() }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imapsrc.IgnoreCaps(src, ignore...)
+		defer src.Close()
+		front.take()
+		r, err := src.(*imapsrc.Source).Probe(context.Background(), overview(t, ar))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range front.take() {
+			switch c {
+			case "SELECT", "EXAMINE", "FETCH", "UIDFETCH", "SEARCH", "UIDSEARCH":
+				t.Errorf("probe sent %s", c)
+			}
+		}
+		return r
+	}
+
+	r := probe(t)
+	if r.Changed() || r.Mailboxes != len(testFolders) {
+		t.Fatalf("probe right after the import: %+v, want no change over %d mailboxes", r, len(testFolders))
+	}
+
+	c := a.client(t)
+	for i := 0; i < 5; i++ {
+		a.appendMsg(t, c, "INBOX", testMessage(22, i, 800), nil, time.Now())
+	}
+	a.appendMsg(t, c, "Sent", testMessage(22, 9, 800), nil, time.Now())
+	if _, err := c.Select("Work/Reports 2024", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{"$Probe"}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
+		t.Fatal(err)
+	}
+	expunged, err := c.Expunge().Collect() // seq 1 and any message already \Deleted
+	if err != nil || len(expunged) == 0 {
+		t.Fatalf("expunge: %v %v", expunged, err)
+	}
+	c.Unselect().Wait()
+	if err := c.Create("Probe-Neu", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete("Lists/golang-nuts").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("Проекты", "Projekte", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var gone int64
+	for _, k := range overview(t, ar) {
+		if k.Path == "Lists/golang-nuts" {
+			gone = k.Messages
+		}
+	}
+
+	for _, tc := range []struct {
+		name   string
+		ignore []imap.Cap
+	}{{"list-status", nil}, {"status-per-mailbox", []imap.Cap{imap.CapListStatus}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := probe(t, tc.ignore...)
+			if r.New != 6 {
+				t.Errorf("new = %d, want 6", r.New)
+			}
+			if want := int64(len(expunged)) + gone; r.Deleted != want {
+				t.Errorf("deleted = %d, want %d (%d expunged, %d in the deleted folder)", r.Deleted, want, len(expunged), gone)
+			}
+			// INBOX, Sent, Work/Reports 2024 (flag), Archive (expunge),
+			// Probe-Neu (added), Lists/golang-nuts (removed).
+			if r.MailboxesChanged != 6 {
+				t.Errorf("mailboxes changed = %d, want 6: %+v", r.MailboxesChanged, r)
+			}
+			if strings.Join(r.Added, ",") != "Probe-Neu" || strings.Join(r.Removed, ",") != "Lists/golang-nuts" || strings.Join(r.Renamed, ",") != "Проекты → Projekte" {
+				t.Errorf("folders: added %q removed %q renamed %q", r.Added, r.Removed, r.Renamed)
+			}
+			if r.NotImported || !r.Approx || r.Since.IsZero() {
+				t.Errorf("flags: %+v", r)
+			}
+		})
+	}
+
+	// After the next import the probe is quiet again.
+	vandelaytest.Import(t, ar, a.factory()(t), nil)
+	if r := probe(t); r.Changed() {
+		t.Errorf("probe after the catch-up import: %+v", r)
+	}
+}
+
+// TestProbeNotImported: an empty archive compares as "not imported yet".
+func TestProbeNotImported(t *testing.T) {
+	a := newAccount(t)
+	a.load(t, 23, 10)
+	r, err := imapsrc.Probe(context.Background(), a.config(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.NotImported || r.Messages < 10 || r.New != r.Messages {
+		t.Errorf("probe without archive: %+v", r)
+	}
+}

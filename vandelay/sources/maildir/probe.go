@@ -1,0 +1,61 @@
+package maildir
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+)
+
+// Probe looks cheaply at the Maildir for changes since the archive's last
+// import: it lists the folders and counts the files in new/ and cur/ (no
+// message is read), and marks a folder changed when new/ or cur/ was
+// modified after the folder's cursor was saved (flag changes rename files
+// in cur/). known are archive.Overview's Cursors; the scope is Sync's.
+func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	src, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := src.(*Source)
+	folders, err := s.folders()
+	if err != nil {
+		return nil, err
+	}
+	saved := map[string]time.Time{}
+	for _, k := range known {
+		saved[k.Path] = k.Cursor.Updated
+	}
+	subs := s.subscriptions()
+	var list []vandelay.ProbeMailbox
+	for _, f := range folders {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !s.cfg.InScope(f.path) || (s.cfg.SubscribedOnly && !subs[f.path] && f.path != "INBOX") {
+			continue
+		}
+		files, err := listFiles(f.dir)
+		if err != nil {
+			return nil, err
+		}
+		pm := vandelay.ProbeMailbox{Path: f.path, Messages: int64(len(files))}
+		if v, ok := strings.CutPrefix(f.ref, "uidvalidity:"); ok {
+			pm.UIDValidity, _ = strconv.ParseUint(v, 10, 32) // for renames only
+		}
+		if at, ok := saved[f.path]; ok && !at.IsZero() {
+			for _, sub := range []string{"new", "cur"} {
+				if fi, err := os.Stat(filepath.Join(f.dir, sub)); err == nil && fi.ModTime().Truncate(time.Second).After(at) {
+					pm.Touched = true
+				}
+			}
+		}
+		list = append(list, pm)
+	}
+	return vandelay.CompareMailboxes(list, known), nil
+}
