@@ -111,6 +111,19 @@ type ListenerConfig struct {
 	AcceptProxyProtocol bool
 	// Handler serves connections.
 	Handler Handler
+	// HTTP, when set instead of Handler, makes the listener an HTTP
+	// server with this handler (the JMAP/DAV proxy). The listener's
+	// limits and connection metrics apply; TLS is TLSImplicit or
+	// TLSNone. A handler with a ConfigureServer(*http.Server) method
+	// (httpproxy.Proxy) gets to install its hooks on the server.
+	HTTP http.Handler
+}
+
+// ServerConfigurer is an http.Handler that wants to configure the
+// http.Server it runs on (hooks on connection state); see
+// ListenerConfig.HTTP.
+type ServerConfigurer interface {
+	ConfigureServer(*http.Server)
 }
 
 // Server runs the proxy's listeners. Create it with NewServer, add
@@ -209,8 +222,14 @@ func (s *Server) ReloadTLS() error {
 // Listen opens a listener now (so that its address is known before Start)
 // and returns its address.
 func (s *Server) Listen(cfg ListenerConfig) (net.Addr, error) {
-	if cfg.Handler == nil {
+	if cfg.Handler == nil && cfg.HTTP == nil {
 		return nil, fmt.Errorf("listen %s %s: no handler", cfg.Protocol, cfg.Address)
+	}
+	if cfg.HTTP != nil && cfg.TLS == TLSStartTLS {
+		return nil, fmt.Errorf("listen %s %s: HTTP has no STARTTLS", cfg.Protocol, cfg.Address)
+	}
+	if cfg.TLS == "" && cfg.HTTP != nil {
+		cfg.TLS = TLSNone
 	}
 	if cfg.TLS == "" {
 		cfg.TLS = TLSNone
@@ -235,6 +254,9 @@ func (s *Server) Listen(cfg ListenerConfig) (net.Addr, error) {
 		ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
 	}
 	l := &listener{cfg: cfg, ln: ln, perIP: map[netip.Addr]int{}}
+	if cfg.HTTP != nil {
+		return s.serveHTTP(l)
+	}
 	s.mu.Lock()
 	s.listeners = append(s.listeners, l)
 	started := s.started
@@ -276,6 +298,80 @@ func (s *Server) ListenHTTP(addr string, tlsMode TLSMode, h http.Handler) (net.A
 		}
 	}()
 	return ln.Addr(), nil
+}
+
+// serveHTTP serves an HTTP listener at once: connections are admitted by
+// the listener's limits and counted like stream connections.
+func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
+	var ln net.Listener = &httpListener{Listener: l.ln, s: s, l: l}
+	if l.cfg.TLS == TLSImplicit {
+		ln = tls.NewListener(ln, s.opts.Certs.Config())
+	}
+	hs := &http.Server{
+		Handler:           l.cfg.HTTP,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if c, ok := l.cfg.HTTP.(ServerConfigurer); ok {
+		c.ConfigureServer(hs)
+	}
+	s.mu.Lock()
+	s.https = append(s.https, hs)
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener", "addr", l.ln.Addr().String(), "err", err)
+		}
+	}()
+	return l.ln.Addr(), nil
+}
+
+// httpListener applies a listener's limits and connection metrics to an
+// http.Server's connections.
+type httpListener struct {
+	net.Listener
+	s *Server
+	l *listener
+}
+
+// Accept implements net.Listener.
+func (hl *httpListener) Accept() (net.Conn, error) {
+	proto := string(hl.l.cfg.Protocol)
+	for {
+		nc, err := hl.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		hl.s.metrics.Inc(MetricConnections, "proto", proto)
+		ip := addrPort(nc.RemoteAddr()).Addr()
+		if reason := hl.l.admit(ip); reason != "" {
+			hl.s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
+			nc.Close()
+			continue
+		}
+		hl.s.metrics.Add(MetricConnectionsOpen, 1, "proto", proto)
+		return &httpConn{Conn: nc, release: func() {
+			hl.l.release(ip)
+			hl.s.metrics.Add(MetricConnectionsOpen, -1, "proto", proto)
+		}}, nil
+	}
+}
+
+// httpConn releases its listener slot once, on the first Close.
+type httpConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+// Close implements net.Conn.
+func (c *httpConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // AdminHandler returns the health and metrics endpoint: GET /healthz
@@ -444,8 +540,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	https := s.https
 	s.mu.Unlock()
+	// HTTP requests in flight may finish too (the waits join s.wg).
+	s.wg.Add(len(https))
 	for _, hs := range https {
-		go hs.Shutdown(ctx)
+		go func() {
+			defer s.wg.Done()
+			hs.Shutdown(ctx)
+		}()
 	}
 	for _, c := range conns {
 		c.end("server shutting down")

@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
-
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy"
@@ -167,91 +165,78 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	}
 	srv := proxy.NewServer(opts)
 	rp := &runningProxy{Server: srv}
-	var stops []func(context.Context) error
+	// Protocol servers that hold state of their own (SMTP delivery
+	// pools, HTTP tunnels) are stopped after (SMTP) or before (HTTP) the
+	// server's drain.
+	var before, after []func(context.Context) error
 	cleanups = append(cleanups, func() {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
+		for _, f := range before {
+			f(c)
+		}
 		srv.Shutdown(c)
-		for _, f := range stops {
+		for _, f := range after {
 			f(c)
 		}
 	})
-	netListen := func(addr string) (net.Listener, error) {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		if pb.AcceptProxyProtocol {
-			ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
-		}
-		return ln, nil
-	}
+	var hp *httpproxy.Proxy // one HTTP proxy for the http and https listeners
 	for _, l := range pb.Listeners {
-		var addr net.Addr
-		stream := func(p proxy.Protocol, h proxy.Handler) error {
-			mode := proxy.TLSNone
-			if l.ImplicitTLS {
-				mode = proxy.TLSImplicit
-			} else if opts.Certs != nil {
-				mode = proxy.TLSStartTLS
-			}
-			a, err := srv.Listen(proxy.ListenerConfig{Protocol: p, Address: l.Address, TLS: mode, MaxConns: pb.MaxConnections, MaxConnsPerIP: run.MaxConnsPerIP, AcceptProxyProtocol: pb.AcceptProxyProtocol, Handler: h})
-			addr = a
-			return err
+		cfg := proxy.ListenerConfig{Address: l.Address, MaxConns: pb.MaxConnections, MaxConnsPerIP: run.MaxConnsPerIP, AcceptProxyProtocol: pb.AcceptProxyProtocol}
+		// Implicit TLS is the server's; STARTTLS is the protocol's
+		// (go-smtp negotiates it itself, so its listeners are TLSNone).
+		cfg.TLS = proxy.TLSNone
+		if l.ImplicitTLS {
+			cfg.TLS = proxy.TLSImplicit
+		} else if opts.Certs != nil {
+			cfg.TLS = proxy.TLSStartTLS
 		}
 		switch l.Protocol {
 		case "imap", "imaps":
-			err = stream(proxy.IMAP, imap.New(nil))
+			cfg.Protocol, cfg.Handler = proxy.IMAP, imap.New(nil)
 		case "pop3", "pop3s":
-			err = stream(proxy.POP3, pop3.New(nil))
+			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(nil)
 		case "managesieve":
-			err = stream(proxy.ManageSieve, sieve.New(nil))
+			cfg.Protocol, cfg.Handler = proxy.ManageSieve, sieve.New(nil)
 		case "smtp", "lmtp", "submission", "submissions":
-			mode := smtp.ModeSMTP
+			mode, p := smtp.ModeSMTP, proxy.SMTP
 			switch l.Protocol {
 			case "lmtp":
-				mode = smtp.ModeLMTP
+				mode, p = smtp.ModeLMTP, proxy.LMTP
 			case "submission", "submissions":
-				mode = smtp.ModeSubmission
+				mode, p = smtp.ModeSubmission, proxy.Submission
 			}
 			var ss *smtp.Server
 			ss, err = smtp.NewServer(&smtp.Options{
-				Mode: mode, Router: router, TLSConfig: srv.TLSConfig(), ImplicitTLS: l.ImplicitTLS,
-				AllowInsecureAuth: opts.Certs == nil, Logger: log,
+				Mode: mode, Router: router, TLSConfig: srv.TLSConfig(),
+				AllowInsecureAuth: opts.Certs == nil, Logger: log, Metrics: srv.Metrics(),
 			})
 			if err != nil {
 				break
 			}
-			var ln net.Listener
-			if ln, err = netListen(l.Address); err != nil {
-				break
+			after = append(after, ss.Shutdown)
+			if !l.ImplicitTLS {
+				cfg.TLS = proxy.TLSNone
 			}
-			addr = ln.Addr()
-			go ss.Serve(ln)
-			stops = append(stops, ss.Shutdown)
+			cfg.Protocol, cfg.Handler = p, ss
 		case "http", "https":
-			var hp *httpproxy.Proxy
-			hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, Logger: log})
-			if err != nil {
-				break
-			}
-			var ln net.Listener
-			if ln, err = netListen(l.Address); err != nil {
-				break
-			}
-			addr = ln.Addr()
-			if l.ImplicitTLS {
-				if opts.Certs == nil {
-					ln.Close()
-					err = errors.New("https needs the proxy's tls block")
+			if hp == nil {
+				hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, Logger: log, Metrics: srv.Metrics()})
+				if err != nil {
 					break
 				}
-				ln = tls.NewListener(ln, srv.TLSConfig())
+				before = append(before, hp.Shutdown)
 			}
-			go hp.Serve(ln)
-			stops = append(stops, hp.Shutdown)
+			if !l.ImplicitTLS {
+				cfg.TLS = proxy.TLSNone
+			}
+			cfg.Protocol, cfg.HTTP = proxy.HTTP, hp
 		default:
 			err = fmt.Errorf("unknown listener protocol %q", l.Protocol)
+		}
+		var addr net.Addr
+		if err == nil {
+			addr, err = srv.Listen(cfg)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("listen %s on %s: %w", l.Protocol, l.Address, err)
@@ -267,8 +252,12 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	}
 	srv.Start()
 	rp.Stop = func(ctx context.Context) error {
-		errs := []error{srv.Shutdown(ctx)}
-		for _, f := range stops {
+		var errs []error
+		for _, f := range before {
+			errs = append(errs, f(ctx))
+		}
+		errs = append(errs, srv.Shutdown(ctx))
+		for _, f := range after {
 			errs = append(errs, f(ctx))
 		}
 		router.Close()
