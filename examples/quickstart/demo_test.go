@@ -99,7 +99,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("the output lacks %q", want)
 		}
 	}
-	if m := regexp.MustCompile(`deliveries through the proxy: (\d+) accepted`).FindStringSubmatch(out); m == nil || m[1] == "0" {
+	if m := regexp.MustCompile(`deliveries through the proxy \(swaks, LMTP and SMTP\): (\d+) accepted`).FindStringSubmatch(out); m == nil || m[1] == "0" {
 		t.Errorf("no delivery through the proxy was accepted")
 	}
 }
