@@ -35,12 +35,19 @@ var panics atomic.Int64
 // since the process started. Tests fail when it is not zero.
 func Panics() int64 { return panics.Load() }
 
+// CountPanic counts a panic that a protocol package recovered itself (a
+// library's own recovery, such as go-smtp's per command, or an HTTP
+// handler's): it adds to Panics and to the metric.
+func CountPanic(m *Metrics, proto Protocol) {
+	panics.Add(1)
+	m.Inc(MetricPanics, "proto", string(proto))
+}
+
 // Recover is deferred at every connection or goroutine boundary: it turns a
 // panic into an error log with a stack and counts it.
 func Recover(log *slog.Logger, m *Metrics, proto Protocol) {
 	if v := recover(); v != nil {
-		panics.Add(1)
-		m.Inc(MetricPanics, "proto", string(proto))
+		CountPanic(m, proto)
 		if log != nil {
 			log.Error("panic recovered", "err", fmt.Sprint(v), "stack", string(debug.Stack()))
 		}

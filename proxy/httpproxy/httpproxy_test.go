@@ -24,10 +24,13 @@ import (
 
 	"github.com/mailmig/mailmig/internal/peers"
 	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/proxytest"
 	"github.com/mailmig/mailmig/proxy/routes"
 )
 
-func TestMain(m *testing.M) { peers.Main(m) }
+// TestMain stops a peer set started for these tests and fails the run when
+// the proxy recovered a panic.
+func TestMain(m *testing.M) { proxytest.Main(m) }
 
 // env is the HTTP proxy in front of the real DAV/JMAP peers and two small
 // in-process backends (alpha, beta) that say who they are.

@@ -233,6 +233,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(v)
 			}
 			p.panics.Add(1)
+			proxy.CountPanic(p.opts.Metrics, proxy.HTTP)
 			p.log.Error("panic recovered", "err", fmt.Sprint(v), "path", r.URL.Path)
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		}

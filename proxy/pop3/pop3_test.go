@@ -17,7 +17,9 @@ import (
 	"github.com/mailmig/mailmig/proxy/proxytest"
 )
 
-func TestMain(m *testing.M) { peers.Main(m) }
+// TestMain stops a peer set started for these tests and fails the run when
+// the proxy recovered a panic.
+func TestMain(m *testing.M) { proxytest.Main(m) }
 
 type transcript struct {
 	t  *testing.T

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -126,6 +127,24 @@ func Backends(s *peers.Set, login proxy.LoginMode, clientAddr string) []*proxy.B
 	}
 	down.Endpoints[proxy.HTTP] = proxy.Endpoint{URL: "http://127.0.0.1:1/", AllowPlaintext: true}
 	return []*proxy.Backend{dove("dovecot", s.Dovecot), dove("dovecot2", s.Dovecot2), cy, down}
+}
+
+// Main is TestMain for the proxy packages: it runs the tests (inside
+// peers.Wrap, so a peer set started for them is stopped afterwards) and
+// fails the run when the proxy recovered a panic anywhere (proxy.Panics),
+// also in tests that did not check for one themselves.
+func Main(m *testing.M) {
+	os.Exit(peers.Wrap(func() int { return CheckPanics(m.Run(), 0) }))
+}
+
+// CheckPanics returns code, or 1 with a message when proxy.Panics is not
+// expected (the number of panics the tests caused on purpose).
+func CheckPanics(code int, expected int64) int {
+	if n := proxy.Panics(); n != expected {
+		fmt.Fprintf(os.Stderr, "FAIL: the proxy recovered %d panics (%d expected); see the logs above\n", n, expected)
+		return 1
+	}
+	return code
 }
 
 // Start starts a proxy in front of the set and stops it when the test

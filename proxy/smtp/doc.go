@@ -56,5 +56,5 @@
 //     replaced once, transparently. Submission sessions are never pooled:
 //     they are authenticated as one user.
 //   - go-smtp recovers panics per command; they are logged and counted
-//     (Server.Panics).
+//     (Server.Panics, and proxy.Panics, which the tests' TestMain checks).
 package smtp

@@ -295,6 +295,7 @@ func (l errorLog) print(msg string) {
 	msg = strings.TrimSpace(msg)
 	if strings.HasPrefix(msg, "panic") {
 		l.s.panics.Add(1)
+		proxy.CountPanic(l.s.opts.Metrics, proxy.Protocol(l.s.opts.Mode))
 		l.s.log.Error("panic recovered", "err", msg)
 		return
 	}

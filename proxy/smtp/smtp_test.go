@@ -20,10 +20,13 @@ import (
 
 	"github.com/mailmig/mailmig/internal/peers"
 	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/proxytest"
 	"github.com/mailmig/mailmig/proxy/routes"
 )
 
-func TestMain(m *testing.M) { peers.Main(m) }
+// TestMain stops a peer set started for these tests and fails the run when
+// the proxy recovered a panic.
+func TestMain(m *testing.M) { proxytest.Main(m) }
 
 // env is a proxy with its three mail-transfer fronts in front of the real
 // peers, over a route table of its own.
