@@ -26,8 +26,8 @@ func TestIdleTimeout(t *testing.T) {
 	pre := dialRaw(t, p.IMAP)
 	pre.expect("* OK")
 	start := time.Now()
-	if rest, err := io.ReadAll(pre.br); err != nil {
-		t.Fatalf("silent client before login: %v (got %q)", err, rest)
+	if rest, err := io.ReadAll(pre.br); err != nil || string(rest) != "* BYE Autologout; idle for too long\r\n" {
+		t.Fatalf("silent client before login: %q, %v; want the autologout BYE", rest, err)
 	}
 	if d := time.Since(start); d < idle-100*time.Millisecond || d > 3*idle {
 		t.Errorf("silent client before login closed after %v, want about %v", d, idle)
@@ -119,5 +119,35 @@ func TestAliasRepoint(t *testing.T) {
 	c := login(t, p.IMAP, a.Email, a.Password)
 	if sel, err := c.Select("INBOX", nil).Wait(); err != nil || sel.NumMessages != 1 {
 		t.Fatalf("after re-pointing the alias: %+v %v, want the message on dovecot2", sel, err)
+	}
+}
+
+// TestPreAuthTimeout: a client that keeps talking but never logs in is
+// disconnected after the pre-auth timeout.
+func TestPreAuthTimeout(t *testing.T) {
+	const preAuth = time.Second
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, &proxytest.Options{PreAuthTimeout: preAuth})
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	start := time.Now()
+	pace := time.NewTicker(100 * time.Millisecond) // a client's rhythm, not a wait
+	defer pace.Stop()
+	for i := 0; ; i++ {
+		r.send(fmt.Sprintf("n%d NOOP\r\n", i))
+		l := r.line()
+		if l == "* BYE Autologout; idle for too long" {
+			break
+		}
+		if !strings.HasPrefix(l, fmt.Sprintf("n%d OK", i)) {
+			t.Fatalf("NOOP %d: %q", i, l)
+		}
+		if time.Since(start) > 3*preAuth {
+			t.Fatal("still connected after three pre-auth timeouts")
+		}
+		<-pace.C
+	}
+	if d := time.Since(start); d < preAuth-100*time.Millisecond {
+		t.Errorf("disconnected after %v, before the pre-auth timeout %v", d, preAuth)
 	}
 }

@@ -73,6 +73,8 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 			case errors.Is(err, wire.ErrLineTooLong):
 				s.writef("-ERR Line too long")
 			case errors.Is(err, os.ErrDeadlineExceeded):
+				// The deadline covered writes too: allow the goodbye.
+				s.c.SetWriteDeadline(time.Now().Add(time.Second))
 				s.writef("-ERR Autologout; idle for too long")
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:

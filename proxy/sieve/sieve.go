@@ -91,6 +91,8 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 					continue
 				}
 			case errors.Is(err, os.ErrDeadlineExceeded):
+				// The deadline covered writes too: allow the goodbye.
+				s.c.SetWriteDeadline(time.Now().Add(time.Second))
 				s.writef(`BYE "Disconnected for inactivity"`)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:
