@@ -295,6 +295,11 @@ func TestApplyEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "~ catch-up") {
 		t.Fatalf("no catch-up planned:\n%s", out)
 	}
+	// The refresh probe (LIST-STATUS against the archive's cursors) counted
+	// the mail delivered during staging.
+	if !regexp.MustCompile(`~ catch-up \S+ \(\d+ new, 1 mailbox changed since `).MatchString(out) {
+		t.Errorf("catch-up without the probe's counts:\n%s", out)
+	}
 	out = x.during("catchup", exitOK, "apply", "-auto-approve")
 	if !strings.Contains(out, "catch-up: done") {
 		t.Fatalf("catch-up:\n%s", out)

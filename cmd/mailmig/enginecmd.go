@@ -40,6 +40,8 @@ type world struct {
 	Routes engine.RouteReader
 	// Detector answers -refresh; nil when no source supports it.
 	Detector engine.ChangeDetector
+	// Archives reads the accounts' archives; nil means none.
+	Archives engine.ArchiveReader
 	// Close releases everything.
 	Close func() error
 }
@@ -113,6 +115,7 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		w.Exec = newExecutor(m, log)
 	}
 	w.Detector = newDetector(m, log)
+	w.Archives = newArchiveReader(m, log)
 	return w, nil
 }
 
@@ -240,17 +243,17 @@ func (m *multiFlag) Set(s string) error {
 
 // observeAndDiff observes the world and computes the changes.
 func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets []string, planPath string) (*engine.Changes, diag.Diagnostics) {
-	oo := &engine.ObserveOptions{}
+	oo := &engine.ObserveOptions{Archives: w.Archives}
 	if w.Routes != nil {
 		oo.Routes = w.Routes
 	}
 	if refresh && w.Detector != nil {
 		oo.Detector = w.Detector
-		if len(targets) > 0 {
-			oo.Accounts = map[string]bool{}
-			for _, t := range targets {
-				oo.Accounts[engine.Key(t)] = true
-			}
+	}
+	if len(targets) > 0 {
+		oo.Accounts = map[string]bool{}
+		for _, t := range targets {
+			oo.Accounts[engine.Key(t)] = true
 		}
 	}
 	obs, diags := engine.Observe(ctx, m, st, oo)

@@ -27,6 +27,9 @@ import (
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources"
+	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
+	maildirsrc "github.com/mailmig/mailmig/vandelay/sources/maildir"
+	pop3src "github.com/mailmig/mailmig/vandelay/sources/pop3"
 	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
@@ -36,11 +39,19 @@ func newExecutor(m *plan.Migration, log *slog.Logger) engine.Executor {
 	return &vandelayExec{m: m, log: log, dir: filepath.Join(statePath(m), "archives")}
 }
 
-// newDetector returns the change detector for -refresh: a dry-run import
-// against the account's archive, which reports what the next pass would
-// copy without writing anything.
+// newDetector returns the change detector for -refresh: a cheap probe of
+// the account's source (IMAP LIST-STATUS or STATUS, POP3 STAT, Maildir
+// directory counts) compared with the archive's cursors. It never
+// selects a mailbox or fetches a message.
 func newDetector(m *plan.Migration, log *slog.Logger) engine.ChangeDetector {
 	return &vandelayExec{m: m, log: log, dir: filepath.Join(statePath(m), "archives")}
+}
+
+// newArchiveReader returns the reader of the accounts' archives for plan:
+// one listing of the archive directory, then a shared, non-blocking open
+// of each archive that exists.
+func newArchiveReader(m *plan.Migration, log *slog.Logger) engine.ArchiveReader {
+	return &archiveReader{x: &vandelayExec{m: m, log: log, dir: filepath.Join(statePath(m), "archives")}}
 }
 
 // vandelayExec implements engine.Executor and engine.ChangeDetector. It is
@@ -58,13 +69,20 @@ type vandelayExec struct {
 var (
 	_ engine.Executor       = (*vandelayExec)(nil)
 	_ engine.ChangeDetector = (*vandelayExec)(nil)
+	_ engine.ArchiveReader  = (*archiveReader)(nil)
 )
 
 // archivePath is the account's archive file.
 func (x *vandelayExec) archivePath(acct *plan.Account) string {
-	name := strings.NewReplacer("/", "_", "\\", "_", "..", "_").Replace(engine.Key(acct.Address))
-	return filepath.Join(x.dir, name+".db")
+	return filepath.Join(x.dir, archiveName(acct))
 }
+
+// archiveName is the file name of the account's archive.
+func archiveName(acct *plan.Account) string {
+	return archiveNameReplacer.Replace(engine.Key(acct.Address)) + ".db"
+}
+
+var archiveNameReplacer = strings.NewReplacer("/", "_", "\\", "_", "..", "_")
 
 // sourceConfig builds vandelay's source configuration for an account.
 func (x *vandelayExec) sourceConfig(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (string, *vandelay.Config, error) {
@@ -376,12 +394,128 @@ func (x *vandelayExec) Verify(ctx context.Context, job *engine.Job) (state.Count
 	return cnt, nil
 }
 
-// Detect asks the source what the next pass would copy: a dry-run import
-// against the archive, which writes nothing.
+// Detect probes the account's source cheaply and compares the answer with
+// the archive's cursors: "12 new, 3 mailboxes changed". The archive is
+// opened read-only (shared lock, failing at once when an import holds it)
+// and closed before the source is asked. A missing archive probes as "not
+// imported yet".
 func (x *vandelayExec) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
-	res, err := x.importPass(ctx, acct, nil, x.log, true, nil)
+	kind, cfg, err := x.sourceConfig(acct, nil, x.log)
 	if err != nil {
 		return engine.Delta{}, err
 	}
-	return engine.Delta{New: int64(res.MessagesAdded), Changed: int64(res.MessagesMoved + res.MessagesReflagged), Deleted: int64(res.MessagesDeleted)}, nil
+	var known []archive.MailboxCursor
+	a, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: x.log})
+	switch {
+	case errors.Is(err, archive.ErrNotExist):
+	case errors.Is(err, archive.ErrInUse):
+		return engine.Delta{}, fmt.Errorf("not probed: another mailmig process (an import or export) is using the archive")
+	case err != nil:
+		return engine.Delta{}, err
+	default:
+		o, err := a.Overview(ctx)
+		a.Close()
+		if err != nil {
+			return engine.Delta{}, err
+		}
+		known = o.Cursors
+	}
+	probe := probes[kind]
+	if probe == nil {
+		// A Takeout file is a one-time export: it has no counters to ask.
+		return engine.Delta{Approx: true}, nil
+	}
+	r, err := probe(ctx, cfg, known)
+	if err != nil {
+		return engine.Delta{}, fmt.Errorf("probe %s: %w", acct.From, err)
+	}
+	return probeDelta(r), nil
+}
+
+// probes are the cheap change probes per source kind.
+var probes = map[string]func(context.Context, *vandelay.Config, []archive.MailboxCursor) (*vandelay.ProbeResult, error){
+	"imap":    imapsrc.Probe,
+	"pop3":    pop3src.Probe,
+	"maildir": maildirsrc.Probe,
+}
+
+// probeDelta turns a probe's result into the engine's Delta.
+func probeDelta(r *vandelay.ProbeResult) engine.Delta {
+	return engine.Delta{New: r.New, Deleted: r.Deleted, Mailboxes: int64(r.MailboxesChanged),
+		FoldersAdded: len(r.Added), FoldersRemoved: len(r.Removed), FoldersRenamed: len(r.Renamed),
+		Approx: r.Approx, NotImported: r.NotImported}
+}
+
+// archiveReader implements engine.ArchiveReader over the archive
+// directory.
+type archiveReader struct {
+	x     *vandelayExec
+	once  sync.Once
+	names map[string]bool
+}
+
+// Has looks the account's archive up in one listing of the directory, read
+// at the first call: no per-account system call for accounts without one.
+func (r *archiveReader) Has(acct *plan.Account) bool {
+	r.once.Do(func() {
+		r.names = map[string]bool{}
+		ents, err := os.ReadDir(r.x.dir)
+		if err != nil {
+			return // no directory: no archives
+		}
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".db") {
+				r.names[e.Name()] = true
+			}
+		}
+	})
+	if len(r.names) == 0 {
+		return false // the usual case before the first import: no work per account
+	}
+	return r.names[archiveName(acct)]
+}
+
+// Archive reads the account's archive with a shared, non-blocking lock: a
+// running import or export (which holds it exclusively) is reported as
+// InUse, never waited for.
+func (r *archiveReader) Archive(ctx context.Context, acct *plan.Account) (engine.ArchiveInfo, error) {
+	a, err := archive.Open(ctx, r.x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: r.x.log})
+	if errors.Is(err, archive.ErrInUse) {
+		return engine.ArchiveInfo{InUse: true}, nil
+	}
+	if err != nil {
+		return engine.ArchiveInfo{}, err
+	}
+	defer a.Close()
+	o, err := a.Overview(ctx)
+	if err != nil {
+		return engine.ArchiveInfo{}, err
+	}
+	return archiveInfo(o), nil
+}
+
+// archiveInfo summarises an overview for the engine. Of several export
+// targets the most recently written one is the account's current target.
+func archiveInfo(o *archive.Overview) engine.ArchiveInfo {
+	info := engine.ArchiveInfo{Mailboxes: o.Stats.Mailboxes, Messages: o.Stats.Messages, Bytes: o.Stats.Bytes,
+		Unexported: o.Stats.Messages}
+	for _, c := range o.Cursors {
+		if !c.Cursor.Updated.IsZero() {
+			info.Cursors++
+		}
+	}
+	if o.Source != nil {
+		info.LastImport, info.LastRun = o.Source.LastComplete, o.Source.LastRun
+	}
+	var best *archive.ExportStatus
+	for i := range o.Exports {
+		if e := &o.Exports[i]; best == nil || !e.LastExport.Before(best.LastExport) {
+			best = e
+		}
+	}
+	if best != nil {
+		info.LastExport, info.Exported = best.LastExport, best.Exported
+		info.Unexported, info.ExportChanged, info.ExportDeleted = best.Unexported, best.Changed, best.Deleted
+	}
+	return info
 }

@@ -28,6 +28,16 @@ type fakeData struct {
 	Target   map[string]int64  `json:"target"`
 	Fail     map[string]string `json:"fail,omitempty"`
 	Mismatch map[string]int64  `json:"mismatch,omitempty"`
+	// Probe is what the fake probe reports besides the new messages it
+	// computes (source − archive), like the real one's counters would.
+	Probe map[string]fakeProbe `json:"probe,omitempty"`
+}
+
+// fakeProbe is the part of a probe result the counts cannot give.
+type fakeProbe struct {
+	Mailboxes int64 `json:"mailboxes,omitempty"`
+	Added     int   `json:"added,omitempty"`
+	Removed   int   `json:"removed,omitempty"`
 }
 
 type fakeExec struct {
@@ -129,6 +139,7 @@ func (f *fakeExec) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 	ch := f.d.Changed[k]
 	f.d.Archive[k] = f.d.Source[k]
 	delete(f.d.Changed, k)
+	delete(f.d.Probe, k)
 	return state.Counts{Messages: n + ch, New: n, Changed: ch, Bytes: (n + ch) * 2048}, f.save()
 }
 
@@ -167,10 +178,23 @@ func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 	return c, nil
 }
 
-// Detect reports messages on the source that the archive lacks as new.
+// Detect is a fake probe: like the real one (counters, no FETCH) it
+// reports new messages as the growth of the source over the archive,
+// re-flagged messages only as changed mailboxes (one when the world says
+// some changed and names no count), and folders added or removed.
 func (f *fakeExec) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := engine.Key(acct.Address)
-	return engine.Delta{New: f.d.Source[k] - f.d.Archive[k], Changed: f.d.Changed[k]}, nil
+	p := f.d.Probe[k]
+	d := engine.Delta{Approx: true, Mailboxes: p.Mailboxes, FoldersAdded: p.Added, FoldersRemoved: p.Removed}
+	if n := f.d.Source[k] - f.d.Archive[k]; n > 0 {
+		d.New = n
+	} else {
+		d.Deleted = -n
+	}
+	if d.Mailboxes == 0 && (f.d.Changed[k] > 0 || d.New > 0 || d.Deleted > 0) {
+		d.Mailboxes = 1
+	}
+	return d, nil
 }

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay/archive"
+)
+
+// TestArchiveReader: one directory listing answers Has; Archive reads the
+// totals, cursors and export status with a shared lock, and reports an
+// archive held by a running import as in use instead of waiting.
+func TestArchiveReader(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	m := &plan.Migration{State: plan.State{Path: state}}
+	alice := &plan.Account{Address: "Alice@Example.test"}
+	bob := &plan.Account{Address: "bob@example.test"}
+
+	r := newArchiveReader(m, nil).(*archiveReader)
+	if r.Has(alice) {
+		t.Fatal("Has without an archive directory")
+	}
+
+	if err := os.MkdirAll(filepath.Join(state, "archives"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	a, err := archive.Open(ctx, filepath.Join(state, "archives", "alice@example.test.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := a.BeginRun(ctx, archive.Source{Kind: "imap", Endpoint: "127.0.0.1:1", Account: "alice@example.test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boxes, err := run.SyncMailboxes(ctx, []archive.MailboxInfo{{Path: "INBOX", Selectable: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := run.Add(ctx, boxes["INBOX"].ID, fmt.Sprint(i+1), &archive.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", i), ReceivedAt: time.Unix(1e9, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := run.SetCursor(ctx, boxes["INBOX"].ID, archive.Cursor{Validity: 7, Next: 4, Extra: "3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run.Finish(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+
+	r = newArchiveReader(m, nil).(*archiveReader)
+	if !r.Has(alice) || r.Has(bob) {
+		t.Fatalf("Has(alice) = %v, Has(bob) = %v", r.Has(alice), r.Has(bob))
+	}
+	info, err := r.Archive(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.InUse {
+		t.Errorf("archive held read-write read as %+v, want in use", info)
+	}
+	a.Close()
+	info, err = r.Archive(ctx, alice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.InUse || info.Messages != 3 || info.Mailboxes != 1 || info.Cursors != 1 || info.Unexported != 3 || info.LastImport.IsZero() || info.Bytes == 0 {
+		t.Errorf("archive info %+v", info)
+	}
+}
