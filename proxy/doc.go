@@ -9,9 +9,10 @@
 //     Decision: the route entry and the Backend with its per-protocol
 //     Endpoints and login mode. TableRouter implements it over a
 //     routes.Watcher. Every protocol package uses the same Router.
-//   - Track registers an open session under its account. When the
-//     account's route changes (flip) or freezes, the router calls the
-//     session's end function, and the protocol tells the client to go
+//   - Track registers an open session under its account and login
+//     identifier. When the account's route changes (flip) or freezes, or
+//     the identifier moves (its alias re-pointed or removed, a new default
+//     backend), the router calls the session's end function, and the protocol tells the client to go
 //     away cleanly (IMAP "* BYE", POP3 close, ManageSieve BYE, HTTP closes
 //     idle keep-alives). Clients reconnect and follow the new route.
 //   - Await holds a login for a frozen account up to the hold time
@@ -20,7 +21,9 @@
 //   - Server (server.go) owns the listeners: TLS termination (implicit or
 //     STARTTLS, certificates reloaded on demand, e.g. on SIGHUP), limits
 //     on connections per listener and per client IP, a failed-auth rate
-//     limit per client IP, pre-auth timeouts, metrics, and the two-phase
+//     limit per client IP, pre-auth and idle timeouts (BridgeIdle: traffic
+//     either way counts), metrics, HTTP listeners (ListenerConfig.HTTP)
+//     under the same limits, and the two-phase
 //     shutdown: Shutdown stops accepting and asks every session to end;
 //     when its context expires, the remaining connections are closed.
 //

@@ -34,9 +34,14 @@ const proxyHelp = `Usage: mailmig [global options] proxy [options]
   backend by the route table (the plan's routes block). Route changes are
   followed within a second.
 
+  Every listener has the same limits (max_connections, -max-conns-per-ip),
+  failed logins are limited per client IP, sessions end after the plan's
+  pre_auth_timeout before login and idle_timeout without traffic.
+
   SIGHUP reloads the TLS certificate. SIGINT or SIGTERM drains: listeners
-  close, open sessions are told to end (IMAP BYE …) and the proxy waits up
-  to -drain for them; a second signal stops at once.
+  close, open sessions are told to end (IMAP BYE, SMTP 421 …) and the proxy
+  waits up to -drain for them and for HTTP requests in flight; a second
+  signal stops at once.
 
 Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,

@@ -21,7 +21,9 @@ const routesHelp = `Usage: mailmig [global options] routes [options] <subcommand
 
   Shows and edits the proxy's route table (the plan's routes block). Every
   running proxy follows a change within a second; a flip or freeze ends the
-  account's open sessions so that clients reconnect and follow.
+  account's open sessions so that clients reconnect and follow. So does
+  re-pointing an alias ("alias add" of an existing alias), removing one, or
+  a new default backend, for the sessions it moves.
 
 Subcommands:
   list                          Every route, with aliases, default and domains.
@@ -29,7 +31,8 @@ Subcommands:
   freeze ACCOUNT                Freeze: deliveries get 4xx, logins are held.
   unfreeze ACCOUNT              Make the route active again.
   delete ACCOUNT                Remove the route and its aliases.
-  alias add IDENTIFIER ACCOUNT  Let another login form follow ACCOUNT's route.
+  alias add IDENTIFIER ACCOUNT  Let another login form follow ACCOUNT's route
+                                (an existing alias is re-pointed).
   alias rm IDENTIFIER           Remove a login alias.
   default [BACKEND]             Show or set the backend for unknown accounts
                                 ("-" removes it).
