@@ -185,6 +185,11 @@ func (b *bridgeState) copy(dst, src net.Conn, pending []byte) int64 {
 	round := b.idle / 2
 	for {
 		src.SetReadDeadline(time.Now().Add(round))
+		// Whoever sets stopped sets a past deadline afterwards; checking
+		// after our own deadline means one of the two always wins.
+		if b.stopped.Load() {
+			return n
+		}
 		m, err := io.Copy(dst, src)
 		n += m
 		if m > 0 {
