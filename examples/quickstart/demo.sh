@@ -192,17 +192,17 @@ deliver_loop() {
 # the answering backend changes or a login was held (frozen account).
 watch_loop() {
   local -A last=()
-  local u t0 who dt
+  local u t0 ts who dt
   while [ ! -e "$work/stop" ]; do
     for u in "${accounts[@]}"; do
-      t0=$EPOCHREALTIME
+      t0=$EPOCHREALTIME ts=$(date +%T)
       who=$(backend "$u")
       dt=$(elapsed "$t0")
       if [ "$who" != "${last[$u]:-}" ] || awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
         if awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
-          echo "  [imap client $(date +%T)] $u@example.test: login held ${dt}s while frozen, then answered by ${who:-nobody}"
+          echo "  [imap client $ts] $u@example.test: login held ${dt}s while frozen, then answered by ${who:-nobody}"
         else
-          echo "  [imap client $(date +%T)] $u@example.test: answered by ${who:-nobody (login failed)}"
+          echo "  [imap client $ts] $u@example.test: answered by ${who:-nobody (login failed)}"
         fi
         last[$u]=$who
       fi
