@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -221,6 +222,7 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 		backendSem[b.Name] = make(chan struct{}, n)
 	}
 	var mu sync.Mutex
+	var warns diag.Diagnostics // collected in any order, reported sorted
 	work := make(chan item)
 	var wg sync.WaitGroup
 	for range par {
@@ -232,7 +234,7 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 					info, err := opts.Archives.Archive(ctx, it.a)
 					mu.Lock()
 					if err != nil {
-						diags = diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot read the archive",
+						warns = warns.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot read the archive",
 							Detail: fmt.Sprintf("%v. The account is planned from the journal alone.", err)})
 					} else {
 						obs.Archives[it.k] = info
@@ -252,7 +254,7 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 				}
 				mu.Lock()
 				if err != nil {
-					diags = diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot refresh account",
+					warns = warns.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot refresh account",
 						Detail: fmt.Sprintf("%v. The account is planned as if nothing changed since its last pass.", err)})
 				} else {
 					d.Known = true
@@ -275,5 +277,38 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	return obs, diags
+	return obs, diags.Append(summariseWarnings(warns, maxWarningsPerKind))
+}
+
+// maxWarningsPerKind bounds the per-account warnings of one kind that
+// Observe reports; the rest are counted in one more warning (a source that
+// is down must not print 100,000 lines).
+const maxWarningsPerKind = 5
+
+// summariseWarnings sorts warnings by summary and account and keeps at
+// most limit of each summary, adding one warning that counts the rest.
+func summariseWarnings(ws diag.Diagnostics, limit int) diag.Diagnostics {
+	sort.SliceStable(ws, func(i, j int) bool {
+		if ws[i].Summary != ws[j].Summary {
+			return ws[i].Summary < ws[j].Summary
+		}
+		return ws[i].Account < ws[j].Account
+	})
+	var out diag.Diagnostics
+	for i := 0; i < len(ws); {
+		j := i
+		for j < len(ws) && ws[j].Summary == ws[i].Summary {
+			j++
+		}
+		n := j - i
+		if n <= limit {
+			out = append(out, ws[i:j]...)
+		} else {
+			out = append(out, ws[i:i+limit]...)
+			out = append(out, diag.Diagnostic{Severity: diag.Warning, Summary: ws[i].Summary,
+				Detail: fmt.Sprintf("The same problem for %d more accounts (e.g. %s). They are planned from the journal alone.", n-limit, ws[i+limit].Account)})
+		}
+		i = j
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,5 +108,36 @@ func TestObserveNoArchives(t *testing.T) {
 	obs, diags := Observe(context.Background(), m, &state.State{}, &ObserveOptions{Archives: arch})
 	if len(diags) > 0 || len(obs.Archives) != 0 || arch.read.Load() != 0 || obs.Refreshed {
 		t.Errorf("observed %+v, %v", obs, diags)
+	}
+}
+
+type downDetector struct{}
+
+func (downDetector) Detect(context.Context, *plan.Account) (Delta, error) {
+	return Delta{}, errors.New("connection refused")
+}
+
+// TestObserveWarningsSummarised: a source that is down gives a few
+// warnings in account order and one that counts the rest.
+func TestObserveWarningsSummarised(t *testing.T) {
+	m := testPlan()
+	st := newState()
+	for i := range 9 {
+		addr := string(rune('k'+i)) + "@example.test"
+		m.Accounts = append(m.Accounts, &plan.Account{Address: addr, From: "legacy", To: "stalwart"})
+		st.staged(addr, 1)
+	}
+	_, diags := Observe(context.Background(), m, &st.st, &ObserveOptions{Detector: downDetector{}})
+	var got []string
+	for _, d := range diags {
+		got = append(got, d.Account+"|"+d.Summary)
+	}
+	want := []string{"k@example.test|Cannot refresh account", "l@example.test|Cannot refresh account", "m@example.test|Cannot refresh account",
+		"n@example.test|Cannot refresh account", "o@example.test|Cannot refresh account", "|Cannot refresh account"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("diagnostics %q, want %q", got, want)
+	}
+	if !strings.Contains(diags[5].Detail, "4 more accounts (e.g. p@example.test)") {
+		t.Errorf("summary detail %q", diags[5].Detail)
 	}
 }

@@ -4,7 +4,9 @@
 //
 // This package holds the small interfaces shared by the adapters:
 // [MailSource] (a convergent mail source), its [Config], [Progress] and
-// [Throttle]. The adapters live in vandelay/sources/{imap,pop3,maildir,takeout};
+// [Throttle], and the cheap change probes' common result ([ProbeResult],
+// computed by [CompareMailboxes] from what imap.Probe, pop3.Probe and
+// maildir.Probe see at the source). The adapters live in vandelay/sources/{imap,pop3,maildir,takeout};
 // the registry of source kinds is the map in package vandelay/sources
 // (a separate package because the adapters import this one). Every source
 // runs the conformance suite in vandelay/vandelaytest.

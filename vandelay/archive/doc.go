@@ -53,6 +53,14 @@
 // whether the export created the target object, and the ModSeq exported;
 // [ExportTarget.SetState] keeps state strings (JMAP "Email" state, …).
 //
+// # Overview
+//
+// [Archive.Overview] reads, in one read transaction and on read-only
+// archives too, what a planner needs: the totals, the source with its last
+// run times, every live mailbox with its cursor and message count, and per
+// export target how many messages are exported, never exported, changed
+// since their export or tombstoned but still mapped ([ExportStatus]).
+//
 // # Import runs and crash safety
 //
 // An import is a [Run]: [Run.SyncMailboxes], then per mailbox

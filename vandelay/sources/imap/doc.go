@@ -47,6 +47,17 @@
 //     same transaction). A killed run leaves committed copies in the
 //     archive; the next run fetches only UIDs without a copy.
 //
+// # Probe
+//
+// [Probe] answers "what changed since the last import?" for planners
+// (mailmig plan -refresh) without importing: one login and the same LIST
+// (with LIST-STATUS, else STATUS per mailbox) as step 1, no SELECT and no
+// FETCH, compared with the archive's cursors by
+// vandelay.CompareMailboxes: UIDNEXT growth is new mail, a smaller
+// MESSAGES than expected is expunges, a different HIGHESTMODSEQ alone is
+// flag changes (per mailbox), a new UIDVALIDITY resets, and a vanished
+// UIDVALIDITY reappearing elsewhere is a rename. The counts are estimates.
+//
 // # Throttling and failures
 //
 // Config.Throttle caps connections and applies token buckets for messages

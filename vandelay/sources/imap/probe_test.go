@@ -208,3 +208,24 @@ func TestProbeNotImported(t *testing.T) {
 		t.Errorf("probe without archive: %+v", r)
 	}
 }
+
+// BenchmarkProbe is one probe of an imported account with 13 mailboxes
+// (login, LIST-STATUS, logout): what -refresh costs per account.
+func BenchmarkProbe(b *testing.B) {
+	a := newAccount(b)
+	a.load(b, 24, 40)
+	ar := vandelaytest.OpenArchive(b)
+	vandelaytest.Import(b, ar, a.factory()(b), nil)
+	o, err := ar.Overview(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := a.config()
+	b.ResetTimer()
+	for b.Loop() {
+		r, err := imapsrc.Probe(context.Background(), cfg, o.Cursors)
+		if err != nil || r.Changed() {
+			b.Fatalf("probe: %+v %v", r, err)
+		}
+	}
+}
