@@ -98,6 +98,14 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 				r := e.remote[m.RemoteID]
 				e.mbRemote[b.ID] = r.ID
 				if b.ModSeq <= m.ModSeq {
+					if r.IsSubscribed == b.Subscribed {
+						continue
+					}
+					// Unchanged in the archive, but the target's
+					// subscription differs: a server that kept an old
+					// subscription for the name (IMAP DELETE does) created
+					// the mailbox subscribed. Repair only that.
+					ops = append(ops, &mbOp{box: b, update: map[string]any{"isSubscribed": b.Subscribed}, remote: r.ID})
 					continue
 				}
 				patch := map[string]any{}
