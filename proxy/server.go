@@ -214,6 +214,17 @@ func (s *Server) TLSConfig() *tls.Config {
 	return s.opts.Certs.Config()
 }
 
+// AuthAllowedIP reports whether the client IP may try another login; it
+// is Conn.AuthAllowed for front ends that have no Conn (HTTP).
+func (s *Server) AuthAllowedIP(ip netip.Addr) bool { return s.auth.allowed(ip.Unmap()) }
+
+// AuthFailedIP records a failed login of the client IP on proto; it is
+// Conn.AuthFailed for front ends that have no Conn (HTTP).
+func (s *Server) AuthFailedIP(ip netip.Addr, proto Protocol) {
+	s.auth.failed(ip.Unmap())
+	s.metrics.Inc(MetricAuthFailures, "proto", string(proto))
+}
+
 // ReloadTLS reloads the certificate files (call it on SIGHUP).
 func (s *Server) ReloadTLS() error {
 	if s.opts.Certs == nil {

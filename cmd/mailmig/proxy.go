@@ -226,7 +226,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			cfg.Protocol, cfg.Handler = p, ss
 		case "http", "https":
 			if hp == nil {
-				hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, Logger: log, Metrics: srv.Metrics()})
+				hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, AuthLimiter: srv, Logger: log, Metrics: srv.Metrics()})
 				if err != nil {
 					break
 				}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -51,11 +52,26 @@ type Options struct {
 	// MaxSessionBytes bounds a JMAP session object the proxy rewrites.
 	// Default: 4 MiB.
 	MaxSessionBytes int64
+	// AuthLimiter limits failed logins per client IP; *proxy.Server is
+	// one (its AuthFailures per AuthWindow). A request with credentials
+	// from an IP over the limit gets 429 with Retry-After without
+	// reaching a backend; a 401 to a request with credentials (the
+	// backend's, or the proxy's for an unknown account or unusable
+	// token) counts as a failure. Nil: no limit.
+	AuthLimiter AuthLimiter
 	// Logger receives the log; nil discards.
 	Logger *slog.Logger
 	// Metrics receives counters: route lookups, requests per backend
 	// (as sessions), backend errors. Nil: none.
 	Metrics *proxy.Metrics
+}
+
+// AuthLimiter is the per-client-IP failed-login limit (*proxy.Server).
+type AuthLimiter interface {
+	// AuthAllowedIP reports whether ip may try another login.
+	AuthAllowedIP(ip netip.Addr) bool
+	// AuthFailedIP records a failed login of ip.
+	AuthFailedIP(ip netip.Addr, proto proxy.Protocol)
 }
 
 // Proxy is the HTTP reverse proxy for JMAP, CalDAV, CardDAV and WebDAV.
@@ -239,6 +255,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	ctx := r.Context()
+	client, limited := p.clientIP(r)
+	if limited && !p.opts.AuthLimiter.AuthAllowedIP(client) {
+		p.log.Debug("too many failed logins", "client", client.String())
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "too many failed logins, try again later", http.StatusTooManyRequests)
+		return
+	}
+	authFailed := func() {
+		if limited {
+			p.opts.AuthLimiter.AuthFailedIP(client, proxy.HTTP)
+		}
+	}
 	id, err := p.identify(ctx, r)
 	if err == nil && id == "" && p.opts.AnonymousBackend != "" {
 		if br, ok := p.opts.Router.(interface {
@@ -253,6 +281,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil || id == "" {
 		if err != nil {
 			p.log.Debug("request without usable credentials", "err", err)
+			authFailed()
 		}
 		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
 		w.Header().Add("WWW-Authenticate", `Bearer realm="mail"`)
@@ -264,6 +293,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
 		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "unknown")
+		authFailed()
 		// The same answer as a wrong password: nothing is revealed.
 		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
@@ -287,7 +317,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cs = v.(*connState)
 		cs.bind(dec, p.opts.Router)
 	}
+	if limited {
+		ctx = context.WithValue(ctx, clientKey{}, client)
+		r = r.WithContext(ctx)
+	}
 	p.forwardConn(w, r, dec.Backend, dec.Account(), cs)
+}
+
+type clientKey struct{}
+
+// clientIP returns the client address of a request that presents
+// credentials, and whether the failed-login limit applies to it.
+func (p *Proxy) clientIP(r *http.Request) (netip.Addr, bool) {
+	if p.opts.AuthLimiter == nil || r.Header.Get("Authorization") == "" {
+		return netip.Addr{}, false
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return ap.Addr().Unmap(), true
 }
 
 // forward proxies a request to a backend without tracking its connection.

@@ -7,9 +7,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mailmig/mailmig/proxy"
 )
 
 // jmapWebSocket is the capability whose "url" names the JMAP WebSocket
@@ -27,6 +30,13 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	}
 	if info.cs != nil && info.cs.isMoved() {
 		resp.Header.Set("Connection", "close")
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		// The backend refused the credentials (the request had some: the
+		// client address is only set then).
+		if ip, ok := resp.Request.Context().Value(clientKey{}).(netip.Addr); ok {
+			p.opts.AuthLimiter.AuthFailedIP(ip, proxy.HTTP)
+		}
 	}
 	if loc := resp.Header.Get("Location"); loc != "" {
 		resp.Header.Set("Location", publicURL(loc, info.target, info.public, false))
