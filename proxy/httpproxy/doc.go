@@ -21,7 +21,10 @@
 // (CORS preflight, discovery). A request without usable credentials, or
 // for an identifier with no route and no default backend, gets 401 — the same answer as a wrong password,
 // so nothing is revealed about which accounts exist. A frozen account gets
-// 503 with Retry-After; an unreachable backend 502.
+// 503 with Retry-After; an unreachable backend 502. With
+// Options.AuthLimiter (the proxy.Server), every 401 to a request with
+// credentials counts as a failed login of the client IP, and an IP over
+// the limit gets 429 with Retry-After without reaching a backend.
 //
 // # Rewriting
 //
@@ -45,7 +48,10 @@
 // router calls back and the proxy closes that account's idle keep-alive
 // connections and upgraded tunnels at once, and busy ones after their
 // response (Connection: close); clients reconnect and follow the new route.
-// That needs the server hooks that Serve or ConfigureServer install.
+// That needs the server hooks that Serve or ConfigureServer install;
+// proxy.Server installs them on its HTTP listeners (ListenerConfig.HTTP),
+// which is how `mailmig proxy` runs the proxy.
 //
-// Panics in request handling are recovered, logged and counted (Panics).
+// Panics in request handling are recovered, logged and counted (Panics
+// and proxy.Panics).
 package httpproxy
