@@ -381,7 +381,14 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 		}
 	}
 	if sa == nil || !sa.Imported {
-		imp := mk(Import, fmt.Sprintf("first full import from %s%s", a.From, retry))
+		have := ""
+		switch {
+		case hasArch && arch.InUse:
+			have = "; its archive is in use by another process right now"
+		case hasArch && arch.Messages > 0:
+			have = fmt.Sprintf("; the archive already holds %s, only what is missing is fetched", plural(int(arch.Messages), "message"))
+		}
+		imp := mk(Import, fmt.Sprintf("first full import from %s%s%s", a.From, have, retry))
 		exp := mk(Export, fmt.Sprintf("first export onto %s", a.To))
 		exp.DependsOn = []string{imp.ID}
 		return []*Change{imp, exp}, ""

@@ -79,6 +79,21 @@ func TestDiff(t *testing.T) {
 			want:    []string{"~ catch-up a@example.test"},
 			reasons: []string{"12 new, 3 changed since 2026-11-27 22:10 UTC"},
 		},
+		"an archive imported by other means": {
+			now:     day,
+			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1200, Mailboxes: 9, Bytes: 80 << 20}},
+			targets: []string{"a@example.test"},
+			want:    []string{"+ import a@example.test", "+ export a@example.test <import:a@example.test"},
+			reasons: []string{"first full import from legacy; the archive already holds 1,200 messages, only what is missing is fetched"},
+		},
+		"first export names the archive's size": {
+			now:     day,
+			st:      newState().action("a@example.test", "import", state.OutcomeOK, 1200),
+			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1200, Mailboxes: 9, Bytes: 80 << 20, Unexported: 1200}},
+			targets: []string{"a@example.test"},
+			want:    []string{"+ export a@example.test"},
+			reasons: []string{"the archive holds 1,200 messages in 9 mailboxes, 80.0 MiB"},
+		},
 		"probe finds new messages and changed mailboxes": {
 			now:     day,
 			st:      newState().caughtUp("a@example.test", 12),

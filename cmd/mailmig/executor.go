@@ -149,8 +149,26 @@ func (x *vandelayExec) openArchive(ctx context.Context, acct *plan.Account, crea
 	if err := os.MkdirAll(x.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create archive directory: %w", err)
 	}
-	return archive.Open(ctx, path, &archive.Options{Logger: log})
+	// A plan in another process may hold a shared lock for the few
+	// milliseconds it reads the archive's overview: wait for it briefly
+	// rather than fail the import.
+	deadline := time.Now().Add(archiveBusyWait)
+	for {
+		a, err := archive.Open(ctx, path, &archive.Options{Logger: log})
+		if !errors.Is(err, archive.ErrInUse) || time.Now().After(deadline) {
+			return a, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
 }
+
+// archiveBusyWait is how long an import or export waits for an archive
+// that another process holds (a plan reading it) before giving up.
+const archiveBusyWait = 3 * time.Second
 
 // importProgressHook adapts vandelay.Progress to the engine's progress.
 type importProgressHook struct {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,4 +75,34 @@ func TestArchiveReader(t *testing.T) {
 	if info.InUse || info.Messages != 3 || info.Mailboxes != 1 || info.Cursors != 1 || info.Unexported != 3 || info.LastImport.IsZero() || info.Bytes == 0 {
 		t.Errorf("archive info %+v", info)
 	}
+}
+
+// TestOpenArchiveWaitsForReader: an import waits for a plan's shared lock
+// instead of failing with "in use".
+func TestOpenArchiveWaitsForReader(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	m := &plan.Migration{State: plan.State{Path: state}}
+	acct := &plan.Account{Address: "alice@example.test"}
+	x := newExecutor(m, slog.New(slog.DiscardHandler)).(*vandelayExec)
+	a, err := x.openArchive(ctx, acct, true, x.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	ro, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := x.openArchive(short, acct, true, x.log); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("open while a reader holds the archive: %v, want to wait until the context ends", err)
+	}
+	ro.Close()
+	a, err = x.openArchive(ctx, acct, true, x.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
 }
