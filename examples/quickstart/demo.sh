@@ -54,7 +54,7 @@ cleanup() {
   local rc=$?
   set +e
   [ -n "$work" ] && touch "$work/stop"
-  for p in "${bg_pids[@]}"; do wait "$p" 2>/dev/null; done
+  for p in "${bg_pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
   if [ -n "$proxy_pid" ]; then kill "$proxy_pid" 2>/dev/null; wait "$proxy_pid" 2>/dev/null; fi
   [ "$temp_peers" = 1 ] && "$repo/.ci/peers" down-temp
   if [ "$keep" = 1 ]; then
@@ -147,10 +147,14 @@ backend() {
 }
 section "An IMAP client (curl) logs in through the proxy"
 for u in "${accounts[@]}"; do
-  echo "$u@example.test → $(backend "$u")"
+  who=$(backend "$u") || fail "the IMAP login for $u through the proxy failed"
+  echo "$u@example.test → $who"
 done
 
 # --- 5. mail and logins while apply runs ------------------------------------
+# set_phase NAME labels the deliveries from now on (renamed into place: the
+# streams read it concurrently).
+set_phase() { echo "$1" >"$work/phase.tmp" && mv "$work/phase.tmp" "$work/phase"; }
 # deliver ACCOUNT VIA: one message through the proxy, retried while the
 # account is frozen (4xx), as a mail server would; an accepted one is logged
 # to delivered.log for the final check.
@@ -168,6 +172,7 @@ deliver() {
       echo "$phase $u@example.test $id" >>"$work/delivered.log"
       return 0
     fi
+    [ -e "$work/stop" ] && return 1 # the demo is ending
     if grep -q '^<\*\* 4' <<<"$out" && [ $SECONDS -lt $deadline ]; then
       echo "$u $(grep -m1 '^<\*\* 4' <<<"$out" | cut -c5-)" >>"$work/deferred.log"
       sleep 0.3
@@ -196,7 +201,11 @@ watch_loop() {
   while [ ! -e "$work/stop" ]; do
     for u in "${accounts[@]}"; do
       t0=$EPOCHREALTIME ts=$(date +%T)
-      who=$(backend "$u")
+      if ! who=$(backend "$u"); then
+        # The proxy ends an account's sessions when its route changes.
+        echo "  [imap client $ts] $u@example.test: session closed by the proxy (route changed), logging in again"
+        continue
+      fi
       dt=$(elapsed "$t0")
       if [ "$who" != "${last[$u]:-}" ] || awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
         if awk -v d="$dt" 'BEGIN{exit !(d > 1)}'; then
@@ -210,7 +219,7 @@ watch_loop() {
     sleep 0.2
   done
 }
-echo before >"$work/phase"
+set_phase before
 : >"$work/delivered.log"
 : >"$work/deferred.log"
 for u in "${accounts[@]}"; do
@@ -225,7 +234,7 @@ show mailmig plan
 
 converged=0
 for round in 1 2 3 4 5; do
-  echo "apply$round" >"$work/phase"
+  set_phase "apply$round"
   section "mailmig apply, round $round (mail keeps arriving through the proxy)"
   show mailmig apply -auto-approve
   if mailmig plan -refresh=false -detailed-exitcode >/dev/null; then
@@ -233,18 +242,19 @@ for round in 1 2 3 4 5; do
     break
   fi
 done
-echo after >"$work/phase"
+set_phase after
 [ $converged = 1 ] || fail "apply did not converge in 5 rounds"
 sleep 1 # a few deliveries after the last cut-over
 touch "$work/stop"
-for p in "${bg_pids[@]}"; do wait "$p"; done
+for p in "${bg_pids[@]}"; do wait "$p" || fail "a background loop failed (exit $?)"; done
 bg_pids=()
 if [ -s "$work/failed.log" ]; then cat "$work/failed.log"; fail "a delivery through the proxy failed"; fi
 
 # --- 6. after ----------------------------------------------------------------
 section "After the cut-over: the same IMAP login through the proxy"
 for u in "${accounts[@]}"; do
-  echo "$u@example.test → $(backend "$u")"
+  who=$(backend "$u") || fail "the IMAP login for $u through the proxy failed"
+  echo "$u@example.test → $who"
 done
 echo "deliveries through the proxy (swaks, LMTP and SMTP): $(wc -l <"$work/delivered.log") accepted;" \
   "$(wc -l <"$work/deferred.log") times deferred while the account was frozen, and retried:"

@@ -108,7 +108,7 @@ func TestDemo(t *testing.T) {
 func freePorts(t *testing.T, n int) int {
 	t.Helper()
 	for try := 0; try < 50; try++ {
-		base := 31000 + 10*rand.IntN(3000)
+		base := 30000 + 10*rand.IntN(270) // above the peer sets, below the ephemeral ports
 		var lns []net.Listener
 		ok := true
 		for p := base; p < base+n; p++ {
