@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -224,7 +225,11 @@ func (x *vandelayExec) importPass(ctx context.Context, acct *plan.Account, lim *
 	if err != nil {
 		return nil, err
 	}
-	defer a.Close()
+	if dryRun {
+		defer a.Close()
+	} else {
+		defer x.closeArchive(ctx, acct, a, log)
+	}
 	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{DryRun: dryRun})
 	if err != nil {
 		return nil, err
@@ -357,7 +362,7 @@ func (x *vandelayExec) Export(ctx context.Context, job *engine.Job) (state.Count
 	if err != nil {
 		return state.Counts{}, err
 	}
-	defer a.Close()
+	defer x.closeArchive(ctx, job.Account, a, job.Log)
 	c, id, err := x.openTarget(ctx, job.Account, job.Target, job.Log)
 	if err != nil {
 		return state.Counts{}, err
@@ -431,12 +436,11 @@ func (x *vandelayExec) Detect(ctx context.Context, acct *plan.Account) (engine.D
 	case err != nil:
 		return engine.Delta{}, err
 	default:
-		o, err := a.Overview(ctx)
+		known, err = a.Cursors(ctx)
 		a.Close()
 		if err != nil {
 			return engine.Delta{}, err
 		}
-		known = o.Cursors
 	}
 	probe := probes[kind]
 	if probe == nil {
@@ -462,6 +466,63 @@ func probeDelta(r *vandelay.ProbeResult) engine.Delta {
 	return engine.Delta{New: r.New, Deleted: r.Deleted, Mailboxes: int64(r.MailboxesChanged),
 		FoldersAdded: len(r.Added), FoldersRemoved: len(r.Removed), FoldersRenamed: len(r.Renamed),
 		Approx: r.Approx, NotImported: r.NotImported}
+}
+
+// closeArchive closes an archive that an import or export wrote and
+// saves its summary next to it (ACCOUNT.db.json), stamped with the
+// database file's size and modification time after the close, so that
+// plan reads a JSON file instead of querying every archive. A summary
+// whose stamp no longer matches (someone else wrote the archive since) is
+// ignored.
+func (x *vandelayExec) closeArchive(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) {
+	o, oerr := a.Overview(context.WithoutCancel(ctx))
+	a.Close()
+	path := x.archivePath(acct) + summarySuffix
+	if oerr != nil {
+		log.Debug("archive summary", "err", oerr)
+		_ = os.Remove(path)
+		return
+	}
+	sum := archiveSummary{Info: archiveInfo(o)}
+	sum.DB, sum.WAL = fileStamps(x.archivePath(acct))
+	b, err := json.Marshal(&sum)
+	if err == nil {
+		err = state.WriteFileAtomic(path, b, 0o600)
+	}
+	if err != nil {
+		log.Debug("archive summary", "err", err)
+		_ = os.Remove(path)
+	}
+}
+
+// summarySuffix names an archive's summary file.
+const summarySuffix = ".json"
+
+// archiveSummary is the cached overview of one archive.
+type archiveSummary struct {
+	Info engine.ArchiveInfo `json:"info"`
+	DB   fileStamp          `json:"db"`
+	WAL  fileStamp          `json:"wal"`
+}
+
+// fileStamp identifies a version of a file; the zero value is "absent".
+type fileStamp struct {
+	Size    int64 `json:"size"`
+	ModTime int64 `json:"mtime_ns"`
+}
+
+// fileStamps returns the stamps of the archive file and its WAL.
+func fileStamps(path string) (db, wal fileStamp) {
+	for _, x := range []struct {
+		p string
+		s *fileStamp
+	}{{path, &db}, {path + "-wal", &wal}} {
+		// An empty WAL (a reader leaves one behind) holds nothing: absent.
+		if fi, err := os.Stat(x.p); err == nil && (fi.Size() > 0 || x.s == &db) {
+			*x.s = fileStamp{Size: fi.Size(), ModTime: fi.ModTime().UnixNano()}
+		}
+	}
+	return db, wal
 }
 
 // archiveReader implements engine.ArchiveReader over the archive
@@ -497,6 +558,14 @@ func (r *archiveReader) Has(acct *plan.Account) bool {
 // running import or export (which holds it exclusively) is reported as
 // InUse, never waited for.
 func (r *archiveReader) Archive(ctx context.Context, acct *plan.Account) (engine.ArchiveInfo, error) {
+	path := r.x.archivePath(acct)
+	if b, err := os.ReadFile(path + summarySuffix); err == nil {
+		var sum archiveSummary
+		db, wal := fileStamps(path)
+		if json.Unmarshal(b, &sum) == nil && sum.DB == db && sum.WAL == wal {
+			return sum.Info, nil
+		}
+	}
 	a, err := archive.Open(ctx, r.x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: r.x.log})
 	if errors.Is(err, archive.ErrInUse) {
 		return engine.ArchiveInfo{InUse: true}, nil

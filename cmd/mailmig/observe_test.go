@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -105,4 +106,89 @@ func TestOpenArchiveWaitsForReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Close()
+}
+
+// TestArchiveSummary: an import or export leaves a summary stamped with
+// the archive file's size and time; plan uses it while the stamp matches
+// and reads the archive again once someone else wrote it.
+func TestArchiveSummary(t *testing.T) {
+	ctx := context.Background()
+	state := t.TempDir()
+	m := &plan.Migration{State: plan.State{Path: state}}
+	acct := &plan.Account{Address: "alice@example.test"}
+	x := newExecutor(m, slog.New(slog.DiscardHandler)).(*vandelayExec)
+	a, err := x.openArchive(ctx, acct, true, x.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMessages(t, a, 0, 2)
+	x.closeArchive(ctx, acct, a, x.log)
+
+	r := newArchiveReader(m, nil).(*archiveReader)
+	info, err := r.Archive(ctx, acct)
+	if err != nil || info.Messages != 2 {
+		t.Fatalf("archive info %+v, %v", info, err)
+	}
+	// Plan believes the summary while the stamp matches…
+	b, err := os.ReadFile(x.archivePath(acct) + summarySuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum archiveSummary
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	sum.Info.Messages = 999
+	b, _ = json.Marshal(&sum)
+	if err := os.WriteFile(x.archivePath(acct)+summarySuffix, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := r.Archive(ctx, acct); info.Messages != 999 {
+		t.Errorf("summary not used: %+v", info)
+	}
+	// A reader (which leaves an empty WAL behind) does not make it stale.
+	ro, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Overview(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ro.Close()
+	if info, _ := r.Archive(ctx, acct); info.Messages != 999 {
+		t.Errorf("summary not used after a reader: %+v", info)
+	}
+	// …and reads the archive once another writer changed it.
+	a, err = archive.Open(ctx, x.archivePath(acct), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMessages(t, a, 2, 3)
+	a.Close()
+	if info, err := r.Archive(ctx, acct); err != nil || info.Messages != 3 {
+		t.Errorf("stale summary used: %+v, %v", info, err)
+	}
+}
+
+// addMessages imports messages from..to-1 into the archive's INBOX.
+func addMessages(t *testing.T, a *archive.Archive, from, to int) {
+	t.Helper()
+	ctx := context.Background()
+	run, err := a.BeginRun(ctx, archive.Source{Kind: "imap", Endpoint: "127.0.0.1:1", Account: "alice@example.test"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boxes, err := run.SyncMailboxes(ctx, []archive.MailboxInfo{{Path: "INBOX", Selectable: true}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := from; i < to; i++ {
+		if err := run.Add(ctx, boxes["INBOX"].ID, fmt.Sprint(i+1), &archive.NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", i), ReceivedAt: time.Unix(1e9, 0)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A partial run: earlier messages stay.
+	if _, err := run.Finish(ctx, false); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -33,7 +33,9 @@ type MailboxCursor struct {
 	SourceRef string
 	// Cursor is zero when the mailbox was never synced completely.
 	Cursor Cursor
-	// Messages is the number of live messages with a copy in the mailbox.
+	// Messages is the number of copies in the mailbox (locations: one per
+	// source message, so the same content twice counts twice, as the
+	// source's own count does).
 	Messages int64
 }
 
@@ -89,47 +91,10 @@ func (a *Archive) Overview(ctx context.Context) (*Overview, error) {
 	if o.Source, err = activeSource(ctx, tx); err != nil {
 		return nil, err
 	}
-	counts := map[int64]int64{}
-	rows, err := tx.QueryContext(ctx, `SELECT l.mailbox_id, COUNT(DISTINCT l.message_id) FROM locations l
-		JOIN messages m ON m.id = l.message_id WHERE m.deleted_at IS NULL GROUP BY l.mailbox_id`)
-	if err != nil {
-		return nil, fmt.Errorf("archive overview: %w", err)
-	}
-	for rows.Next() {
-		var id, n int64
-		if err := rows.Scan(&id, &n); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		counts[id] = n
-	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, `SELECT b.id, b.path, b.selectable, b.source_ref,
-		COALESCE(c.validity, 0), COALESCE(c.next, 0), COALESCE(c.modseq, 0), COALESCE(c.extra, ''), COALESCE(c.updated_at, 0)
-		FROM mailboxes b LEFT JOIN cursors c ON c.mailbox_id = b.id WHERE b.deleted_at IS NULL ORDER BY b.path`)
-	if err != nil {
-		return nil, fmt.Errorf("archive overview: %w", err)
-	}
-	for rows.Next() {
-		var mc MailboxCursor
-		var v, n, m, u int64
-		if err := rows.Scan(&mc.ID, &mc.Path, &mc.Selectable, &mc.SourceRef, &v, &n, &m, &mc.Cursor.Extra, &u); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		mc.Cursor.Validity, mc.Cursor.Next, mc.Cursor.ModSeq = uint64(v), uint64(n), uint64(m)
-		if u != 0 {
-			mc.Cursor.Updated = time.Unix(u, 0).UTC()
-		}
-		mc.Messages = counts[mc.ID]
-		o.Cursors = append(o.Cursors, mc)
-	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
+	if o.Cursors, err = cursors(ctx, tx); err != nil {
 		return nil, err
 	}
-	rows.Close()
-	rows, err = tx.QueryContext(ctx, "SELECT id, name FROM export_targets ORDER BY id")
+	rows, err := tx.QueryContext(ctx, "SELECT id, name FROM export_targets ORDER BY id")
 	if err != nil {
 		return nil, fmt.Errorf("archive overview: %w", err)
 	}
@@ -165,4 +130,56 @@ func (a *Archive) Overview(ctx context.Context) (*Overview, error) {
 		}
 	}
 	return o, nil
+}
+
+// Cursors returns the live mailboxes with their sync cursors and copy
+// counts: the part of [Archive.Overview] a change probe needs, and the
+// cheap one (index scans only).
+func (a *Archive) Cursors(ctx context.Context) ([]MailboxCursor, error) {
+	tx, err := a.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("archive cursors: %w", err)
+	}
+	defer tx.Rollback()
+	return cursors(ctx, tx)
+}
+
+func cursors(ctx context.Context, tx *sql.Tx) ([]MailboxCursor, error) {
+	// Copies per mailbox: locations point to live messages only.
+	counts := map[int64]int64{}
+	rows, err := tx.QueryContext(ctx, "SELECT mailbox_id, COUNT(*) FROM locations GROUP BY mailbox_id")
+	if err != nil {
+		return nil, fmt.Errorf("archive cursors: %w", err)
+	}
+	for rows.Next() {
+		var id, n int64
+		if err := rows.Scan(&id, &n); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		counts[id] = n
+	}
+	rows.Close()
+	rows, err = tx.QueryContext(ctx, `SELECT b.id, b.path, b.selectable, b.source_ref,
+		COALESCE(c.validity, 0), COALESCE(c.next, 0), COALESCE(c.modseq, 0), COALESCE(c.extra, ''), COALESCE(c.updated_at, 0)
+		FROM mailboxes b LEFT JOIN cursors c ON c.mailbox_id = b.id WHERE b.deleted_at IS NULL ORDER BY b.path`)
+	if err != nil {
+		return nil, fmt.Errorf("archive cursors: %w", err)
+	}
+	defer rows.Close()
+	var out []MailboxCursor
+	for rows.Next() {
+		var mc MailboxCursor
+		var v, n, m, u int64
+		if err := rows.Scan(&mc.ID, &mc.Path, &mc.Selectable, &mc.SourceRef, &v, &n, &m, &mc.Cursor.Extra, &u); err != nil {
+			return nil, err
+		}
+		mc.Cursor.Validity, mc.Cursor.Next, mc.Cursor.ModSeq = uint64(v), uint64(n), uint64(m)
+		if u != 0 {
+			mc.Cursor.Updated = time.Unix(u, 0).UTC()
+		}
+		mc.Messages = counts[mc.ID]
+		out = append(out, mc)
+	}
+	return out, rows.Err()
 }

@@ -98,3 +98,63 @@ func TestOverview(t *testing.T) {
 		t.Errorf("export status %+v", e)
 	}
 }
+
+// BenchmarkOverview reads the overview and the cursors of an archive with
+// 50,000 exported messages in 20 mailboxes: what plan pays per archive
+// (Overview) and per probe (Cursors).
+func BenchmarkOverview(b *testing.B) {
+	ctx := context.Background()
+	a, err := Open(ctx, b.TempDir()+"/a.db", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	r, err := a.BeginRun(ctx, src, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var infos []MailboxInfo
+	for i := range 20 {
+		infos = append(infos, mb(fmt.Sprint("F", i), fmt.Sprint(i)))
+	}
+	boxes, err := r.SyncMailboxes(ctx, infos, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 50000 {
+		if err := r.Add(ctx, boxes[fmt.Sprint("F", i%20)].ID, fmt.Sprint(i), &NewMessage{Body: fmt.Appendf(nil, "Subject: %d\r\n\r\nx\r\n", i), ReceivedAt: time.Unix(1e9, 0)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := r.Finish(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+	tgt, err := a.ExportTarget(ctx, "t")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var maps []Mapping
+	for m, err := range a.Messages(ctx, nil) {
+		if err != nil {
+			b.Fatal(err)
+		}
+		maps = append(maps, Mapping{Kind: KindEmail, ArchiveID: m.ID, RemoteID: fmt.Sprint(m.ID), ModSeq: m.ModSeq})
+	}
+	if err := tgt.PutMappings(ctx, maps); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("Overview", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := a.Overview(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Cursors", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := a.Cursors(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
