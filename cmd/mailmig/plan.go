@@ -12,10 +12,10 @@ import (
 
 const planHelp = `Usage: mailmig [global options] plan [options]
 
-  Compares the plan with the observed state (the journal, the route table
-  and, with -refresh, the sources) and shows what apply would do now:
-  imports, exports, catch-ups, cut-overs, rollbacks and adoptions, grouped
-  by wave, each with its reason. Cut-overs are planned only inside a wave's
+  Compares the plan with the observed state (the journal, the route table,
+  the accounts' archives and, with -refresh, the sources) and shows what
+  apply would do now: imports, exports, catch-ups, cut-overs, rollbacks
+  and adoptions, grouped by wave, each with its reason. Cut-overs are planned only inside a wave's
   cutover_window, after not_before, once the waves in after are done and
   when the account's last pass was small. Nothing is changed.
 
@@ -29,7 +29,10 @@ Options:
   -target ACCOUNT      Plan only this account; may be repeated or
                        comma-separated.
   -refresh=false       Do not ask the sources what changed; plan from the
-                       journal and route table only.
+                       journal, route table and archives only. (Refresh
+                       logs in once per imported account that is not done:
+                       IMAP LIST-STATUS or STATUS, POP3 STAT, Maildir
+                       counts; nothing is fetched.)
   -detailed-exitcode   Exit 0 when there is nothing to do, 2 when there are
                        changes, 1 on errors.
   -var NAME=VALUE      Set a plan variable; may be repeated.
