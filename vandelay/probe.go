@@ -134,7 +134,7 @@ func CompareMailboxes(src []ProbeMailbox, known []archive.MailboxCursor) *ProbeR
 	for p, k := range gone {
 		r.Removed = append(r.Removed, p)
 		r.MailboxesChanged++
-		r.Deleted += k.Messages
+		r.Deleted += max(0, k.Messages)
 	}
 	sort.Strings(r.Added)
 	sort.Strings(r.Removed)
@@ -153,10 +153,10 @@ func (r *ProbeResult) compareOne(m ProbeMailbox, k *archive.MailboxCursor) {
 	case c.Updated.IsZero():
 		// Never synced completely: the growth of the count is new.
 		changed = true
-		r.New += max(0, m.Messages-k.Messages)
+		r.New += max(0, m.Messages-max(0, k.Messages))
 	case m.UIDValidity != 0 && c.Validity != 0 && m.UIDValidity != c.Validity:
 		changed = true
-		d := m.Messages - k.Messages
+		d := m.Messages - max(0, k.Messages)
 		r.New += max(0, d)
 		r.Deleted += max(0, -d)
 	case m.UIDValidity != 0 && c.Validity != 0:
@@ -164,6 +164,7 @@ func (r *ProbeResult) compareOne(m ProbeMailbox, k *archive.MailboxCursor) {
 		if n, err := strconv.ParseInt(c.Extra, 10, 64); err == nil {
 			old = n
 		}
+		old = max(0, old)
 		appended := int64(0)
 		if m.UIDNext > c.Next {
 			appended = int64(m.UIDNext - c.Next)
@@ -180,7 +181,7 @@ func (r *ProbeResult) compareOne(m ProbeMailbox, k *archive.MailboxCursor) {
 		if n, err := strconv.ParseInt(c.Extra, 10, 64); err == nil {
 			old = n // POP3 and Maildir save their count there too
 		}
-		d := m.Messages - old
+		d := m.Messages - max(0, old)
 		r.New += max(0, d)
 		r.Deleted += max(0, -d)
 		if d != 0 {

@@ -70,3 +70,24 @@ func TestCompareMailboxes(t *testing.T) {
 }
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// FuzzCompareMailboxes: any counters give non-negative estimates and
+// never panic.
+func FuzzCompareMailboxes(f *testing.F) {
+	f.Add("INBOX", uint32(1), uint32(11), uint64(50), int64(10), "INBOX", uint32(1), uint32(14), uint64(60), int64(12), "10", true)
+	f.Add("Old", uint32(3), uint32(4), uint64(9), int64(3), "New", uint32(3), uint32(4), uint64(9), int64(3), "x", false)
+	f.Fuzz(func(t *testing.T, kp string, kv, kn uint32, km uint64, kc int64, sp string, sv, sn uint32, sm uint64, sc int64, extra string, synced bool) {
+		k := archive.MailboxCursor{Path: kp, Selectable: true, Messages: kc,
+			Cursor: archive.Cursor{Validity: uint64(kv), Next: uint64(kn), ModSeq: km, Extra: extra}}
+		if synced {
+			k.Cursor.Updated = time.Unix(1e9, 0)
+		}
+		if sc < 0 {
+			sc = -sc
+		}
+		r := CompareMailboxes([]ProbeMailbox{{Path: sp, Messages: max(0, sc), UIDValidity: uint64(sv), UIDNext: uint64(sn), HighestModSeq: sm}}, []archive.MailboxCursor{k})
+		if r.New < 0 || r.Deleted < 0 || r.MailboxesChanged < 0 || r.MailboxesChanged > 2 {
+			t.Errorf("estimate %+v", r)
+		}
+	})
+}
