@@ -251,10 +251,29 @@ bg_pids=()
 if [ -s "$work/failed.log" ]; then cat "$work/failed.log"; fail "a delivery through the proxy failed"; fi
 
 # --- 6. after ----------------------------------------------------------------
-section "After the cut-over: the same IMAP login through the proxy"
+# pop3_count ACCOUNT: messages in the INBOX, over POP3 through the proxy.
+pop3_count() {
+  local list
+  list=$(curl -sf -m 60 --url "pop3://127.0.0.1:$((proxy_port + 2))/" -u "$1@example.test:$(password "$1")") || return 1
+  grep -c . <<<"$list" || true
+}
+# jmap_summary ACCOUNT: the JMAP session through the proxy's HTTP front and
+# what the server behind it holds.
+jmap_summary() {
+  local auth="$1@example.test:$(password "$1")" session acct api
+  session=$(curl -sfL -m 60 -u "$auth" "http://127.0.0.1:$((proxy_port + 8))/.well-known/jmap") || return 1
+  read -r acct api < <(python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["primaryAccounts"]["urn:ietf:params:jmap:mail"], d["apiUrl"])' <<<"$session") || return 1
+  curl -sf -m 60 -u "$auth" -H 'Content-Type: application/json' "$api" \
+    -d '{"using":["urn:ietf:params:jmap:core","urn:ietf:params:jmap:mail"],"methodCalls":[["Email/query",{"accountId":"'"$acct"'","calculateTotal":true,"limit":0},"q"],["Mailbox/get",{"accountId":"'"$acct"'","properties":["name"]},"m"]]}' |
+    python3 -c 'import json,sys; r=json.load(sys.stdin)["methodResponses"]; print("%d emails in %d mailboxes" % (r[0][1]["total"], len(r[1][1]["list"])))' |
+    sed "s|^|apiUrl $api, |"
+}
+section "After the cut-over: IMAP, POP3 and JMAP clients through the proxy"
 for u in "${accounts[@]}"; do
   who=$(backend "$u") || fail "the IMAP login for $u through the proxy failed"
-  echo "$u@example.test → $who"
+  n=$(pop3_count "$u") || fail "POP3 for $u through the proxy failed"
+  jmap=$(jmap_summary "$u") || fail "JMAP for $u through the proxy failed"
+  echo "$u@example.test → IMAP: $who; POP3: $n messages in INBOX; JMAP: $jmap"
 done
 echo "deliveries through the proxy (swaks, LMTP and SMTP): $(wc -l <"$work/delivered.log") accepted;" \
   "$(wc -l <"$work/deferred.log") times deferred while the account was frozen, and retried:"

@@ -77,6 +77,10 @@ backend "target" {
     address = "127.0.0.1:${20030 + var.peers_offset}"
     tls     = "none"
   }
+  pop3 {
+    address = "127.0.0.1:${20032 + var.peers_offset}"
+    tls     = "none"
+  }
   lmtp {
     address = "127.0.0.1:${20034 + var.peers_offset}"
     tls     = "none"
