@@ -147,8 +147,8 @@ type ObserveOptions struct {
 	// Default: 8. Detect calls are further bounded per source backend by
 	// its limits.connections.
 	Parallelism int
-	// Accounts restricts refresh to these normalised addresses (-target);
-	// nil means all.
+	// Accounts restricts archive reads and refresh to these normalised
+	// addresses (-target); nil means all.
 	Accounts map[string]bool
 }
 
