@@ -134,6 +134,7 @@ bench-engine:
     set -euo pipefail
     go test -count=1 -run '^$' -bench Append -benchtime 2000x ./engine/state
     go test -count=1 -run '^$' -bench Diff100k -benchtime 5x -benchmem ./engine
+    go test -count=1 -run '^$' -bench Overview -benchtime 10x ./vandelay/archive
     work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
     go build -o "$work/mailmig" ./cmd/mailmig
     go run ./engine/internal/benchgen -accounts 100000 -dir "$work/m"
