@@ -13,6 +13,7 @@
 #             meanwhile swaks delivers mail through the proxy (LMTP and SMTP)
 #             and curl logs in over IMAP through it, naming the backend that
 #             answers
+#   after     IMAP, POP3 and JMAP clients reach Cyrus through the proxy
 #   check     every message (seeded or delivered, in every phase) is on
 #             Cyrus exactly once and none is left behind (democheck, plain
 #             IMAP on both servers); mailmig journal; mailmig journal verify
@@ -34,7 +35,7 @@ keep=${DEMO_KEEP:-0}
 case ${1:-} in
 -keep) keep=1 ;;
 "") ;;
-*) sed -n '20,28p' "$0" >&2; exit 2 ;;
+*) sed -n '21,29p' "$0" >&2; exit 2 ;;
 esac
 proxy_port=${DEMO_PROXY_PORT:-21000}
 messages=${DEMO_MESSAGES:-100}
@@ -94,8 +95,8 @@ for p in $(seq "$proxy_port" $((proxy_port + 9))); do
 done
 
 work=${DEMO_WORK:-$(mktemp -d /tmp/mailmig-demo.XXXXXX)}
+rm -rf "$work/quickstart" "$work/stop" "$work"/*.log # a fresh state for every run
 mkdir -p "$work/bin" "$work/quickstart"
-rm -f "$work/stop"
 s=$EPOCHREALTIME
 go build -o "$work/bin/" ./cmd/mailmig ./internal/corpus/cmd/gencorpus ./examples/quickstart/democheck
 echo "built mailmig, gencorpus and democheck in $(elapsed "$s")s"
