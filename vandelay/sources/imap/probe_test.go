@@ -111,11 +111,17 @@ func TestProbe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		sawList := false
 		for _, c := range front.take() {
-			switch c {
-			case "SELECT", "EXAMINE", "FETCH", "UIDFETCH", "SEARCH", "UIDSEARCH":
+			switch strings.TrimPrefix(c, "UID ") {
+			case "SELECT", "EXAMINE", "FETCH", "SEARCH", "STORE", "APPEND":
 				t.Errorf("probe sent %s", c)
+			case "LIST", "STATUS":
+				sawList = true
 			}
+		}
+		if !sawList {
+			t.Error("the front saw no LIST or STATUS: it does not see the commands")
 		}
 		return r
 	}
@@ -187,6 +193,18 @@ func TestProbe(t *testing.T) {
 				t.Errorf("flags: %+v", r)
 			}
 		})
+	}
+
+	// The front must see the FETCH a real import sends, or the checks
+	// above prove nothing.
+	front.take()
+	vandelaytest.Import(t, vandelaytest.OpenArchive(t), a.factory(func(c *vandelay.Config) { c.Address = front.ln.Addr().String(); c.NoCompress = true })(t), nil)
+	fetched := false
+	for _, c := range front.take() {
+		fetched = fetched || c == "UID FETCH"
+	}
+	if !fetched {
+		t.Error("the front saw no UID FETCH during an import")
 	}
 
 	// After the next import the probe is quiet again.
