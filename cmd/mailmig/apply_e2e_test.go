@@ -192,7 +192,8 @@ func (x *e2e) deliverAll(phase string) bool {
 }
 
 // trickle delivers a steady stream of mail until the returned stop is
-// called (stop waits for the last delivery).
+// called (stop waits for the last delivery). The first delivery starts at
+// once, so even a command faster than the interval meets one.
 func (x *e2e) trickle(phase string) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -200,13 +201,13 @@ func (x *e2e) trickle(phase string) (stop func()) {
 	go func() {
 		defer wg.Done()
 		for i := 0; ; i++ {
+			if !x.deliverAll(fmt.Sprintf("%s%d", phase, i)) {
+				return
+			}
 			select {
 			case <-done:
 				return
 			case <-time.After(150 * time.Millisecond):
-			}
-			if !x.deliverAll(fmt.Sprintf("%s%d", phase, i)) {
-				return
 			}
 		}
 	}()
