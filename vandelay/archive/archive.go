@@ -24,7 +24,8 @@ import (
 var ErrInUse = errors.New("archive in use by another process")
 
 // ErrNotExist is returned by [Open] with Options.ReadOnly when the archive
-// file does not exist.
+// file does not exist, or exists without a schema because the first run was
+// killed before it committed anything.
 var ErrNotExist = errors.New("archive does not exist")
 
 // ErrTooNew is returned by [Open] when the archive was written by a newer
@@ -212,10 +213,23 @@ func (a *Archive) migrate(ctx context.Context) error {
 	if cur > len(ms) {
 		return fmt.Errorf("schema version %d, this build knows %d: %w", cur, len(ms), ErrTooNew)
 	}
-	if cur < len(ms) && a.readOnly {
-		if cur == 0 {
-			return fmt.Errorf("not a mailmig archive (empty or foreign database)")
+	if cur == 0 {
+		// A file without a schema version is either empty (a first run
+		// killed before its schema committed: nothing to read, nothing
+		// lost) or some other program's database, which must not be
+		// touched.
+		var tables int
+		if err := a.db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master").Scan(&tables); err != nil {
+			return fmt.Errorf("read schema: %w", err)
 		}
+		if tables > 0 {
+			return fmt.Errorf("not a mailmig archive (a foreign SQLite database)")
+		}
+		if a.readOnly {
+			return fmt.Errorf("no schema yet (a first run was interrupted before it committed anything): %w", ErrNotExist)
+		}
+	}
+	if cur < len(ms) && a.readOnly {
 		return fmt.Errorf("schema version %d is older than %d; open it read-write once to migrate", cur, len(ms))
 	}
 	for _, m := range ms[cur:] {
