@@ -39,7 +39,9 @@ Options:
                      max_parallel and each backend's limits.connections
                      also apply.
   -target ACCOUNT    Apply only this account's changes; may be repeated.
-  -refresh=false     Do not ask the sources what changed.
+  -refresh=false     Do not probe the sources (one login and one LIST-STATUS or
+                     STATUS per mailbox, no fetch) for what changed since the
+                     last import; use the journal and the archives only.
   -var NAME=VALUE    Set a plan variable; may be repeated.
   -no-color          Disable colour.
 

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -519,7 +520,13 @@ func DefaultActor() string {
 		u = os.Getenv("LOGNAME")
 	}
 	if u == "" {
-		u = "unknown"
+		// Containers and CI runners often set neither variable; the
+		// account database still knows who runs the process.
+		if cu, err := user.Current(); err == nil && cu.Username != "" {
+			u = cu.Username
+		} else {
+			u = "unknown"
+		}
 	}
 	h, err := os.Hostname()
 	if err != nil || h == "" {
