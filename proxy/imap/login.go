@@ -238,7 +238,14 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		b.caps = strings.Fields(strings.ToUpper(caps))
 	}
 	if ep.ForwardID {
-		if _, err := b.command(idCommand(c, clientID)); err != nil {
+		if b.has("SASL-IR") {
+			// Pipelined with the AUTHENTICATE below (RFC 9051 5.5): one
+			// backend round trip less per session. authenticate skips the
+			// ID's responses while it waits for its own tag.
+			if _, err := fmt.Fprintf(b.nc, "%s %s\r\n", b.nextTag(), idCommand(c, clientID)); err != nil {
+				return fail(fmt.Errorf("write to backend: %w", err))
+			}
+		} else if _, err := b.command(idCommand(c, clientID)); err != nil {
 			return fail(err)
 		}
 	}
