@@ -82,16 +82,23 @@ func (c *Conn) StartTLS(ctx context.Context) error {
 	return nil
 }
 
-// PreAuthDeadline sets the read/write deadline for the dialogue before
-// login: the earlier of the pre-auth timeout since now-started and the idle
-// timeout. Call it before reading each pre-auth command, with the time the
-// connection started.
+// preAuthWriteGrace is how long past the pre-auth read deadline an answer
+// may still be written: a command read just before the deadline gets its
+// response (the next read then fails and the session says goodbye) instead
+// of a silent close.
+const preAuthWriteGrace = 5 * time.Second
+
+// PreAuthDeadline sets the deadlines for the dialogue before login: reads
+// end at the earlier of the pre-auth timeout since started and the idle
+// timeout from now; writes get preAuthWriteGrace more. Call it before
+// reading each pre-auth command, with the time the connection started.
 func (c *Conn) PreAuthDeadline(started time.Time) {
 	d := started.Add(c.srv.opts.PreAuthTimeout)
 	if idle := time.Now().Add(c.srv.opts.IdleTimeout); idle.Before(d) {
 		d = idle
 	}
-	c.SetDeadline(d)
+	c.SetReadDeadline(d)
+	c.SetWriteDeadline(d.Add(preAuthWriteGrace))
 }
 
 // IdleTimeout returns how long a session may be silent (no byte either
