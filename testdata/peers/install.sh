@@ -59,7 +59,10 @@ fi
 
 if [ $cyrus_missing -eq 1 ]; then
   mkdir -p "$CYRUS_EXTRA/debs"
-  chmod 0755 "$CYRUS_EXTRA" "$CYRUS_EXTRA/debs"   # _apt must be able to write here
+  chmod 0755 "$CYRUS_EXTRA" "$CYRUS_EXTRA/debs"
+  # apt-get download fetches as the _apt user: let it write here (else apt
+  # warns "Download is performed unsandboxed as root").
+  if getent passwd _apt >/dev/null; then chown _apt "$CYRUS_EXTRA/debs"; fi
   (cd "$CYRUS_EXTRA/debs" && { [ $updated -eq 1 ] || apt-get update -qq; } && apt-get download -qq cyrus-imapd cyrus-pop3d)
   for d in "$CYRUS_EXTRA"/debs/cyrus-imapd_*.deb "$CYRUS_EXTRA"/debs/cyrus-pop3d_*.deb; do
     dpkg-deb -x "$d" "$CYRUS_EXTRA"
