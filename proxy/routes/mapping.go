@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
 )
 
 // MaxMappingLine is the longest line ReadMapping accepts.
@@ -34,6 +35,11 @@ func ReadMapping(r io.Reader) ([]Mapping, error) {
 		id, dest = strings.TrimSpace(id), strings.TrimSpace(dest)
 		if !ok || id == "" || dest == "" || strings.Contains(dest, "\t") {
 			return nil, fmt.Errorf("mapping line %d: %w: want identifier<TAB>destination", n, ErrInvalid)
+		}
+		// A stray CR or other control character inside a field is damage,
+		// not a name: it could never be written back or matched by a login.
+		if strings.ContainsFunc(id+dest, unicode.IsControl) {
+			return nil, fmt.Errorf("mapping line %d: %w: control character in a field", n, ErrInvalid)
 		}
 		out = append(out, Mapping{Identifier: id, Destination: dest})
 	}
