@@ -293,6 +293,16 @@ func (l errorLog) Println(v ...any)               { l.print(fmt.Sprintln(v...)) 
 
 func (l errorLog) print(msg string) {
 	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "panic") && strings.Contains(msg, "go-smtp.(*Conn).handleBdat.func1") {
+		// go-smtp v0.25.1 starts a goroutine per BDAT transaction that
+		// calls Conn.Session(); when the client has already disconnected,
+		// Conn.Close has set the session to nil and that goroutine
+		// dereferences it. go-smtp recovers it and the connection is gone
+		// already, so nothing of ours failed and no mail is affected:
+		// log it, but do not count it as a proxy panic (found by FuzzSMTP).
+		l.s.log.Warn("go-smtp bdat race after disconnect recovered", "err", firstLine(msg))
+		return
+	}
 	if strings.HasPrefix(msg, "panic") {
 		l.s.panics.Add(1)
 		proxy.CountPanic(l.s.opts.Metrics, proxy.Protocol(l.s.opts.Mode))
@@ -318,3 +328,9 @@ var (
 	errNeedTLS     = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
 	errMoved       = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Account moved, please reconnect"}
 )
+
+// firstLine returns msg up to its first newline.
+func firstLine(msg string) string {
+	line, _, _ := strings.Cut(msg, "\n")
+	return line
+}
