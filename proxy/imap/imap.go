@@ -102,7 +102,7 @@ func (s *session) readError(cmd *wire.Command, err error) bool {
 		s.writef("* BAD Invalid characters in command")
 		return s.countBad()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		// The deadline covered writes too: allow the goodbye.
+		// The read deadline passed; give the goodbye a fresh write deadline.
 		s.c.SetWriteDeadline(time.Now().Add(time.Second))
 		s.writef("* BYE Autologout; idle for too long")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):

@@ -73,7 +73,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 			case errors.Is(err, wire.ErrLineTooLong):
 				s.writef("-ERR Line too long")
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				// The deadline covered writes too: allow the goodbye.
+				// The read deadline passed; give the goodbye a fresh write deadline.
 				s.c.SetWriteDeadline(time.Now().Add(time.Second))
 				s.writef("-ERR Autologout; idle for too long")
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):

@@ -91,7 +91,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 					continue
 				}
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				// The deadline covered writes too: allow the goodbye.
+				// The read deadline passed; give the goodbye a fresh write deadline.
 				s.c.SetWriteDeadline(time.Now().Add(time.Second))
 				s.writef(`BYE "Disconnected for inactivity"`)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
