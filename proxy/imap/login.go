@@ -9,7 +9,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mailmig/mailmig/proxy"
@@ -119,16 +118,6 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 	b.nc.SetDeadline(time.Time{})
 	c.SetDeadline(time.Time{})
 
-	var mu sync.Mutex
-	var reason string
-	end := func(r string) {
-		mu.Lock()
-		if reason == "" {
-			reason = r
-		}
-		mu.Unlock()
-		b.nc.Close()
-	}
 	// From here on only the bridge writes to the client.
 	s.wmu.Lock()
 	fmt.Fprintf(s.bw, "%s OK %s\r\n", tag, text)
@@ -138,36 +127,22 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 		b.nc.Close()
 		return err
 	}
-	c.OnEnd(end)
-	untrack := c.Router().Track(d, proxy.IMAP, end)
-	defer untrack()
-	m := c.Metrics()
-	labels := []string{"proto", string(proxy.IMAP), "backend", d.Backend.Name}
-	m.Inc(proxy.MetricSessions, labels...)
-	m.Add(proxy.MetricSessionsOpen, 1, labels...)
-	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
 	// Drop the pre-auth buffers: an idle bridged session holds none.
-	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-	s.wmu.Lock()
-	s.br, s.bw, b.br = nil, nil, nil
-	s.wmu.Unlock()
-	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), func(idle bool) {
-		mu.Lock()
-		r := reason
-		mu.Unlock()
+	drop := func() ([]byte, []byte) {
+		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+		s.wmu.Lock()
+		s.br, s.bw, b.br = nil, nil, nil
+		s.wmu.Unlock()
+		return cp, bp
+	}
+	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.IMAP, b.nc, drop, func(r string, idle bool) {
 		switch {
 		case r != "":
-			m.Inc(proxy.MetricSessionsEnded, "proto", string(proxy.IMAP))
 			fmt.Fprintf(c.Conn, "* BYE [UNAVAILABLE] %s, please reconnect\r\n", r)
 		case idle:
 			fmt.Fprintf(c.Conn, "* BYE Autologout; idle for too long\r\n")
 		}
 	})
-	if idled {
-		m.Inc(proxy.MetricIdleTimeouts, "proto", string(proxy.IMAP))
-	}
-	m.Add(proxy.MetricBytes, up, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "up")
-	m.Add(proxy.MetricBytes, down, "proto", string(proxy.IMAP), "backend", d.Backend.Name, "direction", "down")
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }

@@ -347,27 +347,16 @@ func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any
 		b.nc.Close()
 		return err
 	}
-	end := func(string) { b.nc.Close() }
-	c.OnEnd(end)
-	untrack := c.Router().Track(d, proxy.POP3, end)
-	defer untrack()
-	m := c.Metrics()
-	labels := []string{"proto", string(proxy.POP3), "backend", d.Backend.Name}
-	m.Inc(proxy.MetricSessions, labels...)
-	m.Add(proxy.MetricSessionsOpen, 1, labels...)
-	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
-	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-	s.wmu.Lock()
-	s.br, s.bw, b.br = nil, nil, nil
-	s.wmu.Unlock()
+	drop := func() ([]byte, []byte) {
+		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+		s.wmu.Lock()
+		s.br, s.bw, b.br = nil, nil, nil
+		s.wmu.Unlock()
+		return cp, bp
+	}
 	// POP3 has no unsolicited response: an idle session is just closed
 	// (RFC 1939's autologout timer).
-	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), nil)
-	if idled {
-		m.Inc(proxy.MetricIdleTimeouts, "proto", string(proxy.POP3))
-	}
-	m.Add(proxy.MetricBytes, up, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "up")
-	m.Add(proxy.MetricBytes, down, "proto", string(proxy.POP3), "backend", d.Backend.Name, "direction", "down")
+	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.POP3, b.nc, drop, nil)
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }

@@ -366,44 +366,21 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 		b.nc.Close()
 		return err
 	}
-	var mu sync.Mutex
-	var reason string
-	end := func(r string) {
-		mu.Lock()
-		if reason == "" {
-			reason = r
-		}
-		mu.Unlock()
-		b.nc.Close()
+	drop := func() ([]byte, []byte) {
+		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
+		s.wmu.Lock()
+		s.br, s.bw, b.br = nil, nil, nil
+		s.wmu.Unlock()
+		return cp, bp
 	}
-	c.OnEnd(end)
-	untrack := c.Router().Track(d, proxy.ManageSieve, end)
-	defer untrack()
-	labels := []string{"proto", proto, "backend", d.Backend.Name}
-	m.Inc(proxy.MetricSessions, labels...)
-	m.Add(proxy.MetricSessionsOpen, 1, labels...)
-	defer m.Add(proxy.MetricSessionsOpen, -1, labels...)
-	cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-	s.wmu.Lock()
-	s.br, s.bw, b.br = nil, nil, nil
-	s.wmu.Unlock()
-	up, down, idled := proxy.BridgeIdle(ctx, c.Conn, cp, b.nc, bp, c.IdleTimeout(), func(idle bool) {
-		mu.Lock()
-		r := reason
-		mu.Unlock()
+	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.ManageSieve, b.nc, drop, func(r string, idle bool) {
 		switch {
 		case r != "":
-			m.Inc(proxy.MetricSessionsEnded, "proto", proto)
 			fmt.Fprintf(c.Conn, "BYE (TRYLATER) %s\r\n", quote(r+", please reconnect"))
 		case idle:
 			fmt.Fprintf(c.Conn, "BYE %s\r\n", quote("Idle for too long"))
 		}
 	})
-	if idled {
-		m.Inc(proxy.MetricIdleTimeouts, "proto", proto)
-	}
-	m.Add(proxy.MetricBytes, up, "proto", proto, "backend", d.Backend.Name, "direction", "up")
-	m.Add(proxy.MetricBytes, down, "proto", proto, "backend", d.Backend.Name, "direction", "down")
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }
