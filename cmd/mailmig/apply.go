@@ -73,24 +73,11 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	if !ok {
 		return exitError
 	}
-	lock, taken, err := state.Acquire(statePath(m), actor(), "apply")
-	if err != nil {
-		var le *state.LockError
-		if errors.As(err, &le) {
-			v.Diagnostics(errDiag("State locked", err), nil)
-		} else {
-			fmtErr(v, "Cannot lock the state", err)
-		}
+	release, ok := lockState(v, m, "apply")
+	if !ok {
 		return exitError
 	}
-	defer func() {
-		if err := lock.Unlock(); err != nil {
-			fmtErr(v, "Cannot unlock the state", err)
-		}
-	}()
-	if taken != nil {
-		v.Diagnostics(warnDiag("Took over a stale lock", fmt.Sprintf("The lock %s of %s (%s, pid %d) was left by a process that no longer runs; it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID)), nil)
-	}
+	defer release()
 	j, err := openJournal(m, false, log)
 	if err != nil {
 		fmtErr(v, "Cannot open the journal", err)

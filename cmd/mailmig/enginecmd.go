@@ -186,6 +186,32 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 	})
 }
 
+// lockState takes the state lock for op, as every command that changes the
+// state or the route table must. A lock held by another run is reported as
+// "State locked"; a stale lock taken over from a dead process is reported as
+// a warning. release unlocks and reports a failure to do so; ok is false when
+// the lock could not be had (the diagnostic is already shown).
+func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok bool) {
+	lock, taken, err := state.Acquire(statePath(m), actor(), op)
+	if err != nil {
+		var le *state.LockError
+		if errors.As(err, &le) {
+			v.Diagnostics(errDiag("State locked", err), nil)
+		} else {
+			fmtErr(v, "Cannot lock the state", err)
+		}
+		return nil, false
+	}
+	if taken != nil {
+		v.Diagnostics(warnDiag("Took over a stale lock", fmt.Sprintf("The lock %s of %s (%s, pid %d) was left by a process that no longer runs; it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID)), nil)
+	}
+	return func() {
+		if err := lock.Unlock(); err != nil {
+			fmtErr(v, "Cannot unlock the state", err)
+		}
+	}, true
+}
+
 // loadPlanOrReport loads the plan and prints its diagnostics; ok is false
 // on errors.
 func loadPlanOrReport(g *globals, v *views.View, vars map[string]string) (*plan.Migration, bool) {

@@ -45,12 +45,11 @@ func runRollback(ctx context.Context, g *globals, args []string, s Streams) int 
 		fmtErr(v, "Unknown account", fmt.Errorf("%s is not in the plan; rollback needs its source backend from the plan", fs.Arg(0)))
 		return exitError
 	}
-	lock, _, err := state.Acquire(statePath(m), actor(), "rollback")
-	if err != nil {
-		fmtErr(v, "Cannot lock the state", err)
+	release, ok := lockState(v, m, "rollback")
+	if !ok {
 		return exitError
 	}
-	defer lock.Unlock()
+	defer release()
 	j, err := openJournal(m, false, log)
 	if err != nil {
 		fmtErr(v, "Cannot open the journal", err)

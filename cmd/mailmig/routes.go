@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
-	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
 )
@@ -101,12 +100,11 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		}
 		path = m.Routes.SQLite
 		if write {
-			lock, _, err := state.Acquire(statePath(m), actor(), "routes "+sub)
-			if err != nil {
-				fmtErr(v, "Cannot lock the state", err)
+			release, ok := lockState(v, m, "routes "+sub)
+			if !ok {
 				return exitError
 			}
-			defer lock.Unlock()
+			defer release()
 		}
 	}
 	if !write {

@@ -214,12 +214,11 @@ func stateRelease(g *globals, v *views.View, s Streams, account, note string) in
 	if !ok {
 		return exitError
 	}
-	lock, _, err := state.Acquire(statePath(m), actor(), "state release")
-	if err != nil {
-		fmtErr(v, "Cannot lock the state", err)
+	release, ok := lockState(v, m, "state release")
+	if !ok {
 		return exitError
 	}
-	defer lock.Unlock()
+	defer release()
 	j, err := openJournal(m, false, log)
 	if err != nil {
 		fmtErr(v, "Cannot open the journal", err)
