@@ -187,15 +187,8 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitVandelayUsage
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(s.Err, "Error: want exactly one ARCHIVE argument after the flags, got %d.\n", fs.NArg())
-		return exitVandelayUsage
+	if code, done := parseArchiveArgs(fs, args[1:], s); done {
+		return code
 	}
 	archivePath := fs.Arg(0)
 	cfg.TLS = vandelay.TLSMode(*tlsMode)
@@ -587,4 +580,21 @@ func inspectRuns(ctx context.Context, a *archive.Archive, w io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", r.ID, r.Started.Format(time.RFC3339), secs, r.Status, r.Counts)
 	}
 	return tw.Flush()
+}
+
+// parseArchiveArgs parses the flags of a vandelay subcommand that takes
+// exactly one ARCHIVE argument; done is true when the command must return
+// code at once (help shown, or a usage error reported).
+func parseArchiveArgs(fs *flag.FlagSet, args []string, s Streams) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, true
+		}
+		return exitVandelayUsage, true
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(s.Err, "Error: want exactly one ARCHIVE argument after the flags, got %d.\n", fs.NArg())
+		return exitVandelayUsage, true
+	}
+	return exitOK, false
 }

@@ -116,15 +116,8 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		fmt.Fprintf(s.Err, "Usage: mailmig vandelay export --url URL (--auth-basic USER | --auth-bearer) [--account-id ID | --account-name NAME] [--prune [--yes]] [--dry-run] ARCHIVE\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitVandelayUsage
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(s.Err, "Error: want exactly one ARCHIVE argument after the flags, got %d.\n", fs.NArg())
-		return exitVandelayUsage
+	if code, done := parseArchiveArgs(fs, args, s); done {
+		return code
 	}
 	for _, o := range strings.Split(*objects, ",") {
 		if o = strings.TrimSpace(o); o != "mail" && o != "" {
@@ -298,15 +291,8 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		fmt.Fprintf(s.Err, "Usage: mailmig vandelay verify --url URL (--auth-basic USER | --auth-bearer) [--sample N] [-json] ARCHIVE\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitVandelayUsage
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(s.Err, "Error: want exactly one ARCHIVE argument after the flags, got %d.\n", fs.NArg())
-		return exitVandelayUsage
+	if code, done := parseArchiveArgs(fs, args, s); done {
+		return code
 	}
 	log := g.logger(s)
 	var srcCfg *vandelay.Config
