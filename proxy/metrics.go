@@ -59,19 +59,28 @@ type Metrics struct {
 // NewMetrics returns an empty registry.
 func NewMetrics() *Metrics { return &Metrics{m: map[string]*atomic.Int64{}} }
 
+// labelEscaper escapes a label value for the text exposition format.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+// seriesKey is the series' line prefix in the exposition format, e.g.
+// name{proto="imap"}. It runs several times per session, so it builds the
+// string by hand.
 func seriesKey(name string, labels []string) string {
 	if len(labels) == 0 {
 		return name
 	}
 	var b strings.Builder
+	b.Grow(len(name) + 16*len(labels))
 	b.WriteString(name)
 	b.WriteByte('{')
 	for i := 0; i+1 < len(labels); i += 2 {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		v := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(labels[i+1])
-		fmt.Fprintf(&b, "%s=%q", labels[i], v)
+		b.WriteString(labels[i])
+		b.WriteString(`="`)
+		b.WriteString(labelEscaper.Replace(labels[i+1]))
+		b.WriteByte('"')
 	}
 	b.WriteByte('}')
 	return b.String()

@@ -131,11 +131,13 @@ func TestAuthLimiter(t *testing.T) {
 func TestMetricsFormat(t *testing.T) {
 	m := NewMetrics()
 	m.Inc(MetricAuthFailures, "proto", "pop3")
+	// A label value is escaped once, as the exposition format says:
+	// backslash, double quote and newline.
 	m.Add(MetricSessionsOpen, 2, "proto", "imap", "backend", `we"ird`)
 	var b strings.Builder
 	m.WriteTo(&b)
 	want := "# TYPE mailmig_proxy_auth_failures_total counter\nmailmig_proxy_auth_failures_total{proto=\"pop3\"} 1\n" +
-		"# TYPE mailmig_proxy_sessions_open gauge\nmailmig_proxy_sessions_open{proto=\"imap\",backend=\"we\\\\\\\"ird\"} 2\n"
+		"# TYPE mailmig_proxy_sessions_open gauge\nmailmig_proxy_sessions_open{proto=\"imap\",backend=\"we\\\"ird\"} 2\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
 	}

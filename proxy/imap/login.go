@@ -273,8 +273,10 @@ func quote(s string) string {
 		}
 		return r
 	}, s)
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
+
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 
 func capsFrom(text string) []string {
 	text = strings.TrimSpace(text)

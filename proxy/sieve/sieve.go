@@ -109,8 +109,10 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	}
 }
 
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", " ")
+
 func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", " ").Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 func (s *session) writef(format string, args ...any) error {

@@ -51,8 +51,9 @@ func main() {
 	bulkRuns := flag.Int("bulk-runs", 7, "runs of (b) per target")
 	idle := flag.Int("idle", 5000, "idle pre-login connections for (c)")
 	bridged := flag.Int("bridged", 900, "idle logged-in sessions for (c)")
+	only := flag.String("targets", "direct,mailmig,dovecot,nginx", "targets of (a), comma-separated (direct is always measured for the ratios)")
 	flag.Parse()
-	if err := run(*bin, *workers, *dur, *rounds, *bulkMsgs, *bulkSize, *bulkRuns, *idle, *bridged); err != nil {
+	if err := run(*bin, *workers, *dur, *rounds, *bulkMsgs, *bulkSize, *bulkRuns, *idle, *bridged, strings.Split(*only, ",")); err != nil {
 		fmt.Fprintln(os.Stderr, "proxybench:", err)
 		os.Exit(1)
 	}
@@ -64,7 +65,7 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize, bulkRuns, idle, bridged int) error {
+func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize, bulkRuns, idle, bridged int, only []string) error {
 	if bin == "" {
 		return fmt.Errorf("-mailmig is required")
 	}
@@ -91,26 +92,46 @@ func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize,
 	defer px.stop()
 	fmt.Printf("mailmig proxy pid %d on %s\n\n", px.cmd.Process.Pid, px.imap)
 
-	targets := []struct{ name, addr string }{
-		{"direct Dovecot", s.Dovecot.IMAP},
-		{"mailmig proxy", px.imap},
-		{"Dovecot proxy", s.DovecotProxy.IMAP},
-		{"nginx mail proxy", s.NginxMail.IMAP},
+	type target struct{ key, name, addr string }
+	// cpuOf returns the CPU time the target's own processes used so far
+	// (the proxy in front, not the Dovecot behind it), or -1 when unknown.
+	backendTree := pidFile(filepath.Join(s.Root, "dovecot", "run", "master.pid"))
+	cpuOf := func(key string) time.Duration {
+		switch key {
+		case "mailmig":
+			return cpuTime(px.cmd.Process.Pid)
+		case "dovecot":
+			return treeCPU(pidFile(filepath.Join(s.Root, "dovecot-proxy", "run", "master.pid")))
+		case "nginx":
+			return treeCPU(pidFile(filepath.Join(s.Root, "nginx-mail", "run", "nginx.pid")))
+		}
+		return -1
+	}
+	var targets []target
+	for _, tg := range []target{
+		{"direct", "direct Dovecot", s.Dovecot.IMAP},
+		{"mailmig", "mailmig proxy", px.imap},
+		{"dovecot", "Dovecot proxy", s.DovecotProxy.IMAP},
+		{"nginx", "nginx mail proxy", s.NginxMail.IMAP},
+	} {
+		if tg.key == "direct" || slices.Contains(only, tg.key) {
+			targets = append(targets, tg)
+		}
 	}
 	// (a)
 	fmt.Printf("(a) sessions/s: connect+LOGIN+SELECT+FETCH 1 (BODY[])+LOGOUT, %d workers, %v x %d rounds\n", workers, dur, rounds)
 	res := map[string][]float64{}
-	var pxCPU time.Duration
-	var pxSessions float64
+	frontCPU := map[string]time.Duration{}
+	backCPU := map[string]time.Duration{}
+	done := map[string]float64{}
 	for r := 0; r < rounds; r++ {
 		for i := range targets {
 			tg := targets[(i+r)%len(targets)]
-			cpu0 := cpuTime(px.cmd.Process.Pid)
+			f0, b0 := cpuOf(tg.key), treeCPU(backendTree)
 			rate, errs := sessions(tg.addr, acct, workers, dur)
-			if tg.addr == px.imap {
-				pxCPU += cpuTime(px.cmd.Process.Pid) - cpu0
-				pxSessions += rate * dur.Seconds()
-			}
+			frontCPU[tg.key] += cpuOf(tg.key) - f0
+			backCPU[tg.key] += treeCPU(backendTree) - b0
+			done[tg.key] += rate * dur.Seconds()
 			if errs > 0 {
 				fmt.Printf("  %s: %d errors\n", tg.name, errs)
 			}
@@ -122,16 +143,34 @@ func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize,
 		m := median(res[tg.name])
 		fmt.Printf("  %-18s %7.1f sessions/s median, %7.1f best (rounds %s)  %.2fx direct\n", tg.name, m, slices.Max(res[tg.name]), fmtList(res[tg.name]), m/direct)
 	}
-
-	fmt.Printf("  mailmig proxy CPU: %.2f ms per session\n", float64(pxCPU.Microseconds())/1000/pxSessions)
+	// CPU per session is steadier than sessions/s on a small machine
+	// where client, proxy and Dovecot share the cores.
+	fmt.Printf("  CPU per session (user+system, the front's processes / the Dovecot behind it):\n")
+	for _, tg := range targets {
+		front := "-"
+		if tg.key != "direct" {
+			front = fmt.Sprintf("%.2f ms", msPer(frontCPU[tg.key], done[tg.key]))
+		}
+		fmt.Printf("  %-18s front %8s   Dovecot %.2f ms\n", tg.name, front, msPer(backCPU[tg.key], done[tg.key]))
+	}
+	if slices.ContainsFunc(targets, func(t target) bool { return t.key == "nginx" }) {
+		fmt.Printf("  (nginx: master and workers; its auth_http endpoint, a Python test helper, is not counted)\n")
+	}
 
 	// (b)
 	fmt.Printf("\n(b) bulk UID FETCH 1:* BODY.PEEK[] of %d messages x %d bytes, %d runs each\n", bulkMsgs, bulkSize, bulkRuns)
+	bulkTargets := []target{targets[0], {"mailmig", "mailmig proxy", px.imap}}
 	bres := map[string][]float64{}
-	var total int64
+	var total, bulkBytes int64
+	var bulkCPU time.Duration
 	for r := 0; r < bulkRuns; r++ {
-		for _, tg := range targets[:2] {
+		for _, tg := range bulkTargets {
+			cpu0 := cpuTime(px.cmd.Process.Pid)
 			mbps, n, err := bulk(tg.addr, acct)
+			if tg.addr == px.imap {
+				bulkCPU += cpuTime(px.cmd.Process.Pid) - cpu0
+				bulkBytes += n
+			}
 			if err != nil {
 				return fmt.Errorf("bulk %s: %w", tg.name, err)
 			}
@@ -140,9 +179,16 @@ func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize,
 		}
 	}
 	bd := median(bres["direct Dovecot"])
-	for _, tg := range targets[:2] {
+	for _, tg := range bulkTargets {
+		if bulkRuns == 0 {
+			break
+		}
 		m := median(bres[tg.name])
 		fmt.Printf("  %-18s %7.1f MB/s median, %7.1f best (runs %s; %.1f MB each)  %.2fx direct (best %.2fx)\n", tg.name, m, slices.Max(bres[tg.name]), fmtList(bres[tg.name]), float64(total)/1e6, m/bd, slices.Max(bres[tg.name])/slices.Max(bres["direct Dovecot"]))
+	}
+
+	if bulkBytes > 0 {
+		fmt.Printf("  mailmig proxy CPU: %.2f ms per MB\n", float64(bulkCPU.Microseconds())/1000/(float64(bulkBytes)/1e6))
 	}
 
 	// (c)
@@ -159,6 +205,10 @@ func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize,
 		n := idle
 		if kind == "bridged" {
 			n = bridged
+		}
+		if n == 0 {
+			p2.stop()
+			continue
 		}
 		err = idleRSS(p2, acct, kind, n)
 		p2.stop()
@@ -414,6 +464,81 @@ func cpuTime(pid int) time.Duration {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ = 100
+}
+
+func msPer(d time.Duration, n float64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / 1000 / n
+}
+
+func pidFile(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// treeCPU returns the CPU time of a process and its living descendants,
+// plus what its reaped children used (cutime, cstime: Dovecot's login
+// and auth processes may come and go).
+func treeCPU(root int) time.Duration {
+	if root == 0 {
+		return 0
+	}
+	parent := map[int]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(pid); f != nil {
+			parent[pid], _ = strconv.Atoi(f[1])
+		}
+	}
+	var ticks int64
+	for pid := range parent {
+		for p := pid; p > 1; p = parent[p] {
+			if p != root {
+				continue
+			}
+			f := statFields(pid)
+			if f == nil {
+				break
+			}
+			for _, i := range []int{11, 12} { // utime, stime
+				v, _ := strconv.ParseInt(f[i], 10, 64)
+				ticks += v
+			}
+			if pid == root {
+				for _, i := range []int{13, 14} { // cutime, cstime
+					v, _ := strconv.ParseInt(f[i], 10, 64)
+					ticks += v
+				}
+			}
+			break
+		}
+	}
+	return time.Duration(ticks) * (time.Second / 100) // USER_HZ = 100
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name
+// (field 3, the state, is index 0).
+func statFields(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 || i+2 > len(s) {
+		return nil
+	}
+	return strings.Fields(s[i+2:])
 }
 
 func settle() { time.Sleep(2 * time.Second) }
