@@ -16,6 +16,10 @@ import (
 //     connection; the untrack runs after the bridge;
 //   - it counts MetricSessions and keeps MetricSessionsOpen for the
 //     session's lifetime (labels proto and backend);
+//   - a session the router ends (route change or freeze) is counted in
+//     MetricSessionsEnded when the router asks, whether or not the
+//     protocol has a goodbye, so POP3 sessions count too; the server's
+//     shutdown is not a route change and is not counted;
 //   - drop then hands over the bytes already buffered from the client and
 //     the backend (Pending) and drops the protocol's pre-auth buffers,
 //     under the protocol's own write lock, so an idle bridged session
@@ -24,30 +28,33 @@ import (
 //     counts MetricIdleTimeouts and MetricBytes (up and down).
 //
 // goodbye, when not nil, is what the client is told before its side is
-// closed because the backend side ended: reason is the route change's
-// reason ("" if none), idle whether the idle timeout hit. A session ended
-// with a reason is counted in MetricSessionsEnded. With a nil goodbye
-// (POP3 has no unsolicited response) the client is just closed and no
-// reason is recorded. BridgeSession returns BridgeIdle's results.
+// closed because the backend side ended: reason is why the session was
+// asked to end (the route change's reason, or the server's shutdown; ""
+// if none), idle whether the idle timeout hit. With a nil goodbye (POP3
+// has no unsolicited response) the client is just closed. BridgeSession
+// returns BridgeIdle's results.
 func BridgeSession(ctx context.Context, c *Conn, d Decision, proto Protocol, backend net.Conn, drop func() (clientPending, backendPending []byte), goodbye func(reason string, idle bool)) (up, down int64, idled bool) {
-	var mu sync.Mutex
-	var reason string
-	end := func(string) { backend.Close() }
-	if goodbye != nil {
-		end = func(r string) {
-			mu.Lock()
-			if reason == "" {
-				reason = r
-			}
-			mu.Unlock()
-			backend.Close()
-		}
-	}
-	c.OnEnd(end)
-	untrack := c.Router().Track(d, proto, end)
-	defer untrack()
 	m := c.Metrics()
 	p := string(proto)
+	var mu sync.Mutex
+	var reason string
+	end := func(r string, byRoute bool) {
+		mu.Lock()
+		first := reason == ""
+		if first {
+			reason = r
+		}
+		mu.Unlock()
+		// Counted here, before the client sees its connection end, so
+		// that the metric is up to date when a client reconnects.
+		if first && byRoute {
+			m.Inc(MetricSessionsEnded, "proto", p)
+		}
+		backend.Close()
+	}
+	c.OnEnd(func(r string) { end(r, false) })
+	untrack := c.Router().Track(d, proto, func(r string) { end(r, true) })
+	defer untrack()
 	labels := []string{"proto", p, "backend", d.Backend.Name}
 	m.Inc(MetricSessions, labels...)
 	m.Add(MetricSessionsOpen, 1, labels...)
@@ -59,9 +66,6 @@ func BridgeSession(ctx context.Context, c *Conn, d Decision, proto Protocol, bac
 			mu.Lock()
 			r := reason
 			mu.Unlock()
-			if r != "" {
-				m.Inc(MetricSessionsEnded, "proto", p)
-			}
 			goodbye(r, idle)
 		}
 	}

@@ -354,8 +354,9 @@ func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any
 		s.wmu.Unlock()
 		return cp, bp
 	}
-	// POP3 has no unsolicited response: an idle session is just closed
-	// (RFC 1939's autologout timer).
+	// POP3 has no unsolicited response: an idle session, or one whose
+	// route changed, is just closed (RFC 1939's autologout timer);
+	// BridgeSession still counts the route change.
 	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.POP3, b.nc, drop, nil)
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/proxy"
 	"github.com/mailmig/mailmig/proxy/proxytest"
 )
 
@@ -191,5 +192,59 @@ func TestClientAddress(t *testing.T) {
 			proxytest.WaitLogin(t, s.Dovecot, "pop3", a.Email, "127.0.0.2")
 			r.cmd("QUIT", "+OK")
 		})
+	}
+}
+
+// TestFlipCountsEndedSession: a bridged POP3 session that a route flip
+// ends is counted in mailmig_proxy_sessions_ended_by_route_total (POP3 has
+// no goodbye line, so this used to be missed), a session ended by QUIT is
+// not, and the reconnect lands on the new backend.
+func TestFlipCountsEndedSession(t *testing.T) {
+	s := peers.Get(t)
+	p := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	p.Route(t, a.Email, "dovecot")
+	// A marker message only on the second Dovecot.
+	f := filepath.Join(t.TempDir(), "msg.eml")
+	if err := os.WriteFile(f, []byte("Subject: on dovecot2\r\n\r\nx\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := curl(t, "--user", a.Email+":"+a.Password, "-T", f, "imap://"+s.Dovecot2.IMAP+"/INBOX"); err != nil {
+		t.Fatalf("append: %v %s", err, out)
+	}
+	ended := func() int64 { return p.Server.Metrics().Get(proxy.MetricSessionsEnded, "proto", "pop3") }
+
+	r := dialRaw(t, p.POP3)
+	r.cmd("", "+OK")
+	r.cmd("USER "+a.Email, "+OK")
+	r.cmd("PASS "+a.Password, "+OK")
+	r.cmd("STAT", "+OK 0 0")
+	r.cmd("QUIT", "+OK")
+	if n := ended(); n != 0 {
+		t.Errorf("after QUIT: sessions ended by route = %d, want 0", n)
+	}
+
+	r = dialRaw(t, p.POP3)
+	r.cmd("", "+OK")
+	r.cmd("USER "+a.Email, "+OK")
+	r.cmd("PASS "+a.Password, "+OK")
+	r.cmd("STAT", "+OK 0 0")
+	p.Route(t, a.Email, "dovecot2")
+	r.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if l, err := r.br.ReadString('\n'); err == nil {
+		t.Fatalf("session still open after the flip: %q", l)
+	}
+	if n := ended(); n != 1 {
+		t.Errorf("after the flip: sessions ended by route = %d, want 1", n)
+	}
+
+	r = dialRaw(t, p.POP3)
+	r.cmd("", "+OK")
+	r.cmd("USER "+a.Email, "+OK")
+	r.cmd("PASS "+a.Password, "+OK")
+	r.cmd("STAT", "+OK 1 ")
+	r.cmd("QUIT", "+OK")
+	if n := ended(); n != 1 {
+		t.Errorf("after the reconnect: sessions ended by route = %d, want 1", n)
 	}
 }
