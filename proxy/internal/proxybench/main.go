@@ -143,6 +143,24 @@ func run(bin string, workers int, dur time.Duration, rounds, bulkMsgs, bulkSize,
 		m := median(res[tg.name])
 		fmt.Printf("  %-18s %7.1f sessions/s median, %7.1f best (rounds %s)  %.2fx direct\n", tg.name, m, slices.Max(res[tg.name]), fmtList(res[tg.name]), m/direct)
 	}
+	// Paired ratios: each round measures every target back to back, so
+	// the ratio within a round cancels most of the machine's drift.
+	for _, tg := range targets {
+		if tg.key == "mailmig" || tg.key == "direct" || res["mailmig proxy"] == nil {
+			continue
+		}
+		var ratios []float64
+		for r := range res[tg.name] {
+			ratios = append(ratios, res["mailmig proxy"][r]/res[tg.name][r])
+		}
+		wins := 0
+		for _, x := range ratios {
+			if x >= 1 {
+				wins++
+			}
+		}
+		fmt.Printf("  mailmig / %-16s %.3f median of per-round ratios (rounds %s; mailmig ahead in %d of %d)\n", tg.name, median(ratios), fmtList3(ratios), wins, len(ratios))
+	}
 	// CPU per session is steadier than sessions/s on a small machine
 	// where client, proxy and Dovecot share the cores.
 	fmt.Printf("  CPU per session (user+system, the front's processes / the Dovecot behind it):\n")
@@ -223,6 +241,14 @@ func fmtList(v []float64) string {
 	var parts []string
 	for _, x := range v {
 		parts = append(parts, strconv.FormatFloat(x, 'f', 1, 64))
+	}
+	return strings.Join(parts, " ")
+}
+
+func fmtList3(v []float64) string {
+	var parts []string
+	for _, x := range v {
+		parts = append(parts, strconv.FormatFloat(x, 'f', 3, 64))
 	}
 	return strings.Join(parts, " ")
 }
