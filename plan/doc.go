@@ -232,7 +232,12 @@
 //   - hold_logins — how long a login for a frozen account is held before
 //     it is refused temporarily, a duration such as "30s". Default: "30s".
 //   - pre_auth_timeout — time a client has to authenticate. Default: "60s".
-//   - idle_timeout — idle sessions are closed after this. Default: "30m".
+//   - idle_timeout — sessions in which nothing moved for this long are
+//     closed, on every listener (SMTP, submission and LMTP answer 421
+//     first). Longer than zero. Default: not set, and then each protocol
+//     keeps its own: "30m" for IMAP, POP3, ManageSieve and HTTP (RFC 9051
+//     5.4), "5m" for SMTP, submission and LMTP (RFC 5321 4.5.3.2.7). Only
+//     a value written in the plan applies to the SMTP family.
 //   - max_connections — most client connections, at least 1. Default: 10000.
 //   - accept_proxy_protocol — expect a PROXY protocol header from a load
 //     balancer in front of the proxy. Default: false.

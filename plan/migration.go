@@ -532,7 +532,11 @@ type Proxy struct {
 	// PreAuthTimeout bounds the time until a client authenticates.
 	// Default: 60s.
 	PreAuthTimeout time.Duration
-	// IdleTimeout closes idle sessions. Default: 30m.
+	// IdleTimeout closes sessions in which nothing moved for this long,
+	// on every listener. It is 0 when the plan does not set idle_timeout:
+	// then each protocol keeps its own default, [DefaultIdleTimeout] (30m)
+	// for IMAP, POP3, ManageSieve and HTTP and [DefaultSMTPIdleTimeout]
+	// (5m) for SMTP, submission and LMTP.
 	IdleTimeout time.Duration
 	// MaxConnections is the most client connections. Default: 10000.
 	MaxConnections int

@@ -9,12 +9,18 @@ import (
 	"github.com/hashicorp/hcl/v2"
 )
 
-// Proxy defaults.
+// Proxy defaults. The idle timeout has one per protocol family, used
+// when the plan does not set idle_timeout ([Proxy.IdleTimeout] is then 0).
 const (
 	DefaultHoldLogins     = 30 * time.Second
 	DefaultPreAuthTimeout = 60 * time.Second
-	DefaultIdleTimeout    = 30 * time.Minute
-	DefaultMaxConnections = 10000
+	// DefaultIdleTimeout is the idle timeout of IMAP, POP3, ManageSieve
+	// and HTTP sessions: RFC 9051 5.4's minimum autologout timer.
+	DefaultIdleTimeout = 30 * time.Minute
+	// DefaultSMTPIdleTimeout is the idle timeout of SMTP, submission and
+	// LMTP sessions: RFC 5321 4.5.3.2.7's server timeout.
+	DefaultSMTPIdleTimeout = 5 * time.Minute
+	DefaultMaxConnections  = 10000
 )
 
 // listenProtocols are the proxy's listen attributes in canonical order;
@@ -67,7 +73,6 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 	p := &Proxy{
 		HoldLogins:     DefaultHoldLogins,
 		PreAuthTimeout: DefaultPreAuthTimeout,
-		IdleTimeout:    DefaultIdleTimeout,
 		MaxConnections: DefaultMaxConnections,
 		DeclRange:      blockRange(b),
 	}
@@ -161,7 +166,12 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 		p.PreAuthTimeout = d
 	}
 	if d, ok := l.attrDuration(content.Attributes, "idle_timeout"); ok {
-		p.IdleTimeout = d
+		if d <= 0 {
+			l.errorf(content.Attributes["idle_timeout"].Expr.Range(), "Invalid idle timeout",
+				"The idle_timeout must be longer than zero. Remove the attribute to keep each protocol's default (30m for IMAP, POP3, ManageSieve and HTTP, 5m for SMTP, submission and LMTP), or write a duration such as idle_timeout = \"10m\".")
+		} else {
+			p.IdleTimeout = d
+		}
 	}
 	if n, _, ok := l.attrInt(content.Attributes, "max_connections", 1); ok {
 		p.MaxConnections = n

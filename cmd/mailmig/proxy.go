@@ -215,6 +215,8 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			ss, err = smtp.NewServer(&smtp.Options{
 				Mode: mode, Router: router, TLSConfig: srv.TLSConfig(),
 				AllowInsecureAuth: opts.Certs == nil, Logger: log, Metrics: srv.Metrics(),
+				// 0 (idle_timeout not in the plan) keeps SMTP's own 5 minutes.
+				IdleTimeout: pb.IdleTimeout,
 			})
 			if err != nil {
 				break
