@@ -144,10 +144,12 @@ func flagWord(what string) string {
 
 func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintf(s.Err, "Usage: mailmig vandelay import %s [flags] ARCHIVE\n", strings.Join(sources.Kinds(), "|"))
+		usage := fmt.Sprintf("Usage: mailmig vandelay import %s [flags] ARCHIVE\n", strings.Join(sources.Kinds(), "|"))
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			io.WriteString(s.Out, usage)
 			return exitOK
 		}
+		io.WriteString(s.Err, usage)
 		return exitVandelayUsage
 	}
 	kind := args[0]
@@ -158,7 +160,10 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	cfg := &vandelay.Config{}
 	fs := flag.NewFlagSet("vandelay import "+kind, flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\n", kind)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3)")
 	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
 	fs.BoolVar(&cfg.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
@@ -394,7 +399,10 @@ func (p *importProgress) finish() {
 
 func runVandelayInspect(ctx context.Context, g *globals, args []string, s Streams) int {
 	fs := flag.NewFlagSet("vandelay inspect", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay inspect [flags] ARCHIVE [summary|mailboxes|messages|runs]\n\n")
+		fs.PrintDefaults()
+	}
 	mailboxPath := fs.String("mailbox", "", "with messages: only this mailbox `PATH`")
 	limit := fs.Int("limit", 50, "with messages: page size")
 	offset := fs.Int("offset", 0, "with messages: skip this many")
@@ -402,11 +410,8 @@ func runVandelayInspect(ctx context.Context, g *globals, args []string, s Stream
 	// Flags may come before or after the positional arguments.
 	var rest []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK
-			}
-			return exitVandelayUsage
+		if code, done := parseVandelayFlags(fs, args, s); done {
+			return code
 		}
 		if fs.NArg() == 0 {
 			break
@@ -586,15 +591,39 @@ func inspectRuns(ctx context.Context, a *archive.Archive, w io.Writer) error {
 // exactly one ARCHIVE argument; done is true when the command must return
 // code at once (help shown, or a usage error reported).
 func parseArchiveArgs(fs *flag.FlagSet, args []string, s Streams) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, true
-		}
-		return exitVandelayUsage, true
+	if code, done := parseVandelayFlags(fs, args, s); done {
+		return code, true
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintf(s.Err, "Error: want exactly one ARCHIVE argument after the flags, got %d.\n", fs.NArg())
 		return exitVandelayUsage, true
 	}
+	return exitOK, false
+}
+
+// parseVandelayFlags parses args like parseFlags does for the other
+// commands: -h prints the flag set's usage to standard output and exits
+// 0; a bad flag is one short error on standard error (exit usage).
+func parseVandelayFlags(fs *flag.FlagSet, args []string, s Streams) (code int, done bool) {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(s.Out)
+		if usage != nil {
+			usage()
+		} else {
+			fmt.Fprintf(s.Out, "Usage: mailmig %s [flags]\n\n", fs.Name())
+			fs.PrintDefaults()
+		}
+		return exitOK, true
+	case err != nil:
+		fmt.Fprintf(s.Err, "Error: %v\n\nRun \"mailmig %s -h\" for its options.\n", err, fs.Name())
+		return exitVandelayUsage, true
+	}
+	fs.SetOutput(s.Err)
 	return exitOK, false
 }

@@ -113,7 +113,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(s.Err, "Usage: mailmig vandelay export --url URL (--auth-basic USER | --auth-bearer) [--account-id ID | --account-name NAME] [--prune [--yes]] [--dry-run] ARCHIVE\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export --url URL (--auth-basic USER | --auth-bearer) [--account-id ID | --account-name NAME] [--prune [--yes]] [--dry-run] ARCHIVE\n\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseArchiveArgs(fs, args, s); done {
@@ -288,7 +288,7 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	ignore := fs.String("ignore-keywords", "$hasattachment", "comma-separated keywords left out of the comparison")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(s.Err, "Usage: mailmig vandelay verify --url URL (--auth-basic USER | --auth-bearer) [--sample N] [-json] ARCHIVE\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay verify --url URL (--auth-basic USER | --auth-bearer) [--sample N] [-json] ARCHIVE\n\n")
 		fs.PrintDefaults()
 	}
 	if code, done := parseArchiveArgs(fs, args, s); done {
