@@ -73,20 +73,11 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	if !ok {
 		return exitError
 	}
-	release, ok := lockState(v, m, "apply")
+	j, done, ok := openLockedJournal(v, m, "apply", log)
 	if !ok {
 		return exitError
 	}
-	defer release()
-	j, err := openJournal(m, false, log)
-	if err != nil {
-		fmtErr(v, "Cannot open the journal", err)
-		return exitError
-	}
-	defer j.Close()
-	if r := j.Repaired(); r != "" {
-		v.Diagnostics(warnDiag("Journal repaired", "The journal "+r+"."), nil)
-	}
+	defer done()
 	w, err := openWorld(ctx, m, true, log)
 	if err != nil {
 		fmtErr(v, "Cannot open the migration's backends", err)

@@ -212,6 +212,27 @@ func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok 
 	}, true
 }
 
+// openLockedJournal takes the state lock for op (lockState) and opens the
+// journal for writing; a journal that Open had to repair is reported as a
+// warning. done closes the journal, then releases the lock. ok is false
+// when either failed (the diagnostic is already shown).
+func openLockedJournal(v *views.View, m *plan.Migration, op string, log *slog.Logger) (j *state.Journal, done func(), ok bool) {
+	release, ok := lockState(v, m, op)
+	if !ok {
+		return nil, nil, false
+	}
+	j, err := openJournal(m, false, log)
+	if err != nil {
+		release()
+		fmtErr(v, "Cannot open the journal", err)
+		return nil, nil, false
+	}
+	if r := j.Repaired(); r != "" {
+		v.Diagnostics(warnDiag("Journal repaired", "The journal "+r+"."), nil)
+	}
+	return j, func() { j.Close(); release() }, true
+}
+
 // loadPlanOrReport loads the plan and prints its diagnostics; ok is false
 // on errors.
 func loadPlanOrReport(g *globals, v *views.View, vars map[string]string) (*plan.Migration, bool) {

@@ -45,17 +45,11 @@ func runRollback(ctx context.Context, g *globals, args []string, s Streams) int 
 		fmtErr(v, "Unknown account", fmt.Errorf("%s is not in the plan; rollback needs its source backend from the plan", fs.Arg(0)))
 		return exitError
 	}
-	release, ok := lockState(v, m, "rollback")
+	j, done, ok := openLockedJournal(v, m, "rollback", log)
 	if !ok {
 		return exitError
 	}
-	defer release()
-	j, err := openJournal(m, false, log)
-	if err != nil {
-		fmtErr(v, "Cannot open the journal", err)
-		return exitError
-	}
-	defer j.Close()
+	defer done()
 	w, err := openWorld(ctx, m, true, log)
 	if err != nil {
 		fmtErr(v, "Cannot open the route table", err)

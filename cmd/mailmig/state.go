@@ -214,17 +214,11 @@ func stateRelease(g *globals, v *views.View, s Streams, account, note string) in
 	if !ok {
 		return exitError
 	}
-	release, ok := lockState(v, m, "state release")
+	j, done, ok := openLockedJournal(v, m, "state release", log)
 	if !ok {
 		return exitError
 	}
-	defer release()
-	j, err := openJournal(m, false, log)
-	if err != nil {
-		fmtErr(v, "Cannot open the journal", err)
-		return exitError
-	}
-	defer j.Close()
+	defer done()
 	k := engine.Key(account)
 	a := j.Account(k)
 	if a == nil || (!a.Held && a.FailedCutovers == 0) {
