@@ -306,8 +306,8 @@ func wantNew(t *testing.T, before, after map[string]maildirMsg, msgs ...rawMsg) 
 // for mbsync users a migration must keep the order of messages (better:
 // UIDs and UIDVALIDITY).
 func TestMbsync(t *testing.T) {
+	s := peers.Get(t) // first: skips under -short
 	needTool(t, "mbsync", "isync")
-	s := peers.Get(t)
 	p := proxytest.Start(t, s, nil)
 	a := s.NewAccount(t)
 	p.Route(t, a.Email, "dovecot")

@@ -187,8 +187,8 @@ func curlProxy(t *testing.T, s *peers.Set) (p *proxytest.Proxy, submission, smtp
 // sink's copy has the same body, byte for byte, and the envelope curl gave.
 // A wrong password is Dovecot's 535 and nothing is relayed.
 func TestCurlSubmission(t *testing.T) {
+	s := peers.Get(t) // first: skips under -short
 	needCurl(t)
-	s := peers.Get(t)
 	p, submission, _ := curlProxy(t, s)
 	a := s.NewAccount(t)
 	p.Route(t, a.Email, "dovecot")
@@ -273,8 +273,8 @@ func sinkMessage(t *testing.T, dir, id string) string {
 //     second backend: each account has exactly one copy, byte-equal body,
 //     and nothing landed on the wrong backend.
 func TestCurlSMTPTwoBackends(t *testing.T) {
+	s := peers.Get(t) // first: skips under -short
 	needCurl(t)
-	s := peers.Get(t)
 	p, _, mx := curlProxy(t, s)
 	a, b := s.NewAccount(t), s.NewAccount(t)
 	p.Route(t, a.Email, "dovecot")
