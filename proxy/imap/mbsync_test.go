@@ -287,6 +287,18 @@ func wantNew(t *testing.T, before, after map[string]maildirMsg, msgs ...rawMsg) 
 	}
 }
 
+// uidValidity returns a folder's UIDVALIDITY at a backend.
+func uidValidity(t *testing.T, addr string, a peers.Account, folder string) uint32 {
+	t.Helper()
+	c := login(t, addr, a.Email, a.Password)
+	st, err := c.Status(folder, &imap.StatusOptions{UIDValidity: true}).Wait()
+	if err != nil {
+		t.Fatalf("STATUS %q at %s: %v", folder, addr, err)
+	}
+	c.Logout().Wait()
+	return st.UIDValidity
+}
+
 // TestMbsync pulls an account through the proxy's IMAP front with mbsync
 // (isync 1.4): a corpus of 39 messages (flags included) in INBOX, a non-ASCII
 // folder and a nested non-ASCII folder is loaded into Dovecot; mbsync's
@@ -349,6 +361,12 @@ func TestMbsync(t *testing.T) {
 	p.Route(t, a.Email, "dovecot2")
 	out := mb.run()
 	for _, f := range mbsyncFolders {
+		// UIDVALIDITY is time-based: a folder created in the same second
+		// on both backends keeps its value, and mbsync has nothing to
+		// recover from.
+		if uidValidity(t, s.Dovecot.IMAP, a, f) == uidValidity(t, s.Dovecot2.IMAP, a, f) {
+			continue
+		}
 		if !strings.Contains(out, "far side box "+corpus.EncodeMUTF7(f)+": Recovered from change of UIDVALIDITY") {
 			t.Errorf("mbsync after the flip did not recover from the new UIDVALIDITY of %q:\n%s", f, out)
 		}
