@@ -140,20 +140,23 @@ type mbsync struct {
 }
 
 // newMbsync writes an mbsync configuration that pulls every folder of the
-// account from the IMAP server at addr (plaintext on loopback, AUTH PLAIN)
-// into a Maildir under a temporary directory.
-func newMbsync(t *testing.T, addr string, a peers.Account) *mbsync {
+// account from the IMAP server at addr into a Maildir under a temporary
+// directory. security holds the account's TLS and authentication lines;
+// empty means plaintext on loopback with AUTHENTICATE PLAIN.
+func newMbsync(t *testing.T, addr string, a peers.Account, security string) *mbsync {
 	t.Helper()
 	home := t.TempDir()
 	m := &mbsync{t: t, home: home, conf: filepath.Join(home, "mbsyncrc"), maildir: filepath.Join(home, "mail"), addr: addr, email: a.Email}
 	host, port, _ := strings.Cut(addr, ":")
+	if security == "" {
+		security = "SSLType None\nAuthMechs PLAIN"
+	}
 	conf := fmt.Sprintf(`IMAPAccount proxy
 Host %s
 Port %s
 User %s
 Pass %s
-SSLType None
-AuthMechs PLAIN
+%s
 Timeout 10
 
 IMAPStore far
@@ -172,7 +175,7 @@ Create Near
 Sync Pull
 Expunge None
 SyncState *
-`, host, port, a.Email, a.Password, m.maildir, m.maildir)
+`, host, port, a.Email, a.Password, security, m.maildir, m.maildir)
 	if err := os.Mkdir(m.maildir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -185,15 +188,21 @@ SyncState *
 // run runs mbsync once and fails the test when it does not succeed.
 func (m *mbsync) run() string {
 	m.t.Helper()
+	out, err := m.try()
+	if err != nil {
+		m.t.Fatalf("mbsync through %s: %v\n%s", m.addr, err, out)
+	}
+	return out
+}
+
+// try runs mbsync once and returns its output and error.
+func (m *mbsync) try() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "mbsync", "-c", m.conf, "all")
 	cmd.Env = append(os.Environ(), "HOME="+m.home)
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		m.t.Fatalf("mbsync through %s: %v\n%s", m.addr, err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // wantMaildir compares the Maildir with the messages of c: the same number
@@ -331,7 +340,7 @@ func TestMbsync(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	mb := newMbsync(t, p.IMAP, a)
+	mb := newMbsync(t, p.IMAP, a, "")
 	mb.run()
 	t.Logf("first mbsync run: %d messages in %v", len(c.Messages), time.Since(start))
 	first := readMaildir(t, mb.maildir)
@@ -373,4 +382,37 @@ func TestMbsync(t *testing.T) {
 	}
 	third := readMaildir(t, mb.maildir)
 	wantNew(t, second, third, only2)
+}
+
+// TestMbsyncSTARTTLS: with a certificate the proxy announces
+// LOGINDISABLED before STARTTLS; mbsync upgrades the connection (checking
+// the proxy's certificate, its trust anchor, for host name "localhost"),
+// logs in with the LOGIN command and pulls the messages byte for byte.
+// mbsync trusting another certificate refuses the session.
+func TestMbsyncSTARTTLS(t *testing.T) {
+	s := peers.Get(t) // first: skips under -short
+	needTool(t, "mbsync", "isync")
+	p := proxytest.Start(t, s, &proxytest.Options{TLS: true})
+	a := s.NewAccount(t)
+	msgs := []rawMsg{newRawMsg("INBOX", "over starttls", imap.FlagSeen), newRawMsg("Entwürfe/Projekte", "nested over starttls")}
+	c := login(t, s.Dovecot.IMAP, a.Email, a.Password)
+	if err := c.Create("Entwürfe/Projekte", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Logout().Wait()
+	appendRaw(t, s.Dovecot.IMAP, a, msgs...)
+	_, port, _ := strings.Cut(p.IMAP, ":")
+
+	other, _, _ := proxytest.SelfSigned(t, t.TempDir())
+	bad := newMbsync(t, "localhost:"+port, a, "SSLType STARTTLS\nCertificateFile "+other+"\nAuthMechs LOGIN")
+	if out, err := bad.try(); err == nil || !strings.Contains(out, "SSL error") || !strings.Contains(out, "certificate") {
+		t.Errorf("mbsync trusting another certificate: err %v, want a certificate error:\n%s", err, out)
+	}
+	if n := len(readMaildir(t, bad.maildir)); n != 0 {
+		t.Errorf("%d messages pulled over an untrusted connection", n)
+	}
+
+	mb := newMbsync(t, "localhost:"+port, a, "SSLType STARTTLS\nCertificateFile "+p.CertFile+"\nAuthMechs LOGIN")
+	mb.run()
+	wantNew(t, nil, readMaildir(t, mb.maildir), msgs...)
 }
