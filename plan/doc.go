@@ -223,9 +223,19 @@
 //     submission, submissions, smtp, lmtp, http, https. The names ending in
 //     s speak implicit TLS. Required, with at least one protocol; two
 //     protocols may not share an address.
-//   - tls { cert, key } — PEM certificate and key for implicit TLS and
-//     STARTTLS; both required. Required when an implicit TLS listener is
-//     declared.
+//   - tls { cert, key } — a PEM certificate chain (the server's own
+//     certificate first) and its private key for implicit TLS and
+//     STARTTLS; both required. Repeatable, for several host names: each
+//     connection gets the certificate that covers the name the client
+//     asks for (SNI), and the first block is the default for clients that
+//     send no name or one no certificate covers. At least one is required
+//     when an implicit TLS listener is declared. SIGHUP reloads every
+//     file. `mailmig proxy` reads the files when it loads the plan and
+//     reports, at the attribute, a file it cannot read, one without a PEM
+//     certificate or key, and a key that does not belong to its
+//     certificate (and warns about an expired certificate); other
+//     commands leave them alone, since the machine that plans and applies
+//     a migration need not hold the proxy's keys.
 //   - public_origin — scheme://host[:port] that clients use for HTTP; JMAP
 //     session URLs and DAV redirects are rewritten to it. Default: derived
 //     from the https or http listener.
@@ -301,7 +311,7 @@
 //   - Syntax: HCL syntax errors stop the load (later checks would be noise).
 //   - Schema: unknown attributes and blocks (with "Did you mean"), missing
 //     required attributes, duplicate singleton blocks (state, routes, proxy,
-//     an endpoint kind, listen, tls), wrong value types, numbers out of
+//     an endpoint kind, listen), wrong value types, numbers out of
 //     range or not whole.
 //   - Names and references: duplicate backends, accounts blocks, waves,
 //     variables and accounts (addresses compared case-insensitively);
@@ -318,6 +328,10 @@
 //     references, variables without a value, sensitive variables used in
 //     plain attributes, login = "master" without a master block, Exchange
 //     without credentials, TLS listeners without a certificate.
+//   - Proxy certificates (`mailmig proxy` only, see the proxy block):
+//     unreadable cert or key files, files without a PEM certificate or
+//     key, a key that does not belong to its certificate; an expired
+//     certificate (warning).
 //   - CSV files: missing or unknown columns, rows with the wrong number of
 //     fields, broken quoting and empty addresses, each at file:row.
 //   - Waves: an account in two waves (error) or in none (warning), cycles

@@ -70,7 +70,8 @@ func checkGolden(t *testing.T, path, got string) {
 
 // TestInvalidPlans loads every broken plan in testdata/invalid and compares
 // its diagnostics (severity, file:line:col, summary, detail) with the
-// .golden file next to it.
+// .golden file next to it. The proxy's certificate files are read
+// (WithCertificateCheck), as `mailmig proxy` does.
 func TestInvalidPlans(t *testing.T) {
 	files, err := filepath.Glob("testdata/invalid/*.hcl")
 	if err != nil {
@@ -83,7 +84,7 @@ func TestInvalidPlans(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".hcl")
 		t.Run(name, func(t *testing.T) {
-			_, diags := LoadFile(f, WithEnv(testEnv))
+			_, diags := LoadFile(f, WithEnv(testEnv), WithCertificateCheck())
 			if len(diags) == 0 {
 				t.Fatal("no diagnostics for a broken plan")
 			}
@@ -104,7 +105,8 @@ func TestInvalidPlans(t *testing.T) {
 
 // TestValidPlans loads every plan in testdata/valid: it must produce no
 // diagnostic at all, and its decoded model must match the .json golden
-// file (which pins every default).
+// file (which pins every default). The proxy's certificate files are read
+// (WithCertificateCheck): testdata/valid/tls holds two self-signed ones.
 func TestValidPlans(t *testing.T) {
 	files, err := filepath.Glob("testdata/valid/*.hcl")
 	if err != nil {
@@ -116,7 +118,7 @@ func TestValidPlans(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".hcl")
 		t.Run(name, func(t *testing.T) {
-			m, diags := LoadFile(f, WithEnv(testEnv))
+			m, diags := LoadFile(f, WithEnv(testEnv), WithCertificateCheck())
 			if len(diags) > 0 {
 				t.Fatalf("diagnostics for a valid plan:\n%s", formatDiags(diags))
 			}

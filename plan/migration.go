@@ -519,9 +519,12 @@ type Window struct {
 type Proxy struct {
 	// Listeners are the listen addresses per protocol in canonical order.
 	Listeners []*Listener
-	// TLS holds the certificate for implicit TLS and STARTTLS, nil when
-	// absent.
-	TLS *ProxyTLS
+	// TLS holds the certificates for implicit TLS and STARTTLS, one per
+	// tls block in plan order; empty when there is none. The proxy picks
+	// one per connection by the name the client asks for (SNI); the first
+	// is the default, for clients that send no name or one no certificate
+	// covers.
+	TLS []*ProxyTLS
 	// PublicOrigin is the origin (scheme://host[:port]) clients use for
 	// HTTP; JMAP session URLs and DAV redirects are rewritten to it.
 	// Default: derived from the http/https listener.
@@ -571,9 +574,10 @@ type Listener struct {
 	DeclRange Range
 }
 
-// ProxyTLS is the proxy's certificate.
+// ProxyTLS is one of the proxy's certificates (a tls block).
 type ProxyTLS struct {
-	// Cert and Key are PEM files.
+	// Cert and Key are PEM files: the certificate chain, the server's
+	// own certificate first, and its private key.
 	Cert string
 	Key  string
 	// DeclRange is the position of the block.

@@ -10,6 +10,8 @@ type config struct {
 	lookupEnv func(string) (string, bool)
 	baseDir   string
 	vars      map[string]string
+	// checkCerts reads the proxy's certificate and key files.
+	checkCerts bool
 }
 
 func newConfig(opts []Option) *config {
@@ -54,4 +56,14 @@ func WithBaseDir(dir string) Option {
 // type.
 func WithVariables(vars map[string]string) Option {
 	return func(c *config) { c.vars = vars }
+}
+
+// WithCertificateCheck makes loading read the cert and key files of every
+// tls block of the proxy and report, at the attribute, a file that cannot
+// be read, a cert file without a PEM certificate, a key file without a PEM
+// private key, and a key that does not belong to its certificate.
+// `mailmig proxy` loads with it. Other commands do not: the machine that
+// plans and applies a migration need not hold the proxy's private keys.
+func WithCertificateCheck() Option {
+	return func(c *config) { c.checkCerts = true }
 }

@@ -80,18 +80,19 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 	content, diags := b.Body.Content(proxySchema)
 	l.addDiags(diags)
 
-	var listen, tlsBlk *hcl.Block
+	var listen *hcl.Block
+	var tlsBlocks []*hcl.Block
 	for _, blk := range content.Blocks {
-		first := &listen
 		if blk.Type == "tls" {
-			first = &tlsBlk
-		}
-		if *first != nil {
-			l.errorf(blk.DefRange, "Duplicate "+blk.Type+" block",
-				"The proxy already has a %s block at %s; merge the two.", blk.Type, toRange((*first).DefRange))
+			tlsBlocks = append(tlsBlocks, blk)
 			continue
 		}
-		*first = blk
+		if listen != nil {
+			l.errorf(blk.DefRange, "Duplicate listen block",
+				"The proxy already has a listen block at %s; merge the two.", toRange(listen.DefRange))
+			continue
+		}
+		listen = blk
 	}
 	if listen == nil {
 		l.errorf(b.DefRange, "Missing listen block",
@@ -126,18 +127,24 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 				"The proxy's listen block names no protocol. Add at least one, for example imap = \":143\".")
 		}
 	}
-	if tlsBlk != nil {
-		tc, d := tlsBlk.Body.Content(proxyTLSSchema)
+	for _, blk := range tlsBlocks {
+		tc, d := blk.Body.Content(proxyTLSSchema)
 		l.addDiags(d)
-		t := &ProxyTLS{DeclRange: blockRange(tlsBlk)}
-		if s, _, ok := l.attrString(tc.Attributes, "cert"); ok {
-			t.Cert = l.resolvePath(s)
+		t := &ProxyTLS{DeclRange: blockRange(blk)}
+		certOK, keyOK := false, false
+		var certAttr, keyAttr *hcl.Attribute
+		if s, attr, ok := l.attrString(tc.Attributes, "cert"); ok {
+			t.Cert, certAttr, certOK = l.resolvePath(s), attr, true
 		}
-		if s, _, ok := l.attrString(tc.Attributes, "key"); ok {
-			t.Key = l.resolvePath(s)
+		if s, attr, ok := l.attrString(tc.Attributes, "key"); ok {
+			t.Key, keyAttr, keyOK = l.resolvePath(s), attr, true
 		}
-		p.TLS = t
-	} else {
+		if l.cfg.checkCerts && certOK && keyOK {
+			l.checkCertificate(t, certAttr.Expr.Range(), keyAttr.Expr.Range())
+		}
+		p.TLS = append(p.TLS, t)
+	}
+	if len(tlsBlocks) == 0 {
 		for _, ln := range p.Listeners {
 			if ln.ImplicitTLS {
 				r := ln.DeclRange

@@ -63,9 +63,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives metrics. Default: a new registry.
 	Metrics *Metrics
-	// Certs is the server certificate for implicit TLS and STARTTLS.
-	// Default: none; then STARTTLS is not offered and implicit-TLS
-	// listeners cannot be opened.
+	// Certs are the server certificates for implicit TLS and STARTTLS,
+	// picked per connection by SNI (see CertStore). Default: none; then
+	// STARTTLS is not offered and implicit-TLS listeners cannot be
+	// opened.
 	Certs *CertStore
 	// AuthFailures is how many failed logins a client IP may have per
 	// AuthWindow before further logins are refused without asking a
@@ -225,7 +226,8 @@ func (s *Server) AuthFailedIP(ip netip.Addr, proto Protocol) {
 	s.metrics.Inc(MetricAuthFailures, "proto", string(proto))
 }
 
-// ReloadTLS reloads the certificate files (call it on SIGHUP).
+// ReloadTLS reloads every certificate's files (call it on SIGHUP). When
+// one fails, all the previous certificates stay in use.
 func (s *Server) ReloadTLS() error {
 	if s.opts.Certs == nil {
 		return nil
@@ -233,7 +235,7 @@ func (s *Server) ReloadTLS() error {
 	if err := s.opts.Certs.Reload(); err != nil {
 		return err
 	}
-	s.log.Info("tls certificate reloaded")
+	s.log.Info("tls certificates reloaded", "count", s.opts.Certs.Len())
 	return nil
 }
 

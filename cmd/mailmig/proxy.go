@@ -38,10 +38,12 @@ const proxyHelp = `Usage: mailmig [global options] proxy [options]
   failed logins are limited per client IP, sessions end after the plan's
   pre_auth_timeout before login and idle_timeout without traffic.
 
-  SIGHUP reloads the TLS certificate. SIGINT or SIGTERM drains: listeners
-  close, open sessions are told to end (IMAP BYE, SMTP 421 …) and the proxy
-  waits up to -drain for them and for HTTP requests in flight; a second
-  signal stops at once.
+  The plan's tls blocks give the certificates; each TLS client gets the
+  one for the name it asks for (SNI), the first is the default. SIGHUP
+  reloads them all (on an error the old ones stay). SIGINT or SIGTERM
+  drains: listeners close, open sessions are told to end (IMAP BYE, SMTP
+  421 …) and the proxy waits up to -drain for them and for HTTP requests
+  in flight; a second signal stops at once.
 
 Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
@@ -68,8 +70,17 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
-	m, ok := loadPlanOrReport(g, v, vars)
-	if !ok {
+	// The proxy reads its certificates now, so that a missing file or a
+	// wrong key is reported at its line (other commands skip that check).
+	m, diags := plan.Load(g.PlanPath, plan.WithVariables(vars), plan.WithCertificateCheck())
+	if len(diags) > 0 {
+		var srcs map[string][]byte
+		if m != nil {
+			srcs = m.Sources
+		}
+		v.Diagnostics(diags, srcs)
+	}
+	if m == nil || diags.HasErrors() {
 		return exitError
 	}
 	if m.Proxy == nil {
@@ -163,8 +174,12 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
 	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout}
-	if pb.TLS != nil {
-		if opts.Certs, err = proxy.LoadCertStore(pb.TLS.Cert, pb.TLS.Key); err != nil {
+	if len(pb.TLS) > 0 {
+		files := make([]proxy.CertFiles, len(pb.TLS))
+		for i, t := range pb.TLS {
+			files[i] = proxy.CertFiles{Cert: t.Cert, Key: t.Key}
+		}
+		if opts.Certs, err = proxy.NewCertStore(files); err != nil {
 			return nil, err
 		}
 	}

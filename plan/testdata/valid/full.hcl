@@ -179,9 +179,15 @@ proxy {
     http        = ":80"
     https       = ":443"
   }
+  # The first certificate is the default; the second is served to
+  # clients that ask for imap.example.test (SNI).
   tls {
-    cert = "tls/cert.pem"
-    key  = "tls/key.pem"
+    cert = "tls/mail.example.test.pem"
+    key  = "tls/mail.example.test.key"
+  }
+  tls {
+    cert = "tls/imap.example.test.pem"
+    key  = "tls/imap.example.test.key"
   }
   public_origin         = "https://mail.example.test"
   hold_logins           = "10s"

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailmig/mailmig/internal/peers"
+)
+
+// writeTestCert writes a self-signed certificate for name as name.pem and
+// name.key in dir (replacing earlier ones) and returns its serial number,
+// which tells certificates of the same name apart.
+func writeTestCert(t *testing.T, dir, name string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return serial.String()
+}
+
+// proxySerial connects to a proxy listener, runs the protocol's STARTTLS
+// for imap and submission (imaps is implicit TLS), then a TLS handshake
+// with serverName as SNI ("" sends none), and returns the serial number of
+// the certificate served.
+func proxySerial(t *testing.T, proto, addr, serverName string) (string, error) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	// until reads lines up to one that starts with prefix.
+	until := func(prefix string) error {
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("%s: %w (waiting for %q)", proto, err, prefix)
+			}
+			if strings.HasPrefix(l, prefix) {
+				return nil
+			}
+		}
+	}
+	switch proto {
+	case "imap":
+		if err := until("* OK"); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(nc, "a STARTTLS\r\n")
+		if err := until("a OK"); err != nil {
+			return "", err
+		}
+	case "submission":
+		if err := until("220 "); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(nc, "EHLO client.example.test\r\n")
+		if err := until("250 "); err != nil {
+			return "", err
+		}
+		fmt.Fprintf(nc, "STARTTLS\r\n")
+		if err := until("220 "); err != nil {
+			return "", err
+		}
+	}
+	// Self-signed: the test checks which certificate is served.
+	tc := tls.Client(nc, &tls.Config{ServerName: serverName, InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		return "", fmt.Errorf("%s handshake (SNI %q): %w", proto, serverName, err)
+	}
+	return tc.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+// TestProxyTLSCertificates runs the real `mailmig proxy` process from a
+// plan with two tls blocks: on an implicit-TLS IMAP listener and after
+// STARTTLS on IMAP and submission, a client asking for each name (SNI)
+// gets that name's certificate, a client without SNI or with an unknown
+// name the first one; openssl s_client agrees. After the files are
+// replaced, SIGHUP makes the process serve the new certificates.
+func TestProxyTLSCertificates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the real servers")
+	}
+	if os.Getenv(peers.EnvRoot) == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
+		}
+		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
+	}
+	s := peers.Get(t)
+	dir := t.TempDir()
+	mail1 := writeTestCert(t, dir, "mail.example.test")
+	imap1 := writeTestCert(t, dir, "imap.example.test")
+	planFile := filepath.Join(dir, "migration.hcl")
+	planText := fmt.Sprintf(`state {
+  path = "state/"
+}
+backend "legacy" {
+  imap {
+    address = %q
+    tls     = "none"
+  }
+  submission {
+    address = %q
+    tls     = "none"
+  }
+}
+proxy {
+  listen {
+    imaps      = "127.0.0.1:0"
+    imap       = "127.0.0.2:0"
+    submission = "127.0.0.3:0"
+  }
+  tls {
+    cert = "mail.example.test.pem"
+    key  = "mail.example.test.key"
+  }
+  tls {
+    cert = "imap.example.test.pem"
+    key  = "imap.example.test.key"
+  }
+}
+`, s.Dovecot.IMAP, s.Dovecot.Submission)
+	if err := os.WriteFile(planFile, []byte(planText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-f", planFile, "proxy", "-drain", "5s")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=main")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	lines := make(chan string, 32)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	addr := map[string]string{}
+	deadline := time.After(20 * time.Second)
+	for len(addr) < 3 {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("mailmig proxy ended before listening:\n%s", stderr.String())
+			}
+			if rest, ok := strings.CutPrefix(l, "listening: "); ok {
+				proto, ad, _ := strings.Cut(rest, " ")
+				addr[proto] = ad
+			}
+		case <-deadline:
+			t.Fatalf("mailmig proxy not listening within 20s; got %v\n%s", addr, stderr.String())
+		}
+	}
+
+	check := func(mail, imap string) {
+		t.Helper()
+		for _, proto := range []string{"imaps", "imap", "submission"} {
+			for sni, want := range map[string]string{
+				"mail.example.test": mail,
+				"imap.example.test": imap,
+				"":                  mail,
+				"pop.example.test":  mail,
+			} {
+				got, err := proxySerial(t, proto, addr[proto], sni)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != want {
+					t.Errorf("%s with SNI %q: certificate %s, want %s", proto, sni, got, want)
+				}
+			}
+		}
+	}
+	check(mail1, imap1)
+
+	// A real client: openssl s_client, implicit TLS and IMAP STARTTLS.
+	if _, err := exec.LookPath("openssl"); err == nil {
+		cn := regexp.MustCompile(`subject=\s*CN\s*=\s*(\S+)`)
+		for _, tc := range []struct {
+			proto string
+			args  []string
+			want  string
+		}{
+			{"imaps", []string{"-servername", "imap.example.test"}, "imap.example.test"},
+			{"imaps", []string{"-noservername"}, "mail.example.test"},
+			{"imap", []string{"-starttls", "imap", "-servername", "imap.example.test"}, "imap.example.test"},
+			{"imap", []string{"-starttls", "imap", "-servername", "mail.example.test"}, "mail.example.test"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			c := exec.CommandContext(ctx, "openssl", append([]string{"s_client", "-connect", addr[tc.proto]}, tc.args...)...)
+			c.Stdin = strings.NewReader("")
+			out, _ := c.CombinedOutput()
+			cancel()
+			m := cn.FindSubmatch(out)
+			if m == nil || string(m[1]) != tc.want {
+				t.Errorf("openssl s_client %s %v: subject %q, want CN=%s\n%s", tc.proto, tc.args, m, tc.want, out)
+			}
+		}
+	} else {
+		t.Log("openssl not installed: s_client cases skipped")
+	}
+
+	// New files on disk, then SIGHUP: the process serves the new ones.
+	mail2 := writeTestCert(t, dir, "mail.example.test")
+	imap2 := writeTestCert(t, dir, "imap.example.test")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	reloaded := time.Now().Add(10 * time.Second)
+	for {
+		got, err := proxySerial(t, "imaps", addr["imaps"], "imap.example.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got == imap2 {
+			break
+		}
+		if time.Now().After(reloaded) {
+			t.Fatalf("still the old certificate 10s after SIGHUP\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	check(mail2, imap2)
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("mailmig proxy exited with %v\n%s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Error("mailmig proxy did not exit within 15s of SIGTERM")
+	}
+}
