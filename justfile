@@ -107,7 +107,7 @@ lint:
 
 # Rewrite the golden files (plan diagnostics and models, CLI scripts) after an intended change; review the diff.
 update-golden:
-    go test ./plan -run 'TestInvalidPlans|TestValidPlans' -update
+    go test ./plan -run 'TestInvalidPlans|TestValidPlans|TestDocsUpToDate' -update
     go test ./cmd/mailmig -run TestScripts -update
 
 # Run every fuzz target in the tree for TIME each (default 10s).
