@@ -327,6 +327,9 @@ func TestJMAPCyrus(t *testing.T) {
 func curl(t *testing.T, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("curl is not installed (testdata/peers/install.sh installs it)")
+		}
 		t.Skip("curl is not installed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
