@@ -337,3 +337,36 @@ func TestCurlSMTPTwoBackends(t *testing.T) {
 		}
 	}
 }
+
+// TestCurlSMTPFrozen: curl through the port-25 front to a frozen account
+// gets 451 4.2.0 at RCPT (exit 55) and nothing is delivered; after a flip
+// to Dovecot2 and the unfreeze, the same curl command delivers exactly one
+// copy there and none on the old backend.
+func TestCurlSMTPFrozen(t *testing.T) {
+	s := peers.Get(t) // first: skips under -short
+	needCurl(t)
+	p, _, mx := curlProxy(t, s)
+	a := s.NewAccount(t)
+	p.Route(t, a.Email, "dovecot")
+	file, id, want := curlMessage(t, t.TempDir(), "sender@remote.example", a.Email)
+	send := func() (int, string) {
+		return runCurl(t, "--url", "smtp://"+mx+"/client.example.test", "--mail-from", "sender@remote.example",
+			"--mail-rcpt", a.Email, "--upload-file", file)
+	}
+
+	p.Freeze(t, a.Email)
+	if code, out := send(); code != 55 || !strings.Contains(out, "< 451 4.2.0") || strings.Contains(out, "> DATA") {
+		t.Fatalf("curl to a frozen account: exit %d, want 55 after 451 4.2.0, no DATA:\n%s", code, out)
+	}
+	p.Route(t, a.Email, "dovecot2") // still frozen
+	p.Unfreeze(t, a.Email)
+	if code, out := send(); code != 0 {
+		t.Fatalf("curl after the unfreeze: exit %d:\n%s", code, out)
+	}
+	if got := imapBodies(t, s.Dovecot2.IMAP, a, id); len(got) != 1 || got[0] != want {
+		t.Errorf("new backend: %d copies (hashes %v), want 1 with body %s", len(got), got, want)
+	}
+	if got := imapBodies(t, s.Dovecot.IMAP, a, id); len(got) != 0 {
+		t.Errorf("old backend has %d copies, want none", len(got))
+	}
+}
