@@ -133,10 +133,10 @@ func maildirFlags(m *corpus.Message) string {
 }
 
 type mbsync struct {
-	t           *testing.T
-	home, conf  string
-	maildir     string
-	addr, email string
+	t          *testing.T
+	home, conf string
+	maildir    string
+	addr       string
 }
 
 // newMbsync writes an mbsync configuration that pulls every folder of the
@@ -146,7 +146,7 @@ type mbsync struct {
 func newMbsync(t *testing.T, addr string, a peers.Account, security string) *mbsync {
 	t.Helper()
 	home := t.TempDir()
-	m := &mbsync{t: t, home: home, conf: filepath.Join(home, "mbsyncrc"), maildir: filepath.Join(home, "mail"), addr: addr, email: a.Email}
+	m := &mbsync{t: t, home: home, conf: filepath.Join(home, "mbsyncrc"), maildir: filepath.Join(home, "mail"), addr: addr}
 	host, port, _ := strings.Cut(addr, ":")
 	if security == "" {
 		security = "SSLType None\nAuthMechs PLAIN"
