@@ -1,16 +1,12 @@
 package imap
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/mailmig/mailmig/proxy"
 	"github.com/mailmig/mailmig/proxy/internal/wire"
@@ -44,14 +40,10 @@ func New(opts *Options) *Handler {
 
 // session is one client connection before login.
 type session struct {
-	h       *Handler
-	c       *proxy.Conn
-	br      *bufio.Reader
-	started time.Time
-	bad     int
-
-	wmu sync.Mutex
-	bw  *bufio.Writer
+	*proxy.PreAuth
+	h   *Handler
+	c   *proxy.Conn
+	bad int
 
 	clientID [][2]string
 }
@@ -61,15 +53,15 @@ var errClose = errors.New("close session")
 
 // ServeConn implements proxy.Handler.
 func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
-	s := &session{h: h, c: c, br: bufio.NewReaderSize(c.Conn, 4096), bw: bufio.NewWriterSize(c.Conn, 1024), started: time.Now()}
+	s := &session{PreAuth: proxy.NewPreAuth(c, 4096, 1024), h: h, c: c}
 	c.OnEnd(func(reason string) {
 		s.writef("* BYE %s", reason)
 		c.Abort()
 	})
 	s.writef("* OK [CAPABILITY %s] %s", s.capabilities(), h.greeting)
 	for {
-		c.PreAuthDeadline(s.started)
-		cmd, err := wire.ReadCommand(s.br, func() error { return s.writef("+ Ready for literal data") })
+		s.ReadDeadline()
+		cmd, err := wire.ReadCommand(s.Reader(), func() error { return s.writef("+ Ready for literal data") })
 		if err != nil {
 			if !s.readError(cmd, err) {
 				return
@@ -102,9 +94,7 @@ func (s *session) readError(cmd *wire.Command, err error) bool {
 		s.writef("* BAD Invalid characters in command")
 		return s.countBad()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		// The read deadline passed; give the goodbye a fresh write deadline.
-		s.c.SetWriteDeadline(time.Now().Add(time.Second))
-		s.writef("* BYE Autologout; idle for too long")
+		s.TimeoutGoodbye("* BYE Autologout; idle for too long")
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	default:
 		s.c.Log.Debug("imap read", "err", err)
@@ -133,16 +123,7 @@ func (s *session) countBad() bool {
 }
 
 // writef writes one response line and flushes it.
-func (s *session) writef(format string, args ...any) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.bw == nil { // bridged: only the bridge writes now
-		return net.ErrClosed
-	}
-	fmt.Fprintf(s.bw, format, args...)
-	s.bw.WriteString("\r\n")
-	return s.bw.Flush()
-}
+func (s *session) writef(format string, args ...any) error { return s.Writef(format, args...) }
 
 // capabilities returns the pre-login capability list. RFC 9051 7.2.2;
 // RFC 4959 (SASL-IR); RFC 7888 (LITERAL+); RFC 2971 (ID).
@@ -160,7 +141,7 @@ func (s *session) capabilities() string {
 }
 
 // loginDisabled: TLS is configured for the listener but not active yet.
-func (s *session) loginDisabled() bool { return s.c.TLSConfigured() && !s.c.IsTLS() }
+func (s *session) loginDisabled() bool { return s.LoginDisabled() }
 
 // commands is the not-authenticated command table (RFC 9051 6.1, 6.2).
 var commands = map[string]func(s *session, ctx context.Context, tag string, d *wire.Decoder) error{
@@ -265,19 +246,7 @@ func (s *session) handleStartTLS(ctx context.Context, tag string, d *wire.Decode
 	if err := s.writef("%s OK Begin TLS negotiation now", tag); err != nil {
 		return err
 	}
-	// Plaintext sent after STARTTLS before the handshake would be injected
-	// into the TLS session (CVE-2011-0411 style): refuse it.
-	if s.br.Buffered() > 0 {
-		return errors.New("plaintext after STARTTLS")
-	}
-	if err := s.c.StartTLS(ctx); err != nil {
-		return err
-	}
-	s.br = bufio.NewReaderSize(s.c.Conn, 4096)
-	s.wmu.Lock()
-	s.bw = bufio.NewWriterSize(s.c.Conn, 1024)
-	s.wmu.Unlock()
-	return nil
+	return s.StartTLS(ctx)
 }
 
 // RFC 9051 6.2.3
@@ -324,7 +293,7 @@ func (s *session) handleAuthenticate(ctx context.Context, tag string, d *wire.De
 		if err := s.writef("+ %s", encodeChallenge(ch)); err != nil {
 			return nil, err
 		}
-		line, err := wire.ReadLine(s.br, wire.MaxLine)
+		line, err := wire.ReadLine(s.Reader(), wire.MaxLine)
 		if err != nil {
 			return nil, err
 		}

@@ -116,27 +116,11 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 			text = "[CAPABILITY " + caps + "] " + text
 		}
 	}
-	b.nc.SetDeadline(time.Time{})
-	c.SetDeadline(time.Time{})
-
-	// From here on only the bridge writes to the client.
-	s.wmu.Lock()
-	fmt.Fprintf(s.bw, "%s OK %s\r\n", tag, text)
-	err := s.bw.Flush()
-	s.wmu.Unlock()
-	if err != nil {
-		b.nc.Close()
-		return err
-	}
-	// Drop the pre-auth buffers: an idle bridged session holds none.
-	drop := func() ([]byte, []byte) {
-		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-		s.wmu.Lock()
-		s.br, s.bw, b.br = nil, nil, nil
-		s.wmu.Unlock()
-		return cp, bp
-	}
-	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.IMAP, b.nc, drop, func(r string, idle bool) {
+	// From here on only the bridge writes to the client, and neither side
+	// holds a buffer.
+	bp := proxy.Pending(b.br)
+	b.br = nil
+	up, down, idled, err := s.Bridge(ctx, d, proxy.IMAP, b.nc, bp, tag+" OK "+text, func(r string, idle bool) {
 		switch {
 		case r != "":
 			fmt.Fprintf(c.Conn, "* BYE [UNAVAILABLE] %s, please reconnect\r\n", r)
@@ -144,6 +128,9 @@ func (s *session) bridge(ctx context.Context, tag string, log interface {
 			fmt.Fprintf(c.Conn, "* BYE Autologout; idle for too long\r\n")
 		}
 	})
+	if err != nil {
+		return err
+	}
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }

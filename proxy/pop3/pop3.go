@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mailmig/mailmig/proxy"
@@ -45,37 +44,31 @@ func New(opts *Options) *Handler {
 }
 
 type session struct {
-	c       *proxy.Conn
-	br      *bufio.Reader
-	started time.Time
-	bad     int
-	user    string
-
-	wmu sync.Mutex
-	bw  *bufio.Writer
+	*proxy.PreAuth
+	c    *proxy.Conn
+	bad  int
+	user string
 }
 
 var errClose = errors.New("close session")
 
 // ServeConn implements proxy.Handler.
 func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
-	s := &session{c: c, br: bufio.NewReaderSize(c.Conn, 1024), bw: bufio.NewWriterSize(c.Conn, 512), started: time.Now()}
+	s := &session{PreAuth: proxy.NewPreAuth(c, 1024, 512), c: c}
 	c.OnEnd(func(string) {
 		s.writef("-ERR [SYS/TEMP] Server shutting down")
 		c.Abort()
 	})
 	s.writef("+OK %s", h.greeting)
 	for {
-		c.PreAuthDeadline(s.started)
-		line, err := wire.ReadLine(s.br, 512) // RFC 2449: 255 octets; allow AUTH IR
+		s.ReadDeadline()
+		line, err := wire.ReadLine(s.Reader(), 512) // RFC 2449: 255 octets; allow AUTH IR
 		if err != nil {
 			switch {
 			case errors.Is(err, wire.ErrLineTooLong):
 				s.writef("-ERR Line too long")
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				// The read deadline passed; give the goodbye a fresh write deadline.
-				s.c.SetWriteDeadline(time.Now().Add(time.Second))
-				s.writef("-ERR Autologout; idle for too long")
+				s.TimeoutGoodbye("-ERR Autologout; idle for too long")
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:
 				c.Log.Debug("pop3 read", "err", err)
@@ -92,18 +85,9 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	}
 }
 
-func (s *session) writef(format string, args ...any) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.bw == nil { // bridged: only the bridge writes now
-		return net.ErrClosed
-	}
-	fmt.Fprintf(s.bw, format, args...)
-	s.bw.WriteString("\r\n")
-	return s.bw.Flush()
-}
+func (s *session) writef(format string, args ...any) error { return s.Writef(format, args...) }
 
-func (s *session) loginDisabled() bool { return s.c.TLSConfigured() && !s.c.IsTLS() }
+func (s *session) loginDisabled() bool { return s.LoginDisabled() }
 
 // commands is the AUTHORIZATION state command table (RFC 1939 4).
 var commands = map[string]func(s *session, ctx context.Context, args []string) error{
@@ -169,17 +153,7 @@ func (s *session) handleSTLS(ctx context.Context, args []string) error {
 	if err := s.writef("+OK Begin TLS negotiation"); err != nil {
 		return err
 	}
-	if s.br.Buffered() > 0 {
-		return errors.New("plaintext after STLS")
-	}
-	if err := s.c.StartTLS(ctx); err != nil {
-		return err
-	}
-	s.br = bufio.NewReaderSize(s.c.Conn, 1024)
-	s.wmu.Lock()
-	s.bw = bufio.NewWriterSize(s.c.Conn, 512)
-	s.wmu.Unlock()
-	return nil
+	return s.StartTLS(ctx)
 }
 
 // RFC 1939 7
@@ -239,7 +213,7 @@ func (s *session) handleAuth(ctx context.Context, args []string) error {
 		} else if err := s.writef("+ %s", wire.EncodeBase64(ch)); err != nil {
 			return nil, err
 		}
-		line, err := wire.ReadLine(s.br, wire.MaxLine)
+		line, err := wire.ReadLine(s.Reader(), wire.MaxLine)
 		if err != nil {
 			return nil, err
 		}
@@ -336,28 +310,15 @@ func (s *session) result(log interface{ Warn(string, ...any) }, d proxy.Decision
 }
 
 func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any) }, d proxy.Decision, b *backend, okLine string) error {
-	c := s.c
-	b.nc.SetDeadline(time.Time{})
-	c.SetDeadline(time.Time{})
-	s.wmu.Lock()
-	fmt.Fprintf(s.bw, "%s\r\n", okLine)
-	err := s.bw.Flush()
-	s.wmu.Unlock()
-	if err != nil {
-		b.nc.Close()
-		return err
-	}
-	drop := func() ([]byte, []byte) {
-		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-		s.wmu.Lock()
-		s.br, s.bw, b.br = nil, nil, nil
-		s.wmu.Unlock()
-		return cp, bp
-	}
+	bp := proxy.Pending(b.br)
+	b.br = nil
 	// POP3 has no unsolicited response: an idle session, or one whose
 	// route changed, is just closed (RFC 1939's autologout timer);
 	// BridgeSession still counts the route change.
-	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.POP3, b.nc, drop, nil)
+	up, down, idled, err := s.Bridge(ctx, d, proxy.POP3, b.nc, bp, okLine, nil)
+	if err != nil {
+		return err
+	}
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }

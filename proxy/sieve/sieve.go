@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mailmig/mailmig/proxy"
@@ -56,29 +55,25 @@ func New(opts *Options) *Handler {
 }
 
 type session struct {
-	h       *Handler
-	c       *proxy.Conn
-	br      *bufio.Reader
-	started time.Time
-	bad     int
-
-	wmu sync.Mutex
-	bw  *bufio.Writer
+	*proxy.PreAuth
+	h   *Handler
+	c   *proxy.Conn
+	bad int
 }
 
 var errClose = errors.New("close session")
 
 // ServeConn implements proxy.Handler.
 func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
-	s := &session{h: h, c: c, br: bufio.NewReaderSize(c.Conn, 4096), bw: bufio.NewWriterSize(c.Conn, 1024), started: time.Now()}
+	s := &session{PreAuth: proxy.NewPreAuth(c, 4096, 1024), h: h, c: c}
 	c.OnEnd(func(reason string) {
 		s.writef(`BYE (TRYLATER) %s`, quote(reason))
 		c.Abort()
 	})
 	s.writeCaps()
 	for {
-		c.PreAuthDeadline(s.started)
-		cmd, err := wire.ReadCommand(s.br, nil)
+		s.ReadDeadline()
+		cmd, err := wire.ReadCommand(s.Reader(), nil)
 		if err != nil {
 			var le *wire.LiteralError
 			switch {
@@ -91,9 +86,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 					continue
 				}
 			case errors.Is(err, os.ErrDeadlineExceeded):
-				// The read deadline passed; give the goodbye a fresh write deadline.
-				s.c.SetWriteDeadline(time.Now().Add(time.Second))
-				s.writef(`BYE "Disconnected for inactivity"`)
+				s.TimeoutGoodbye(`BYE "Disconnected for inactivity"`)
 			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			default:
 				c.Log.Debug("managesieve read", "err", err)
@@ -115,18 +108,9 @@ func quote(s string) string {
 	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
-func (s *session) writef(format string, args ...any) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.bw == nil { // bridged: only the bridge writes now
-		return net.ErrClosed
-	}
-	fmt.Fprintf(s.bw, format, args...)
-	s.bw.WriteString("\r\n")
-	return s.bw.Flush()
-}
+func (s *session) writef(format string, args ...any) error { return s.Writef(format, args...) }
 
-func (s *session) loginDisabled() bool { return s.c.TLSConfigured() && !s.c.IsTLS() }
+func (s *session) loginDisabled() bool { return s.LoginDisabled() }
 
 // writeCaps sends the capability block. RFC 5804 1.7
 func (s *session) writeCaps() error {
@@ -228,16 +212,9 @@ func (s *session) handleStartTLS(ctx context.Context, d *wire.Decoder) error {
 	if err := s.writef(`OK "Begin TLS negotiation now"`); err != nil {
 		return err
 	}
-	if s.br.Buffered() > 0 {
-		return errors.New("plaintext after STARTTLS")
-	}
-	if err := s.c.StartTLS(ctx); err != nil {
+	if err := s.StartTLS(ctx); err != nil {
 		return err
 	}
-	s.br = bufio.NewReaderSize(s.c.Conn, 4096)
-	s.wmu.Lock()
-	s.bw = bufio.NewWriterSize(s.c.Conn, 1024)
-	s.wmu.Unlock()
 	// RFC 5804 2.2: the server sends the capabilities again after TLS.
 	return s.writeCaps()
 }
@@ -275,7 +252,7 @@ func (s *session) handleAuthenticate(ctx context.Context, d *wire.Decoder) error
 		if err := s.writef(`"%s"`, encodeChallenge(ch)); err != nil {
 			return nil, err
 		}
-		resp, err := wire.ReadCommand(s.br, nil)
+		resp, err := wire.ReadCommand(s.Reader(), nil)
 		if err != nil {
 			return nil, err
 		}
@@ -358,24 +335,9 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 		return done
 	}
 	log.Info("login")
-	c.SetDeadline(time.Time{})
-	b.nc.SetDeadline(time.Time{})
-	s.wmu.Lock()
-	fmt.Fprintf(s.bw, "%s\r\n", line)
-	err = s.bw.Flush()
-	s.wmu.Unlock()
-	if err != nil {
-		b.nc.Close()
-		return err
-	}
-	drop := func() ([]byte, []byte) {
-		cp, bp := proxy.Pending(s.br), proxy.Pending(b.br)
-		s.wmu.Lock()
-		s.br, s.bw, b.br = nil, nil, nil
-		s.wmu.Unlock()
-		return cp, bp
-	}
-	up, down, idled := proxy.BridgeSession(ctx, c, d, proxy.ManageSieve, b.nc, drop, func(r string, idle bool) {
+	bp := proxy.Pending(b.br)
+	b.br = nil
+	up, down, idled, err := s.Bridge(ctx, d, proxy.ManageSieve, b.nc, bp, line, func(r string, idle bool) {
 		switch {
 		case r != "":
 			fmt.Fprintf(c.Conn, "BYE (TRYLATER) %s\r\n", quote(r+", please reconnect"))
@@ -383,6 +345,9 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 			fmt.Fprintf(c.Conn, "BYE %s\r\n", quote("Idle for too long"))
 		}
 	})
+	if err != nil {
+		return err
+	}
 	log.Info("session ended", "up", up, "down", down, "idle_timeout", idled)
 	return errClose
 }

@@ -1,0 +1,116 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// ErrPlaintextAfterStartTLS means the client sent more bytes after its
+// STARTTLS command before the handshake: they would be injected into the
+// TLS session (CVE-2011-0411 style), so the session ends.
+var ErrPlaintextAfterStartTLS = errors.New("plaintext after STARTTLS")
+
+// PreAuth is the client side of a line-based protocol (IMAP, POP3,
+// ManageSieve) before login: buffered reads and writes on the connection,
+// one writer at a time, STARTTLS, and the hand-over to the bridge, after
+// which it holds no buffers and refuses writes (only the bridge writes).
+// The protocol fronts embed it.
+type PreAuth struct {
+	// C is the client connection.
+	C *Conn
+	// Started is when the connection was accepted (the pre-auth timeout
+	// counts from it).
+	Started time.Time
+
+	rsize, wsize int
+	br           *bufio.Reader
+
+	wmu sync.Mutex
+	bw  *bufio.Writer
+}
+
+// NewPreAuth returns the pre-auth state of c with read and write buffers
+// of the given sizes.
+func NewPreAuth(c *Conn, rsize, wsize int) *PreAuth {
+	return &PreAuth{C: c, Started: time.Now(), rsize: rsize, wsize: wsize,
+		br: bufio.NewReaderSize(c.Conn, rsize), bw: bufio.NewWriterSize(c.Conn, wsize)}
+}
+
+// Reader is the buffered client reader; only the session's own goroutine
+// reads.
+func (p *PreAuth) Reader() *bufio.Reader { return p.br }
+
+// Writef writes one line (CRLF appended) and flushes it. It is safe from
+// any goroutine (a server shutdown says goodbye from another) and returns
+// net.ErrClosed once the session is bridged.
+func (p *PreAuth) Writef(format string, args ...any) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if p.bw == nil {
+		return net.ErrClosed
+	}
+	fmt.Fprintf(p.bw, format, args...)
+	p.bw.WriteString("\r\n")
+	return p.bw.Flush()
+}
+
+// ReadDeadline sets the deadlines before reading the next command
+// (Conn.PreAuthDeadline).
+func (p *PreAuth) ReadDeadline() { p.C.PreAuthDeadline(p.Started) }
+
+// TimeoutGoodbye writes the line that ends a session whose read deadline
+// passed, with a fresh write deadline of its own.
+func (p *PreAuth) TimeoutGoodbye(format string, args ...any) {
+	p.C.SetWriteDeadline(time.Now().Add(time.Second))
+	p.Writef(format, args...)
+}
+
+// LoginDisabled reports whether the listener uses TLS but the connection
+// is not encrypted yet: logins are refused until STARTTLS (IMAP
+// LOGINDISABLED, POP3 and ManageSieve likewise).
+func (p *PreAuth) LoginDisabled() bool { return p.C.TLSConfigured() && !p.C.IsTLS() }
+
+// StartTLS runs the handshake after the protocol answered its STARTTLS
+// command, and starts fresh buffers on the encrypted connection.
+func (p *PreAuth) StartTLS(ctx context.Context) error {
+	if p.br.Buffered() > 0 {
+		return ErrPlaintextAfterStartTLS
+	}
+	if err := p.C.StartTLS(ctx); err != nil {
+		return err
+	}
+	p.br = bufio.NewReaderSize(p.C.Conn, p.rsize)
+	p.wmu.Lock()
+	p.bw = bufio.NewWriterSize(p.C.Conn, p.wsize)
+	p.wmu.Unlock()
+	return nil
+}
+
+// Bridge tells the client it is logged in with final (one line, the
+// backend's answer as the protocol words it), then runs BridgeSession
+// with the backend connection. backendPending are the bytes the backend
+// sent that the login dialogue read ahead (Pending of its reader, which
+// the caller then drops). The deadlines of the login dialogue are cleared
+// first. On a failed write the backend is closed and the error returned.
+func (p *PreAuth) Bridge(ctx context.Context, d Decision, proto Protocol, backend net.Conn, backendPending []byte, final string, goodbye func(reason string, idle bool)) (up, down int64, idled bool, err error) {
+	backend.SetDeadline(time.Time{})
+	p.C.SetDeadline(time.Time{})
+	if err := p.Writef("%s", final); err != nil {
+		backend.Close()
+		return 0, 0, false, err
+	}
+	drop := func() ([]byte, []byte) {
+		cp := Pending(p.br)
+		p.wmu.Lock()
+		p.br, p.bw = nil, nil
+		p.wmu.Unlock()
+		return cp, backendPending
+	}
+	up, down, idled = BridgeSession(ctx, p.C, d, proto, backend, drop, goodbye)
+	return up, down, idled, nil
+}
