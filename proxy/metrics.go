@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -165,4 +166,26 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// Values of the result label of MetricRouteLookups, the same for every
+// protocol.
+const (
+	RouteFound   = "found"   // a route (or the default backend) names a backend
+	RouteUnknown = "unknown" // no route and no default backend
+	RouteFrozen  = "frozen"  // the account stayed frozen for the hold time
+	RouteError   = "error"   // the route names an unknown backend, or the lookup failed
+)
+
+// RouteResult is the result label for a Router error (nil: RouteFound).
+func RouteResult(err error) string {
+	switch {
+	case err == nil:
+		return RouteFound
+	case errors.Is(err, ErrUnknown):
+		return RouteUnknown
+	case errors.Is(err, ErrFrozen):
+		return RouteFrozen
+	}
+	return RouteError
 }

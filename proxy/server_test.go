@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -140,5 +141,22 @@ func TestMetricsFormat(t *testing.T) {
 		"# TYPE mailmig_proxy_sessions_open gauge\nmailmig_proxy_sessions_open{proto=\"imap\",backend=\"we\\\"ird\"} 2\n"
 	if b.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestRouteResult(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, RouteFound},
+		{fmt.Errorf("route %q: %w", "a@example.test", ErrUnknown), RouteUnknown},
+		{fmt.Errorf("route a: %w", ErrFrozen), RouteFrozen},
+		{fmt.Errorf("route a: backend %q: %w", "x", ErrBackend), RouteError},
+		{context.Canceled, RouteError},
+	} {
+		if got := RouteResult(tc.err); got != tc.want {
+			t.Errorf("RouteResult(%v) = %q, want %q", tc.err, got, tc.want)
+		}
 	}
 }

@@ -292,26 +292,26 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m := p.opts.Metrics
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "unknown")
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteUnknown)
 		authFailed()
 		// The same answer as a wrong password: nothing is revealed.
 		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
 		http.Error(w, "authentication required", http.StatusUnauthorized)
 		return
 	case err != nil:
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "error")
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteError)
 		p.log.Error("route lookup failed", "err", err)
 		p.unavailable(w, "service temporarily unavailable")
 		return
 	}
 	log := p.log.With("user", dec.Account(), "backend", dec.Route.Backend)
 	if dec.Frozen() {
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "frozen")
+		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteFrozen)
 		log.Debug("request for frozen account")
 		p.unavailable(w, "account is being migrated, try again later")
 		return
 	}
-	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", "ok")
+	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteFound)
 	var cs *connState
 	if v := ctx.Value(connKey{}); v != nil {
 		cs = v.(*connState)

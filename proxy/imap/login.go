@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,34 +28,13 @@ const unavailable = "NO [UNAVAILABLE] Account temporarily unavailable, try again
 // login routes the credentials, logs in at the backend and bridges.
 func (s *session) login(ctx context.Context, tag string, creds *wire.Credentials) error {
 	c := s.c
-	m := c.Metrics()
-	if !c.AuthAllowed() {
-		m.Inc(proxy.MetricConnectionsRefused, "proto", string(proxy.IMAP), "reason", "auth-rate")
+	d, ep, log, route := s.RouteLogin(ctx, proxy.IMAP, creds.Identity())
+	switch route {
+	case proxy.LoginRateLimited:
 		return s.writef("%s NO [UNAVAILABLE] Too many failed logins, try again later.", tag)
-	}
-	id := creds.Identity()
-	log := c.Log.With("user", id)
-	d, err := c.Router().Await(ctx, id)
-	switch {
-	case errors.Is(err, proxy.ErrUnknown):
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "unknown")
-		c.AuthFailed()
-		log.Debug("login for unknown account")
+	case proxy.LoginUnknown:
 		return s.writef("%s %s", tag, authFailed)
-	case errors.Is(err, proxy.ErrFrozen):
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "frozen")
-		log.Info("login refused, account frozen")
-		return s.writef("%s %s", tag, unavailable)
-	case err != nil:
-		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "error")
-		log.Warn("route lookup", "err", err)
-		return s.writef("%s %s", tag, unavailable)
-	}
-	m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.IMAP), "result", "found")
-	log = log.With("backend", d.Backend.Name)
-	ep, ok := d.Backend.Endpoint(proxy.IMAP)
-	if !ok {
-		log.Warn("backend has no imap endpoint")
+	case proxy.LoginUnavailable:
 		return s.writef("%s %s", tag, unavailable)
 	}
 	start := time.Now()

@@ -289,30 +289,13 @@ const (
 
 func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	c := s.c
-	m := c.Metrics()
-	proto := string(proxy.ManageSieve)
-	if !c.AuthAllowed() {
-		m.Inc(proxy.MetricConnectionsRefused, "proto", proto, "reason", "auth-rate")
+	d, ep, log, route := s.RouteLogin(ctx, proxy.ManageSieve, creds.Identity())
+	switch route {
+	case proxy.LoginRateLimited:
 		return s.writef(`NO (TRYLATER) "Too many failed logins, try again later."`)
-	}
-	id := creds.Identity()
-	log := c.Log.With("user", id)
-	d, err := c.Router().Await(ctx, id)
-	switch {
-	case errors.Is(err, proxy.ErrUnknown):
-		m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "unknown")
-		c.AuthFailed()
+	case proxy.LoginUnknown:
 		return s.writef(authFailed)
-	case err != nil:
-		m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "unavailable")
-		log.Info("login refused", "err", err)
-		return s.writef(unavailable)
-	}
-	m.Inc(proxy.MetricRouteLookups, "proto", proto, "result", "found")
-	log = log.With("backend", d.Backend.Name)
-	ep, ok := d.Backend.Endpoint(proxy.ManageSieve)
-	if !ok {
-		log.Warn("backend has no managesieve endpoint")
+	case proxy.LoginUnavailable:
 		return s.writef(unavailable)
 	}
 	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()

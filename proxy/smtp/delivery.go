@@ -71,20 +71,20 @@ func (d *deliverySession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 	dec, err := router.Lookup(ctx, to)
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
-		d.lookupResult("unknown")
+		d.lookupResult(proxy.RouteUnknown)
 		return errNoSuchUser
 	case err != nil:
-		d.lookupResult("error")
+		d.lookupResult(proxy.RouteError)
 		d.log.Error("route lookup failed", "rcpt", to, "err", err)
 		return errConfig
 	}
 	r := dec.Route
 	if dec.Frozen() {
-		d.lookupResult("frozen")
+		d.lookupResult(proxy.RouteFrozen)
 		d.log.Info("recipient frozen", "user", r.Account, "backend", r.Backend)
 		return errFrozen
 	}
-	d.lookupResult("ok")
+	d.lookupResult(proxy.RouteFound)
 	if d.srv.opts.Mode == ModeSMTP && d.primary != "" && r.Backend != d.primary {
 		return errOtherRoute
 	}
