@@ -54,6 +54,17 @@
 // admin/adminpw (SASL authzid over IMAP, POP3 and Sieve only), and the WebDAV
 // admin admin/adminpw (may read every user's directory).
 //
+// # OAuth bearer tokens
+//
+// Both Dovecots accept XOAUTH2 and OAUTHBEARER with the token Token(email)
+// returns (TEST ONLY: an HMAC of the address under a fixed key, so no state
+// is shared); their oauth2 passdb checks it at an RFC 7662 introspection
+// endpoint (testdata/peers/oauth_introspect.py, Dovecot.OAuthIntrospect,
+// port index +8 / +18). XOAuth2Client is a SASL client for XOAUTH2 (go-sasl
+// has OAUTHBEARER). PLAIN and LOGIN are unchanged. Tests that need tokens
+// call Set.RequireOAuth, which fails clearly on a set started by older
+// scripts.
+//
 // # Server behaviours that matter for fidelity tests
 //
 // Cyrus runs with munge8bit: no (8-bit header bytes stay as they are) and

@@ -46,8 +46,8 @@ type Set struct {
 	Root   string // ROOT directory of the set
 	Offset int    // port offset (a multiple of 100 for parallel sets)
 
-	Dovecot      *Dovecot      // Dovecot backend, ROOT/dovecot, ports +0..+7
-	Dovecot2     *Dovecot      // second Dovecot, ROOT/dovecot-b, ports +10..+17
+	Dovecot      *Dovecot      // Dovecot backend, ROOT/dovecot, ports +0..+8
+	Dovecot2     *Dovecot      // second Dovecot, ROOT/dovecot-b, ports +10..+18
 	DovecotProxy *DovecotProxy // Dovecot as a pure proxy in front of Dovecot, +20..+26
 	Cyrus        *Cyrus        // Cyrus IMAP/POP3/LMTP/Sieve/JMAP/CalDAV/CardDAV, +30..+38
 	Radicale     *DAV          // Radicale CalDAV/CardDAV, +40
@@ -68,6 +68,10 @@ type Dovecot struct {
 	ManageSieve string
 	Submission  string // relays to SMTPSink
 	SMTPSink    string // stdlib SMTP sink; stores each message in SinkDir
+	// OAuthIntrospect is the RFC 7662 token introspection endpoint
+	// ("127.0.0.1:port", HTTP, POST /introspect) that Dovecot's oauth2
+	// passdb asks about XOAUTH2 and OAUTHBEARER tokens (see Token).
+	OAuthIntrospect string
 
 	MasterUser     string // master login: "user@example.test*admin" or SASL PLAIN authzid
 	MasterPassword string
@@ -161,7 +165,7 @@ func newSet(root string, offset int, scripts string) *Set {
 			Base: base, IMAP: addr(p), IMAPHAProxy: addr(p + 1), POP3: addr(p + 2), POP3HAProxy: addr(p + 3),
 			LMTP: addr(p + 4), ManageSieve: addr(p + 5), Submission: addr(p + 6), SMTPSink: addr(p + 7),
 			MasterUser: DovecotMasterUser, MasterPassword: DovecotMasterPassword,
-			SinkDir: filepath.Join(base, "sink-spool"),
+			SinkDir: filepath.Join(base, "sink-spool"), OAuthIntrospect: addr(p + 8),
 		}
 	}
 	return &Set{
@@ -182,14 +186,16 @@ func newSet(root string, offset int, scripts string) *Set {
 }
 
 // portIndexes are the listeners of one set (offsets from BasePort+offset).
-var portIndexes = []int{0, 1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17,
+var portIndexes = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18,
 	20, 22, 25, 26, 30, 32, 34, 35, 38, 40, 50, 60, 62, 66, 68}
 
 // readyPorts are the listeners polled to decide that a set answers.
 var readyPorts = []int{0, 2, 4, 5, 6, 7, 10, 20, 30, 32, 34, 35, 38, 40, 50, 60}
 
-func portOpen(port int) bool {
-	c, err := net.DialTimeout("tcp", addr(port), 500*time.Millisecond)
+func portOpen(port int) bool { return portOpenAddr(addr(port)) }
+
+func portOpenAddr(a string) bool {
+	c, err := net.DialTimeout("tcp", a, 500*time.Millisecond)
 	if err != nil {
 		return false
 	}

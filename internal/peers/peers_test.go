@@ -238,6 +238,7 @@ func TestLayout(t *testing.T) {
 	s := newSet("/r", 300, "")
 	for got, want := range map[string]string{
 		s.Dovecot.IMAP: "127.0.0.1:20300", s.Dovecot.SMTPSink: "127.0.0.1:20307", s.Dovecot2.IMAP: "127.0.0.1:20310",
+		s.Dovecot.OAuthIntrospect: "127.0.0.1:20308", s.Dovecot2.OAuthIntrospect: "127.0.0.1:20318",
 		s.DovecotProxy.IMAP: "127.0.0.1:20320", s.Cyrus.HTTP: "127.0.0.1:20338", s.Radicale.URL: "http://127.0.0.1:20340/",
 		s.WebDAV.URL: "http://127.0.0.1:20350/files/", s.NginxMail.AuthHTTP: "127.0.0.1:20368",
 		s.Dovecot.MaildirPath("Bob@Example.Test"): "/r/dovecot/mail/example.test/bob/Maildir",

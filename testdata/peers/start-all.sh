@@ -6,8 +6,8 @@
 # usage: start-all.sh ROOT [PORT_OFFSET]
 # Ports: 20000 + PORT_OFFSET + index; one set uses indices 0..68, so parallel
 # sets need offsets that are multiples of 100 (0, 100, ... 9900).
-#   ROOT/dovecot        Dovecot backend                        +0..+7
-#   ROOT/dovecot-b      second Dovecot (sync / routing target) +10..+17
+#   ROOT/dovecot        Dovecot backend (+8: OAuth introspection) +0..+8
+#   ROOT/dovecot-b      second Dovecot (sync / routing target) +10..+18
 #   ROOT/dovecot-proxy  Dovecot proxy -> ROOT/dovecot          +20..+26
 #   ROOT/cyrus          Cyrus IMAP/POP3/LMTP/Sieve/JMAP/DAV    +30..+38
 #   ROOT/radicale       Radicale                               +40
