@@ -229,8 +229,9 @@ func TestErrors(t *testing.T) {
 	if l := r.expect("a1 "); !strings.HasPrefix(l, "a1 OK [CAPABILITY ") {
 		t.Errorf("literal login: %q", l)
 	}
-	// SASL-IR PLAIN and XOAUTH2 reach the backend (Dovecot has no XOAUTH2
-	// configured here, so it refuses; the answer is the backend's NO).
+	// SASL-IR PLAIN and XOAUTH2 reach the backend (Dovecot checks tokens
+	// with its oauth2 passdb and refuses this made-up one; the answer is
+	// the backend's NO). Good tokens: oauth_test.go.
 	r = dialRaw(t, p.IMAP)
 	r.expect("* OK")
 	ir := base64.StdEncoding.EncodeToString([]byte("\x00" + a.Email + "\x00" + a.Password))
@@ -244,7 +245,7 @@ func TestErrors(t *testing.T) {
 	r.expect("+")
 	r.send(base64.StdEncoding.EncodeToString([]byte("user="+a.Email+"\x01auth=Bearer tok\x01\x01")) + "\r\n")
 	if l := r.expect("a3 "); !strings.HasPrefix(l, "a3 NO") {
-		t.Errorf("XOAUTH2 against a backend without it: %q", l)
+		t.Errorf("XOAUTH2 with a wrong token: %q", l)
 	}
 }
 
