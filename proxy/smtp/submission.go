@@ -10,6 +10,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/internal/wire"
 	"github.com/mailmig/mailmig/proxy/routes"
 )
 
@@ -30,8 +31,12 @@ var (
 	_ gosmtp.AuthSession = (*submissionSession)(nil)
 )
 
-// AuthMechanisms lists the SASL mechanisms offered to clients (RFC 4954).
-func (s *submissionSession) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+// AuthMechanisms lists the SASL mechanisms offered to clients (RFC 4954):
+// PLAIN and LOGIN with a password, XOAUTH2 and OAUTHBEARER (RFC 7628) with
+// a bearer token, which only the backend can check.
+func (s *submissionSession) AuthMechanisms() []string {
+	return []string{sasl.Plain, sasl.Login, wire.MechXOAuth2, wire.MechOAuthBearer}
+}
 
 // Auth returns the SASL server of one mechanism.
 func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
@@ -41,12 +46,14 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, username, password string) error {
-			return s.login(identity, username, password)
+			return s.login(&wire.Credentials{Mechanism: wire.MechPlain, Authzid: identity, Authcid: username, Password: password})
 		}), nil
 	case sasl.Login:
 		return &loginServer{auth: func(username, password string) error {
-			return s.login("", username, password)
+			return s.login(&wire.Credentials{Mechanism: wire.MechLogin, Authcid: username, Password: password})
 		}}, nil
+	case wire.MechXOAuth2, wire.MechOAuthBearer:
+		return &tokenServer{mech: mech, auth: s.login}, nil
 	}
 	return nil, gosmtp.ErrAuthUnknownMechanism
 }
@@ -55,12 +62,9 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 // connects to the backend and authenticates there. The client's answer is
 // the backend's: the proxy reveals nothing before the backend accepted the
 // credentials.
-func (s *submissionSession) login(identity, username, password string) error {
-	key := identity
-	if key == "" {
-		key = username
-	}
-	log := s.log.With("user", routes.Normalize(key))
+func (s *submissionSession) login(creds *wire.Credentials) error {
+	key := creds.Identity()
+	log := s.log.With("user", routes.Normalize(key), "mech", creds.Mechanism)
 	if s.pc != nil && !s.pc.AuthAllowed() {
 		log.Info("login refused: too many failures from this address")
 		return errTempAuth
@@ -95,10 +99,16 @@ func (s *submissionSession) login(identity, username, password string) error {
 		return errTempAuth
 	}
 	var cl sasl.Client
-	if dec.Backend.Login == proxy.LoginMaster {
+	switch {
+	case creds.Token():
+		// Passthrough in every login mode: a master login cannot stand
+		// in for a token, and only the backend can check the token (the
+		// IMAP, POP3 and ManageSieve fronts do the same).
+		cl = &tokenClient{mech: creds.Mechanism, msg: creds.Raw}
+	case dec.Backend.Login == proxy.LoginMaster:
 		cl = sasl.NewPlainClient(dec.Backend.MasterLogin(key))
-	} else {
-		cl = sasl.NewPlainClient(identity, username, password)
+	default:
+		cl = sasl.NewPlainClient(creds.Authzid, creds.Authcid, creds.Password)
 	}
 	if err := bc.client.Auth(cl); err != nil {
 		bc.broken = smtpErr(err) == nil
@@ -264,4 +274,71 @@ func (l *loginServer) Next(response []byte) (challenge []byte, done bool, err er
 		return nil, true, l.auth(l.username, string(response))
 	}
 	return nil, false, errors.New("unexpected response")
+}
+
+// errMalformedAuth answers a token mechanism message that is not one.
+var errMalformedAuth = &gosmtp.SMTPError{Code: 501, EnhancedCode: gosmtp.EnhancedCode{5, 5, 2}, Message: "Malformed authentication message"}
+
+// tokenServer is the server side of XOAUTH2 and OAUTHBEARER (RFC 7628):
+// one client message carrying the user and a bearer token. Without an
+// initial response the client gets an empty challenge first. The message
+// is only parsed for routing; auth relays it unchanged to the backend,
+// whose answer becomes the client's.
+type tokenServer struct {
+	mech string
+	auth func(*wire.Credentials) error
+	step int
+}
+
+var _ sasl.Server = (*tokenServer)(nil)
+
+// Next implements sasl.Server.
+func (t *tokenServer) Next(response []byte) (challenge []byte, done bool, err error) {
+	if t.step == 0 && response == nil {
+		t.step = 1
+		return []byte{}, false, nil
+	}
+	if t.step > 1 {
+		return nil, false, errors.New("unexpected response")
+	}
+	t.step = 2
+	var creds *wire.Credentials
+	if t.mech == wire.MechXOAuth2 {
+		creds, err = wire.DecodeXOAuth2(response)
+	} else {
+		creds, err = wire.DecodeOAuthBearer(response)
+	}
+	if err != nil {
+		return nil, false, errMalformedAuth
+	}
+	return nil, true, t.auth(creds)
+}
+
+// tokenClient logs in at the backend with the client's own XOAUTH2 or
+// OAUTHBEARER message, sent as the initial response. A backend that
+// refuses the token sends an error challenge first (a JSON status); it is
+// answered as the mechanism wants — an empty response for XOAUTH2, a
+// single ^A for OAUTHBEARER (RFC 7628 3.2.3) — so that the backend sends
+// its final 535.
+type tokenClient struct {
+	mech     string
+	msg      []byte
+	answered bool
+}
+
+var _ sasl.Client = (*tokenClient)(nil)
+
+// Start implements sasl.Client.
+func (c *tokenClient) Start() (mech string, ir []byte, err error) { return c.mech, c.msg, nil }
+
+// Next implements sasl.Client.
+func (c *tokenClient) Next(challenge []byte) ([]byte, error) {
+	if c.answered {
+		return nil, errors.New("backend sent a second challenge after a token")
+	}
+	c.answered = true
+	if c.mech == wire.MechOAuthBearer {
+		return []byte{0x01}, nil
+	}
+	return []byte{}, nil
 }
