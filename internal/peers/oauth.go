@@ -36,6 +36,18 @@ func Token(email string) string {
 	return tokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(email)) + "." + hex.EncodeToString(m.Sum(nil))[:32]
 }
 
+// TokenOfSize returns a valid token for email that is size bytes long
+// (at least len(Token(email))+1): Token(email), "." and filler the
+// introspection endpoint ignores. Real access tokens are often 1-3 KB (JWTs
+// of Microsoft Entra ID), longer than some protocol lines allow.
+func TokenOfSize(email string, size int) string {
+	tok := Token(email) + "."
+	if n := size - len(tok); n > 0 {
+		tok += strings.Repeat("x", n)
+	}
+	return tok
+}
+
 // RequireOAuth fails the test when the set's Dovecots cannot check
 // tokens: a set started by scripts older than the oauth2 passdb has no
 // introspection endpoint (restart it with stop-all.sh and start-all.sh).

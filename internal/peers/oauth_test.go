@@ -34,6 +34,8 @@ for u in sys.argv[2:]:
     t = m.token(u)
     assert m.check(t) == u.lower(), u
     assert m.check(t[:-1] + ("0" if t[-1] != "0" else "1")) is None, u
+    assert m.check(t + "." + "x" * 2000) == u.lower(), u
+    assert m.check(t + ".x.y") is None, u
     print(t)
 `, script}, users...)...).CombinedOutput()
 	if err != nil {
@@ -76,6 +78,15 @@ func TestOAuthLogins(t *testing.T) {
 				t.Fatalf("XOAUTH2 with the user's token: %v", err)
 			}
 			selectINBOX(t, c)
+
+			c = dialIMAP(t, d.d.IMAP)
+			long := TokenOfSize(a.Email, 2500)
+			if len(long) != 2500 {
+				t.Fatalf("TokenOfSize made %d bytes", len(long))
+			}
+			if err := c.Authenticate(XOAuth2Client(a.Email, long)); err != nil {
+				t.Fatalf("XOAUTH2 with a 2.5 KB token: %v", err)
+			}
 
 			c = dialIMAP(t, d.d.IMAP)
 			if err := c.Authenticate(sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: a.Email, Token: Token(a.Email)})); err != nil {

@@ -91,6 +91,11 @@ func TestSubmissionOAuth(t *testing.T) {
 		"XOAUTH2 second":       {peers.XOAuth2Client(b.Email, peers.Token(b.Email)), b.Email, e.set.Dovecot2.SinkDir},
 		"OAUTHBEARER master":   {oauthBearer(m.Email, peers.Token(m.Email)), m.Email, e.set.Dovecot.SinkDir},
 		"XOAUTH2 master route": {peers.XOAuth2Client(m.Email, peers.Token(m.Email)), m.Email, e.set.Dovecot.SinkDir},
+		// A token of realistic size: the proxy's AUTH line to Dovecot
+		// would pass 512 octets, so the token goes in a continuation
+		// (Dovecot refuses such an AUTH line with 500 5.5.2).
+		"XOAUTH2 1.4 KB token":     {peers.XOAuth2Client(a.Email, peers.TokenOfSize(a.Email, 1400)), a.Email, e.set.Dovecot.SinkDir},
+		"OAUTHBEARER 1.4 KB token": {oauthBearer(a.Email, peers.TokenOfSize(a.Email, 1400)), a.Email, e.set.Dovecot.SinkDir},
 	}
 	for name, tc := range good {
 		t.Run(name, func(t *testing.T) {
@@ -292,6 +297,18 @@ func TestTokenSASL(t *testing.T) {
 		if _, err := cl.Next(nil); err == nil {
 			t.Errorf("%s: a second challenge was answered", tc.mech)
 		}
+	}
+	// A long message goes in answer to the first (empty) challenge.
+	long := []byte("user=u@example.test\x01auth=Bearer " + strings.Repeat("t", 400) + "\x01\x01")
+	cl := &tokenClient{mech: "XOAUTH2", msg: long}
+	if _, ir, _ := cl.Start(); ir != nil {
+		t.Errorf("a %d-byte message was sent as the initial response", len(long))
+	}
+	if r, err := cl.Next([]byte{}); err != nil || !bytes.Equal(r, long) {
+		t.Errorf("first challenge: %v, want the message", err)
+	}
+	if r, err := cl.Next([]byte("{}")); err != nil || len(r) != 0 {
+		t.Errorf("error challenge: %q %v", r, err)
 	}
 	for _, bad := range [][]byte{{}, []byte("user=\x01\x01"), []byte("n,,\x01auth=Bearer t\x01\x01")} {
 		srv := &tokenServer{mech: "OAUTHBEARER", auth: func(*wire.Credentials) error { return nil }}

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"io"
 
@@ -315,28 +316,45 @@ func (t *tokenServer) Next(response []byte) (challenge []byte, done bool, err er
 }
 
 // tokenClient logs in at the backend with the client's own XOAUTH2 or
-// OAUTHBEARER message, sent as the initial response. A backend that
-// refuses the token sends an error challenge first (a JSON status); it is
-// answered as the mechanism wants — an empty response for XOAUTH2, a
-// single ^A for OAUTHBEARER (RFC 7628 3.2.3) — so that the backend sends
-// its final 535.
+// OAUTHBEARER message: as the initial response when the AUTH command stays
+// within SMTP's 512-octet command line, else (real tokens are often 1-3
+// KB) in answer to the first, empty challenge, as RFC 4954 section 4
+// requires. A backend that refuses the token sends an error challenge (a
+// JSON status); it is answered as the mechanism wants — an empty response
+// for XOAUTH2, a single ^A for OAUTHBEARER (RFC 7628 3.2.3) — so that the
+// backend sends its final 535.
 type tokenClient struct {
-	mech     string
-	msg      []byte
-	answered bool
+	mech   string
+	msg    []byte
+	sent   bool // msg went out
+	failed bool // the error challenge was answered
 }
 
 var _ sasl.Client = (*tokenClient)(nil)
 
+// maxIRLine is the longest AUTH command sent with an initial response,
+// CRLF included (RFC 5321 4.5.3.1.4).
+const maxIRLine = 512
+
 // Start implements sasl.Client.
-func (c *tokenClient) Start() (mech string, ir []byte, err error) { return c.mech, c.msg, nil }
+func (c *tokenClient) Start() (mech string, ir []byte, err error) {
+	if len("AUTH "+c.mech+" \r\n")+base64.StdEncoding.EncodedLen(len(c.msg)) > maxIRLine {
+		return c.mech, nil, nil
+	}
+	c.sent = true
+	return c.mech, c.msg, nil
+}
 
 // Next implements sasl.Client.
 func (c *tokenClient) Next(challenge []byte) ([]byte, error) {
-	if c.answered {
+	switch {
+	case !c.sent:
+		c.sent = true
+		return c.msg, nil
+	case c.failed:
 		return nil, errors.New("backend sent a second challenge after a token")
 	}
-	c.answered = true
+	c.failed = true
 	if c.mech == wire.MechOAuthBearer {
 		return []byte{0x01}, nil
 	}

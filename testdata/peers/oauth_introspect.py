@@ -9,7 +9,8 @@ Listens on 127.0.0.1:PORT only.
 Tokens need no shared state: a valid token for USER is
     "mmtok." + base64url(USER, no padding) + "." + hex(HMAC-SHA256(KEY, USER))[:32]
 with the fixed TEST-ONLY key below (the same function is peers.Token in
-internal/peers). USER is lower-cased, as Dovecot does with
+internal/peers), optionally followed by "." and filler that is ignored, so
+tests can send tokens as long as real ones (1-3 KB; peers.TokenOfSize). USER is lower-cased, as Dovecot does with
 auth_username_format = %Lu.
 
 Requests: POST (Dovecot's introspection_mode = post) with the form body
@@ -47,9 +48,9 @@ def check(tok):
     if not tok.startswith(PREFIX):
         return None
     parts = tok[len(PREFIX):].split(".")
-    if len(parts) != 2:
+    if len(parts) not in (2, 3):
         return None
-    b, sig = parts
+    b, sig = parts[0], parts[1]
     try:
         user = base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)).decode()
     except Exception:
