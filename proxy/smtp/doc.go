@@ -41,11 +41,13 @@
 //     streaming the message once to all of them, and returns one reply per
 //     accepted recipient in RCPT order (RFC 2033 4.2), each the backend's
 //     own reply or a 4xx when that backend could not be asked.
-//   - Submission answers AUTH (PLAIN, LOGIN) only after the backend
-//     accepted the credentials (passthrough) or the master login for the
-//     user (LoginMaster: SASL PLAIN with authzid); unknown users and wrong
-//     passwords get the same 535. Credentials go to a backend without TLS
-//     only when Backend.AllowPlaintext is set.
+//   - Submission answers AUTH (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) only
+//     after the backend accepted the credentials (passthrough) or the
+//     master login for the user (LoginMaster: SASL PLAIN with authzid);
+//     bearer tokens always go to the backend as the client sent them, with
+//     the same mechanism (only the backend can check them). Unknown users,
+//     wrong passwords and refused tokens get the same 535. Credentials go
+//     to a backend without TLS only when Backend.AllowPlaintext is set.
 //   - A backend that cannot be reached gives 451 4.4.1 (delivery) or 454
 //     4.7.0 (AUTH); a backend lost mid-transaction gives 451 4.4.2.
 //   - Delivery sessions to backends are pooled (16 idle per backend
