@@ -41,16 +41,7 @@ type e2e struct {
 }
 
 func newE2E(t *testing.T, n int) *e2e {
-	if testing.Short() {
-		t.Skip("needs the real servers")
-	}
-	if os.Getenv(peers.EnvRoot) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
-		}
-		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
-	}
-	x := &e2e{t: t, s: peers.Get(t), dir: t.TempDir(), expected: map[string]map[string]bool{}}
+	x := &e2e{t: t, s: needPeers(t), dir: t.TempDir(), expected: map[string]map[string]bool{}}
 	var csv strings.Builder
 	csv.WriteString("address,source_login,target_login,password_ref\n")
 	for i := 0; i < n; i++ {

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,8 +18,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
-
-	"github.com/mailmig/mailmig/internal/peers"
 )
 
 // TestProxyAllProtocols runs the real `mailmig proxy` process (main with
@@ -30,16 +27,7 @@ import (
 // /metrics, then SIGTERM drains (the IDLE client gets its BYE, the process
 // exits 0).
 func TestProxyAllProtocols(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real servers")
-	}
-	if os.Getenv(peers.EnvRoot) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
-		}
-		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
-	}
-	s := peers.Get(t)
+	s := needPeers(t)
 	a := s.NewAccount(t)
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "migration.hcl")
@@ -90,48 +78,8 @@ proxy {
 		t.Fatalf("routes set: %d\n%s%s", code, out.String(), errb.String())
 	}
 
-	cmd := exec.Command(os.Args[0], "-f", planFile, "proxy", "-admin", "127.0.0.1:0", "-drain", "10s")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=main")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	lines := make(chan string, 32)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	addr := map[string]string{}
-	deadline := time.After(20 * time.Second)
-	for addr["admin"] == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("mailmig proxy ended before listening:\n%s", stderr.String())
-			}
-			if rest, ok := strings.CutPrefix(l, "listening: "); ok {
-				proto, ad, _ := strings.Cut(rest, " ")
-				addr[proto] = ad
-			}
-		case <-deadline:
-			t.Fatalf("mailmig proxy not listening within 20s; got %v\n%s", addr, stderr.String())
-		}
-	}
+	px := startProxyProcess(t, dir, planFile, 8, "-admin", "127.0.0.1:0", "-drain", "10s")
+	addr := px.addr
 	if len(addr) != 8 {
 		t.Fatalf("listeners: %v", addr)
 	}
@@ -252,7 +200,7 @@ proxy {
 	}
 
 	// SIGTERM: the IDLE session is told to end and the process exits 0.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := px.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -260,17 +208,13 @@ proxy {
 	case <-time.After(5 * time.Second):
 		t.Fatal("IMAP session not ended within 5s of SIGTERM")
 	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Fatalf("mailmig proxy after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
+	if err, ok := px.wait(10 * time.Second); !ok {
 		t.Fatal("mailmig proxy still running 10s after SIGTERM")
+	} else if err != nil {
+		t.Fatalf("mailmig proxy after SIGTERM: %v\n%s", err, px.stderr)
 	}
 	var rest []string
-	for l := range lines {
+	for l := range px.lines {
 		rest = append(rest, l)
 	}
 	if !strings.Contains(strings.Join(rest, "\n"), "draining") {

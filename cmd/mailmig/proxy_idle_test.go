@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mailmig/mailmig/internal/peers"
 )
 
 // TestProxySMTPIdleTimeout: the plan's idle_timeout reaches the SMTP,
@@ -19,16 +17,7 @@ import (
 // 5-minute default applied before): a client that sends nothing after the
 // greeting gets 421 and is disconnected once the timeout passed.
 func TestProxySMTPIdleTimeout(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real servers")
-	}
-	if os.Getenv(peers.EnvRoot) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
-		}
-		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
-	}
-	s := peers.Get(t)
+	s := needPeers(t)
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "migration.hcl")
 	planText := fmt.Sprintf(`state {

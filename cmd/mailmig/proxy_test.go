@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
-
-	"github.com/mailmig/mailmig/internal/peers"
 )
 
 // TestProxyCommand runs the proxy the way `mailmig proxy` does (plan →
@@ -24,16 +22,7 @@ import (
 // (MAILMIG_PEERS_ROOT, as `just test` exports): this package's TestMain
 // belongs to testscript, so it cannot start one itself.
 func TestProxyCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real servers")
-	}
-	if os.Getenv(peers.EnvRoot) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
-		}
-		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
-	}
-	s := peers.Get(t)
+	s := needPeers(t)
 	a := s.NewAccount(t)
 	dir := t.TempDir()
 	planFile := filepath.Join(dir, "migration.hcl")

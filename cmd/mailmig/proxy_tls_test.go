@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -22,8 +21,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/mailmig/mailmig/internal/peers"
 )
 
 // writeTestCert writes a self-signed certificate for name as name.pem and
@@ -128,16 +125,7 @@ func proxySerial(t *testing.T, proto, addr, serverName string) (string, error) {
 // name the first one; openssl s_client agrees. After the files are
 // replaced, SIGHUP makes the process serve the new certificates.
 func TestProxyTLSCertificates(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the real servers")
-	}
-	if os.Getenv(peers.EnvRoot) == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true but no peer set: export MAILMIG_PEERS_ROOT (just test does)")
-		}
-		t.Skip("needs a running peer set: `just peers-up` and export MAILMIG_PEERS_ROOT/MAILMIG_PEERS_OFFSET")
-	}
-	s := peers.Get(t)
+	s := needPeers(t)
 	dir := t.TempDir()
 	mail1 := writeTestCert(t, dir, "mail.example.test")
 	imap1 := writeTestCert(t, dir, "imap.example.test")
@@ -175,48 +163,8 @@ proxy {
 		t.Fatal(err)
 	}
 
-	cmd := exec.Command(os.Args[0], "-f", planFile, "proxy", "-drain", "5s")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=main")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	lines := make(chan string, 32)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	addr := map[string]string{}
-	deadline := time.After(20 * time.Second)
-	for len(addr) < 3 {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("mailmig proxy ended before listening:\n%s", stderr.String())
-			}
-			if rest, ok := strings.CutPrefix(l, "listening: "); ok {
-				proto, ad, _ := strings.Cut(rest, " ")
-				addr[proto] = ad
-			}
-		case <-deadline:
-			t.Fatalf("mailmig proxy not listening within 20s; got %v\n%s", addr, stderr.String())
-		}
-	}
+	px := startProxyProcess(t, dir, planFile, 3, "-drain", "5s")
+	addr := px.addr
 
 	check := func(mail, imap string) {
 		t.Helper()
@@ -269,7 +217,7 @@ proxy {
 	// New files on disk, then SIGHUP: the process serves the new ones.
 	mail2 := writeTestCert(t, dir, "mail.example.test")
 	imap2 := writeTestCert(t, dir, "imap.example.test")
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := px.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	reloaded := time.Now().Add(10 * time.Second)
@@ -282,22 +230,18 @@ proxy {
 			break
 		}
 		if time.Now().After(reloaded) {
-			t.Fatalf("still the old certificate 10s after SIGHUP\n%s", stderr.String())
+			t.Fatalf("still the old certificate 10s after SIGHUP\n%s", px.stderr)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	check(mail2, imap2)
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := px.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		exited <- err // for the cleanup
-		if err != nil {
-			t.Errorf("mailmig proxy exited with %v\n%s", err, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
+	if err, ok := px.wait(15 * time.Second); !ok {
 		t.Error("mailmig proxy did not exit within 15s of SIGTERM")
+	} else if err != nil {
+		t.Errorf("mailmig proxy exited with %v\n%s", err, px.stderr)
 	}
 }
