@@ -3,8 +3,10 @@
 (stdlib only). Dovecot's oauth2 passdb asks it whether an XOAUTH2 or
 OAUTHBEARER bearer token is valid and whose it is.
 
-usage: oauth_introspect.py PORT
-Listens on 127.0.0.1:PORT only.
+usage: oauth_introspect.py PORT [PIDFILE]
+Listens on 127.0.0.1:PORT only. With PIDFILE (Dovecot's run/master.pid) it
+exits by itself once that process is gone (or never appeared within 60 s),
+so a Dovecot stopped with `dovecot stop` does not leave it behind.
 
 Tokens need no shared state: a valid token for USER is
     "mmtok." + base64url(USER, no padding) + "." + hex(HMAC-SHA256(KEY, USER))[:32]
@@ -23,7 +25,10 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import sys
+import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -95,6 +100,26 @@ class H(BaseHTTPRequestHandler):
         self.answer(tok)
 
 
+def watch(pidfile):
+    """Exits the process when the pid in pidfile is gone."""
+    start = time.monotonic()
+    seen = False
+    while True:
+        time.sleep(1)
+        try:
+            with open(pidfile) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, 0)
+            seen = True
+            continue
+        except (OSError, ValueError):
+            pass
+        if seen or time.monotonic() - start > 60:
+            os._exit(0)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2:
+        threading.Thread(target=watch, args=(sys.argv[2],), daemon=True).start()
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
