@@ -139,6 +139,9 @@ func TestSubmissionOAuth(t *testing.T) {
 			}
 		})
 	}
+	if n := e.metrics.Get(proxy.MetricAuthFailures, "proto", string(ModeSubmission)); n != int64(len(bad)) {
+		t.Errorf("%d auth failures counted, want %d", n, len(bad))
+	}
 }
 
 // TestSubmissionOAuthDialogue drives the token mechanisms by hand: without
