@@ -323,3 +323,34 @@ func TestTokenSASL(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTokenServer feeds arbitrary client messages to the XOAUTH2 and
+// OAUTHBEARER server: it never panics, and it either hands the exact
+// message with a non-empty user to the login or answers 501 5.5.2.
+func FuzzTokenServer(f *testing.F) {
+	f.Add([]byte("user=u@example.test\x01auth=Bearer tok\x01\x01"))
+	f.Add([]byte("n,a=u@example.test,\x01host=h\x01port=587\x01auth=Bearer tok\x01\x01"))
+	f.Add([]byte("n,a=a=2Cb=3Dc@example.test,\x01auth=Bearer t\x01\x01"))
+	f.Add([]byte("y,,\x01auth=Bearer t\x01\x01"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if msg == nil {
+			msg = []byte{} // nil means "no initial response"
+		}
+		for _, mech := range []string{"XOAUTH2", "OAUTHBEARER"} {
+			var got *wire.Credentials
+			srv := &tokenServer{mech: mech, auth: func(c *wire.Credentials) error { got = c; return nil }}
+			_, done, err := srv.Next(msg)
+			switch {
+			case err == errMalformedAuth:
+				if got != nil || done {
+					t.Fatalf("%s %q: refused but logged in", mech, msg)
+				}
+			case err != nil:
+				t.Fatalf("%s %q: %v", mech, msg, err)
+			case !done || got == nil || got.Identity() == "" || !bytes.Equal(got.Raw, msg) || got.Mechanism != mech:
+				t.Fatalf("%s %q: done %v, credentials %v", mech, msg, done, got)
+			}
+		}
+	})
+}
