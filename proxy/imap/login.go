@@ -362,8 +362,12 @@ func (b *backend) authenticate(pipelined, mech string, msg []byte) (*response, e
 			return nil, fmt.Errorf("read from backend: %w", err)
 		}
 		if strings.HasPrefix(line, "+") {
-			// A further challenge (a token error report): cancel.
-			fmt.Fprintf(b.nc, "*\r\n")
+			// A further challenge is a token mechanism's error report
+			// (RFC 7628 3.2.2; Google's XOAUTH2): answer it the way the
+			// mechanism says, so the backend ends with its NO
+			// [AUTHENTICATIONFAILED] and counts a failed login. "*" would
+			// be an abort (BAD, not counted as a failure).
+			fmt.Fprintf(b.nc, "%s\r\n", errorChallengeReply(mech))
 			continue
 		}
 		if rest, ok := strings.CutPrefix(line, tag+" "); ok {
@@ -371,6 +375,19 @@ func (b *backend) authenticate(pipelined, mech string, msg []byte) (*response, e
 			return &response{status: strings.ToUpper(status), text: text}, nil
 		}
 	}
+}
+
+// errorChallengeReply is the client's answer to a server challenge that
+// reports a failure during a token login: a single %x01 for OAUTHBEARER
+// (RFC 7628 3.2.3), an empty response for XOAUTH2, a cancel otherwise.
+func errorChallengeReply(mech string) string {
+	switch mech {
+	case wire.MechOAuthBearer:
+		return wire.EncodeBase64([]byte{1})
+	case wire.MechXOAuth2:
+		return ""
+	}
+	return "*"
 }
 
 // logout ends a verification connection.

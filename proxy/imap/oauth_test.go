@@ -109,8 +109,10 @@ func TestOAuthThroughProxy(t *testing.T) {
 		}
 	})
 
-	// A wrong token is the backend's NO. (The front cancels the backend's
-	// error challenge; Dovecot answers that with BAD, relayed as NO.)
+	// A wrong token is the backend's NO [AUTHENTICATIONFAILED]: the front
+	// answers the backend's error challenge as each mechanism says (an
+	// empty response, %x01), so Dovecot ends with a counted failure, not
+	// an abort. "unknown user" never reaches a backend.
 	refused := map[string]string{
 		"wrong token":          "a AUTHENTICATE XOAUTH2 " + xoauth2Msg(a.Email, "not-a-token"),
 		"other user's token":   "a AUTHENTICATE OAUTHBEARER " + oauthBearerMsg(a.Email, peers.Token(b.Email)),
@@ -122,8 +124,8 @@ func TestOAuthThroughProxy(t *testing.T) {
 			r := dialRaw(t, p.IMAP)
 			r.expect("* OK")
 			r.send(line + "\r\n")
-			if l := r.expect("a "); !strings.HasPrefix(l, "a NO") {
-				t.Fatalf("got %q, want NO", l)
+			if l := r.expect("a "); !strings.HasPrefix(l, "a NO [AUTHENTICATIONFAILED]") {
+				t.Fatalf("got %q, want NO [AUTHENTICATIONFAILED]", l)
 			}
 		})
 	}
