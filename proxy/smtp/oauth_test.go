@@ -96,6 +96,11 @@ func TestSubmissionOAuth(t *testing.T) {
 		// (Dovecot refuses such an AUTH line with 500 5.5.2).
 		"XOAUTH2 1.4 KB token":     {peers.XOAuth2Client(a.Email, peers.TokenOfSize(a.Email, 1400)), a.Email, e.set.Dovecot.SinkDir},
 		"OAUTHBEARER 1.4 KB token": {oauthBearer(a.Email, peers.TokenOfSize(a.Email, 1400)), a.Email, e.set.Dovecot.SinkDir},
+		// Entra ID tokens run to several KB: the AUTH line (go-smtp sends
+		// the initial response) is far over RFC 5321's 512 octets, within
+		// RFC 4954's 12288 for SASL responses.
+		"XOAUTH2 4 KB token":     {peers.XOAuth2Client(a.Email, peers.TokenOfSize(a.Email, 4096)), a.Email, e.set.Dovecot.SinkDir},
+		"OAUTHBEARER 4 KB token": {oauthBearer(a.Email, peers.TokenOfSize(a.Email, 4096)), a.Email, e.set.Dovecot.SinkDir},
 	}
 	for name, tc := range good {
 		t.Run(name, func(t *testing.T) {

@@ -60,7 +60,9 @@ type Options struct {
 	// MaxRecipients limits recipients per transaction. Default: 1000.
 	MaxRecipients int
 	// MaxLineLength limits a command line. Default: 2000 (RFC 5321
-	// 4.5.3.1.6, doubled).
+	// 4.5.3.1.6, doubled); for submission 12290, because RFC 4954 4 has
+	// servers take SASL responses of at least 12288 octets (bearer tokens
+	// of 2–4 KB are common), and go-smtp applies one limit to every line.
 	MaxLineLength int
 	// IdleTimeout closes a connection that sends no command for this
 	// long. Default: 5 minutes (RFC 5321 4.5.3.2.7).
@@ -125,6 +127,9 @@ func NewServer(opts *Options) (*Server, error) {
 	}
 	if o.MaxLineLength == 0 {
 		o.MaxLineLength = 2000
+		if o.Mode == ModeSubmission {
+			o.MaxLineLength = 12288 + 2
+		}
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 5 * time.Minute
