@@ -203,6 +203,16 @@ func (p *preauth) authenticate(c sasl.Client) error {
 		}
 		resp, err := c.Next(dec)
 		if err != nil {
+			// A token mechanism's error report (RFC 7628 3.2.2, Google's
+			// XOAUTH2): answer it as the mechanism says, so the server
+			// ends with NO [AUTHENTICATIONFAILED] (an authentication
+			// failure, exit 3) rather than a broken exchange.
+			switch strings.ToUpper(mech) {
+			case "OAUTHBEARER":
+				return base64.StdEncoding.EncodeToString([]byte{1}), nil
+			case "XOAUTH2":
+				return "", nil
+			}
 			return "", err
 		}
 		return base64.StdEncoding.EncodeToString(resp), nil
