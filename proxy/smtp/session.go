@@ -24,6 +24,10 @@ type session struct {
 	conn *gosmtp.Conn
 	log  *slog.Logger
 	pc   *proxy.Conn // set when served through proxy.Server
+	// ec is the connection's endConn, found once on the connection's
+	// goroutine: go-smtp replaces the connection it holds at STARTTLS, so
+	// end (another goroutine) must not ask it for the connection.
+	ec *endConn
 
 	mu         sync.Mutex
 	acct       string // route key of the authenticated user (submission)
@@ -38,8 +42,8 @@ func (s *Server) newSession(c *gosmtp.Conn) (gosmtp.Session, error) {
 	if closing {
 		return nil, &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 3, 2}, Message: "Service shutting down"}
 	}
-	base := &session{srv: s, conn: c}
-	if ec := unwrapEndConn(c.Conn()); ec != nil && ec.pc != nil {
+	base := &session{srv: s, conn: c, ec: unwrapEndConn(c.Conn())}
+	if ec := base.ec; ec != nil && ec.pc != nil {
 		base.pc = ec.pc
 		base.log = ec.pc.Log.With("addr", c.Conn().RemoteAddr().String())
 		ec.pc.OnEnd(func(reason string) { base.end("4.3.2", reason) })
@@ -106,10 +110,11 @@ func (ss *session) ending() bool {
 // stopReading makes the pending read of the next command fail with a
 // timeout; go-smtp answers it with 421 4.4.2 and closes the connection.
 func (ss *session) stopReading() {
-	if ec := unwrapEndConn(ss.conn.Conn()); ec != nil {
-		ec.stop()
+	if ss.ec != nil {
+		ss.ec.stop()
 		return
 	}
+	// Not reached: every connection the server serves is an endConn.
 	ss.conn.Conn().SetReadDeadline(time.Now())
 }
 
