@@ -20,6 +20,15 @@ test:
     s=$EPOCHREALTIME rc=0
     go test -count=1 ${MAILMIG_GOTEST_FLAGS:-} ./... || rc=$?
     awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test took %.1fs\n", b-a}'
+    # The proxy is where goroutines meet (flips, drains, STARTTLS, bridges):
+    # its tests also run under the race detector on every run (the whole
+    # suite with -race: MAILMIG_GOTEST_FLAGS=-race just test).
+    if [[ "${MAILMIG_GOTEST_FLAGS:-}" != *-race* ]]; then
+        s=$EPOCHREALTIME
+        go test -race -count=1 ./proxy/... || rc=$?
+        go test -race -count=1 -run 'Proxy' ./cmd/mailmig || rc=$?
+        awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test -race (proxy) took %.1fs\n", b-a}'
+    fi
     exit $rc
 
 # examples/quickstart/demo.sh (docs/demo.md): installs and starts the real
