@@ -19,6 +19,8 @@
 //     membership changed get one Email/set patch (a move is a patch, never
 //     a re-upload); tombstoned ones are destroyed when the export created
 //     them, and only forgotten when they were already on the target.
+//     New messages are filed in the source's order in every mailbox (see
+//     below), so the target's IMAP UIDs follow the source's.
 //  3. Tombstoned mailboxes the export created are destroyed, children
 //     first, after their messages moved away.
 //  4. With Options.Prune, target emails and non-role mailboxes that the
@@ -39,6 +41,20 @@
 //     target like pre-existing ones, and still count as created by the
 //     export (so a later tombstone destroys them).
 //   - Every limit comes from the session (see package vandelay/jmap).
+//   - Order: the target numbers emails (IMAP UIDs) in the order it files
+//     them, and users see that order (Thunderbird sorts by it; mbsync's
+//     recovery after a UIDVALIDITY change needs it unchanged). New
+//     messages are sorted by first mailbox (lowest archive mailbox id),
+//     then by source position there (IMAP UID; for POP3, Maildir and
+//     Takeout the internal date, then the archive id); the batches of one
+//     mailbox are imported strictly one after the other (the next batch's
+//     uploads overlap the current import), Options.Workers mailboxes in
+//     parallel, small ones sharing batches; inside a request the
+//     Email/import members are
+//     in that order (an ordered JSON object, with creation ids that sort
+//     alike). A message in several mailboxes is one Email, filed once: it
+//     keeps its place in its first mailbox; in the others it lands where
+//     that first mailbox's import stood. order.go has the details.
 //   - A message larger than maxSizeUpload, or refused with tooLarge,
 //     overQuota or invalidEmail, is skipped and named in Result.Skipped; the
 //     run goes on and Result.Partial reports it.

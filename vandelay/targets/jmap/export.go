@@ -29,9 +29,11 @@ type Options struct {
 	// BatchSize is the number of emails per Email/import call. Default:
 	// min(maxObjectsInSet, 100).
 	BatchSize int
-	// Workers is the number of batches in flight at once (each batch
-	// uploads its blobs in parallel, bounded by maxConcurrentUpload).
-	// Default: min(maxConcurrentRequests, 4).
+	// Workers is the number of mailboxes imported at once, each with one
+	// batch in flight (batches of one mailbox go one after the other, to
+	// keep the source's order) and the next one being prepared (its large
+	// blobs uploaded, bounded by maxConcurrentUpload). Default:
+	// min(maxConcurrentRequests, 4).
 	Workers int
 	// NoInlineBlobs disables sending small blobs inside the API request
 	// (RFC 9404 Blob/upload, or Cyrus's Blob/set) and uploads every blob

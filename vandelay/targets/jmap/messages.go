@@ -158,13 +158,35 @@ func (e *exporter) applyUpdates(ctx context.Context, us []*upd) error {
 		}
 		return nil
 	}
+	// In source order, so that emails moved into a mailbox together land
+	// there in the source's order (a server files a move as a new UID);
+	// one patch per target email (the last one wins).
+	msgs := make([]*archive.Message, len(todo))
+	for i, u := range todo {
+		msgs[i] = u.msg
+	}
+	order, err := e.sourceOrder(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	last := make(map[string]int, len(todo))
+	for i, u := range todo {
+		last[u.remote] = i
+	}
+	sorted := make([]*upd, 0, len(todo))
+	for _, i := range order {
+		if last[todo[i].remote] == i {
+			sorted = append(sorted, todo[i])
+		}
+	}
+	todo = sorted
 	chunk := e.c.MaxObjectsInSet()
 	var groups [][]*jc.Call
 	var resps []*jc.SetResponse
 	for start := 0; start < len(todo); start += chunk {
-		update := map[string]any{}
+		var update jc.Object[any]
 		for _, u := range todo[start:min(start+chunk, len(todo))] {
-			update[u.remote] = map[string]any{"mailboxIds": u.mbs, "keywords": u.kws}
+			update.Add(u.remote, map[string]any{"mailboxIds": u.mbs, "keywords": u.kws})
 		}
 		r := &jc.SetResponse{}
 		resps = append(resps, r)
@@ -309,8 +331,8 @@ func (e *exporter) sameBlob(ctx context.Context, blobID, hash string) (bool, err
 	return hex.EncodeToString(h.Sum(nil)) == hash, nil
 }
 
-// importAll uploads and imports messages in batches, Workers batches at a
-// time.
+// importAll uploads and imports messages in batches, in the source's order
+// per mailbox (see order.go), Workers batches at a time.
 func (e *exporter) importAll(ctx context.Context, msgs []*archive.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -337,37 +359,63 @@ func (e *exporter) importAll(ctx context.Context, msgs []*archive.Message) error
 		}
 		return nil
 	}
-	// Batches are cut by count and by bytes, so that one batch of large
-	// messages does not hold many uploaded-but-unimported blobs, and, with
-	// inline blobs (held in memory, base64-encoded), so that one batch is
-	// about one request.
 	batchBytes := int64(64 << 20)
 	if e.inline.Method != "" {
 		batchBytes = e.inlineBudget()
 	}
-	var batches [][]*archive.Message
-	var cur []*archive.Message
-	var curBytes int64
-	for _, m := range msgs {
-		if len(cur) > 0 && (len(cur) >= e.opts.BatchSize || curBytes+m.Size > batchBytes) {
-			batches = append(batches, cur)
-			cur, curBytes = nil, 0
-		}
-		cur = append(cur, m)
-		curBytes += m.Size
+	// In the source's order per mailbox (order.go): a mailbox's batches
+	// one after the other, different mailboxes in parallel.
+	runs, err := e.importRuns(ctx, msgs)
+	if err != nil {
+		return err
 	}
-	batches = append(batches, cur)
+	bt := &batcher{runs: runs, size: e.opts.BatchSize, batchBytes: batchBytes}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.opts.Workers)
 	var followMu sync.Mutex
 	var follow []*upd
-	for _, b := range batches {
+	for range min(e.opts.Workers, len(runs)) {
 		g.Go(func() error {
-			f, err := e.importBatch(gctx, b, 0)
-			followMu.Lock()
-			follow = append(follow, f...)
-			followMu.Unlock()
-			return err
+			var cur []*archive.Message
+			// Two stages: while batch n is imported, batch n+1 is prepared
+			// (large blobs uploaded, small ones read); its import starts
+			// only after batch n's import returned.
+			batch := bt.next(&cur)
+			if len(batch) == 0 {
+				return nil
+			}
+			br, err := e.prepareBatch(gctx, batch, 0)
+			for {
+				if err != nil {
+					return err
+				}
+				var next *batchRequest
+				var nextErr error
+				prepared := make(chan struct{})
+				nb := bt.next(&cur)
+				if len(nb) > 0 {
+					go func() {
+						defer close(prepared)
+						next, nextErr = e.prepareBatch(gctx, nb, 0)
+					}()
+				} else {
+					close(prepared)
+				}
+				var f []*upd
+				if br != nil {
+					f, err = e.sendBatch(gctx, br)
+				}
+				<-prepared
+				followMu.Lock()
+				follow = append(follow, f...)
+				followMu.Unlock()
+				if err != nil {
+					return err
+				}
+				if len(nb) == 0 {
+					return nil
+				}
+				br, err = next, nextErr
+			}
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -415,21 +463,25 @@ type prepared struct {
 }
 
 // importGroup is one Email/import call, with the blob call that carries
-// its inline blobs (if any) in the same request.
+// its inline blobs (if any) in the same request. The emails go in the
+// batch's order (the source's order) as members of an ordered object,
+// under creation ids that sort in that order too.
 type importGroup struct {
 	blob   *jc.Call
 	imp    *jc.Call
 	r      jc.ImportResponse
 	br     jc.SetResponse
-	emails map[string]jc.EmailImport
-	blobs  map[string]any
-	byCid  map[string]*prepared
+	emails jc.Object[jc.EmailImport]
+	blobs  jc.Object[any]
+	items  []importItem
 	raw    int64
 	inline bool
 }
 
-func newImportGroup(inline bool) *importGroup {
-	return &importGroup{emails: map[string]jc.EmailImport{}, blobs: map[string]any{}, byCid: map[string]*prepared{}, inline: inline}
+// importItem is one email of an importGroup and its creation id.
+type importItem struct {
+	cid string
+	p   *prepared
 }
 
 // inlineBudget is the raw size of the inline blobs of one request: after
@@ -447,6 +499,26 @@ func (e *exporter) inlineBudget() int64 {
 // the target already held. A message that fails on the inline path is
 // retried once by HTTP upload.
 func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, attempt int) ([]*upd, error) {
+	br, err := e.prepareBatch(ctx, batch, attempt)
+	if err != nil || br == nil {
+		return nil, err
+	}
+	return e.sendBatch(ctx, br)
+}
+
+// batchRequest is a batch ready to be imported: its blobs uploaded or
+// read for inlining, its Email/import calls built in order.
+type batchRequest struct {
+	groups  []*importGroup
+	ids     []int64
+	attempt int
+}
+
+// prepareBatch uploads the batch's large blobs and reads the small ones
+// it will send inline. It changes nothing the next batch's import could
+// see, so a worker prepares batch n+1 while batch n is being imported.
+// It returns nil when nothing of the batch is left to import.
+func (e *exporter) prepareBatch(ctx context.Context, batch []*archive.Message, attempt int) (*batchRequest, error) {
 	ib := e.inline
 	useInline := ib.Method != "" && attempt == 0 && !e.inlineOff.Load()
 	preps := make([]*prepared, len(batch))
@@ -478,16 +550,18 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	// Consecutive messages that travel the same way share an Email/import
+	// call; calls follow each other in the batch's order (a server runs
+	// the calls of a request one after the other).
 	rawBudget := e.inlineBudget()
-	regular := newImportGroup(false)
-	groups := []*importGroup{regular}
+	var groups []*importGroup
 	var cur *importGroup
 	var ids []int64
-	for _, p := range preps {
+	for i, p := range preps {
 		if p == nil {
 			continue
 		}
-		cid := "m" + itoa(p.m.ID)
+		cid := fmt.Sprintf("m%06d", i)
 		imp := jc.EmailImport{BlobID: p.blobID, MailboxIDs: p.mbs, Keywords: p.kws}
 		// Cyrus takes 1970-01-01 as "now" and refuses earlier dates; leave
 		// such dates to the server rather than fail the message.
@@ -495,38 +569,40 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 			d := jc.UTCDate(p.m.ReceivedAt)
 			imp.ReceivedAt = &d
 		}
-		grp := regular
+		if cur == nil || cur.inline != p.inline || (p.inline && cur.emails.Len() > 0 && cur.raw+p.m.Size > rawBudget) {
+			cur = &importGroup{inline: p.inline}
+			groups = append(groups, cur)
+		}
 		if p.inline {
-			if cur == nil || (len(cur.emails) > 0 && cur.raw+p.m.Size > rawBudget) {
-				cur = newImportGroup(true)
-				groups = append(groups, cur)
-			}
 			data, err := e.a.BlobBytes(ctx, p.m.Blob)
 			if err != nil {
 				return nil, fmt.Errorf("read message %d from the archive: %w", p.m.ID, err)
 			}
-			bcid := "b" + itoa(p.m.ID)
-			cur.blobs[bcid] = ib.Create(data, "message/rfc822")
+			bcid := fmt.Sprintf("b%06d", i)
+			cur.blobs.Add(bcid, ib.Create(data, "message/rfc822"))
 			cur.raw += p.m.Size
 			imp.BlobID = "#" + bcid
-			grp = cur
 		}
-		grp.emails[cid] = imp
-		grp.byCid[cid] = p
+		cur.emails.Add(cid, imp)
+		cur.items = append(cur.items, importItem{cid, p})
 		ids = append(ids, p.m.ID)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	return &batchRequest{groups: groups, ids: ids, attempt: attempt}, nil
+}
+
+// sendBatch imports a prepared batch with one request (or as few as the
+// server's limits allow) and records the mappings.
+func (e *exporter) sendBatch(ctx context.Context, br *batchRequest) ([]*upd, error) {
+	ib, groups, ids, attempt := e.inline, br.groups, br.ids, br.attempt
 	if err := e.setInflight(ctx, ids, true); err != nil {
 		return nil, err
 	}
 	using := jc.UsingMail
 	var calls [][]*jc.Call
 	for _, grp := range groups {
-		if len(grp.emails) == 0 {
-			continue
-		}
 		grp.imp = &jc.Call{Method: "Email/import", Args: map[string]any{"accountId": e.acct, "emails": grp.emails}, Result: &grp.r}
 		if grp.inline {
 			using = append(append([]string{}, jc.UsingMail...), ib.Capability)
@@ -554,8 +630,8 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 			e.inlineOff.Store(true)
 		}
 		if err := grp.imp.Err; err != nil {
-			for _, p := range grp.byCid {
-				again = append(again, p.m)
+			for _, it := range grp.items {
+				again = append(again, it.p.m)
 			}
 			if !grp.inline {
 				if !((err.Type == jc.ErrRequestTooLarge || err.Type == jc.ErrServerFail) && attempt < 8) {
@@ -565,7 +641,8 @@ func (e *exporter) importBatch(ctx context.Context, batch []*archive.Message, at
 			}
 			continue
 		}
-		for cid, p := range grp.byCid {
+		for _, it := range grp.items {
+			cid, p := it.cid, it.p
 			if em, ok := grp.r.Created[cid]; ok && em.ID != "" {
 				maps = append(maps, archive.Mapping{Kind: archive.KindEmail, ArchiveID: p.m.ID, RemoteID: em.ID, Created: true, ModSeq: p.m.ModSeq})
 				bytes += p.m.Size
