@@ -68,7 +68,7 @@ bench-export:
 # Benchmark the IMAP proxy in one run: sessions/s through mailmig's proxy vs
 # direct Dovecot vs Dovecot's proxy vs nginx mail, bulk FETCH throughput, and
 # RSS per idle connection (5,000 open). Figures: docs/proxy.md.
-bench-proxy:
+bench-proxy *args:
     #!/usr/bin/env bash
     set -euo pipefail
     ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -78,7 +78,7 @@ bench-proxy:
     eval "$peers_env"
     bin=$(mktemp -d)/mailmig
     go build -o "$bin" ./cmd/mailmig
-    go run ./proxy/internal/proxybench -mailmig "$bin"
+    go run ./proxy/internal/proxybench -mailmig "$bin" {{args}}
 
 # Benchmark: LMTP deliveries/s through the proxy vs direct to Dovecot, and
 # JMAP requests/s through the proxy vs direct to Cyrus. Figures:

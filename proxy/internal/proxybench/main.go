@@ -45,7 +45,7 @@ func main() {
 	bin := flag.String("mailmig", "", "mailmig binary (built by the caller)")
 	workers := flag.Int("workers", 4, "concurrent clients for (a)")
 	dur := flag.Duration("duration", 5*time.Second, "measuring time per target and round for (a)")
-	rounds := flag.Int("rounds", 3, "rounds of (a); targets alternate within a round")
+	rounds := flag.Int("rounds", 7, "rounds of (a); targets alternate within a round")
 	bulkMsgs := flag.Int("bulk-messages", 800, "messages in the bulk mailbox for (b)")
 	bulkSize := flag.Int("bulk-size", 40*1024, "bytes per bulk message")
 	bulkRuns := flag.Int("bulk-runs", 7, "runs of (b) per target")
