@@ -17,7 +17,8 @@ import (
 	"syscall"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // ErrInUse is returned by [Open] when another process holds the archive.
@@ -208,6 +209,15 @@ func (a *Archive) migrate(ctx context.Context) error {
 	}
 	var cur int
 	if err := a.db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+		var se *sqlite.Error
+		if a.readOnly && errors.As(err, &se) && se.Code() == sqlite3.SQLITE_READONLY_ROLLBACK {
+			// A hot rollback journal, which a reader cannot roll back.
+			// An archive is in rollback-journal mode only while
+			// setPageSize creates it, so this is a first run killed
+			// before anything was committed: nothing to read yet, and
+			// the next writer rolls the journal back.
+			return fmt.Errorf("no schema yet (a first run was interrupted while creating it): %w", ErrNotExist)
+		}
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if cur > len(ms) {
