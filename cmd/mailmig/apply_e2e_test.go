@@ -228,6 +228,18 @@ func (x *e2e) check(phases ...string) {
 			t.Fatalf("%s:\n%s", a.Email, show)
 		}
 		onCyrus := messageIDs(t, x.s.Cyrus.IMAP, a)
+		// state show reads the archive too: everything in it is on the
+		// target and the next export has nothing to do (mail delivered
+		// after the cut-over went to Cyrus directly, not to the archive).
+		var inArchive, exported int
+		for _, l := range strings.Split(show, "\n") {
+			fmt.Sscanf(l, "archive: %d messages", &inArchive)
+			fmt.Sscanf(l, "archive export: %d on the target", &exported)
+		}
+		if inArchive == 0 || inArchive != exported || inArchive > len(onCyrus) ||
+			!regexpLine(show, `^archive export: +\d+ on the target, next export: 0 new, 0 changed, 0 deleted `) {
+			t.Errorf("%s: state show should show the archive's messages, all exported (%d on Cyrus):\n%s", a.Email, len(onCyrus), show)
+		}
 		onDovecot := messageIDs(t, x.s.Dovecot.IMAP, a)
 		x.mu.Lock()
 		want := x.expected[a.Email]

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
 )
 
 const stateHelp = `Usage: mailmig [global options] state <subcommand> [options] [args]
@@ -19,7 +21,8 @@ const stateHelp = `Usage: mailmig [global options] state <subcommand> [options] 
 Subcommands:
   list                 Every account the journal or the plan knows: phase,
                        wave, route, last pass, notes.
-  show ACCOUNT         Everything known about one account.
+  show ACCOUNT         Everything known about one account, its archive
+                       included (read without disturbing a running import).
   lock                 Show who holds the apply lock, if anyone.
   force-unlock ID      Remove the lock with this id (after a crashed apply
                        on another machine; a dead process's lock on this
@@ -76,29 +79,29 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 }
 
 // stateAccounts joins the journal's fold, the plan and the route table.
-func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*views.StateList, bool) {
+func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*views.StateList, *plan.Migration, bool) {
 	log := g.logger(s)
 	m, ok := loadPlanOrReport(g, v, nil)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	j, err := openJournal(m, true, log)
 	if err != nil {
 		fmtErr(v, "Cannot read the state", err)
-		return nil, false
+		return nil, nil, false
 	}
 	defer j.Close()
 	w, err := openWorld(ctx, m, false, log)
 	if err != nil {
 		fmtErr(v, "Cannot read the route table", err)
-		return nil, false
+		return nil, nil, false
 	}
 	defer w.Close()
 	routes := map[string]engine.Route{}
 	if w.Routes != nil {
 		if routes, err = w.Routes.Routes(ctx); err != nil {
 			fmtErr(v, "Cannot read the route table", err)
-			return nil, false
+			return nil, nil, false
 		}
 	}
 	st := j.State()
@@ -127,11 +130,11 @@ func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*
 		}
 	}
 	sort.SliceStable(l.Accounts, func(i, j int) bool { return l.Accounts[i].Address < l.Accounts[j].Address })
-	return l, true
+	return l, m, true
 }
 
 func stateList(ctx context.Context, g *globals, v *views.View, s Streams, jsonOut bool) int {
-	l, ok := stateAccounts(ctx, g, v, s)
+	l, _, ok := stateAccounts(ctx, g, v, s)
 	if !ok {
 		return exitError
 	}
@@ -146,12 +149,13 @@ func stateList(ctx context.Context, g *globals, v *views.View, s Streams, jsonOu
 }
 
 func stateShow(ctx context.Context, g *globals, v *views.View, s Streams, account string, jsonOut bool) int {
-	l, ok := stateAccounts(ctx, g, v, s)
+	l, m, ok := stateAccounts(ctx, g, v, s)
 	if !ok {
 		return exitError
 	}
 	for _, a := range l.Accounts {
 		if a.Address == engine.Key(account) {
+			readArchive(ctx, m, g.logger(s), a)
 			if jsonOut {
 				if err := v.JSON(a); err != nil {
 					return exitError
@@ -164,6 +168,25 @@ func stateShow(ctx context.Context, g *globals, v *views.View, s Streams, accoun
 	}
 	fmtErr(v, "Unknown account", fmt.Errorf("neither the plan nor the journal knows %s", account))
 	return exitError
+}
+
+// readArchive adds what the account's archive says now (shared,
+// non-blocking: a running import shows as "in use").
+func readArchive(ctx context.Context, m *plan.Migration, log *slog.Logger, a *views.StateAccount) {
+	pa := m.Account(a.Address)
+	if pa == nil {
+		return
+	}
+	ar := newArchiveReader(m, log)
+	if !ar.Has(pa) {
+		return
+	}
+	info, err := ar.Archive(ctx, pa)
+	if err != nil {
+		a.ArchiveError = err.Error()
+		return
+	}
+	a.Archive = &info
 }
 
 func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {

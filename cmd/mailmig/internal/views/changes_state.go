@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 )
 
@@ -21,6 +22,10 @@ type StateAccount struct {
 	// Route and Frozen are the route table's entry ("" when none).
 	Route  string `json:"route,omitempty"`
 	Frozen bool   `json:"frozen,omitempty"`
+	// Archive is what the account's archive says now ("state show" only;
+	// nil when there is none). ArchiveError says why it could not be read.
+	Archive      *engine.ArchiveInfo `json:"archive,omitempty"`
+	ArchiveError string              `json:"archive_error,omitempty"`
 }
 
 // StateList is the JSON form of "mailmig state list".
@@ -82,6 +87,18 @@ func (v *View) StateShowHuman(a *StateAccount) {
 	row("last import", fmtWhen(a.LastImport))
 	row("last export", fmtWhen(a.LastExport))
 	row("last pass", fmt.Sprintf("%s (%d messages, %d bytes)", fmtWhen(a.LastPass), a.LastPassCounts.Messages, a.LastPassCounts.Bytes))
+	switch ar := a.Archive; {
+	case a.ArchiveError != "":
+		row("archive", "unreadable: "+a.ArchiveError)
+	case ar == nil:
+		row("archive", "none")
+	case ar.InUse:
+		row("archive", "in use by a running import or export")
+	default:
+		row("archive", fmt.Sprintf("%d messages, %d bytes in %d mailboxes", ar.Messages, ar.Bytes, ar.Mailboxes))
+		row("archive import", fmt.Sprintf("last complete %s, last run %s", fmtWhen(ar.LastImport), fmtWhen(ar.LastRun)))
+		row("archive export", fmt.Sprintf("%d on the target, next export: %d new, %d changed, %d deleted (last %s)", ar.Exported, ar.Unexported, ar.ExportChanged, ar.ExportDeleted, fmtWhen(ar.LastExport)))
+	}
 	if a.InFlight != "" {
 		row("in flight", fmt.Sprintf("%s since seq %d (interrupted run?)", a.InFlight, a.InFlightSeq))
 	}
