@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -377,17 +378,15 @@ func (b *backend) authenticate(pipelined, mech string, msg []byte) (*response, e
 	}
 }
 
-// errorChallengeReply is the client's answer to a server challenge that
-// reports a failure during a token login: a single %x01 for OAUTHBEARER
-// (RFC 7628 3.2.3), an empty response for XOAUTH2, a cancel otherwise.
+// errorChallengeReply is the line answering a server challenge during a
+// token login (wire.TokenErrorReply, base64; an empty response is an empty
+// line), or a cancel for other mechanisms.
 func errorChallengeReply(mech string) string {
-	switch mech {
-	case wire.MechOAuthBearer:
-		return wire.EncodeBase64([]byte{1})
-	case wire.MechXOAuth2:
-		return ""
+	reply, ok := wire.TokenErrorReply(mech)
+	if !ok {
+		return "*"
 	}
-	return "*"
+	return base64.StdEncoding.EncodeToString(reply)
 }
 
 // logout ends a verification connection.

@@ -355,8 +355,6 @@ func (c *tokenClient) Next(challenge []byte) ([]byte, error) {
 		return nil, errors.New("backend sent a second challenge after a token")
 	}
 	c.failed = true
-	if c.mech == wire.MechOAuthBearer {
-		return []byte{0x01}, nil
-	}
-	return []byte{}, nil
+	reply, _ := wire.TokenErrorReply(c.mech)
+	return reply, nil
 }

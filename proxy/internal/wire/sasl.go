@@ -209,6 +209,22 @@ func Exchange(mech string, ir []byte, challenge func(b []byte) ([]byte, error)) 
 	return nil, fmt.Errorf("%w: unsupported mechanism %q", ErrSASL, mech)
 }
 
+// TokenErrorReply is the client's answer to the error challenge a server
+// sends when it refuses a bearer token: a single %x01 for OAUTHBEARER (RFC
+// 7628 3.2.3), an empty response for XOAUTH2 (Google's convention). The
+// server then ends the exchange with its failure reply, counted as a
+// failed login; a cancel would be an abort instead. ok is false for other
+// mechanisms, which have no such challenge.
+func TokenErrorReply(mech string) (reply []byte, ok bool) {
+	switch strings.ToUpper(mech) {
+	case MechOAuthBearer:
+		return []byte{1}, true
+	case MechXOAuth2:
+		return []byte{}, true
+	}
+	return nil, false
+}
+
 // BackendMessage returns the mechanism and message to send to a backend
 // for passthrough login: PLAIN rebuilt from PLAIN/LOGIN credentials, token
 // mechanisms unchanged.
