@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -422,8 +423,11 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		return fail(err)
 	}
 	for strings.HasPrefix(r, "+ ") || r == "+" {
-		// A challenge after the initial response: a token error; cancel.
-		if r, err = b.cmd("*"); err != nil {
+		// A challenge after the initial response: a refused token's
+		// error report. Answered as the mechanism says, so the backend
+		// ends with its -ERR and counts a failed login ("*" would be an
+		// abort).
+		if r, err = b.cmd("%s", tokenErrorLine(mech)); err != nil {
 			return fail(err)
 		}
 	}
@@ -435,4 +439,15 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		return nil, false, "", fmt.Errorf("backend: %.80s", r)
 	}
 	return b, false, r, nil
+}
+
+// tokenErrorLine answers a server challenge during a token login
+// (wire.TokenErrorReply, base64; an empty response is an empty line), or
+// cancels for other mechanisms.
+func tokenErrorLine(mech string) string {
+	reply, ok := wire.TokenErrorReply(mech)
+	if !ok {
+		return "*"
+	}
+	return base64.StdEncoding.EncodeToString(reply)
 }

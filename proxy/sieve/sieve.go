@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -454,7 +455,13 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		if strings.HasPrefix(u, "BYE") {
 			return fail(fmt.Errorf("backend said %.60q", cmd.Text))
 		}
-		// A challenge after the initial response (token error): cancel.
-		fmt.Fprintf(b.nc, "\"*\"\r\n")
+		// A challenge after the initial response: a refused token's error
+		// report, answered as the mechanism says so that the backend ends
+		// with its NO and counts a failed login ("*" would be an abort).
+		if reply, ok := wire.TokenErrorReply(mech); ok {
+			fmt.Fprintf(b.nc, "\"%s\"\r\n", base64.StdEncoding.EncodeToString(reply))
+		} else {
+			fmt.Fprintf(b.nc, "\"*\"\r\n")
+		}
 	}
 }
