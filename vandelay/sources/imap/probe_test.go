@@ -36,21 +36,11 @@ func newCommandFront(t *testing.T, backend string) *commandFront {
 		t.Fatal(err)
 	}
 	f := &commandFront{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c, backend)
-		}
-	}()
+	serveFront(t, ln, func(c net.Conn) { f.serve(c, backend) })
 	return f
 }
 
 func (f *commandFront) serve(c net.Conn, backend string) {
-	defer c.Close()
 	b, err := net.DialTimeout("tcp", backend, 5*time.Second)
 	if err != nil {
 		return

@@ -35,12 +35,12 @@ func testCert(t *testing.T) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
-func tlsFront(t *testing.T, backend string) string {
+// serveFront accepts connections on ln until the test ends and serves
+// each with handle on its own goroutine (the connection is closed after
+// it). It returns the listener's address. The fronts below sit between
+// the source and Dovecot to add TLS or misbehave.
+func serveFront(t *testing.T, ln net.Listener, handle func(c net.Conn)) string {
 	t.Helper()
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", testCert(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { ln.Close() })
 	go func() {
 		for {
@@ -50,17 +50,28 @@ func tlsFront(t *testing.T, backend string) string {
 			}
 			go func() {
 				defer c.Close()
-				b, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				go io.Copy(b, c)
-				io.Copy(c, b)
+				handle(c)
 			}()
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func tlsFront(t *testing.T, backend string) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", testCert(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveFront(t, ln, func(c net.Conn) {
+		b, err := net.Dial("tcp", backend)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		go io.Copy(b, c)
+		io.Copy(c, b)
+	})
 }
 
 func TestImplicitTLS(t *testing.T) {
@@ -95,52 +106,41 @@ func starttlsFront(t *testing.T, backend string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveFront(t, ln, func(c net.Conn) {
+		io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] front\r\n")
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				io.WriteString(c, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] front\r\n")
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
-					if strings.EqualFold(cmd, "STARTTLS") {
-						io.WriteString(c, tag+" OK begin TLS\r\n")
-						break
-					}
-					if strings.EqualFold(cmd, "CAPABILITY") {
-						io.WriteString(c, "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n"+tag+" OK done\r\n")
-						continue
-					}
-					io.WriteString(c, tag+" BAD STARTTLS first\r\n")
-				}
-				tc := tls.Server(c, cfg)
-				if tc.Handshake() != nil {
-					return
-				}
-				b, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				bb := bufio.NewReader(b)
-				if _, err := bb.ReadString('\n'); err != nil { // the backend's greeting
-					return
-				}
-				go io.Copy(b, tc)
-				io.Copy(tc, bb)
-			}()
+			tag, cmd, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if strings.EqualFold(cmd, "STARTTLS") {
+				io.WriteString(c, tag+" OK begin TLS\r\n")
+				break
+			}
+			if strings.EqualFold(cmd, "CAPABILITY") {
+				io.WriteString(c, "* CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED\r\n"+tag+" OK done\r\n")
+				continue
+			}
+			io.WriteString(c, tag+" BAD STARTTLS first\r\n")
 		}
-	}()
-	return ln.Addr().String()
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		b, err := net.Dial("tcp", backend)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		bb := bufio.NewReader(b)
+		if _, err := bb.ReadString('\n'); err != nil { // the backend's greeting
+			return
+		}
+		go io.Copy(b, tc)
+		io.Copy(tc, bb)
+	})
 }
 
 func TestStartTLS(t *testing.T) {
@@ -164,55 +164,44 @@ func limitFront(t *testing.T, backend string, n int) (string, *atomic.Int32) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveFront(t, ln, func(c net.Conn) {
+		b, err := net.Dial("tcp", backend)
+		if err != nil {
+			return
+		}
+		defer b.Close()
+		var wmu sync.Mutex // client writes: relayed responses and injected ones
+		go func() {
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := b.Read(buf)
+				if k > 0 {
+					wmu.Lock()
+					c.Write(buf[:k])
+					wmu.Unlock()
+				}
+				if err != nil {
+					c.Close()
+					return
+				}
+			}
+		}()
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				b, err := net.Dial("tcp", backend)
-				if err != nil {
-					return
-				}
-				defer b.Close()
-				var wmu sync.Mutex // client writes: relayed responses and injected ones
-				go func() {
-					buf := make([]byte, 32<<10)
-					for {
-						k, err := b.Read(buf)
-						if k > 0 {
-							wmu.Lock()
-							c.Write(buf[:k])
-							wmu.Unlock()
-						}
-						if err != nil {
-							c.Close()
-							return
-						}
-					}
-				}()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.Contains(line, "BODY.PEEK[]") && refused.Add(1) <= int32(n) {
-						tag, _, _ := strings.Cut(line, " ")
-						wmu.Lock()
-						io.WriteString(c, tag+" NO [LIMIT] Too many requests, slow down\r\n")
-						wmu.Unlock()
-						continue
-					}
-					io.WriteString(b, line)
-				}
-			}()
+			if strings.Contains(line, "BODY.PEEK[]") && refused.Add(1) <= int32(n) {
+				tag, _, _ := strings.Cut(line, " ")
+				wmu.Lock()
+				io.WriteString(c, tag+" NO [LIMIT] Too many requests, slow down\r\n")
+				wmu.Unlock()
+				continue
+			}
+			io.WriteString(b, line)
 		}
-	}()
-	return ln.Addr().String(), &refused
+	}), &refused
 }
 
 // TestLimitBackoff: a server answering NO [LIMIT] gets a backoff and a
