@@ -249,8 +249,24 @@
 //     5.4), "5m" for SMTP, submission and LMTP (RFC 5321 4.5.3.2.7). Only
 //     a value written in the plan applies to the SMTP family.
 //   - max_connections — most client connections, at least 1. Default: 10000.
-//   - accept_proxy_protocol — expect a PROXY protocol header from a load
-//     balancer in front of the proxy. Default: false.
+//   - accept_proxy_protocol — expect a HAProxy PROXY protocol header (v1
+//     or v2) from a load balancer in front of the proxy, on every
+//     listener; the client address it names is the one the per-address
+//     limits count and the backends are told. Requires
+//     proxy_protocol_trusted_networks. Default: false.
+//   - proxy_protocol_trusted_networks — the load balancers: a list of
+//     addresses and networks in CIDR notation, such as ["10.0.0.0/8",
+//     "2001:db8::/32", "192.0.2.10"] (host bits must be zero). A
+//     connection from them must start with the header, within 5 s; a
+//     header is never read from anyone else, since it could claim any
+//     address (HAProxy and Dovecot's haproxy_trusted_networks work the
+//     same way). Required with accept_proxy_protocol.
+//   - proxy_protocol_untrusted — what happens to a connection from outside
+//     the trusted networks when accept_proxy_protocol is set: "refuse"
+//     closes it before reading or writing anything; "plain" serves it as a
+//     direct client with its own address and reads no header (a header it
+//     sends is a bad command). Default: "refuse", since such a listener is
+//     meant to be reached through the load balancer only.
 //
 // # Example
 //

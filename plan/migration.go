@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 )
 
@@ -546,6 +547,16 @@ type Proxy struct {
 	// AcceptProxyProtocol expects a PROXY protocol header from a load
 	// balancer in front of the proxy. Default: false.
 	AcceptProxyProtocol bool
+	// ProxyProtocolTrustedNetworks are the load balancers' networks, the
+	// only sources whose PROXY header is read (and required); required
+	// with AcceptProxyProtocol. An address is a network of one.
+	ProxyProtocolTrustedNetworks []netip.Prefix
+	// ProxyProtocolUntrusted is what the proxy does with connections from
+	// outside ProxyProtocolTrustedNetworks when AcceptProxyProtocol is set:
+	// [ProxyUntrustedRefuse] closes them unread, [ProxyUntrustedPlain]
+	// serves them as direct clients without reading a header. Default:
+	// "refuse".
+	ProxyProtocolUntrusted string
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

@@ -1,12 +1,16 @@
 package plan
 
 import (
+	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
 // Proxy defaults. The idle timeout has one per protocol family, used
@@ -46,6 +50,8 @@ var proxySchema = &hcl.BodySchema{
 		{Name: "idle_timeout"},
 		{Name: "max_connections"},
 		{Name: "accept_proxy_protocol"},
+		{Name: "proxy_protocol_trusted_networks"},
+		{Name: "proxy_protocol_untrusted"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "listen"}, {Type: "tls"}},
 }
@@ -183,9 +189,101 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 	if n, _, ok := l.attrInt(content.Attributes, "max_connections", 1); ok {
 		p.MaxConnections = n
 	}
-	if v, _, ok := l.attrBool(content.Attributes, "accept_proxy_protocol"); ok {
+	l.decodeProxyProtocol(p, content.Attributes)
+}
+
+// Values of proxy_protocol_untrusted.
+const (
+	ProxyUntrustedRefuse = "refuse"
+	ProxyUntrustedPlain  = "plain"
+)
+
+// decodeProxyProtocol decodes accept_proxy_protocol and the sources its
+// header is believed from. A header names the client's address, which the
+// per-IP limits count and backends log, so it is taken only from the load
+// balancers' networks, as HAProxy and Dovecot (haproxy_trusted_networks)
+// do; accepting the protocol without them is an error.
+func (l *loader) decodeProxyProtocol(p *Proxy, attrs hcl.Attributes) {
+	nets, netsAttr, netsOK := l.attrStringList(attrs, "proxy_protocol_trusted_networks")
+	for i, s := range nets {
+		pfx, err := parseTrustedNetwork(s)
+		if err != nil {
+			l.errorf(listElemRange(netsAttr, i), "Invalid trusted network",
+				"The proxy_protocol_trusted_networks entry %q is not a network: %v. Write an address or a network in CIDR notation, for example \"10.0.0.0/8\", \"2001:db8::/32\" or \"192.0.2.10\".", s, err)
+			continue
+		}
+		if pfx.Bits() == 0 {
+			l.warnf(listElemRange(netsAttr, i), "Every address trusted",
+				"The proxy_protocol_trusted_networks entry %q trusts every address, so any client can claim any address in a PROXY header (and so escape the per-address limits and put false addresses in the backends' logs). List the load balancers' addresses instead.", s)
+		}
+		p.ProxyProtocolTrustedNetworks = append(p.ProxyProtocolTrustedNetworks, pfx)
+	}
+	p.ProxyProtocolUntrusted = ProxyUntrustedRefuse
+	untrusted, untrustedAttr, untrustedOK := l.attrString(attrs, "proxy_protocol_untrusted")
+	if untrustedOK {
+		switch untrusted {
+		case ProxyUntrustedRefuse, ProxyUntrustedPlain:
+			p.ProxyProtocolUntrusted = untrusted
+		default:
+			l.errorf(untrustedAttr.Expr.Range(), "Invalid handling of untrusted sources",
+				"The proxy_protocol_untrusted value %q is not known. Use \"refuse\" (close connections from outside the trusted networks) or \"plain\" (serve them as direct clients, without reading a header).", untrusted)
+		}
+	}
+	v, acceptAttr, ok := l.attrBool(attrs, "accept_proxy_protocol")
+	if ok {
 		p.AcceptProxyProtocol = v
 	}
+	switch {
+	case p.AcceptProxyProtocol && netsAttr == nil:
+		l.errorf(acceptAttr.Expr.Range(), "Missing trusted networks",
+			"The proxy accepts the PROXY protocol but trusts no load balancer: a header from anyone could claim any client address. Add proxy_protocol_trusted_networks with the load balancers' addresses, for example proxy_protocol_trusted_networks = [\"10.0.0.0/8\"].")
+	case p.AcceptProxyProtocol && netsOK && len(nets) == 0:
+		l.errorf(netsAttr.Expr.Range(), "Missing trusted networks",
+			"The proxy accepts the PROXY protocol but proxy_protocol_trusted_networks is empty. List the load balancers' addresses, for example proxy_protocol_trusted_networks = [\"10.0.0.0/8\"].")
+	case !p.AcceptProxyProtocol && (netsAttr != nil || untrustedAttr != nil):
+		rng := netsAttr
+		if rng == nil {
+			rng = untrustedAttr
+		}
+		l.warnf(rng.NameRange, "Unused PROXY protocol setting",
+			"The proxy does not accept the PROXY protocol, so this setting has no effect. Set accept_proxy_protocol = true when a load balancer sends the header, or remove the setting.")
+	}
+}
+
+// parseTrustedNetwork parses an address ("192.0.2.10", a network of one)
+// or a network in CIDR notation whose host bits are zero.
+func parseTrustedNetwork(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		pfx, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, errors.New("not in CIDR notation")
+		}
+		if pfx.Addr().Is4In6() {
+			return netip.Prefix{}, errors.New("an IPv4-mapped IPv6 network; write the IPv4 network")
+		}
+		if m := pfx.Masked(); m != pfx {
+			return netip.Prefix{}, fmt.Errorf("host bits are set; the network is %s", m)
+		}
+		return pfx, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, errors.New("not an IP address")
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, errors.New("an address with a zone")
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// listElemRange is the range of element i of a list attribute written as
+// a list, else of the whole expression.
+func listElemRange(attr *hcl.Attribute, i int) hcl.Range {
+	if t, ok := attr.Expr.(*hclsyntax.TupleConsExpr); ok && i < len(t.Exprs) {
+		return t.Exprs[i].Range()
+	}
+	return attr.Expr.Range()
 }
 
 // defaultOrigin derives the public origin from the https or http

@@ -30,6 +30,13 @@ type Conn struct {
 	lis *listener
 	tls bool
 	raw net.Conn // the TCP connection; closing it ends any TLS on top
+	// header is set for a connection from a trusted load balancer until
+	// its PROXY header was read (Server.handle).
+	header bool
+	// ipCounted says the listener counts Client's IP for this connection
+	// (its per-IP limit); a connection waiting for its PROXY header holds
+	// a slot of the listener only.
+	ipCounted bool
 
 	mu    sync.Mutex
 	onEnd func(reason string)

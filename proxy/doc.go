@@ -33,6 +33,11 @@
 //     accepted the client's credentials: an unknown account and a wrong
 //     password get the same answer.
 //   - Credentials and tokens are never logged.
+//   - The accept loops never read from a connection: a PROXY header
+//     (ListenerConfig.AcceptProxyProtocol) is read on the connection's own
+//     goroutine, and only from ListenerConfig.ProxyTrusted (the load
+//     balancers); a connection waiting for it holds a listener slot and is
+//     counted by the per-IP limit under the header's address once read.
 //   - Panics are recovered only at connection boundaries, logged with a
 //     stack and counted (Panics); tests fail when the counter is not zero.
 package proxy

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	proxyproto "github.com/pires/go-proxyproto"
 	"golang.org/x/time/rate"
 )
 
@@ -113,10 +112,23 @@ type ListenerConfig struct {
 	MaxConns int
 	// MaxConnsPerIP limits open connections per client IP. Default: 200.
 	MaxConnsPerIP int
-	// AcceptProxyProtocol expects a HAProxy PROXY (v1 or v2) header from a
-	// load balancer on every connection; the client address is taken from
-	// it. Default: false.
+	// AcceptProxyProtocol expects a HAProxy PROXY (v1 or v2) header on
+	// every connection from ProxyTrusted; the client address (for the
+	// per-IP limits, the logs and what backends are told) is taken from
+	// it. The header is read on the connection's own goroutine, bounded
+	// by ProxyHeaderTimeout. Default: false.
 	AcceptProxyProtocol bool
+	// ProxyTrusted are the networks of the load balancers whose
+	// connections must start with a PROXY header. Required with
+	// AcceptProxyProtocol: a header is never taken from anyone else, since
+	// it could claim any address.
+	ProxyTrusted []netip.Prefix
+	// ProxyUntrusted is what happens to a connection from outside
+	// ProxyTrusted when AcceptProxyProtocol is set. Default: ProxyRefuse.
+	ProxyUntrusted ProxyUntrusted
+	// ProxyHeaderTimeout bounds the wait for the PROXY header. Default:
+	// DefaultProxyHeaderTimeout (5s).
+	ProxyHeaderTimeout time.Duration
 	// Handler serves connections.
 	Handler Handler
 	// HTTP, when set instead of Handler, makes the listener an HTTP
@@ -266,12 +278,24 @@ func (s *Server) Listen(cfg ListenerConfig) (net.Addr, error) {
 	if cfg.MaxConnsPerIP <= 0 {
 		cfg.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
+	if cfg.AcceptProxyProtocol {
+		if len(cfg.ProxyTrusted) == 0 {
+			return nil, fmt.Errorf("listen %s %s: the proxy protocol needs the trusted networks of the load balancers", cfg.Protocol, cfg.Address)
+		}
+		switch cfg.ProxyUntrusted {
+		case "":
+			cfg.ProxyUntrusted = ProxyRefuse
+		case ProxyRefuse, ProxyPlain:
+		default:
+			return nil, fmt.Errorf("listen %s %s: unknown handling %q of untrusted proxy protocol sources", cfg.Protocol, cfg.Address, cfg.ProxyUntrusted)
+		}
+		if cfg.ProxyHeaderTimeout <= 0 {
+			cfg.ProxyHeaderTimeout = DefaultProxyHeaderTimeout
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Address)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Protocol, err)
-	}
-	if cfg.AcceptProxyProtocol {
-		ln = &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: 10 * time.Second}
 	}
 	l := &listener{cfg: cfg, ln: ln, perIP: map[netip.Addr]int{}}
 	if cfg.HTTP != nil {
@@ -323,7 +347,7 @@ func (s *Server) ListenHTTP(addr string, tlsMode TLSMode, h http.Handler) (net.A
 // serveHTTP serves an HTTP listener at once: connections are admitted by
 // the listener's limits and counted like stream connections.
 func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
-	var ln net.Listener = &httpListener{Listener: l.ln, s: s, l: l}
+	var ln net.Listener = newHTTPListener(s, l)
 	if l.cfg.TLS == TLSImplicit {
 		ln = tls.NewListener(ln, s.opts.Certs.Config())
 	}
@@ -350,34 +374,125 @@ func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
 }
 
 // httpListener applies a listener's limits and connection metrics to an
-// http.Server's connections.
+// http.Server's connections. With the PROXY protocol its own goroutine
+// accepts, each connection's header is read on a goroutine of its own, and
+// Accept hands out the connections whose header was read: http.Server's
+// accept loop never waits for a header.
 type httpListener struct {
 	net.Listener
 	s *Server
 	l *listener
+
+	// With AcceptProxyProtocol only.
+	ready     chan net.Conn
+	failed    chan error
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newHTTPListener(s *Server, l *listener) *httpListener {
+	hl := &httpListener{Listener: l.ln, s: s, l: l}
+	if l.cfg.AcceptProxyProtocol {
+		hl.ready, hl.failed, hl.done = make(chan net.Conn), make(chan error, 1), make(chan struct{})
+		go hl.acceptProxied()
+	}
+	return hl
 }
 
 // Accept implements net.Listener.
 func (hl *httpListener) Accept() (net.Conn, error) {
-	proto := string(hl.l.cfg.Protocol)
+	if hl.ready == nil {
+		for {
+			nc, err := hl.Listener.Accept()
+			if err != nil {
+				return nil, err
+			}
+			if c := hl.admit(nc); c != nil {
+				return c, nil
+			}
+		}
+	}
+	select {
+	case c := <-hl.ready:
+		return c, nil
+	case err := <-hl.failed:
+		return nil, err
+	case <-hl.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close implements net.Listener.
+func (hl *httpListener) Close() error {
+	if hl.done != nil {
+		hl.closeOnce.Do(func() { close(hl.done) })
+	}
+	return hl.Listener.Close()
+}
+
+// acceptProxied accepts for a listener with the PROXY protocol.
+func (hl *httpListener) acceptProxied() {
+	var delay time.Duration
 	for {
 		nc, err := hl.Listener.Accept()
 		if err != nil {
-			return nil, err
-		}
-		hl.s.metrics.Inc(MetricConnections, "proto", proto)
-		ip := addrPort(nc.RemoteAddr()).Addr()
-		if reason := hl.l.admit(ip); reason != "" {
-			hl.s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
-			nc.Close()
+			if errors.Is(err, net.ErrClosed) {
+				hl.failed <- err
+				return
+			}
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay < time.Second {
+				delay *= 2
+			}
+			hl.s.log.Warn("accept", "proto", string(hl.l.cfg.Protocol), "err", err)
+			time.Sleep(delay)
 			continue
 		}
-		hl.s.metrics.Add(MetricConnectionsOpen, 1, "proto", proto)
-		return &httpConn{Conn: nc, release: func() {
-			hl.l.release(ip)
-			hl.s.metrics.Add(MetricConnectionsOpen, -1, "proto", proto)
-		}}, nil
+		delay = 0
+		go func() {
+			defer Recover(hl.s.log, hl.s.metrics, hl.l.cfg.Protocol)
+			c := hl.admit(nc)
+			if c == nil {
+				return
+			}
+			select {
+			case hl.ready <- c:
+			case <-hl.done:
+				c.Close()
+			}
+		}()
 	}
+}
+
+// admit applies the listener's limits to a new connection (reading its
+// PROXY header when it comes from a trusted balancer) and returns it
+// wrapped so that closing it gives its slot back, or nil when it was
+// refused and closed.
+func (hl *httpListener) admit(nc net.Conn) net.Conn {
+	proto := string(hl.l.cfg.Protocol)
+	hl.s.metrics.Inc(MetricConnections, "proto", proto)
+	ip := addrPort(nc.RemoteAddr()).Addr()
+	header, reason := hl.l.arrive(ip)
+	if reason != "" {
+		hl.s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
+		nc.Close()
+		return nil
+	}
+	if header {
+		pc, client, _, reason := hl.s.proxyHeader(hl.l, nc, hl.s.log.With("proto", proto))
+		if reason != "" {
+			hl.l.leave(ip, false)
+			nc.Close()
+			return nil
+		}
+		nc, ip = pc, client.Addr()
+	}
+	hl.s.metrics.Add(MetricConnectionsOpen, 1, "proto", proto)
+	return &httpConn{Conn: nc, release: func() {
+		hl.l.release(ip)
+		hl.s.metrics.Add(MetricConnectionsOpen, -1, "proto", proto)
+	}}
 }
 
 // httpConn releases its listener slot once, on the first Close.
@@ -461,27 +576,30 @@ func (s *Server) accept(l *listener) {
 		delay = 0
 		s.metrics.Inc(MetricConnections, "proto", proto)
 		ap := addrPort(nc.RemoteAddr())
-		if reason := l.admit(ap.Addr()); reason != "" {
+		header, reason := l.arrive(ap.Addr())
+		if reason != "" {
 			s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
 			s.log.Debug("connection refused", "proto", proto, "addr", ap.String(), "reason", reason)
 			nc.Close()
 			continue
 		}
 		c := &Conn{
-			Conn:   nc,
-			raw:    nc,
-			ID:     s.nextID.Add(1),
-			Proto:  l.cfg.Protocol,
-			Client: ap,
-			Local:  addrPort(nc.LocalAddr()),
-			srv:    s,
-			lis:    l,
+			Conn:      nc,
+			raw:       nc,
+			ID:        s.nextID.Add(1),
+			Proto:     l.cfg.Protocol,
+			Client:    ap,
+			Local:     addrPort(nc.LocalAddr()),
+			srv:       s,
+			lis:       l,
+			header:    header,
+			ipCounted: !header,
 		}
 		c.Log = s.log.With("cid", strconv.FormatUint(c.ID, 10), "proto", proto)
 		s.mu.Lock()
 		if s.draining {
 			s.mu.Unlock()
-			l.release(ap.Addr())
+			l.leave(ap.Addr(), c.ipCounted)
 			nc.Close()
 			continue
 		}
@@ -497,7 +615,7 @@ func (s *Server) handle(l *listener, c *Conn) {
 	s.metrics.Add(MetricConnectionsOpen, 1, "proto", proto)
 	defer func() {
 		c.Close()
-		l.release(c.Client.Addr())
+		l.leave(c.Client.Addr(), c.ipCounted)
 		s.metrics.Add(MetricConnectionsOpen, -1, "proto", proto)
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -505,6 +623,15 @@ func (s *Server) handle(l *listener, c *Conn) {
 		s.wg.Done()
 	}()
 	defer Recover(c.Log, s.metrics, l.cfg.Protocol)
+	if c.header {
+		// Read here, not in the accept loop: a balancer's connection that
+		// sends nothing holds up only itself.
+		nc, client, local, reason := s.proxyHeader(l, c.Conn, c.Log)
+		if reason != "" {
+			return
+		}
+		c.Conn, c.Client, c.Local, c.ipCounted = nc, client, local, true
+	}
 	if l.cfg.TLS == TLSImplicit {
 		tc := tls.Server(c.Conn, s.opts.Certs.Config())
 		c.SetDeadline(time.Now().Add(s.opts.PreAuthTimeout))
@@ -517,6 +644,76 @@ func (s *Server) handle(l *listener, c *Conn) {
 		c.tls = true
 	}
 	l.cfg.Handler.ServeConn(s.connCtx, c)
+}
+
+// proxyHeader reads the PROXY header of a connection from a trusted load
+// balancer and admits the client address it names by the per-IP limit. On
+// failure it counts the refusal and returns its reason; the caller closes
+// the connection, which then leaves the listener without an IP count.
+func (s *Server) proxyHeader(l *listener, nc net.Conn, log *slog.Logger) (net.Conn, netip.AddrPort, netip.AddrPort, string) {
+	proto := string(l.cfg.Protocol)
+	pc, client, local, err := l.readProxyHeader(s.connCtx, nc)
+	if err != nil {
+		s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", "proxy-header")
+		log.Info("proxy protocol header refused", "addr", client.String(), "err", err)
+		return nil, client, local, "proxy-header"
+	}
+	if reason := l.admitIP(client.Addr()); reason != "" {
+		s.metrics.Inc(MetricConnectionsRefused, "proto", proto, "reason", reason)
+		log.Debug("connection refused", "addr", client.String(), "reason", reason)
+		return nil, client, local, reason
+	}
+	log.Debug("proxy protocol header", "addr", client.String(), "balancer", addrPort(nc.RemoteAddr()).String())
+	return pc, client, local, ""
+}
+
+// arrive admits a new connection from peer before anything is read from
+// it. header is true for a connection from a trusted load balancer: it
+// holds a slot of the listener now and is admitted by its client address
+// (admitIP) once its PROXY header was read. reason says why the connection
+// is refused, or is "".
+func (l *listener) arrive(peer netip.Addr) (header bool, reason string) {
+	if l.cfg.AcceptProxyProtocol {
+		if l.trusted(peer) {
+			return true, l.reserve()
+		}
+		if l.cfg.ProxyUntrusted != ProxyPlain {
+			return false, "proxy-untrusted"
+		}
+	}
+	return false, l.admit(peer)
+}
+
+// reserve takes a slot of the listener without counting a client IP.
+func (l *listener) reserve() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if int(l.open.Load()) >= l.cfg.MaxConns {
+		return "listener-limit"
+	}
+	l.open.Add(1)
+	return ""
+}
+
+// admitIP counts a client IP on a slot taken by reserve.
+func (l *listener) admitIP(ip netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perIP[ip] >= l.cfg.MaxConnsPerIP {
+		return "ip-limit"
+	}
+	l.perIP[ip]++
+	return ""
+}
+
+// leave gives back the slot of a connection, and its IP count when it was
+// admitted by IP.
+func (l *listener) leave(ip netip.Addr, ipCounted bool) {
+	if ipCounted {
+		l.release(ip)
+		return
+	}
+	l.open.Add(-1)
 }
 
 func (l *listener) admit(ip netip.Addr) string {

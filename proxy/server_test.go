@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	proxyproto "github.com/pires/go-proxyproto"
 )
 
 // echoHandler greets, then echoes lines until EOF; on a shutdown request it
@@ -158,5 +162,87 @@ func TestRouteResult(t *testing.T) {
 		if got := RouteResult(tc.err); got != tc.want {
 			t.Errorf("RouteResult(%v) = %q, want %q", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestProxyProtocolHTTP: on an HTTP listener too, silent balancer
+// connections do not hold up others, a trusted header sets the client
+// address (v1 and v2; LOCAL keeps the balancer's), a trusted connection
+// without a header is refused, and so is any connection from elsewhere.
+func TestProxyProtocolHTTP(t *testing.T) {
+	s := NewServer(nil)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.RemoteAddr) })
+	const headerTimeout = 20 * time.Second
+	a, err := s.Listen(ListenerConfig{Protocol: HTTP, Address: "127.0.0.1:0", HTTP: h,
+		AcceptProxyProtocol: true, ProxyTrusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, ProxyHeaderTimeout: headerTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	dial := func(from string) net.Conn {
+		d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		nc, err := d.Dial("tcp", a.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		nc.SetDeadline(time.Now().Add(headerTimeout / 2))
+		return nc
+	}
+	get := func(nc net.Conn, header []byte) string {
+		t.Helper()
+		nc.Write(header)
+		io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		b, _ := io.ReadAll(nc)
+		_, body, _ := strings.Cut(string(b), "\r\n\r\n")
+		return body
+	}
+	for range 3 {
+		dial("127.0.0.1") // silent
+	}
+	if got := get(dial("127.0.0.1"), []byte("PROXY TCP4 192.0.2.1 127.0.0.1 40001 443\r\n")); got != "192.0.2.1:40001" {
+		t.Errorf("v1 header: RemoteAddr %q, want 192.0.2.1:40001", got)
+	}
+	v2 := func(cmd proxyproto.ProtocolVersionAndCommand) []byte {
+		h := proxyproto.HeaderProxyFromAddrs(2, &net.TCPAddr{IP: net.ParseIP("2001:db8::7"), Port: 40002}, &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 443})
+		h.Command = cmd
+		b, err := h.Format()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if got := get(dial("127.0.0.1"), v2(proxyproto.PROXY)); got != "[2001:db8::7]:40002" {
+		t.Errorf("v2 header: RemoteAddr %q, want [2001:db8::7]:40002", got)
+	}
+	if got := get(dial("127.0.0.1"), v2(proxyproto.LOCAL)); !strings.HasPrefix(got, "127.0.0.1:") {
+		t.Errorf("v2 LOCAL header: RemoteAddr %q, want the balancer's", got)
+	}
+	if got := get(dial("127.0.0.1"), nil); got != "" {
+		t.Errorf("no header from the balancer: answered %q, want the connection refused", got)
+	}
+	if got := get(dial("127.0.0.2"), []byte("PROXY TCP4 192.0.2.3 127.0.0.1 40003 443\r\n")); got != "" {
+		t.Errorf("header from an untrusted source: answered %q, want the connection refused", got)
+	}
+	m := s.Metrics()
+	for reason, want := range map[string]int64{"proxy-header": 1, "proxy-untrusted": 1} {
+		if n := m.Get(MetricConnectionsRefused, "proto", "http", "reason", reason); n != want {
+			t.Errorf("refused %s = %d, want %d", reason, n, want)
+		}
+	}
+}
+
+// TestProxyProtocolNeedsTrust: a listener that accepts the PROXY protocol
+// without trusted networks would believe anyone's header; Listen refuses
+// it.
+func TestProxyProtocolNeedsTrust(t *testing.T) {
+	s := NewServer(nil)
+	_, err := s.Listen(ListenerConfig{Protocol: IMAP, Address: "127.0.0.1:0", Handler: echoHandler, AcceptProxyProtocol: true})
+	if err == nil || !strings.Contains(err.Error(), "trusted networks") {
+		t.Errorf("Listen without trusted networks: %v", err)
 	}
 }

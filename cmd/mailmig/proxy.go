@@ -202,7 +202,8 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	})
 	var hp *httpproxy.Proxy // one HTTP proxy for the http and https listeners
 	for _, l := range pb.Listeners {
-		cfg := proxy.ListenerConfig{Address: l.Address, MaxConns: pb.MaxConnections, MaxConnsPerIP: run.MaxConnsPerIP, AcceptProxyProtocol: pb.AcceptProxyProtocol}
+		cfg := proxy.ListenerConfig{Address: l.Address, MaxConns: pb.MaxConnections, MaxConnsPerIP: run.MaxConnsPerIP,
+			AcceptProxyProtocol: pb.AcceptProxyProtocol, ProxyTrusted: pb.ProxyProtocolTrustedNetworks, ProxyUntrusted: proxy.ProxyUntrusted(pb.ProxyProtocolUntrusted)}
 		// Implicit TLS is the server's; STARTTLS is the protocol's
 		// (go-smtp negotiates it itself, so its listeners are TLSNone).
 		cfg.TLS = proxy.TLSNone

@@ -20,6 +20,8 @@ func FuzzIMAPCommand(f *testing.F) {
 	for _, s := range proxytest.Seeds(f, "testdata/seeds.txt") {
 		f.Add(s)
 	}
+	// An RFC 2971 ID of the maximum size (too long for the seeds file).
+	f.Add([]byte(maximalID("a")))
 	h := imap.New(nil)
 	f.Fuzz(func(t *testing.T, in []byte) {
 		for _, withTLS := range []bool{false, true} {

@@ -61,7 +61,7 @@ func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
 	s.writef("* OK [CAPABILITY %s] %s", s.capabilities(), h.greeting)
 	for {
 		s.ReadDeadline()
-		cmd, err := wire.ReadCommand(s.Reader(), func() error { return s.writef("+ Ready for literal data") })
+		cmd, err := wire.ReadCommandLimits(s.Reader(), func() error { return s.writef("+ Ready for literal data") }, wire.IMAPLimits)
 		if err != nil {
 			if !s.readError(cmd, err) {
 				return

@@ -203,7 +203,7 @@ func TestErrors(t *testing.T) {
 		"login args":      {"a1 LOGIN onlyuser\r\n", "a1 BAD"},
 		"huge sync lit":   {"a1 LOGIN {999999999}\r\n", "a1 BAD [TOOBIG]"},
 		"huge literal+":   {"a1 LOGIN {999999999+}\r\n", "* BYE [TOOBIG]"},
-		"long line":       {"a1 " + strings.Repeat("x", 10000) + "\r\n", "* BYE [TOOBIG]"},
+		"long line":       {"a1 " + strings.Repeat("x", 70*1024) + "\r\n", "* BYE [TOOBIG]"}, // past wire.MaxIMAPLine
 		"nul":             {"a1 NOOP\x00\r\n", "* BAD"},
 		"starttls no tls": {"a1 STARTTLS\r\n", "a1 BAD"},
 		"logout":          {"a1 LOGOUT\r\n", "* BYE"},

@@ -218,7 +218,12 @@ func idCommand(c *proxy.Conn, clientID [][2]string) string {
 		{"x-connected-ip", c.Local.Addr().String()},
 		{"x-connected-port", strconv.Itoa(int(c.Local.Port()))},
 	}
+	// The client's x- fields would claim another address; the rest go on
+	// as far as RFC 2971 3.3's 30 pairs allow next to the proxy's own.
 	for _, f := range clientID {
+		if len(fields) == wire.MaxIDPairs {
+			break
+		}
 		if !strings.HasPrefix(strings.ToLower(f[0]), "x-") {
 			fields = append(fields, f)
 		}

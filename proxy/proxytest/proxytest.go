@@ -46,6 +46,10 @@ type Options struct {
 	AuthFailures int
 	// IdleTimeout and PreAuthTimeout override the server's timeouts.
 	IdleTimeout, PreAuthTimeout time.Duration
+	// Listener, when set, adjusts the configuration of the standard IMAP,
+	// IMAPS, POP3 and ManageSieve listeners (e.g. the PROXY protocol)
+	// before they are opened.
+	Listener func(*proxy.ListenerConfig)
 	// Extra listeners (other protocols) opened on the same server.
 	Extra []proxy.ListenerConfig
 	// ExtraBackends are added to the standard backends.
@@ -190,22 +194,25 @@ func Start(t testing.TB, s *peers.Set, opts *Options) *Proxy {
 		}
 	}
 	p.Server = proxy.NewServer(so)
-	listen := func(cfg proxy.ListenerConfig) string {
+	listen := func(cfg proxy.ListenerConfig, std bool) string {
 		cfg.Address = "127.0.0.1:0"
+		if std && opts.Listener != nil {
+			opts.Listener(&cfg)
+		}
 		a, err := p.Server.Listen(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return a.String()
 	}
-	p.IMAP = listen(proxy.ListenerConfig{Protocol: proxy.IMAP, Handler: imap.New(nil)})
+	p.IMAP = listen(proxy.ListenerConfig{Protocol: proxy.IMAP, Handler: imap.New(nil)}, true)
 	if opts.TLS {
-		p.IMAPS = listen(proxy.ListenerConfig{Protocol: proxy.IMAP, TLS: proxy.TLSImplicit, Handler: imap.New(nil)})
+		p.IMAPS = listen(proxy.ListenerConfig{Protocol: proxy.IMAP, TLS: proxy.TLSImplicit, Handler: imap.New(nil)}, true)
 	}
-	p.POP3 = listen(proxy.ListenerConfig{Protocol: proxy.POP3, Handler: pop3.New(nil)})
-	p.ManageSieve = listen(proxy.ListenerConfig{Protocol: proxy.ManageSieve, Handler: sieve.New(nil)})
+	p.POP3 = listen(proxy.ListenerConfig{Protocol: proxy.POP3, Handler: pop3.New(nil)}, true)
+	p.ManageSieve = listen(proxy.ListenerConfig{Protocol: proxy.ManageSieve, Handler: sieve.New(nil)}, true)
 	for _, cfg := range opts.Extra {
-		p.Extra = append(p.Extra, listen(cfg))
+		p.Extra = append(p.Extra, listen(cfg, false))
 	}
 	p.Server.Start()
 	t.Cleanup(func() {

@@ -189,10 +189,12 @@ proxy {
     cert = "tls/imap.example.test.pem"
     key  = "tls/imap.example.test.key"
   }
-  public_origin         = "https://mail.example.test"
-  hold_logins           = "10s"
-  pre_auth_timeout      = "30s"
-  idle_timeout          = "1h"
-  max_connections       = 5000
-  accept_proxy_protocol = true
+  public_origin                   = "https://mail.example.test"
+  hold_logins                     = "10s"
+  pre_auth_timeout                = "30s"
+  idle_timeout                    = "1h"
+  max_connections                 = 5000
+  accept_proxy_protocol           = true
+  proxy_protocol_trusted_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.10"]
+  proxy_protocol_untrusted        = "plain"
 }

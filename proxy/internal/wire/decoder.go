@@ -235,7 +235,7 @@ func (d *Decoder) ExpectIDParams(out *[][2]string) bool {
 	}
 	d.pos++
 	for i := 0; !d.Peek(')'); i++ {
-		if i >= 30 {
+		if i >= MaxIDPairs {
 			return d.fail("at most 30 ID fields")
 		}
 		if i > 0 && !d.ExpectSP() {

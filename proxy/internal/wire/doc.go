@@ -6,7 +6,12 @@
 //
 // Implementation notes:
 //   - Every read is bounded: MaxLine per line, MaxLiteral per literal,
-//     MaxLiterals per command, MaxDepth for nested lists. Exceeding a
+//     MaxLiterals per command (DefaultLimits), MaxDepth for nested lists.
+//     The IMAP front reads with IMAPLimits instead, which let an RFC 2971
+//     ID of the maximum size through (30 pairs of 1024-octet values, a
+//     31,804-byte line: MaxIMAPLine, MaxIMAPLiterals) and bound a
+//     command's text and literals together (MaxIMAPCommand, 128 KiB,
+//     less than DefaultLimits allow in the worst case). Exceeding a
 //     limit is an error the caller answers with a protocol BAD and, for
 //     lines and non-synchronising literals, by closing the connection
 //     (the stream cannot be resynchronised).

@@ -126,3 +126,95 @@ func TestSASL(t *testing.T) {
 		t.Error(b, err)
 	}
 }
+
+// TestIMAPLimits: the IMAP limits hold an RFC 2971 ID of the maximum size
+// in its worst quoted form (every octet escaped) and in literal form, and
+// still bound a command.
+func TestIMAPLimits(t *testing.T) {
+	if need := len("ID ()") + MaxIDPairs*maxIDQuotedPair; MaxIMAPLine < need {
+		t.Errorf("MaxIMAPLine %d < %d, a maximal ID with every octet escaped", MaxIMAPLine, need)
+	}
+	var quoted, lits strings.Builder
+	quoted.WriteString("a ID (")
+	lits.WriteString("a ID (")
+	for i := range MaxIDPairs {
+		if i > 0 {
+			quoted.WriteByte(' ')
+			lits.WriteByte(' ')
+		}
+		quoted.WriteString(`"` + strings.Repeat(`\"`, MaxIDFieldLen) + `" "` + strings.Repeat(`\\`, MaxIDValueLen) + `"`)
+		lits.WriteString("{30+}\r\n" + strings.Repeat("f", MaxIDFieldLen) + " {1024}\r\n" + strings.Repeat("v", MaxIDValueLen))
+	}
+	quoted.WriteString(")\r\n")
+	lits.WriteString(")\r\n")
+	for name, in := range map[string]string{"quoted": quoted.String(), "literals": lits.String()} {
+		t.Run(name, func(t *testing.T) {
+			c, err := ReadCommandLimits(bufio.NewReader(strings.NewReader(in)), func() error { return nil }, IMAPLimits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var params [][2]string
+			var tag, cmd string
+			d := NewDecoder(c)
+			if !d.ExpectTag(&tag) || !d.ExpectSP() || !d.ExpectAtom(&cmd) || !d.ExpectSP() || !d.ExpectIDParams(&params) || !d.ExpectEnd() {
+				t.Fatal(d.Err())
+			}
+			if len(params) != MaxIDPairs || len(params[0][0]) != MaxIDFieldLen || len(params[0][1]) != MaxIDValueLen {
+				t.Errorf("%d pairs, first %d/%d octets", len(params), len(params[0][0]), len(params[0][1]))
+			}
+			// The default limits refuse it.
+			if _, err := ReadCommand(bufio.NewReader(strings.NewReader(in)), func() error { return nil }); err == nil {
+				t.Error("DefaultLimits accept a 30-pair maximal ID")
+			}
+		})
+	}
+	// Many literals cannot add up past MaxIMAPCommand.
+	many := "a X" + strings.Repeat(" {65536+}\r\n"+strings.Repeat("x", 65536), 3) + "\r\n"
+	if _, err := ReadCommandLimits(bufio.NewReader(strings.NewReader(many)), nil, IMAPLimits); !errors.Is(err, ErrLiteralTooLarge) {
+		t.Errorf("3 literals of 64 KiB: %v, want ErrLiteralTooLarge", err)
+	}
+	long := "a " + strings.Repeat("x", MaxIMAPLine) + "\r\n"
+	if _, err := ReadCommandLimits(bufio.NewReader(strings.NewReader(long)), nil, IMAPLimits); !errors.Is(err, ErrLineTooLong) {
+		t.Errorf("line past MaxIMAPLine: %v, want ErrLineTooLong", err)
+	}
+}
+
+// FuzzReadCommand: whatever the input, a command read with either set of
+// limits stays within them, and the reader never panics.
+func FuzzReadCommand(f *testing.F) {
+	for _, s := range []string{
+		"a1 LOGIN bob pw\r\n",
+		"a LOGIN {3}\r\nbob {2}\r\npw\r\n",
+		"a LOGIN {3+}\r\nbob \"pw\"\r\n",
+		`a ID ("name" "x" "version" NIL)` + "\r\n",
+		"a ID ({4+}\r\nname {1024+}\r\n" + strings.Repeat("v", 1024) + ")\r\n",
+		"a X {99999999999}\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	// Small limits, so that the fuzzer reaches every bound.
+	small := Limits{Text: 64, Literal: 16, Literals: 3, Total: 80}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, lim := range []Limits{DefaultLimits, IMAPLimits, small} {
+			c, err := ReadCommandLimits(bufio.NewReader(strings.NewReader(string(in))), func() error { return nil }, lim)
+			if err != nil {
+				continue
+			}
+			if len(c.Text) > lim.Text || len(c.Literals) > lim.Literals {
+				t.Fatalf("text %d bytes, %d literals past %+v", len(c.Text), len(c.Literals), lim)
+			}
+			total := int64(len(c.Text))
+			for _, l := range c.Literals {
+				if int64(len(l)) > lim.Literal {
+					t.Fatalf("literal of %d bytes past %+v", len(l), lim)
+				}
+				total += int64(len(l))
+			}
+			if lim.Total > 0 && total > lim.Total {
+				t.Fatalf("command of %d bytes past %+v", total, lim)
+			}
+			var params [][2]string
+			NewDecoder(c).ExpectIDParams(&params)
+		}
+	})
+}
