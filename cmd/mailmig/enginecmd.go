@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/diag"
+	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
@@ -112,10 +114,10 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		}
 	}
 	if write {
-		w.Exec = newExecutor(m, log)
+		w.Exec = executor.New(m, archiveDir(m), log)
 	}
-	w.Detector = newDetector(m, log)
-	w.Archives = newArchiveReader(m, log)
+	w.Detector = executor.New(m, archiveDir(m), log)
+	w.Archives = executor.NewArchiveReader(m, archiveDir(m), log)
 	return w, nil
 }
 
@@ -129,6 +131,9 @@ func actor() string {
 }
 
 // statePath returns the plan's state directory.
+// archiveDir holds the accounts' archives.
+func archiveDir(m *plan.Migration) string { return filepath.Join(statePath(m), "archives") }
+
 func statePath(m *plan.Migration) string {
 	if m.State.Path != "" {
 		return m.State.Path

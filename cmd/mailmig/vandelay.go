@@ -153,16 +153,16 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayUsage
 	}
 	kind := args[0]
-	newSource, ok := sources.Mail[kind]
+	k, ok := sources.Mail[kind]
 	if !ok {
 		fmt.Fprintf(s.Err, "Error: unknown source kind %q (want %s).\n", kind, strings.Join(sources.Kinds(), ", "))
 		return exitVandelayUsage
 	}
-	cfg := &vandelay.Config{}
+	cfg := &sources.Spec{}
 	fs := flag.NewFlagSet("vandelay import "+kind, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\n", kind)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\nImports %s.\n\n", kind, k.Summary)
+		printKindDefaults(fs, k)
 	}
 	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3)")
 	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
@@ -204,8 +204,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	cfg.Throttle = vandelay.NewThrottle(*maxConns, *msgRate, br)
 	cfg.Logger = g.logger(s)
-	switch kind {
-	case "imap", "pop3":
+	if k.Reads(sources.SetLogin) {
 		if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
 			cfg.Token, err = readSecret("access token", *tokenEnv, *tokenFile, s)
 		} else {
@@ -220,7 +219,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 			return exitVandelayUsage
 		}
 	}
-	src, err := newSource(cfg)
+	src, err := k.New(cfg)
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return exitVandelayUsage
@@ -233,30 +232,19 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{AllowSourceChange: *allowChange, DryRun: *dryRun})
-	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
-		if errors.Is(err, archive.ErrSourceChanged) {
+	prog := newImportProgress(*progress, s, src.Describe().Account)
+	res, syncErr := vandelay.Import(ctx, src, a, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun, Progress: prog})
+	prog.finish()
+	if res == nil {
+		// The run did not begin or finish: nothing to report but the error.
+		fmt.Fprintf(s.Err, "Error: %v\n", syncErr)
+		if errors.Is(syncErr, archive.ErrSourceChanged) {
 			return exitVandelaySourceChange
 		}
 		return exitVandelayArchive
 	}
-	prog := newImportProgress(*progress, s, src.Describe().Account)
-	cfg.Progress = prog
-	syncErr := src.Sync(ctx, run)
-	prog.finish()
 	var partial *vandelay.PartialError
-	complete := syncErr == nil
-	if syncErr != nil && !errors.As(syncErr, &partial) && run != nil {
-		// Fatal: keep what was committed, but do not tombstone anything.
-		complete = false
-	}
-	fctx := context.WithoutCancel(ctx)
-	res, ferr := run.Finish(fctx, complete)
-	if ferr != nil {
-		fmt.Fprintf(s.Err, "Error: finish import: %v\n", ferr)
-		return exitVandelayArchive
-	}
+	errors.As(syncErr, &partial)
 	printImportResult(s.Out, res, *jsonOut)
 	switch {
 	case syncErr == nil:
@@ -626,4 +614,33 @@ func parseVandelayFlags(fs *flag.FlagSet, args []string, s Streams) (code int, d
 	}
 	fs.SetOutput(s.Err)
 	return exitOK, false
+}
+
+// importFlagSettings maps the import flags that belong to a group of
+// source settings to that group; the other flags apply to every kind.
+var importFlagSettings = map[string]sources.Setting{
+	"server": sources.SetServer, "tls": sources.SetServer, "allow-cleartext": sources.SetServer,
+	"insecure-skip-verify": sources.SetServer, "tls-server-name": sources.SetServer,
+	"password-env": sources.SetLogin, "password-file": sources.SetLogin, "master-user": sources.SetLogin,
+	"master-form": sources.SetLogin, "auth": sources.SetLogin, "token-env": sources.SetLogin, "token-file": sources.SetLogin,
+	"no-compress": sources.SetCompress, "path": sources.SetPath,
+	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetScope, "include-deleted": sources.SetScope,
+	"connections": sources.SetConnections, "batch": sources.SetConnections,
+	"max-connections": sources.SetThrottle, "max-messages-per-second": sources.SetThrottle, "max-bytes-per-second": sources.SetThrottle,
+}
+
+// printKindDefaults prints the defaults of the flags the source kind
+// reads, as its registry entry describes them.
+func printKindDefaults(fs *flag.FlagSet, k sources.Kind) {
+	all := fs
+	fs = flag.NewFlagSet(all.Name(), flag.ContinueOnError)
+	fs.SetOutput(all.Output())
+	all.VisitAll(func(f *flag.Flag) {
+		set, ok := importFlagSettings[f.Name]
+		if !ok || k.Reads(set) {
+			fs.Var(f.Value, f.Name, f.Usage)
+			fs.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	fs.PrintDefaults()
 }

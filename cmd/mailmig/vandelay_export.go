@@ -18,9 +18,7 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources"
-	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
 
@@ -54,48 +52,38 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 
 // open authenticates, discovers the session and picks the account. The
 // int is the exit code on failure.
-func (t *targetFlags) open(ctx context.Context, g *globals, s Streams) (*jmap.Client, string, int, error) {
+func (t *targetFlags) open(ctx context.Context, g *globals, s Streams) (*vandelay.Target, int, error) {
 	if t.url == "" {
-		return nil, "", exitVandelayUsage, errors.New("--url is required")
+		return nil, exitVandelayUsage, errors.New("--url is required")
 	}
-	var auth jmap.Auth
+	opts := &vandelay.TargetOptions{URL: t.url, AccountID: t.accountID, AccountName: t.accountName,
+		MaxRetries: t.maxRetries, Logger: g.logger(s)}
 	switch {
 	case t.basicUser != "" && t.bearer:
-		return nil, "", exitVandelayUsage, errors.New("use either --auth-basic or --auth-bearer, not both")
+		return nil, exitVandelayUsage, errors.New("use either --auth-basic or --auth-bearer, not both")
 	case t.basicUser != "":
 		pw, err := readSecret("password", t.passEnv, t.passFile, s)
 		if err != nil {
-			return nil, "", exitVandelayUsage, err
+			return nil, exitVandelayUsage, err
 		}
-		auth = jmap.BasicAuth{User: t.basicUser, Password: pw}
+		opts.Auth = vandelay.BasicAuth{User: t.basicUser, Password: pw}
 	case t.bearer:
 		tok, err := readSecret("access token", t.tokenEnv, t.tokenFile, s)
 		if err != nil {
-			return nil, "", exitVandelayUsage, err
+			return nil, exitVandelayUsage, err
 		}
-		auth = jmap.BearerAuth{Token: tok}
+		opts.Auth = vandelay.BearerAuth{Token: tok}
 	default:
-		return nil, "", exitVandelayUsage, errors.New("choose --auth-basic USER or --auth-bearer")
+		return nil, exitVandelayUsage, errors.New("choose --auth-basic USER or --auth-bearer")
 	}
 	if t.accountID != "" && t.accountName != "" {
-		return nil, "", exitVandelayUsage, errors.New("use either --account-id or --account-name, not both")
+		return nil, exitVandelayUsage, errors.New("use either --account-id or --account-name, not both")
 	}
-	c, err := jmap.Discover(ctx, t.url, &jmap.Options{Auth: auth, Logger: g.logger(s), MaxRetries: t.maxRetries})
+	tg, err := vandelay.OpenTarget(ctx, opts)
 	if err != nil {
-		return nil, "", exitVandelayConnect, err
+		return nil, exitVandelayConnect, err
 	}
-	key := t.accountID
-	if key == "" {
-		key = t.accountName
-	}
-	acct, err := c.Session().FindAccount(key)
-	if err != nil {
-		return nil, "", exitVandelayConnect, err
-	}
-	if t.accountID != "" && acct != t.accountID {
-		return nil, "", exitVandelayConnect, fmt.Errorf("jmap account id %q not in the session", t.accountID)
-	}
-	return c, acct, 0, nil
+	return tg, 0, nil
 }
 
 func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams) int {
@@ -143,13 +131,13 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	c, acct, code, err := tf.open(ctx, g, s)
+	tg, code, err := tf.open(ctx, g, s)
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return code
 	}
-	prog := newExportProgress(*progress, s, acct)
-	res, err := tj.Export(ctx, a, c, acct, &tj.Options{Logger: log, DryRun: *dryRun, Prune: *prune,
+	prog := newExportProgress(*progress, s, tg.AccountID)
+	res, err := vandelay.Export(ctx, a, tg, &vandelay.ExportOptions{Logger: log, DryRun: *dryRun, Prune: *prune,
 		BatchSize: *batch, Workers: *workers, NoInlineBlobs: !*inline, Progress: prog.update})
 	prog.finish()
 	if res != nil {
@@ -166,8 +154,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayPartial
 	}
 	fmt.Fprintf(s.Err, "Error: %v\n", err)
-	var pe *jmap.ProblemError
-	if errors.As(err, &pe) {
+	if vandelay.IsTargetRefusal(err) {
 		return exitVandelayConnect
 	}
 	return exitVandelayArchive
@@ -183,7 +170,7 @@ func confirm(s Streams, prompt string) bool {
 	return strings.TrimSpace(line) == "yes"
 }
 
-func printExportResult(w io.Writer, r *tj.Result, dry, asJSON bool) {
+func printExportResult(w io.Writer, r *vandelay.ExportResult, dry, asJSON bool) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -192,7 +179,7 @@ func printExportResult(w io.Writer, r *tj.Result, dry, asJSON bool) {
 			changes[i] = c.String()
 		}
 		enc.Encode(struct {
-			*tj.Result
+			*vandelay.ExportResult
 			Changes []string
 			DryRun  bool
 			Partial bool
@@ -247,7 +234,7 @@ func newExportProgress(mode string, s Streams, account string) *exportProgress {
 	return p
 }
 
-func (p *exportProgress) update(pr tj.Progress) {
+func (p *exportProgress) update(pr vandelay.ExportProgress) {
 	switch p.mode {
 	case "bar":
 		if pr.TotalBytes > 0 {
@@ -277,7 +264,8 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	fs.SetOutput(s.Err)
 	var tf targetFlags
 	tf.register(fs)
-	srcServer := fs.String("source-server", "", "also compare the IMAP source `host:port` with the archive (a dry-run import must find nothing to do)")
+	srcKind := fs.String("source-kind", "imap", "the kind of the source to compare (with --source-server): "+strings.Join(sources.Kinds(), ", "))
+	srcServer := fs.String("source-server", "", "also compare the source `host:port` with the archive (a dry-run import must find nothing to do)")
 	srcUser := fs.String("source-user", "", "the source account (with --source-server)")
 	srcPassEnv := fs.String("source-password-env", "", "read the source password from environment variable `VAR`")
 	srcPassFile := fs.String("source-password-file", "", "read the source password from `FILE`")
@@ -295,10 +283,15 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		return code
 	}
 	log := g.logger(s)
-	var srcCfg *vandelay.Config
+	var srcCfg *sources.Spec
+	srcEntry, ok := sources.Mail[*srcKind]
+	if !ok {
+		fmt.Fprintf(s.Err, "Error: unknown source kind %q (want %s).\n", *srcKind, strings.Join(sources.Kinds(), ", "))
+		return exitVandelayUsage
+	}
 	if *srcServer != "" {
-		srcCfg = &vandelay.Config{Address: *srcServer, TLS: vandelay.TLSMode(*srcTLS), AllowCleartext: *srcClear,
-			User: *srcUser, MasterUser: *srcMaster, Logger: log}
+		srcCfg = &sources.Spec{Server: vandelay.Server{Address: *srcServer, TLS: vandelay.TLSMode(*srcTLS), AllowCleartext: *srcClear},
+			Login: vandelay.Login{User: *srcUser, MasterUser: *srcMaster}, Logger: log}
 		var err error
 		if srcCfg.Password, err = readSecret("source password", *srcPassEnv, *srcPassFile, s); err != nil {
 			fmt.Fprintf(s.Err, "Error: %v (use --source-password-env or --source-password-file)\n", err)
@@ -312,14 +305,14 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	c, acct, code, err := tf.open(ctx, g, s)
+	tg, code, err := tf.open(ctx, g, s)
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return code
 	}
 	var srcMismatch []verify.Mismatch
 	if srcCfg != nil {
-		m, code, err := compareSource(ctx, a, srcCfg)
+		m, code, err := compareSource(ctx, a, srcEntry, srcCfg)
 		if err != nil {
 			fmt.Fprintf(s.Err, "Error: source: %v\n", err)
 			return code
@@ -332,7 +325,7 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 			ign = append(ign, k)
 		}
 	}
-	rep, err := verify.Target(ctx, a, c, acct, &verify.Options{Logger: log, Sample: *sample, IgnoreKeywords: append([]string{}, ign...)})
+	rep, err := verify.Target(ctx, a, tg.Client, tg.AccountID, &verify.Options{Logger: log, Sample: *sample, IgnoreKeywords: append([]string{}, ign...)})
 	if err != nil {
 		fmt.Fprintf(s.Err, "Error: %v\n", err)
 		return exitVandelayConnect
@@ -374,37 +367,20 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	return exitOK
 }
 
-// compareSource runs a dry-run IMAP import against the archive: any change
-// it would make is a difference between source and archive.
-func compareSource(ctx context.Context, a *archive.Archive, cfg *vandelay.Config) ([]verify.Mismatch, int, error) {
-	src, err := sources.Mail["imap"](cfg)
+// compareSource compares the source with the archive (verify.Source);
+// the int is the exit code on failure.
+func compareSource(ctx context.Context, a *archive.Archive, k sources.Kind, spec *sources.Spec) ([]verify.Mismatch, int, error) {
+	src, err := k.New(spec)
 	if err != nil {
 		return nil, exitVandelayUsage, err
 	}
 	defer src.Close()
-	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{DryRun: true})
-	if err != nil {
+	rep, err := verify.Source(ctx, src, a)
+	switch {
+	case rep == nil:
 		return nil, exitVandelayArchive, err
+	case err != nil:
+		return nil, exitVandelayConnect, err
 	}
-	syncErr := src.Sync(ctx, run)
-	res, err := run.Finish(context.WithoutCancel(ctx), syncErr == nil)
-	if syncErr != nil {
-		return nil, exitVandelayConnect, syncErr
-	}
-	if err != nil {
-		return nil, exitVandelayArchive, err
-	}
-	var out []verify.Mismatch
-	for _, d := range []struct {
-		what string
-		n    int
-	}{{"messages added at the source", res.MessagesAdded}, {"messages deleted at the source", res.MessagesDeleted},
-		{"messages moved at the source", res.MessagesMoved}, {"messages re-flagged at the source", res.MessagesReflagged},
-		{"mailboxes created at the source", res.MailboxesCreated}, {"mailboxes renamed at the source", res.MailboxesRenamed},
-		{"mailboxes deleted at the source", res.MailboxesDeleted}} {
-		if d.n > 0 {
-			out = append(out, verify.Mismatch{Kind: "source", Item: fmt.Sprintf("%d %s since the last import", d.n, d.what)})
-		}
-	}
-	return out, 0, nil
+	return rep.Mismatches, 0, nil
 }
