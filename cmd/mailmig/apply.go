@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"golang.org/x/term"
-
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -143,11 +141,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
 		return exitError
 	}
-	tty := false
-	if f, ok := s.Out.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	prog := v.NewApplyProgress(len(ch.All()), tty)
+	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay}
 	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The

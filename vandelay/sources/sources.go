@@ -53,7 +53,8 @@ const (
 	SetLogin       Setting = "login"       // Login: user, password or token, master user
 	SetUser        Setting = "user"        // Login.User only: the account's name
 	SetPath        Setting = "path"        // Path
-	SetScope       Setting = "scope"       // Scope: include, exclude, subscribed-only, include-deleted
+	SetScope       Setting = "scope"       // Scope.Include and Exclude
+	SetSelection   Setting = "selection"   // Scope.SubscribedOnly and IncludeDeleted
 	SetCompress    Setting = "compress"    // NoCompress
 	SetConnections Setting = "connections" // Connections and Batch
 	SetThrottle    Setting = "throttle"    // Throttle
@@ -88,7 +89,7 @@ func (k Kind) Reads(s Setting) bool {
 var Mail = map[string]Kind{
 	"imap": {
 		Summary:  "an IMAP account (RFC 9051/3501), incremental with CONDSTORE",
-		Settings: []Setting{SetServer, SetLogin, SetScope, SetCompress, SetConnections, SetThrottle},
+		Settings: []Setting{SetServer, SetLogin, SetScope, SetSelection, SetCompress, SetConnections, SetThrottle},
 		New:      func(s *Spec) (vandelay.MailSource, error) { return imap.New(imapOptions(s)) },
 		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
 			return imap.Probe(ctx, imapOptions(s), known)
@@ -104,7 +105,7 @@ var Mail = map[string]Kind{
 	},
 	"maildir": {
 		Summary:  "a Maildir++ tree on disk",
-		Settings: []Setting{SetPath, SetUser, SetScope},
+		Settings: []Setting{SetPath, SetUser, SetScope, SetSelection},
 		New:      func(s *Spec) (vandelay.MailSource, error) { return maildir.New(maildirOptions(s)) },
 		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
 			return maildir.Probe(ctx, maildirOptions(s), known)
