@@ -32,14 +32,7 @@ func importIMAP(t testing.TB, s *peers.Set, acct peers.Account, a *archive.Archi
 		t.Fatal(err)
 	}
 	defer src.Close()
-	run, err := a.BeginRun(ctx, src.Describe(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Sync(ctx, run, nil); err != nil {
-		t.Fatal(err)
-	}
-	res, err := run.Finish(ctx, true)
+	res, err := vandelay.Import(ctx, src, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
