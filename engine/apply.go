@@ -554,7 +554,9 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 			err = errors.Join(err, terr)
 		}
 		r.Outcome, r.Err = state.OutcomeRolledBack, err
-		if errors.Is(err, errStopped) {
+		// A stop, or the hard abort that cancelled the step (the second
+		// Ctrl-C), interrupts the cut-over; it did not fail.
+		if errors.Is(err, errStopped) || a.ctx.Err() != nil {
 			r.Outcome = state.OutcomeInterrupted
 		}
 	}

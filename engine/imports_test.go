@@ -6,8 +6,9 @@ import (
 	"testing"
 )
 
-// TestImportLayering enforces the one-way imports of DESIGN.md: the engine
-// never imports cmd, and vandelay and proxy never import the engine.
+// TestImportLayering enforces the one-way imports of STYLE.md: the engine
+// never imports cmd, vandelay and proxy never import the engine (nor its
+// executor), and cmd reaches vandelay only through its library APIs.
 func TestImportLayering(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -27,4 +28,19 @@ func TestImportLayering(t *testing.T) {
 	check("../engine/...", "cmd")
 	check("../vandelay/...", "engine")
 	check("../proxy/...", "engine")
+
+	// cmd turns arguments into library calls: of vandelay it imports the
+	// library APIs only (Import, Export, OpenTarget; the registry of
+	// source kinds; verify; the archive it inspects), never an adapter.
+	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "../cmd/mailmig/...").CombinedOutput()
+	if err != nil {
+		t.Skipf("go list cmd: %v\n%s", err, out)
+	}
+	allowed := map[string]bool{"vandelay": true, "vandelay/sources": true, "vandelay/verify": true, "vandelay/archive": true}
+	for _, imp := range strings.Fields(string(out)) {
+		rel, ok := strings.CutPrefix(imp, mod)
+		if ok && (rel == "vandelay" || strings.HasPrefix(rel, "vandelay/")) && !allowed[rel] {
+			t.Errorf("cmd imports %s; call the library (package vandelay, vandelay/sources, vandelay/verify) instead", imp)
+		}
+	}
 }

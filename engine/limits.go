@@ -46,7 +46,7 @@ func NewLimiters(m *plan.Migration) map[string]*Limiter {
 }
 
 // Throttle returns the shared buckets as a vandelay.Throttle for
-// vandelay.Config.Throttle. A nil Limiter returns nil (unlimited).
+// a source's Throttle (sources.Spec.Throttle). A nil Limiter returns nil (unlimited).
 func (l *Limiter) Throttle() *vandelay.Throttle {
 	if l == nil {
 		return nil

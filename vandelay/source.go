@@ -3,9 +3,6 @@ package vandelay
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"regexp"
-	"time"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
@@ -32,15 +29,14 @@ import (
 type MailSource interface {
 	// Describe returns the source's identity for the source-change guard.
 	Describe() archive.Source
-	// Sync brings run up to date with the source.
-	Sync(ctx context.Context, run *archive.Run) error
+	// Sync brings run up to date with the source and reports the work
+	// found and done to progress, which is never nil (see [ProgressOr]).
+	// Progress belongs to the call, not to the source, so that the caller
+	// can choose it per run.
+	Sync(ctx context.Context, run *archive.Run, progress Progress) error
 	// Close releases connections and files.
 	Close() error
 }
-
-// NewSourceFunc creates a MailSource from a configuration. The registry
-// (package vandelay/sources) maps source kinds to these.
-type NewSourceFunc func(cfg *Config) (MailSource, error)
 
 // TLSMode selects how a network source protects its connection.
 type TLSMode string
@@ -61,101 +57,11 @@ const (
 	AuthOAuthBearer = "oauthbearer" // RFC 7628 with Token
 )
 
-// Master-user login forms (Config.MasterForm).
+// Master-user login forms (Login.MasterForm).
 const (
 	MasterStar    = "star"    // log in as "user*master" with the master's password (Dovecot)
 	MasterAuthzID = "authzid" // SASL PLAIN: authzid user, authcid master
 )
-
-// Config is the union of every source's settings; each source reads the
-// fields it needs and documents them. A zero value means the default.
-type Config struct {
-	// Address is host:port (IMAP, POP3).
-	Address string
-	// TLS is the transport mode. Default: implicit.
-	TLS TLSMode
-	// ServerName overrides the TLS server name. Default: Address's host.
-	ServerName string
-	// InsecureSkipVerify disables certificate checks (test servers only).
-	InsecureSkipVerify bool
-	// AllowCleartext permits TLSNone; without it a cleartext source is
-	// refused.
-	AllowCleartext bool
-
-	// User is the account whose mail is imported.
-	User string
-	// Password is User's password, or the master's with MasterUser.
-	Password string
-	// MasterUser logs in as this master/admin user on User's behalf.
-	MasterUser string
-	// MasterForm is MasterStar or MasterAuthzID. Default: MasterStar.
-	MasterForm string
-	// Auth is one of the Auth* mechanisms. Default: AuthAuto.
-	Auth string
-	// Token is the OAuth 2.0 access token for XOAUTH2/OAUTHBEARER.
-	Token string
-
-	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory.
-	Path string
-
-	// Include and Exclude select mailboxes by full path (UTF-8, source
-	// separator); a mailbox is in scope when it matches some Include (or
-	// Include is empty) and no Exclude.
-	Include, Exclude []*regexp.Regexp
-	// SubscribedOnly limits the import to subscribed mailboxes (and INBOX).
-	SubscribedOnly bool
-	// IncludeDeleted imports \Deleted messages too. Default: skip them.
-	IncludeDeleted bool
-
-	// NoCompress disables IMAP COMPRESS=DEFLATE (RFC 4978), which is
-	// used when the server offers it.
-	NoCompress bool
-
-	// Connections is the number of parallel connections. Default: 4,
-	// capped by Limits.Connections.
-	Connections int
-	// Batch is the number of messages per UID FETCH. Default: 100.
-	Batch int
-	// Timeout bounds one protocol command. Default: 5m.
-	Timeout time.Duration
-
-	// Throttle limits rate and connections; nil means unlimited.
-	Throttle *Throttle
-	// Progress receives progress; nil means none.
-	Progress Progress
-	// Logger receives diagnostics. Default: discard.
-	Logger *slog.Logger
-}
-
-// InScope reports whether a mailbox path passes Include and Exclude.
-func (c *Config) InScope(path string) bool {
-	if len(c.Include) > 0 {
-		ok := false
-		for _, re := range c.Include {
-			if re.MatchString(path) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	for _, re := range c.Exclude {
-		if re.MatchString(path) {
-			return false
-		}
-	}
-	return true
-}
-
-// Log returns the configured logger or a discarding one.
-func (c *Config) Log() *slog.Logger {
-	if c.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return c.Logger
-}
 
 // Progress receives an import's progress. Implementations must be safe for
 // concurrent use.
@@ -166,12 +72,12 @@ type Progress interface {
 	Done(messages int, bytes int64)
 }
 
-// Prog returns the configured Progress or a no-op one.
-func (c *Config) Prog() Progress {
-	if c.Progress == nil {
+// ProgressOr returns p, or a no-op Progress when p is nil.
+func ProgressOr(p Progress) Progress {
+	if p == nil {
 		return nopProgress{}
 	}
-	return c.Progress
+	return p
 }
 
 type nopProgress struct{}

@@ -52,13 +52,13 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestInScope(t *testing.T) {
-	c := &Config{Include: []*regexp.Regexp{regexp.MustCompile(`^(INBOX|Work/)`)}, Exclude: []*regexp.Regexp{regexp.MustCompile(`/Old$`)}}
+	c := &Scope{Include: []*regexp.Regexp{regexp.MustCompile(`^(INBOX|Work/)`)}, Exclude: []*regexp.Regexp{regexp.MustCompile(`/Old$`)}}
 	for p, want := range map[string]bool{"INBOX": true, "Work/A": true, "Work/Old": false, "Sent": false} {
 		if c.InScope(p) != want {
 			t.Errorf("%q: %v", p, !want)
 		}
 	}
-	if !(&Config{}).InScope("anything") {
+	if !(&Scope{}).InScope("anything") {
 		t.Error("empty filters must take everything")
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"os"
 	"strings"
 
-	"golang.org/x/term"
-
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -120,7 +118,7 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	fmt.Fprintln(s.Out)
-	return runChanges(ctx, v, s, m, j, w, ch, *par, false, log)
+	return runChanges(ctx, g.Abort(ctx), v, s, m, j, w, ch, *par, false, log)
 }
 
 // settleDelay is Env.SettleDelay; the test binary shortens it for the
@@ -138,21 +136,19 @@ func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration,
 
 // runChanges applies ch with progress, snapshots the journal and prints
 // the summary.
-func runChanges(ctx context.Context, v *views.View, s Streams, m *plan.Migration, j *state.Journal, w *world, ch *engine.Changes, par int, manual bool, log interface{ Warn(string, ...any) }) int {
+func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Migration, j *state.Journal, w *world, ch *engine.Changes, par int, manual bool, log interface{ Warn(string, ...any) }) int {
 	if w.Exec == nil || w.Router == nil {
 		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
 		return exitError
 	}
-	tty := false
-	if f, ok := s.Out.(*os.File); ok {
-		tty = term.IsTerminal(int(f.Fd()))
-	}
-	prog := v.NewApplyProgress(len(ch.All()), tty)
+	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay}
-	// The first Ctrl-C cancels ctx (Env.Stop); the executors keep a context
-	// that only the second Ctrl-C (which exits the process) ends.
-	res, err := engine.Apply(context.WithoutCancel(ctx), ch, env, prog)
+	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The
+	// actions run under abort, which only the second Ctrl-C ends; the
+	// engine then rolls a frozen cut-over back and journals it before
+	// apply returns and the lock is released.
+	res, err := engine.Apply(abort, ch, env, prog)
 	prog.Finish()
 	if err != nil {
 		fmtErr(v, "Cannot apply the changes", err)

@@ -160,8 +160,14 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	if os.Getenv("MAILMIG_TEST_SLOW") == "verify" {
 		// A slow server: long enough for a test to press Ctrl-C.
+		// It answers a cancelled context (the second Ctrl-C) at once.
 		fmt.Fprintln(os.Stderr, "fake: verify is slow")
-		<-time.After(2 * time.Second)
+		select {
+		case <-time.After(2 * time.Second):
+		case <-ctx.Done():
+			fmt.Fprintln(os.Stderr, "fake: verify cancelled")
+			return state.Counts{}, ctx.Err()
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,22 @@ type globals struct {
 	NoColor bool
 	// LogLevel is the slog level for diagnostics on stderr. Default: warn.
 	LogLevel slog.Level
+
+	abort *aborter // the second Ctrl-C; nil in tests that call run
+}
+
+// Abort returns the context that running actions use: ctx without its
+// cancellation (the first Ctrl-C only stops new work), ended by the
+// second Ctrl-C when main's signal handling is in place.
+func (g *globals) Abort(ctx context.Context) context.Context {
+	actx := context.WithoutCancel(ctx)
+	if g.abort == nil {
+		return actx
+	}
+	g.abort.used.Store(true)
+	actx, cancel := context.WithCancel(actx)
+	context.AfterFunc(g.abort.ctx, cancel)
+	return actx
 }
 
 var errHelp = errors.New("help requested")

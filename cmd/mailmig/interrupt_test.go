@@ -19,9 +19,11 @@ import (
 // TestCtrlC sends SIGINT to "mailmig apply" (the real main, with its
 // two-phase signal handling) while a cut-over waits for a slow verify.
 // Once: the cut-over finishes its step, rolls the account back to its
-// source unfrozen, journals "interrupted" and apply exits 1. Twice: apply
-// exits 130 at once, leaving the account frozen, and the next apply
-// repairs it.
+// source unfrozen, journals "interrupted" and apply exits 1. Twice: the
+// context the verify runs under is cancelled, so it ends at once; the
+// cut-over still rolls back and is journaled, the deferred clean-up
+// releases the lock, and apply exits 130. Either way the next apply runs
+// and converges.
 func TestCtrlC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
@@ -58,12 +60,15 @@ func TestCtrlC(t *testing.T) {
 			sc := bufio.NewScanner(stderr)
 			for sc.Scan() && !strings.Contains(sc.Text(), "fake: verify is slow") {
 			}
-			go io.Copy(io.Discard, stderr)
+			var errOut bytes.Buffer
+			copied := make(chan struct{})
+			go func() { io.Copy(&errOut, stderr); close(copied) }()
 			cmd.Process.Signal(syscall.SIGINT)
 			if twice {
 				<-time.After(100 * time.Millisecond) // a second, separate keypress
 				cmd.Process.Signal(syscall.SIGINT)
 			}
+			<-copied
 			err := cmd.Wait()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) {
@@ -85,10 +90,16 @@ func TestCtrlC(t *testing.T) {
 				}
 			} else {
 				if ee.ExitCode() != 130 {
-					t.Fatalf("exit %d, want 130:\n%s", ee.ExitCode(), out.String())
+					t.Fatalf("exit %d, want 130:\n%s\n%s", ee.ExitCode(), out.String(), errOut.String())
 				}
-				if !frozen || acct.InFlight != "cutover" {
+				if !strings.Contains(errOut.String(), "fake: verify cancelled") {
+					t.Fatalf("the second Ctrl-C did not cancel the running verify:\n%s", errOut.String())
+				}
+				if route != "legacy" || frozen || acct.InFlight != "" || acct.LastError != "interrupted" {
 					t.Fatalf("after two Ctrl-Cs: route %s frozen %v state %+v", route, frozen, acct)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "state", "lock.json")); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("the lock was not released after two Ctrl-Cs: %v", err)
 				}
 			}
 			// The next apply converges (the abort's lock is taken over).

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -55,24 +56,55 @@ const (
 	exitChanges = 2 // only "plan -detailed-exitcode"
 )
 
+// exitAborted is the exit code after a second Ctrl-C (128 + SIGINT).
+const exitAborted = 130
+
 func main() {
-	// Two-phase stop: the first signal cancels stopCtx (finish the current
-	// step, persist, exit); the second cancels the process outright.
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 2)
+	// Two-phase stop (STYLE.md): the first signal cancels stop — nothing
+	// new starts, running actions finish, state is persisted; the second
+	// cancels abort, the context that running actions use, so that they
+	// end now and the deferred clean-up (journal records, lock release)
+	// still runs before the process exits 130. A command that does not use
+	// the abort context, and a third signal, exit at once.
+	stop, cancelStop := context.WithCancel(context.Background())
+	abort := &aborter{}
+	abort.ctx, abort.cancel = context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		cancel()
+		cancelStop()
 		<-sigs
-		os.Exit(130)
+		abort.cancel()
+		if !abort.used.Load() {
+			os.Exit(exitAborted)
+		}
+		<-sigs
+		os.Exit(exitAborted)
 	}()
-	os.Exit(run(ctx, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
+	code := runAbortable(stop, abort, os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	if abort.ctx.Err() != nil {
+		code = exitAborted
+	}
+	os.Exit(code)
+}
+
+// aborter is the second Ctrl-C's context, handed to the commands that
+// honour it (apply, rollback) through globals.Abort.
+type aborter struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	used   atomic.Bool // a command runs its actions under ctx
 }
 
 // run parses the global flags, dispatches to a subcommand and returns the
-// exit code.
+// exit code. Nothing aborts the actions of apply but ctx's end.
 func run(ctx context.Context, args []string, s Streams) int {
+	return runAbortable(ctx, nil, args, s)
+}
+
+// runAbortable is run with the second Ctrl-C's context (nil: none).
+func runAbortable(ctx context.Context, abort *aborter, args []string, s Streams) int {
 	g, rest, err := parseGlobals(args, s)
 	if err != nil {
 		if err == errHelp {
@@ -94,6 +126,7 @@ func run(ctx context.Context, args []string, s Streams) int {
 		usage(s.Err)
 		return exitError
 	}
+	g.abort = abort
 	return cmd.run(ctx, g, rest[1:], s)
 }
 

@@ -90,7 +90,7 @@ func runRollback(ctx context.Context, g *globals, args []string, s Streams) int 
 		return exitError
 	}
 	fmt.Fprintln(s.Out)
-	return runChanges(ctx, v, s, m, j, w, ch, 1, true, log)
+	return runChanges(ctx, g.Abort(ctx), v, s, m, j, w, ch, 1, true, log)
 }
 
 func orNoWave(w string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 )
@@ -177,7 +178,7 @@ func readArchive(ctx context.Context, m *plan.Migration, log *slog.Logger, a *vi
 	if pa == nil {
 		return
 	}
-	ar := newArchiveReader(m, log)
+	ar := executor.NewArchiveReader(m, archiveDir(m), log)
 	if !ar.Has(pa) {
 		return
 	}

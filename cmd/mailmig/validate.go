@@ -51,30 +51,32 @@ func (v varFlags) Set(s string) error {
 	return nil
 }
 
+// flagSet is a command's flag set with its help text, which -h prints.
+type flagSet struct {
+	*flag.FlagSet
+	help string
+}
+
 // newFlagSet returns a flag set whose -h prints help to standard output and
 // whose errors print a short hint to standard error (see parseFlags).
-func newFlagSet(name, help string, s Streams) *flag.FlagSet {
+func newFlagSet(name, help string, s Streams) *flagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	// The flag package calls Usage itself on -h and on errors; parseFlags
 	// prints instead, so that help appears once and errors stay short.
 	fs.Usage = func() {}
-	flagHelp[fs] = help
-	return fs
+	return &flagSet{FlagSet: fs, help: help}
 }
-
-// flagHelp holds the help text of each flag set made by newFlagSet.
-var flagHelp = map[*flag.FlagSet]string{}
 
 // parseFlags parses args; done is true when the command must return code
 // at once (help shown, or a flag error reported).
-func parseFlags(fs *flag.FlagSet, args []string, s Streams) (code int, done bool) {
+func parseFlags(fs *flagSet, args []string, s Streams) (code int, done bool) {
 	err := fs.Parse(args)
 	if err == nil {
 		return exitOK, false
 	}
 	if err == flag.ErrHelp {
-		io.WriteString(s.Out, flagHelp[fs])
+		io.WriteString(s.Out, fs.help)
 		return exitOK, true
 	}
 	fmt.Fprintf(s.Err, "Error: %v\n\nRun \"mailmig %s -h\" for its options.\n", err, fs.Name())

@@ -3,25 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/jmap"
-	"github.com/mailmig/mailmig/vandelay/sources"
-	tj "github.com/mailmig/mailmig/vandelay/targets/jmap"
-	"github.com/mailmig/mailmig/vandelay/verify"
 )
 
 // Exit codes of "mailmig vandelay export" and "verify" beyond the import's
@@ -54,51 +46,42 @@ func (t *targetFlags) register(fs *flag.FlagSet) {
 
 // open authenticates, discovers the session and picks the account. The
 // int is the exit code on failure.
-func (t *targetFlags) open(ctx context.Context, g *globals, s Streams) (*jmap.Client, string, int, error) {
+func (t *targetFlags) open(ctx context.Context, g *globals, s Streams) (*vandelay.Target, int, error) {
 	if t.url == "" {
-		return nil, "", exitVandelayUsage, errors.New("--url is required")
+		return nil, exitVandelayUsage, errors.New("--url is required")
 	}
-	var auth jmap.Auth
+	opts := &vandelay.TargetOptions{URL: t.url, AccountID: t.accountID, AccountName: t.accountName,
+		MaxRetries: t.maxRetries, Logger: g.logger(s)}
 	switch {
 	case t.basicUser != "" && t.bearer:
-		return nil, "", exitVandelayUsage, errors.New("use either --auth-basic or --auth-bearer, not both")
+		return nil, exitVandelayUsage, errors.New("use either --auth-basic or --auth-bearer, not both")
 	case t.basicUser != "":
 		pw, err := readSecret("password", t.passEnv, t.passFile, s)
 		if err != nil {
-			return nil, "", exitVandelayUsage, err
+			return nil, exitVandelayUsage, err
 		}
-		auth = jmap.BasicAuth{User: t.basicUser, Password: pw}
+		opts.Auth = vandelay.BasicAuth{User: t.basicUser, Password: pw}
 	case t.bearer:
 		tok, err := readSecret("access token", t.tokenEnv, t.tokenFile, s)
 		if err != nil {
-			return nil, "", exitVandelayUsage, err
+			return nil, exitVandelayUsage, err
 		}
-		auth = jmap.BearerAuth{Token: tok}
+		opts.Auth = vandelay.BearerAuth{Token: tok}
 	default:
-		return nil, "", exitVandelayUsage, errors.New("choose --auth-basic USER or --auth-bearer")
+		return nil, exitVandelayUsage, errors.New("choose --auth-basic USER or --auth-bearer")
 	}
 	if t.accountID != "" && t.accountName != "" {
-		return nil, "", exitVandelayUsage, errors.New("use either --account-id or --account-name, not both")
+		return nil, exitVandelayUsage, errors.New("use either --account-id or --account-name, not both")
 	}
-	c, err := jmap.Discover(ctx, t.url, &jmap.Options{Auth: auth, Logger: g.logger(s), MaxRetries: t.maxRetries})
+	tg, err := vandelay.OpenTarget(ctx, opts)
 	if err != nil {
-		return nil, "", exitVandelayConnect, err
+		return nil, exitVandelayConnect, err
 	}
-	key := t.accountID
-	if key == "" {
-		key = t.accountName
-	}
-	acct, err := c.Session().FindAccount(key)
-	if err != nil {
-		return nil, "", exitVandelayConnect, err
-	}
-	if t.accountID != "" && acct != t.accountID {
-		return nil, "", exitVandelayConnect, fmt.Errorf("jmap account id %q not in the session", t.accountID)
-	}
-	return c, acct, 0, nil
+	return tg, 0, nil
 }
 
 func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams) int {
+	v := views.New(s.Out, s.Err, false)
 	fs := flag.NewFlagSet("vandelay export", flag.ContinueOnError)
 	fs.SetOutput(s.Err)
 	var tf targetFlags
@@ -121,53 +104,52 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	for _, o := range strings.Split(*objects, ",") {
 		if o = strings.TrimSpace(o); o != "mail" && o != "" {
-			fmt.Fprintf(s.Err, "Error: --objects %q: this build exports mail only.\n", o)
+			v.Errorf("--objects %q: this build exports mail only.", o)
 			return exitVandelayUsage
 		}
 	}
 	if *prune && !*yes && !*dryRun {
 		if !confirm(s, "Prune destroys every email and non-role mailbox on the target that the archive does not hold. Type yes to continue: ") {
-			fmt.Fprintf(s.Err, "Error: --prune not confirmed (give --yes when no terminal is attached).\n")
+			v.Errorf("--prune not confirmed (give --yes when no terminal is attached).")
 			return exitVandelayUsage
 		}
 	}
 	log := g.logger(s)
 	if _, err := os.Stat(fs.Arg(0)); err != nil {
 		// Open would create an empty archive; exporting one makes no sense.
-		fmt.Fprintf(s.Err, "Error: open archive %s: %v\n", fs.Arg(0), archive.ErrNotExist)
+		v.Errorf("open archive %s: %v", fs.Arg(0), archive.ErrNotExist)
 		return exitVandelayArchive
 	}
 	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log})
 	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
+		v.Errorf("%v", err)
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	c, acct, code, err := tf.open(ctx, g, s)
+	tg, code, err := tf.open(ctx, g, s)
 	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
+		v.Errorf("%v", err)
 		return code
 	}
-	prog := newExportProgress(*progress, s, acct)
-	res, err := tj.Export(ctx, a, c, acct, &tj.Options{Logger: log, DryRun: *dryRun, Prune: *prune,
-		BatchSize: *batch, Workers: *workers, NoInlineBlobs: !*inline, Progress: prog.update})
-	prog.finish()
+	prog := v.NewExportProgress(*progress, tg.AccountID)
+	res, err := vandelay.Export(ctx, a, tg, &vandelay.ExportOptions{Logger: log, DryRun: *dryRun, Prune: *prune,
+		BatchSize: *batch, Workers: *workers, NoInlineBlobs: !*inline, Progress: prog.Update})
+	prog.Finish()
 	if res != nil {
-		printExportResult(s.Out, res, *dryRun, *jsonOut)
+		v.ExportResult(res, *dryRun, *jsonOut)
 	}
 	switch {
 	case err == nil && res.Partial():
-		fmt.Fprintf(s.Err, "Error: %d item(s) skipped (listed above); everything else was exported.\n", len(res.Skipped))
+		v.Errorf("%d item(s) skipped (listed above); everything else was exported.", len(res.Skipped))
 		return exitVandelayPartial
 	case err == nil:
 		return exitOK
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintf(s.Err, "Interrupted; run the same command again to resume (nothing is duplicated).\n")
+		v.Note("Interrupted; run the same command again to resume (nothing is duplicated).")
 		return exitVandelayPartial
 	}
-	fmt.Fprintf(s.Err, "Error: %v\n", err)
-	var pe *jmap.ProblemError
-	if errors.As(err, &pe) {
+	v.Errorf("%v", err)
+	if vandelay.IsTargetRefusal(err) {
 		return exitVandelayConnect
 	}
 	return exitVandelayArchive
@@ -181,230 +163,4 @@ func confirm(s Streams, prompt string) bool {
 	fmt.Fprint(s.Err, prompt)
 	line, _ := bufio.NewReader(s.In).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
-}
-
-func printExportResult(w io.Writer, r *tj.Result, dry, asJSON bool) {
-	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		changes := make([]string, len(r.Changes))
-		for i, c := range r.Changes {
-			changes[i] = c.String()
-		}
-		enc.Encode(struct {
-			*tj.Result
-			Changes []string
-			DryRun  bool
-			Partial bool
-			Seconds float64
-		}{r, changes, dry, r.Partial(), r.Duration.Seconds()})
-		return
-	}
-	if dry {
-		for _, c := range r.Changes {
-			fmt.Fprintln(w, c)
-		}
-		fmt.Fprintf(w, "dry run, nothing changed: would have ")
-	}
-	fmt.Fprintf(w, "emails: %d imported, %d matched, %d updated, %d destroyed, %d unchanged; mailboxes: %d created, %d updated, %d matched, %d destroyed\n",
-		r.EmailsImported, r.EmailsMatched, r.EmailsUpdated, r.EmailsDestroyed, r.EmailsUnchanged,
-		r.MailboxesCreated, r.MailboxesUpdated, r.MailboxesMatched, r.MailboxesDestroyed)
-	secs := r.Duration.Seconds()
-	rate := ""
-	if secs > 0 && r.Uploads > 0 {
-		rate = fmt.Sprintf(", %.0f msg/s, %.1f MB/s", float64(r.Uploads)/secs, float64(r.UploadBytes)/1e6/secs)
-	}
-	fmt.Fprintf(w, "uploaded %d blobs (%.1f MB) in %.1fs%s\n", r.Uploads, float64(r.UploadBytes)/1e6, secs, rate)
-	for _, sk := range r.Skipped {
-		fmt.Fprintf(w, "skipped %s %s: %s\n", strings.ToLower(sk.Kind), sk.Name, sk.Reason)
-	}
-}
-
-// exportProgress shows a bar on a terminal and plain lines every 5 s
-// otherwise.
-type exportProgress struct {
-	mode    string
-	w       io.Writer
-	account string
-	bar     *progressbar.ProgressBar
-	last    time.Time
-	start   time.Time
-}
-
-func newExportProgress(mode string, s Streams, account string) *exportProgress {
-	p := &exportProgress{mode: mode, w: s.Err, account: account, start: time.Now(), last: time.Now()}
-	if mode == "auto" {
-		p.mode = "plain"
-		if f, ok := s.Err.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			p.mode = "bar"
-		}
-	}
-	if p.mode == "bar" {
-		p.bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(s.Err), progressbar.OptionShowBytes(true),
-			progressbar.OptionSetDescription(account), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-	}
-	return p
-}
-
-func (p *exportProgress) update(pr tj.Progress) {
-	switch p.mode {
-	case "bar":
-		if pr.TotalBytes > 0 {
-			p.bar.ChangeMax64(pr.TotalBytes)
-		}
-		p.bar.Describe(fmt.Sprintf("%s %s %d/%d msgs", p.account, pr.Phase, pr.Done, pr.Total))
-		p.bar.Set64(pr.Bytes)
-	case "plain":
-		if time.Since(p.last) < 5*time.Second && pr.Phase != "done" {
-			return
-		}
-		p.last = time.Now()
-		el := time.Since(p.start).Seconds()
-		fmt.Fprintf(p.w, "%s: %s %d/%d messages, %.1f/%.1f MB, %.0f msg/s\n", p.account, pr.Phase, pr.Done, pr.Total,
-			float64(pr.Bytes)/1e6, float64(pr.TotalBytes)/1e6, float64(pr.Done)/el)
-	}
-}
-
-func (p *exportProgress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-	}
-}
-
-func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams) int {
-	fs := flag.NewFlagSet("vandelay verify", flag.ContinueOnError)
-	fs.SetOutput(s.Err)
-	var tf targetFlags
-	tf.register(fs)
-	srcServer := fs.String("source-server", "", "also compare the IMAP source `host:port` with the archive (a dry-run import must find nothing to do)")
-	srcUser := fs.String("source-user", "", "the source account (with --source-server)")
-	srcPassEnv := fs.String("source-password-env", "", "read the source password from environment variable `VAR`")
-	srcPassFile := fs.String("source-password-file", "", "read the source password from `FILE`")
-	srcTLS := fs.String("source-tls", "implicit", "source transport: implicit, starttls or none (none needs --source-allow-cleartext)")
-	srcClear := fs.Bool("source-allow-cleartext", false, "allow the source password over a connection without TLS")
-	srcMaster := fs.String("source-master-user", "", "log in to the source as this master user on --source-user's behalf")
-	sample := fs.Int("sample", 0, "download about `N` target blobs and compare the rest by size (0: download all)")
-	ignore := fs.String("ignore-keywords", "$hasattachment", "comma-separated keywords left out of the comparison")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay verify --url URL (--auth-basic USER | --auth-bearer) [--sample N] [-json] ARCHIVE\n\n")
-		fs.PrintDefaults()
-	}
-	if code, done := parseArchiveArgs(fs, args, s); done {
-		return code
-	}
-	log := g.logger(s)
-	var srcCfg *vandelay.Config
-	if *srcServer != "" {
-		srcCfg = &vandelay.Config{Address: *srcServer, TLS: vandelay.TLSMode(*srcTLS), AllowCleartext: *srcClear,
-			User: *srcUser, MasterUser: *srcMaster, Logger: log}
-		var err error
-		if srcCfg.Password, err = readSecret("source password", *srcPassEnv, *srcPassFile, s); err != nil {
-			fmt.Fprintf(s.Err, "Error: %v (use --source-password-env or --source-password-file)\n", err)
-			return exitVandelayUsage
-		}
-	}
-	// A source comparison is a dry-run import, which needs the write lock.
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log, ReadOnly: srcCfg == nil})
-	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
-		return exitVandelayArchive
-	}
-	defer a.Close()
-	c, acct, code, err := tf.open(ctx, g, s)
-	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
-		return code
-	}
-	var srcMismatch []verify.Mismatch
-	if srcCfg != nil {
-		m, code, err := compareSource(ctx, a, srcCfg)
-		if err != nil {
-			fmt.Fprintf(s.Err, "Error: source: %v\n", err)
-			return code
-		}
-		srcMismatch = m
-	}
-	var ign []string
-	for _, k := range strings.Split(*ignore, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			ign = append(ign, k)
-		}
-	}
-	rep, err := verify.Target(ctx, a, c, acct, &verify.Options{Logger: log, Sample: *sample, IgnoreKeywords: append([]string{}, ign...)})
-	if err != nil {
-		fmt.Fprintf(s.Err, "Error: %v\n", err)
-		return exitVandelayConnect
-	}
-	rep.Mismatches = append(srcMismatch, rep.Mismatches...)
-	if *jsonOut {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(struct {
-			*verify.Report
-			OK bool `json:"ok"`
-		}{rep, rep.OK()})
-	} else {
-		tw := tabwriter.NewWriter(s.Out, 2, 8, 2, ' ', 0)
-		fmt.Fprintf(tw, "MAILBOX\tROLE\tARCHIVE\tTARGET\t\n")
-		for _, r := range rep.Mailboxes {
-			mark := ""
-			if !r.OK {
-				mark = "MISMATCH"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", r.Path, r.Role, r.Archive, r.Target, mark)
-		}
-		tw.Flush()
-		fmt.Fprintf(s.Out, "\n%d archive emails, %d target emails, %d hashed, %d hash-equal, %.1f MB downloaded\n",
-			rep.ArchiveEmails, rep.TargetEmails, rep.Hashed, rep.HashEqual, float64(rep.DownloadedSize)/1e6)
-		for _, m := range rep.Mismatches {
-			fmt.Fprintf(s.Out, "MISMATCH %s\n", m)
-		}
-		if rep.OK() && srcCfg != nil {
-			fmt.Fprintf(s.Out, "OK: source, archive and target agree\n")
-		} else if rep.OK() {
-			fmt.Fprintf(s.Out, "OK: archive and target agree\n")
-		}
-	}
-	if !rep.OK() {
-		fmt.Fprintf(s.Err, "Error: %d mismatch(es), listed above.\n", len(rep.Mismatches))
-		return exitVandelayMismatch
-	}
-	return exitOK
-}
-
-// compareSource runs a dry-run IMAP import against the archive: any change
-// it would make is a difference between source and archive.
-func compareSource(ctx context.Context, a *archive.Archive, cfg *vandelay.Config) ([]verify.Mismatch, int, error) {
-	src, err := sources.Mail["imap"](cfg)
-	if err != nil {
-		return nil, exitVandelayUsage, err
-	}
-	defer src.Close()
-	run, err := a.BeginRun(ctx, src.Describe(), &archive.RunOptions{DryRun: true})
-	if err != nil {
-		return nil, exitVandelayArchive, err
-	}
-	syncErr := src.Sync(ctx, run)
-	res, err := run.Finish(context.WithoutCancel(ctx), syncErr == nil)
-	if syncErr != nil {
-		return nil, exitVandelayConnect, syncErr
-	}
-	if err != nil {
-		return nil, exitVandelayArchive, err
-	}
-	var out []verify.Mismatch
-	for _, d := range []struct {
-		what string
-		n    int
-	}{{"messages added at the source", res.MessagesAdded}, {"messages deleted at the source", res.MessagesDeleted},
-		{"messages moved at the source", res.MessagesMoved}, {"messages re-flagged at the source", res.MessagesReflagged},
-		{"mailboxes created at the source", res.MailboxesCreated}, {"mailboxes renamed at the source", res.MailboxesRenamed},
-		{"mailboxes deleted at the source", res.MailboxesDeleted}} {
-		if d.n > 0 {
-			out = append(out, verify.Mismatch{Kind: "source", Item: fmt.Sprintf("%d %s since the last import", d.n, d.what)})
-		}
-	}
-	return out, 0, nil
 }

@@ -93,6 +93,11 @@ type Options struct {
 	// several readers may share it, a writer may not. Default: false
 	// (read-write, exclusive, created when missing).
 	ReadOnly bool
+	// Wait is how long Open waits for another process that holds the
+	// lock (a plan reading the archive's overview holds a shared lock for
+	// a few milliseconds) before it returns [ErrInUse]; Open returns
+	// ctx's error when ctx ends first. Default: 0, fail at once.
+	Wait time.Duration
 }
 
 // Archive is one open archive file. Its methods are safe for concurrent use
@@ -103,6 +108,27 @@ type Archive struct {
 	lockFile *os.File
 	log      *slog.Logger
 	readOnly bool
+}
+
+// lock takes the flock, retrying for up to wait while another process
+// holds it. flock(2) cannot be interrupted by a context, so a blocking
+// lock in a goroutine would outlive a cancelled caller; short retries
+// keep the wait cancellable and the lock owned by this goroutine.
+func lock(ctx context.Context, f *os.File, how int, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	t := time.NewTicker(25 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) || !time.Now().Before(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Open opens (and, unless read-only, creates and migrates) the archive at
@@ -129,7 +155,7 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 		}
 		return nil, fmt.Errorf("open archive %s: %w", path, err)
 	}
-	if err := syscall.Flock(int(lf.Fd()), how|syscall.LOCK_NB); err != nil {
+	if err := lock(ctx, lf, how, opts.Wait); err != nil {
 		lf.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("open archive %s: %w", path, ErrInUse)

@@ -1,25 +1,136 @@
-// Package sources is the registry of mail source kinds: the one map from a
-// kind name ("imap", "pop3", "maildir", "takeout") to its constructor. It
+// Package sources is the registry of mail source kinds: one entry per kind
+// ("imap", "pop3", "maildir", "takeout") holding its constructor, its
+// cheap change probe and the description of the settings it reads. It
 // lives apart from package vandelay because each adapter imports vandelay.
+//
+// Callers describe a source once, as a [Spec] (from a plan's backend or
+// from command-line flags); the kind's entry turns it into the adapter's
+// own typed options (imap.Options, pop3.Options …), so that no adapter
+// sees another's settings and nothing is shared after construction.
 package sources
 
 import (
+	"context"
+	"log/slog"
 	"sort"
 
 	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/sources/takeout"
 )
 
-// Mail maps a source kind to its constructor. Register adapters here,
+// Spec describes a source as a plan backend or the command line gives it.
+// Each kind reads the fields its [Kind.Settings] names and ignores the
+// others. A Spec is copied into the adapter's options at construction.
+type Spec struct {
+	vandelay.Server
+	vandelay.Login
+	vandelay.Scope
+	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory.
+	Path string
+	// NoCompress disables IMAP COMPRESS=DEFLATE.
+	NoCompress bool
+	// Connections is the number of parallel connections (imap). Default: 4.
+	Connections int
+	// Batch is the number of messages per UID FETCH (imap). Default: 100.
+	Batch int
+	// Throttle limits rate and connections; nil means unlimited.
+	Throttle *vandelay.Throttle
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// Setting names a group of settings a kind reads; the command line maps
+// each to its flags.
+type Setting string
+
+// The settings of the source kinds.
+const (
+	SetServer      Setting = "server"      // Server: address and TLS
+	SetLogin       Setting = "login"       // Login: user, password or token, master user
+	SetUser        Setting = "user"        // Login.User only: the account's name
+	SetPath        Setting = "path"        // Path
+	SetScope       Setting = "scope"       // Scope.Include and Exclude
+	SetSelection   Setting = "selection"   // Scope.SubscribedOnly and IncludeDeleted
+	SetCompress    Setting = "compress"    // NoCompress
+	SetConnections Setting = "connections" // Connections and Batch
+	SetThrottle    Setting = "throttle"    // Throttle
+)
+
+// Kind is one registered source kind.
+type Kind struct {
+	// Summary describes the kind in one line.
+	Summary string
+	// Settings are the groups of Spec fields the kind reads.
+	Settings []Setting
+	// New creates a source.
+	New func(*Spec) (vandelay.MailSource, error)
+	// Probe asks the source cheaply what changed since the archive's
+	// cursors (known), selecting and fetching nothing. Nil when the kind
+	// has nothing to ask (a Takeout is a one-time export).
+	Probe func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error)
+}
+
+// Reads reports whether the kind reads the settings group.
+func (k Kind) Reads(s Setting) bool {
+	for _, x := range k.Settings {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Mail maps a source kind to its entry. Register adapters here,
 // explicitly, never from init functions.
-var Mail = map[string]vandelay.NewSourceFunc{
-	"imap":    imap.New,
-	"maildir": maildir.New,
-	"pop3":    pop3.New,
-	"takeout": takeout.New,
+var Mail = map[string]Kind{
+	"imap": {
+		Summary:  "an IMAP account (RFC 9051/3501), incremental with CONDSTORE",
+		Settings: []Setting{SetServer, SetLogin, SetScope, SetSelection, SetCompress, SetConnections, SetThrottle},
+		New:      func(s *Spec) (vandelay.MailSource, error) { return imap.New(imapOptions(s)) },
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			return imap.Probe(ctx, imapOptions(s), known)
+		},
+	},
+	"pop3": {
+		Summary:  "a POP3 maildrop (RFC 1939), incremental by UIDL",
+		Settings: []Setting{SetServer, SetLogin, SetThrottle},
+		New:      func(s *Spec) (vandelay.MailSource, error) { return pop3.New(pop3Options(s)) },
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			return pop3.Probe(ctx, pop3Options(s), known)
+		},
+	},
+	"maildir": {
+		Summary:  "a Maildir++ tree on disk",
+		Settings: []Setting{SetPath, SetUser, SetScope, SetSelection},
+		New:      func(s *Spec) (vandelay.MailSource, error) { return maildir.New(maildirOptions(s)) },
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			return maildir.Probe(ctx, maildirOptions(s), known)
+		},
+	},
+	"takeout": {
+		Summary:  "a Google Takeout (.zip, .tgz, .mbox or directory)",
+		Settings: []Setting{SetPath, SetUser, SetScope},
+		New: func(s *Spec) (vandelay.MailSource, error) {
+			return takeout.New(&takeout.Options{Path: s.Path, User: s.User, Scope: s.Scope, Logger: s.Logger})
+		},
+	},
+}
+
+func imapOptions(s *Spec) *imap.Options {
+	return &imap.Options{Server: s.Server, Login: s.Login, Scope: s.Scope, NoCompress: s.NoCompress,
+		Connections: s.Connections, Batch: s.Batch, Throttle: s.Throttle, Logger: s.Logger}
+}
+
+func pop3Options(s *Spec) *pop3.Options {
+	return &pop3.Options{Server: s.Server, Login: s.Login, Throttle: s.Throttle, Logger: s.Logger}
+}
+
+func maildirOptions(s *Spec) *maildir.Options {
+	return &maildir.Options{Path: s.Path, User: s.User, Scope: s.Scope, Logger: s.Logger}
 }
 
 // Kinds returns the registered kinds, sorted.

@@ -270,18 +270,16 @@ func Check(t testing.TB, a *archive.Archive, want *Want) {
 // finished as complete when Sync succeeds.
 func Import(t testing.TB, a *archive.Archive, src vandelay.MailSource, opts *archive.RunOptions) *archive.Result {
 	t.Helper()
-	ctx := context.Background()
-	run, err := a.BeginRun(ctx, src.Describe(), opts)
-	if err != nil {
-		t.Fatalf("begin run: %v", err)
+	var o vandelay.ImportOptions
+	if opts != nil {
+		o.DryRun, o.AllowSourceChange = opts.DryRun, opts.AllowSourceChange
 	}
-	serr := src.Sync(ctx, run)
-	res, err := run.Finish(ctx, serr == nil)
-	if err != nil {
-		t.Fatalf("finish run: %v", err)
+	res, err := vandelay.Import(context.Background(), src, a, &o)
+	if res == nil {
+		t.Fatalf("import: %v", err)
 	}
-	if serr != nil {
-		t.Fatalf("sync: %v", serr)
+	if err != nil {
+		t.Fatalf("sync: %v", err)
 	}
 	return res
 }

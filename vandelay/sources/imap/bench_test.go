@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/internal/corpus"
-	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
 
@@ -155,8 +155,8 @@ SyncState *
 	return d
 }
 
-func withConns(n int) func(*vandelay.Config) {
-	return func(c *vandelay.Config) { c.Connections = n }
+func withConns(n int) func(*imapsrc.Options) {
+	return func(c *imapsrc.Options) { c.Connections = n }
 }
 
 func splitHostPort(addr string) (string, string, error) { return net.SplitHostPort(addr) }

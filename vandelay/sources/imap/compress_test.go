@@ -12,7 +12,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/mailmig/mailmig/internal/peers"
-	"github.com/mailmig/mailmig/vandelay"
 	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
@@ -90,7 +89,7 @@ func TestCompressDeflate(t *testing.T) {
 	}
 	vandelaytest.Check(t, ar, want)
 
-	off := a.factory(func(c *vandelay.Config) { c.NoCompress = true })(t)
+	off := a.factory(func(c *imapsrc.Options) { c.NoCompress = true })(t)
 	vandelaytest.Import(t, vandelaytest.OpenArchive(t), off, nil)
 	if n := off.(*imapsrc.Source).Stats().Compressed; n != 0 {
 		t.Errorf("NoCompress: %d compressed connections", n)

@@ -104,15 +104,15 @@ func (a account) appendMsg(t testing.TB, c *imapclient.Client, mailbox string, b
 	}
 }
 
-func (a account) config(mods ...func(*vandelay.Config)) *vandelay.Config {
-	cfg := &vandelay.Config{Address: a.addr, TLS: vandelay.TLSNone, AllowCleartext: true, User: a.user, Password: a.pass, Connections: 4}
+func (a account) config(mods ...func(*imapsrc.Options)) *imapsrc.Options {
+	cfg := &imapsrc.Options{Server: vandelay.Server{Address: a.addr, TLS: vandelay.TLSNone, AllowCleartext: true}, Login: vandelay.Login{User: a.user, Password: a.pass}, Connections: 4}
 	for _, m := range mods {
 		m(cfg)
 	}
 	return cfg
 }
 
-func (a account) factory(mods ...func(*vandelay.Config)) func(testing.TB) vandelay.MailSource {
+func (a account) factory(mods ...func(*imapsrc.Options)) func(testing.TB) vandelay.MailSource {
 	return func(t testing.TB) vandelay.MailSource {
 		src, err := imapsrc.New(a.config(mods...))
 		if err != nil {

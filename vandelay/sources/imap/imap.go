@@ -24,8 +24,9 @@ import (
 
 // Source imports one IMAP account. See the package documentation.
 type Source struct {
-	cfg *vandelay.Config
-	log *slog.Logger
+	cfg  Options
+	log  *slog.Logger
+	prog vandelay.Progress // of the running Sync
 
 	mu    sync.Mutex
 	conns []*imapclient.Client
@@ -61,10 +62,33 @@ type Stats struct {
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// New returns an IMAP source for cfg (Address, TLS, User, Password,
-// MasterUser, MasterForm, Auth, Token, Include, Exclude, SubscribedOnly,
-// IncludeDeleted, Connections, Batch, Throttle, Progress, Logger).
-func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+// Options are the settings of an IMAP source. A zero field means its
+// default.
+type Options struct {
+	vandelay.Server
+	vandelay.Login
+	vandelay.Scope
+	// NoCompress disables IMAP COMPRESS=DEFLATE (RFC 4978), which is
+	// used when the server offers it.
+	NoCompress bool
+	// Connections is the number of parallel connections. Default: 4,
+	// capped by Throttle's connections.
+	Connections int
+	// Batch is the number of messages per UID FETCH. Default: 100.
+	Batch int
+	// Throttle limits rate and connections; nil means unlimited.
+	Throttle *vandelay.Throttle
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// New returns an IMAP source for opts (a copy is kept). A nil opts is
+// refused: a source needs at least a server and a user.
+func New(opts *Options) (vandelay.MailSource, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	cfg := *opts
 	if cfg.Address == "" {
 		return nil, fmt.Errorf("%w: imap source needs a server address (host:port)", vandelay.ErrUsage)
 	}
@@ -77,7 +101,7 @@ func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
 			return nil, fmt.Errorf("%w: %s needs an access token", vandelay.ErrUsage, cfg.Auth)
 		}
 	}
-	return &Source{cfg: cfg, log: cfg.Log().With("proto", "imap")}, nil
+	return &Source{cfg: cfg, log: vandelay.LoggerOr(cfg.Logger).With("proto", "imap"), prog: vandelay.ProgressOr(nil)}, nil
 }
 
 // Describe implements vandelay.MailSource.
@@ -195,7 +219,8 @@ func (q *queue) done() {
 }
 
 // Sync implements vandelay.MailSource.
-func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.Progress) error {
+	s.prog = vandelay.ProgressOr(progress)
 	s.mu.Lock()
 	s.stats = Stats{}
 	s.mu.Unlock()
@@ -671,7 +696,7 @@ func (w *worker) scan(ctx context.Context, m *mailbox) error {
 	if len(newUIDs) == 0 {
 		return w.run.SetCursor(ctx, m.id, cursor)
 	}
-	w.s.cfg.Prog().Discovered(len(newUIDs), newBytes)
+	w.s.prog.Discovered(len(newUIDs), newBytes)
 	// Chunks by count and size, so that parallel connections share a big
 	// mailbox and one chunk never holds too many large messages.
 	batch := w.s.cfg.Batch
@@ -808,7 +833,7 @@ func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 			cmd.Close()
 			return fmt.Errorf("%w: %v", errArchive, err)
 		}
-		w.s.cfg.Prog().Done(1, int64(len(body)))
+		w.s.prog.Done(1, int64(len(body)))
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("fetch from %q: %w", m.path, err)

@@ -189,7 +189,7 @@ func TestIncludeDeletedAndFilters(t *testing.T) {
 	ctx := context.Background()
 
 	ar := vandelaytest.OpenArchive(t)
-	res := vandelaytest.Import(t, ar, a.factory(func(c *vandelay.Config) { c.IncludeDeleted = true })(t), nil)
+	res := vandelaytest.Import(t, ar, a.factory(func(c *imapsrc.Options) { c.IncludeDeleted = true })(t), nil)
 	def := vandelaytest.OpenArchive(t)
 	res2 := vandelaytest.Import(t, def, a.factory()(t), nil)
 	if res.MessagesAdded != res2.MessagesAdded+1 || res2.Skipped != 1 {
@@ -197,7 +197,7 @@ func TestIncludeDeletedAndFilters(t *testing.T) {
 	}
 
 	f := vandelaytest.OpenArchive(t)
-	vandelaytest.Import(t, f, a.factory(func(c *vandelay.Config) {
+	vandelaytest.Import(t, f, a.factory(func(c *imapsrc.Options) {
 		c.Include = []*regexp.Regexp{regexp.MustCompile(`^(INBOX|Work/.*)$`)}
 		c.Exclude = []*regexp.Regexp{regexp.MustCompile(`2024`)}
 	})(t), nil)
@@ -215,7 +215,7 @@ func TestIncludeDeletedAndFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := vandelaytest.OpenArchive(t)
-	vandelaytest.Import(t, s, a.factory(func(c *vandelay.Config) { c.SubscribedOnly = true })(t), nil)
+	vandelaytest.Import(t, s, a.factory(func(c *imapsrc.Options) { c.SubscribedOnly = true })(t), nil)
 	mbs, _ = s.Mailboxes(ctx, nil)
 	for _, m := range mbs {
 		if m.Path == "Проекты" {
@@ -230,11 +230,11 @@ func TestIncludeDeletedAndFilters(t *testing.T) {
 func TestLoginForms(t *testing.T) {
 	a := newAccount(t)
 	a.load(t, 6, 5)
-	for name, mod := range map[string]func(*vandelay.Config){
-		"plain":       func(c *vandelay.Config) { c.Auth = vandelay.AuthPlain },
-		"login":       func(c *vandelay.Config) { c.Auth = vandelay.AuthLogin },
-		"master-star": func(c *vandelay.Config) { c.MasterUser, c.Password = "admin", a.set.Dovecot.MasterPassword },
-		"master-authzid": func(c *vandelay.Config) {
+	for name, mod := range map[string]func(*imapsrc.Options){
+		"plain":       func(c *imapsrc.Options) { c.Auth = vandelay.AuthPlain },
+		"login":       func(c *imapsrc.Options) { c.Auth = vandelay.AuthLogin },
+		"master-star": func(c *imapsrc.Options) { c.MasterUser, c.Password = "admin", a.set.Dovecot.MasterPassword },
+		"master-authzid": func(c *imapsrc.Options) {
 			c.MasterUser, c.MasterForm, c.Password = "admin", vandelay.MasterAuthzID, a.set.Dovecot.MasterPassword
 		},
 	} {
@@ -247,19 +247,19 @@ func TestLoginForms(t *testing.T) {
 		})
 	}
 	t.Run("bad-password", func(t *testing.T) {
-		src, _ := imapsrc.New(a.config(func(c *vandelay.Config) { c.Password = "wrong" }))
+		src, _ := imapsrc.New(a.config(func(c *imapsrc.Options) { c.Password = "wrong" }))
 		ar := vandelaytest.OpenArchive(t)
 		run, _ := ar.BeginRun(context.Background(), src.Describe(), nil)
-		err := src.Sync(context.Background(), run)
+		err := src.Sync(context.Background(), run, nil)
 		if !errors.Is(err, vandelay.ErrAuth) {
 			t.Errorf("bad password: %v, want ErrAuth", err)
 		}
 	})
 	t.Run("cleartext-refused", func(t *testing.T) {
-		src, _ := imapsrc.New(a.config(func(c *vandelay.Config) { c.AllowCleartext = false }))
+		src, _ := imapsrc.New(a.config(func(c *imapsrc.Options) { c.AllowCleartext = false }))
 		ar := vandelaytest.OpenArchive(t)
 		run, _ := ar.BeginRun(context.Background(), src.Describe(), nil)
-		if err := src.Sync(context.Background(), run); !errors.Is(err, vandelay.ErrUsage) {
+		if err := src.Sync(context.Background(), run, nil); !errors.Is(err, vandelay.ErrUsage) {
 			t.Errorf("cleartext: %v, want ErrUsage", err)
 		}
 	})
@@ -283,12 +283,14 @@ func TestReconnectAfterKick(t *testing.T) {
 	a.load(t, 8, 300)
 	ar := vandelaytest.OpenArchive(t)
 	prog := &kickProgress{at: 60, kick: func() { a.set.Dovecot.Doveadm(t, "kick", a.user) }}
-	src := a.factory(func(c *vandelay.Config) {
+	src := a.factory(func(c *imapsrc.Options) {
 		c.Throttle = vandelay.NewThrottle(0, 400, 0)
 		c.Batch = 20
-		c.Progress = prog
 	})(t)
-	res := vandelaytest.Import(t, ar, src, nil)
+	res, err := vandelay.Import(t.Context(), src, ar, &vandelay.ImportOptions{Progress: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !prog.kicked.Load() {
 		t.Fatal("never kicked")
 	}

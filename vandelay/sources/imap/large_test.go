@@ -67,7 +67,7 @@ func TestFidelityLarge(t *testing.T) {
 	// POP3, hash-equal to what Dovecot serves over IMAP.
 	t.Run("maildir", func(t *testing.T) {
 		root := a.set.Dovecot.MaildirPath(a.user)
-		src, err := maildir.New(&vandelay.Config{Path: root, User: a.user})
+		src, err := maildir.New(&maildir.Options{Path: root, User: a.user})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestFidelityLarge(t *testing.T) {
 		vandelaytest.Check(t, ar, w)
 	})
 	t.Run("pop3", func(t *testing.T) {
-		src, err := pop3.New(&vandelay.Config{Address: a.set.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true, User: a.user, Password: a.pass})
+		src, err := pop3.New(&pop3.Options{Server: vandelay.Server{Address: a.set.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true}, Login: vandelay.Login{User: a.user, Password: a.pass}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,8 +28,8 @@ func TestOAuthImport(t *testing.T) {
 	a.set.RequireOAuth(t)
 	a.load(t, 11, 25)
 	want := vandelaytest.SnapshotIMAP(t, a.addr, a.user, a.pass)
-	token := func(auth, tok string) func(*vandelay.Config) {
-		return func(c *vandelay.Config) { c.Auth, c.Token, c.Password = auth, tok, "" }
+	token := func(auth, tok string) func(*imapsrc.Options) {
+		return func(c *imapsrc.Options) { c.Auth, c.Token, c.Password = auth, tok, "" }
 	}
 	for _, auth := range []string{vandelay.AuthXOAUTH2, vandelay.AuthOAuthBearer} {
 		t.Run(auth, func(t *testing.T) {
@@ -37,10 +37,10 @@ func TestOAuthImport(t *testing.T) {
 		})
 	}
 	other := a.set.NewAccount(t)
-	for name, mod := range map[string]func(*vandelay.Config){
+	for name, mod := range map[string]func(*imapsrc.Options){
 		"xoauth2 wrong token":               token(vandelay.AuthXOAUTH2, "not-a-token"),
 		"oauthbearer other user's token":    token(vandelay.AuthOAuthBearer, peers.Token(other.Email)),
-		"xoauth2 token as password (plain)": func(c *vandelay.Config) { c.Auth, c.Password = vandelay.AuthPlain, peers.Token(a.user) },
+		"xoauth2 token as password (plain)": func(c *imapsrc.Options) { c.Auth, c.Password = vandelay.AuthPlain, peers.Token(a.user) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			src, err := imapsrc.New(a.config(mod))
@@ -53,7 +53,7 @@ func TestOAuthImport(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = src.Sync(context.Background(), run)
+			err = src.Sync(context.Background(), run, nil)
 			// The server's error challenge is answered as the mechanism
 			// says, so a refused token is an authentication failure.
 			if !errors.Is(err, vandelay.ErrAuth) {

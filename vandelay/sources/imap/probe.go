@@ -18,8 +18,8 @@ import (
 // cursors (archive.Overview's Cursors); the scope (Include, Exclude,
 // SubscribedOnly) is the one Sync uses. The estimate rules are those of
 // vandelay.CompareMailboxes.
-func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
-	c2 := *cfg
+func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	c2 := *opts
 	c2.NoCompress = true // a handful of lines; deflate would cost more than it saves
 	src, err := New(&c2)
 	if err != nil {

@@ -90,7 +90,7 @@ func TestProbe(t *testing.T) {
 	front := newCommandFront(t, a.addr)
 	probe := func(t *testing.T, ignore ...imap.Cap) *vandelay.ProbeResult {
 		t.Helper()
-		src, err := imapsrc.New(a.config(func(c *vandelay.Config) { c.Address = front.ln.Addr().String() }))
+		src, err := imapsrc.New(a.config(func(c *imapsrc.Options) { c.Address = front.ln.Addr().String() }))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestProbe(t *testing.T) {
 	// The front must see the FETCH a real import sends, or the checks
 	// above prove nothing.
 	front.take()
-	vandelaytest.Import(t, vandelaytest.OpenArchive(t), a.factory(func(c *vandelay.Config) { c.Address = front.ln.Addr().String(); c.NoCompress = true })(t), nil)
+	vandelaytest.Import(t, vandelaytest.OpenArchive(t), a.factory(func(c *imapsrc.Options) { c.Address = front.ln.Addr().String(); c.NoCompress = true })(t), nil)
 	fetched := false
 	for _, c := range front.take() {
 		fetched = fetched || c == "UID FETCH"

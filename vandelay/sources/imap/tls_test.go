@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/vandelay"
+	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
 
@@ -79,7 +80,7 @@ func TestImplicitTLS(t *testing.T) {
 	a.load(t, 9, 20)
 	front := tlsFront(t, a.addr)
 	ar := vandelaytest.OpenArchive(t)
-	src := a.factory(func(c *vandelay.Config) {
+	src := a.factory(func(c *imapsrc.Options) {
 		c.Address, c.TLS, c.AllowCleartext, c.ServerName, c.InsecureSkipVerify = front, vandelay.TLSImplicit, false, "localhost", true
 	})(t)
 	res := vandelaytest.Import(t, ar, src, nil)
@@ -87,11 +88,11 @@ func TestImplicitTLS(t *testing.T) {
 		t.Fatal("nothing imported over TLS")
 	}
 	// Without InsecureSkipVerify the self-signed certificate is refused.
-	bad := a.factory(func(c *vandelay.Config) {
+	bad := a.factory(func(c *imapsrc.Options) {
 		c.Address, c.TLS, c.AllowCleartext, c.ServerName = front, vandelay.TLSImplicit, false, "localhost"
 	})(t)
 	run, _ := vandelaytest.OpenArchive(t).BeginRun(t.Context(), bad.Describe(), nil)
-	if err := bad.Sync(t.Context(), run); err == nil {
+	if err := bad.Sync(t.Context(), run, nil); err == nil {
 		t.Error("an untrusted certificate was accepted")
 	}
 }
@@ -147,7 +148,7 @@ func TestStartTLS(t *testing.T) {
 	a := newAccount(t)
 	a.load(t, 13, 20)
 	front := starttlsFront(t, a.addr)
-	src := a.factory(func(c *vandelay.Config) {
+	src := a.factory(func(c *imapsrc.Options) {
 		c.Address, c.TLS, c.AllowCleartext, c.ServerName, c.InsecureSkipVerify = front, vandelay.TLSStartTLS, false, "localhost", true
 	})(t)
 	ar := vandelaytest.OpenArchive(t)
@@ -210,7 +211,7 @@ func TestLimitBackoff(t *testing.T) {
 	a := newAccount(t)
 	a.load(t, 14, 30)
 	front, refused := limitFront(t, a.addr, 2)
-	src := a.factory(func(c *vandelay.Config) { c.Address, c.Connections = front, 1 })(t)
+	src := a.factory(func(c *imapsrc.Options) { c.Address, c.Connections = front, 1 })(t)
 	ar := vandelaytest.OpenArchive(t)
 	vandelaytest.Import(t, ar, src, nil)
 	if refused.Load() < 3 {

@@ -20,16 +20,33 @@ import (
 
 // Source imports one Maildir++ tree.
 type Source struct {
-	cfg  *vandelay.Config
+	cfg  Options
 	root string
+	prog vandelay.Progress // of the running Sync
 	log  *slog.Logger
 }
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// New returns a Maildir source for cfg.Path (the Maildir root, the
+// Options are the settings of a Maildir source. A zero field means its
+// default.
+type Options struct {
+	// Path is the Maildir root (the directory holding INBOX's cur/ and new/).
+	Path string
+	// User names the account (for the source-change guard). Default: the root directory.
+	User string
+	vandelay.Scope
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// New returns a Maildir source for opts.Path (the Maildir root, the
 // directory holding cur/ and new/ of INBOX).
-func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+func New(opts *Options) (vandelay.MailSource, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	cfg := *opts
 	if cfg.Path == "" {
 		return nil, fmt.Errorf("%w: maildir source needs --path", vandelay.ErrUsage)
 	}
@@ -37,7 +54,7 @@ func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", vandelay.ErrUsage, err)
 	}
-	return &Source{cfg: cfg, root: root, log: cfg.Log().With("proto", "maildir")}, nil
+	return &Source{cfg: cfg, root: root, log: vandelay.LoggerOr(cfg.Logger).With("proto", "maildir")}, nil
 }
 
 // Describe implements vandelay.MailSource. The account is cfg.User when
@@ -183,7 +200,8 @@ func listFiles(dir string) (map[string]msgFile, error) {
 }
 
 // Sync implements vandelay.MailSource.
-func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.Progress) error {
+	s.prog = vandelay.ProgressOr(progress)
 	folders, err := s.folders()
 	if err != nil {
 		return err
@@ -273,7 +291,7 @@ func (s *Source) syncFolder(ctx context.Context, run *archive.Run, id int64, f f
 		}
 	}
 	sort.Slice(todo, func(i, j int) bool { return todo[i].unique < todo[j].unique })
-	prog := s.cfg.Prog()
+	prog := s.prog
 	prog.Discovered(len(todo), todoBytes)
 	for _, mf := range todo {
 		if err := ctx.Err(); err != nil {

@@ -32,7 +32,7 @@ func TestDovecotMaildir(t *testing.T) {
 	}
 	root := s.Dovecot.MaildirPath(acct.Email)
 	factory := func(t testing.TB) vandelay.MailSource {
-		src, err := maildir.New(&vandelay.Config{Path: root, User: acct.Email})
+		src, err := maildir.New(&maildir.Options{Path: root, User: acct.Email})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,8 +17,8 @@ import (
 // message is read), and marks a folder changed when new/ or cur/ was
 // modified after the folder's cursor was saved (flag changes rename files
 // in cur/). known are archive.Overview's Cursors; the scope is Sync's.
-func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
-	src, err := New(cfg)
+func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	src, err := New(opts)
 	if err != nil {
 		return nil, err
 	}

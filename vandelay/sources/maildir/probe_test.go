@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/internal/peers"
-	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
@@ -28,7 +27,7 @@ func TestProbe(t *testing.T) {
 		vandelaytest.AppendIMAP(t, cl, "Work", []byte("Subject: w"+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
 		vandelaytest.AppendIMAP(t, cl, "Old", []byte("Subject: o"+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
 	}
-	cfg := &vandelay.Config{Path: s.Dovecot.MaildirPath(acct.Email), User: acct.Email}
+	cfg := &maildir.Options{Path: s.Dovecot.MaildirPath(acct.Email), User: acct.Email}
 	a := vandelaytest.OpenArchive(t)
 	src, err := maildir.New(cfg)
 	if err != nil {

@@ -23,20 +23,34 @@ import (
 
 // Source imports one POP3 maildrop.
 type Source struct {
-	cfg *vandelay.Config
+	cfg Options
 	log *slog.Logger
 	c   *pop3client.Client
 }
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// New returns a POP3 source for cfg (Address, TLS, User, Password,
-// MasterUser, MasterForm, Auth, Throttle, Progress, Logger).
-func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+// Options are the settings of a POP3 source. A zero field means its
+// default. A maildrop has one mailbox, INBOX, so there is no scope.
+type Options struct {
+	vandelay.Server
+	vandelay.Login
+	// Throttle limits the message and byte rate; nil means unlimited.
+	Throttle *vandelay.Throttle
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// New returns a POP3 source for opts (a copy is kept).
+func New(opts *Options) (vandelay.MailSource, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	cfg := *opts
 	if cfg.Address == "" || cfg.User == "" {
 		return nil, fmt.Errorf("%w: pop3 source needs --server and --user", vandelay.ErrUsage)
 	}
-	return &Source{cfg: cfg, log: cfg.Log().With("proto", "pop3")}, nil
+	return &Source{cfg: cfg, log: vandelay.LoggerOr(cfg.Logger).With("proto", "pop3")}, nil
 }
 
 // Describe implements vandelay.MailSource.
@@ -115,7 +129,7 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 }
 
 // Sync implements vandelay.MailSource.
-func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.Progress) error {
 	c, err := s.dial(ctx)
 	if err != nil {
 		return err
@@ -165,7 +179,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 			}
 		}
 	}
-	prog := s.cfg.Prog()
+	prog := vandelay.ProgressOr(progress)
 	prog.Discovered(len(todo), todoBytes)
 	th := s.cfg.Throttle
 	for _, n := range todo {
@@ -227,8 +241,8 @@ func ReceivedDate(msg []byte) time.Time {
 // (known are archive.Overview's Cursors). Nothing is retrieved. A
 // maildrop whose count is unchanged but whose messages were replaced
 // one for one is not noticed; the next import finds it by UIDL.
-func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
-	src, err := New(cfg)
+func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	src, err := New(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -35,8 +35,8 @@ func TestPOP3(t *testing.T) {
 	}
 	want := snapshot()
 	factory := func(t testing.TB) vandelay.MailSource {
-		src, err := pop3.New(&vandelay.Config{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true,
-			User: acct.Email, Password: acct.Password})
+		src, err := pop3.New(&pop3.Options{Server: vandelay.Server{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login: vandelay.Login{User: acct.Email, Password: acct.Password}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,8 +58,8 @@ func TestPOP3(t *testing.T) {
 	vandelaytest.Check(t, a, snapshot())
 
 	t.Run("master-authzid", func(t *testing.T) {
-		src, _ := pop3.New(&vandelay.Config{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true,
-			User: acct.Email, MasterUser: "admin", MasterForm: vandelay.MasterAuthzID, Password: s.Dovecot.MasterPassword})
+		src, _ := pop3.New(&pop3.Options{Server: vandelay.Server{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login: vandelay.Login{User: acct.Email, MasterUser: "admin", MasterForm: vandelay.MasterAuthzID, Password: s.Dovecot.MasterPassword}})
 		b := vandelaytest.OpenArchive(t)
 		if res := vandelaytest.Import(t, b, src, nil); res.MessagesAdded != want.Count()-1 {
 			t.Errorf("master login added %d", res.MessagesAdded)

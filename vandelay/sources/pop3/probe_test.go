@@ -20,7 +20,7 @@ func TestProbe(t *testing.T) {
 	for i := range 4 {
 		vandelaytest.AppendIMAP(t, cl, "INBOX", []byte("Subject: old "+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
 	}
-	cfg := &vandelay.Config{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true, User: acct.Email, Password: acct.Password}
+	cfg := &pop3.Options{Server: vandelay.Server{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true}, Login: vandelay.Login{User: acct.Email, Password: acct.Password}}
 	a := vandelaytest.OpenArchive(t)
 	src, err := pop3.New(cfg)
 	if err != nil {

@@ -28,17 +28,33 @@ import (
 
 // Source imports a Google Takeout.
 type Source struct {
-	cfg  *vandelay.Config
+	cfg  Options
 	path string
 	log  *slog.Logger
 }
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// New returns a Takeout source for cfg.Path; cfg.User names the Google
+// Options are the settings of a Google Takeout source. A zero field means its
+// default.
+type Options struct {
+	// Path is a Takeout .zip, .tgz, .mbox file or a directory.
+	Path string
+	// User names the account (for the source-change guard). Default: the path.
+	User string
+	vandelay.Scope
+	// Logger receives diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+// New returns a Takeout source for opts.Path; cfg.User names the Google
 // account (used for the source-change guard, so that a newer Takeout of
 // the same account converges into the same archive).
-func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
+func New(opts *Options) (vandelay.MailSource, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	cfg := *opts
 	if cfg.Path == "" {
 		return nil, fmt.Errorf("%w: takeout source needs --path (a .zip, .tgz, .mbox or directory)", vandelay.ErrUsage)
 	}
@@ -46,7 +62,7 @@ func New(cfg *vandelay.Config) (vandelay.MailSource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", vandelay.ErrUsage, err)
 	}
-	return &Source{cfg: cfg, path: p, log: cfg.Log().With("proto", "takeout")}, nil
+	return &Source{cfg: cfg, path: p, log: vandelay.LoggerOr(cfg.Logger).With("proto", "takeout")}, nil
 }
 
 // Describe implements vandelay.MailSource.
@@ -235,7 +251,7 @@ func hashOf(b []byte) string {
 }
 
 // Sync implements vandelay.MailSource.
-func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
+func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.Progress) error {
 	files, err := s.mboxes()
 	if err != nil {
 		return err
@@ -325,7 +341,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 			}
 		}
 	}
-	prog := s.cfg.Prog()
+	prog := vandelay.ProgressOr(progress)
 	prog.Discovered(len(need), needBytes)
 	// Pass 2: bodies the archive lacks.
 	if len(need) > 0 {

@@ -230,7 +230,7 @@ func writeZip(t *testing.T, path string, data []byte) {
 
 func factory(path string) func(testing.TB) vandelay.MailSource {
 	return func(t testing.TB) vandelay.MailSource {
-		src, err := New(&vandelay.Config{Path: path, User: "someone@gmail.example"})
+		src, err := New(&Options{Path: path, User: "someone@gmail.example"})
 		if err != nil {
 			t.Fatal(err)
 		}

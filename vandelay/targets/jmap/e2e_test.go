@@ -26,20 +26,13 @@ import (
 func importIMAP(t testing.TB, s *peers.Set, acct peers.Account, a *archive.Archive) *archive.Result {
 	t.Helper()
 	ctx := context.Background()
-	src, err := imapsrc.New(&vandelay.Config{Address: s.Dovecot.IMAP, TLS: vandelay.TLSNone, AllowCleartext: true,
-		User: acct.Email, Password: acct.Password})
+	src, err := imapsrc.New(&imapsrc.Options{Server: vandelay.Server{Address: s.Dovecot.IMAP, TLS: vandelay.TLSNone, AllowCleartext: true},
+		Login: vandelay.Login{User: acct.Email, Password: acct.Password}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	run, err := a.BeginRun(ctx, src.Describe(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := src.Sync(ctx, run); err != nil {
-		t.Fatal(err)
-	}
-	res, err := run.Finish(ctx, true)
+	res, err := vandelay.Import(ctx, src, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

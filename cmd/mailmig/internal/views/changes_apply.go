@@ -18,7 +18,7 @@ import (
 // summary line while changes run.
 const PlainInterval = 10 * time.Second
 
-// ApplyProgress shows apply's progress. On a terminal it draws one overall
+// ApplyProgress shows apply's progress through [Progress]. On a terminal it draws one overall
 // bar (schollz/progressbar) whose description names the running accounts
 // and their steps, and prints a line per finished change above it;
 // elsewhere (CI logs) it prints plain lines: one per start, step and end,
@@ -28,7 +28,7 @@ type ApplyProgress struct {
 	engine.NopHook
 	mu        sync.Mutex
 	w         io.Writer
-	bar       *progressbar.ProgressBar
+	disp      *Progress
 	total     int
 	done      int
 	running   map[string]string // change ID → step
@@ -41,9 +41,13 @@ type ApplyProgress struct {
 func (v *View) NewApplyProgress(total int, tty bool) *ApplyProgress {
 	p := &ApplyProgress{w: v.Out, total: total, running: map[string]string{}, now: time.Now}
 	p.lastPlain = p.now()
+	mode := ProgressPlain
 	if tty {
-		p.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(v.Out),
+		mode = ProgressBar
+	}
+	p.disp = NewProgress(v.Out, mode, func(w io.Writer) *progressbar.ProgressBar {
+		return progressbar.NewOptions(total,
+			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetWidth(30),
 			progressbar.OptionShowCount(),
 			progressbar.OptionSetElapsedTime(true),
@@ -52,7 +56,7 @@ func (v *View) NewApplyProgress(total int, tty bool) *ApplyProgress {
 			progressbar.OptionClearOnFinish(),
 			progressbar.OptionSetDescription("applying"),
 		)
-	}
+	}, 0, nil)
 	return p
 }
 
@@ -61,8 +65,8 @@ func (p *ApplyProgress) PreAction(c *engine.Change) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.running[c.ID] = "starting"
-	if p.bar == nil {
-		fmt.Fprintf(p.w, "%s %s: started\n", c.Account, c.Action)
+	if p.disp.Plain() {
+		p.disp.Line(fmt.Sprintf("%s %s: started", c.Account, c.Action))
 		return
 	}
 	p.describe()
@@ -73,9 +77,9 @@ func (p *ApplyProgress) Step(c *engine.Change, step string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.running[c.ID] = step
-	if p.bar == nil {
+	if p.disp.Plain() {
 		if c.Action == engine.Cutover || c.Action == engine.Rollback {
-			fmt.Fprintf(p.w, "%s %s: %s\n", c.Account, c.Action, step)
+			p.disp.Line(fmt.Sprintf("%s %s: %s", c.Account, c.Action, step))
 		}
 		return
 	}
@@ -86,9 +90,9 @@ func (p *ApplyProgress) Step(c *engine.Change, step string) {
 func (p *ApplyProgress) Progress(c *engine.Change, done, total int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar == nil && p.now().Sub(p.lastPlain) >= PlainInterval {
+	if p.disp.Plain() && p.now().Sub(p.lastPlain) >= PlainInterval {
 		p.lastPlain = p.now()
-		fmt.Fprintf(p.w, "progress: %d of %d changes done, %d running\n", p.done, p.total, len(p.running))
+		p.disp.Line(fmt.Sprintf("progress: %d of %d changes done, %d running", p.done, p.total, len(p.running)))
 	}
 }
 
@@ -98,23 +102,20 @@ func (p *ApplyProgress) PostAction(c *engine.Change, r *engine.Result) {
 	defer p.mu.Unlock()
 	delete(p.running, c.ID)
 	p.done++
-	line := resultLine(r)
-	if p.bar == nil {
-		fmt.Fprintln(p.w, line)
+	p.disp.Line(resultLine(r))
+	if p.disp.Plain() {
 		return
 	}
-	_ = p.bar.Clear()
-	fmt.Fprintf(p.w, "\r%s\n", line)
 	p.describe()
-	_ = p.bar.Add(1)
+	p.disp.Bar(func(b *progressbar.ProgressBar) { _ = b.Add(1) })
 }
 
 // Finish removes the bar.
 func (p *ApplyProgress) Finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.bar != nil {
-		_ = p.bar.Finish()
+	if !p.disp.Plain() {
+		p.disp.Finish()
 		fmt.Fprintln(p.w)
 	}
 }
@@ -138,7 +139,7 @@ func (p *ApplyProgress) describe() {
 	if len(parts) > 0 {
 		desc = strings.Join(parts, ", ")
 	}
-	p.bar.Describe(desc)
+	p.disp.Bar(func(b *progressbar.ProgressBar) { b.Describe(desc) })
 }
 
 // resultLine formats one finished change.

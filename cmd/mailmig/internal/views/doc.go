@@ -8,4 +8,11 @@
 // position as "on FILE line N:", the source line with the range
 // underlined by carets, then the detail wrapped to the terminal width.
 // Errors go to standard error and warnings to standard output.
+//
+// The "mailmig vandelay" commands print their results here too
+// (ImportResult, ExportResult, VerifyReport, the inspect tables), and
+// import, export and apply share one progress display, [Progress]: a
+// progressbar/v3 bar when the stream is a terminal (x/term IsTerminal;
+// the bar does not detect one itself), plain lines otherwise, adapted per
+// command by [ImportProgress], [ExportProgress] and [ApplyProgress].
 package views

@@ -1,4 +1,4 @@
-package main
+package executor
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestArchiveReader(t *testing.T) {
 	alice := &plan.Account{Address: "Alice@Example.test"}
 	bob := &plan.Account{Address: "bob@example.test"}
 
-	r := newArchiveReader(m, nil).(*archiveReader)
+	r := NewArchiveReader(m, filepath.Join(state, "archives"), nil)
 	if r.Has(alice) {
 		t.Fatal("Has without an archive directory")
 	}
@@ -57,7 +57,7 @@ func TestArchiveReader(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r = newArchiveReader(m, nil).(*archiveReader)
+	r = NewArchiveReader(m, filepath.Join(state, "archives"), nil)
 	if !r.Has(alice) || r.Has(bob) {
 		t.Fatalf("Has(alice) = %v, Has(bob) = %v", r.Has(alice), r.Has(bob))
 	}
@@ -85,7 +85,7 @@ func TestOpenArchiveWaitsForReader(t *testing.T) {
 	state := t.TempDir()
 	m := &plan.Migration{State: plan.State{Path: state}}
 	acct := &plan.Account{Address: "alice@example.test"}
-	x := newExecutor(m, slog.New(slog.DiscardHandler)).(*vandelayExec)
+	x := New(m, filepath.Join(state, "archives"), slog.New(slog.DiscardHandler))
 	a, err := x.openArchive(ctx, acct, true, x.log)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestArchiveSummary(t *testing.T) {
 	state := t.TempDir()
 	m := &plan.Migration{State: plan.State{Path: state}}
 	acct := &plan.Account{Address: "alice@example.test"}
-	x := newExecutor(m, slog.New(slog.DiscardHandler)).(*vandelayExec)
+	x := New(m, filepath.Join(state, "archives"), slog.New(slog.DiscardHandler))
 	a, err := x.openArchive(ctx, acct, true, x.log)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestArchiveSummary(t *testing.T) {
 	addMessages(t, a, 0, 2)
 	x.closeArchive(ctx, acct, a, x.log)
 
-	r := newArchiveReader(m, nil).(*archiveReader)
+	r := NewArchiveReader(m, filepath.Join(state, "archives"), nil)
 	info, err := r.Archive(ctx, acct)
 	if err != nil || info.Messages != 2 {
 		t.Fatalf("archive info %+v, %v", info, err)

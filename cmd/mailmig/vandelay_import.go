@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+)
+
+func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams) int {
+	v := views.New(s.Out, s.Err, false)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		usage := fmt.Sprintf("Usage: mailmig vandelay import %s [flags] ARCHIVE\n", strings.Join(sources.Kinds(), "|"))
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			v.Text(usage)
+			return exitOK
+		}
+		v.Note(strings.TrimSuffix(usage, "\n"))
+		return exitVandelayUsage
+	}
+	kind := args[0]
+	k, ok := sources.Mail[kind]
+	if !ok {
+		v.Errorf("unknown source kind %q (want %s).", kind, strings.Join(sources.Kinds(), ", "))
+		return exitVandelayUsage
+	}
+	cfg := &sources.Spec{}
+	fs := flag.NewFlagSet("vandelay import "+kind, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\nImports %s.\n\n", kind, k.Summary)
+		printKindDefaults(fs, k)
+	}
+	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3)")
+	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
+	fs.BoolVar(&cfg.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
+	fs.BoolVar(&cfg.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
+	fs.StringVar(&cfg.ServerName, "tls-server-name", "", "TLS server name (default: the host of --server)")
+	fs.StringVar(&cfg.User, "user", "", "the account to import")
+	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
+	passFile := fs.String("password-file", "", "read the password from `FILE`")
+	fs.StringVar(&cfg.MasterUser, "master-user", "", "log in as this master user on --user's behalf (the password is the master's)")
+	fs.StringVar(&cfg.MasterForm, "master-form", "star", "master login form: star (user*master) or authzid (SASL PLAIN)")
+	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login)")
+	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
+	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
+	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
+	fs.StringVar(&cfg.Path, "path", "", "Maildir root, or Takeout .zip/.tgz/.mbox file or directory")
+	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
+	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
+	fs.BoolVar(&cfg.SubscribedOnly, "subscribed-only", false, "import only subscribed mailboxes (and INBOX)")
+	fs.BoolVar(&cfg.IncludeDeleted, "include-deleted", false, "also import messages flagged \\Deleted")
+	fs.IntVar(&cfg.Connections, "connections", 4, "parallel connections to the source")
+	fs.IntVar(&cfg.Batch, "batch", 100, "messages per UID FETCH")
+	maxConns := fs.Int("max-connections", 0, "cap on connections (the backend's limit; 0: none)")
+	msgRate := fs.Float64("max-messages-per-second", 0, "throttle: messages per second (0: unlimited)")
+	byteRate := fs.String("max-bytes-per-second", "0", "throttle: bytes per second, e.g. 40MiB (0: unlimited)")
+	allowChange := fs.Bool("allow-source-change", false, "import even though the archive holds mail from another source")
+	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
+	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if code, done := parseArchiveArgs(fs, args[1:], s); done {
+		return code
+	}
+	archivePath := fs.Arg(0)
+	cfg.TLS = vandelay.TLSMode(*tlsMode)
+	br, err := parseSize(*byteRate)
+	if err != nil {
+		v.Errorf("--max-bytes-per-second: %v", err)
+		return exitVandelayUsage
+	}
+	cfg.Throttle = vandelay.NewThrottle(*maxConns, *msgRate, br)
+	cfg.Logger = g.logger(s)
+	if k.Reads(sources.SetLogin) {
+		if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
+			cfg.Token, err = readSecret("access token", *tokenEnv, *tokenFile, s)
+		} else {
+			what := "password"
+			if cfg.MasterUser != "" {
+				what = "master password"
+			}
+			cfg.Password, err = readSecret(what, *passEnv, *passFile, s)
+		}
+		if err != nil {
+			v.Errorf("%v", err)
+			return exitVandelayUsage
+		}
+	}
+	src, err := k.New(cfg)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer src.Close()
+
+	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	prog := v.NewImportProgress(*progress, src.Describe().Account)
+	res, syncErr := vandelay.Import(ctx, src, a, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun, Progress: prog})
+	prog.Finish()
+	if res == nil {
+		// The run did not begin or finish: nothing to report but the error.
+		v.Errorf("%v", syncErr)
+		if errors.Is(syncErr, archive.ErrSourceChanged) {
+			return exitVandelaySourceChange
+		}
+		return exitVandelayArchive
+	}
+	var partial *vandelay.PartialError
+	errors.As(syncErr, &partial)
+	v.ImportResult(res, *jsonOut)
+	switch {
+	case syncErr == nil:
+		return exitOK
+	case errors.Is(syncErr, vandelay.ErrUsage):
+		v.Errorf("%v", syncErr)
+		return exitVandelayUsage
+	case errors.Is(syncErr, vandelay.ErrAuth), errors.Is(syncErr, vandelay.ErrConnect):
+		v.Errorf("%v", syncErr)
+		return exitVandelayConnect
+	case partial != nil:
+		v.Errorf("%v\nThe archive is consistent; run the same command again to resume.", syncErr)
+		return exitVandelayPartial
+	case errors.Is(syncErr, context.Canceled):
+		v.Note("Interrupted; the archive is consistent; run the same command again to resume.")
+		return exitVandelayPartial
+	default:
+		v.Errorf("%v", syncErr)
+		return exitVandelayArchive
+	}
+}
+
+// importFlagSettings maps the import flags that belong to a group of
+// source settings to that group; the other flags apply to every kind.
+var importFlagSettings = map[string]sources.Setting{
+	"server": sources.SetServer, "tls": sources.SetServer, "allow-cleartext": sources.SetServer,
+	"insecure-skip-verify": sources.SetServer, "tls-server-name": sources.SetServer,
+	"password-env": sources.SetLogin, "password-file": sources.SetLogin, "master-user": sources.SetLogin,
+	"master-form": sources.SetLogin, "auth": sources.SetLogin, "token-env": sources.SetLogin, "token-file": sources.SetLogin,
+	"no-compress": sources.SetCompress, "path": sources.SetPath,
+	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
+	"connections": sources.SetConnections, "batch": sources.SetConnections,
+	"max-connections": sources.SetThrottle, "max-messages-per-second": sources.SetThrottle, "max-bytes-per-second": sources.SetThrottle,
+}
+
+// printKindDefaults prints the defaults of the flags the source kind
+// reads, as its registry entry describes them.
+func printKindDefaults(fs *flag.FlagSet, k sources.Kind) {
+	all := fs
+	fs = flag.NewFlagSet(all.Name(), flag.ContinueOnError)
+	fs.SetOutput(all.Output())
+	all.VisitAll(func(f *flag.Flag) {
+		set, ok := importFlagSettings[f.Name]
+		if !ok || k.Reads(set) {
+			fs.Var(f.Value, f.Name, f.Usage)
+			fs.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	fs.PrintDefaults()
+}

@@ -1,0 +1,373 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+	"github.com/mailmig/mailmig/vandelay/verify"
+)
+
+// ArchiveWait is how long an import or export waits for an archive that
+// another process holds (a plan reading it) before giving up.
+const ArchiveWait = 3 * time.Second
+
+// Executor implements engine.Executor and engine.ChangeDetector over the
+// accounts' archives in one directory.
+type Executor struct {
+	m   *plan.Migration
+	log *slog.Logger
+	dir string
+
+	mu     sync.Mutex
+	warmed map[string]bool // target logins that logged in over IMAP once
+}
+
+var (
+	_ engine.Executor       = (*Executor)(nil)
+	_ engine.ChangeDetector = (*Executor)(nil)
+)
+
+// New returns the executor of the migration m, keeping the archives in
+// dir. A nil log discards.
+func New(m *plan.Migration, dir string, log *slog.Logger) *Executor {
+	return &Executor{m: m, log: vandelay.LoggerOr(log), dir: dir}
+}
+
+// archivePath is the account's archive file.
+func (x *Executor) archivePath(acct *plan.Account) string {
+	return filepath.Join(x.dir, archiveName(acct))
+}
+
+// archiveName is the file name of the account's archive.
+func archiveName(acct *plan.Account) string {
+	return archiveNameReplacer.Replace(engine.Key(acct.Address)) + ".db"
+}
+
+var archiveNameReplacer = strings.NewReplacer("/", "_", "\\", "_", "..", "_")
+
+// sourceKinds are the plan's mail source protocols, in order of
+// preference when a backend has several.
+var sourceKinds = []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout}
+
+// sourceSpec describes the account's source for the registry.
+func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (string, *sources.Spec, error) {
+	b := x.m.Backend(acct.From)
+	if b == nil {
+		return "", nil, fmt.Errorf("source backend %q is not in the plan", acct.From)
+	}
+	spec := &sources.Spec{Login: vandelay.Login{User: acct.SourceLogin}, Throttle: lim.Throttle(), Logger: log,
+		// One connection per change: Apply runs at most limits.connections
+		// changes per backend, so the backend sees at most that many.
+		Connections: 1}
+	if spec.User == "" {
+		spec.User = acct.Address
+	}
+	kind := ""
+	for _, k := range sourceKinds {
+		if ep := b.Endpoint(k); ep != nil {
+			kind = string(k)
+			spec.Server = vandelay.Server{Address: ep.Address, ServerName: ep.ServerName, InsecureSkipVerify: ep.InsecureSkipVerify,
+				TLS: vandelay.TLSMode(ep.TLS),
+				// The plan says so explicitly: tls = "none" is a decision.
+				AllowCleartext: ep.TLS == plan.TLSNone}
+			spec.Path = expandPath(ep.Path, acct, spec.User)
+			if k == plan.ProtoMaildir && b.Maildir != nil {
+				spec.Path = expandPath(b.Maildir.Path, acct, spec.User)
+			}
+			if k == plan.ProtoTakeout && b.Takeout != nil {
+				spec.Path = expandPath(b.Takeout.Path, acct, spec.User)
+			}
+			break
+		}
+	}
+	if _, ok := sources.Mail[kind]; !ok {
+		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir or takeout)", b.Name)
+	}
+	switch {
+	case b.Login == plan.LoginMaster && b.Master != nil:
+		spec.MasterUser, spec.Password = b.Master.User, b.Master.Password.Reveal()
+	case acct.Password.IsSet():
+		spec.Password = acct.Password.Reveal()
+	case sources.Mail[kind].Reads(sources.SetLogin):
+		return "", nil, fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
+	}
+	return kind, spec, nil
+}
+
+// expandPath replaces %u (login), %d (domain) and %n (local part).
+func expandPath(p string, acct *plan.Account, login string) string {
+	if p == "" {
+		return ""
+	}
+	local, domain, _ := strings.Cut(acct.Address, "@")
+	return strings.NewReplacer("%u", login, "%d", domain, "%n", local).Replace(p)
+}
+
+// openArchive opens the account's archive, creating it when create is
+// set, and waits up to ArchiveWait for a plan that reads it.
+func (x *Executor) openArchive(ctx context.Context, acct *plan.Account, create bool, log *slog.Logger) (*archive.Archive, error) {
+	path := x.archivePath(acct)
+	if !create {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open archive %s: %w", path, archive.ErrNotExist)
+		}
+	}
+	if err := os.MkdirAll(x.dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create archive directory: %w", err)
+	}
+	return archive.Open(ctx, path, &archive.Options{Logger: log, Wait: ArchiveWait})
+}
+
+// progressHook adapts vandelay.Progress to the engine's progress.
+type progressHook struct {
+	mu          sync.Mutex
+	total, done int64
+	fn          func(done, total int64)
+}
+
+func (p *progressHook) Discovered(n int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.total += int64(n)
+	p.fn(p.done, p.total)
+}
+
+func (p *progressHook) Done(n int, _ int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done += int64(n)
+	p.fn(p.done, p.total)
+}
+
+// Import runs one import pass of the account's mail into its archive.
+func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	log := x.logOr(job.Log)
+	src, err := x.openSource(job.Account, job.Source, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	defer src.Close()
+	a, err := x.openArchive(ctx, job.Account, true, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	defer x.closeArchive(ctx, job.Account, a, log)
+	opts := &vandelay.ImportOptions{}
+	if job.Progress != nil {
+		opts.Progress = &progressHook{fn: job.Progress}
+	}
+	res, err := vandelay.Import(ctx, src, a, opts)
+	if err != nil {
+		err = fmt.Errorf("import from %s: %w", job.Account.From, err)
+	}
+	if res == nil {
+		return state.Counts{}, err
+	}
+	c := state.Counts{New: int64(res.MessagesAdded), Changed: int64(res.MessagesMoved + res.MessagesReflagged),
+		Deleted: int64(res.MessagesDeleted), Bytes: res.FetchedBytes,
+		Mailboxes: int64(res.MailboxesCreated + res.MailboxesRenamed + res.MailboxesDeleted)}
+	c.Messages = c.New + c.Changed + c.Deleted
+	return c, err
+}
+
+func (x *Executor) logOr(log *slog.Logger) *slog.Logger {
+	if log == nil {
+		return x.log
+	}
+	return log
+}
+
+// openSource creates the account's source from the registry.
+func (x *Executor) openSource(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (vandelay.MailSource, error) {
+	kind, spec, err := x.sourceSpec(acct, lim, log)
+	if err != nil {
+		return nil, err
+	}
+	src, err := sources.Mail[kind].New(spec)
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", kind, err)
+	}
+	return src, nil
+}
+
+// openTarget logs in to the target's JMAP endpoint for the account.
+func (x *Executor) openTarget(ctx context.Context, acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (*vandelay.Target, error) {
+	b := x.m.Backend(acct.To)
+	if b == nil {
+		return nil, fmt.Errorf("target backend %q is not in the plan", acct.To)
+	}
+	ep := b.Endpoint(plan.ProtoJMAP)
+	if ep == nil {
+		return nil, fmt.Errorf("target backend %s has no jmap endpoint", b.Name)
+	}
+	login := acct.TargetLogin
+	if login == "" {
+		login = acct.Address
+	}
+	opts := &vandelay.TargetOptions{URL: ep.URL, Logger: log}
+	if lim != nil {
+		opts.Limiter = lim
+	}
+	switch {
+	case b.Login == plan.LoginMaster && b.Master != nil:
+		opts.Auth = vandelay.BasicAuth{User: b.Master.User, Password: b.Master.Password.Reveal()}
+	case acct.Password.IsSet():
+		opts.Auth = vandelay.BasicAuth{User: login, Password: acct.Password.Reveal()}
+		x.warmUp(ctx, b, login, acct.Password.Reveal(), log)
+	default:
+		return nil, fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
+	}
+	if b.Login == plan.LoginMaster {
+		// A master credential acts for the account by its name.
+		opts.AccountName = login
+	}
+	t, err := vandelay.OpenTarget(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", b.Name, err)
+	}
+	return t, nil
+}
+
+// warmUp logs in once per target login over the target's cleartext IMAP
+// endpoint, if it has one (see the package documentation).
+func (x *Executor) warmUp(ctx context.Context, b *plan.Backend, login, password string, log *slog.Logger) {
+	ep := b.Endpoint(plan.ProtoIMAP)
+	if ep == nil || ep.TLS != plan.TLSNone {
+		return
+	}
+	x.mu.Lock()
+	if x.warmed == nil {
+		x.warmed = map[string]bool{}
+	}
+	done := x.warmed[b.Name+"/"+login]
+	x.warmed[b.Name+"/"+login] = true
+	x.mu.Unlock()
+	if !done {
+		vandelay.WarmUpIMAP(ctx, ep.Address, login, password, log)
+	}
+}
+
+// Export reconciles the archive onto the target.
+func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	log := x.logOr(job.Log)
+	a, err := x.openArchive(ctx, job.Account, false, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	defer x.closeArchive(ctx, job.Account, a, log)
+	t, err := x.openTarget(ctx, job.Account, job.Target, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	res, err := vandelay.Export(ctx, a, t, &vandelay.ExportOptions{Logger: log, Progress: func(p vandelay.ExportProgress) {
+		if job.Progress != nil && p.Phase == "import" {
+			job.Progress(p.Done, p.Total)
+		}
+	}})
+	if res == nil {
+		return state.Counts{}, err
+	}
+	cnt := state.Counts{New: int64(res.EmailsImported), Changed: int64(res.EmailsUpdated), Deleted: int64(res.EmailsDestroyed),
+		Bytes: res.UploadBytes, Mailboxes: int64(res.MailboxesCreated + res.MailboxesUpdated + res.MailboxesDestroyed)}
+	cnt.Messages = cnt.New + cnt.Changed + cnt.Deleted
+	if err == nil && res.Partial() {
+		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
+	}
+	return cnt, err
+}
+
+// Verify compares the source with the archive (verify.Source: a dry-run
+// import must find nothing) and the archive with the target
+// (verify.Target, every blob hashed). Counts.Mismatches counts the
+// differences.
+func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
+	log := x.logOr(job.Log)
+	src, err := x.openSource(job.Account, job.Source, log)
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("compare source: %w", err)
+	}
+	defer src.Close()
+	// A dry run takes the run lock: the archive is opened read-write.
+	a, err := x.openArchive(ctx, job.Account, false, log)
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("compare source: %w", err)
+	}
+	defer a.Close()
+	srep, err := verify.Source(ctx, src, a)
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("compare source: import from %s: %w", job.Account.From, err)
+	}
+	t, err := x.openTarget(ctx, job.Account, job.Target, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	rep, err := verify.Target(ctx, a, t.Client, t.AccountID, &verify.Options{Logger: log})
+	if err != nil {
+		return state.Counts{}, fmt.Errorf("verify target: %w", err)
+	}
+	cnt := state.Counts{Messages: int64(rep.TargetEmails), Mismatches: int64(srep.Differences) + int64(len(rep.Mismatches))}
+	for i, mm := range rep.Mismatches {
+		if i == 5 {
+			break
+		}
+		log.Warn("verify mismatch", "mailbox", mm.Mailbox, "kind", mm.Kind, "item", mm.Item)
+	}
+	return cnt, nil
+}
+
+// Detect probes the account's source cheaply and compares the answer with
+// the archive's cursors: "12 new, 3 mailboxes changed". The archive is
+// opened read-only (shared lock, failing at once when an import holds it)
+// and closed before the source is asked. A missing archive probes as "not
+// imported yet".
+func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
+	kind, spec, err := x.sourceSpec(acct, nil, x.log)
+	if err != nil {
+		return engine.Delta{}, err
+	}
+	var known []archive.MailboxCursor
+	a, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: x.log})
+	switch {
+	case errors.Is(err, archive.ErrNotExist):
+	case errors.Is(err, archive.ErrInUse):
+		return engine.Delta{}, errors.New("not probed: another mailmig process (an import or export) is using the archive")
+	case err != nil:
+		return engine.Delta{}, err
+	default:
+		known, err = a.Cursors(ctx)
+		a.Close()
+		if err != nil {
+			return engine.Delta{}, err
+		}
+	}
+	probe := sources.Mail[kind].Probe
+	if probe == nil {
+		// A Takeout file is a one-time export: it has no counters to ask.
+		return engine.Delta{Approx: true}, nil
+	}
+	r, err := probe(ctx, spec, known)
+	if err != nil {
+		return engine.Delta{}, fmt.Errorf("probe %s: %w", acct.From, err)
+	}
+	return probeDelta(r), nil
+}
+
+// probeDelta turns a probe's result into the engine's Delta.
+func probeDelta(r *vandelay.ProbeResult) engine.Delta {
+	return engine.Delta{New: r.New, Deleted: r.Deleted, Mailboxes: int64(r.MailboxesChanged),
+		FoldersAdded: len(r.Added), FoldersRemoved: len(r.Removed), FoldersRenamed: len(r.Renamed),
+		Approx: r.Approx, NotImported: r.NotImported}
+}
