@@ -191,9 +191,12 @@ func TestErrors(t *testing.T) {
 		send string
 		want string
 	}{
-		"wrong password":  {fmt.Sprintf("a1 LOGIN %s wrong\r\n", a.Email), "a1 NO [AUTHENTICATIONFAILED]"},
-		"unknown user":    {"a1 LOGIN nobody@example.test pw\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
-		"backend down":    {fmt.Sprintf("a1 LOGIN %s %s\r\n", down.Email, down.Password), "a1 NO [UNAVAILABLE]"},
+		"wrong password": {fmt.Sprintf("a1 LOGIN %s wrong\r\n", a.Email), "a1 NO [AUTHENTICATIONFAILED]"},
+		"unknown user":   {"a1 LOGIN nobody@example.test pw\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
+		// Before a backend checked the credentials, nothing about the
+		// account is revealed: a backend that is down gets the answer of
+		// a wrong password (issue 10, finding 3).
+		"backend down":    {fmt.Sprintf("a1 LOGIN %s %s\r\n", down.Email, down.Password), "a1 NO [AUTHENTICATIONFAILED] Authentication failed."},
 		"bad sasl":        {"a1 AUTHENTICATE PLAIN Zm9v\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
 		"bad base64":      {"a1 AUTHENTICATE PLAIN !!!\r\n", "a1 BAD"},
 		"cancel":          {"a1 AUTHENTICATE PLAIN\r\n*\r\n", "a1 BAD"},
@@ -601,7 +604,10 @@ func TestBackendTLS(t *testing.T) {
 		{Name: "plain", Endpoints: ep(s.Dovecot.IMAP, proxy.TLSNone, false)},
 		{Name: "badcert", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.IMAP: {Address: back.IMAPS, TLS: proxy.TLSImplicit}}},
 	}})
-	tests := map[string]string{"implicit": "a OK", "starttls": "a OK", "plain": "a NO [UNAVAILABLE]", "badcert": "a NO [UNAVAILABLE]"}
+	// A backend the proxy refuses to send credentials to is a problem
+	// before the credentials were checked: the answer is a wrong
+	// password's (the reason is in the log).
+	tests := map[string]string{"implicit": "a OK", "starttls": "a OK", "plain": "a NO [AUTHENTICATIONFAILED]", "badcert": "a NO [AUTHENTICATIONFAILED]"}
 	for backend, want := range tests {
 		t.Run(backend, func(t *testing.T) {
 			a := s.NewAccount(t)
