@@ -159,5 +159,9 @@ func (p *PreAuth) RouteLogin(ctx context.Context, proto Protocol, id string) (d 
 		log.Warn("backend has no endpoint for the protocol", "proto", string(proto))
 		return d, ep, log, FailUser
 	}
+	if d.Backend.ClientMaster(id) {
+		log.Info("login refused: a master user named by the client on a master-login backend")
+		return d, ep, log, FailUser
+	}
 	return d, ep, log, 0
 }

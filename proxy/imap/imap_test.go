@@ -621,3 +621,56 @@ func TestBackendTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestClientMasterLogin: on a master-login backend a client cannot name
+// the master user itself ("user*admin" with the master password): the
+// proxy refuses it with the one failure answer instead of sending
+// "user*admin*admin" on (issue 10, finding 6). On a passthrough backend
+// the identifier goes on untouched and Dovecot checks its master user.
+func TestClientMasterLogin(t *testing.T) {
+	s := peers.Get(t)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	master := proxytest.Start(t, s, &proxytest.Options{Login: proxy.LoginMaster, Logger: log})
+	pass := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	id := a.Email + "*" + s.Dovecot.MasterUser
+
+	r := dialRaw(t, master.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %q %s\r\n", id, s.Dovecot.MasterPassword))
+	if got := r.expect("a "); got != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
+		t.Errorf("master backend, client-chosen master user: %q", got)
+	}
+	if out := buf.String(); !strings.Contains(out, "master user named by the client") {
+		t.Errorf("no log record of the refused master login:\n%s", out)
+	}
+
+	r = dialRaw(t, pass.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %q %s\r\n", id, s.Dovecot.MasterPassword))
+	if got := r.expect("a "); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("passthrough backend, Dovecot master login: %q", got)
+	}
+}
+
+// TestLongUserNameLogged: a 60 KB user name is logged cut to
+// proxy.MaxLoggedUser bytes (issue 10, finding 6).
+func TestLongUserNameLogged(t *testing.T) {
+	s := peers.Get(t)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := proxytest.Start(t, s, &proxytest.Options{Logger: log})
+	long := strings.Repeat("x", 60<<10) + "@example.test" // within wire.MaxLiteral
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN {%d+}\r\n%s pw\r\n", len(long), long))
+	r.expect("a NO")
+	out := buf.String()
+	if !strings.Contains(out, strings.Repeat("x", 200)) {
+		t.Fatalf("no log record of the login:\n%.2000s", out)
+	}
+	if strings.Contains(out, strings.Repeat("x", proxy.MaxLoggedUser+1)) {
+		t.Errorf("the log holds more than %d bytes of the user name (%d bytes of log)", proxy.MaxLoggedUser, len(out))
+	}
+}

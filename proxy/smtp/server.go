@@ -67,6 +67,12 @@ type Options struct {
 	// IdleTimeout closes a connection that sends no command for this
 	// long. Default: 5 minutes (RFC 5321 4.5.3.2.7).
 	IdleTimeout time.Duration
+	// PreAuthTimeout bounds the dialogue before a successful AUTH
+	// (submission) or the first accepted MAIL (SMTP, LMTP), however the
+	// client trickles its bytes; the client then gets 421 and the
+	// connection closes. Default: 60s (proxy.DefaultPreAuthTimeout, as
+	// the other protocols).
+	PreAuthTimeout time.Duration
 	// BackendTimeout bounds connecting to a backend and each command
 	// there. Default: 30 s.
 	BackendTimeout time.Duration
@@ -137,6 +143,9 @@ func NewServer(opts *Options) (*Server, error) {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.PreAuthTimeout <= 0 {
+		o.PreAuthTimeout = proxy.DefaultPreAuthTimeout
 	}
 	if o.BackendTimeout == 0 {
 		o.BackendTimeout = 30 * time.Second

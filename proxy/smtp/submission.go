@@ -111,6 +111,10 @@ func (s *submissionSession) login(creds *wire.Credentials) error {
 		log.Error("refusing to send credentials to a backend without TLS")
 		return s.fail(ctx, start, proxy.FailUser)
 	}
+	if dec.Backend.ClientMaster(key) {
+		log.Info("login refused: a master user named by the client on a master-login backend")
+		return s.fail(ctx, start, proxy.FailUser)
+	}
 	own := func() sasl.Client {
 		if creds.Token() {
 			// Passthrough in every login mode: a master login cannot
@@ -141,6 +145,9 @@ func (s *submissionSession) login(creds *wire.Credentials) error {
 	}
 	s.bc = bc
 	s.dec = dec
+	if s.ec != nil {
+		s.ec.passedPreAuth()
+	}
 	s.mu.Lock()
 	s.acct = r.Account
 	s.mu.Unlock()
