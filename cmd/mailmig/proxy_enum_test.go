@@ -107,7 +107,9 @@ proxy {
 		// refused it.
 		try func(t *testing.T, local net.Addr, c cred) string
 	}
-	plain := func(c cred) string { return base64.StdEncoding.EncodeToString([]byte("\x00" + c.user + "\x00" + c.pass)) }
+	plain := func(c cred) string {
+		return base64.StdEncoding.EncodeToString([]byte("\x00" + c.user + "\x00" + c.pass))
+	}
 	line := func(t *testing.T, proto string, local net.Addr, greet func(*bufio.Reader) error, send []string) string {
 		t.Helper()
 		d := net.Dialer{LocalAddr: local, Timeout: 5 * time.Second}
