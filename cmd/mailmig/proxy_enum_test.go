@@ -181,22 +181,16 @@ proxy {
 		"http": {
 			cases: map[string]cred{"unknown": {unknown, "x"}, "wrong at cyrus": {cy.Email, "wrong"}, "no endpoint": {dove.Email, dove.Password}},
 			try: func(t *testing.T, local net.Addr, c cred) string {
-				tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext, DisableKeepAlives: true}
-				defer tr.CloseIdleConnections()
-				req, _ := http.NewRequest("GET", "http://"+px.addr["http"]+"/jmap/", nil)
-				req.SetBasicAuth(c.user, c.pass)
-				resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer resp.Body.Close()
-				body, _ := io.ReadAll(resp.Body)
-				resp.Header.Del("Date")
-				var b strings.Builder
-				fmt.Fprintf(&b, "%s\n", resp.Status)
-				resp.Header.Write(&b)
-				b.Write(body)
-				return b.String()
+				return httpTry(t, local, px.addr["http"], func(r *http.Request) { r.SetBasicAuth(c.user, c.pass) })
+			},
+		},
+		// A forged Stalwart-style bearer token ("sw1.", the account in
+		// its last segment) routes without any check by the proxy.
+		"http bearer": {
+			cases: map[string]cred{"unknown": {user: unknown}, "forged at cyrus": {user: cy.Email}, "no endpoint": {user: dove.Email}},
+			try: func(t *testing.T, local net.Addr, c cred) string {
+				tok := "sw1.forged." + base64.RawURLEncoding.EncodeToString([]byte(c.user))
+				return httpTry(t, local, px.addr["http"], func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) })
 			},
 		},
 	}
@@ -206,7 +200,7 @@ proxy {
 	// t.Run may be called from several goroutines.
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	for pi, name := range []string{"imap", "pop3", "managesieve", "submission", "http"} {
+	for pi, name := range []string{"imap", "pop3", "managesieve", "submission", "http", "http bearer"} {
 		pc := protos[name]
 		wg.Add(1)
 		go t.Run(name, func(t *testing.T) {
@@ -269,4 +263,26 @@ proxy {
 			}
 		})
 	}
+}
+
+// httpTry sends GET /jmap/ with the credentials set by auth and returns
+// the response's status, headers (without Date) and body.
+func httpTry(t *testing.T, local net.Addr, addr string, auth func(*http.Request)) string {
+	t.Helper()
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: local}).DialContext, DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest("GET", "http://"+addr+"/jmap/", nil)
+	auth(req)
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	resp.Header.Del("Date")
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", resp.Status)
+	resp.Header.Write(&b)
+	b.Write(body)
+	return b.String()
 }

@@ -288,7 +288,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.log.Debug("request without usable credentials", "err", err)
 			ar.failed(ctx)
 		}
-		unauthorized(w.Header())
+		unauthorized(w.Header(), r)
 		http.Error(w, unauthorizedBody, http.StatusUnauthorized)
 		return
 	}
@@ -298,14 +298,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, proxy.ErrUnknown):
 		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteUnknown)
 		p.log.Debug("request for unknown account", "user", proxy.LogUser(id))
-		p.refuse(ctx, w, ar)
+		p.refuse(ctx, w, r, ar)
 		return
 	case err != nil:
 		// A route to a backend that is not configured: answered as an
 		// unknown account, before any backend checked the credentials.
 		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteError)
 		p.log.Error("route lookup failed", "err", err)
-		p.refuse(ctx, w, ar)
+		p.refuse(ctx, w, r, ar)
 		return
 	}
 	log := p.log.With("user", dec.Account(), "backend", dec.Route.Backend)
@@ -329,9 +329,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const unauthorizedBody = "authentication required"
 
 // unauthorized sets the challenges of every 401 (RFC 9110 11.6.1): Basic
-// and Bearer, as the proxy routes both.
-func unauthorized(h http.Header) {
+// and Bearer, as the proxy routes both. A request that presented a bearer
+// token is told error="invalid_token" (RFC 6750 3.1), so that clients
+// refresh it; that depends only on the request, never on the account.
+func unauthorized(h http.Header, r *http.Request) {
 	h.Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		h.Add("WWW-Authenticate", `Bearer realm="mail", error="invalid_token"`)
+		return
+	}
 	h.Add("WWW-Authenticate", `Bearer realm="mail"`)
 }
 
@@ -366,13 +373,13 @@ func (a *authReq) failed(ctx context.Context) {
 // unreachable), with the one 401, after the failure delay. A request
 // without credentials here (the anonymous backend has no endpoint) gets
 // 503.
-func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, ar *authReq) {
+func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, ar *authReq) {
 	if ar == nil {
 		p.unavailable(w, "service temporarily unavailable")
 		return
 	}
 	ar.failed(ctx)
-	unauthorized(w.Header())
+	unauthorized(w.Header(), r)
 	http.Error(w, unauthorizedBody, http.StatusUnauthorized)
 }
 
@@ -403,7 +410,7 @@ func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Bac
 		// (and where).
 		p.log.Warn("backend has no usable HTTP endpoint", "backend", b.Name, "err", err)
 		ar, _ := r.Context().Value(authKey{}).(*authReq)
-		p.refuse(r.Context(), w, ar)
+		p.refuse(r.Context(), w, r, ar)
 		return
 	}
 	p.opts.Metrics.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", b.Name)
@@ -538,7 +545,7 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	p.opts.Metrics.Inc(proxy.MetricBackendErrors, "proto", string(proxy.HTTP), "backend", backend)
 	if ar, _ := r.Context().Value(authKey{}).(*authReq); ar != nil {
 		// The backend never checked the credentials: the one 401.
-		p.refuse(r.Context(), w, ar)
+		p.refuse(r.Context(), w, r, ar)
 		return
 	}
 	http.Error(w, "bad gateway: mail server unavailable", http.StatusBadGateway)

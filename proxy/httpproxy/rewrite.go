@@ -42,7 +42,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		resp.Body.Close()
 		resp.Header = http.Header{}
-		unauthorized(resp.Header)
+		unauthorized(resp.Header, resp.Request)
 		resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
 		resp.Header.Set("X-Content-Type-Options", "nosniff")
 		body := unauthorizedBody + "\n"
