@@ -343,8 +343,20 @@ func TestFreezeHold(t *testing.T) {
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("refused after %v, before the hold time", d)
 	}
-	// Unfrozen (and flipped) during the hold: the login follows the route.
+	// A wrong password is not held: the backend that holds the account
+	// checks the credentials first, so the hold and its temporary answer
+	// tell nothing about an account to someone without its password
+	// (issue 10, finding 3).
 	p2 := proxytest.Start(t, s, &proxytest.Options{FrozenHold: 10 * time.Second})
+	c := s.NewAccount(t)
+	p2.Freeze(t, c.Email)
+	r = dialRaw(t, p2.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %s wrong\r\n", c.Email))
+	if got := r.expect("a "); got != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
+		t.Errorf("frozen account, wrong password: %q", got)
+	}
+	// Unfrozen (and flipped) during the hold: the login follows the route.
 	b := s.NewAccount(t)
 	p2.Freeze(t, b.Email)
 	done := make(chan error, 1)

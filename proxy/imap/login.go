@@ -38,6 +38,20 @@ func (s *session) login(ctx context.Context, tag string, creds *wire.Credentials
 	if fail != 0 {
 		return s.fail(ctx, tag, start, fail)
 	}
+	if d.Frozen() {
+		// Held only once the backend that holds the account accepted
+		// the credentials (proxy.PreAuth.RouteLogin).
+		v, res, err := dialLogin(ctx, c, ep, d.Backend, creds, false, nil)
+		if v != nil {
+			v.logout()
+		}
+		if fail := s.loginClass(log, d, start, res, err, false); fail != 0 {
+			return s.fail(ctx, tag, start, fail)
+		}
+		if d, ep, log, fail = s.HoldLogin(ctx, proxy.IMAP, creds.Identity()); fail != 0 {
+			return s.fail(ctx, tag, start, fail)
+		}
+	}
 	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
 	if master {
 		// The client's password is checked by the backend itself first.

@@ -258,6 +258,22 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	if fail != 0 {
 		return s.fail(ctx, start, fail)
 	}
+	if d.Frozen() {
+		// Held only once the backend that holds the account accepted
+		// the credentials (proxy.PreAuth.RouteLogin).
+		v, ok2, text, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
+		if v != nil {
+			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(v.nc, "QUIT\r\n")
+			v.nc.Close()
+		}
+		if fail := s.loginClass(log, d, start, ok2, text, err, false); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+		if d, ep, log, fail = s.HoldLogin(ctx, proxy.POP3, creds.Identity()); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+	}
 	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
 	if master {
 		// The client's password is checked by the backend itself first.

@@ -589,6 +589,8 @@ func TestSubmission(t *testing.T) {
 		"backend down":   {down.Email, down.Password, "535 5.7.8"},
 		"no endpoint":    {cy.Email, cy.Password, "535 5.7.8"},
 		"frozen":         {frozen.Email, frozen.Password, "454 4.7.0"},
+		// Held (and then 454) only after Dovecot accepted the password.
+		"frozen, wrong password": {frozen.Email, "wrong", "535 5.7.8"},
 	}
 	for name, tc := range refusals {
 		t.Run(name, func(t *testing.T) {

@@ -84,36 +84,42 @@ func (s *submissionSession) login(creds *wire.Credentials) error {
 		log.Info("login refused: too many failures from this address")
 		return s.fail(ctx, start, proxy.FailTemporary)
 	}
-	dec, err := s.srv.opts.Router.Await(ctx, key)
-	switch {
-	case errors.Is(err, proxy.ErrUnknown):
-		s.lookupResult("unknown")
-		log.Debug("login for unknown account")
-		return s.fail(ctx, start, proxy.FailUser)
-	case errors.Is(err, proxy.ErrFrozen):
-		s.lookupResult("frozen")
-		log.Info("login refused temporarily", "err", err)
-		return s.fail(ctx, start, proxy.FailTemporary)
-	case err != nil:
-		s.lookupResult("error")
-		log.Warn("route lookup", "err", err)
-		return s.fail(ctx, start, proxy.FailUser)
-	}
-	s.lookupResult("ok")
-	r := dec.Route
-	log = log.With("backend", r.Backend)
-	ep, ok := dec.Backend.Endpoint(proxy.Submission)
-	if !ok || ep.Address == "" {
-		log.Warn("backend has no submission endpoint")
-		return s.fail(ctx, start, proxy.FailUser)
-	}
-	if ep.TLS != proxy.TLSImplicit && ep.TLS != proxy.TLSStartTLS && !ep.AllowPlaintext {
-		log.Error("refusing to send credentials to a backend without TLS")
-		return s.fail(ctx, start, proxy.FailUser)
-	}
-	if dec.Backend.ClientMaster(key) {
-		log.Info("login refused: a master user named by the client on a master-login backend")
-		return s.fail(ctx, start, proxy.FailUser)
+	logUser := log
+	// route finds the backend's submission endpoint; fail is 0 when the
+	// login may go on there.
+	route := func(dec proxy.Decision, err error) (proxy.Endpoint, *slog.Logger, proxy.FailClass) {
+		log := logUser
+		switch {
+		case errors.Is(err, proxy.ErrUnknown):
+			s.lookupResult("unknown")
+			log.Debug("login for unknown account")
+			return proxy.Endpoint{}, log, proxy.FailUser
+		case errors.Is(err, proxy.ErrFrozen):
+			s.lookupResult("frozen")
+			log.Info("login refused temporarily", "err", err)
+			return proxy.Endpoint{}, log, proxy.FailTemporary
+		case err != nil:
+			s.lookupResult("error")
+			log.Warn("route lookup", "err", err)
+			return proxy.Endpoint{}, log, proxy.FailUser
+		}
+		log = log.With("backend", dec.Route.Backend)
+		ep, ok := dec.Backend.Endpoint(proxy.Submission)
+		switch {
+		case !ok || ep.Address == "":
+			log.Warn("backend has no submission endpoint")
+			return ep, log, proxy.FailUser
+		case ep.TLS != proxy.TLSImplicit && ep.TLS != proxy.TLSStartTLS && !ep.AllowPlaintext:
+			log.Error("refusing to send credentials to a backend without TLS")
+			return ep, log, proxy.FailUser
+		case dec.Backend.ClientMaster(key):
+			log.Info("login refused: a master user named by the client on a master-login backend")
+			return ep, log, proxy.FailUser
+		}
+		if !dec.Frozen() {
+			s.lookupResult("ok")
+		}
+		return ep, log, 0
 	}
 	own := func() sasl.Client {
 		if creds.Token() {
@@ -124,6 +130,26 @@ func (s *submissionSession) login(creds *wire.Credentials) error {
 		}
 		return sasl.NewPlainClient(creds.Authzid, creds.Authcid, creds.Password)
 	}
+	dec, err := s.srv.opts.Router.Lookup(ctx, key)
+	ep, log, fail := route(dec, err)
+	if fail != 0 {
+		return s.fail(ctx, start, fail)
+	}
+	if dec.Frozen() {
+		// A frozen account is held only once the backend that holds it
+		// accepted the client's own credentials: the hold and its 454
+		// would otherwise tell anyone that the account exists.
+		bc, fail := s.backendAuth(ctx, log, dec, ep, start, own(), false)
+		if fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+		bc.close()
+		dec, err = s.srv.opts.Router.Await(ctx, key)
+		if ep, log, fail = route(dec, err); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+	}
+	r := dec.Route
 	master := dec.Backend.Login == proxy.LoginMaster && !creds.Token()
 	if master {
 		// The client's own credentials are checked by the backend first,
