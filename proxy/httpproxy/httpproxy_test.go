@@ -452,7 +452,8 @@ func TestFrozenAndDown(t *testing.T) {
 	e.route("pat@example.test", "plain")
 	e.freeze("ann@example.test")
 	m := proxy.NewMetrics()
-	e.serve(func(o *Options) { o.Metrics = m })
+	lim := proxy.NewServer(&proxy.Options{Metrics: m})
+	e.serve(func(o *Options) { o.Metrics, o.AuthLimiter = m, lim })
 	resp, _ := get(t, e.url+"/x", basic("ann@example.test", "x"))
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" {
 		t.Errorf("frozen: %s Retry-After %q, want 503 and 7", resp.Status, resp.Header.Get("Retry-After"))
@@ -469,6 +470,12 @@ func TestFrozenAndDown(t *testing.T) {
 	}
 	if n := m.Get(proxy.MetricBackendErrors, "proto", "http", "backend", "down"); n != 1 {
 		t.Errorf("backend errors counted: %d, want 1", n)
+	}
+	// Every refusal counts toward the failed-login limit, whatever the
+	// cause (the unknown account, the down and the plaintext backend);
+	// the frozen account is not a failed login.
+	if n := m.Get(proxy.MetricAuthFailures, "proto", "http"); n != 3 {
+		t.Errorf("failed logins counted: %d, want 3", n)
 	}
 	if n := m.Get(proxy.MetricRouteLookups, "proto", "http", "result", "frozen"); n != 1 {
 		t.Errorf("frozen lookups counted: %d, want 1", n)
