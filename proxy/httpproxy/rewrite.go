@@ -36,7 +36,12 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		// delay.
 		ctx := resp.Request.Context()
 		if ar, ok := ctx.Value(authKey{}).(*authReq); ok {
-			p.opts.FailureDelay.Observe(time.Since(ar.start))
+			if resp.Request.ContentLength == 0 {
+				// Only bodiless requests teach the delay: a client
+				// that trickles a body would otherwise make every
+				// failure wait as long.
+				p.opts.FailureDelay.Observe(time.Since(ar.start))
+			}
 			p.log.Debug("backend refused credentials", "backend", info.backend, "www_authenticate", resp.Header.Values("WWW-Authenticate"))
 			ar.failed(ctx)
 		}
