@@ -241,7 +241,16 @@
 //     from the https or http listener.
 //   - hold_logins — how long a login for a frozen account is held before
 //     it is refused temporarily, a duration such as "30s". Default: "30s".
-//   - pre_auth_timeout — time a client has to authenticate. Default: "60s".
+//   - pre_auth_timeout — time a client has to authenticate, however slowly
+//     it sends; on SMTP and LMTP, time until a backend accepted the first
+//     recipient. Default: "60s".
+//   - auth_failure_delay — the least time a failed login takes, on every
+//     protocol and whatever the cause (unknown account, wrong password,
+//     backend without the protocol or unreachable), so that the time of
+//     the answer does not tell accounts apart (Dovecot's
+//     auth_failure_delay). Failures also wait as long as the slowest
+//     backend refusal of the last 10 minutes (at most 10s). "0s" turns
+//     the fixed part off. Default: "2s".
 //   - idle_timeout — sessions in which nothing moved for this long are
 //     closed, on every listener (SMTP, submission and LMTP answer 421
 //     first). Longer than zero. Default: not set, and then each protocol

@@ -536,6 +536,10 @@ type Proxy struct {
 	// PreAuthTimeout bounds the time until a client authenticates.
 	// Default: 60s.
 	PreAuthTimeout time.Duration
+	// AuthFailureDelay is the least time a failed login takes on every
+	// protocol, whatever the cause; 0 means none beyond the longest
+	// recent backend refusal. Default: 2s.
+	AuthFailureDelay time.Duration
 	// IdleTimeout closes sessions in which nothing moved for this long,
 	// on every listener. It is 0 when the plan does not set idle_timeout:
 	// then each protocol keeps its own default, [DefaultIdleTimeout] (30m)

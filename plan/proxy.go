@@ -25,6 +25,9 @@ const (
 	// LMTP sessions: RFC 5321 4.5.3.2.7's server timeout.
 	DefaultSMTPIdleTimeout = 5 * time.Minute
 	DefaultMaxConnections  = 10000
+	// DefaultAuthFailureDelay is the least time a failed login takes, as
+	// Dovecot's auth_failure_delay.
+	DefaultAuthFailureDelay = 2 * time.Second
 )
 
 // listenProtocols are the proxy's listen attributes in canonical order;
@@ -47,6 +50,7 @@ var proxySchema = &hcl.BodySchema{
 		{Name: "public_origin"},
 		{Name: "hold_logins"},
 		{Name: "pre_auth_timeout"},
+		{Name: "auth_failure_delay"},
 		{Name: "idle_timeout"},
 		{Name: "max_connections"},
 		{Name: "accept_proxy_protocol"},
@@ -77,10 +81,11 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 		return
 	}
 	p := &Proxy{
-		HoldLogins:     DefaultHoldLogins,
-		PreAuthTimeout: DefaultPreAuthTimeout,
-		MaxConnections: DefaultMaxConnections,
-		DeclRange:      blockRange(b),
+		HoldLogins:       DefaultHoldLogins,
+		PreAuthTimeout:   DefaultPreAuthTimeout,
+		AuthFailureDelay: DefaultAuthFailureDelay,
+		MaxConnections:   DefaultMaxConnections,
+		DeclRange:        blockRange(b),
 	}
 	l.m.Proxy = p
 	content, diags := b.Body.Content(proxySchema)
@@ -177,6 +182,9 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 	}
 	if d, ok := l.attrDuration(content.Attributes, "pre_auth_timeout"); ok {
 		p.PreAuthTimeout = d
+	}
+	if d, ok := l.attrDuration(content.Attributes, "auth_failure_delay"); ok {
+		p.AuthFailureDelay = d
 	}
 	if d, ok := l.attrDuration(content.Attributes, "idle_timeout"); ok {
 		if d <= 0 {

@@ -123,6 +123,25 @@ func (c *Conn) AuthFailed() {
 	c.srv.metrics.Inc(MetricAuthFailures, "proto", string(c.Proto))
 }
 
+// LoginFailed does what every failed login needs before its answer is
+// written: a FailUser failure counts toward the client address's
+// failed-login limit (AuthFailed), and every failure waits for the
+// failure delay from start (when the client's credentials were complete),
+// so that neither the answer nor its time tells why the login failed.
+func (c *Conn) LoginFailed(ctx context.Context, start time.Time, class FailClass) {
+	if class == FailUser {
+		c.AuthFailed()
+	}
+	c.srv.delay.Wait(ctx, start)
+}
+
+// BackendRefused records how long a backend took, since start, to refuse
+// the client's credentials, so that every other failure takes as long
+// (FailureDelay.Observe).
+func (c *Conn) BackendRefused(start time.Time) {
+	c.srv.delay.Observe(time.Since(start))
+}
+
 // OnEnd sets the function that ends the session politely (server
 // shutdown). Without one, ending closes the connection. If the session was
 // already asked to end, fn runs at once.

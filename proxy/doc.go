@@ -30,8 +30,12 @@
 // # Invariants
 //
 //   - The proxy never routes or reveals anything before a backend
-//     accepted the client's credentials: an unknown account and a wrong
-//     password get the same answer.
+//     accepted the client's credentials: every failure before that
+//     (unknown account, wrong password, a backend without the protocol or
+//     unreachable) is FailUser, answered with the protocol's one
+//     authentication failure after the FailureDelay, and the backend's
+//     own text is only logged (authfail.go). A frozen account is held
+//     only after its backend accepted the credentials.
 //   - Credentials and tokens are never logged.
 //   - The accept loops never read from a connection: a PROXY header
 //     (ListenerConfig.AcceptProxyProtocol) is read on the connection's own

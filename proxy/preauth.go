@@ -116,58 +116,70 @@ func (p *PreAuth) Bridge(ctx context.Context, d Decision, proto Protocol, backen
 	return up, down, idled, nil
 }
 
-// LoginRoute is the outcome of RouteLogin.
-type LoginRoute int
-
-// Outcomes of RouteLogin; each front words its own answer.
-const (
-	// LoginRouted: log in at Endpoint of the decision's backend.
-	LoginRouted LoginRoute = iota
-	// LoginRateLimited: too many failed logins from the client's
-	// address; answer with a temporary failure, ask no backend.
-	LoginRateLimited
-	// LoginUnknown: no backend for the identity; answer exactly as a
-	// wrong password is answered (nothing is revealed).
-	LoginUnknown
-	// LoginUnavailable: frozen for the whole hold time, a route to an
-	// unknown backend, or no endpoint for the protocol; answer with a
-	// temporary failure.
-	LoginUnavailable
-)
-
 // RouteLogin is the routing step that every login of a line protocol
 // takes before it asks a backend: the failed-login limit of the client's
-// address, the route lookup that holds a frozen account (Router.Await),
-// the endpoint of the protocol, with their metrics and log records. log
-// is the connection's logger with the user (and backend) bound.
-func (p *PreAuth) RouteLogin(ctx context.Context, proto Protocol, id string) (d Decision, ep Endpoint, log *slog.Logger, out LoginRoute) {
+// address, the route lookup, the endpoint of the protocol, with their
+// metrics and log records. log is the connection's logger with the user
+// (and backend) bound. fail is 0 when the login may go on at ep, else the
+// class of the failure to answer with (Conn.LoginFailed): FailTemporary
+// when the client's address is over the failed-login limit, FailUser for
+// everything else, so that an unknown account, a route to a backend that
+// is not configured and a backend without the protocol all get the same
+// answer as a wrong password.
+//
+// A frozen account is not held here: d.Frozen() is true, and the front
+// first checks the credentials at ep (the backend that holds the account
+// during the freeze), then calls HoldLogin. The hold and its temporary
+// answer would otherwise tell anyone that the account exists.
+func (p *PreAuth) RouteLogin(ctx context.Context, proto Protocol, id string) (d Decision, ep Endpoint, log *slog.Logger, fail FailClass) {
 	c := p.C
-	m := c.Metrics()
-	log = c.Log.With("user", id)
+	log = c.Log.With("user", LogUser(id))
 	if !c.AuthAllowed() {
-		m.Inc(MetricConnectionsRefused, "proto", string(proto), "reason", "auth-rate")
+		c.Metrics().Inc(MetricConnectionsRefused, "proto", string(proto), "reason", "auth-rate")
 		log.Info("login refused: too many failed logins from this address")
-		return d, ep, log, LoginRateLimited
+		return d, ep, log, FailTemporary
 	}
-	d, err := c.Router().Await(ctx, id)
-	m.Inc(MetricRouteLookups, "proto", string(proto), "result", RouteResult(err))
+	d, err := c.Router().Lookup(ctx, id)
+	return p.routed(proto, id, log, d, err, !d.Frozen())
+}
+
+// HoldLogin holds the login of a frozen account, whose credentials the
+// backend already accepted, up to the router's hold time (Router.Await),
+// and then routes it as RouteLogin does; an account still frozen is a
+// FailTemporary.
+func (p *PreAuth) HoldLogin(ctx context.Context, proto Protocol, id string) (d Decision, ep Endpoint, log *slog.Logger, fail FailClass) {
+	log = p.C.Log.With("user", LogUser(id))
+	d, err := p.C.Router().Await(ctx, id)
+	return p.routed(proto, id, log, d, err, true)
+}
+
+// routed turns a route lookup into RouteLogin's results; count says
+// whether to count the lookup (a frozen one is counted after its hold).
+func (p *PreAuth) routed(proto Protocol, id string, log *slog.Logger, d Decision, err error, count bool) (Decision, Endpoint, *slog.Logger, FailClass) {
+	var ep Endpoint
+	if count {
+		p.C.Metrics().Inc(MetricRouteLookups, "proto", string(proto), "result", RouteResult(err))
+	}
 	switch {
 	case errors.Is(err, ErrUnknown):
-		c.AuthFailed()
 		log.Debug("login for unknown account")
-		return d, ep, log, LoginUnknown
+		return d, ep, log, FailUser
 	case errors.Is(err, ErrFrozen):
 		log.Info("login refused, account frozen")
-		return d, ep, log, LoginUnavailable
+		return d, ep, log, FailTemporary
 	case err != nil:
 		log.Warn("route lookup", "err", err)
-		return d, ep, log, LoginUnavailable
+		return d, ep, log, FailUser
 	}
 	log = log.With("backend", d.Backend.Name)
 	ep, ok := d.Backend.Endpoint(proto)
 	if !ok {
 		log.Warn("backend has no endpoint for the protocol", "proto", string(proto))
-		return d, ep, log, LoginUnavailable
+		return d, ep, log, FailUser
 	}
-	return d, ep, log, LoginRouted
+	if d.Backend.ClientMaster(id) {
+		log.Info("login refused: a master user named by the client on a master-login backend")
+		return d, ep, log, FailUser
+	}
+	return d, ep, log, 0
 }

@@ -136,6 +136,24 @@ func (b *Backend) MasterLogin(user string) (authzid, authcid, password string) {
 	return "", user + sep + b.MasterUser, b.MasterPassword
 }
 
+// ClientMaster reports whether a login identifier names a master user
+// itself ("user*admin", with the backend's separator) on a master-login
+// backend. Such logins are refused: on these backends the proxy logs in
+// with its own master credentials, and a client must never choose the
+// master user nor have "user*admin" sent on as "user*admin*admin". On
+// passthrough backends the identifier goes on untouched, and the backend
+// checks the master user's password itself.
+func (b *Backend) ClientMaster(identifier string) bool {
+	if b == nil || b.Login != LoginMaster || b.MasterStyle == MasterAuthzid {
+		return false
+	}
+	sep := b.MasterSeparator
+	if sep == "" {
+		sep = "*"
+	}
+	return strings.Contains(identifier, sep)
+}
+
 // Decision is the router's answer for one identifier.
 type Decision struct {
 	// Identifier is the login or address as presented by the client.

@@ -26,6 +26,7 @@ const (
 	DefaultAuthWindow     = time.Minute
 	DefaultPreAuthTimeout = time.Minute
 	DefaultIdleTimeout    = 30 * time.Minute
+	// DefaultAuthFailureDelay is in authfail.go.
 )
 
 var panics atomic.Int64
@@ -81,6 +82,11 @@ type Options struct {
 	// side counts (an IMAP IDLE whose backend reports changes stays
 	// open). Default: 30m (RFC 9051's minimum autologout timer).
 	IdleTimeout time.Duration
+	// AuthFailureDelay is the least time a failed login takes, whatever
+	// the cause, unknown accounts included (see FailureDelay, which also
+	// waits as long as the slowest recent backend refusal). Default: 2s
+	// (DefaultAuthFailureDelay); a negative value means no fixed delay.
+	AuthFailureDelay time.Duration
 }
 
 // Handler serves one client connection of a protocol.
@@ -153,6 +159,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	auth    *authLimiter
+	delay   *FailureDelay
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -202,6 +209,10 @@ func NewServer(opts *Options) *Server {
 	s.log = s.opts.Logger
 	s.metrics = s.opts.Metrics
 	s.auth = newAuthLimiter(s.opts.AuthFailures, s.opts.AuthWindow)
+	if s.opts.AuthFailureDelay == 0 {
+		s.opts.AuthFailureDelay = DefaultAuthFailureDelay
+	}
+	s.delay = NewFailureDelay(max(s.opts.AuthFailureDelay, 0))
 	s.connCtx, s.cancelAll = context.WithCancel(context.Background())
 	return s
 }
@@ -237,6 +248,10 @@ func (s *Server) AuthFailedIP(ip netip.Addr, proto Protocol) {
 	s.auth.failed(ip.Unmap())
 	s.metrics.Inc(MetricAuthFailures, "proto", string(proto))
 }
+
+// FailureDelay returns the server's failed-login delay, shared by every
+// front (HTTP too) so that all of them learn the backends' refusal times.
+func (s *Server) FailureDelay() *FailureDelay { return s.delay }
 
 // ReloadTLS reloads every certificate's files (call it on SIGHUP). When
 // one fails, all the previous certificates stay in use.

@@ -169,7 +169,10 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	go w.Run(wctx)
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
-	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout}
+	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout, AuthFailureDelay: pb.AuthFailureDelay}
+	if pb.AuthFailureDelay == 0 {
+		opts.AuthFailureDelay = -1 // "0s" in the plan: no fixed delay
+	}
 	if len(pb.TLS) > 0 {
 		files := make([]proxy.CertFiles, len(pb.TLS))
 		for i, t := range pb.TLS {
@@ -228,7 +231,8 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 				Mode: mode, Router: router, TLSConfig: srv.TLSConfig(),
 				AllowInsecureAuth: opts.Certs == nil, Logger: log, Metrics: srv.Metrics(),
 				// 0 (idle_timeout not in the plan) keeps SMTP's own 5 minutes.
-				IdleTimeout: pb.IdleTimeout,
+				IdleTimeout:    pb.IdleTimeout,
+				PreAuthTimeout: pb.PreAuthTimeout,
 			})
 			if err != nil {
 				break
@@ -240,7 +244,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			cfg.Protocol, cfg.Handler = p, ss
 		case "http", "https":
 			if hp == nil {
-				hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, AuthLimiter: srv, Logger: log, Metrics: srv.Metrics()})
+				hp, err = httpproxy.New(&httpproxy.Options{Router: router, PublicURL: pb.PublicOrigin, AuthLimiter: srv, FailureDelay: srv.FailureDelay(), Logger: log, Metrics: srv.Metrics()})
 				if err != nil {
 					break
 				}

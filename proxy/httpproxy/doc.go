@@ -18,13 +18,18 @@
 //     Options.IntrospectionCache; unknown tokens for 30 s).
 //
 // A request without credentials goes to Options.AnonymousBackend when set
-// (CORS preflight, discovery). A request without usable credentials, or
-// for an identifier with no route and no default backend, gets 401 — the same answer as a wrong password,
-// so nothing is revealed about which accounts exist. A frozen account gets
-// 503 with Retry-After; an unreachable backend 502. With
-// Options.AuthLimiter (the proxy.Server), every 401 to a request with
-// credentials counts as a failed login of the client IP, and an IP over
-// the limit gets 429 with Retry-After without reaching a backend.
+// (CORS preflight, discovery). A request with credentials that no backend
+// accepted gets one 401 (body "authentication required", Basic and
+// Bearer challenges), whatever the cause: no usable credentials, no route
+// and no default backend, a backend without an HTTP endpoint or one that
+// cannot be reached, or the backend's own 401, which the proxy replaces
+// (its realm and body would name the backend). It comes after
+// Options.FailureDelay, so nothing is revealed about which accounts exist.
+// A frozen account gets 503 with Retry-After; an unreachable backend 502
+// for a request without credentials. With Options.AuthLimiter (the
+// proxy.Server), every such 401 counts as a failed login of the client IP,
+// and an IP over the limit gets 429 with Retry-After without reaching a
+// backend.
 //
 // # Rewriting
 //

@@ -441,8 +441,10 @@ func TestBearerRouting(t *testing.T) {
 	}
 }
 
-// TestFrozenAndDown: a frozen account gets 503 with Retry-After, an
-// unreachable backend 502.
+// TestFrozenAndDown: a frozen account gets 503 with Retry-After; a
+// request with credentials for an unreachable backend, or one the proxy
+// will not send credentials to, gets the one 401 of an unknown account,
+// since no backend checked the credentials (issue 10, finding 3).
 func TestFrozenAndDown(t *testing.T) {
 	e := newEnv(t, false)
 	e.route("ann@example.test", "alpha")
@@ -450,22 +452,30 @@ func TestFrozenAndDown(t *testing.T) {
 	e.route("pat@example.test", "plain")
 	e.freeze("ann@example.test")
 	m := proxy.NewMetrics()
-	e.serve(func(o *Options) { o.Metrics = m })
+	lim := proxy.NewServer(&proxy.Options{Metrics: m})
+	e.serve(func(o *Options) { o.Metrics, o.AuthLimiter = m, lim })
 	resp, _ := get(t, e.url+"/x", basic("ann@example.test", "x"))
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" {
 		t.Errorf("frozen: %s Retry-After %q, want 503 and 7", resp.Status, resp.Header.Get("Retry-After"))
 	}
-	resp, _ = get(t, e.url+"/x", basic("dan@example.test", "x"))
-	if resp.StatusCode != 502 {
-		t.Errorf("backend down: %s, want 502", resp.Status)
+	_, unknown := get(t, e.url+"/x", basic("zed@example.test", "x"))
+	resp, body := get(t, e.url+"/x", basic("dan@example.test", "x"))
+	if resp.StatusCode != 401 || body != unknown {
+		t.Errorf("backend down: %s %q, want 401 %q", resp.Status, body, unknown)
 	}
 	// Credentials never go over plain HTTP unless the endpoint allows it.
-	resp, _ = get(t, e.url+"/x", basic("pat@example.test", "x"))
-	if resp.StatusCode != 503 {
-		t.Errorf("plaintext backend: %s, want 503", resp.Status)
+	resp, body = get(t, e.url+"/x", basic("pat@example.test", "x"))
+	if resp.StatusCode != 401 || body != unknown {
+		t.Errorf("plaintext backend: %s %q, want 401 %q", resp.Status, body, unknown)
 	}
 	if n := m.Get(proxy.MetricBackendErrors, "proto", "http", "backend", "down"); n != 1 {
 		t.Errorf("backend errors counted: %d, want 1", n)
+	}
+	// Every refusal counts toward the failed-login limit, whatever the
+	// cause (the unknown account, the down and the plaintext backend);
+	// the frozen account is not a failed login.
+	if n := m.Get(proxy.MetricAuthFailures, "proto", "http"); n != 3 {
+		t.Errorf("failed logins counted: %d, want 3", n)
 	}
 	if n := m.Get(proxy.MetricRouteLookups, "proto", "http", "result", "frozen"); n != 1 {
 		t.Errorf("frozen lookups counted: %d, want 1", n)

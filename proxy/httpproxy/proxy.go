@@ -52,6 +52,10 @@ type Options struct {
 	// MaxSessionBytes bounds a JMAP session object the proxy rewrites.
 	// Default: 4 MiB.
 	MaxSessionBytes int64
+	// FailureDelay makes every refused request with credentials take the
+	// same time (see proxy.FailureDelay; the proxy.Server's, so that all
+	// fronts learn the backends' refusal times). Nil: no delay.
+	FailureDelay *proxy.FailureDelay
 	// AuthLimiter limits failed logins per client IP; *proxy.Server is
 	// one (its AuthFailures per AuthWindow). A request with credentials
 	// from an IP over the limit gets 429 with Retry-After without
@@ -262,10 +266,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many failed logins, try again later", http.StatusTooManyRequests)
 		return
 	}
-	authFailed := func() {
-		if limited {
-			p.opts.AuthLimiter.AuthFailedIP(client, proxy.HTTP)
-		}
+	var ar *authReq
+	if r.Header.Get("Authorization") != "" {
+		ar = &authReq{p: p, start: time.Now(), client: client, limited: limited}
+		ctx = context.WithValue(ctx, authKey{}, ar)
+		r = r.WithContext(ctx)
 	}
 	id, err := p.identify(ctx, r)
 	if err == nil && id == "" && p.opts.AnonymousBackend != "" {
@@ -281,11 +286,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil || id == "" {
 		if err != nil {
 			p.log.Debug("request without usable credentials", "err", err)
-			authFailed()
+			ar.failed(ctx)
 		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
-		w.Header().Add("WWW-Authenticate", `Bearer realm="mail"`)
-		http.Error(w, "authentication required", http.StatusUnauthorized)
+		unauthorized(w.Header(), r)
+		http.Error(w, unauthorizedBody, http.StatusUnauthorized)
 		return
 	}
 	dec, err := p.opts.Router.Lookup(ctx, id)
@@ -293,15 +297,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, proxy.ErrUnknown):
 		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteUnknown)
-		authFailed()
-		// The same answer as a wrong password: nothing is revealed.
-		w.Header().Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
-		http.Error(w, "authentication required", http.StatusUnauthorized)
+		p.log.Debug("request for unknown account", "user", proxy.LogUser(id))
+		p.refuse(ctx, w, r, ar)
 		return
 	case err != nil:
+		// A route to a backend that is not configured: answered as an
+		// unknown account, before any backend checked the credentials.
 		m.Inc(proxy.MetricRouteLookups, "proto", string(proxy.HTTP), "result", proxy.RouteError)
 		p.log.Error("route lookup failed", "err", err)
-		p.unavailable(w, "service temporarily unavailable")
+		p.refuse(ctx, w, r, ar)
 		return
 	}
 	log := p.log.With("user", dec.Account(), "backend", dec.Route.Backend)
@@ -317,14 +321,67 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cs = v.(*connState)
 		cs.bind(dec, p.opts.Router)
 	}
-	if limited {
-		ctx = context.WithValue(ctx, clientKey{}, client)
-		r = r.WithContext(ctx)
-	}
 	p.forwardConn(w, r, dec.Backend, dec.Account(), cs)
 }
 
-type clientKey struct{}
+// unauthorizedBody is the body of every 401, the proxy's own and the
+// backends' (which the proxy replaces): one answer whatever the cause.
+const unauthorizedBody = "authentication required"
+
+// unauthorized sets the challenges of every 401 (RFC 9110 11.6.1): Basic
+// and Bearer, as the proxy routes both. A request that presented a bearer
+// token is told error="invalid_token" (RFC 6750 3.1), so that clients
+// refresh it; that depends only on the request, never on the account.
+func unauthorized(h http.Header, r *http.Request) {
+	h.Set("WWW-Authenticate", `Basic realm="mail", charset="UTF-8"`)
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		h.Add("WWW-Authenticate", `Bearer realm="mail", error="invalid_token"`)
+		return
+	}
+	h.Add("WWW-Authenticate", `Bearer realm="mail"`)
+}
+
+// authKey is the context key of a request's *authReq.
+type authKey struct{}
+
+// authReq is what the proxy knows of a request that carries credentials:
+// when they arrived and whether the failed-login limit applies.
+type authReq struct {
+	p       *Proxy
+	start   time.Time
+	client  netip.Addr
+	limited bool
+}
+
+// failed counts a failed login toward the client's limit and waits for
+// the failure delay, so that every failure, whatever its cause, is
+// answered alike and after the same time. A nil *authReq (a request
+// without credentials) does nothing.
+func (a *authReq) failed(ctx context.Context) {
+	if a == nil {
+		return
+	}
+	if a.limited {
+		a.p.opts.AuthLimiter.AuthFailedIP(a.client, proxy.HTTP)
+	}
+	a.p.opts.FailureDelay.Wait(ctx, a.start)
+}
+
+// refuse answers a request with credentials that no backend accepted, or
+// that no backend could check (unknown account, no HTTP endpoint, backend
+// unreachable), with the one 401, after the failure delay. A request
+// without credentials here (the anonymous backend has no endpoint) gets
+// 503.
+func (p *Proxy) refuse(ctx context.Context, w http.ResponseWriter, r *http.Request, ar *authReq) {
+	if ar == nil {
+		p.unavailable(w, "service temporarily unavailable")
+		return
+	}
+	ar.failed(ctx)
+	unauthorized(w.Header(), r)
+	http.Error(w, unauthorizedBody, http.StatusUnauthorized)
+}
 
 // clientIP returns the client address of a request that presents
 // credentials, and whether the failed-login limit applies to it.
@@ -348,8 +405,12 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, b *proxy.Backend
 func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Backend, account string, cs *connState) {
 	target, err := p.target(b)
 	if err != nil {
-		p.log.Error("backend has no usable HTTP endpoint", "backend", b.Name, "err", err)
-		p.unavailable(w, "service temporarily unavailable")
+		// For a request with credentials this is answered as a wrong
+		// password: it would otherwise tell that the account exists
+		// (and where).
+		p.log.Warn("backend has no usable HTTP endpoint", "backend", b.Name, "err", err)
+		ar, _ := r.Context().Value(authKey{}).(*authReq)
+		p.refuse(r.Context(), w, r, ar)
 		return
 	}
 	p.opts.Metrics.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", b.Name)
@@ -482,6 +543,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	p.log.Warn("backend unavailable", "backend", backend, "err", err)
 	p.opts.Metrics.Inc(proxy.MetricBackendErrors, "proto", string(proxy.HTTP), "backend", backend)
+	if ar, _ := r.Context().Value(authKey{}).(*authReq); ar != nil {
+		// The backend never checked the credentials: the one 401.
+		p.refuse(r.Context(), w, r, ar)
+		return
+	}
 	http.Error(w, "bad gateway: mail server unavailable", http.StatusBadGateway)
 }
 

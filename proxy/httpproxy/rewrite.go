@@ -7,12 +7,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/mailmig/mailmig/proxy"
+	"time"
 )
 
 // jmapWebSocket is the capability whose "url" names the JMAP WebSocket
@@ -32,11 +30,36 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		resp.Header.Set("Connection", "close")
 	}
 	if resp.StatusCode == http.StatusUnauthorized {
-		// The backend refused the credentials (the request had some: the
-		// client address is only set then).
-		if ip, ok := resp.Request.Context().Value(clientKey{}).(netip.Addr); ok {
-			p.opts.AuthLimiter.AuthFailedIP(ip, proxy.HTTP)
+		// The backend refused the request. Its answer (realm, body,
+		// Server header) would tell which backend holds the account, so
+		// the client gets the proxy's one 401 instead, after the failure
+		// delay.
+		ctx := resp.Request.Context()
+		if ar, ok := ctx.Value(authKey{}).(*authReq); ok {
+			if resp.Request.ContentLength == 0 {
+				// Only bodiless requests teach the delay: a client
+				// that trickles a body would otherwise make every
+				// failure wait as long.
+				p.opts.FailureDelay.Observe(time.Since(ar.start))
+			}
+			p.log.Debug("backend refused credentials", "backend", info.backend, "www_authenticate", resp.Header.Values("WWW-Authenticate"))
+			ar.failed(ctx)
 		}
+		resp.Body.Close()
+		resp.Header = http.Header{}
+		unauthorized(resp.Header, resp.Request)
+		resp.Header.Set("Content-Type", "text/plain; charset=utf-8")
+		resp.Header.Set("X-Content-Type-Options", "nosniff")
+		body := unauthorizedBody + "\n"
+		resp.Body = io.NopCloser(strings.NewReader(body))
+		resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+		resp.ContentLength = int64(len(body))
+		resp.TransferEncoding = nil
+		resp.Uncompressed = false
+		if info.cs != nil && info.cs.isMoved() {
+			resp.Header.Set("Connection", "close")
+		}
+		return nil
 	}
 	if loc := resp.Header.Get("Location"); loc != "" {
 		resp.Header.Set("Location", publicURL(loc, info.target, info.public, false))

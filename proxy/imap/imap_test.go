@@ -191,9 +191,12 @@ func TestErrors(t *testing.T) {
 		send string
 		want string
 	}{
-		"wrong password":  {fmt.Sprintf("a1 LOGIN %s wrong\r\n", a.Email), "a1 NO [AUTHENTICATIONFAILED]"},
-		"unknown user":    {"a1 LOGIN nobody@example.test pw\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
-		"backend down":    {fmt.Sprintf("a1 LOGIN %s %s\r\n", down.Email, down.Password), "a1 NO [UNAVAILABLE]"},
+		"wrong password": {fmt.Sprintf("a1 LOGIN %s wrong\r\n", a.Email), "a1 NO [AUTHENTICATIONFAILED]"},
+		"unknown user":   {"a1 LOGIN nobody@example.test pw\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
+		// Before a backend checked the credentials, nothing about the
+		// account is revealed: a backend that is down gets the answer of
+		// a wrong password (issue 10, finding 3).
+		"backend down":    {fmt.Sprintf("a1 LOGIN %s %s\r\n", down.Email, down.Password), "a1 NO [AUTHENTICATIONFAILED] Authentication failed."},
 		"bad sasl":        {"a1 AUTHENTICATE PLAIN Zm9v\r\n", "a1 NO [AUTHENTICATIONFAILED]"},
 		"bad base64":      {"a1 AUTHENTICATE PLAIN !!!\r\n", "a1 BAD"},
 		"cancel":          {"a1 AUTHENTICATE PLAIN\r\n*\r\n", "a1 BAD"},
@@ -340,8 +343,20 @@ func TestFreezeHold(t *testing.T) {
 	if d := time.Since(start); d < 400*time.Millisecond {
 		t.Errorf("refused after %v, before the hold time", d)
 	}
-	// Unfrozen (and flipped) during the hold: the login follows the route.
+	// A wrong password is not held: the backend that holds the account
+	// checks the credentials first, so the hold and its temporary answer
+	// tell nothing about an account to someone without its password
+	// (issue 10, finding 3).
 	p2 := proxytest.Start(t, s, &proxytest.Options{FrozenHold: 10 * time.Second})
+	c := s.NewAccount(t)
+	p2.Freeze(t, c.Email)
+	r = dialRaw(t, p2.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %s wrong\r\n", c.Email))
+	if got := r.expect("a "); got != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
+		t.Errorf("frozen account, wrong password: %q", got)
+	}
+	// Unfrozen (and flipped) during the hold: the login follows the route.
 	b := s.NewAccount(t)
 	p2.Freeze(t, b.Email)
 	done := make(chan error, 1)
@@ -601,7 +616,10 @@ func TestBackendTLS(t *testing.T) {
 		{Name: "plain", Endpoints: ep(s.Dovecot.IMAP, proxy.TLSNone, false)},
 		{Name: "badcert", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.IMAP: {Address: back.IMAPS, TLS: proxy.TLSImplicit}}},
 	}})
-	tests := map[string]string{"implicit": "a OK", "starttls": "a OK", "plain": "a NO [UNAVAILABLE]", "badcert": "a NO [UNAVAILABLE]"}
+	// A backend the proxy refuses to send credentials to is a problem
+	// before the credentials were checked: the answer is a wrong
+	// password's (the reason is in the log).
+	tests := map[string]string{"implicit": "a OK", "starttls": "a OK", "plain": "a NO [AUTHENTICATIONFAILED]", "badcert": "a NO [AUTHENTICATIONFAILED]"}
 	for backend, want := range tests {
 		t.Run(backend, func(t *testing.T) {
 			a := s.NewAccount(t)
@@ -613,5 +631,58 @@ func TestBackendTLS(t *testing.T) {
 				t.Errorf("got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+// TestClientMasterLogin: on a master-login backend a client cannot name
+// the master user itself ("user*admin" with the master password): the
+// proxy refuses it with the one failure answer instead of sending
+// "user*admin*admin" on (issue 10, finding 6). On a passthrough backend
+// the identifier goes on untouched and Dovecot checks its master user.
+func TestClientMasterLogin(t *testing.T) {
+	s := peers.Get(t)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	master := proxytest.Start(t, s, &proxytest.Options{Login: proxy.LoginMaster, Logger: log})
+	pass := proxytest.Start(t, s, nil)
+	a := s.NewAccount(t)
+	id := a.Email + "*" + s.Dovecot.MasterUser
+
+	r := dialRaw(t, master.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %q %s\r\n", id, s.Dovecot.MasterPassword))
+	if got := r.expect("a "); got != "a NO [AUTHENTICATIONFAILED] Authentication failed." {
+		t.Errorf("master backend, client-chosen master user: %q", got)
+	}
+	if out := buf.String(); !strings.Contains(out, "master user named by the client") {
+		t.Errorf("no log record of the refused master login:\n%s", out)
+	}
+
+	r = dialRaw(t, pass.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN %q %s\r\n", id, s.Dovecot.MasterPassword))
+	if got := r.expect("a "); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("passthrough backend, Dovecot master login: %q", got)
+	}
+}
+
+// TestLongUserNameLogged: a 60 KB user name is logged cut to
+// proxy.MaxLoggedUser bytes (issue 10, finding 6).
+func TestLongUserNameLogged(t *testing.T) {
+	s := peers.Get(t)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	p := proxytest.Start(t, s, &proxytest.Options{Logger: log})
+	long := strings.Repeat("x", 60<<10) + "@example.test" // within wire.MaxLiteral
+	r := dialRaw(t, p.IMAP)
+	r.expect("* OK")
+	r.send(fmt.Sprintf("a LOGIN {%d+}\r\n%s pw\r\n", len(long), long))
+	r.expect("a NO")
+	out := buf.String()
+	if !strings.Contains(out, strings.Repeat("x", 200)) {
+		t.Fatalf("no log record of the login:\n%.2000s", out)
+	}
+	if strings.Contains(out, strings.Repeat("x", proxy.MaxLoggedUser+1)) {
+		t.Errorf("the log holds more than %d bytes of the user name (%d bytes of log)", proxy.MaxLoggedUser, len(out))
 	}
 }

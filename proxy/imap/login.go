@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -19,68 +20,91 @@ import (
 // BackendTimeout bounds the login dialogue with a backend.
 const BackendTimeout = 30 * time.Second
 
-// authFailed is the answer for an unknown account: the same as a backend's
-// wrong-password answer, so nothing is revealed. RFC 5530.
-const authFailed = "NO [AUTHENTICATIONFAILED] Authentication failed."
+// replies is the IMAP reply table of failed logins (proxy.FailClass):
+// one answer per class, whatever the cause. RFC 5530 response codes.
+var replies = map[proxy.FailClass]string{
+	proxy.FailUser:      "NO [AUTHENTICATIONFAILED] Authentication failed.",
+	proxy.FailTemporary: "NO [UNAVAILABLE] Account temporarily unavailable, try again later.",
+	proxy.FailInternal:  "NO [SERVERBUG] Internal error, try again later.",
+}
 
-// unavailable is the answer when the backend cannot be used now. RFC 5530.
-const unavailable = "NO [UNAVAILABLE] Account temporarily unavailable, try again later."
-
-// login routes the credentials, logs in at the backend and bridges.
+// login routes the credentials, logs in at the backend and bridges. A
+// master backend first checks the client's own credentials with a
+// passthrough login.
 func (s *session) login(ctx context.Context, tag string, creds *wire.Credentials) error {
 	c := s.c
-	d, ep, log, route := s.RouteLogin(ctx, proxy.IMAP, creds.Identity())
-	switch route {
-	case proxy.LoginRateLimited:
-		return s.writef("%s NO [UNAVAILABLE] Too many failed logins, try again later.", tag)
-	case proxy.LoginUnknown:
-		return s.writef("%s %s", tag, authFailed)
-	case proxy.LoginUnavailable:
-		return s.writef("%s %s", tag, unavailable)
-	}
 	start := time.Now()
-	if d.Backend.Login == proxy.LoginMaster && !creds.Token() {
+	d, ep, log, fail := s.RouteLogin(ctx, proxy.IMAP, creds.Identity())
+	if fail != 0 {
+		return s.fail(ctx, tag, start, fail)
+	}
+	if d.Frozen() {
+		// Held only once the backend that holds the account accepted
+		// the credentials (proxy.PreAuth.RouteLogin).
+		v, res, err := dialLogin(ctx, c, ep, d.Backend, creds, false, nil)
+		if v != nil {
+			v.logout()
+		}
+		if fail := s.loginClass(log, d, start, res, err, false); fail != 0 {
+			return s.fail(ctx, tag, start, fail)
+		}
+		if d, ep, log, fail = s.HoldLogin(ctx, proxy.IMAP, creds.Identity()); fail != 0 {
+			return s.fail(ctx, tag, start, fail)
+		}
+	}
+	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
+	if master {
 		// The client's password is checked by the backend itself first.
 		v, res, err := dialLogin(ctx, c, ep, d.Backend, creds, false, nil)
 		if v != nil {
 			v.logout()
 		}
-		if ok, done := s.loginResult(tag, log, d, res, err); !ok {
-			return done
+		if fail := s.loginClass(log, d, start, res, err, false); fail != 0 {
+			return s.fail(ctx, tag, start, fail)
 		}
 	}
-	b, res, err := dialLogin(ctx, c, ep, d.Backend, creds, d.Backend.Login == proxy.LoginMaster, s.clientID)
-	if ok, done := s.loginResult(tag, log, d, res, err); !ok {
+	b, res, err := dialLogin(ctx, c, ep, d.Backend, creds, master, s.clientID)
+	if fail := s.loginClass(log, d, start, res, err, master); fail != 0 {
 		if b != nil {
 			b.nc.Close()
 		}
-		return done
+		return s.fail(ctx, tag, start, fail)
 	}
 	log.Info("login", "duration", time.Since(start))
 	return s.bridge(ctx, tag, log, d, b, res)
 }
 
-// loginResult answers a failed backend login; ok is true on success.
-func (s *session) loginResult(tag string, log interface {
-	Debug(string, ...any)
-	Warn(string, ...any)
-}, d proxy.Decision, res *response, err error) (ok bool, done error) {
+// fail answers a failed login from the reply table, after the failure
+// delay.
+func (s *session) fail(ctx context.Context, tag string, start time.Time, class proxy.FailClass) error {
+	s.c.LoginFailed(ctx, start, class)
+	return s.writef("%s %s", tag, replies[class])
+}
+
+// loginClass classifies a backend login: 0 when it succeeded, else the
+// failure's class. verified says that the backend already accepted the
+// client's own credentials (the master login of a master backend), the
+// only case in which the client may learn of a backend problem. The
+// backend's own text goes to the log, never to the client.
+func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, res *response, err error, verified bool) proxy.FailClass {
 	c := s.c
-	if err != nil {
+	switch {
+	case err != nil:
 		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.IMAP), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err)
-		return false, s.writef("%s %s", tag, unavailable)
-	}
-	if res.status != "OK" {
-		c.AuthFailed()
-		log.Debug("backend refused login", "status", res.status)
-		text := res.text
-		if text == "" {
-			text = "Authentication failed."
+		log.Warn("backend login", "err", err, "verified", verified)
+		if verified {
+			return proxy.FailTemporary
 		}
-		return false, s.writef("%s NO %s", tag, text)
+		return proxy.FailUser
+	case res.status != "OK" && verified:
+		log.Error("backend refused the master login after the user's own", "status", res.status, "reply", res.text)
+		return proxy.FailInternal
+	case res.status != "OK":
+		c.BackendRefused(start)
+		log.Debug("backend refused login", "status", res.status, "reply", res.text)
+		return proxy.FailUser
 	}
-	return true, nil
+	return 0
 }
 
 // bridge answers the client with the backend's OK and copies bytes.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -238,59 +239,99 @@ func (s *session) handleQuit(ctx context.Context, args []string) error {
 	return errClose
 }
 
-const (
-	authFailed  = "-ERR [AUTH] Authentication failed."
-	unavailable = "-ERR [SYS/TEMP] Account temporarily unavailable, try again later."
-)
+// replies is the POP3 reply table of failed logins (proxy.FailClass):
+// one answer per class, whatever the cause. RFC 3206 response codes.
+var replies = map[proxy.FailClass]string{
+	proxy.FailUser:      "-ERR [AUTH] Authentication failed.",
+	proxy.FailTemporary: "-ERR [SYS/TEMP] Account temporarily unavailable, try again later.",
+	proxy.FailInternal:  "-ERR [SYS/TEMP] Internal error, try again later.",
+}
+
+// errInUse is a backend's [IN-USE] answer: the credentials were right, but
+// the maildrop is locked by another session (RFC 2449 8.1.1).
+var errInUse = errors.New("backend maildrop in use")
 
 func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	c := s.c
-	d, ep, log, route := s.RouteLogin(ctx, proxy.POP3, creds.Identity())
-	switch route {
-	case proxy.LoginRateLimited:
-		return s.writef("-ERR [LOGIN-DELAY] Too many failed logins, try again later.")
-	case proxy.LoginUnknown:
-		return s.writef(authFailed)
-	case proxy.LoginUnavailable:
-		return s.writef(unavailable)
+	start := time.Now()
+	d, ep, log, fail := s.RouteLogin(ctx, proxy.POP3, creds.Identity())
+	if fail != 0 {
+		return s.fail(ctx, start, fail)
 	}
-	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
-	if master {
-		v, ok2, _, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
+	if d.Frozen() {
+		// Held only once the backend that holds the account accepted
+		// the credentials (proxy.PreAuth.RouteLogin).
+		v, ok2, text, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
 		if v != nil {
 			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
 			fmt.Fprintf(v.nc, "QUIT\r\n")
 			v.nc.Close()
 		}
-		if done, fin := s.result(log, d, ok2, err); fin {
-			return done
+		if fail := s.loginClass(log, d, start, ok2, text, err, false); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+		if d, ep, log, fail = s.HoldLogin(ctx, proxy.POP3, creds.Identity()); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+	}
+	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
+	if master {
+		// The client's password is checked by the backend itself first.
+		v, ok2, text, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
+		if v != nil {
+			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(v.nc, "QUIT\r\n")
+			v.nc.Close()
+		}
+		if fail := s.loginClass(log, d, start, ok2, text, err, false); fail != 0 {
+			return s.fail(ctx, start, fail)
 		}
 	}
 	b, ok2, text, err := dialLogin(ctx, c, ep, d.Backend, creds, master)
-	if done, fin := s.result(log, d, ok2, err); fin {
+	if fail := s.loginClass(log, d, start, ok2, text, err, master); fail != 0 {
 		if b != nil {
 			b.nc.Close()
 		}
-		if err == nil && !ok2 && text != "" {
-			log.Debug("backend refused login")
-		}
-		return done
+		return s.fail(ctx, start, fail)
 	}
 	log.Info("login")
 	return s.bridge(ctx, log, d, b, text)
 }
 
-func (s *session) result(log interface{ Warn(string, ...any) }, d proxy.Decision, ok bool, err error) (error, bool) {
-	if err != nil {
-		s.c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.POP3), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err)
-		return s.writef(unavailable), true
+// fail answers a failed login from the reply table, after the failure
+// delay.
+func (s *session) fail(ctx context.Context, start time.Time, class proxy.FailClass) error {
+	s.c.LoginFailed(ctx, start, class)
+	return s.writef("%s", replies[class])
+}
+
+// loginClass classifies a backend login: 0 when it succeeded, else the
+// failure's class. verified says that the backend already accepted the
+// client's own credentials (the master login of a master backend); an
+// [IN-USE] answer verifies them too. Only then may the client learn of a
+// backend problem. The backend's text goes to the log only.
+func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, ok bool, text string, err error, verified bool) proxy.FailClass {
+	c := s.c
+	switch {
+	case errors.Is(err, errInUse):
+		log.Info("backend maildrop in use")
+		return proxy.FailTemporary
+	case err != nil:
+		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.POP3), "backend", d.Backend.Name)
+		log.Warn("backend login", "err", err, "verified", verified)
+		if verified {
+			return proxy.FailTemporary
+		}
+		return proxy.FailUser
+	case !ok && verified:
+		log.Error("backend refused the master login after the user's own", "reply", text)
+		return proxy.FailInternal
+	case !ok:
+		c.BackendRefused(start)
+		log.Debug("backend refused login", "reply", text)
+		return proxy.FailUser
 	}
-	if !ok {
-		s.c.AuthFailed()
-		return s.writef(authFailed), true
-	}
-	return nil, false
+	return 0
 }
 
 func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any) }, d proxy.Decision, b *backend, okLine string) error {
@@ -434,7 +475,11 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 	if strings.HasPrefix(r, "+OK") {
 		return b, true, r, nil
 	}
-	if strings.Contains(r, "[SYS/TEMP]") || strings.Contains(r, "[IN-USE]") {
+	if strings.Contains(r, "[IN-USE]") {
+		nc.Close()
+		return nil, false, "", fmt.Errorf("backend: %.80s: %w", r, errInUse)
+	}
+	if strings.Contains(r, "[SYS/TEMP]") {
 		nc.Close()
 		return nil, false, "", fmt.Errorf("backend: %.80s", r)
 	}

@@ -44,6 +44,10 @@ type Options struct {
 	Login proxy.LoginMode
 	// AuthFailures overrides the failed-auth limit per client IP.
 	AuthFailures int
+	// AuthFailureDelay is the server's failed-login delay. Default:
+	// 100ms, so that tests of failures do not wait 2 s each; a negative
+	// value means none.
+	AuthFailureDelay time.Duration
 	// IdleTimeout and PreAuthTimeout override the server's timeouts.
 	IdleTimeout, PreAuthTimeout time.Duration
 	// Listener, when set, adjusts the configuration of the standard IMAP,
@@ -185,7 +189,11 @@ func Start(t testing.TB, s *peers.Set, opts *Options) *Proxy {
 	if log == nil && os.Getenv("MAILMIG_PROXY_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	so := &proxy.Options{Router: p.Router, Logger: log, AuthFailures: opts.AuthFailures, IdleTimeout: opts.IdleTimeout, PreAuthTimeout: opts.PreAuthTimeout}
+	delay := opts.AuthFailureDelay
+	if delay == 0 {
+		delay = 100 * time.Millisecond
+	}
+	so := &proxy.Options{Router: p.Router, Logger: log, AuthFailures: opts.AuthFailures, IdleTimeout: opts.IdleTimeout, PreAuthTimeout: opts.PreAuthTimeout, AuthFailureDelay: delay}
 	if opts.TLS {
 		p.CertFile, p.KeyFile, p.RootCAs = SelfSigned(t, dir)
 		so.Certs, err = proxy.LoadCertStore(p.CertFile, p.KeyFile)

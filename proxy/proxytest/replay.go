@@ -23,7 +23,7 @@ func (s staticSource) Version(context.Context) (int64, error)          { return 
 func (s staticSource) Snapshot(context.Context) (*routes.Table, error) { return s.t, nil }
 
 // offline is shared by every Replay: one route to a backend where nothing
-// listens, so logins end quickly with a temporary failure and never touch
+// listens, so logins end quickly with a failure and never touch
 // the network beyond a refused loopback connect.
 var offline struct {
 	once sync.Once
@@ -51,9 +51,11 @@ func offlineServer(tb testing.TB, withTLS bool) *proxy.Server {
 		if err != nil {
 			panic(err)
 		}
+		// No failure delay: every failed login of a fuzz input would
+		// otherwise wait 2 s, and fuzzing is about parsing, not timing.
 		offline.srv = map[bool]*proxy.Server{
-			false: proxy.NewServer(&proxy.Options{Router: r, AuthFailures: 1 << 30}),
-			true:  proxy.NewServer(&proxy.Options{Router: r, Certs: cs, AuthFailures: 1 << 30}),
+			false: proxy.NewServer(&proxy.Options{Router: r, AuthFailures: 1 << 30, AuthFailureDelay: -1}),
+			true:  proxy.NewServer(&proxy.Options{Router: r, Certs: cs, AuthFailures: 1 << 30, AuthFailureDelay: -1}),
 		}
 	})
 	return offline.srv[withTLS]

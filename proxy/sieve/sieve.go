@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -283,40 +284,57 @@ func encodeChallenge(b []byte) string {
 	return wire.EncodeBase64(b)
 }
 
-const (
-	authFailed  = `NO "Authentication failed."`
-	unavailable = `NO (TRYLATER) "Account temporarily unavailable, try again later."`
-)
+// replies is the ManageSieve reply table of failed logins
+// (proxy.FailClass): one answer per class, whatever the cause. RFC 5804
+// 1.3 response codes.
+var replies = map[proxy.FailClass]string{
+	proxy.FailUser:      `NO "Authentication failed."`,
+	proxy.FailTemporary: `NO (TRYLATER) "Account temporarily unavailable, try again later."`,
+	proxy.FailInternal:  `NO (TRYLATER) "Internal error, try again later."`,
+}
 
 func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	c := s.c
-	d, ep, log, route := s.RouteLogin(ctx, proxy.ManageSieve, creds.Identity())
-	switch route {
-	case proxy.LoginRateLimited:
-		return s.writef(`NO (TRYLATER) "Too many failed logins, try again later."`)
-	case proxy.LoginUnknown:
-		return s.writef(authFailed)
-	case proxy.LoginUnavailable:
-		return s.writef(unavailable)
+	start := time.Now()
+	d, ep, log, fail := s.RouteLogin(ctx, proxy.ManageSieve, creds.Identity())
+	if fail != 0 {
+		return s.fail(ctx, start, fail)
 	}
-	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
-	if master {
+	if d.Frozen() {
+		// Held only once the backend that holds the account accepted
+		// the credentials (proxy.PreAuth.RouteLogin).
 		v, line, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
 		if v != nil {
 			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
 			fmt.Fprintf(v.nc, "LOGOUT\r\n")
 			v.nc.Close()
 		}
-		if done, fin := s.result(log, d, line, err); fin {
-			return done
+		if fail := s.loginClass(log, d, start, line, err, false); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+		if d, ep, log, fail = s.HoldLogin(ctx, proxy.ManageSieve, creds.Identity()); fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+	}
+	master := d.Backend.Login == proxy.LoginMaster && !creds.Token()
+	if master {
+		// The client's password is checked by the backend itself first.
+		v, line, err := dialLogin(ctx, c, ep, d.Backend, creds, false)
+		if v != nil {
+			v.nc.SetDeadline(time.Now().Add(2 * time.Second))
+			fmt.Fprintf(v.nc, "LOGOUT\r\n")
+			v.nc.Close()
+		}
+		if fail := s.loginClass(log, d, start, line, err, false); fail != 0 {
+			return s.fail(ctx, start, fail)
 		}
 	}
 	b, line, err := dialLogin(ctx, c, ep, d.Backend, creds, master)
-	if done, fin := s.result(log, d, line, err); fin {
+	if fail := s.loginClass(log, d, start, line, err, master); fail != 0 {
 		if b != nil {
 			b.nc.Close()
 		}
-		return done
+		return s.fail(ctx, start, fail)
 	}
 	log.Info("login")
 	bp := proxy.Pending(b.br)
@@ -336,20 +354,38 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 	return errClose
 }
 
-func (s *session) result(log interface{ Warn(string, ...any) }, d proxy.Decision, line string, err error) (error, bool) {
-	if err != nil {
-		s.c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.ManageSieve), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err)
-		return s.writef(unavailable), true
-	}
-	if !strings.HasPrefix(strings.ToUpper(line), "OK") {
-		s.c.AuthFailed()
-		if strings.HasPrefix(strings.ToUpper(line), "NO") {
-			return s.writef("%s", line), true
+// fail answers a failed login from the reply table, after the failure
+// delay.
+func (s *session) fail(ctx context.Context, start time.Time, class proxy.FailClass) error {
+	s.c.LoginFailed(ctx, start, class)
+	return s.writef("%s", replies[class])
+}
+
+// loginClass classifies a backend login by its final line: 0 when it
+// succeeded, else the failure's class. verified says that the backend
+// already accepted the client's own credentials (the master login of a
+// master backend), the only case in which the client may learn of a
+// backend problem. The backend's text goes to the log only.
+func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, line string, err error, verified bool) proxy.FailClass {
+	c := s.c
+	ok := strings.HasPrefix(strings.ToUpper(line), "OK")
+	switch {
+	case err != nil:
+		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.ManageSieve), "backend", d.Backend.Name)
+		log.Warn("backend login", "err", err, "verified", verified)
+		if verified {
+			return proxy.FailTemporary
 		}
-		return s.writef(authFailed), true
+		return proxy.FailUser
+	case !ok && verified:
+		log.Error("backend refused the master login after the user's own", "reply", line)
+		return proxy.FailInternal
+	case !ok:
+		c.BackendRefused(start)
+		log.Debug("backend refused login", "reply", line)
+		return proxy.FailUser
 	}
-	return nil, false
+	return 0
 }
 
 type backend struct {

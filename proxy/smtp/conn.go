@@ -22,6 +22,12 @@ var past = time.Unix(1, 0)
 type endConn struct {
 	net.Conn
 	stopped atomic.Bool
+	// preAuth is the overall deadline (unix nanoseconds) of the dialogue
+	// before AUTH (submission) or the first transaction (SMTP, LMTP); 0
+	// once passed. go-smtp sets a fresh read deadline before every
+	// command, so without it a client that sends a byte now and then
+	// would stay forever (slowloris).
+	preAuth atomic.Int64
 
 	srv       *Server       // forgets the connection on Close
 	pc        *proxy.Conn   // set when served through proxy.Server
@@ -56,12 +62,31 @@ func (c *endConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// SetReadDeadline implements net.Conn.
+// SetReadDeadline implements net.Conn. Before authentication or the first
+// transaction, no deadline is later than the pre-auth deadline.
 func (c *endConn) SetReadDeadline(t time.Time) error {
 	if c.stopped.Load() {
 		t = past
 	}
+	if pre := c.preAuth.Load(); pre != 0 {
+		if d := time.Unix(0, pre); t.IsZero() || t.After(d) {
+			t = d
+		}
+	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+// startPreAuth starts the pre-auth deadline of a new connection.
+func (c *endConn) startPreAuth(timeout time.Duration) {
+	c.preAuth.Store(time.Now().Add(timeout).UnixNano())
+	c.Conn.SetReadDeadline(time.Now().Add(timeout))
+}
+
+// passedPreAuth ends the pre-auth deadline: the client authenticated
+// (submission) or started a transaction (SMTP, LMTP); from now on only the
+// idle timeout per command applies.
+func (c *endConn) passedPreAuth() {
+	c.preAuth.Store(0)
 }
 
 // SetDeadline implements net.Conn.
@@ -101,6 +126,7 @@ func (l *listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	ec := &endConn{Conn: c, srv: l.srv}
+	ec.startPreAuth(l.srv.opts.PreAuthTimeout)
 	if !l.srv.remember(ec) {
 		c.Close()
 		return nil, net.ErrClosed
@@ -149,6 +175,7 @@ func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0
 // the server's shutdown ends the session politely.
 func (s *Server) ServeConn(ctx context.Context, c *proxy.Conn) {
 	ec := &endConn{Conn: c, pc: c, done: make(chan struct{}), srv: s}
+	ec.startPreAuth(s.opts.PreAuthTimeout)
 	if !s.remember(ec) {
 		return
 	}

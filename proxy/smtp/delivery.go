@@ -111,6 +111,11 @@ func (d *deliverySession) Rcpt(to string, opts *gosmtp.RcptOptions) error {
 		return errLost
 	}
 	d.rcpts = append(d.rcpts, rcpt{addr: to, backend: r.Backend, account: r.Account, generation: r.Generation})
+	if d.ec != nil {
+		// A backend accepted a recipient: the transaction has begun,
+		// and from now on only the idle timeout per command applies.
+		d.ec.passedPreAuth()
+	}
 	if d.primary == "" {
 		d.primary = r.Backend
 	}

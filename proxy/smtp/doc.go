@@ -42,14 +42,23 @@
 //     accepted recipient in RCPT order (RFC 2033 4.2), each the backend's
 //     own reply or a 4xx when that backend could not be asked.
 //   - Submission answers AUTH (PLAIN, LOGIN, XOAUTH2, OAUTHBEARER) only
-//     after the backend accepted the credentials (passthrough) or the
-//     master login for the user (LoginMaster: SASL PLAIN with authzid);
-//     bearer tokens always go to the backend as the client sent them, with
-//     the same mechanism (only the backend can check them). Unknown users,
-//     wrong passwords and refused tokens get the same 535. Credentials go
-//     to a backend without TLS only when Backend.AllowPlaintext is set.
-//   - A backend that cannot be reached gives 451 4.4.1 (delivery) or 454
-//     4.7.0 (AUTH); a backend lost mid-transaction gives 451 4.4.2.
+//     after the backend accepted the client's own credentials
+//     (passthrough), and for LoginMaster backends then also the master
+//     login for the user; bearer tokens always go to the backend as the
+//     client sent them, with the same mechanism (only the backend can
+//     check them). Every failure before a backend verified the
+//     credentials — unknown user, wrong password, refused token, no
+//     submission endpoint, backend down — gets the same 535 after the
+//     failure delay (authReplies, proxy.FailClass); 454 only for a frozen
+//     account after its hold, a rate-limited address, or a backend
+//     problem after the credentials were verified. Credentials go to a
+//     backend without TLS only when Backend.AllowPlaintext is set.
+//   - Before AUTH (submission) or the first accepted recipient (SMTP,
+//     LMTP) every read is bounded by Options.PreAuthTimeout from the
+//     connection's start (endConn), so a client trickling bytes is cut off
+//     with 421.
+//   - A backend that cannot be reached gives 451 4.4.1 (delivery); a
+//     backend lost mid-transaction gives 451 4.4.2.
 //   - Delivery sessions to backends are pooled (16 idle per backend
 //     address, 30 s): after a client session ends, the backend session is
 //     RSET and kept; the next client's session reuses it after sending

@@ -67,11 +67,21 @@ type Options struct {
 	// IdleTimeout closes a connection that sends no command for this
 	// long. Default: 5 minutes (RFC 5321 4.5.3.2.7).
 	IdleTimeout time.Duration
+	// PreAuthTimeout bounds the dialogue before a successful AUTH
+	// (submission) or the first accepted MAIL (SMTP, LMTP), however the
+	// client trickles its bytes; the client then gets 421 and the
+	// connection closes. Default: 60s (proxy.DefaultPreAuthTimeout, as
+	// the other protocols).
+	PreAuthTimeout time.Duration
 	// BackendTimeout bounds connecting to a backend and each command
 	// there. Default: 30 s.
 	BackendTimeout time.Duration
 	// Logger receives the log; nil discards.
 	Logger *slog.Logger
+	// FailureDelay makes failed submission logins take the same time
+	// (see proxy.FailureDelay). Connections served through proxy.Server
+	// use that server's instead. Nil: no delay.
+	FailureDelay *proxy.FailureDelay
 	// Metrics receives counters (route lookups, backend sessions and
 	// errors, auth failures, bytes). Connections served through
 	// proxy.Server use that server's registry instead. Nil: none.
@@ -133,6 +143,9 @@ func NewServer(opts *Options) (*Server, error) {
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.PreAuthTimeout <= 0 {
+		o.PreAuthTimeout = proxy.DefaultPreAuthTimeout
 	}
 	if o.BackendTimeout == 0 {
 		o.BackendTimeout = 30 * time.Second
@@ -320,18 +333,18 @@ func (l errorLog) print(msg string) {
 // Replies the proxy gives itself. Backend replies are passed through
 // unchanged (as *gosmtp.SMTPError) and are not listed here.
 var (
-	errRelayDenied = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"}
-	errNoSuchUser  = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
-	errFrozen      = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 0}, Message: "Mailbox is being migrated, try again later"}
-	errOtherRoute  = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients for this transaction, send the others separately"}
-	errUnavailable = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 1}, Message: "Mail server temporarily unavailable, try again later"}
-	errLost        = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Connection to the mail server lost, try again later"}
-	errPartial     = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery failed for some recipients, try again later"}
-	errNoStatus    = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery status unknown, try again later"}
-	errConfig      = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5}, Message: "Temporary configuration problem, try again later"}
-	errTempAuth    = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
-	errNeedTLS     = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
-	errMoved       = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Account moved, please reconnect"}
+	errRelayDenied  = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 7, 1}, Message: "Relaying denied"}
+	errNoSuchUser   = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "No such user here"}
+	errFrozen       = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 2, 0}, Message: "Mailbox is being migrated, try again later"}
+	errOtherRoute   = &gosmtp.SMTPError{Code: 452, EnhancedCode: gosmtp.EnhancedCode{4, 5, 3}, Message: "Too many recipients for this transaction, send the others separately"}
+	errUnavailable  = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 1}, Message: "Mail server temporarily unavailable, try again later"}
+	errLost         = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Connection to the mail server lost, try again later"}
+	errPartial      = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery failed for some recipients, try again later"}
+	errNoStatus     = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Delivery status unknown, try again later"}
+	errConfig       = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode{4, 3, 5}, Message: "Temporary configuration problem, try again later"}
+	errTempAuth     = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure, try again later"}
+	errInternalAuth = &gosmtp.SMTPError{Code: 454, EnhancedCode: gosmtp.EnhancedCode{4, 3, 0}, Message: "Internal error, try again later"}
+	errMoved        = &gosmtp.SMTPError{Code: 421, EnhancedCode: gosmtp.EnhancedCode{4, 4, 2}, Message: "Account moved, please reconnect"}
 )
 
 // firstLine returns msg up to its first newline.

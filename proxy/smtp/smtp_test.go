@@ -503,6 +503,19 @@ func sinkMessage(t *testing.T, dir, mark string) string {
 	return found
 }
 
+// sinkHas reports whether the SMTP sink holds a message containing mark
+// now.
+func sinkHas(dir, mark string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, ent.Name()))
+		if err == nil && strings.Contains(string(b), mark) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestSubmission drives swaks with AUTH through the submission front to
 // Dovecot's submission service, which relays to the SMTP sink.
 func TestSubmission(t *testing.T) {
@@ -513,6 +526,8 @@ func TestSubmission(t *testing.T) {
 	e.route(m.Email, "dovecot-master")
 	down := e.set.NewAccount(t)
 	e.route(down.Email, "down")
+	cy := e.set.NewAccount(t)
+	e.route(cy.Email, "cyrus") // no submission endpoint
 	frozen := e.set.NewAccount(t)
 	e.route(frozen.Email, "dovecot")
 	e.freeze(frozen.Email, true)
@@ -540,16 +555,30 @@ func TestSubmission(t *testing.T) {
 		})
 	}
 	t.Run("master", func(t *testing.T) {
-		mark := marker()
-		// The proxy logs in with Dovecot's master user; the client's own
-		// password is not checked by Dovecot in this mode.
+		// The proxy logs in with Dovecot's master user, but only after
+		// Dovecot accepted the client's own password (issue 10, finding
+		// 1): a wrong one gets 535 and nothing is relayed.
+		bad := marker()
 		out, err := swaks(t, "--server", e.submission, "--from", m.Email, "--to", "friend@remote.example",
-			"--auth", "PLAIN", "--auth-user", m.Email, "--auth-password", m.Password, "--header", "Subject: master "+mark)
-		if err != nil {
-			t.Fatalf("swaks: %v\n%s", err, out)
+			"--auth", "PLAIN", "--auth-user", m.Email, "--auth-password", "not-"+m.Password, "--header", "Subject: master wrong "+bad)
+		if err == nil || !strings.Contains(out, "535 5.7.8") {
+			t.Errorf("master backend, wrong password: want 535 5.7.8 (err %v):\n%s", err, out)
 		}
-		if sinkMessage(t, e.set.Dovecot.SinkDir, mark) == "" {
-			t.Fatalf("message not relayed:\n%s", out)
+		for _, mech := range []string{"PLAIN", "LOGIN"} {
+			mark := marker()
+			out, err = swaks(t, "--server", e.submission, "--from", m.Email, "--to", "friend@remote.example",
+				"--auth", mech, "--auth-user", m.Email, "--auth-password", m.Password, "--header", "Subject: master "+mark)
+			if err != nil {
+				t.Fatalf("swaks %s: %v\n%s", mech, err, out)
+			}
+			if sinkMessage(t, e.set.Dovecot.SinkDir, mark) == "" {
+				t.Fatalf("message not relayed:\n%s", out)
+			}
+		}
+		// The right password's messages arrived, so the wrong one's
+		// would have by now.
+		if sinkHas(e.set.Dovecot.SinkDir, bad) {
+			t.Error("the message sent with a wrong password was relayed")
 		}
 	})
 	refusals := map[string]struct {
@@ -557,8 +586,11 @@ func TestSubmission(t *testing.T) {
 	}{
 		"wrong password": {a.Email, "wrong", "535 5.7.8"},
 		"unknown user":   {"nobody-" + marker() + "@elsewhere.example", "x", "535 5.7.8"},
-		"backend down":   {down.Email, down.Password, "454 4.7.0"},
+		"backend down":   {down.Email, down.Password, "535 5.7.8"},
+		"no endpoint":    {cy.Email, cy.Password, "535 5.7.8"},
 		"frozen":         {frozen.Email, frozen.Password, "454 4.7.0"},
+		// Held (and then 454) only after Dovecot accepted the password.
+		"frozen, wrong password": {frozen.Email, "wrong", "535 5.7.8"},
 	}
 	for name, tc := range refusals {
 		t.Run(name, func(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
+	"log/slog"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
@@ -59,79 +61,189 @@ func (s *submissionSession) Auth(mech string) (sasl.Server, error) {
 	return nil, gosmtp.ErrAuthUnknownMechanism
 }
 
+// authReplies is the submission reply table of failed logins
+// (proxy.FailClass): one answer per class, whatever the cause.
+var authReplies = map[proxy.FailClass]*gosmtp.SMTPError{
+	proxy.FailUser:      gosmtp.ErrAuthFailed, // 535 5.7.8 (RFC 4954 6)
+	proxy.FailTemporary: errTempAuth,          // 454 4.7.0
+	proxy.FailInternal:  errInternalAuth,      // 454 4.3.0
+}
+
 // login routes the user, holds a frozen account for a while (Router.Await),
-// connects to the backend and authenticates there. The client's answer is
-// the backend's: the proxy reveals nothing before the backend accepted the
-// credentials.
+// connects to the backend and authenticates there. A master backend first
+// checks the client's own credentials with a login of their own, then logs
+// in as the user with the master credentials. The client is told it is
+// logged in only after that; every failure before the credentials were
+// verified is the same 535, after the failure delay.
 func (s *submissionSession) login(creds *wire.Credentials) error {
+	ctx := context.Background()
+	start := time.Now()
 	key := creds.Identity()
-	log := s.log.With("user", routes.Normalize(key), "mech", creds.Mechanism)
+	log := s.log.With("user", proxy.LogUser(routes.Normalize(key)), "mech", creds.Mechanism)
 	if s.pc != nil && !s.pc.AuthAllowed() {
 		log.Info("login refused: too many failures from this address")
-		return errTempAuth
+		return s.fail(ctx, start, proxy.FailTemporary)
 	}
-	ctx := context.Background()
-	dec, err := s.srv.opts.Router.Await(ctx, key)
-	if err != nil {
-		if errors.Is(err, proxy.ErrUnknown) {
+	logUser := log
+	// route finds the backend's submission endpoint; fail is 0 when the
+	// login may go on there.
+	route := func(dec proxy.Decision, err error) (proxy.Endpoint, *slog.Logger, proxy.FailClass) {
+		log := logUser
+		switch {
+		case errors.Is(err, proxy.ErrUnknown):
 			s.lookupResult("unknown")
 			log.Debug("login for unknown account")
-			s.authFailed()
-			return gosmtp.ErrAuthFailed
+			return proxy.Endpoint{}, log, proxy.FailUser
+		case errors.Is(err, proxy.ErrFrozen):
+			s.lookupResult("frozen")
+			log.Info("login refused temporarily", "err", err)
+			return proxy.Endpoint{}, log, proxy.FailTemporary
+		case err != nil:
+			s.lookupResult("error")
+			log.Warn("route lookup", "err", err)
+			return proxy.Endpoint{}, log, proxy.FailUser
 		}
-		s.lookupResult("frozen")
-		log.Info("login refused temporarily", "err", err)
-		return errTempAuth
+		log = log.With("backend", dec.Route.Backend)
+		ep, ok := dec.Backend.Endpoint(proxy.Submission)
+		switch {
+		case !ok || ep.Address == "":
+			log.Warn("backend has no submission endpoint")
+			return ep, log, proxy.FailUser
+		case ep.TLS != proxy.TLSImplicit && ep.TLS != proxy.TLSStartTLS && !ep.AllowPlaintext:
+			log.Error("refusing to send credentials to a backend without TLS")
+			return ep, log, proxy.FailUser
+		case dec.Backend.ClientMaster(key):
+			log.Info("login refused: a master user named by the client on a master-login backend")
+			return ep, log, proxy.FailUser
+		}
+		if !dec.Frozen() {
+			s.lookupResult("ok")
+		}
+		return ep, log, 0
 	}
-	s.lookupResult("ok")
-	r := dec.Route
-	log = log.With("backend", r.Backend)
-	ep, ok := dec.Backend.Endpoint(proxy.Submission)
-	if !ok || ep.Address == "" {
-		log.Error("backend has no submission address")
-		return errTempAuth
+	own := func() sasl.Client {
+		if creds.Token() {
+			// Passthrough in every login mode: a master login cannot
+			// stand in for a token, and only the backend can check the
+			// token (the IMAP, POP3 and ManageSieve fronts do the same).
+			return &tokenClient{mech: creds.Mechanism, msg: creds.Raw}
+		}
+		return sasl.NewPlainClient(creds.Authzid, creds.Authcid, creds.Password)
 	}
-	if ep.TLS != proxy.TLSImplicit && ep.TLS != proxy.TLSStartTLS && !ep.AllowPlaintext {
-		log.Error("refusing to send credentials to a backend without TLS")
-		return errNeedTLS
+	dec, err := s.srv.opts.Router.Lookup(ctx, key)
+	ep, log, fail := route(dec, err)
+	if fail != 0 {
+		return s.fail(ctx, start, fail)
 	}
-	bc, err := s.dial(ctx, s.dialConfig(r.Backend, ep, false))
-	if err != nil {
-		return errTempAuth
-	}
-	var cl sasl.Client
-	switch {
-	case creds.Token():
-		// Passthrough in every login mode: a master login cannot stand
-		// in for a token, and only the backend can check the token (the
-		// IMAP, POP3 and ManageSieve fronts do the same).
-		cl = &tokenClient{mech: creds.Mechanism, msg: creds.Raw}
-	case dec.Backend.Login == proxy.LoginMaster:
-		cl = sasl.NewPlainClient(dec.Backend.MasterLogin(key))
-	default:
-		cl = sasl.NewPlainClient(creds.Authzid, creds.Authcid, creds.Password)
-	}
-	if err := bc.client.Auth(cl); err != nil {
-		bc.broken = smtpErr(err) == nil
+	if dec.Frozen() {
+		// A frozen account is held only once the backend that holds it
+		// accepted the client's own credentials: the hold and its 454
+		// would otherwise tell anyone that the account exists.
+		bc, fail := s.backendAuth(ctx, log, dec, ep, start, own(), false)
+		if fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
 		bc.close()
-		if se := smtpErr(err); se != nil && se.Code/100 == 5 {
-			log.Debug("backend refused credentials", "code", se.Code)
-			s.authFailed()
-			return gosmtp.ErrAuthFailed
+		dec, err = s.srv.opts.Router.Await(ctx, key)
+		if ep, log, fail = route(dec, err); fail != 0 {
+			return s.fail(ctx, start, fail)
 		}
-		log.Warn("backend login failed", "err", err)
-		return errTempAuth
+	}
+	r := dec.Route
+	master := dec.Backend.Login == proxy.LoginMaster && !creds.Token()
+	if master {
+		// The client's own credentials are checked by the backend first,
+		// as on the other fronts; the master credentials prove nothing
+		// about the client.
+		bc, fail := s.backendAuth(ctx, log, dec, ep, start, own(), false)
+		if fail != 0 {
+			return s.fail(ctx, start, fail)
+		}
+		bc.close()
+	}
+	cl := own()
+	if master {
+		cl = sasl.NewPlainClient(dec.Backend.MasterLogin(key))
+	}
+	bc, fail := s.backendAuth(ctx, log, dec, ep, start, cl, master)
+	if fail != 0 {
+		return s.fail(ctx, start, fail)
 	}
 	s.bc = bc
 	s.dec = dec
+	if s.ec != nil {
+		s.ec.passedPreAuth()
+	}
 	s.mu.Lock()
 	s.acct = r.Account
 	s.mu.Unlock()
 	s.untrack = s.srv.opts.Router.Track(dec, proxy.Submission, func(reason string) {
 		s.end("4.4.2", reason)
 	})
-	log.Info("login")
+	log.Info("login", "duration", time.Since(start))
 	return nil
+}
+
+// backendAuth connects to the backend and authenticates with cl. fail is
+// 0 on success, else the failure's class: verified says that the backend
+// already accepted the client's own credentials (the master login of a
+// master backend), the only case in which the client may learn of a
+// backend problem. The backend's reply goes to the log only.
+func (s *submissionSession) backendAuth(ctx context.Context, log *slog.Logger, dec proxy.Decision, ep proxy.Endpoint, start time.Time, cl sasl.Client, verified bool) (*backendConn, proxy.FailClass) {
+	bc, err := s.dial(ctx, s.dialConfig(dec.Route.Backend, ep, false))
+	if err != nil {
+		if verified {
+			return nil, proxy.FailTemporary
+		}
+		return nil, proxy.FailUser
+	}
+	err = bc.client.Auth(cl)
+	if err == nil {
+		return bc, 0
+	}
+	se := smtpErr(err)
+	bc.broken = se == nil
+	bc.close()
+	switch {
+	case se == nil:
+		log.Warn("backend login failed", "err", err, "verified", verified)
+		if verified {
+			return nil, proxy.FailTemporary
+		}
+		return nil, proxy.FailUser
+	case verified:
+		log.Error("backend refused the master login after the user's own", "code", se.Code, "reply", se.Message)
+		if se.Code/100 == 4 {
+			return nil, proxy.FailTemporary
+		}
+		return nil, proxy.FailInternal
+	case se.Code/100 == 5:
+		s.failureDelay().Observe(time.Since(start))
+		log.Debug("backend refused credentials", "code", se.Code, "reply", se.Message)
+	default:
+		log.Warn("backend could not check credentials", "code", se.Code, "reply", se.Message)
+	}
+	return nil, proxy.FailUser
+}
+
+// fail answers a failed login from the reply table: a FailUser failure
+// counts toward the failed-login limit, and every failure waits for the
+// failure delay from start.
+func (s *submissionSession) fail(ctx context.Context, start time.Time, class proxy.FailClass) error {
+	if class == proxy.FailUser {
+		s.authFailed()
+	}
+	s.failureDelay().Wait(ctx, start)
+	return authReplies[class]
+}
+
+// failureDelay is the proxy.Server's failure delay for connections served
+// through it, else Options.FailureDelay.
+func (s *submissionSession) failureDelay() *proxy.FailureDelay {
+	if s.pc != nil {
+		return s.pc.Server().FailureDelay()
+	}
+	return s.srv.opts.FailureDelay
 }
 
 // authFailed records a failed login (per-IP limit and metrics).
