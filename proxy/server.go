@@ -327,9 +327,13 @@ func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
 	if l.cfg.TLS == TLSImplicit {
 		ln = tls.NewListener(ln, s.opts.Certs.Config())
 	}
+	// Every HTTP request authenticates in its head, so the head is the
+	// pre-auth dialogue: a client that trickles it in (slowloris) is cut
+	// off by the pre-auth timeout when that is shorter than 30 s.
+	headTimeout := min(30*time.Second, s.opts.PreAuthTimeout)
 	hs := &http.Server{
 		Handler:           l.cfg.HTTP,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headTimeout,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
