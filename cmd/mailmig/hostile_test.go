@@ -61,8 +61,16 @@ type hostileOptions struct {
 	Proxy string
 	// Legacy holds more lines for backend "legacy" (Dovecot).
 	Legacy string
-	// Args are more arguments of `mailmig proxy`.
-	Args []string
+	// Blocks holds more top-level blocks of the plan (accounts, waves).
+	Blocks string
+	// Args are more arguments of `mailmig proxy`; Globals more global
+	// flags before it (-log-level).
+	Args, Globals []string
+	// Files writes the files the plan reads into the plan's directory.
+	Files func(dir string)
+	// Before runs after the plan is written and routed, before the
+	// process starts.
+	Before func(h *hostile)
 }
 
 // hostile is a running `mailmig proxy` in front of the real servers:
@@ -140,19 +148,29 @@ backend "cyrus" {
   jmap {
     url = %q
   }
+  lmtp {
+    address = %q
+  }
 }
+%s
 proxy {
 %s}
 `, s.Dovecot.IMAP, s.Dovecot.POP3, s.Dovecot.ManageSieve, s.Dovecot.Submission, s.Dovecot.LMTP, o.Legacy,
-		s.Cyrus.IMAP, s.Cyrus.JMAPURL(), proxyBlock.String())
+		s.Cyrus.IMAP, s.Cyrus.JMAPURL(), s.Cyrus.LMTP, o.Blocks, proxyBlock.String())
 	if err := os.WriteFile(h.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	if o.Files != nil {
+		o.Files(h.dir)
 	}
 	h.cli("routes", "default", "legacy")
 	h.cli("routes", "domain", "add", "example.test")
 	h.cli("routes", "set", h.Cyrus.Email, "cyrus")
+	if o.Before != nil {
+		o.Before(h)
+	}
 	args := append([]string{"-admin", "127.0.0.1:0"}, o.Args...)
-	h.px = startProxyProcess(t, h.dir, h.planFile, len(hostileListeners)+1, args...)
+	h.px = startProxyProcessGlobals(t, h.dir, append([]string{"-f", h.planFile}, o.Globals...), len(hostileListeners)+1, args...)
 	h.addr = h.px.addr
 	return h
 }
