@@ -24,8 +24,9 @@ type rawResponse struct {
 
 // rawHTTP writes raw (request heads and bodies exactly as given) on a new
 // connection to addr and reads every response the server sends until it
-// closes the connection or stays silent for 1 s (at most 10; tests that
-// keep the connection open run in parallel).
+// closes the connection or, after its first answer (10 s allowed), stays
+// silent for 1.5 s (at most 10 answers; the tests that keep connections
+// open run in parallel).
 func rawHTTP(t *testing.T, addr, raw string) []rawResponse {
 	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
@@ -38,7 +39,11 @@ func rawHTTP(t *testing.T, addr, raw string) []rawResponse {
 	br := bufio.NewReader(nc)
 	var out []rawResponse
 	for len(out) < 10 {
-		nc.SetReadDeadline(time.Now().Add(time.Second))
+		wait := 10 * time.Second
+		if len(out) > 0 {
+			wait = 1500 * time.Millisecond
+		}
+		nc.SetReadDeadline(time.Now().Add(wait))
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			break
