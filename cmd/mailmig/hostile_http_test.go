@@ -29,6 +29,12 @@ type rawResponse struct {
 // open run in parallel).
 func rawHTTP(t *testing.T, addr, raw string) []rawResponse {
 	t.Helper()
+	return rawHTTPWait(t, addr, raw, 10*time.Second)
+}
+
+// rawHTTPWait is rawHTTP waiting at most first for the first answer.
+func rawHTTPWait(t *testing.T, addr, raw string, first time.Duration) []rawResponse {
+	t.Helper()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +45,7 @@ func rawHTTP(t *testing.T, addr, raw string) []rawResponse {
 	br := bufio.NewReader(nc)
 	var out []rawResponse
 	for len(out) < 10 {
-		wait := 10 * time.Second
+		wait := first
 		if len(out) > 0 {
 			wait = 1500 * time.Millisecond
 		}
@@ -234,7 +240,9 @@ func TestHostileNotAnOpenProxy(t *testing.T) {
 		} {
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
-				for _, r := range rawHTTP(t, h.addr["http"], raw) {
+				// Only the host outside the plan matters here, not
+				// the answer (Cyrus holds a CONNECT for 10 s).
+				for _, r := range rawHTTPWait(t, h.addr["http"], raw, 3*time.Second) {
 					t.Logf("%s: %d", name, r.Status)
 				}
 			})
