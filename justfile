@@ -128,18 +128,30 @@ update-golden:
 
 # Run every fuzz target in the tree for TIME each (default 10s): every
 # `func Fuzz…` in a _test.go file outside testdata/, so new targets join by
-# themselves. A crash (the failing input is saved under the package's
-# testdata/fuzz/) or a target that does not build fails the recipe, after
-# all targets ran.
+# themselves. Each package's instrumented test binary is built once and
+# runs each of its targets (one link per package, not per target); the
+# corpus is go test's own ($GOCACHE/fuzz). A crash (the failing input is
+# saved under the package's testdata/fuzz/, as with go test -fuzz) or a
+# package that does not build fails the recipe, after all targets ran.
 fuzz time="10s":
     #!/usr/bin/env bash
     set -euo pipefail
     s=$EPOCHREALTIME failed=() n=0
+    bins=$(mktemp -d); trap 'rm -rf "$bins"' EXIT
+    cache=$(go env GOCACHE)/fuzz
     while read -r dir; do
-      for f in $(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do
+      targets=$(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/')
+      bin=$bins/$(echo "$dir" | tr -c 'A-Za-z0-9\n' _).test
+      pkg=$(go list "$dir")
+      echo "== $dir: build"
+      if ! go test -c -o "$bin" -fuzz "^$(head -n1 <<<"$targets")\$" "$dir"; then
+        failed+=("$dir (build)")
+        continue
+      fi
+      for f in $targets; do
         echo "== $dir $f"
         n=$((n+1))
-        go test "$dir" -run '^$' -fuzz "^$f\$" -fuzztime {{time}} || failed+=("$dir $f")
+        (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime {{time}} -test.fuzzcachedir "$cache/$pkg") || failed+=("$dir $f")
       done
     done < <(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/testdata/' | xargs -n1 dirname | sort -u)
     awk -v a="$s" -v b="$EPOCHREALTIME" -v n="$n" 'BEGIN{printf "fuzzing %d targets took %.1fs\n", n, b-a}'
