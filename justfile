@@ -8,7 +8,7 @@ build:
 
 # Installs (testdata/peers/install.sh, as root) and starts the real servers
 # (or reuses a `just peers-up` set), runs go vet and go test, stops what it started.
-# Every test, the real servers included, then every fuzz target for 2 s
+# Every test, the real servers included, then every fuzz target for 1 s
 # (MAILMIG_FUZZTIME=0 skips that).
 test:
     #!/usr/bin/env bash
@@ -30,11 +30,11 @@ test:
         go test -race -count=1 -run 'Proxy' ./cmd/mailmig || rc=$?
         awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test -race (proxy) took %.1fs\n", b-a}'
     fi
-    # Every fuzz target for a few seconds (MAILMIG_FUZZTIME, default 2s;
+    # Every fuzz target for a second (MAILMIG_FUZZTIME, default 1s;
     # 0 skips), so that a crash a fuzzer finds turns the run red; the
     # hostile suite (cmd/mailmig hostile*_test.go) ran with go test above.
-    if [[ "${MAILMIG_FUZZTIME:-2s}" != 0 ]]; then
-        "{{just_executable()}}" fuzz "${MAILMIG_FUZZTIME:-2s}" || rc=$?
+    if [[ "${MAILMIG_FUZZTIME:-1s}" != 0 ]]; then
+        "{{just_executable()}}" fuzz "${MAILMIG_FUZZTIME:-1s}" || rc=$?
     fi
     exit $rc
 
