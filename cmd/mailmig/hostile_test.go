@@ -609,7 +609,8 @@ func TestHostileLongLines(t *testing.T) {
 
 // TestHostileSlowloris: a client keeps a connection open before
 // authentication by sending one byte every 100 ms of a command or request
-// head that never ends (and, for IMAP, of many short commands). Promise:
+// head that never ends (and, for IMAP, of many short commands; for HTTP,
+// of the body of a request without credentials). Promise:
 // pre_auth_timeout (2 s here, 60 s by default) ends it on IMAP, POP3,
 // ManageSieve and HTTP however the bytes trickle in; the process keeps
 // serving. (SMTP, submission and LMTP get their pre-auth deadline with
@@ -625,6 +626,9 @@ func TestHostileSlowloris(t *testing.T) {
 		"pop3":          {"pop3", "", "USER " + strings.Repeat("x", 200)},
 		"managesieve":   {"managesieve", "", "AUTHENTICATE \"PLAIN\" \"" + strings.Repeat("x", 200)},
 		"http":          {"http", "GET /jmap/ HTTP/1.1\r\nHost: x\r\n", "X-Slow: " + strings.Repeat("x", 200)},
+		// The head is complete, the body (under net/http's 256 KiB that
+		// it drains after a handler to keep the connection) trickles in.
+		"http body": {"http", "POST /jmap/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", strings.Repeat("x", 200)},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
