@@ -688,12 +688,12 @@ func TestHostileIdleConnections(t *testing.T) {
 	want := 2000
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err == nil {
-		// Setrlimit also makes child processes (the proxy) inherit the
-		// raised limit.
-		if rl.Cur < rl.Max {
-			rl.Cur = rl.Max
-			syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-		}
+		// Go raises its own soft limit to the hard one at start-up but
+		// gives child processes the original (often 1,024) — unless
+		// the program calls Setrlimit: then the proxy started below
+		// inherits this one. So it is called even when Cur == Max.
+		rl.Cur = rl.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 		// This process holds the client end of every connection; the
 		// proxy the other end and a backend per session, plus the 200
 		// of the per-IP probe and slack.
