@@ -132,7 +132,7 @@ wave "all" {
 		"a AUTHENTICATE XOAUTH2 " + xoauth,
 	}
 	for _, l := range imapLines {
-		r := h.dial("imap")
+		r := h.dial(t, "imap")
 		r.greet("imap")
 		r.send(l + "\r\n")
 		r.until("a ")
@@ -140,7 +140,7 @@ wave "all" {
 		r.rest()
 	}
 	for _, pw := range []string{a.Password, wrongPW} {
-		r := h.dial("pop3")
+		r := h.dial(t, "pop3")
 		r.greet("pop3")
 		r.send("USER " + a.Email + "\r\nPASS " + pw + "\r\n")
 		r.until("+OK")
@@ -149,7 +149,7 @@ wave "all" {
 		r.rest()
 	}
 	for _, pw := range []string{b.Password, wrongPW} {
-		r := h.dial("managesieve")
+		r := h.dial(t, "managesieve")
 		r.greet("managesieve")
 		r.send("AUTHENTICATE \"PLAIN\" \"" + plainIR(b.Email, pw) + "\"\r\n")
 		r.line()

@@ -219,9 +219,11 @@ type rawConn struct {
 	br *bufio.Reader
 }
 
-func (h *hostile) dial(proto string) *rawConn {
-	h.t.Helper()
-	return dialRawConn(h.t, h.addr[proto])
+// dial connects to a listener for test t (a subtest's own, so that its
+// failures end the subtest).
+func (h *hostile) dial(t testing.TB, proto string) *rawConn {
+	t.Helper()
+	return dialRawConn(t, h.addr[proto])
 }
 
 func dialRawConn(t testing.TB, addr string) *rawConn {
@@ -299,10 +301,11 @@ func (r *rawConn) greet(proto string) {
 
 // stillServes checks that a fresh client of each line protocol gets its
 // greeting: an attack on one connection did not take the listener down.
+// Call it from the test itself, not a subtest.
 func (h *hostile) stillServes(protos ...string) {
 	h.t.Helper()
 	for _, p := range protos {
-		r := h.dial(p)
+		r := h.dial(h.t, p)
 		r.greet(p)
 		r.nc.Close()
 	}
@@ -438,7 +441,7 @@ func TestHostileSTARTTLSInjection(t *testing.T) {
 	}
 	for proto, d := range tests {
 		t.Run(proto, func(t *testing.T) {
-			r := h.dial(proto)
+			r := h.dial(t, proto)
 			r.greet(proto)
 			if d.before != nil {
 				d.before(r)
@@ -525,7 +528,7 @@ func TestHostileLiteralBombs(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			r := h.dial(tc.proto)
+			r := h.dial(t, tc.proto)
 			r.greet(tc.proto)
 			r.send(tc.send)
 			l, err := r.line()
@@ -565,7 +568,7 @@ func TestHostileLongLines(t *testing.T) {
 	for proto, c := range cases {
 		for _, end := range []string{"", "\r\n"} {
 			t.Run(fmt.Sprintf("%s/crlf=%v", proto, end != ""), func(t *testing.T) {
-				r := h.dial(proto)
+				r := h.dial(t, proto)
 				r.greet(proto)
 				// Written from its own goroutine: a proxy that stops
 				// reading must not block the test.
@@ -585,7 +588,7 @@ func TestHostileLongLines(t *testing.T) {
 		"http/target": "GET /" + mb + " HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := h.dial("http")
+			r := h.dial(t, "http")
 			go r.send(req)
 			l, err := r.line()
 			if err != nil {
@@ -633,7 +636,7 @@ func TestHostileSlowloris(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			r := h.dial(tc.proto)
+			r := h.dial(t, tc.proto)
 			if tc.proto != "http" {
 				r.greet(tc.proto)
 			}
