@@ -8,7 +8,8 @@ build:
 
 # Installs (testdata/peers/install.sh, as root) and starts the real servers
 # (or reuses a `just peers-up` set), runs go vet and go test, stops what it started.
-# Every test, the real servers included.
+# Every test, the real servers included, then every fuzz target for 1 s
+# (MAILMIG_FUZZTIME=0 skips that).
 test:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -28,6 +29,12 @@ test:
         go test -race -count=1 ./proxy/... || rc=$?
         go test -race -count=1 -run 'Proxy' ./cmd/mailmig || rc=$?
         awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test -race (proxy) took %.1fs\n", b-a}'
+    fi
+    # Every fuzz target for a second (MAILMIG_FUZZTIME, default 1s;
+    # 0 skips), so that a crash a fuzzer finds turns the run red; the
+    # hostile suite (cmd/mailmig hostile*_test.go) ran with go test above.
+    if [[ "${MAILMIG_FUZZTIME:-1s}" != 0 ]]; then
+        "{{just_executable()}}" fuzz "${MAILMIG_FUZZTIME:-1s}" || rc=$?
     fi
     exit $rc
 
@@ -119,16 +126,39 @@ update-golden:
     go test ./plan -run 'TestInvalidPlans|TestValidPlans|TestDocsUpToDate' -update
     go test ./cmd/mailmig -run TestScripts -update
 
-# Run every fuzz target in the tree for TIME each (default 10s).
+# Run every fuzz target in the tree for TIME each (default 10s): every
+# `func Fuzz…` in a _test.go file outside testdata/, so new targets join by
+# themselves. Each package's instrumented test binary is built once and
+# runs each of its targets (one link per package, not per target); the
+# corpus is go test's own ($GOCACHE/fuzz). A crash (the failing input is
+# saved under the package's testdata/fuzz/, as with go test -fuzz) or a
+# package that does not build fails the recipe, after all targets ran.
 fuzz time="10s":
     #!/usr/bin/env bash
     set -euo pipefail
-    grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u | while read -r dir; do
-      for f in $(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do
+    s=$EPOCHREALTIME failed=() n=0
+    bins=$(mktemp -d); trap 'rm -rf "$bins"' EXIT
+    cache=$(go env GOCACHE)/fuzz
+    while read -r dir; do
+      targets=$(grep -h '^func Fuzz' "$dir"/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/')
+      bin=$bins/$(echo "$dir" | tr -c 'A-Za-z0-9\n' _).test
+      pkg=$(go list "$dir")
+      echo "== $dir: build"
+      if ! go test -c -o "$bin" -fuzz "^$(head -n1 <<<"$targets")\$" "$dir"; then
+        failed+=("$dir (build)")
+        continue
+      fi
+      for f in $targets; do
         echo "== $dir $f"
-        go test "$dir" -run '^$' -fuzz "^$f\$" -fuzztime {{time}}
+        n=$((n+1))
+        (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime {{time}} -test.fuzzcachedir "$cache/$pkg") || failed+=("$dir $f")
       done
-    done
+    done < <(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/testdata/' | xargs -n1 dirname | sort -u)
+    awk -v a="$s" -v b="$EPOCHREALTIME" -v n="$n" 'BEGIN{printf "fuzzing %d targets took %.1fs\n", n, b-a}'
+    if ((${#failed[@]})); then
+      printf 'FAIL fuzz: %s\n' "${failed[@]}"
+      exit 1
+    fi
 
 # Load a generated plan of 100,000 accounts (10 CSV files, 10 waves).
 bench-plan:

@@ -359,6 +359,20 @@ func (s *Server) ListenHTTP(addr string, tlsMode TLSMode, h http.Handler) (net.A
 	return ln.Addr(), nil
 }
 
+// bodyDrainDeadline bounds what net/http reads after h returns. To keep a
+// connection, the server drains up to 256 KiB of a request body the
+// handler left unread, with no deadline of its own (ReadTimeout would also
+// cut long uploads): a client refused at once (401 without credentials)
+// could trickle that body in forever (slow POST). The drain gets d; the
+// server sets its own deadlines again before the next request.
+func bodyDrainDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		// Fails harmlessly on a hijacked connection (an upgrade).
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+	})
+}
+
 // serveHTTP serves an HTTP listener at once: connections are admitted by
 // the listener's limits and counted like stream connections.
 func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
@@ -366,15 +380,20 @@ func (s *Server) serveHTTP(l *listener) (net.Addr, error) {
 	if l.cfg.TLS == TLSImplicit {
 		ln = tls.NewListener(ln, s.opts.Certs.Config())
 	}
+	// Every HTTP request authenticates in its head, so the head is the
+	// pre-auth dialogue: a client that trickles it in (slowloris) is cut
+	// off by the pre-auth timeout when that is shorter than 30 s.
+	headTimeout := min(30*time.Second, s.opts.PreAuthTimeout)
 	hs := &http.Server{
 		Handler:           l.cfg.HTTP,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: headTimeout,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if c, ok := l.cfg.HTTP.(ServerConfigurer); ok {
 		c.ConfigureServer(hs)
 	}
+	hs.Handler = bodyDrainDeadline(hs.Handler, headTimeout)
 	s.mu.Lock()
 	s.https = append(s.https, hs)
 	s.mu.Unlock()

@@ -49,8 +49,15 @@ type proxyProcess struct {
 // killed when the test ends.
 func startProxyProcess(t *testing.T, dir, planFile string, listeners int, args ...string) *proxyProcess {
 	t.Helper()
+	return startProxyProcessGlobals(t, dir, []string{"-f", planFile}, listeners, args...)
+}
+
+// startProxyProcessGlobals is startProxyProcess with the global flags
+// (-f, -log-level …) given whole.
+func startProxyProcessGlobals(t *testing.T, dir string, globals []string, listeners int, args ...string) *proxyProcess {
+	t.Helper()
 	p := &proxyProcess{addr: map[string]string{}, lines: make(chan string, 64), stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	p.cmd = exec.Command(os.Args[0], append([]string{"-f", planFile, "proxy"}, args...)...)
+	p.cmd = exec.Command(os.Args[0], append(append(globals[:len(globals):len(globals)], "proxy"), args...)...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=main")
 	stdout, err := p.cmd.StdoutPipe()
