@@ -404,7 +404,7 @@ func (l *loader) resolvePasswordRef(ref string, rng hcl.Range) (Secret, bool) {
 		return NewSecret(v), true
 	case "file":
 		p := l.resolvePath(arg)
-		b, err := readLimited(p)
+		b, err := readLimited(p, MaxFileSize)
 		if err != nil {
 			l.errorf(rng, "Unreadable file",
 				"The password file %s cannot be read: %v. Paths are relative to the plan's directory.", p, unwrapPathErr(err))
@@ -492,7 +492,7 @@ func (l *loader) readCSV(path string) (cty.Value, error) {
 	if v, ok := l.csvCache[path]; ok {
 		return v, nil
 	}
-	src, err := readLimited(path)
+	src, err := readLimited(path, MaxCSVFileSize)
 	if err != nil {
 		return cty.NilVal, &funcError{
 			summary: "Unreadable file",

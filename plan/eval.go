@@ -80,7 +80,7 @@ func (l *loader) fileFunc() function.Function {
 		Type:        function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := l.resolvePath(args[0].AsString())
-			b, err := readLimited(p)
+			b, err := readLimited(p, MaxFileSize)
 			if err != nil {
 				return cty.UnknownVal(cty.String), &funcError{
 					summary: "Unreadable file",

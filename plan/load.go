@@ -3,6 +3,7 @@ package plan
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +16,11 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// MaxFileSize bounds the size of a plan file and of files read by file()
-// and csv(), so a wrong path cannot make mailmig read a disk image.
-const MaxFileSize = 64 << 20
+// MaxFileSize bounds the size of a file read by file(), a password file
+// and a certificate or key, so a wrong path cannot make mailmig read a disk
+// image. Plan files and CSV files have their own limits (MaxPlanFileSize,
+// MaxCSVFileSize).
+const MaxFileSize = 4 << 20
 
 // Load loads a plan from path: a single file, or a directory whose *.hcl
 // files together form the plan (see [LoadDir]).
@@ -32,14 +35,10 @@ func Load(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
 // LoadFile loads a plan from one file.
 func LoadFile(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
 	l := newLoader(filepath.Dir(path), opts)
-	src, err := readLimited(path)
+	src, err := readLimited(path, MaxPlanFileSize)
 	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read plan file",
-			Detail: fmt.Sprintf("The plan file %s cannot be read: %v. Pass the plan with -f FILE (or a directory of *.hcl files).",
-				path, unwrapPathErr(err)),
-		})
+		l.diags = append(l.diags, readPlanDiag(path, err,
+			" Pass the plan with -f FILE (or a directory of *.hcl files)."))
 		return l.m, l.diags
 	}
 	l.addFile(path, src)
@@ -61,13 +60,9 @@ func LoadDir(dir string, opts ...Option) (*Migration, hcl.Diagnostics) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		src, err := readLimited(n)
+		src, err := readLimited(n, MaxPlanFileSize)
 		if err != nil {
-			l.diags = append(l.diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot read plan file",
-				Detail:   fmt.Sprintf("The plan file %s cannot be read: %v.", n, unwrapPathErr(err)),
-			})
+			l.diags = append(l.diags, readPlanDiag(n, err, ""))
 			continue
 		}
 		l.addFile(n, src)
@@ -84,7 +79,31 @@ func Parse(filename string, src []byte, opts ...Option) (*Migration, hcl.Diagnos
 	return l.finish()
 }
 
-func readLimited(path string) ([]byte, error) {
+// readPlanDiag reports a plan file that cannot be read. A file that is too
+// large is reported at its first line, so the diagnostic has a place.
+func readPlanDiag(path string, err error, hint string) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Cannot read plan file",
+		Detail:   fmt.Sprintf("The plan file %s cannot be read: %v.%s", path, unwrapPathErr(err), hint),
+	}
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		d.Summary = "Plan file too large"
+		d.Detail = fmt.Sprintf("The plan file %s is larger than %d MiB. Put long lists of accounts in a CSV file and read it with csv(\"accounts.csv\") (up to %d MiB).",
+			path, tl.limit>>20, MaxCSVFileSize>>20)
+		d.Subject = &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
+	}
+	return d
+}
+
+// tooLargeError is returned by readLimited for a file over its limit.
+type tooLargeError struct{ limit int }
+
+func (e *tooLargeError) Error() string { return fmt.Sprintf("larger than %d MiB", e.limit>>20) }
+
+// readLimited reads a regular file of at most limit bytes.
+func readLimited(path string, limit int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -101,12 +120,15 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("is a device, not a file")
 	}
 	// Stat sizes can lie (pipes, /proc): bound the read itself.
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if fi.Size() > int64(limit) {
+		return nil, &tooLargeError{limit}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
+	if len(b) > limit {
+		return nil, &tooLargeError{limit}
 	}
 	return b, nil
 }
@@ -165,6 +187,16 @@ func newLoader(dir string, opts []Option) *loader {
 func (l *loader) addFile(name string, src []byte) {
 	l.m.Files = append(l.m.Files, name)
 	l.m.Sources[name] = src
+	if len(src) > MaxPlanFileSize {
+		l.diags = append(l.diags, readPlanDiag(name, &tooLargeError{MaxPlanFileSize}, ""))
+		return
+	}
+	// The parser recurses once per level of nesting and cannot be
+	// stopped; refuse what would overflow the stack before it starts.
+	if d := scanNesting(name, src); d != nil {
+		l.diags = append(l.diags, d)
+		return
+	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	// One unclosed quote makes HCL report the same error on every later
 	// line; keep the first of each kind per file.

@@ -367,6 +367,9 @@ func FuzzPlanParse(f *testing.F) {
 	}
 	f.Add([]byte(`wave "a" { after = [wave.a] accounts = accounts.x }`))
 	f.Add([]byte(`accounts "x" { list = csv("/dev/null") from = backend.a to = backend.a }`))
+	// Deep nesting: before MaxNestingDepth this overflowed the stack.
+	f.Add([]byte("variable \"x\" {\n  default = " + strings.Repeat("(", 100_000) + "\n}\n"))
+	f.Add([]byte("variable \"x\" {\n  default = \"" + strings.Repeat("${\"", 1000) + "\n}\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, _ := Parse(filepath.Join(dir, "fuzz.hcl"), src, WithEnv(testEnv), WithBaseDir(dir))

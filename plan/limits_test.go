@@ -1,0 +1,100 @@
+package plan
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/hcl/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestNestingLimit loads plans nested far beyond MaxNestingDepth in every
+// way the parser recurses. Before the limit each of them killed the process
+// with a fatal stack overflow that no recover() catches.
+func TestNestingLimit(t *testing.T) {
+	const n = 100_000
+	deep := map[string]string{
+		"parentheses":    strings.Repeat("(", n) + "1" + strings.Repeat(")", n),
+		"brackets":       strings.Repeat("[", n) + strings.Repeat("]", n),
+		"objects":        strings.Repeat("{a=", n) + "1" + strings.Repeat("}", n),
+		"interpolations": strings.Repeat(`"${`, n) + "1" + strings.Repeat(`}"`, n),
+		"unclosed":       strings.Repeat("(", n),
+		"not":            strings.Repeat("!", n) + "true",
+		"minus":          strings.Repeat("-", n) + "1",
+		"sum":            "1" + strings.Repeat("+1", n),
+		"conditionals":   strings.Repeat("true ? 1 : ", n) + "2",
+	}
+	for name, expr := range deep {
+		t.Run(name, func(t *testing.T) {
+			src := "variable \"x\" {\n  default = " + expr + "\n}\n"
+			m, diags := Parse("deep.hcl", []byte(src), WithEnv(nil))
+			if m == nil {
+				t.Fatal("nil Migration")
+			}
+			if len(diags) != 1 || (diags[0].Summary != "Plan nested too deeply" && diags[0].Summary != "Expression too long") {
+				t.Fatalf("want one nesting diagnostic, got:\n%s", formatDiags(diags))
+			}
+			if diags[0].Subject == nil || diags[0].Subject.Start.Line != 2 {
+				t.Errorf("diagnostic not on line 2: %v", diags[0].Subject)
+			}
+		})
+	}
+	// Brackets inside strings, comments and heredocs are text, not
+	// nesting; nesting up to the limit loads.
+	ok := map[string]string{
+		"string": `"` + strings.Repeat("{[(", n) + `"`,
+		// hclsyntax takes quadratic time over $${ escapes: keep this short.
+		"escapes":   `"` + strings.Repeat(`$${`, 1000) + `"`,
+		"heredoc":   "<<-EOT\n" + strings.Repeat("{[(", n) + "\n  EOT",
+		"comment":   "1 # " + strings.Repeat("(", n),
+		"block":     "1 /* " + strings.Repeat("(", n) + " */",
+		"limit":     strings.Repeat("(", MaxNestingDepth-2) + "1" + strings.Repeat(")", MaxNestingDepth-2),
+		"dashes":    "[" + strings.Repeat("a-b-c-d, ", 2*MaxExprOperators) + "]",
+		"operators": strings.Repeat("1+", MaxExprOperators-1) + "1",
+	}
+	for name, expr := range ok {
+		t.Run(name, func(t *testing.T) {
+			src := "variable \"x\" {\n  default = " + expr + "\n}\n"
+			_, diags := Parse("ok.hcl", []byte(src), WithEnv(nil))
+			for _, d := range diags {
+				if d.Summary == "Plan nested too deeply" || d.Summary == "Expression too long" {
+					t.Fatalf("false positive: %s", formatDiags(diags))
+				}
+			}
+		})
+	}
+}
+
+// TestPlanFileSizeLimit checks that a plan file over MaxPlanFileSize is
+// refused at file:1:1 before it is parsed.
+func TestPlanFileSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "big.hcl")
+	src := "# " + strings.Repeat("x", MaxPlanFileSize) + "\n"
+	if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, load := range map[string]func() []string{
+		"LoadFile": func() []string { _, d := LoadFile(p, WithEnv(nil)); return summaries(d) },
+		"LoadDir":  func() []string { _, d := LoadDir(dir, WithEnv(nil)); return summaries(d) },
+		"Parse":    func() []string { _, d := Parse(p, []byte(src), WithEnv(nil)); return summaries(d) },
+	} {
+		if got := load(); len(got) != 1 || got[0] != "Plan file too large at "+filepath.ToSlash(p)+":1:1" {
+			t.Errorf("%s: %q", name, got)
+		}
+	}
+}
+
+func summaries(diags hcl.Diagnostics) []string {
+	var out []string
+	for _, d := range diags {
+		s := d.Summary
+		if d.Subject != nil {
+			s += fmt.Sprintf(" at %s:%d:%d", filepath.ToSlash(d.Subject.Filename), d.Subject.Start.Line, d.Subject.Start.Column)
+		}
+		out = append(out, s)
+	}
+	return out
+}
