@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -123,10 +124,14 @@ func readLimited(path string, limit int) ([]byte, error) {
 	if fi.Size() > int64(limit) {
 		return nil, &tooLargeError{limit}
 	}
-	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	// Read into a buffer of the file's size (plus room to see the end):
+	// io.ReadAll would double its way up and leave the halves as garbage.
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
+	b := buf.Bytes()
 	if len(b) > limit {
 		return nil, &tooLargeError{limit}
 	}
@@ -152,8 +157,8 @@ type loader struct {
 	acctByKey     map[string]*Account
 	waveByName    map[string]*Wave
 	waveAfter     map[string][]afterRef
-	csvCache      map[string]cty.Value
-	lineWidths    map[string][]int
+	csvSrc        map[string][]byte
+	lineWidths    map[string][]int32
 	// allowSensitive is set while a secret attribute is evaluated.
 	allowSensitive bool
 }
@@ -179,8 +184,8 @@ func newLoader(dir string, opts []Option) *loader {
 		acctByKey:     map[string]*Account{},
 		waveByName:    map[string]*Wave{},
 		waveAfter:     map[string][]afterRef{},
-		csvCache:      map[string]cty.Value{},
-		lineWidths:    map[string][]int{},
+		csvSrc:        map[string][]byte{},
+		lineWidths:    map[string][]int32{},
 	}
 }
 
@@ -315,6 +320,9 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	}
 	l.checkWaves()
 	l.decodeProxy(byType["proxy"])
+	// The loader's index is keyed as the model's: share it rather than
+	// build a second map of every account.
+	l.m.accountIdx = l.acctByKey
 	l.m.index()
 	l.sortDiags()
 	return l.m, l.diags

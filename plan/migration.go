@@ -59,9 +59,11 @@ func (m *Migration) index() {
 	for _, b := range m.Backends {
 		m.backendIdx[b.Name] = b
 	}
-	m.accountIdx = make(map[string]*Account, len(m.Accounts))
-	for _, a := range m.Accounts {
-		m.accountIdx[normAddress(a.Address)] = a
+	if m.accountIdx == nil {
+		m.accountIdx = make(map[string]*Account, len(m.Accounts))
+		for _, a := range m.Accounts {
+			m.accountIdx[normAddress(a.Address)] = a
+		}
 	}
 	m.waveIdx = make(map[string]*Wave, len(m.Waves))
 	for _, w := range m.Waves {
