@@ -591,11 +591,13 @@ func (l *loader) loadCSV(path string, yield func(*csvRow)) error {
 func (l *loader) readCSV(path string) (cty.Value, error) {
 	var vals []cty.Value
 	err := l.loadCSV(path, func(r *csvRow) {
+		// Marked as inputs: used outside a list of accounts (a host
+		// taken from a row), they are not shown in diagnostics.
 		vals = append(vals, cty.ObjectVal(map[string]cty.Value{
-			"address":      cty.StringVal(r.fields[0]),
-			"source_login": cty.StringVal(r.fields[1]),
-			"target_login": cty.StringVal(r.fields[2]),
-			"password_ref": cty.StringVal(r.fields[3]),
+			"address":      cty.StringVal(r.fields[0]).Mark(inputMark),
+			"source_login": cty.StringVal(r.fields[1]).Mark(inputMark),
+			"target_login": cty.StringVal(r.fields[2]).Mark(inputMark),
+			"password_ref": cty.StringVal(r.fields[3]).Mark(inputMark),
 			"file":         cty.StringVal(path),
 			"row":          cty.NumberIntVal(int64(r.line)),
 		}))

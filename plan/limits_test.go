@@ -98,3 +98,35 @@ func summaries(diags hcl.Diagnostics) []string {
 	}
 	return out
 }
+
+// TestNoSecretsInDiagnostics loads every invalid plan with an environment
+// whose secret CI_DEPLOY_TOKEN, and a key file read by file() and csv(),
+// hold the marker SECRET-4711: no diagnostic may show it, in its text or
+// in the source line a view would print as its snippet.
+// secret_inputs.hcl uses the values in every wrong place.
+func TestNoSecretsInDiagnostics(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		m, diags := LoadFile(f, WithEnv(testEnv), WithCertificateCheck())
+		for _, d := range diags {
+			text := d.Summary + "\n" + d.Detail
+			if d.Subject != nil {
+				if src, ok := m.Sources[d.Subject.Filename]; ok {
+					lines := strings.Split(string(src), "\n")
+					if n := d.Subject.Start.Line; n >= 1 && n <= len(lines) {
+						text += "\n" + lines[n-1]
+					}
+				}
+			}
+			if strings.Contains(strings.ToLower(text), "secret-4711") {
+				t.Errorf("%s: diagnostic shows a secret:\n%s", f, text)
+			}
+			if d.EvalContext != nil {
+				t.Errorf("%s: diagnostic %q keeps its evaluation context (variable values)", f, d.Summary)
+			}
+		}
+	}
+}

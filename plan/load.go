@@ -161,6 +161,11 @@ type loader struct {
 	lineWidths    map[string][]int32
 	// allowSensitive is set while a secret attribute is evaluated.
 	allowSensitive bool
+	// pendingInputs are the values env() and file() returned during the
+	// evaluation in progress; redactions are where inputs were used.
+	pendingInputs []string
+	redactions    []redaction
+	globalInputs  []string
 }
 
 type varVal struct {
@@ -324,6 +329,7 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	// build a second map of every account.
 	l.m.accountIdx = l.acctByKey
 	l.m.index()
+	l.scrubDiags()
 	l.sortDiags()
 	return l.m, l.diags
 }
@@ -429,10 +435,15 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 	var defaultAttr *hcl.Attribute
 	if a := content.Attributes["default"]; a != nil {
 		defaultAttr = a
+		l.pendingInputs = nil
 		dv, d := a.Expr.Value(&hcl.EvalContext{Functions: l.functions()})
 		l.addDiags(fixFuncDiags(d))
 		if !d.HasErrors() && dv.IsWhollyKnown() {
 			val = dv
+			uv, _ := dv.UnmarkDeep()
+			l.recordRedaction(a.Expr.Range(), uv, hasMark(dv, inputMark))
+		} else {
+			l.recordRedaction(a.Expr.Range(), cty.NilVal, false)
 		}
 	}
 	override, has := l.cfg.vars[name]
@@ -449,7 +460,11 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 			l.errorf(rng, "Invalid variable value",
 				"The value given for variable %q (by -var or MAILMIG_VAR_%s) %v.", name, name, err)
 		} else {
-			val = ov
+			// -var and MAILMIG_VAR_ values come from outside the plan,
+			// like env(): no diagnostic shows them.
+			val = ov.Mark(inputMark)
+			l.pendingInputs = appendStringLeaves(nil, ov)
+			l.recordRedaction(b.DefRange, ov, true)
 		}
 	}
 	if val == cty.NilVal {
@@ -460,7 +475,8 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 		}
 		val = cty.DynamicVal
 	} else {
-		v.Value = goValue(val)
+		uv, _ := val.UnmarkDeep()
+		v.Value = goValue(uv)
 		if v.Sensitive {
 			if s, ok := v.Value.(string); ok {
 				v.Value = NewSecret(s)
