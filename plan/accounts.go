@@ -38,6 +38,9 @@ func checkAddress(s string) error {
 	if s == "" {
 		return fmt.Errorf("it is empty")
 	}
+	if len(s) > 64+1+maxHostLen {
+		return fmt.Errorf("it is %d characters long; an address has at most %d", len(s), 64+1+maxHostLen)
+	}
 	if strings.ContainsAny(s, " \t\r\n<>(),;:\"[]\\") {
 		return fmt.Errorf("it contains a space or one of <>(),;:\"[]\\")
 	}
@@ -67,6 +70,9 @@ func checkAddress(s string) error {
 	for _, label := range strings.Split(domain, ".") {
 		if label == "" {
 			return fmt.Errorf("the domain %q has an empty label", domain)
+		}
+		if len(label) > maxLabelLen {
+			return fmt.Errorf("the domain %q has a label longer than %d characters (RFC 1035)", domain, maxLabelLen)
 		}
 		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
 			return fmt.Errorf("the domain %q has a label starting or ending with a dash", domain)
@@ -135,7 +141,7 @@ func (l *loader) decodeAccountGroup(b *hcl.Block) {
 	add := func(e *accountEntry) {
 		if err := checkAddress(e.address); err != nil {
 			l.errorf(e.rng, "Invalid address",
-				"The account %q is not an e-mail address: %v. Write each account as a bare address such as \"alice@example.org\".", e.address, err)
+				"The account %s is not an e-mail address: %v. Write each account as a bare address such as \"alice@example.org\".", shortQuote(e.address), err)
 			return
 		}
 		key := normAddress(e.address)

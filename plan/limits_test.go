@@ -130,3 +130,21 @@ func TestNoSecretsInDiagnostics(t *testing.T) {
 		}
 	}
 }
+
+// TestHugeHost reads a host of 3 MB with file() (the finding was a 50 MB
+// host that passed validate): it is refused, and the diagnostic stays
+// short instead of quoting megabytes back.
+func TestHugeHost(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "host"), []byte(strings.Repeat("a", 3<<20)+":993"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := "backend \"b\" {\n  imap {\n    address = file(\"host\")\n  }\n}\n"
+	_, diags := Parse(filepath.Join(dir, "p.hcl"), []byte(src), WithEnv(nil))
+	if len(diags) != 1 || diags[0].Summary != "Invalid address" {
+		t.Fatalf("want one Invalid address, got:\n%.2000s", formatDiags(diags))
+	}
+	if n := len(diags[0].Detail); n > 500 {
+		t.Errorf("detail of %d bytes", n)
+	}
+}
