@@ -22,10 +22,13 @@ const (
 	// for a chain of operators and evaluates it by recursion.
 	MaxExprOperators = 1000
 
-	// MaxPlanFileSize bounds the size of one plan file. HCL holds a plan
-	// file as a syntax tree of about 70 times its size; large account
-	// lists belong in a CSV file read by csv(), which has its own limit.
-	MaxPlanFileSize = 16 << 20
+	// MaxPlanFileSize bounds the size of one plan file: about 270,000
+	// accounts listed inline. HCL lexes and parses a whole file into
+	// tokens and a syntax tree that take about 70 times its size (a 16 MiB
+	// plan of 545,000 inline accounts took 1.2 GB to validate); large
+	// account lists belong in a CSV file read by csv(), which is streamed
+	// and has its own limit.
+	MaxPlanFileSize = 8 << 20
 
 	// MaxCSVFileSize bounds a file read by csv(): generous for a million
 	// accounts with every column filled (about 40 to 150 bytes a row).
