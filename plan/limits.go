@@ -263,3 +263,20 @@ func scanNesting(filename string, src []byte) *hcl.Diagnostic {
 	}
 	return nil
 }
+
+// CheckSource applies the checks that must pass before a plan file is
+// handed to an HCL parser (hclsyntax or hclwrite): its size
+// (MaxPlanFileSize) and its nesting (MaxNestingDepth, MaxExprOperators).
+// Load, LoadFile, LoadDir and Parse apply them; anything else in mailmig
+// that parses a plan file (mailmig fmt, the snippets of diagnostics) must
+// call CheckSource first, because the parsers recurse without bound and a
+// stack overflow cannot be recovered.
+func CheckSource(filename string, src []byte) hcl.Diagnostics {
+	if len(src) > MaxPlanFileSize {
+		return hcl.Diagnostics{readPlanDiag(filename, &tooLargeError{MaxPlanFileSize}, "")}
+	}
+	if d := scanNesting(filename, src); d != nil {
+		return hcl.Diagnostics{d}
+	}
+	return nil
+}

@@ -197,14 +197,10 @@ func newLoader(dir string, opts []Option) *loader {
 func (l *loader) addFile(name string, src []byte) {
 	l.m.Files = append(l.m.Files, name)
 	l.m.Sources[name] = src
-	if len(src) > MaxPlanFileSize {
-		l.diags = append(l.diags, readPlanDiag(name, &tooLargeError{MaxPlanFileSize}, ""))
-		return
-	}
 	// The parser recurses once per level of nesting and cannot be
 	// stopped; refuse what would overflow the stack before it starts.
-	if d := scanNesting(name, src); d != nil {
-		l.diags = append(l.diags, d)
+	if diags := CheckSource(name, src); diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
 		return
 	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
