@@ -22,6 +22,11 @@ const (
 	// for a chain of operators and evaluates it by recursion.
 	MaxExprOperators = 1000
 
+	// MaxStringEscapes bounds the escapes (\n, $${, %%{) in one quoted
+	// string or heredoc: hclsyntax melds the literal pieces between them
+	// in quadratic time (30,000 $${ take seconds, a file of them hours).
+	MaxStringEscapes = 1000
+
 	// MaxPlanFileSize bounds the size of one plan file: about 270,000
 	// accounts listed inline. HCL lexes and parses a whole file into
 	// tokens and a syntax tree that take about 70 times its size (a 16 MiB
@@ -115,6 +120,22 @@ func scanNesting(filename string, src []byte) *hcl.Diagnostic {
 		}
 		return nil
 	}
+	// esc counts an escape in the current string or heredoc frame.
+	esc := func() *hcl.Diagnostic {
+		top := &stack[len(stack)-1]
+		top.ops++
+		if top.ops > MaxStringEscapes {
+			p := at
+			return &hcl.Diagnostic{
+				Severity: hcl.DiagError,
+				Summary:  "String with too many escapes",
+				Detail: fmt.Sprintf("This string has more than %d escape sequences (such as \\n or $${). "+
+					"Read long text with file() instead.", MaxStringEscapes),
+				Subject: &hcl.Range{Filename: filename, Start: p, End: p},
+			}
+		}
+		return nil
+	}
 	// sep resets the operator count of the current frame: separators
 	// end an expression.
 	sep := func() {
@@ -142,6 +163,9 @@ func scanNesting(filename string, src []byte) *hcl.Diagnostic {
 			if topKind() == '"' {
 				switch c {
 				case '\\':
+					if d := esc(); d != nil {
+						return d
+					}
 					adv(2)
 					continue
 				case '"':
@@ -172,6 +196,9 @@ func scanNesting(filename string, src []byte) *hcl.Diagnostic {
 			}
 			if (c == '$' || c == '%') && i+1 < len(src) {
 				if src[i+1] == c && i+2 < len(src) && src[i+2] == '{' {
+					if d := esc(); d != nil {
+						return d
+					}
 					adv(3) // $${ and %%{ are escapes
 					continue
 				}
