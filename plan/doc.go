@@ -71,6 +71,8 @@
 //     strings and interpolations in a plan file; real plans nest about 6.
 //   - [MaxExprOperators] (1000) operators in one expression (a chain of
 //     them is evaluated by recursion too).
+//   - [MaxStringEscapes] (1000) escapes such as \n or $${ in one string
+//     or heredoc (HCL joins the pieces between them in quadratic time).
 //   - [MaxPlanFileSize] (8 MiB) a plan file: about 270,000 accounts listed
 //     inline. HCL holds a file as tokens and a syntax tree of about 70
 //     times its size, so long account lists belong in csv().
