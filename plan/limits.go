@@ -169,12 +169,9 @@ func scanNesting(filename string, src []byte) *hcl.Diagnostic {
 					adv(2)
 					continue
 				case '"':
-					pop()
-					adv(1)
-					continue
-				case '\n':
-					// The lexer ends an unclosed quoted string at the
-					// line's end.
+					// A newline does not end a quoted string for
+					// the lexer (it reports it and reads on): only
+					// the closing quote does.
 					pop()
 					adv(1)
 					continue

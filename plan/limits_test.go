@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"bytes"
 	"fmt"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/hashicorp/hcl/v2"
 	"os"
@@ -154,4 +156,54 @@ func TestHugeHost(t *testing.T) {
 	if n := len(diags[0].Detail); n > 500 {
 		t.Errorf("detail of %d bytes", n)
 	}
+}
+
+// tokenDepth is the deepest nesting of src as hclsyntax's own lexer sees
+// it: the reference scanNesting must never undercount.
+func tokenDepth(src []byte) int {
+	toks, _ := hclsyntax.LexConfig(src, "f.hcl", hcl.InitialPos)
+	depth, deepest := 0, 0
+	for _, t := range toks {
+		switch t.Type {
+		case hclsyntax.TokenOBrace, hclsyntax.TokenOBrack, hclsyntax.TokenOParen,
+			hclsyntax.TokenTemplateInterp, hclsyntax.TokenTemplateControl,
+			hclsyntax.TokenOQuote, hclsyntax.TokenOHeredoc:
+			depth++
+			deepest = max(deepest, depth)
+		case hclsyntax.TokenCBrace, hclsyntax.TokenCBrack, hclsyntax.TokenCParen,
+			hclsyntax.TokenTemplateSeqEnd, hclsyntax.TokenCQuote, hclsyntax.TokenCHeredoc:
+			depth = max(0, depth-1)
+		}
+	}
+	return deepest
+}
+
+// FuzzScanNesting checks scanNesting against the HCL lexer: whatever the
+// scan accepts nests no deeper than MaxNestingDepth in HCL's own tokens
+// (with a little slack for where the two disagree on broken input).
+func FuzzScanNesting(f *testing.F) {
+	for _, pattern := range []string{"testdata/valid/*.hcl", "testdata/invalid/*.hcl"} {
+		files, _ := filepath.Glob(pattern)
+		for _, file := range files {
+			if b, err := os.ReadFile(file); err == nil {
+				f.Add(b)
+			}
+		}
+	}
+	f.Add([]byte(strings.Repeat(`"${`, 120)))
+	f.Add([]byte("a = <<EOT\n" + strings.Repeat("${[", 60) + "\nEOT\n"))
+	f.Add([]byte(`a = "\"${"{"}"` + strings.Repeat("(", 99)))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if scanNesting("f.hcl", src) != nil {
+			return
+		}
+		// Repeating the input multiplies any undercount past the slack.
+		big := bytes.Repeat(src, 4)
+		if scanNesting("f.hcl", big) != nil {
+			return
+		}
+		if d := tokenDepth(big); d > MaxNestingDepth+8 {
+			t.Fatalf("scan accepted a file %d deep in HCL tokens", d)
+		}
+	})
 }
