@@ -207,3 +207,33 @@ func FuzzScanNesting(f *testing.F) {
 		}
 	})
 }
+
+// TestRedactionManyElements gives a variable from MAILMIG_VAR_ to a long
+// list of wrong addresses between good ones: every diagnostic must hide
+// it (the sweep in containingRedactions pairs each with its own element).
+func TestRedactionManyElements(t *testing.T) {
+	var src strings.Builder
+	src.WriteString("variable \"d\" {\n  default = \"example.test\"\n}\n" +
+		"backend \"s\" {\n  imap {\n    address = \"127.0.0.1:143\"\n  }\n}\n" +
+		"backend \"t\" {\n  jmap {\n    url = \"http://127.0.0.1/jmap\"\n  }\n}\n" +
+		"accounts \"g\" {\n  from = backend.s\n  to   = backend.t\n  list = [\n")
+	const n = 2000
+	for i := range n {
+		fmt.Fprintf(&src, "    \"user %d@${var.d}\", \"ok%d@example.test\",\n", i, i)
+	}
+	src.WriteString("  ]\n}\n")
+	_, diags := Parse("p.hcl", []byte(src.String()), WithEnv(map[string]string{"MAILMIG_VAR_d": "sekrit.example.test"}))
+	bad := 0
+	for _, d := range diags {
+		if d.Summary != "Invalid address" {
+			continue
+		}
+		bad++
+		if strings.Contains(d.Detail, "sekrit") || !strings.Contains(d.Detail, "The account (sensitive) is not") {
+			t.Fatalf("not redacted: %s", d.Detail)
+		}
+	}
+	if bad != n {
+		t.Errorf("%d Invalid address diagnostics, want %d", bad, n)
+	}
+}
