@@ -1,8 +1,8 @@
 package plan
 
 import (
+	"bytes"
 	"fmt"
-	"math/big"
 	"strings"
 	"unicode/utf8"
 
@@ -38,6 +38,9 @@ func checkAddress(s string) error {
 	if s == "" {
 		return fmt.Errorf("it is empty")
 	}
+	if len(s) > 64+1+maxHostLen {
+		return fmt.Errorf("it is %d characters long; an address has at most %d", len(s), 64+1+maxHostLen)
+	}
 	if strings.ContainsAny(s, " \t\r\n<>(),;:\"[]\\") {
 		return fmt.Errorf("it contains a space or one of <>(),;:\"[]\\")
 	}
@@ -67,6 +70,9 @@ func checkAddress(s string) error {
 	for _, label := range strings.Split(domain, ".") {
 		if label == "" {
 			return fmt.Errorf("the domain %q has an empty label", domain)
+		}
+		if len(label) > maxLabelLen {
+			return fmt.Errorf("the domain %q has a label longer than %d characters (RFC 1035)", domain, maxLabelLen)
 		}
 		if strings.HasPrefix(label, "-") || strings.HasSuffix(label, "-") {
 			return fmt.Errorf("the domain %q has a label starting or ending with a dash", domain)
@@ -118,15 +124,6 @@ func (l *loader) decodeAccountGroup(b *hcl.Block) {
 		g.Data = l.defaultData(from, to)
 	}
 
-	var entries []accountEntry
-	if a := content.Attributes["list"]; a != nil {
-		entries = l.accountEntries(a, g)
-	}
-	if a := content.Attributes["list"]; a != nil && len(entries) == 0 && isEmptyListExpr(a.Expr) {
-		l.warnf(content.Attributes["list"].Expr.Range(), "Empty accounts list",
-			"The accounts block %q lists no accounts. Add addresses to list, or remove the block.", name)
-	}
-
 	// Override blocks by address.
 	overrides := map[string]*hcl.Block{}
 	for _, ob := range content.Blocks {
@@ -141,11 +138,11 @@ func (l *loader) decodeAccountGroup(b *hcl.Block) {
 	}
 
 	listed := map[string]bool{}
-	for _, e := range entries {
+	add := func(e *accountEntry) {
 		if err := checkAddress(e.address); err != nil {
 			l.errorf(e.rng, "Invalid address",
-				"The account %q is not an e-mail address: %v. Write each account as a bare address such as \"alice@example.org\".", e.address, err)
-			continue
+				"The account %s is not an e-mail address: %v. Write each account as a bare address such as \"alice@example.org\".", shortQuote(e.address), err)
+			return
 		}
 		key := normAddress(e.address)
 		if prev := l.acctByKey[key]; prev != nil {
@@ -155,7 +152,7 @@ func (l *loader) decodeAccountGroup(b *hcl.Block) {
 			}
 			l.errorf(e.rng, "Duplicate account",
 				"The account %q is already listed%s at %s. Each account may appear only once in a plan; remove one of the entries.", e.address, where, prev.DeclRange)
-			continue
+			return
 		}
 		acct := &Account{
 			Address:     e.address,
@@ -177,13 +174,19 @@ func (l *loader) decodeAccountGroup(b *hcl.Block) {
 			acct.PasswordRef = e.passwordRef
 			acct.Password, _ = l.resolvePasswordRef(e.passwordRef, e.rng)
 		}
-		listed[key] = true
-		l.acctByKey[key] = acct
 		if ob := overrides[key]; ob != nil {
+			listed[key] = true
 			l.applyOverride(acct, ob)
 		}
+		l.acctByKey[key] = acct
 		g.Accounts = append(g.Accounts, acct)
 		l.m.Accounts = append(l.m.Accounts, acct)
+	}
+	if a := content.Attributes["list"]; a != nil {
+		if n := l.accountEntries(a, g, add); n == 0 && isEmptyListExpr(a.Expr) {
+			l.warnf(a.Expr.Range(), "Empty accounts list",
+				"The accounts block %q lists no accounts. Add addresses to list, or remove the block.", name)
+		}
 	}
 	for _, ob := range content.Blocks {
 		addr := ob.Labels[0]
@@ -292,47 +295,98 @@ func endpointHint(k DataKind) string {
 }
 
 // accountEntries decodes an accounts list: strings, objects with the CSV
-// columns, lists of those (csv() results), in any combination.
-func (l *loader) accountEntries(attr *hcl.Attribute, g *AccountGroup) []accountEntry {
-	var out []accountEntry
+// columns, lists of those (csv() results), in any combination, and calls
+// yield for each entry. It returns the number of entries.
+//
+// list = csv("file"), or csv("file") as an element of a literal list, is
+// streamed from the file straight into entries: a million accounts held
+// as cty objects took about 70 times the file's size.
+func (l *loader) accountEntries(attr *hcl.Attribute, g *AccountGroup, yield func(*accountEntry)) int {
+	n := 0
+	count := func(e *accountEntry) { n++; yield(e) }
 	exprs, diags := hcl.ExprList(attr.Expr)
 	if diags.HasErrors() {
 		// Not a literal list: a function call or a variable.
-		exprs = []hcl.Expression{attr.Expr}
+		if l.streamCSV(attr.Expr, g, count) {
+			return n
+		}
 		v := l.eval(attr.Expr)
 		if v == cty.NilVal {
-			return nil
+			return 0
 		}
 		if !(v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType()) {
 			l.typeErr(attr, "a list of addresses", v, "Write list = [\"alice@example.org\", ...] or list = csv(\"accounts.csv\").")
-			return nil
+			return 0
 		}
-		return l.entriesFromValue(v, attr.Expr.Range(), g, out)
+		l.entriesFromValue(v, attr.Expr.Range(), g, count)
+		return n
 	}
 	for _, e := range exprs {
+		if l.streamCSV(e, g, count) {
+			continue
+		}
 		v := l.eval(e)
 		if v == cty.NilVal {
 			continue
 		}
-		out = l.entriesFromValue(v, e.Range(), g, out)
+		l.entriesFromValue(v, e.Range(), g, count)
 	}
-	return out
+	return n
 }
 
-func (l *loader) entriesFromValue(v cty.Value, rng hcl.Range, g *AccountGroup, out []accountEntry) []accountEntry {
+// streamCSV handles expr when it is a call csv(path): it reads the file and
+// yields its rows, and reports true. Any other expression is left to eval.
+func (l *loader) streamCSV(expr hcl.Expression, g *AccountGroup, yield func(*accountEntry)) bool {
+	call, ok := expr.(*hclsyntax.FunctionCallExpr)
+	if !ok || call.Name != "csv" || len(call.Args) != 1 || call.ExpandFinal {
+		return false
+	}
+	pv := l.eval(call.Args[0])
+	if pv == cty.NilVal {
+		return true
+	}
+	if pv.Type() != cty.String {
+		// Let HCL word the type error as it does for any call.
+		return false
+	}
+	path := l.resolvePath(pv.AsString())
+	var e accountEntry
+	err := l.loadCSV(path, func(r *csvRow) {
+		e = accountEntry{
+			address:     r.fields[0],
+			sourceLogin: r.fields[1],
+			targetLogin: r.fields[2],
+			passwordRef: r.fields[3],
+			rng:         l.csvRowRange(path, r.line),
+		}
+		if g.CSVFile == "" {
+			g.CSVFile = path
+		}
+		yield(&e)
+	})
+	if err != nil {
+		fe := err.(*funcError)
+		rng := call.Range()
+		l.errorf(rng, fe.summary, "%s", fe.detail)
+	}
+	return true
+}
+
+func (l *loader) entriesFromValue(v cty.Value, rng hcl.Range, g *AccountGroup, yield func(*accountEntry)) {
 	t := v.Type()
 	switch {
 	case t == cty.String:
-		return append(out, accountEntry{address: strings.TrimSpace(v.AsString()), rng: rng})
+		yield(&accountEntry{address: strings.TrimSpace(v.AsString()), rng: rng})
+		return
 	case t.IsListType() || t.IsTupleType() || t.IsSetType():
 		for it := v.ElementIterator(); it.Next(); {
 			_, e := it.Element()
 			if e.IsNull() {
 				continue
 			}
-			out = l.entriesFromValue(e, rng, g, out)
+			l.entriesFromValue(e, rng, g, yield)
 		}
-		return out
+		return
 	case t.IsObjectType() || t.IsMapType():
 		get := func(k string) string {
 			if t.IsObjectType() && !t.HasAttribute(k) {
@@ -371,13 +425,13 @@ func (l *loader) entriesFromValue(v cty.Value, rng hcl.Range, g *AccountGroup, o
 		if e.address == "" {
 			l.errorf(e.rng, "Missing address",
 				"An account object needs an address attribute, for example { address = \"alice@example.org\" }.")
-			return out
+			return
 		}
-		return append(out, e)
+		yield(&e)
+		return
 	}
 	l.errorf(rng, "Incorrect account value",
 		"An account must be an address string, an object with address, source_login, target_login and password_ref, or the result of csv(\"file\"); this value is %s.", typeName(t))
-	return out
 }
 
 // resolvePasswordRef resolves "env:NAME" or "file:PATH".
@@ -404,7 +458,7 @@ func (l *loader) resolvePasswordRef(ref string, rng hcl.Range) (Secret, bool) {
 		return NewSecret(v), true
 	case "file":
 		p := l.resolvePath(arg)
-		b, err := readLimited(p)
+		b, err := readLimited(p, MaxFileSize)
 		if err != nil {
 			l.errorf(rng, "Unreadable file",
 				"The password file %s cannot be read: %v. Paths are relative to the plan's directory.", p, unwrapPathErr(err))
@@ -470,15 +524,11 @@ func (l *loader) csvRowRange(file string, row int) hcl.Range {
 	end := 1
 	widths, ok := l.lineWidths[file]
 	if !ok {
-		if src, found := l.m.Sources[file]; found {
-			for _, line := range strings.Split(string(src), "\n") {
-				widths = append(widths, utf8.RuneCountInString(strings.TrimRight(line, "\r")))
-			}
-		}
+		widths = lineWidths(l.m.Sources[file])
 		l.lineWidths[file] = widths
 	}
 	if row >= 1 && row <= len(widths) {
-		end = widths[row-1] + 1
+		end = int(widths[row-1]) + 1
 	}
 	return hcl.Range{
 		Filename: file,
@@ -487,37 +537,84 @@ func (l *loader) csvRowRange(file string, row int) hcl.Range {
 	}
 }
 
-// readCSV reads an accounts CSV file; see csvFunc.
-func (l *loader) readCSV(path string) (cty.Value, error) {
-	if v, ok := l.csvCache[path]; ok {
-		return v, nil
+// lineWidths returns the width in characters of each line of src, without
+// its line ending. It scans in place: splitting a CSV file of a million
+// rows into strings would copy the whole file.
+func lineWidths(src []byte) []int32 {
+	if src == nil {
+		return nil
 	}
-	src, err := readLimited(path)
-	if err != nil {
-		return cty.NilVal, &funcError{
-			summary: "Unreadable file",
-			detail:  fmt.Sprintf("The accounts file %s cannot be read: %v. Paths are relative to the plan's directory.", path, unwrapPathErr(err)),
+	out := make([]int32, 0, bytes.Count(src, []byte{'\n'})+1)
+	for {
+		i := bytes.IndexByte(src, '\n')
+		line := src
+		if i >= 0 {
+			line = src[:i]
 		}
+		out = append(out, int32(utf8.RuneCount(bytes.TrimRight(line, "\r"))))
+		if i < 0 {
+			return out
+		}
+		src = src[i+1:]
 	}
-	l.m.Sources[path] = src
-	rows := parseAccountsCSV(path, src, l)
+}
+
+// loadCSV reads an accounts file once per load and streams its valid rows
+// to yield (a second csv() of the same file reads the cached bytes again).
+// It reports false when the file cannot be read; the problem is in err.
+func (l *loader) loadCSV(path string, yield func(*csvRow)) error {
+	src, ok := l.csvSrc[path]
+	if !ok {
+		var err error
+		src, err = readLimited(path, MaxCSVFileSize)
+		if err != nil {
+			return &funcError{
+				summary: "Unreadable file",
+				detail:  fmt.Sprintf("The accounts file %s cannot be read: %v. Paths are relative to the plan's directory.", path, unwrapPathErr(err)),
+			}
+		}
+		l.csvSrc[path] = src
+		// Rows of an accounts file are shown in snippets; a file whose
+		// first row is not an accounts header may be anything (a secret
+		// read by mistake) and is not.
+		l.m.Sources[path] = src
+		if !parseAccountsCSV(path, src, l, yield) {
+			delete(l.m.Sources, path)
+			delete(l.lineWidths, path)
+		}
+		return nil
+	}
+	// Diagnostics were reported by the first read.
+	var quiet loader = *l
+	quiet.diags = nil
+	parseAccountsCSV(path, src, &quiet, yield)
+	return nil
+}
+
+// readCSV reads an accounts CSV file as a cty list of objects; see
+// csvFunc. It serves csv() used inside an expression; list = csv("file")
+// itself is streamed by accountEntries without building cty values.
+func (l *loader) readCSV(path string) (cty.Value, error) {
 	var vals []cty.Value
-	for _, r := range rows {
+	err := l.loadCSV(path, func(r *csvRow) {
+		// Marked as inputs: used outside a list of accounts (a host
+		// taken from a row), they are not shown in diagnostics.
 		vals = append(vals, cty.ObjectVal(map[string]cty.Value{
-			"address":      cty.StringVal(r.fields[0]),
-			"source_login": cty.StringVal(r.fields[1]),
-			"target_login": cty.StringVal(r.fields[2]),
-			"password_ref": cty.StringVal(r.fields[3]),
+			"address":      cty.StringVal(r.fields[0]).Mark(inputMark),
+			"source_login": cty.StringVal(r.fields[1]).Mark(inputMark),
+			"target_login": cty.StringVal(r.fields[2]).Mark(inputMark),
+			"password_ref": cty.StringVal(r.fields[3]).Mark(inputMark),
 			"file":         cty.StringVal(path),
-			"row":          cty.NumberVal(new(big.Float).SetInt64(int64(r.line))),
+			"row":          cty.NumberIntVal(int64(r.line)),
 		}))
+	})
+	if err != nil {
+		return cty.NilVal, err
 	}
-	v := cty.ListValEmpty(csvRowType)
-	if len(vals) > 0 {
-		v = cty.ListVal(vals)
+	if len(vals) == 0 {
+		return cty.ListValEmpty(csvRowType), nil
 	}
-	l.csvCache[path] = v
-	return v, nil
+	return cty.ListVal(vals), nil
 }
 
 // isEmptyListExpr reports whether e is the literal [].

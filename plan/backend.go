@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -221,7 +222,7 @@ func (l *loader) decodeEndpoint(p Protocol, blk *hcl.Block, defaultPP ProxyProto
 		if addr, attr, ok := l.attrString(content.Attributes, "address"); ok {
 			if err := checkHostPort(addr, false); err != nil {
 				l.errorf(attr.Expr.Range(), "Invalid address",
-					"The %s address %q is not valid: %v. Write host:port, for example address = \"mail.example.org:%d\".", p, addr, err, defaultPort(p))
+					"The %s address %s is not valid: %v. Write host:port, for example address = \"mail.example.org:%d\".", p, shortQuote(addr), err, defaultPort(p))
 			}
 			e.Address = addr
 		}
@@ -252,7 +253,7 @@ func (l *loader) decodeEndpoint(p Protocol, blk *hcl.Block, defaultPP ProxyProto
 		if u, attr, ok := l.attrString(content.Attributes, "url"); ok {
 			if err := checkHTTPURL(u); err != nil {
 				l.errorf(attr.Expr.Range(), "Invalid URL",
-					"The %s URL %q is not valid: %v. Write an absolute http or https URL, for example url = \"https://mail.example.org/%s\".", p, u, err, exampleURLPath(p))
+					"The %s URL %s is not valid: %v. Write an absolute http or https URL, for example url = \"https://mail.example.org/%s\".", p, shortQuote(u), err, exampleURLPath(p))
 			}
 			e.URL = u
 			e.TLS = TLSNone
@@ -309,7 +310,7 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	if u, attr, ok := l.attrString(content.Attributes, "url"); ok {
 		if err := checkHTTPURL(u); err != nil {
 			l.errorf(attr.Expr.Range(), "Invalid URL",
-				"The Exchange URL %q is not valid: %v. Write an absolute https URL, for example url = \"https://exchange.example.org/EWS/Exchange.asmx\".", u, err)
+				"The Exchange URL %s is not valid: %v. Write an absolute https URL, for example url = \"https://exchange.example.org/EWS/Exchange.asmx\".", shortQuote(u), err)
 		}
 		x.URL = u
 	} else if x.API == "ews" {
@@ -382,6 +383,10 @@ func (l *loader) decodeLimits(blk *hcl.Block, lim *Limits) {
 // checkHostPort checks a host:port address; an empty host is allowed when
 // emptyHost is true (listen addresses).
 func checkHostPort(addr string, emptyHost bool) error {
+	if len(addr) > maxHostLen+len("[]:65535") {
+		// Do not hand SplitHostPort megabytes, nor quote them back.
+		return fmt.Errorf("it is %d bytes long; a host name has at most %d (RFC 1035)", len(addr), maxHostLen)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		if ae, ok := err.(*net.AddrError); ok {
@@ -392,8 +397,10 @@ func checkHostPort(addr string, emptyHost bool) error {
 	if host == "" && !emptyHost {
 		return fmt.Errorf("the host is missing")
 	}
-	if strings.ContainsAny(host, " /\\@") {
-		return fmt.Errorf("the host %q contains a character not allowed in a host name", host)
+	if host != "" {
+		if err := checkHost(host); err != nil {
+			return err
+		}
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !emptyHost) {
@@ -402,7 +409,52 @@ func checkHostPort(addr string, emptyHost bool) error {
 	return nil
 }
 
+// RFC 1035 2.3.4: a host name has at most 253 octets in text form (255 on
+// the wire) and each label at most 63.
+const (
+	maxHostLen  = 253
+	maxLabelLen = 63
+	// maxURLLen bounds an endpoint URL; browsers and servers commonly
+	// refuse longer ones.
+	maxURLLen = 2048
+)
+
+// checkHost checks a host name or IP address (IPv6 without brackets, with
+// an optional %zone).
+func checkHost(host string) error {
+	if len(host) > maxHostLen {
+		return fmt.Errorf("the host name is %d bytes long; a host name has at most %d (RFC 1035)", len(host), maxHostLen)
+	}
+	if strings.Contains(host, ":") {
+		ip, _, _ := strings.Cut(host, "%")
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("the host %q is not a valid IPv6 address", host)
+		}
+		return nil
+	}
+	if net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, r := range host {
+		if r <= ' ' || r == 0x7f || strings.ContainsRune("/\\@,;<>\"'[]{}()%?#*|^`=+!$&~", r) {
+			return fmt.Errorf("the host %q contains a character not allowed in a host name", host)
+		}
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" {
+			return fmt.Errorf("the host %q has an empty label (two dots in a row, or a leading dot)", host)
+		}
+		if len(label) > maxLabelLen {
+			return fmt.Errorf("the host %q has a label of %d bytes; a label has at most %d (RFC 1035)", host, len(label), maxLabelLen)
+		}
+	}
+	return nil
+}
+
 func checkHTTPURL(s string) error {
+	if len(s) > maxURLLen {
+		return fmt.Errorf("it is %d bytes long; write a URL of at most %d", len(s), maxURLLen)
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		if ue, ok := err.(*url.Error); ok {
@@ -416,7 +468,22 @@ func checkHTTPURL(s string) error {
 	if u.Host == "" {
 		return fmt.Errorf("the host is missing")
 	}
-	return nil
+	return checkHost(u.Hostname())
+}
+
+// shortQuote quotes s for a diagnostic, cut to 128 bytes: a value of
+// megabytes (a file read by mistake) must not become a diagnostic of
+// megabytes.
+func shortQuote(s string) string {
+	const max = 128
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes)", strconv.Quote(s[:cut]), len(s))
 }
 
 func defaultPort(p Protocol) int {

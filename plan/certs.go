@@ -15,12 +15,12 @@ import (
 // and reports what would stop the proxy from loading them, at the cert or
 // key attribute.
 func (l *loader) checkCertificate(t *ProxyTLS, certRng, keyRng hcl.Range) {
-	certPEM, cerr := readLimited(t.Cert)
+	certPEM, cerr := readLimited(t.Cert, MaxFileSize)
 	if cerr != nil {
 		l.errorf(certRng, "Unreadable certificate file",
 			"The proxy certificate file %s cannot be read: %v. Paths are relative to the plan's directory; check the name and the permissions.", t.Cert, unwrapPathErr(cerr))
 	}
-	keyPEM, kerr := readLimited(t.Key)
+	keyPEM, kerr := readLimited(t.Key, MaxFileSize)
 	if kerr != nil {
 		l.errorf(keyRng, "Unreadable key file",
 			"The proxy key file %s cannot be read: %v. Paths are relative to the plan's directory; check the name and the permissions (the user running mailmig proxy must be able to read it).", t.Key, unwrapPathErr(kerr))

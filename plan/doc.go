@@ -43,6 +43,50 @@
 // fmt, JSON, text marshalling and slog. Only [Secret.Reveal] returns the
 // value.
 //
+// Values that come from outside the plan's text — env(), file(), csv()
+// used in an expression, and variable values given by -var or
+// MAILMIG_VAR_NAME — may be used in any attribute, but no diagnostic shows
+// them: a CI job that validates plans from pull requests must not copy its
+// secrets into its log. They carry a mark through templates and functions
+// (as Terraform's sensitive values do), and a diagnostic about an
+// expression that used one prints "(sensitive)" in place of the value and
+// of every quoted part of it (in the text, in validate -json, and the
+// snippet shows the plan's source line, never the value). Values read by
+// env() or file() of 6 bytes or more are also blotted out of every other
+// diagnostic. Account rows streamed by list = csv("file") are account
+// data, shown like a literal list; a file whose first row is not an
+// accounts header is not shown at all (its unknown columns are named only
+// when they are near misses or common aliases such as "login").
+//
+// # Limits
+//
+// mailmig treats a plan as untrusted input: a broken or hostile
+// file gets a diagnostic at file:line:col, never a crash or a runaway
+// allocation. HCL's parser recurses once per level of nesting, and a stack
+// overflow kills the process, so a cheap scan (aware of strings,
+// interpolations, heredocs and comments) checks each file before HCL sees
+// it ([CheckSource]; mailmig fmt and the diagnostics view call it too).
+//
+//   - [MaxNestingDepth] (100) levels of brackets, braces, parentheses,
+//     strings and interpolations in a plan file; real plans nest about 6.
+//   - [MaxExprOperators] (1000) operators in one expression (a chain of
+//     them is evaluated by recursion too).
+//   - [MaxStringEscapes] (1000) escapes such as \n or $${ in one string
+//     or heredoc (HCL joins the pieces between them in quadratic time).
+//   - [MaxPlanFileSize] (8 MiB) a plan file: about 270,000 accounts listed
+//     inline. HCL holds a file as tokens and a syntax tree of about 70
+//     times its size, so long account lists belong in csv().
+//   - [MaxCSVFileSize] (256 MiB) a file read by csv(): a million accounts
+//     with every column filled. list = csv("file") is streamed from the
+//     file into the accounts without building HCL values: a million
+//     accounts take about 0.5 GB to validate.
+//   - [MaxFileSize] (4 MiB) a file read by file(), a password file, a
+//     certificate or key.
+//   - Host names in addresses and URLs: at most 253 bytes, labels of at
+//     most 63 (RFC 1035); URLs at most 2048 bytes; account addresses at
+//     most 64 bytes before the @ and 253 after. A bad value is quoted back
+//     in at most 128 bytes.
+//
 // # variable "NAME"
 //
 // Declares a variable, referenced as var.NAME. Its value comes from, in
@@ -163,7 +207,10 @@
 // csv("path") reads an accounts file. Its first row names the columns, in
 // any order: address (required), source_login, target_login, password_ref.
 // Lines starting with # are comments; an empty field means the default.
-// A malformed row is reported at file:row, and the other rows still load.
+// A malformed row is reported at file:row, and the other rows still load
+// (the plan fails all the same). A quote opened and not closed on its row
+// is reported at the row where it opened: every row up to where the CSV
+// reader gave up was read as one field, and none of them loads.
 //
 //	address,source_login,target_login,password_ref
 //	alice@example.org,alice,,env:ALICE_PASSWORD
@@ -333,7 +380,8 @@
 // standard error, warnings to standard output, and -json prints the same
 // diagnostics for tools. The checks, by kind:
 //
-//   - Syntax: HCL syntax errors stop the load (later checks would be noise).
+//   - Syntax: HCL syntax errors stop the load (later checks would be noise),
+//     as do the limits on size and nesting (see Limits).
 //   - Schema: unknown attributes and blocks (with "Did you mean"), missing
 //     required attributes, duplicate singleton blocks (state, routes, proxy,
 //     an endpoint kind, listen), wrong value types, numbers out of
@@ -344,7 +392,8 @@
 //     references that are not allowed where they are written; names that
 //     cannot be referenced.
 //   - Values: addresses that are not e-mail addresses, host:port addresses
-//     and listen addresses that do not parse, URLs and the public origin,
+//     and listen addresses that do not parse or whose host is too long
+//     (RFC 1035), URLs and the public origin,
 //     TLS modes, login modes, PROXY protocol versions, Exchange APIs, byte
 //     sizes and units, durations, RFC 3339 times, cut-over windows and IANA
 //     time zones, data kinds (and whether both backends can hold them).
@@ -358,7 +407,8 @@
 //     key, a key that does not belong to its certificate; an expired
 //     certificate (warning).
 //   - CSV files: missing or unknown columns, rows with the wrong number of
-//     fields, broken quoting and empty addresses, each at file:row.
+//     fields, broken quoting (at the row where the quote opened) and empty
+//     addresses, each at file:row.
 //   - Waves: an account in two waves (error) or in none (warning), cycles
 //     in after, a canary larger than its wave (warning).
 //   - Warnings also flag settings without effect: a master block with
@@ -379,6 +429,11 @@
 // wave), then the proxy. Diagnostics are sorted by file and position so the
 // listing is stable. Syntax errors stop the load before decoding: later
 // diagnostics would only be noise. Files read by csv() are added to
-// [Migration.Sources] so their rows can be shown in snippets; files read by
-// file() are not, because they usually hold secrets.
+// [Migration.Sources] so their rows can be shown in snippets (unless their
+// header is not an accounts header); files read by file() are not, because
+// they usually hold secrets. Redaction happens at the end of the load:
+// eval records the range of every expression that used a marked value
+// together with the values, and each diagnostic inside such a range is
+// scrubbed; diagnostics lose their EvalContext, which HCL's own writer
+// would print.
 package plan

@@ -68,7 +68,8 @@ func (l *loader) envFunc() function.Function {
 						"or remove the env(%q) call from the plan.", name, name),
 				}
 			}
-			return cty.StringVal(v), nil
+			l.noteInput(v)
+			return cty.StringVal(v).Mark(inputMark), nil
 		},
 	})
 }
@@ -80,14 +81,15 @@ func (l *loader) fileFunc() function.Function {
 		Type:        function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			p := l.resolvePath(args[0].AsString())
-			b, err := readLimited(p)
+			b, err := readLimited(p, MaxFileSize)
 			if err != nil {
 				return cty.UnknownVal(cty.String), &funcError{
 					summary: "Unreadable file",
 					detail:  fmt.Sprintf("The file %s cannot be read: %v. Paths are relative to the plan's directory; check the name and the permissions.", p, unwrapPathErr(err)),
 				}
 			}
-			return cty.StringVal(string(b)), nil
+			l.noteInput(string(b))
+			return cty.StringVal(string(b)).Mark(inputMark), nil
 		},
 	})
 }
@@ -189,20 +191,25 @@ func (l *loader) eval(expr hcl.Expression) cty.Value {
 	if !l.checkRefs(expr) {
 		return cty.NilVal
 	}
+	l.pendingInputs = nil
 	v, diags := expr.Value(l.evalCtx())
 	l.addDiags(fixFuncDiags(diags))
 	if diags.HasErrors() || !v.IsWhollyKnown() {
+		l.recordRedaction(expr.Range(), cty.NilVal, false)
 		return cty.NilVal
 	}
 	if v.ContainsMarked() {
+		sensitive, input := hasMark(v, sensitiveMark), hasMark(v, inputMark)
 		v, _ = v.UnmarkDeep()
-		if !l.allowSensitive {
+		l.recordRedaction(expr.Range(), v, input)
+		if sensitive && !l.allowSensitive {
 			l.errorf(expr.Range(), "Sensitive value in a plain attribute",
 				"This value comes from a sensitive variable, but this attribute is not secret: it appears in plan output, logs and the journal. "+
 					"Use sensitive variables only in password and client_secret, or declare the variable without sensitive = true.")
 			return cty.NilVal
 		}
 	}
+	l.recordRedaction(expr.Range(), cty.NilVal, false)
 	if v.IsNull() {
 		return cty.NilVal
 	}

@@ -25,8 +25,9 @@ var testEnv = map[string]string{
 	"BOB_PASSWORD":           "bobpw",   // examples/quickstart
 	"CAROL_PASSWORD":         "carolpw", // examples/quickstart
 	"GRAPH_CLIENT_SECRET":    "s3cret",
-	"MAILMIG_VAR_port":       "many", // invalid_variable_value.hcl
-	"EMPTY_IN_TESTS":         "",     // empty_env.hcl
+	"MAILMIG_VAR_port":       "many",              // invalid_variable_value.hcl
+	"EMPTY_IN_TESTS":         "",                  // empty_env.hcl
+	"CI_DEPLOY_TOKEN":        "tok:SECRET-4711/x", // secret_inputs.hcl
 }
 
 // formatDiags renders diagnostics in the golden form: one line per

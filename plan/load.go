@@ -1,8 +1,10 @@
 package plan
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,9 +17,11 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-// MaxFileSize bounds the size of a plan file and of files read by file()
-// and csv(), so a wrong path cannot make mailmig read a disk image.
-const MaxFileSize = 64 << 20
+// MaxFileSize bounds the size of a file read by file(), a password file
+// and a certificate or key, so a wrong path cannot make mailmig read a disk
+// image. Plan files and CSV files have their own limits (MaxPlanFileSize,
+// MaxCSVFileSize).
+const MaxFileSize = 4 << 20
 
 // Load loads a plan from path: a single file, or a directory whose *.hcl
 // files together form the plan (see [LoadDir]).
@@ -32,14 +36,10 @@ func Load(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
 // LoadFile loads a plan from one file.
 func LoadFile(path string, opts ...Option) (*Migration, hcl.Diagnostics) {
 	l := newLoader(filepath.Dir(path), opts)
-	src, err := readLimited(path)
+	src, err := readLimited(path, MaxPlanFileSize)
 	if err != nil {
-		l.diags = append(l.diags, &hcl.Diagnostic{
-			Severity: hcl.DiagError,
-			Summary:  "Cannot read plan file",
-			Detail: fmt.Sprintf("The plan file %s cannot be read: %v. Pass the plan with -f FILE (or a directory of *.hcl files).",
-				path, unwrapPathErr(err)),
-		})
+		l.diags = append(l.diags, readPlanDiag(path, err,
+			" Pass the plan with -f FILE (or a directory of *.hcl files)."))
 		return l.m, l.diags
 	}
 	l.addFile(path, src)
@@ -61,13 +61,9 @@ func LoadDir(dir string, opts ...Option) (*Migration, hcl.Diagnostics) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		src, err := readLimited(n)
+		src, err := readLimited(n, MaxPlanFileSize)
 		if err != nil {
-			l.diags = append(l.diags, &hcl.Diagnostic{
-				Severity: hcl.DiagError,
-				Summary:  "Cannot read plan file",
-				Detail:   fmt.Sprintf("The plan file %s cannot be read: %v.", n, unwrapPathErr(err)),
-			})
+			l.diags = append(l.diags, readPlanDiag(n, err, ""))
 			continue
 		}
 		l.addFile(n, src)
@@ -84,7 +80,31 @@ func Parse(filename string, src []byte, opts ...Option) (*Migration, hcl.Diagnos
 	return l.finish()
 }
 
-func readLimited(path string) ([]byte, error) {
+// readPlanDiag reports a plan file that cannot be read. A file that is too
+// large is reported at its first line, so the diagnostic has a place.
+func readPlanDiag(path string, err error, hint string) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Cannot read plan file",
+		Detail:   fmt.Sprintf("The plan file %s cannot be read: %v.%s", path, unwrapPathErr(err), hint),
+	}
+	var tl *tooLargeError
+	if errors.As(err, &tl) {
+		d.Summary = "Plan file too large"
+		d.Detail = fmt.Sprintf("The plan file %s is larger than %d MiB. Put long lists of accounts in a CSV file and read it with csv(\"accounts.csv\") (up to %d MiB).",
+			path, tl.limit>>20, MaxCSVFileSize>>20)
+		d.Subject = &hcl.Range{Filename: path, Start: hcl.InitialPos, End: hcl.InitialPos}
+	}
+	return d
+}
+
+// tooLargeError is returned by readLimited for a file over its limit.
+type tooLargeError struct{ limit int }
+
+func (e *tooLargeError) Error() string { return fmt.Sprintf("larger than %d MiB", e.limit>>20) }
+
+// readLimited reads a regular file of at most limit bytes.
+func readLimited(path string, limit int) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -101,12 +121,19 @@ func readLimited(path string) ([]byte, error) {
 		return nil, fmt.Errorf("is a device, not a file")
 	}
 	// Stat sizes can lie (pipes, /proc): bound the read itself.
-	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if fi.Size() > int64(limit) {
+		return nil, &tooLargeError{limit}
+	}
+	// Read into a buffer of the file's size (plus room to see the end):
+	// io.ReadAll would double its way up and leave the halves as garbage.
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(f, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxFileSize {
-		return nil, fmt.Errorf("larger than %d MiB", MaxFileSize>>20)
+	b := buf.Bytes()
+	if len(b) > limit {
+		return nil, &tooLargeError{limit}
 	}
 	return b, nil
 }
@@ -130,10 +157,15 @@ type loader struct {
 	acctByKey     map[string]*Account
 	waveByName    map[string]*Wave
 	waveAfter     map[string][]afterRef
-	csvCache      map[string]cty.Value
-	lineWidths    map[string][]int
+	csvSrc        map[string][]byte
+	lineWidths    map[string][]int32
 	// allowSensitive is set while a secret attribute is evaluated.
 	allowSensitive bool
+	// pendingInputs are the values env() and file() returned during the
+	// evaluation in progress; redactions are where inputs were used.
+	pendingInputs []string
+	redactions    []redaction
+	globalInputs  []string
 }
 
 type varVal struct {
@@ -157,14 +189,20 @@ func newLoader(dir string, opts []Option) *loader {
 		acctByKey:     map[string]*Account{},
 		waveByName:    map[string]*Wave{},
 		waveAfter:     map[string][]afterRef{},
-		csvCache:      map[string]cty.Value{},
-		lineWidths:    map[string][]int{},
+		csvSrc:        map[string][]byte{},
+		lineWidths:    map[string][]int32{},
 	}
 }
 
 func (l *loader) addFile(name string, src []byte) {
 	l.m.Files = append(l.m.Files, name)
 	l.m.Sources[name] = src
+	// The parser recurses once per level of nesting and cannot be
+	// stopped; refuse what would overflow the stack before it starts.
+	if diags := CheckSource(name, src); diags.HasErrors() {
+		l.diags = append(l.diags, diags...)
+		return
+	}
 	f, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	// One unclosed quote makes HCL report the same error on every later
 	// line; keep the first of each kind per file.
@@ -283,7 +321,11 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	}
 	l.checkWaves()
 	l.decodeProxy(byType["proxy"])
+	// The loader's index is keyed as the model's: share it rather than
+	// build a second map of every account.
+	l.m.accountIdx = l.acctByKey
 	l.m.index()
+	l.scrubDiags()
 	l.sortDiags()
 	return l.m, l.diags
 }
@@ -389,10 +431,15 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 	var defaultAttr *hcl.Attribute
 	if a := content.Attributes["default"]; a != nil {
 		defaultAttr = a
+		l.pendingInputs = nil
 		dv, d := a.Expr.Value(&hcl.EvalContext{Functions: l.functions()})
 		l.addDiags(fixFuncDiags(d))
 		if !d.HasErrors() && dv.IsWhollyKnown() {
 			val = dv
+			uv, _ := dv.UnmarkDeep()
+			l.recordRedaction(a.Expr.Range(), uv, hasMark(dv, inputMark))
+		} else {
+			l.recordRedaction(a.Expr.Range(), cty.NilVal, false)
 		}
 	}
 	override, has := l.cfg.vars[name]
@@ -409,7 +456,11 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 			l.errorf(rng, "Invalid variable value",
 				"The value given for variable %q (by -var or MAILMIG_VAR_%s) %v.", name, name, err)
 		} else {
-			val = ov
+			// -var and MAILMIG_VAR_ values come from outside the plan,
+			// like env(): no diagnostic shows them.
+			val = ov.Mark(inputMark)
+			l.pendingInputs = appendStringLeaves(nil, ov)
+			l.recordRedaction(b.DefRange, ov, true)
 		}
 	}
 	if val == cty.NilVal {
@@ -420,7 +471,8 @@ func (l *loader) decodeVariable(b *hcl.Block) {
 		}
 		val = cty.DynamicVal
 	} else {
-		v.Value = goValue(val)
+		uv, _ := val.UnmarkDeep()
+		v.Value = goValue(uv)
 		if v.Sensitive {
 			if s, ok := v.Value.(string); ok {
 				v.Value = NewSecret(s)

@@ -17,9 +17,11 @@ type Migration struct {
 	Dir string
 	// Files are the plan's source files in load order.
 	Files []string
-	// Sources holds the bytes of every file read while loading (plan files
-	// and files read by file() and csv()), keyed by the file name used in
-	// diagnostic ranges. The diagnostics renderer uses it for snippets.
+	// Sources holds the bytes of the plan files and of the accounts files
+	// read by csv() (unless their first row is not an accounts header),
+	// keyed by the file name used in diagnostic ranges. The diagnostics
+	// renderer uses it for snippets. Files read by file() are left out:
+	// they hold secrets.
 	Sources map[string][]byte `json:"-"`
 	// Hash is the hex SHA-256 of the plan files' contents in load order and
 	// of the CSV files read by csv(), each preceded by its name relative to
@@ -60,9 +62,11 @@ func (m *Migration) index() {
 	for _, b := range m.Backends {
 		m.backendIdx[b.Name] = b
 	}
-	m.accountIdx = make(map[string]*Account, len(m.Accounts))
-	for _, a := range m.Accounts {
-		m.accountIdx[normAddress(a.Address)] = a
+	if m.accountIdx == nil {
+		m.accountIdx = make(map[string]*Account, len(m.Accounts))
+		for _, a := range m.Accounts {
+			m.accountIdx[normAddress(a.Address)] = a
+		}
 	}
 	m.waveIdx = make(map[string]*Wave, len(m.Waves))
 	for _, w := range m.Waves {

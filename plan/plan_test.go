@@ -367,6 +367,9 @@ func FuzzPlanParse(f *testing.F) {
 	}
 	f.Add([]byte(`wave "a" { after = [wave.a] accounts = accounts.x }`))
 	f.Add([]byte(`accounts "x" { list = csv("/dev/null") from = backend.a to = backend.a }`))
+	// Deep nesting: before MaxNestingDepth this overflowed the stack.
+	f.Add([]byte("variable \"x\" {\n  default = " + strings.Repeat("(", 100_000) + "\n}\n"))
+	f.Add([]byte("variable \"x\" {\n  default = \"" + strings.Repeat("${\"", 1000) + "\n}\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, src []byte) {
 		m, _ := Parse(filepath.Join(dir, "fuzz.hcl"), src, WithEnv(testEnv), WithBaseDir(dir))
@@ -408,6 +411,41 @@ func BenchmarkLoad100k(b *testing.B) {
 		if len(diags) > 0 || len(m.Accounts) != 100_000 || m.Account("user99999@example.test").Wave != "w9" {
 			b.Fatalf("%d accounts, diags:\n%s", len(m.Accounts), formatDiags(diags))
 		}
+	}
+}
+
+// BenchmarkLoadCSV1M loads a plan whose one accounts block reads a million
+// accounts with csv(): a legitimate plan, whose memory must grow with the
+// list, not many times it. Run with -benchmem (and -benchtime=1x: one load
+// takes seconds).
+func BenchmarkLoadCSV1M(b *testing.B) {
+	dir := b.TempDir()
+	writeCSVPlan(b, dir, 1_000_000)
+	b.ResetTimer()
+	for b.Loop() {
+		m, diags := Load(dir, WithEnv(nil))
+		if len(diags) > 0 || len(m.Accounts) != 1_000_000 {
+			b.Fatalf("%d accounts, diags:\n%s", len(m.Accounts), formatDiags(diags))
+		}
+	}
+}
+
+// writeCSVPlan writes migration.hcl and accounts.csv with n accounts in
+// one accounts block and one wave.
+func writeCSVPlan(tb testing.TB, dir string, n int) {
+	tb.Helper()
+	var csv bytes.Buffer
+	csv.WriteString("address,source_login,target_login,password_ref\n")
+	for i := range n {
+		fmt.Fprintf(&csv, "user%d@example.test,user%d,,\n", i, i)
+	}
+	plan := "backend \"s\" {\n  imap {\n    address = \"127.0.0.1:143\"\n  }\n}\nbackend \"t\" {\n  jmap {\n    url = \"http://127.0.0.1/jmap\"\n  }\n}\n" +
+		"accounts \"g\" {\n  from = backend.s\n  to   = backend.t\n  list = csv(\"accounts.csv\")\n}\nwave \"w\" {\n  accounts = accounts.g\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), csv.Bytes(), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "migration.hcl"), []byte(plan), 0o644); err != nil {
+		tb.Fatal(err)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/rogpeppe/go-internal/diff"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/plan"
 )
 
 const fmtHelp = `Usage: mailmig [global options] fmt [options] [FILE|DIR ...]
@@ -157,6 +158,12 @@ func unwrapPathError(err error) error {
 // formatSource returns the canonical form of src, or reports its syntax
 // errors and returns false.
 func formatSource(v *views.View, name string, src []byte) ([]byte, bool) {
+	// Both HCL parsers recurse without bound: a deeply nested file would
+	// overflow the stack, which no recover() catches.
+	if diags := plan.CheckSource(name, src); diags.HasErrors() {
+		v.Diagnostics(diags, nil)
+		return nil, false
+	}
 	_, diags := hclsyntax.ParseConfig(src, name, hcl.InitialPos)
 	if diags.HasErrors() {
 		v.Diagnostics(diags, map[string][]byte{name: src})

@@ -14,7 +14,7 @@ backend "target" {
 accounts "staff" {
   from = backend.legacy
   to   = backend.target
-  list = ["alice@example.test", "bob at example.test", "carol@"]
+  list = ["alice@example.test", "bob at example.test", "carol@", "dave@dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd.example.test"]
 }
 
 wave "all" {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/mailmig/mailmig/plan"
 )
 
 // DiagnosticsFormatVersion is the version of the JSON diagnostics form. It
@@ -90,11 +92,11 @@ func newDiagnostic(d *hcl.Diagnostic, sources map[string][]byte, nav map[string]
 	if !ok || s.Start.Line < 1 {
 		return out
 	}
-	lines := bytes.Split(src, []byte("\n"))
-	if s.Start.Line > len(lines) {
+	lineStart, line, found := findLine(src, s.Start.Line)
+	if !found {
 		return out
 	}
-	code := strings.TrimRight(string(lines[s.Start.Line-1]), "\r")
+	code := strings.TrimRight(string(line), "\r")
 	start := byteOffset(code, s.Start.Column)
 	end := len(code)
 	if s.End.Line == s.Start.Line && s.End.Column > s.Start.Column {
@@ -103,26 +105,83 @@ func newDiagnostic(d *hcl.Diagnostic, sources map[string][]byte, nav map[string]
 	if end < start {
 		end = start
 	}
-	out.Snippet = &Snippet{Code: code, StartLine: s.Start.Line, HighlightStartOffset: start, HighlightEndOffset: end}
+	out.Snippet = clipSnippet(&Snippet{Code: code, StartLine: s.Start.Line, HighlightStartOffset: start, HighlightEndOffset: end})
 	if strings.HasSuffix(s.Filename, ".hcl") {
 		n, ok := nav[s.Filename]
 		if !ok {
-			// Files with syntax errors still navigate as far as they parse.
-			f, _ := hclsyntax.ParseConfig(src, s.Filename, hcl.InitialPos)
-			if f != nil {
-				n, _ = f.Nav.(contexter)
+			// Files with syntax errors still navigate as far as they
+			// parse; files the plan loader refused to parse (too deep,
+			// too large) would overflow the parser's stack, so they are
+			// not navigated at all.
+			if !plan.CheckSource(s.Filename, src).HasErrors() {
+				f, _ := hclsyntax.ParseConfig(src, s.Filename, hcl.InitialPos)
+				if f != nil {
+					n, _ = f.Nav.(contexter)
+				}
 			}
 			nav[s.Filename] = n
 		}
 		if n != nil {
-			lineStart := 0
-			for i := 0; i < s.Start.Line-1; i++ {
-				lineStart += len(lines[i]) + 1
-			}
 			out.Snippet.Context = n.ContextString(lineStart + start)
 		}
 	}
 	return out
+}
+
+// findLine returns the byte offset and the bytes (without "\n") of 1-based
+// line n of src, without splitting the whole file: a CSV file of a million
+// rows is a snippet source too.
+func findLine(src []byte, n int) (int, []byte, bool) {
+	off := 0
+	for i := 1; i < n; i++ {
+		j := bytes.IndexByte(src[off:], '\n')
+		if j < 0 {
+			return 0, nil, false
+		}
+		off += j + 1
+	}
+	line := src[off:]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	return off, line, true
+}
+
+// maxSnippetCode bounds the source line a snippet shows: a line of
+// megabytes (a generated plan, a hostile one) is cut to a window around
+// the highlight, marked with "…" where it was cut.
+const maxSnippetCode = 240
+
+// clipSnippet cuts sn.Code to at most about maxSnippetCode bytes around
+// the highlight, keeping the offsets right. Cuts fall on rune boundaries.
+func clipSnippet(sn *Snippet) *Snippet {
+	if len(sn.Code) <= maxSnippetCode {
+		return sn
+	}
+	const ellipsis = "…"
+	from := max(0, sn.HighlightStartOffset-maxSnippetCode/4)
+	to := min(len(sn.Code), from+maxSnippetCode)
+	for from > 0 && !utf8.RuneStart(sn.Code[from]) {
+		from--
+	}
+	for to < len(sn.Code) && !utf8.RuneStart(sn.Code[to]) {
+		to++
+	}
+	hs, he := sn.HighlightStartOffset-from, min(sn.HighlightEndOffset, to)-from
+	if he < hs {
+		he = hs
+	}
+	code := sn.Code[from:to]
+	if from > 0 {
+		code = ellipsis + code
+		hs += len(ellipsis)
+		he += len(ellipsis)
+	}
+	if to < len(sn.Code) {
+		code += ellipsis
+	}
+	sn.Code, sn.HighlightStartOffset, sn.HighlightEndOffset = code, hs, he
+	return sn
 }
 
 // byteOffset returns the byte offset of 1-based character column col in

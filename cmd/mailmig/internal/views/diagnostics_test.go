@@ -112,3 +112,43 @@ func TestWrap(t *testing.T) {
 		t.Errorf("long word: %q", got)
 	}
 }
+
+// TestDiagnosticHostileSources checks the snippets of diagnostics on
+// sources that a plan load refuses: a line of a megabyte is cut around the
+// highlight, and a file nested too deeply to parse is not navigated (the
+// parser would overflow the stack and kill the process).
+func TestDiagnosticHostileSources(t *testing.T) {
+	deep := "variable \"x\" {\n  default = " + strings.Repeat("(", 100_000) + "\n}\n"
+	sources := map[string][]byte{
+		"deep.hcl": []byte(deep),
+		"long.csv": []byte("address\n" + strings.Repeat("a", 1<<20) + "@x,b\n"),
+	}
+	diags := hcl.Diagnostics{
+		{Severity: hcl.DiagError, Summary: "Plan nested too deeply", Detail: "d", Subject: rng("deep.hcl", 2, 112, 112)},
+		{Severity: hcl.DiagError, Summary: "Malformed CSV row", Detail: "d", Subject: rng("long.csv", 2, 1, 1<<20+5)},
+	}
+	got := NewDiagnostics(diags, sources)
+	for i, d := range got {
+		sn := d.Snippet
+		if sn == nil {
+			t.Fatalf("%d: no snippet", i)
+		}
+		if len(sn.Code) > maxSnippetCode+2*len("…") {
+			t.Errorf("%d: snippet of %d bytes", i, len(sn.Code))
+		}
+		if sn.HighlightStartOffset > sn.HighlightEndOffset || sn.HighlightEndOffset > len(sn.Code) {
+			t.Errorf("%d: highlight %d..%d outside %q", i, sn.HighlightStartOffset, sn.HighlightEndOffset, sn.Code)
+		}
+		if sn.Context != "" {
+			t.Errorf("%d: context %q", i, sn.Context)
+		}
+	}
+	if !strings.HasPrefix(got[0].Snippet.Code, "…") || got[0].Snippet.Code[got[0].Snippet.HighlightStartOffset] != '(' {
+		t.Errorf("deep: %q at %d", got[0].Snippet.Code, got[0].Snippet.HighlightStartOffset)
+	}
+	var b bytes.Buffer
+	New(&b, &b, false).Diagnostics(diags, sources)
+	if b.Len() > 2000 {
+		t.Errorf("human output of %d bytes", b.Len())
+	}
+}

@@ -1,0 +1,22 @@
+backend "legacy" {
+  imap {
+    address = "127.0.0.1:20000"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = csv("csv_quote_spans_rows.csv")
+}
+
+wave "all" {
+  accounts = accounts.staff
+}
