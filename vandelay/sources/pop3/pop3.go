@@ -65,7 +65,7 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad address %q: %v", vandelay.ErrUsage, cfg.Address, err)
+		return nil, fmt.Errorf("%w: bad address %q: %w", vandelay.ErrUsage, cfg.Address, err)
 	}
 	sn := cfg.ServerName
 	if sn == "" {
@@ -88,7 +88,7 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	}
 	c, err := pop3client.Dial(ctx, cfg.Address, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	user, authz := cfg.User, ""
 	if cfg.MasterUser != "" {
@@ -107,9 +107,9 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 		c.Close()
 		var pe *pop3client.ProtocolError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, cfg.User, err)
+			return nil, fmt.Errorf("%w: log in to %s as %s: %w", vandelay.ErrAuth, cfg.Address, cfg.User, err)
 		}
-		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: log in to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	return c, nil
 }
@@ -129,11 +129,11 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 	inbox := boxes["INBOX"].ID
 	uidl, err := c.Uidl(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: UIDL: %v", vandelay.ErrConnect, err)
+		return fmt.Errorf("%w: UIDL: %w", vandelay.ErrConnect, err)
 	}
 	list, err := c.List(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: LIST: %v", vandelay.ErrConnect, err)
+		return fmt.Errorf("%w: LIST: %w", vandelay.ErrConnect, err)
 	}
 	sizes := map[int]int64{}
 	for _, l := range list {
@@ -177,14 +177,14 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run) error {
 		}
 		r, err := c.Retr(ctx, n)
 		if err != nil {
-			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+			return fmt.Errorf("%w: RETR %d: %w", vandelay.ErrConnect, n, err)
 		}
 		buf := bytes.NewBuffer(make([]byte, 0, sizes[n]+1024))
 		h := sha256.New()
 		_, err = io.Copy(io.MultiWriter(buf, h), r)
 		r.Close()
 		if err != nil {
-			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+			return fmt.Errorf("%w: RETR %d: %w", vandelay.ErrConnect, n, err)
 		}
 		body := buf.Bytes()
 		if err := run.Add(ctx, inbox, keyOf[n], &archive.NewMessage{Body: body, Hash: hex.EncodeToString(h.Sum(nil)),
@@ -241,7 +241,7 @@ func Probe(ctx context.Context, cfg *vandelay.Config, known []archive.MailboxCur
 	s.c = c
 	n, _, err := c.Stat(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: STAT: %v", vandelay.ErrConnect, err)
+		return nil, fmt.Errorf("%w: STAT: %w", vandelay.ErrConnect, err)
 	}
 	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n)}}, known), nil
 }
