@@ -27,4 +27,17 @@ func TestImportLayering(t *testing.T) {
 	check("../engine/...", "cmd")
 	check("../vandelay/...", "engine")
 	check("../proxy/...", "engine")
+	// The proxy and vandelay may use plan/canon (the shared address key),
+	// never the plan itself (and HCL with it).
+	for _, pkgs := range []string{"../proxy/...", "../vandelay/..."} {
+		out, err := exec.Command("go", "list", "-deps", pkgs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkgs, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if (dep == mod+"plan" || strings.HasPrefix(dep, mod+"plan/")) && dep != mod+"plan/canon" {
+				t.Errorf("%s depends on %s", pkgs, dep)
+			}
+		}
+	}
 }
