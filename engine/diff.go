@@ -518,14 +518,6 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// fmtTime formats a time for reasons, in UTC.
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
-}
-
 // fmtInt formats n with thousands separators.
 func fmtInt(n int64) string {
 	s := strconv.FormatInt(n, 10)

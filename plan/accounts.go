@@ -298,7 +298,6 @@ func (l *loader) accountEntries(attr *hcl.Attribute, g *AccountGroup) []accountE
 	exprs, diags := hcl.ExprList(attr.Expr)
 	if diags.HasErrors() {
 		// Not a literal list: a function call or a variable.
-		exprs = []hcl.Expression{attr.Expr}
 		v := l.eval(attr.Expr)
 		if v == cty.NilVal {
 			return nil

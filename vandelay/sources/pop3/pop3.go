@@ -208,13 +208,14 @@ func ReceivedDate(msg []byte) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	for _, rcv := range m.Header["Received"] {
-		if i := strings.LastIndex(rcv, ";"); i >= 0 {
-			if t, err := mail.ParseDate(strings.TrimSpace(rcv[i+1:])); err == nil {
+	// Only the topmost Received header: the one the maildrop's own server
+	// added on delivery.
+	if rcv := m.Header["Received"]; len(rcv) > 0 {
+		if i := strings.LastIndex(rcv[0], ";"); i >= 0 {
+			if t, err := mail.ParseDate(strings.TrimSpace(rcv[0][i+1:])); err == nil {
 				return t
 			}
 		}
-		break
 	}
 	if t, err := m.Header.Date(); err == nil {
 		return t
