@@ -425,7 +425,7 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 	// blob's header is read only for these few.
 	byMsgID := map[string][]*targetEmail{}
 	for _, t := range tgts {
-		if !used[t.ID] && len(t.MessageID) == 1 && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
+		if len(unpaired) > 0 && !used[t.ID] && len(t.MessageID) == 1 && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
 			byMsgID[t.MessageID[0]] = append(byMsgID[t.MessageID[0]], t)
 		}
 	}
