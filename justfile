@@ -6,28 +6,28 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 build:
     go build -o bin/mailmig ./cmd/mailmig
 
-# Installs (testdata/peers/install.sh, as root) and starts the real servers
-# (or reuses a `just peers-up` set), runs go vet and go test, stops what it started.
-# Every test, the real servers included, then every fuzz target for 1 s
-# (MAILMIG_FUZZTIME=0 skips that).
-test:
+# Runs `lint` first; then installs (testdata/peers/install.sh, as root) and
+# starts the real servers (or reuses a `just peers-up` set), runs go test in
+# random test order (-shuffle=on: the seed is printed to rerun an order),
+# stops what it started. Every test, the real servers included, then every
+# fuzz target for 1 s (MAILMIG_FUZZTIME=0 skips that).
+test: lint
     #!/usr/bin/env bash
     set -euo pipefail
     .ci/peers install
     trap '.ci/peers down-temp' EXIT
     peers_env=$(.ci/peers up-temp)
     eval "$peers_env"
-    go vet ./...
     s=$EPOCHREALTIME rc=0
-    go test -count=1 ${MAILMIG_GOTEST_FLAGS:-} ./... || rc=$?
+    go test -count=1 -shuffle=on ${MAILMIG_GOTEST_FLAGS:-} ./... || rc=$?
     awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test took %.1fs\n", b-a}'
     # The proxy is where goroutines meet (flips, drains, STARTTLS, bridges):
     # its tests also run under the race detector on every run (the whole
     # suite with -race: MAILMIG_GOTEST_FLAGS=-race just test).
     if [[ "${MAILMIG_GOTEST_FLAGS:-}" != *-race* ]]; then
         s=$EPOCHREALTIME
-        go test -race -count=1 ./proxy/... || rc=$?
-        go test -race -count=1 -run 'Proxy' ./cmd/mailmig || rc=$?
+        go test -race -count=1 -shuffle=on ./proxy/... || rc=$?
+        go test -race -count=1 -shuffle=on -run 'Proxy' ./cmd/mailmig || rc=$?
         awk -v a="$s" -v b="$EPOCHREALTIME" 'BEGIN{printf "go test -race (proxy) took %.1fs\n", b-a}'
     fi
     # Every fuzz target for a second (MAILMIG_FUZZTIME, default 1s;
@@ -48,7 +48,23 @@ demo *args:
 
 # Fast in-process tests only (integration tests skip in -short mode).
 test-unit:
-    go test -short -count=1 ./...
+    go test -short -count=1 -shuffle=on ./...
+
+# Static checks, no servers needed (`test` runs them first): gofmt, go vet,
+# staticcheck (pinned, its default checks: none is switched off), the import
+# layering tests, and go.mod/go.sum tidiness (`go mod tidy -diff` prints
+# the difference and fails when they are not tidy).
+lint:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    unformatted=$(gofmt -l .)
+    if [[ -n "$unformatted" ]]; then
+        echo "gofmt -w needed on:"; echo "$unformatted"; exit 1
+    fi
+    go vet ./...
+    go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+    go test -count=1 -run '^(TestImports|TestImportLayering)$' ./plan ./engine
+    go mod tidy -diff
 
 # Prints the environment that makes `go test` reuse the set; state in .peers/.
 # Install and start real servers at port offset OFFSET for manual runs.
@@ -117,9 +133,8 @@ bench: bench-import bench-export bench-proxy bench-proxy-smtp bench-plan bench-e
 fmt:
     gofmt -w .
 
-lint:
-    test -z "$(gofmt -l .)" || { gofmt -l .; exit 1; }
-    go vet ./...
+# STYLE.md's name for the static checks.
+alias check := lint
 
 # Rewrite the golden files (plan diagnostics and models, CLI scripts) after an intended change; review the diff.
 update-golden:

@@ -547,7 +547,7 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		rberr := rt.SetRoute(rbctx, k, c.Source, false)
 		cancel()
 		if rberr != nil {
-			r.Outcome, r.Err = state.OutcomeFailed, fmt.Errorf("%w; rolling back also failed: %v (the account may still be frozen; the next plan proposes a rollback)", err, rberr)
+			r.Outcome, r.Err = state.OutcomeFailed, fmt.Errorf("%w; rolling back also failed: %w (the account may still be frozen; the next plan proposes a rollback)", err, rberr)
 			break
 		}
 		if terr := a.transition(c, state.PhaseCatchingUp); terr != nil {

@@ -14,8 +14,9 @@ import (
 
 // FormatVersion is the version of the Changes JSON form. The major number
 // changes when a field is removed or changes meaning; the minor number when
-// fields are added. Readers must accept unknown fields.
-const FormatVersion = "1.0"
+// fields are added. Readers must accept unknown fields. 2.0: a change's
+// reason is an object (code and fields, see [Reason]), no longer text.
+const FormatVersion = "2.0"
 
 // Changes is the computed difference between the plan and the observed
 // state: what apply will do, grouped by wave. It is also the saved form of
@@ -94,8 +95,8 @@ type Change struct {
 	ID      string `json:"id"`
 	Account string `json:"account"`
 	Action  Action `json:"action"`
-	// Reason says why the change is due, for a reviewer.
-	Reason string `json:"reason"`
+	// Reason says why the change is due, as data; the views word it.
+	Reason Reason `json:"reason"`
 	// Phase is the account's phase when planned.
 	Phase state.Phase `json:"phase"`
 	Wave  string      `json:"wave"`
@@ -217,13 +218,24 @@ func (c *Changes) WriteJSON(w io.Writer) error {
 
 // ReadChanges decodes saved changes and checks the format version.
 func ReadChanges(r io.Reader) (*Changes, error) {
-	var c Changes
-	dec := json.NewDecoder(r)
-	if err := dec.Decode(&c); err != nil {
+	// The version is checked before the rest is decoded: another major
+	// version may not decode at all (1.0 had reasons as text).
+	var raw json.RawMessage
+	if err := json.NewDecoder(r).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decode saved changes: %w", err)
 	}
-	if major(c.FormatVersion) != major(FormatVersion) {
-		return nil, fmt.Errorf("saved changes have format version %q; this mailmig reads %s.x", c.FormatVersion, major(FormatVersion))
+	var v struct {
+		FormatVersion string `json:"format_version"`
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, fmt.Errorf("decode saved changes: %w", err)
+	}
+	if major(v.FormatVersion) != major(FormatVersion) {
+		return nil, fmt.Errorf("saved changes have format version %q; this mailmig reads %s.x", v.FormatVersion, major(FormatVersion))
+	}
+	var c Changes
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("decode saved changes: %w", err)
 	}
 	return &c, nil
 }

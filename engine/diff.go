@@ -307,7 +307,7 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	if wi.w != nil {
 		wave = wi.w.Name
 	}
-	mk := func(act Action, reason string) *Change {
+	mk := func(act Action, reason Reason) *Change {
 		c := &Change{ID: act.String() + ":" + k, Account: a.Address, Action: act, Reason: reason, Phase: phase,
 			Wave: wave, Source: a.From, Target: a.To, Destructive: act.Destructive(), Fingerprint: Fingerprint(sa, route, hasRoute)}
 		if delta.Known && (act == CatchUp || act == Cutover) {
@@ -329,30 +329,27 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	// An interrupted cut-over or a frozen route comes first: nobody may be
 	// left frozen.
 	if inflight == Cutover.String() || inflight == Rollback.String() || phase.InCutover() || (hasRoute && route.Frozen) {
-		where := string(phase)
-		if inflight != "" {
-			where = inflight + " at " + where
-		}
 		switch {
 		case onTarget && !stay && inflight != Rollback.String():
-			c := mk(Cutover, fmt.Sprintf("finish the interrupted cut-over (%s): the route already points at %s; unfreeze it there", where, a.To))
+			c := mk(Cutover, Reason{Code: ReasonFinishCutover, Backend: a.To, Interrupted: inflight, At: phase})
 			c.Resume = true
 			return []*Change{c}, ""
 		case gate && !stay && !held && sa != nil && sa.Exported:
-			return []*Change{mk(Cutover, fmt.Sprintf("retry the cut-over interrupted at %s; %s", where, gateNote))}, ""
+			// The wave's note (gateNote) completes the reason.
+			return []*Change{mk(Cutover, Reason{Code: ReasonRetryCutover, Interrupted: inflight, At: phase})}, ""
 		default:
 			dest := a.From
 			if sa != nil && sa.Source != "" {
 				dest = sa.Source
 			}
-			c := mk(Rollback, fmt.Sprintf("the account was left frozen (%s); route it back to %s, unfrozen", where, dest))
+			c := mk(Rollback, Reason{Code: ReasonLeftFrozen, Backend: dest, Interrupted: inflight, At: phase})
 			c.Source = dest
 			return []*Change{c}, ""
 		}
 	}
 	if stay {
 		if hasRoute && route.Backend != a.To {
-			c := mk(Rollback, fmt.Sprintf("the plan keeps the account on %s; route it back from %s", a.To, route.Backend))
+			c := mk(Rollback, Reason{Code: ReasonPlanKeeps, Backend: a.To, RoutedTo: route.Backend})
 			c.Source = a.To // a rollback routes to its Source
 			if back {
 				c.Target = sa.Target
@@ -371,34 +368,27 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 		}
 		return nil, ""
 	}
-	retry := ""
-	if inflight != "" {
-		retry = fmt.Sprintf(" (retrying the %s interrupted at seq %d)", inflight, sa.InFlightSeq)
+	// retried marks a reason with the interrupted action it repeats.
+	retried := func(r Reason) Reason {
+		if inflight != "" {
+			r.RetryAction, r.RetrySeq = inflight, sa.InFlightSeq
+		}
+		return r
 	}
 	if sa == nil || (!sa.Imported && !sa.Exported) {
 		if onTarget {
-			return []*Change{mk(Adopt, fmt.Sprintf("the route already points at %s: record the account as done without copying", a.To))}, ""
+			return []*Change{mk(Adopt, Reason{Code: ReasonRouteAtTarget, Backend: a.To})}, ""
 		}
 	}
 	if sa == nil || !sa.Imported {
-		have := ""
-		switch {
-		case hasArch && arch.InUse:
-			have = "; its archive is in use by another process right now"
-		case hasArch && arch.Messages > 0:
-			have = fmt.Sprintf("; the archive already holds %s, only what is missing is fetched", plural(int(arch.Messages), "message"))
-		}
-		imp := mk(Import, fmt.Sprintf("first full import from %s%s%s", a.From, have, retry))
-		exp := mk(Export, fmt.Sprintf("first export onto %s", a.To))
+		// The change's Archive says what an existing archive holds.
+		imp := mk(Import, retried(Reason{Code: ReasonFirstImport, Backend: a.From}))
+		exp := mk(Export, Reason{Code: ReasonFirstExport, Backend: a.To})
 		exp.DependsOn = []string{imp.ID}
 		return []*Change{imp, exp}, ""
 	}
 	if !sa.Exported {
-		what := ""
-		if hasArch && !arch.InUse {
-			what = fmt.Sprintf("; the archive holds %s in %s, %s", plural(int(arch.Messages), "message"), plural(int(arch.Mailboxes), "mailbox"), fmtBytes(arch.Bytes))
-		}
-		return []*Change{mk(Export, fmt.Sprintf("first export onto %s (import finished %s)%s%s", a.To, fmtTime(sa.LastImport), what, retry))}, ""
+		return []*Change{mk(Export, retried(Reason{Code: ReasonExportPending, Backend: a.To, Time: sa.LastImport}))}, ""
 	}
 	// Staged or catching up.
 	thr, thrBytes := int64(DefaultCatchupThreshold), int64(DefaultCatchupThresholdBytes)
@@ -422,27 +412,24 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	}
 	small := last.Messages <= thr && last.Bytes <= thrBytes && pending <= thr
 	changed := delta.Any() || unexported > 0
-	what := describeDelta(delta)
-	if unexported > 0 {
-		what = joinNonEmpty(what, fmt.Sprintf("%s in the archive not exported yet", plural(int(unexported), "message")))
+	thrReason := Reason{LastPassMessages: last.Messages, LastPassBytes: last.Bytes, Threshold: thr, Unexported: unexported}
+	if thrBytes != 1<<63-1 {
+		thrReason.ThresholdBytes = thrBytes
 	}
 	switch {
 	case gate && small && !held:
-		reason := fmt.Sprintf("last pass %s copied %s, within the threshold of %s; %s", fmtTime(sa.LastPass), plural(int(last.Messages), "message"), fmtInt(thr), gateNote)
-		if changed {
-			reason = fmt.Sprintf("%s; %s", what, reason)
-		}
-		return []*Change{mk(Cutover, reason)}, ""
+		// The wave's note (gateNote) and the change's Delta complete it.
+		r := thrReason
+		r.Code, r.Time = ReasonWithinThreshold, sa.LastPass
+		return []*Change{mk(Cutover, r)}, ""
 	case changed:
-		return []*Change{mk(CatchUp, what+retry)}, ""
+		return []*Change{mk(CatchUp, retried(Reason{Code: ReasonSourceChanged, Unexported: unexported}))}, ""
 	case inflight != "":
-		return []*Change{mk(CatchUp, "repeat the pass"+retry)}, ""
+		return []*Change{mk(CatchUp, retried(Reason{Code: ReasonRepeatPass}))}, ""
 	case gate && !small && !held:
-		what := plural(int(last.Messages), "message")
-		if last.Messages <= thr && last.Bytes > thrBytes {
-			what = fmtBytes(last.Bytes)
-		}
-		return []*Change{mk(CatchUp, fmt.Sprintf("last pass copied %s, above the threshold of %s: catch up first so the cut-over's frozen time stays short", what, fmtInt(thr)))}, ""
+		r := thrReason
+		r.Code = ReasonAboveThreshold
+		return []*Change{mk(CatchUp, r)}, ""
 	}
 	switch {
 	case held:
@@ -524,72 +511,11 @@ func (d *differ) summarise(accounts int) {
 	}
 }
 
-// joinNonEmpty joins the non-empty parts with "; ".
-func joinNonEmpty(parts ...string) string {
-	var out []string
-	for _, p := range parts {
-		if p != "" {
-			out = append(out, p)
-		}
-	}
-	return strings.Join(out, "; ")
-}
-
-// describeDelta words a refresh result: "12 new, 3 mailboxes changed,
-// 1 folder added since 2026-11-27 22:10 UTC". It is "" for an unknown or
-// empty delta.
-func describeDelta(d Delta) string {
-	if !d.Any() {
-		return ""
-	}
-	if d.NotImported {
-		s := "the archive has no completed import to compare with (missing?): the next pass imports everything"
-		if d.New > 0 {
-			s = fmt.Sprintf("%s (%s at the source)", s, plural(int(d.New), "message"))
-		}
-		return s
-	}
-	var parts []string
-	if d.New > 0 {
-		parts = append(parts, fmtInt(d.New)+" new")
-	}
-	if d.Changed > 0 {
-		parts = append(parts, fmtInt(d.Changed)+" changed")
-	}
-	if d.Deleted > 0 {
-		parts = append(parts, fmtInt(d.Deleted)+" deleted")
-	}
-	if d.Mailboxes > 0 {
-		parts = append(parts, plural(int(d.Mailboxes), "mailbox")+" changed")
-	}
-	for _, f := range []struct {
-		n    int
-		verb string
-	}{{d.FoldersAdded, "added"}, {d.FoldersRemoved, "removed"}, {d.FoldersRenamed, "renamed"}} {
-		if f.n > 0 {
-			parts = append(parts, plural(f.n, "folder")+" "+f.verb)
-		}
-	}
-	s := strings.Join(parts, ", ")
-	if !d.Since.IsZero() {
-		s += " since " + fmtTime(d.Since)
-	}
-	return s
-}
-
 func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
 	return s
-}
-
-// fmtTime formats a time for reasons, in UTC.
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // fmtInt formats n with thousands separators.
@@ -620,17 +546,4 @@ func plural(n int, word string) string {
 		return fmtInt(int64(n)) + " " + word + "es"
 	}
 	return fmtInt(int64(n)) + " " + word + "s"
-}
-
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ func TestDiff(t *testing.T) {
 		now     time.Time
 		targets []string
 		want    []string
-		// reasons are substrings expected in the changes' reasons, in order.
-		reasons []string
+		// reasons are the changes' reasons, in order; fields left zero
+		// here are not compared (views_test words them).
+		reasons []Reason
 		// notes are substrings expected in the waves' notes, in order.
 		notes   []string
 		waiting []string
@@ -38,7 +40,7 @@ func TestDiff(t *testing.T) {
 				"+ import d@example.test", "+ export d@example.test <import:d@example.test",
 				"+ import e@example.test", "+ export e@example.test <import:e@example.test",
 			},
-			reasons: []string{"first full import from legacy", "first export onto stalwart"},
+			reasons: []Reason{{Code: ReasonFirstImport, Backend: "legacy"}, {Code: ReasonFirstExport, Backend: "stalwart"}},
 			notes:   []string{"window 22:00-05:00 Europe/Berlin opens in 8h (Sat 22:00 CET)", "cut-overs wait for wave pilot (0 of 2 done)"},
 			status:  []WaveStatus{WaveWaiting, WaveWaiting},
 		},
@@ -47,7 +49,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().action("a@example.test", "import", state.OutcomeOK, 10),
 			targets: []string{"a@example.test"},
 			want:    []string{"+ export a@example.test"},
-			reasons: []string{"first export onto stalwart (import finished 2026-11-27 21:10 UTC)"},
+			reasons: []Reason{{Code: ReasonExportPending, Backend: "stalwart", Time: time.Date(2026, 11, 27, 21, 10, 0, 0, time.UTC)}},
 		},
 		"staged waits outside the window": {
 			now:     day,
@@ -60,7 +62,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().staged("a@example.test", 5000),
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"last pass copied 5,000 messages, above the threshold of 100"},
+			reasons: []Reason{{Code: ReasonAboveThreshold, LastPassMessages: 5000, Threshold: 100}},
 			notes:   []string{"window 22:00-05:00 Europe/Berlin open until 05:00 CET"},
 			status:  []WaveStatus{WaveOpen, WaveWaiting},
 		},
@@ -69,7 +71,7 @@ func TestDiff(t *testing.T) {
 			st:      newState().caughtUp("a@example.test", 12),
 			targets: []string{"a@example.test"},
 			want:    []string{"> cutover a@example.test"},
-			reasons: []string{"last pass 2026-11-27 21:10 UTC copied 12 messages, within the threshold of 100; cut-over window"},
+			reasons: []Reason{{Code: ReasonWithinThreshold, Time: time.Date(2026, 11, 27, 21, 10, 0, 0, time.UTC), LastPassMessages: 12, Threshold: 100}},
 		},
 		"refresh finds changes": {
 			now:     day,
@@ -77,14 +79,14 @@ func TestDiff(t *testing.T) {
 			deltas:  map[string]Delta{"a@example.test": {Known: true, New: 12, Changed: 3, Since: time.Date(2026, 11, 27, 22, 10, 0, 0, time.UTC)}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"12 new, 3 changed since 2026-11-27 22:10 UTC"},
+			reasons: []Reason{{Code: ReasonSourceChanged}},
 		},
 		"an archive imported by other means": {
 			now:     day,
 			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1200, Mailboxes: 9, Bytes: 80 << 20}},
 			targets: []string{"a@example.test"},
 			want:    []string{"+ import a@example.test", "+ export a@example.test <import:a@example.test"},
-			reasons: []string{"first full import from legacy; the archive already holds 1,200 messages, only what is missing is fetched"},
+			reasons: []Reason{{Code: ReasonFirstImport, Backend: "legacy"}},
 		},
 		"first export names the archive's size": {
 			now:     day,
@@ -92,7 +94,7 @@ func TestDiff(t *testing.T) {
 			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1200, Mailboxes: 9, Bytes: 80 << 20, Unexported: 1200}},
 			targets: []string{"a@example.test"},
 			want:    []string{"+ export a@example.test"},
-			reasons: []string{"the archive holds 1,200 messages in 9 mailboxes, 80.0 MiB"},
+			reasons: []Reason{{Code: ReasonExportPending, Backend: "stalwart"}},
 		},
 		"probe finds new messages and changed mailboxes": {
 			now:     day,
@@ -100,7 +102,7 @@ func TestDiff(t *testing.T) {
 			deltas:  map[string]Delta{"a@example.test": {Known: true, Approx: true, New: 12, Mailboxes: 3, FoldersAdded: 1, Since: time.Date(2026, 11, 27, 22, 10, 0, 0, time.UTC)}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"12 new, 3 mailboxes changed, 1 folder added since 2026-11-27 22:10 UTC"},
+			reasons: []Reason{{Code: ReasonSourceChanged}},
 		},
 		"probe finds only flag changes": {
 			now:     day,
@@ -108,7 +110,7 @@ func TestDiff(t *testing.T) {
 			deltas:  map[string]Delta{"a@example.test": {Known: true, Approx: true, Mailboxes: 1}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"1 mailbox changed"},
+			reasons: []Reason{{Code: ReasonSourceChanged}},
 		},
 		"probe without archive imports again": {
 			now:     day,
@@ -116,7 +118,7 @@ func TestDiff(t *testing.T) {
 			deltas:  map[string]Delta{"a@example.test": {Known: true, NotImported: true, New: 40}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"no completed import to compare with (missing?): the next pass imports everything (40 messages at the source)"},
+			reasons: []Reason{{Code: ReasonSourceChanged}},
 		},
 		"quiet probe cuts over in the window": {
 			now:     night,
@@ -131,7 +133,7 @@ func TestDiff(t *testing.T) {
 			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 100, Exported: 93, Unexported: 7}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"7 messages in the archive not exported yet"},
+			reasons: []Reason{{Code: ReasonSourceChanged, Unexported: 7}},
 		},
 		"unexported archive messages above the threshold postpone the cut-over": {
 			now:     night,
@@ -139,7 +141,7 @@ func TestDiff(t *testing.T) {
 			archs:   map[string]ArchiveInfo{"a@example.test": {Messages: 1000, Exported: 800, Unexported: 200}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"200 messages in the archive not exported yet"},
+			reasons: []Reason{{Code: ReasonSourceChanged, Unexported: 200}},
 		},
 		"an archive in use is not counted": {
 			now:     night,
@@ -154,7 +156,7 @@ func TestDiff(t *testing.T) {
 			deltas:  map[string]Delta{"a@example.test": {Known: true, New: 500}},
 			targets: []string{"a@example.test"},
 			want:    []string{"~ catch-up a@example.test"},
-			reasons: []string{"500 new"},
+			reasons: []Reason{{Code: ReasonSourceChanged}},
 		},
 		"done accounts need nothing; next wave opens": {
 			now:     night,
@@ -217,7 +219,7 @@ func TestDiff(t *testing.T) {
 			routes:  map[string]Route{"a@example.test": {Backend: "stalwart", Frozen: true, Generation: 5}},
 			targets: []string{"a@example.test"},
 			want:    []string{"> cutover a@example.test resume"},
-			reasons: []string{"finish the interrupted cut-over (cutover at verified): the route already points at stalwart"},
+			reasons: []Reason{{Code: ReasonFinishCutover, Backend: "stalwart", Interrupted: "cutover", At: state.PhaseVerified}},
 		},
 		"interrupted cut-over outside the window rolls back": {
 			now: day,
@@ -226,7 +228,7 @@ func TestDiff(t *testing.T) {
 			routes:  map[string]Route{"a@example.test": {Backend: "legacy", Frozen: true, Generation: 4}},
 			targets: []string{"a@example.test"},
 			want:    []string{"- rollback a@example.test"},
-			reasons: []string{"the account was left frozen (cutover at frozen); route it back to legacy, unfrozen"},
+			reasons: []Reason{{Code: ReasonLeftFrozen, Backend: "legacy", Interrupted: "cutover", At: state.PhaseFrozen}},
 		},
 		"interrupted cut-over inside the window retries": {
 			now: night,
@@ -235,14 +237,14 @@ func TestDiff(t *testing.T) {
 			routes:  map[string]Route{"a@example.test": {Backend: "legacy", Frozen: true, Generation: 4}},
 			targets: []string{"a@example.test"},
 			want:    []string{"> cutover a@example.test"},
-			reasons: []string{"retry the cut-over interrupted at cutover at frozen"},
+			reasons: []Reason{{Code: ReasonRetryCutover, Interrupted: "cutover", At: state.PhaseFrozen}},
 		},
 		"interrupted import is retried": {
 			now:     day,
 			st:      newState().add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "import"}),
 			targets: []string{"a@example.test"},
 			want:    []string{"+ import a@example.test", "+ export a@example.test <import:a@example.test"},
-			reasons: []string{"(retrying the import interrupted at seq 2)"},
+			reasons: []Reason{{Code: ReasonFirstImport, Backend: "legacy", RetryAction: "import", RetrySeq: 2}},
 		},
 		"adopt an account already on its target": {
 			now:     day,
@@ -257,7 +259,7 @@ func TestDiff(t *testing.T) {
 			routes:  onTarget,
 			targets: []string{"a@example.test"},
 			want:    []string{"- rollback a@example.test"},
-			reasons: []string{"the plan keeps the account on legacy; route it back from stalwart"},
+			reasons: []Reason{{Code: ReasonPlanKeeps, Backend: "legacy", RoutedTo: "stalwart"}},
 		},
 		"held account catches up but does not cut over": {
 			now:     night,
@@ -287,12 +289,12 @@ func TestDiff(t *testing.T) {
 			}
 			all := ch.All()
 			for i, r := range tc.reasons {
-				if i >= len(all) || !strings.Contains(all[i].Reason, r) {
-					got := ""
-					if i < len(all) {
-						got = all[i].Reason
-					}
-					t.Errorf("reason %d = %q, want it to contain %q", i, got, r)
+				if i >= len(all) {
+					t.Errorf("reason %d: no change", i)
+					continue
+				}
+				if d := cmp.Diff(r, maskReason(all[i].Reason, r)); d != "" {
+					t.Errorf("reason %d (-want +got):\n%s", i, d)
 				}
 			}
 			for i, n := range tc.notes {
@@ -412,7 +414,7 @@ func TestChangesJSONRoundTrip(t *testing.T) {
 	if err := ch.WriteJSON(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `"action": "cutover"`) || !strings.Contains(b.String(), `"format_version": "1.0"`) {
+	if !strings.Contains(b.String(), `"action": "cutover"`) || !strings.Contains(b.String(), `"format_version": "2.0"`) {
 		t.Fatalf("JSON lacks fields:\n%s", b.String())
 	}
 	back, err := ReadChanges(strings.NewReader(b.String()))
@@ -422,7 +424,26 @@ func TestChangesJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(changeList(ch), changeList(back)); diff != "" {
 		t.Fatal(diff)
 	}
-	if _, err := ReadChanges(strings.NewReader(`{"format_version":"2.0"}`)); err == nil {
+	if diff := cmp.Diff(ch.All()[0].Reason, back.All()[0].Reason); diff != "" || back.All()[0].Reason.Code != ReasonWithinThreshold {
+		t.Fatalf("reason after the round trip (-want +got):\n%s", diff)
+	}
+	if _, err := ReadChanges(strings.NewReader(`{"format_version":"3.0"}`)); err == nil {
 		t.Fatal("future major version accepted")
 	}
+	// 1.0 had the reason as text.
+	if _, err := ReadChanges(strings.NewReader(`{"format_version":"1.0","waves":[{"changes":[{"id":"x","reason":"first full import"}]}]}`)); err == nil || !strings.Contains(err.Error(), `format version "1.0"`) {
+		t.Fatalf("format 1.0: %v", err)
+	}
+}
+
+// maskReason zeroes the fields of got that want leaves zero, so that a
+// test states only the fields it is about.
+func maskReason(got, want Reason) Reason {
+	g, w := reflect.ValueOf(&got).Elem(), reflect.ValueOf(want)
+	for i := 0; i < g.NumField(); i++ {
+		if w.Field(i).IsZero() {
+			g.Field(i).SetZero()
+		}
+	}
+	return got
 }

@@ -13,7 +13,7 @@ func FuzzReadChanges(f *testing.F) {
 	ch, _ := Diff(testPlan(), &Observed{State: &newState().caughtUp("a@example.test", 1).st}, &DiffOptions{Clock: FixedClock{night}})
 	ch.WriteJSON(&b)
 	f.Add(b.Bytes())
-	f.Add([]byte(`{"format_version":"1.0","waves":[{"changes":[{"id":"x","depends_on":["x"]}]}]}`))
+	f.Add([]byte(`{"format_version":"2.0","waves":[{"changes":[{"id":"x","depends_on":["x"]}]}]}`))
 	f.Add([]byte(`{"format_version":"1.7","waves":[{"changes":[{"id":"a","action":"cutover"},{"id":"b","depends_on":["a","c"]}]}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ch, err := ReadChanges(bytes.NewReader(data))

@@ -34,13 +34,27 @@ func TestImportLayering(t *testing.T) {
 	// source kinds; verify; the archive it inspects), never an adapter.
 	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "../cmd/mailmig/...").CombinedOutput()
 	if err != nil {
-		t.Skipf("go list cmd: %v\n%s", err, out)
+		t.Fatalf("go list cmd: %v\n%s", err, out)
 	}
 	allowed := map[string]bool{"vandelay": true, "vandelay/sources": true, "vandelay/verify": true, "vandelay/archive": true}
 	for _, imp := range strings.Fields(string(out)) {
 		rel, ok := strings.CutPrefix(imp, mod)
 		if ok && (rel == "vandelay" || strings.HasPrefix(rel, "vandelay/")) && !allowed[rel] {
 			t.Errorf("cmd imports %s; call the library (package vandelay, vandelay/sources, vandelay/verify) instead", imp)
+		}
+	}
+
+	// The proxy and vandelay may use plan/canon (the shared address key),
+	// never the plan itself (and HCL with it).
+	for _, pkgs := range []string{"../proxy/...", "../vandelay/..."} {
+		out, err := exec.Command("go", "list", "-deps", pkgs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkgs, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if (dep == mod+"plan" || strings.HasPrefix(dep, mod+"plan/")) && dep != mod+"plan/canon" {
+				t.Errorf("%s depends on %s", pkgs, dep)
+			}
 		}
 	}
 }

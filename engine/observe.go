@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/mailmig/mailmig/engine/diag"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/plan/canon"
 )
 
 // Route is an account's entry in the proxy's route table, as the engine
@@ -106,8 +106,9 @@ type Observed struct {
 	Refreshed bool
 }
 
-// Key normalises an account address for the journal and the route table.
-func Key(addr string) string { return strings.ToLower(strings.TrimSpace(addr)) }
+// Key normalises an account address for the journal and the route table:
+// [canon.Address], the one normaliser the plan and the route table use too.
+func Key(addr string) string { return canon.Address(addr) }
 
 // RouteReader reads the whole route table at once. Implementations must be
 // safe for one call at a time.

@@ -1,8 +1,7 @@
 package plan
 
-import "strings"
+import "github.com/mailmig/mailmig/plan/canon"
 
-// normAddress is the comparison key of an address: the domain is case
-// insensitive (RFC 5321 2.4), and in practice so is the local part on every
-// server mailmig migrates between.
-func normAddress(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
+// normAddress is the comparison key of an address ([canon.Address], shared
+// with the engine's journal keys and the proxy's route table).
+func normAddress(a string) string { return canon.Address(a) }

@@ -202,7 +202,9 @@
 //
 // An address is a bare e-mail address (alice@example.org); it identifies
 // the account everywhere (journal, routes, archives) and must be unique in
-// the plan, compared case-insensitively.
+// the plan, compared case-insensitively (its key is the address in lower
+// case without surrounding white space, the same key in the plan, the
+// journal and the route table).
 //
 // csv("path") reads an accounts file. Its first row names the columns, in
 // any order: address (required), source_login, target_login, password_ref.

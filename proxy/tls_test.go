@@ -205,7 +205,7 @@ func TestNewCertStoreErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cs.Config() != cs.Config() {
+	if first, second := cs.Config(), cs.Config(); first != second {
 		t.Error("Config returns a new configuration per call; session tickets would not resume across connections")
 	}
 }

@@ -76,7 +76,7 @@ func runRollback(ctx context.Context, g *globals, args []string, s Streams) int 
 	}
 	c := &engine.Change{ID: "rollback:" + k, Account: pa.Address, Action: engine.Rollback, Phase: phase, Wave: orNoWave(pa.Wave),
 		Source: pa.From, Target: pa.To, Destructive: true, Fingerprint: engine.Fingerprint(sa, r, hasRoute),
-		Reason: fmt.Sprintf("requested by hand: route back to %s, unfrozen, and hold the account", pa.From)}
+		Reason: engine.Reason{Code: engine.ReasonRequested, Backend: pa.From}}
 	ch := &engine.Changes{FormatVersion: engine.FormatVersion, Lineage: j.Lineage(), Serial: j.Serial(), PlanHash: m.Hash, Created: clock.Now().UTC(),
 		Waves:   []*engine.WaveChanges{{Name: c.Wave, Status: engine.WaveOpen, Accounts: 1, Phases: map[state.Phase]int{phase: 1}, Changes: []*engine.Change{c}}},
 		Summary: engine.Summary{Rollback: 1, Changes: 1, Accounts: 1}}

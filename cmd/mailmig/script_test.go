@@ -16,11 +16,11 @@ var updateScripts = flag.Bool("update", false, "rewrite the expected output in t
 // so the scripts exercise the real main with real flag parsing and exit
 // codes.
 func TestMain(m *testing.M) {
-	os.Exit(testscript.RunMain(m, map[string]func() int{
-		"mailmig": func() int {
-			return run(context.Background(), os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
+	testscript.Main(m, map[string]func(){
+		"mailmig": func() {
+			os.Exit(run(context.Background(), os.Args[1:], Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}))
 		},
-	}))
+	})
 }
 
 // TestScripts runs the CLI golden tests in testdata/script. Each script

@@ -266,8 +266,12 @@ var (
 	shared     *Set
 	sharedErr  error
 	tried      bool
-	startedSet *Set     // set started by this binary, stopped by Main
-	offsetLock *os.File // flock on the offset of startedSet
+	startedSet *Set // set started by this binary, stopped by Main
+	// offsetLock holds the flock on the offset of startedSet. It is never
+	// read: it keeps the *os.File reachable, or its finalizer would close
+	// it and release the lock while the set runs.
+	//lint:ignore U1000 held for its lifetime, not read (see above)
+	offsetLock *os.File
 )
 
 // Main runs the tests of a package that uses Get and stops the set of

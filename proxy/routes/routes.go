@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mailmig/mailmig/plan/canon"
 )
 
 // State is the state of one account's route.
@@ -57,9 +59,9 @@ var (
 
 // Normalize returns the canonical form of an identifier, account key or
 // domain: lower case, surrounding white space removed.
-func Normalize(s string) string {
-	return strings.ToLower(strings.TrimSpace(s))
-}
+// It is [canon.Address], the one normaliser the plan and the engine's
+// journal use too: route keys and journal keys must agree.
+func Normalize(s string) string { return canon.Address(s) }
 
 // Domain returns the domain part of an address in canonical form, or "" when
 // the identifier has no "@".

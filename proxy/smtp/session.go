@@ -71,12 +71,6 @@ func (ss *session) lookupResult(result string) {
 	ss.metrics().Inc(proxy.MetricRouteLookups, "proto", string(ss.srv.opts.Mode), "result", result)
 }
 
-func (ss *session) account() string {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.acct
-}
-
 func (ss *session) setTx(on bool) {
 	ss.mu.Lock()
 	ss.inTx = on

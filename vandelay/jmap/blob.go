@@ -54,7 +54,7 @@ func (c *Client) Upload(ctx context.Context, accountID, contentType string, size
 	}, nil)
 	if err != nil {
 		if pe, ok := err.(*ProblemError); ok && pe.Status == http.StatusRequestEntityTooLarge {
-			return nil, fmt.Errorf("%w: %v", ErrTooLarge, pe)
+			return nil, fmt.Errorf("%w: %w", ErrTooLarge, pe)
 		}
 		return nil, fmt.Errorf("upload blob: %w", err)
 	}

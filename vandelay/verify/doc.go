@@ -6,7 +6,20 @@
 //
 // Messages are paired by content hash, not through the export mapping, so a
 // verify does not trust the exporter's own bookkeeping. With Sample the
-// mapping is used to pair messages whose blob is not downloaded.
+// mapping is used to pair messages whose blob is not downloaded. An
+// archive message left unpaired and a leftover target email with its
+// Message-ID are one message whose bytes differ: a single KindContent
+// mismatch rather than a missing and an extra one.
+//
+// Mismatches are data (a [Kind], the archive mailbox, the archive message
+// id and hash, the target email id and Message-ID, the two values), so
+// that views render them and tests assert them; a mailbox missing on the
+// target is reported once, without a count against nothing.
+//
+// The tests in tamper_test.go change an exported account on the real Cyrus
+// through its own IMAP server (a message deleted, a keyword changed, a
+// message moved, an extra message, a mailbox removed, one byte altered)
+// and assert exactly the mismatches each change makes.
 //
 // Target keywords are compared case-insensitively (Cyrus lower-cases them)
 // and the keywords in Options.IgnoreKeywords (default: $hasattachment,

@@ -1,12 +1,14 @@
 package verify
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/mail"
 	"sort"
 	"strings"
 	"sync"
@@ -36,16 +38,62 @@ type Options struct {
 	Parallel int
 }
 
-// Mismatch is one difference between archive and target.
+// Kind names what a [Mismatch] is about. It is a closed set: views and
+// tests switch on it; the JSON form is the string.
+type Kind string
+
+// The mismatch kinds [Target] reports (and KindSource, which the callers
+// that compare the source with the archive add).
+const (
+	// KindCount: a mailbox holds a different number of messages.
+	KindCount Kind = "count"
+	// KindMissing: an archive message is on the target in no form.
+	KindMissing Kind = "missing"
+	// KindExtra: a target email matches no archive message.
+	KindExtra Kind = "extra"
+	// KindDuplicate: an archive message is on the target more than once.
+	KindDuplicate Kind = "duplicate"
+	// KindContent: the sampled target blob has other bytes.
+	KindContent Kind = "content"
+	// KindSize: the unsampled target email has another size.
+	KindSize Kind = "size"
+	// KindKeywords: the message's keywords differ.
+	KindKeywords Kind = "keywords"
+	// KindReceivedAt: the message's internal date differs.
+	KindReceivedAt Kind = "receivedAt"
+	// KindMembership: the message is in other mailboxes.
+	KindMembership Kind = "membership"
+	// KindMailboxMissing: an archive mailbox has no target mailbox.
+	KindMailboxMissing Kind = "mailbox-missing"
+	// KindHierarchy: a target mailbox has another parent.
+	KindHierarchy Kind = "hierarchy"
+	// KindRole: a target mailbox lacks the archive mailbox's role.
+	KindRole Kind = "role"
+	// KindSubscription: the subscription differs.
+	KindSubscription Kind = "subscription"
+	// KindSource: the source changed since the last import (not reported
+	// by Target; callers comparing source and archive use it).
+	KindSource Kind = "source"
+)
+
+// Mismatch is one difference between archive and target. The fields are
+// data, so that views can render, group and count them; [Mismatch.String]
+// is the one-line human form.
 type Mismatch struct {
-	// Kind is one of: count, missing, extra, duplicate, content, size,
-	// keywords, receivedAt, membership, mailbox-missing, hierarchy, role,
-	// subscription.
-	Kind string `json:"kind"`
+	Kind Kind `json:"kind"`
 	// Mailbox is the archive path concerned, if any.
 	Mailbox string `json:"mailbox,omitempty"`
-	// Item names the message (archive id, hash, Message-ID) if any.
+	// Item names the message in prose (archive id, hash, Message-ID) if
+	// any; the fields below carry the same identity as data.
 	Item string `json:"item,omitempty"`
+	// ArchiveID is the archive message concerned (0: none).
+	ArchiveID int64 `json:"archiveId,omitempty"`
+	// Hash is the SHA-256 of the archive message's bytes.
+	Hash string `json:"sha256,omitempty"`
+	// TargetID is the target email concerned, if one was paired or extra.
+	TargetID string `json:"targetId,omitempty"`
+	// MessageID is the target email's Message-ID header (no brackets).
+	MessageID string `json:"messageId,omitempty"`
 	// Want is the archive's value, Got the target's.
 	Want string `json:"want,omitempty"`
 	Got  string `json:"got,omitempty"`
@@ -53,7 +101,7 @@ type Mismatch struct {
 
 // String renders the mismatch on one line.
 func (m Mismatch) String() string {
-	s := m.Kind
+	s := string(m.Kind)
 	if m.Mailbox != "" {
 		s += " " + m.Mailbox
 	}
@@ -178,16 +226,16 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 			tid = tByPath[safePath(p)]
 		}
 		if tid == "" {
-			add(Mismatch{Kind: "mailbox-missing", Mailbox: b.Path})
+			add(Mismatch{Kind: KindMailboxMissing, Mailbox: b.Path})
 			continue
 		}
 		pair[b.ID] = tid
 		tb := tByID[tid]
 		if tb.IsSubscribed != b.Subscribed {
-			add(Mismatch{Kind: "subscription", Mailbox: b.Path, Want: fmt.Sprint(b.Subscribed), Got: fmt.Sprint(tb.IsSubscribed)})
+			add(Mismatch{Kind: KindSubscription, Mailbox: b.Path, Want: fmt.Sprint(b.Subscribed), Got: fmt.Sprint(tb.IsSubscribed)})
 		}
 		if b.Role != "" && tb.Role != b.Role {
-			add(Mismatch{Kind: "role", Mailbox: b.Path, Want: b.Role, Got: orNone(tb.Role)})
+			add(Mismatch{Kind: KindRole, Mailbox: b.Path, Want: b.Role, Got: orNone(tb.Role)})
 		}
 		if b.Role == "" {
 			wantParent := ""
@@ -195,7 +243,7 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 				wantParent = pair[b.ParentID]
 			}
 			if tb.ParentID != wantParent {
-				add(Mismatch{Kind: "hierarchy", Mailbox: b.Path, Want: orNone(aPath[b.ParentID]), Got: orNone(tPath(tb.ParentID))})
+				add(Mismatch{Kind: KindHierarchy, Mailbox: b.Path, Want: orNone(aPath[b.ParentID]), Got: orNone(tPath(tb.ParentID))})
 			}
 		}
 	}
@@ -295,13 +343,24 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 			targetCount[mb]++
 		}
 	}
+	var unpaired []Mismatch
 	for _, m := range amsgs {
 		item := fmt.Sprintf("archive id %d sha256 %.12s", m.ID, m.Blob)
+		// of is the mismatch of kind k about m (and t, once paired).
 		var t *targetEmail
+		of := func(k Kind) Mismatch {
+			mm := Mismatch{Kind: k, Item: item, ArchiveID: m.ID, Hash: m.Blob}
+			if t != nil {
+				mm.TargetID, mm.MessageID = t.ID, strings.Join(t.MessageID, " ")
+			}
+			return mm
+		}
 		if cands := byHash[m.Blob]; len(cands) > 0 {
 			t = cands[0]
 			if len(cands) > 1 {
-				add(Mismatch{Kind: "duplicate", Item: item, Want: "1", Got: fmt.Sprint(len(cands))})
+				mm := of(KindDuplicate)
+				mm.Want, mm.Got = "1", fmt.Sprint(len(cands))
+				add(mm)
 				for _, c := range cands[1:] {
 					used[c.ID] = true
 				}
@@ -312,23 +371,34 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 				t = byRemote[mp.RemoteID]
 			}
 			if t != nil && t.hash != "" {
-				add(Mismatch{Kind: "content", Item: item, Want: m.Blob, Got: t.hash})
+				mm := of(KindContent)
+				mm.Want, mm.Got = m.Blob, t.hash
+				add(mm)
 			} else if t != nil && t.Size != m.Size {
-				add(Mismatch{Kind: "size", Item: item, Want: fmt.Sprint(m.Size), Got: fmt.Sprint(t.Size)})
+				mm := of(KindSize)
+				mm.Want, mm.Got = fmt.Sprint(m.Size), fmt.Sprint(t.Size)
+				add(mm)
 			}
 		}
 		if t == nil {
-			add(Mismatch{Kind: "missing", Item: item, Mailbox: firstPath(m, aByID)})
+			// Paired below by Message-ID with a leftover target email
+			// (bytes altered), else missing.
+			unpaired = append(unpaired, of(KindMissing))
+			unpaired[len(unpaired)-1].Mailbox = firstPath(m, aByID)
 			continue
 		}
 		used[t.ID] = true
 		// keywords
 		want, got := kwSet(m.Keywords, ignore), kwSet(keysOf(t.Keywords), ignore)
 		if want != got {
-			add(Mismatch{Kind: "keywords", Item: item, Want: want, Got: got})
+			mm := of(KindKeywords)
+			mm.Want, mm.Got = want, got
+			add(mm)
 		}
 		if m.ReceivedAt.Unix() > 86400 && (t.ReceivedAt == nil || !t.ReceivedAt.Equal(m.ReceivedAt)) {
-			add(Mismatch{Kind: "receivedAt", Item: item, Want: m.ReceivedAt.Format("2006-01-02T15:04:05Z"), Got: fmtTime(t.ReceivedAt)})
+			mm := of(KindReceivedAt)
+			mm.Want, mm.Got = m.ReceivedAt.Format("2006-01-02T15:04:05Z"), fmtTime(t.ReceivedAt)
+			add(mm)
 		}
 		var wantBoxes, gotBoxes []string
 		for _, id := range m.MailboxIDs {
@@ -344,12 +414,43 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		sort.Strings(wantBoxes)
 		sort.Strings(gotBoxes)
 		if w, g := strings.Join(wantBoxes, ", "), strings.Join(gotBoxes, ", "); w != g {
-			add(Mismatch{Kind: "membership", Item: item, Want: w, Got: g})
+			mm := of(KindMembership)
+			mm.Want, mm.Got = w, g
+			add(mm)
 		}
+	}
+	// An archive message without a hash-equal target email and a leftover
+	// target email with its Message-ID are one message whose bytes differ
+	// (a content mismatch), not a missing and an extra one. The archive
+	// blob's header is read only for these few.
+	byMsgID := map[string][]*targetEmail{}
+	for _, t := range tgts {
+		if len(unpaired) > 0 && !used[t.ID] && len(t.MessageID) == 1 && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
+			byMsgID[t.MessageID[0]] = append(byMsgID[t.MessageID[0]], t)
+		}
+	}
+	for _, mm := range unpaired {
+		if len(byMsgID) > 0 {
+			mid, err := blobMessageID(ctx, a, mm.Hash)
+			if err != nil {
+				return nil, err
+			}
+			if cands := byMsgID[mid]; mid != "" && len(cands) == 1 && !used[cands[0].ID] {
+				t := cands[0]
+				used[t.ID] = true
+				mm.Kind, mm.TargetID, mm.MessageID = KindContent, t.ID, mid
+				mm.Want, mm.Got = mm.Hash, orNone(t.hash)
+				if t.hash == "" {
+					mm.Got = fmt.Sprintf("(not downloaded, %d bytes)", t.Size)
+				}
+			}
+		}
+		add(mm)
 	}
 	for _, t := range tgts {
 		if !used[t.ID] && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
-			add(Mismatch{Kind: "extra", Item: fmt.Sprintf("target email %s (%s, %d bytes)", t.ID, strings.Join(t.MessageID, " "), t.Size)})
+			mid := strings.Join(t.MessageID, " ")
+			add(Mismatch{Kind: KindExtra, Item: fmt.Sprintf("target email %s (%s, %d bytes)", t.ID, mid, t.Size), TargetID: t.ID, MessageID: mid})
 		}
 	}
 
@@ -360,16 +461,38 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 	}
 	for _, b := range aboxes {
 		row := MailboxRow{Path: aPath[b.ID], Role: b.Role, Archive: int(counts[b.ID].Messages)}
-		if tid, ok := pair[b.ID]; ok {
+		tid, paired := pair[b.ID]
+		if paired {
 			row.Target = targetCount[tid]
 			row.OK = row.Target == row.Archive
 		}
-		if !row.OK {
-			add(Mismatch{Kind: "count", Mailbox: b.Path, Want: fmt.Sprint(row.Archive), Got: fmt.Sprint(row.Target)})
+		// An unpaired mailbox is already a mailbox-missing mismatch; a
+		// count against nothing would say the same thing twice.
+		if paired && !row.OK {
+			add(Mismatch{Kind: KindCount, Mailbox: b.Path, Want: fmt.Sprint(row.Archive), Got: fmt.Sprint(row.Target)})
 		}
 		rep.Mailboxes = append(rep.Mailboxes, row)
 	}
 	return rep, nil
+}
+
+// blobMessageID is the Message-ID (without angle brackets, as JMAP gives
+// it) in the header of the archive blob hash; "" if it has none.
+func blobMessageID(ctx context.Context, a *archive.Archive, hash string) (string, error) {
+	rc, _, err := a.Blob(ctx, hash)
+	if err != nil {
+		return "", fmt.Errorf("read archive blob %.12s: %w", hash, err)
+	}
+	defer rc.Close()
+	msg, err := mail.ReadMessage(bufio.NewReader(rc))
+	if err != nil {
+		return "", nil // no parsable header: nothing to pair by
+	}
+	ids := strings.Fields(msg.Header.Get("Message-Id"))
+	if len(ids) != 1 {
+		return "", nil
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(ids[0], "<"), ">"), nil
 }
 
 func mappedRemote(m map[int64]archive.Mapping, id string) bool {

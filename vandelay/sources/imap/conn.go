@@ -26,7 +26,7 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad address %q (want host:port): %v", vandelay.ErrUsage, cfg.Address, err)
+		return nil, fmt.Errorf("%w: bad address %q (want host:port): %w", vandelay.ErrUsage, cfg.Address, err)
 	}
 	sn := cfg.ServerName
 	if sn == "" {
@@ -49,7 +49,7 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	raw := conn
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
@@ -61,53 +61,53 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 	}
 	pre, err := p.greeting()
 	if err != nil {
-		return fail(fmt.Errorf("%w: greeting from %s: %v", vandelay.ErrConnect, cfg.Address, err))
+		return fail(fmt.Errorf("%w: greeting from %s: %w", vandelay.ErrConnect, cfg.Address, err))
 	}
 	if cfg.TLS == vandelay.TLSStartTLS {
 		if pre {
 			return fail(fmt.Errorf("%w: %s sent PREAUTH on a connection that must use STARTTLS", vandelay.ErrConnect, cfg.Address))
 		}
 		if err := p.capability(); err != nil {
-			return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			return fail(fmt.Errorf("%w: %s: %w", vandelay.ErrConnect, cfg.Address, err))
 		}
 		if !p.caps["STARTTLS"] {
 			return fail(fmt.Errorf("%w: %s does not offer STARTTLS", vandelay.ErrConnect, cfg.Address))
 		}
 		if err := p.startTLS(tlsCfg); err != nil {
-			return fail(fmt.Errorf("%w: STARTTLS with %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			return fail(fmt.Errorf("%w: STARTTLS with %s: %w", vandelay.ErrConnect, cfg.Address, err))
 		}
 	}
 	if !pre {
 		if err := p.capability(); err != nil {
-			return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			return fail(fmt.Errorf("%w: %s: %w", vandelay.ErrConnect, cfg.Address, err))
 		}
 		gen := p.gen
 		if err := s.login(p); err != nil {
 			var ie *imap.Error
 			if errors.As(err, &ie) && (ie.Code == imap.ResponseCodeAuthenticationFailed || ie.Code == imap.ResponseCodeAuthorizationFailed ||
 				ie.Type == imap.StatusResponseTypeNo) && !temporary(err) {
-				return fail(fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, s.login0(), err))
+				return fail(fmt.Errorf("%w: log in to %s as %s: %w", vandelay.ErrAuth, cfg.Address, s.login0(), err))
 			}
-			return fail(fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			return fail(fmt.Errorf("%w: log in to %s: %w", vandelay.ErrConnect, cfg.Address, err))
 		}
 		if p.gen == gen { // no capabilities with the login reply: ask, they change
 			p.caps, p.line = nil, ""
 			if err := p.capability(); err != nil {
-				return fail(fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err))
+				return fail(fmt.Errorf("%w: %s: %w", vandelay.ErrConnect, cfg.Address, err))
 			}
 		}
 	}
 	compressed := false
 	if p.caps["COMPRESS=DEFLATE"] && !cfg.NoCompress {
 		if err := p.compress(); err != nil {
-			return fail(fmt.Errorf("%w: COMPRESS DEFLATE with %s: %v", vandelay.ErrConnect, cfg.Address, err))
+			return fail(fmt.Errorf("%w: COMPRESS DEFLATE with %s: %w", vandelay.ErrConnect, cfg.Address, err))
 		}
 		compressed = true
 	}
 	c := imapclient.New(p.authenticatedConn(), nil)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%w: %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	if compressed {
 		s.count(func(st *Stats) { st.Compressed++ })

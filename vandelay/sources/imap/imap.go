@@ -362,7 +362,7 @@ func (s *Source) list(ctx context.Context, c *imapclient.Client, condstore bool)
 	defer stop()
 	list, err := c.List("", "*", opts).Collect()
 	if err != nil {
-		return nil, fmt.Errorf("%w: list mailboxes: %v", vandelay.ErrConnect, err)
+		return nil, fmt.Errorf("%w: list mailboxes: %w", vandelay.ErrConnect, err)
 	}
 	if !listStatus {
 		for _, ld := range list {
@@ -522,7 +522,7 @@ func (w *worker) runTask(ctx context.Context, t task) error {
 		w.s.dropConn(w.c)
 		w.c = nil
 		if werr := w.backoff.Wait(ctx); werr != nil {
-			w.fail(t, fmt.Errorf("%w: %v", werr, err))
+			w.fail(t, fmt.Errorf("%w: %w", werr, err))
 			if t.uids != nil {
 				w.fetchDone(ctx, t.mbox)
 			}
@@ -831,7 +831,7 @@ func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 		if err := w.run.Add(ctx, m.id, uidKey(uid), &archive.NewMessage{Body: body, Hash: hash, ReceivedAt: date,
 			Keywords: kws, ModSeq: modseq}); err != nil {
 			cmd.Close()
-			return fmt.Errorf("%w: %v", errArchive, err)
+			return fmt.Errorf("%w: %w", errArchive, err)
 		}
 		w.s.prog.Done(1, int64(len(body)))
 	}

@@ -52,7 +52,7 @@ func New(opts *Options) (vandelay.MailSource, error) {
 	}
 	root, err := filepath.Abs(cfg.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", vandelay.ErrUsage, err)
+		return nil, fmt.Errorf("%w: %w", vandelay.ErrUsage, err)
 	}
 	return &Source{cfg: cfg, root: root, log: vandelay.LoggerOr(cfg.Logger).With("proto", "maildir")}, nil
 }
@@ -79,7 +79,7 @@ type folder struct {
 // folders lists INBOX and the Maildir++ subfolders.
 func (s *Source) folders() ([]folder, error) {
 	if _, err := os.Stat(filepath.Join(s.root, "cur")); err != nil {
-		return nil, fmt.Errorf("%w: %s is not a Maildir (no cur/): %v", vandelay.ErrUsage, s.root, err)
+		return nil, fmt.Errorf("%w: %s is not a Maildir (no cur/): %w", vandelay.ErrUsage, s.root, err)
 	}
 	out := []folder{{path: "INBOX", dir: s.root}}
 	ents, err := os.ReadDir(s.root)
@@ -256,14 +256,14 @@ func (s *Source) syncFolder(ctx context.Context, run *archive.Run, id int64, f f
 	}
 	locs, err := run.Locations(ctx, id)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errArchive, err)
+		return fmt.Errorf("%w: %w", errArchive, err)
 	}
 	for k := range locs {
 		mf, ok := files[k]
 		_, deleted := KeywordsFromFlags(mf.flags, kwNames)
 		if !ok || (deleted && !s.cfg.IncludeDeleted) {
 			if err := run.Remove(ctx, id, k); err != nil {
-				return fmt.Errorf("%w: %v", errArchive, err)
+				return fmt.Errorf("%w: %w", errArchive, err)
 			}
 		}
 	}
@@ -280,7 +280,7 @@ func (s *Source) syncFolder(ctx context.Context, run *archive.Run, id int64, f f
 		case have:
 			if strings.Join(kws, " ") != strings.Join(loc.Keywords, " ") {
 				if err := run.SetKeywords(ctx, id, u, kws, 0); err != nil {
-					return fmt.Errorf("%w: %v", errArchive, err)
+					return fmt.Errorf("%w: %w", errArchive, err)
 				}
 			}
 		default:
@@ -309,7 +309,7 @@ func (s *Source) syncFolder(ctx context.Context, run *archive.Run, id int64, f f
 			mtime = DateFromName(mf.unique)
 		}
 		if err := run.Add(ctx, id, mf.unique, &archive.NewMessage{Body: ToCRLF(body), ReceivedAt: mtime, Keywords: kws}); err != nil {
-			return fmt.Errorf("%w: %v", errArchive, err)
+			return fmt.Errorf("%w: %w", errArchive, err)
 		}
 		prog.Done(1, int64(len(body)))
 	}

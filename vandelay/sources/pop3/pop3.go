@@ -79,7 +79,7 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	cfg := s.cfg
 	host, _, err := net.SplitHostPort(cfg.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad address %q: %v", vandelay.ErrUsage, cfg.Address, err)
+		return nil, fmt.Errorf("%w: bad address %q: %w", vandelay.ErrUsage, cfg.Address, err)
 	}
 	sn := cfg.ServerName
 	if sn == "" {
@@ -102,7 +102,7 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	}
 	c, err := pop3client.Dial(ctx, cfg.Address, opts)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	user, authz := cfg.User, ""
 	if cfg.MasterUser != "" {
@@ -121,9 +121,9 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 		c.Close()
 		var pe *pop3client.ProtocolError
 		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, cfg.Address, cfg.User, err)
+			return nil, fmt.Errorf("%w: log in to %s as %s: %w", vandelay.ErrAuth, cfg.Address, cfg.User, err)
 		}
-		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, cfg.Address, err)
+		return nil, fmt.Errorf("%w: log in to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	return c, nil
 }
@@ -143,11 +143,11 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 	inbox := boxes["INBOX"].ID
 	uidl, err := c.Uidl(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: UIDL: %v", vandelay.ErrConnect, err)
+		return fmt.Errorf("%w: UIDL: %w", vandelay.ErrConnect, err)
 	}
 	list, err := c.List(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: LIST: %v", vandelay.ErrConnect, err)
+		return fmt.Errorf("%w: LIST: %w", vandelay.ErrConnect, err)
 	}
 	sizes := map[int]int64{}
 	for _, l := range list {
@@ -191,14 +191,14 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 		}
 		r, err := c.Retr(ctx, n)
 		if err != nil {
-			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+			return fmt.Errorf("%w: RETR %d: %w", vandelay.ErrConnect, n, err)
 		}
 		buf := bytes.NewBuffer(make([]byte, 0, sizes[n]+1024))
 		h := sha256.New()
 		_, err = io.Copy(io.MultiWriter(buf, h), r)
 		r.Close()
 		if err != nil {
-			return fmt.Errorf("%w: RETR %d: %v", vandelay.ErrConnect, n, err)
+			return fmt.Errorf("%w: RETR %d: %w", vandelay.ErrConnect, n, err)
 		}
 		body := buf.Bytes()
 		if err := run.Add(ctx, inbox, keyOf[n], &archive.NewMessage{Body: body, Hash: hex.EncodeToString(h.Sum(nil)),
@@ -222,13 +222,14 @@ func ReceivedDate(msg []byte) time.Time {
 	if err != nil {
 		return time.Time{}
 	}
-	for _, rcv := range m.Header["Received"] {
-		if i := strings.LastIndex(rcv, ";"); i >= 0 {
-			if t, err := mail.ParseDate(strings.TrimSpace(rcv[i+1:])); err == nil {
+	// Only the topmost Received header: the one the maildrop's own server
+	// added on delivery.
+	if rcv := m.Header["Received"]; len(rcv) > 0 {
+		if i := strings.LastIndex(rcv[0], ";"); i >= 0 {
+			if t, err := mail.ParseDate(strings.TrimSpace(rcv[0][i+1:])); err == nil {
 				return t
 			}
 		}
-		break
 	}
 	if t, err := m.Header.Date(); err == nil {
 		return t
@@ -255,7 +256,7 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 	s.c = c
 	n, _, err := c.Stat(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: STAT: %v", vandelay.ErrConnect, err)
+		return nil, fmt.Errorf("%w: STAT: %w", vandelay.ErrConnect, err)
 	}
 	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n)}}, known), nil
 }

@@ -60,7 +60,7 @@ func New(opts *Options) (vandelay.MailSource, error) {
 	}
 	p, err := filepath.Abs(cfg.Path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", vandelay.ErrUsage, err)
+		return nil, fmt.Errorf("%w: %w", vandelay.ErrUsage, err)
 	}
 	return &Source{cfg: cfg, path: p, log: vandelay.LoggerOr(cfg.Logger).With("proto", "takeout")}, nil
 }
@@ -94,7 +94,7 @@ func (r readCloser) Close() error { return r.close() }
 func (s *Source) mboxes() ([]mboxFile, error) {
 	fi, err := os.Stat(s.path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", vandelay.ErrUsage, err)
+		return nil, fmt.Errorf("%w: %w", vandelay.ErrUsage, err)
 	}
 	isMbox := func(n string) bool { return strings.HasSuffix(strings.ToLower(n), ".mbox") }
 	var out []mboxFile
@@ -113,7 +113,7 @@ func (s *Source) mboxes() ([]mboxFile, error) {
 	case strings.HasSuffix(lower, ".zip"):
 		zr, zerr := zip.OpenReader(s.path)
 		if zerr != nil {
-			return nil, fmt.Errorf("%w: open %s: %v", vandelay.ErrUsage, s.path, zerr)
+			return nil, fmt.Errorf("%w: open %s: %w", vandelay.ErrUsage, s.path, zerr)
 		}
 		for _, f := range zr.File {
 			if isMbox(f.Name) {
@@ -156,7 +156,7 @@ func (s *Source) tarReader() (*tar.Reader, func() error, error) {
 		gz, err := gzip.NewReader(r)
 		if err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("%w: %s: %v", vandelay.ErrUsage, s.path, err)
+			return nil, nil, fmt.Errorf("%w: %s: %w", vandelay.ErrUsage, s.path, err)
 		}
 		r = gz
 	}

@@ -32,6 +32,7 @@ func TestParseLabels(t *testing.T) {
 		"encoded":      {"=?UTF-8?Q?Gesch=C3=A4ftlich?=,Work/Reports", []string{"Geschäftlich", "Work/Reports"}},
 		"encoded-b":    {"=?UTF-8?B?0J/RgNC+0LXQutGC0Ys=?=/2024", []string{"Проекты/2024"}},
 		"latin1":       {"=?ISO-8859-1?Q?M=FCller?=", []string{"Müller"}},
+		"windows-1252": {"=?windows-1252?Q?caf=E9?=", []string{"café"}},
 		"folded":       {"Inbox,\r\n Important,\r\n\tStarred", []string{"Inbox", "Important", "Starred"}},
 		"spaces-empty": {" Inbox , ,Sent ", []string{"Inbox", "Sent"}},
 		"empty":        {"", nil},

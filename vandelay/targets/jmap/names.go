@@ -9,6 +9,8 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/emersion/go-message/charset"
+
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
 
@@ -68,6 +70,12 @@ func peekHeader(ctx context.Context, a *archive.Archive, hash string) header {
 	return parseHeader(io.LimitReader(r, 256<<10))
 }
 
+// wordDecoder decodes RFC 2047 encoded words in any charset go-message
+// knows (windows-1252, ISO-8859-*, KOI8-R, Shift_JIS …); the standard
+// library's decoder alone knows only UTF-8, US-ASCII and ISO-8859-1 and
+// leaves the others encoded.
+var wordDecoder = &mime.WordDecoder{CharsetReader: charset.Reader}
+
 func parseHeader(r io.Reader) header {
 	br := bufio.NewReader(r)
 	var buf bytes.Buffer
@@ -82,8 +90,7 @@ func parseHeader(r io.Reader) header {
 	mh, _ := textproto.NewReader(bufio.NewReader(&buf)).ReadMIMEHeader()
 	var h header
 	h.MessageID = normMessageID(mh.Get("Message-Id"))
-	dec := mime.WordDecoder{}
-	if s, err := dec.DecodeHeader(mh.Get("Subject")); err == nil {
+	if s, err := wordDecoder.DecodeHeader(mh.Get("Subject")); err == nil {
 		h.Subject = s
 	} else {
 		h.Subject = mh.Get("Subject")

@@ -38,11 +38,13 @@ func TestParseHeader(t *testing.T) {
 		in      string
 		id, sub string
 	}{
-		"crlf":     {"Message-ID: <a@b>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\r\nbody", "a@b", "Grüße"},
-		"lf":       {"Subject: plain\nMessage-Id:\n  <folded@x>\n\nbody", "folded@x", "plain"},
-		"raw 8bit": {"Subject: Grüße\r\n\r\n", "", "Grüße"},
-		"no body":  {"Message-ID: no-brackets@x", "no-brackets@x", ""},
-		"empty":    {"", "", ""},
+		"crlf":         {"Message-ID: <a@b>\r\nSubject: =?UTF-8?Q?Gr=C3=BC=C3=9Fe?=\r\n\r\nbody", "a@b", "Grüße"},
+		"lf":           {"Subject: plain\nMessage-Id:\n  <folded@x>\n\nbody", "folded@x", "plain"},
+		"windows-1252": {"Subject: =?windows-1252?Q?caf=E9?=\r\n\r\n", "", "café"},
+		"koi8-r":       {"Subject: =?KOI8-R?B?8NLJ18XU?=\r\n\r\n", "", "Привет"},
+		"raw 8bit":     {"Subject: Grüße\r\n\r\n", "", "Grüße"},
+		"no body":      {"Message-ID: no-brackets@x", "no-brackets@x", ""},
+		"empty":        {"", "", ""},
 	} {
 		h := parseHeader(strings.NewReader(tc.in))
 		if h.MessageID != tc.id || h.Subject != tc.sub {

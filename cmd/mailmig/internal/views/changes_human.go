@@ -101,7 +101,7 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 		if c.Destructive {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
-		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, c.Reason)
+		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, ReasonText(c, wc.Note))
 	}
 	for _, x := range wc.Waiting {
 		fmt.Fprintf(w, "  · %-9s%s (%s)\n", "waiting", x.Account, x.Reason)

@@ -71,7 +71,7 @@ func RenderMarkdown(ch *engine.Changes, limit int) string {
 			fmt.Fprintf(&body, "> [!WARNING]\n> %d changes route accounts back to their source:\n", len(destr))
 		}
 		for i, c := range destr {
-			line := fmt.Sprintf("> - `%s` %s\n", c.Account, mdInline(c.Reason))
+			line := fmt.Sprintf("> - `%s` %s\n", c.Account, mdInline(ReasonText(c, waveNote(ch, c.Wave))))
 			if body.Len()+len(line) > budget/4 {
 				fmt.Fprintf(&body, "> - … and %d more\n", len(destr)-i)
 				break
@@ -131,7 +131,7 @@ func waveDetails(wc *engine.WaveChanges, budget int) string {
 			if c.Destructive {
 				flag += " **destructive**"
 			}
-			row := fmt.Sprintf("| `%c` | %s | %s%s | %s |\n", c.Action.Symbol(), c.Action, mdCell(c.Account), flag, mdCell(c.Reason))
+			row := fmt.Sprintf("| `%c` | %s | %s%s | %s |\n", c.Action.Symbol(), c.Action, mdCell(c.Account), flag, mdCell(ReasonText(c, wc.Note)))
 			if b.Len()+len(row)+reserve > budget {
 				fmt.Fprintf(&b, "\n… and %d more changes in this wave; run `mailmig plan` for the full list.\n", len(wc.Changes)-i)
 				b.WriteString(closing)
@@ -194,4 +194,15 @@ func mdCell(s string) string {
 func mdInline(s string) string {
 	r := strings.NewReplacer("\n", " ", "\r", " ", "<", "&lt;", ">", "&gt;")
 	return r.Replace(s)
+}
+
+// waveNote is the note of the named wave, for a change listed outside its
+// wave.
+func waveNote(ch *engine.Changes, wave string) string {
+	for _, w := range ch.Waves {
+		if w.Name == wave {
+			return w.Note
+		}
+	}
+	return ""
 }

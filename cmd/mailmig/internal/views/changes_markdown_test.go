@@ -9,6 +9,10 @@ import (
 	"github.com/mailmig/mailmig/engine/state"
 )
 
+// pipeReason has a code this mailmig does not know (as in a newer saved
+// file), which the views print as it is: here with a pipe to escape.
+var pipeReason = engine.Reason{Code: "12 new, 3 changed since 2026-11-27 22:10 UTC | with a pipe"}
+
 // bigChanges builds n changes over three waves, every tenth a rollback.
 func bigChanges(n int) *engine.Changes {
 	ch := &engine.Changes{FormatVersion: engine.FormatVersion}
@@ -23,7 +27,7 @@ func bigChanges(n int) *engine.Changes {
 		wc := ch.Waves[i%3]
 		wc.Accounts++
 		wc.Changes = append(wc.Changes, &engine.Change{ID: fmt.Sprintf("%s:user%06d@example.test", a, i), Account: fmt.Sprintf("user%06d@example.test", i),
-			Action: a, Destructive: a.Destructive(), Reason: "12 new, 3 changed since 2026-11-27 22:10 UTC | with a pipe"})
+			Action: a, Destructive: a.Destructive(), Reason: pipeReason})
 		wc.Waiting = append(wc.Waiting, &engine.Waiting{Account: fmt.Sprintf("idle%06d@example.test", i), Reason: "held"})
 	}
 	for i := 0; i < n/10; i++ {
