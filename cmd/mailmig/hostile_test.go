@@ -353,6 +353,9 @@ func TestHostileOpenRelay(t *testing.T) {
 				r.until("250 ")
 				r.send("MAIL FROM:<attacker@elsewhere.example>\r\n")
 				l, err := r.line()
+				if err != nil {
+					t.Fatalf("MAIL FROM: %v", err)
+				}
 				if proto == "submission" && !strings.HasPrefix(l, "5") {
 					t.Fatalf("submission: MAIL FROM without AUTH: %q, want a 5xx", l)
 				} else if proto != "submission" && !strings.HasPrefix(l, "250") {
