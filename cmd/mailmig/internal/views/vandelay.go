@@ -66,6 +66,20 @@ func (v *View) ImportResult(r *archive.Result, asJSON bool) {
 		r.Fetched, float64(r.FetchedBytes)/1e6, r.BlobsStored, secs, rate)
 }
 
+// SieveImportResult prints a Sieve import's counts, or its JSON form.
+func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
+		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
+}
+
 // ExportResult prints an export's counts (after the dry run's list of
 // changes), or its JSON form.
 func (v *View) ExportResult(r *vandelay.ExportResult, dry, asJSON bool) {
