@@ -188,16 +188,29 @@ func ExportSieve(ctx context.Context, a *archive.Archive, t SieveTarget, opts *S
 		}
 		switch {
 		case !mapped && !there[s.Name]:
+			// Record the intent (Created, ModSeq 0) before the put: a run
+			// killed after the put finds the mapping, sees equal bytes and
+			// still knows that the export created the script.
+			m = archive.Mapping{Kind: archive.KindSieveScript, ArchiveID: s.ID, RemoteID: s.Name, Created: true}
+			if err := record(m); err != nil {
+				return res, err
+			}
 			ok, err := put(s)
 			if err != nil {
 				return res, fmt.Errorf("put sieve script %q: %w", s.Name, err)
 			}
 			if !ok {
+				if !opts.DryRun {
+					if err := et.DeleteMappings(ctx, archive.KindSieveScript, []int64{s.ID}); err != nil {
+						return res, err
+					}
+				}
 				continue
 			}
 			res.Put++
 			created[s.Name] = true
-			if err := record(archive.Mapping{Kind: archive.KindSieveScript, ArchiveID: s.ID, RemoteID: s.Name, Created: true, ModSeq: s.ModSeq}); err != nil {
+			m.ModSeq = s.ModSeq
+			if err := record(m); err != nil {
 				return res, err
 			}
 		case !mapped || m.ModSeq < s.ModSeq:

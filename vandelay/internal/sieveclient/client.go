@@ -158,12 +158,16 @@ func (c *Client) login(ctx context.Context, o *Options) error {
 	}
 	switch strings.ToLower(o.Auth) {
 	case vandelay.AuthXOAUTH2:
-		return c.authenticate(ctx, "XOAUTH2", []byte("user="+o.User+"\x01auth=Bearer "+o.Token+"\x01\x01"), nil)
+		// A refused token gets an error challenge (JSON) that the client
+		// answers empty, then NO (Google's XOAUTH2 protocol).
+		return c.authenticate(ctx, "XOAUTH2", []byte("user="+o.User+"\x01auth=Bearer "+o.Token+"\x01\x01"),
+			func([]byte) ([]byte, error) { return []byte{}, nil })
 	case vandelay.AuthOAuthBearer:
 		host, port, _ := net.SplitHostPort(o.Address)
 		pn, _ := strconv.Atoi(port)
 		_, ir, _ := sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: o.User, Token: o.Token, Host: host, Port: pn}).Start()
-		return c.authenticate(ctx, "OAUTHBEARER", ir, nil)
+		// RFC 7628 3.2.3: the client answers an error challenge with ^A.
+		return c.authenticate(ctx, "OAUTHBEARER", ir, func([]byte) ([]byte, error) { return []byte{1}, nil })
 	case vandelay.AuthLogin:
 		if authz != "" {
 			return fmt.Errorf("%w: the authzid master form needs SASL PLAIN, not LOGIN", vandelay.ErrUsage)

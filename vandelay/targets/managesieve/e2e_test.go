@@ -3,6 +3,7 @@ package managesieve_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -207,6 +208,38 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 	}
 	compare("no-change export")
 
+	// An export killed between PUTSCRIPT and its record: the re-run
+	// neither puts the script again nor forgets that it created it, so
+	// its deletion at the source still deletes it at the target.
+	if err := src.PutScript(ctx, "late", []byte("keep;\n")); err != nil {
+		t.Fatal(err)
+	}
+	importOnce()
+	func() {
+		tg, err := managesieve.Open(ctx, &managesieve.Options{
+			Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login:  vandelay.Login{User: acct.Email, Password: acct.Password},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		if _, err := vandelay.ExportSieve(ctx, a, killAfterPut{tg}, nil); err == nil {
+			t.Fatal("export through killAfterPut succeeded")
+		}
+	}()
+	if r := exportOnce(); r.Put+r.Updated != 0 || r.Unchanged != 4 {
+		t.Errorf("re-run after a kill: %+v, want nothing put and 4 unchanged", r)
+	}
+	if err := src.DeleteScript(ctx, "late"); err != nil {
+		t.Fatal(err)
+	}
+	importOnce()
+	if r := exportOnce(); r.Deleted != 1 || r.Changes() != 1 {
+		t.Errorf("delete after a kill: %+v, want 1 deleted", r)
+	}
+	compare("after a kill")
+
 	// A script the user put at the target is never deleted, and the
 	// export does not overwrite a same-named script it did not create.
 	withTarget(func(tgt *sieveclient.Client) {
@@ -242,4 +275,15 @@ func names(t *testing.T, c *sieveclient.Client) []string {
 		out = append(out, s.Name)
 	}
 	return out
+}
+
+// killAfterPut stands for an export killed right after a PUTSCRIPT: the
+// script is stored, the export never learns it.
+type killAfterPut struct{ vandelay.SieveTarget }
+
+func (k killAfterPut) Put(ctx context.Context, name string, body []byte) error {
+	if err := k.SieveTarget.Put(ctx, name, body); err != nil {
+		return err
+	}
+	return errors.New("killed")
 }
