@@ -57,6 +57,20 @@ func TestVandelayImportManageSieve(t *testing.T) {
 	if got, want := runOnce(), "sieve scripts: 0 added, 0 changed, 0 deleted, 2 unchanged; active script changed: no\n"; got != want {
 		t.Errorf("second run: %q, want %q", got, want)
 	}
+	// export-sieve onto Cyrus with its admin as SASL authzid, twice.
+	t.Setenv("CYRUS_PW", s.Cyrus.AdminPassword)
+	exp := []string{"vandelay", "export-sieve", "--server", s.Cyrus.ManageSieve, "--tls", "none", "--allow-cleartext",
+		"--user", acct.Email, "--master-user", s.Cyrus.AdminUser, "--password-env", "CYRUS_PW", db}
+	for i, want := range []string{"sieve scripts: 2 put, 0 updated, 0 deleted, 0 unchanged; activations: 1\n",
+		"sieve scripts: 0 put, 0 updated, 0 deleted, 2 unchanged; activations: 0\n"} {
+		var out, errb bytes.Buffer
+		if code := run(ctx, exp, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 0 {
+			t.Fatalf("export %d: exit %d: %s", i, code, errb.String())
+		}
+		if out.String() != want {
+			t.Errorf("export %d: %q, want %q", i, out.String(), want)
+		}
+	}
 	a, err := archive.Open(ctx, db, &archive.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

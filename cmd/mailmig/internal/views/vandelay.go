@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -78,6 +79,33 @@ func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
 	}
 	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
 		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
+}
+
+// SieveExportResult prints a Sieve export's counts, each script the
+// target refused with the target's own text, and the conflicts; or the
+// JSON form.
+func (v *View) SieveExportResult(r *vandelay.SieveExportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%ssieve scripts: %d put, %d updated, %d deleted, %d unchanged; activations: %d\n",
+		prefix, r.Put, r.Updated, r.Deleted, r.Unchanged, r.Activated)
+	names := make([]string, 0, len(r.Refused))
+	for n := range r.Refused {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(v.Out, "refused by the target: %q: %s\n", n, strings.ReplaceAll(strings.TrimSpace(r.Refused[n]), "\r\n", "\n  "))
+	}
+	for _, n := range r.Conflicts {
+		fmt.Fprintf(v.Out, "conflict: %q exists at the target with other content; the target's version was kept\n", n)
+	}
 }
 
 // ExportResult prints an export's counts (after the dry run's list of
