@@ -298,3 +298,64 @@ func ExportSieve(ctx context.Context, a *archive.Archive, t SieveTarget, opts *S
 	}
 	return res, nil
 }
+
+// SieveMismatch is one difference found by [VerifySieve].
+type SieveMismatch struct {
+	Name string `json:"name"`
+	// Kind is "missing" (not at the target), "content" (other bytes) or
+	// "active" (another script, or none, is active at the target).
+	Kind string `json:"kind"`
+}
+
+// SieveVerifyReport is what [VerifySieve] compared.
+type SieveVerifyReport struct {
+	Scripts    int             `json:"scripts"` // live scripts in the archive
+	Mismatches []SieveMismatch `json:"mismatches,omitempty"`
+}
+
+// VerifySieve compares the archive's live scripts with the target's: each
+// one present with the same SHA-256, and the same script active. Scripts
+// the target holds beyond the archive's are not differences (the user's
+// own). A script the target refused is reported "missing".
+func VerifySieve(ctx context.Context, a *archive.Archive, t SieveTarget) (*SieveVerifyReport, error) {
+	scripts, err := a.SieveScripts(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	remote, err := t.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list sieve scripts at the target: %w", err)
+	}
+	there, remoteActive := map[string]bool{}, ""
+	for _, r := range remote {
+		there[r.Name] = true
+		if r.Active {
+			remoteActive = r.Name
+		}
+	}
+	rep := &SieveVerifyReport{Scripts: len(scripts)}
+	wantActive, ours := "", map[string]bool{}
+	for _, s := range scripts {
+		ours[s.Name] = true
+		if s.Active {
+			wantActive = s.Name
+		}
+		if !there[s.Name] {
+			rep.Mismatches = append(rep.Mismatches, SieveMismatch{s.Name, "missing"})
+			continue
+		}
+		b, err := t.Get(ctx, s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("get sieve script %q from the target: %w", s.Name, err)
+		}
+		if archive.Hash(b) != s.Hash {
+			rep.Mismatches = append(rep.Mismatches, SieveMismatch{s.Name, "content"})
+		}
+	}
+	// None active at the source: a user's own active script at the
+	// target is not a difference, one of the archive's is.
+	if wantActive != remoteActive && (wantActive != "" || ours[remoteActive]) {
+		rep.Mismatches = append(rep.Mismatches, SieveMismatch{wantActive, "active"})
+	}
+	return rep, nil
+}

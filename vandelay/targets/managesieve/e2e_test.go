@@ -174,6 +174,25 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 		t.Logf("Cyrus refused mime-only: %s", txt)
 	}
 	compare("first export")
+	// VerifySieve finds the two refused scripts missing, nothing else.
+	func() {
+		tg, err := managesieve.Open(ctx, &managesieve.Options{
+			Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login:  vandelay.Login{User: acct.Email, Password: acct.Password},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		rep, err := vandelay.VerifySieve(ctx, a, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []vandelay.SieveMismatch{{Name: "Filter für Ämter", Kind: "missing"}, {Name: "mime-only", Kind: "missing"}}
+		if rep.Scripts != 5 || !cmp.Equal(rep.Mismatches, want) {
+			t.Errorf("verify: %+v, want 5 scripts and %v", rep, want)
+		}
+	}()
 
 	// Convergence: add, edit and delete a script and switch the active one.
 	if err := src.PutScript(ctx, "extra", []byte("require \"vacation\";\nvacation \"Neu: ich bin weg\";\n")); err != nil {
