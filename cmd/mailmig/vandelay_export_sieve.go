@@ -10,14 +10,14 @@ import (
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/targets/managesieve"
+	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // runVandelayExportSieve is "mailmig vandelay export-sieve": flags to
 // managesieve.Options, vandelay.ExportSieve, the result to the view.
 func runVandelayExportSieve(ctx context.Context, g *globals, args []string, s Streams) int {
 	v := views.New(s.Out, s.Err, false)
-	o := &managesieve.Options{}
+	o := &sources.Spec{}
 	fs := flag.NewFlagSet("vandelay export-sieve", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export-sieve [flags] ARCHIVE\n\n"+
@@ -70,7 +70,7 @@ func runVandelayExportSieve(ctx context.Context, g *globals, args []string, s St
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	tg, err := managesieve.Open(ctx, o)
+	tg, err := sources.SieveTargets["managesieve"](ctx, o)
 	if err != nil {
 		v.Errorf("%v", err)
 		if errors.Is(err, vandelay.ErrUsage) {

@@ -10,7 +10,7 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/targets/managesieve"
+	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // TestVandelayImportManageSieve runs "mailmig vandelay import
@@ -88,7 +88,7 @@ func TestVandelayImportManageSieve(t *testing.T) {
 }
 
 func openSieve(ctx context.Context, addr, user, pass string) (vandelay.SieveTarget, error) {
-	return managesieve.Open(ctx, &managesieve.Options{
+	return sources.SieveTargets["managesieve"](ctx, &sources.Spec{
 		Server: vandelay.Server{Address: addr, TLS: vandelay.TLSNone, AllowCleartext: true},
 		Login:  vandelay.Login{User: user, Password: pass},
 	})

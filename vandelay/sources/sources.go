@@ -21,6 +21,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/sources/takeout"
+	managesievetarget "github.com/mailmig/mailmig/vandelay/targets/managesieve"
 )
 
 // Spec describes a source as a plan backend or the command line gives it.
@@ -160,6 +161,16 @@ var Data = map[string]DataKind{
 		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
 			return managesieve.New(&managesieve.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
 		},
+	},
+}
+
+// SieveTargets maps a Sieve target kind to its constructor (Server and
+// Login of the Spec are read; a master user logs in with MasterForm, which
+// for Cyrus is vandelay.MasterAuthzID). The JMAP SieveScript target (RFC
+// 9661) joins here when written.
+var SieveTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.SieveTarget, error){
+	"managesieve": func(ctx context.Context, s *Spec) (vandelay.SieveTarget, error) {
+		return managesievetarget.Open(ctx, &managesievetarget.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
 	},
 }
 
