@@ -71,6 +71,13 @@ func TestVandelayImportManageSieve(t *testing.T) {
 			t.Errorf("export %d: %q, want %q", i, out.String(), want)
 		}
 	}
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"vandelay", "inspect", db}, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 0 {
+		t.Fatalf("inspect: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "sieve scripts: 2\n") || !strings.Contains(out.String(), "  b  (active)\n") {
+		t.Errorf("inspect does not list the scripts:\n%s", out.String())
+	}
 	a, err := archive.Open(ctx, db, &archive.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)

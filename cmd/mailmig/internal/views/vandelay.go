@@ -81,6 +81,22 @@ func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
 		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
 }
 
+// SieveScripts lists the archive's Sieve scripts (name, size, the active
+// one marked); nothing when there are none.
+func (v *View) SieveScripts(ss []archive.SieveScript) {
+	if len(ss) == 0 {
+		return
+	}
+	fmt.Fprintf(v.Out, "sieve scripts: %d\n", len(ss))
+	for _, s := range ss {
+		active := ""
+		if s.Active {
+			active = "  (active)"
+		}
+		fmt.Fprintf(v.Out, "  %8d  %s%s\n", s.Size, s.Name, active)
+	}
+}
+
 // SieveExportResult prints a Sieve export's counts, each script the
 // target refused with the target's own text, and the conflicts; or the
 // JSON form.
