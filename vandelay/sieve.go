@@ -113,7 +113,8 @@ func (r *SieveExportResult) Changes() int { return r.Put + r.Updated + r.Deleted
 //     of that name already at the target with the same bytes is adopted
 //     (not Created), with other bytes it is a conflict and left alone;
 //   - a script whose archive ModSeq is newer than the one recorded is put
-//     again when its bytes differ from the target's;
+//     again when its bytes differ from the target's, and an exported
+//     script that is gone from the target is put back;
 //   - the active script follows the archive (none active at the source
 //     deactivates only a script the export created);
 //   - a tombstoned script is deleted from the target only when the export
@@ -209,6 +210,22 @@ func ExportSieve(ctx context.Context, a *archive.Archive, t SieveTarget, opts *S
 			}
 			res.Put++
 			created[s.Name] = true
+			m.ModSeq = s.ModSeq
+			if err := record(m); err != nil {
+				return res, err
+			}
+		case mapped && !there[s.Name]:
+			// Exported before, gone from the target since (the user
+			// deleted it there): put it back, like the mail export
+			// re-creates a mailbox deleted on the target.
+			ok, err := put(s)
+			if err != nil {
+				return res, fmt.Errorf("put sieve script %q: %w", s.Name, err)
+			}
+			if !ok {
+				continue
+			}
+			res.Put++
 			m.ModSeq = s.ModSeq
 			if err := record(m); err != nil {
 				return res, err

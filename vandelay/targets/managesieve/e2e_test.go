@@ -227,6 +227,18 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 	}
 	compare("no-change export")
 
+	// A script deleted at the target is put back (not active: deleting
+	// the active one is refused).
+	withTarget(func(tgt *sieveclient.Client) {
+		if err := tgt.DeleteScript(ctx, "spam"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if r := exportOnce(); r.Put != 1 || r.Changes() != 1 {
+		t.Errorf("after a deletion at the target: %+v, want 1 put", r)
+	}
+	compare("put back")
+
 	// An export killed between PUTSCRIPT and its record: the re-run
 	// neither puts the script again nor forgets that it created it, so
 	// its deletion at the source still deletes it at the target.
