@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
@@ -133,6 +134,10 @@ func ExportSieve(ctx context.Context, a *archive.Archive, t SieveTarget, opts *S
 	if err != nil {
 		return nil, err
 	}
+	// The active script first: when the target's quota (Cyrus allows 5
+	// scripts per user by default) refuses some, the one that filters
+	// mail is in.
+	sort.SliceStable(scripts, func(i, j int) bool { return scripts[i].Active && !scripts[j].Active })
 	et, err := a.ExportTarget(ctx, t.Name())
 	if err != nil {
 		return nil, err
