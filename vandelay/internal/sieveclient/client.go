@@ -79,7 +79,7 @@ func (e *Error) Error() string {
 func Dial(ctx context.Context, o *Options) (*Client, error) {
 	host, _, err := net.SplitHostPort(o.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bad address %q (want host:port): %v", vandelay.ErrUsage, o.Address, err)
+		return nil, fmt.Errorf("%w: bad address %q (want host:port): %w", vandelay.ErrUsage, o.Address, err)
 	}
 	sn := o.ServerName
 	if sn == "" {
@@ -107,7 +107,7 @@ func Dial(ctx context.Context, o *Options) (*Client, error) {
 	defer cancel()
 	mc, err := managesieveclient.Dial(dctx, o.Address, mo)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to %s: %v", vandelay.ErrConnect, o.Address, err)
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, o.Address, err)
 	}
 	// The library is done once the connection is up: it has read the
 	// greeting (and the post-STARTTLS capabilities) and buffers nothing
@@ -122,9 +122,9 @@ func Dial(ctx context.Context, o *Options) (*Client, error) {
 			if o.MasterUser != "" {
 				who += " (master " + o.MasterUser + ")"
 			}
-			return nil, fmt.Errorf("%w: log in to %s as %s: %v", vandelay.ErrAuth, o.Address, who, err)
+			return nil, fmt.Errorf("%w: log in to %s as %s: %w", vandelay.ErrAuth, o.Address, who, err)
 		}
-		return nil, fmt.Errorf("%w: log in to %s: %v", vandelay.ErrConnect, o.Address, err)
+		return nil, fmt.Errorf("%w: log in to %s: %w", vandelay.ErrConnect, o.Address, err)
 	}
 	return c, nil
 }

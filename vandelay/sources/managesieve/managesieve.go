@@ -69,7 +69,7 @@ func (s *Source) Scripts(ctx context.Context) ([]archive.NewSieveScript, error) 
 	defer c.Close()
 	list, err := c.ListScripts(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: list sieve scripts at %s: %v", vandelay.ErrConnect, s.o.Address, err)
+		return nil, fmt.Errorf("%w: list sieve scripts at %s: %w", vandelay.ErrConnect, s.o.Address, err)
 	}
 	out := make([]archive.NewSieveScript, 0, len(list))
 	for _, l := range list {
