@@ -161,6 +161,24 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 			t.Errorf("archive %q: hash differs from the bytes put at the source", sc.Name)
 		}
 	}
+	// A dry run counts what the export will do and writes nothing.
+	func() {
+		tg, err := managesieve.Open(ctx, &managesieve.Options{
+			Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login:  vandelay.Login{User: acct.Email, Password: acct.Password},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		r, err := vandelay.ExportSieve(ctx, a, tg, &vandelay.SieveExportOptions{DryRun: true})
+		if err != nil || !r.DryRun || r.Put != 5 || r.Activated != 1 {
+			t.Errorf("dry run: %+v, %v; want 5 to put (refusals are not known before), 1 activation", r, err)
+		}
+		if l, err := tg.List(ctx); err != nil || len(l) != 0 {
+			t.Errorf("dry run wrote to the target: %v, %v", l, err)
+		}
+	}()
 	first := exportOnce()
 	if first.Put != 3 || first.Activated != 1 || first.Updated+first.Deleted != 0 {
 		t.Errorf("first export: %+v, want 3 put, 1 activated", first)
