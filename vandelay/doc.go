@@ -13,6 +13,9 @@
 //     archive onto it. Package verify compares a source (verify.Source, a
 //     dry-run Import) and a target (verify.Target) with the archive.
 //
+// [ImportSieve] and [ExportSieve] are the same pair for Sieve scripts
+// (see "Non-mail data kinds" below).
+//
 // It also holds what the adapters share: [MailSource] (a convergent mail
 // source), the option groups [Server], [Login] and [Scope] that each
 // kind's typed Options embed (imap.Options, pop3.Options …), [Progress]
@@ -23,6 +26,36 @@
 // reads) is the map in package vandelay/sources, a separate package
 // because the adapters import this one. Every source runs the conformance
 // suite in vandelay/vandelaytest.
+//
+// # Non-mail data kinds (issue 12)
+//
+// Mail needs the source's own change tracking, so a [MailSource] drives
+// the diff itself. The other kinds are collections of items whose bytes
+// are kept exactly (Sieve scripts, iCalendar, vCard, files), so each kind
+// gets a small items-oriented interface beside MailSource instead: the
+// source hands over items (with the cursor data its protocol has: a DAV
+// sync-token or ETags; for ManageSieve nothing, so the whole set), the
+// archive diffs by identity and SHA-256 in one transaction and keeps
+// tombstones, and the export reconciles the archive onto a target of the
+// same small shape. One kind, one source interface, one target interface,
+// one Import/Export pair here; protocol code lives in the adapters and
+// nothing in cmd/. Today:
+//
+//   - Sieve: [SieveSource] (vandelay/sources/managesieve), [ImportSieve]
+//     into archive.SyncSieve; [SieveTarget] (vandelay/targets/managesieve,
+//     the fallback where the target's JMAP lacks urn:ietf:params:jmap:sieve)
+//     and [ExportSieve], convergent like mail: only what the export created
+//     is deleted, a script the target refuses is reported with the
+//     target's text and the others go, a user's own same-named script is a
+//     conflict left alone.
+//   - Calendars, contacts, files, identities, vacation: the archive tables
+//     exist (migration 0003, archive/SCHEMA.md); their sources, targets and
+//     Import/Export pairs follow the same pattern (CalDAV/CardDAV items
+//     with href, ETag and UID per collection; WebDAV files by path).
+//
+// The registry of these source kinds is sources.Data, beside sources.Mail,
+// built from the same sources.Spec so that flags and plan backends describe
+// every kind one way.
 //
 // # Import semantics (all sources)
 //

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/mailmig/mailmig/engine/executor"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -93,12 +94,13 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 }
 
 // unsupportedData warns once when accounts ask for data kinds that apply's
-// executor does not move yet (it moves mail).
+// executor does not move yet: it moves mail, and Sieve scripts when both
+// backends have a managesieve endpoint (executor.MovesSieve).
 func unsupportedData(m *plan.Migration) diag.Diagnostics {
 	kinds := map[plan.DataKind]int{}
 	for _, a := range m.Accounts {
 		for _, k := range a.Data {
-			if k != plan.DataMail {
+			if k != plan.DataMail && (k != plan.DataSieve || !executor.MovesSieve(m, a)) {
 				kinds[k]++
 			}
 		}
@@ -112,8 +114,8 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 			parts = append(parts, fmt.Sprintf("%s (%d accounts)", k, n))
 		}
 	}
-	return diag.Diagnostics{diag.Warnf("Only mail is migrated",
-		"The plan asks for %s; apply moves mail only in this build and leaves the rest on the source. Set data = [\"mail\"] to silence this warning.", strings.Join(parts, ", "))}
+	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
+		"The plan asks for %s; apply moves mail, and sieve scripts where both backends have a managesieve endpoint, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

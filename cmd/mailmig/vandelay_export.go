@@ -104,7 +104,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	for _, o := range strings.Split(*objects, ",") {
 		if o = strings.TrimSpace(o); o != "mail" && o != "" {
-			v.Errorf("--objects %q: this build exports mail only.", o)
+			v.Errorf("--objects %q: this command exports mail only; Sieve scripts go with \"mailmig vandelay export-sieve\".", o)
 			return exitVandelayUsage
 		}
 	}

@@ -16,7 +16,7 @@ import (
 func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams) int {
 	v := views.New(s.Out, s.Err, false)
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		usage := fmt.Sprintf("Usage: mailmig vandelay import %s [flags] ARCHIVE\n", strings.Join(sources.Kinds(), "|"))
+		usage := fmt.Sprintf("Usage: mailmig vandelay import %s [flags] ARCHIVE\n", strings.Join(sources.AllKinds(), "|"))
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
 			v.Text(usage)
 			return exitOK
@@ -26,8 +26,13 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	kind := args[0]
 	k, ok := sources.Mail[kind]
+	dk, isData := sources.Data[kind]
+	if isData {
+		// A data kind reads a subset of the same flags.
+		k, ok = sources.Kind{Summary: dk.Summary, Settings: dk.Settings}, true
+	}
 	if !ok {
-		v.Errorf("unknown source kind %q (want %s).", kind, strings.Join(sources.Kinds(), ", "))
+		v.Errorf("unknown source kind %q (want %s).", kind, strings.Join(sources.AllKinds(), ", "))
 		return exitVandelayUsage
 	}
 	cfg := &sources.Spec{}
@@ -36,7 +41,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\nImports %s.\n\n", kind, k.Summary)
 		printKindDefaults(fs, k)
 	}
-	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3)")
+	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3, managesieve)")
 	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
 	fs.BoolVar(&cfg.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
 	fs.BoolVar(&cfg.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
@@ -90,6 +95,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 			v.Errorf("%v", err)
 			return exitVandelayUsage
 		}
+	}
+	if isData {
+		return importSieve(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun}, *jsonOut)
 	}
 	src, err := k.New(cfg)
 	if err != nil {
@@ -166,4 +174,40 @@ func printKindDefaults(fs *flag.FlagSet, k sources.Kind) {
 		}
 	})
 	fs.PrintDefaults()
+}
+
+// importSieve runs "mailmig vandelay import managesieve": the library's
+// ImportSieve, its result through the view, errors mapped to the import's
+// exit codes.
+func importSieve(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
+	src, err := dk.NewSieve(cfg)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer src.Close()
+	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	res, err := vandelay.ImportSieve(ctx, src, a, opts)
+	switch {
+	case err == nil:
+		v.SieveImportResult(res, asJSON)
+		return exitOK
+	case errors.Is(err, vandelay.ErrUsage):
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	case errors.Is(err, vandelay.ErrAuth), errors.Is(err, vandelay.ErrConnect):
+		v.Errorf("%v", err)
+		return exitVandelayConnect
+	case errors.Is(err, archive.ErrSourceChanged):
+		v.Errorf("%v", err)
+		return exitVandelaySourceChange
+	default:
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
 }

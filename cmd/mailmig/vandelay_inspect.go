@@ -85,6 +85,13 @@ func inspectMailboxes(ctx context.Context, a *archive.Archive, v *views.View, su
 		return err
 	}
 	v.MailboxTree(mbs, counts)
+	if summary {
+		ss, err := a.SieveScripts(ctx, false)
+		if err != nil {
+			return err
+		}
+		v.SieveScripts(ss)
+	}
 	return nil
 }
 

@@ -180,6 +180,9 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 		Deleted: int64(res.MessagesDeleted), Bytes: res.FetchedBytes,
 		Mailboxes: int64(res.MailboxesCreated + res.MailboxesRenamed + res.MailboxesDeleted)}
 	c.Messages = c.New + c.Changed + c.Deleted
+	if err == nil && MovesSieve(x.m, job.Account) {
+		c.Objects, err = x.importSieve(ctx, job.Account, a, log)
+	}
 	return c, err
 }
 
@@ -286,6 +289,9 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	if err == nil && res.Partial() {
 		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
 	}
+	if err == nil && MovesSieve(x.m, job.Account) {
+		cnt.Objects, err = x.exportSieve(ctx, job.Account, a, log)
+	}
 	return cnt, err
 }
 
@@ -319,6 +325,13 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		return state.Counts{}, fmt.Errorf("verify target: %w", err)
 	}
 	cnt := state.Counts{Messages: int64(rep.TargetEmails), Mismatches: int64(srep.Differences) + int64(len(rep.Mismatches))}
+	if MovesSieve(x.m, job.Account) {
+		n, err := x.verifySieve(ctx, job.Account, a, log)
+		if err != nil {
+			return state.Counts{}, err
+		}
+		cnt.Mismatches += n
+	}
 	for i, mm := range rep.Mismatches {
 		if i == 5 {
 			break

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -64,6 +65,63 @@ func (v *View) ImportResult(r *archive.Result, asJSON bool) {
 	}
 	fmt.Fprintf(v.Out, "fetched %d bodies (%.1f MB), stored %d new blobs, in %.1fs%s\n",
 		r.Fetched, float64(r.FetchedBytes)/1e6, r.BlobsStored, secs, rate)
+}
+
+// SieveImportResult prints a Sieve import's counts, or its JSON form.
+func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
+		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
+}
+
+// SieveScripts lists the archive's Sieve scripts (name, size, the active
+// one marked); nothing when there are none.
+func (v *View) SieveScripts(ss []archive.SieveScript) {
+	if len(ss) == 0 {
+		return
+	}
+	fmt.Fprintf(v.Out, "sieve scripts: %d\n", len(ss))
+	for _, s := range ss {
+		active := ""
+		if s.Active {
+			active = "  (active)"
+		}
+		fmt.Fprintf(v.Out, "  %8d  %s%s\n", s.Size, s.Name, active)
+	}
+}
+
+// SieveExportResult prints a Sieve export's counts, each script the
+// target refused with the target's own text, and the conflicts; or the
+// JSON form.
+func (v *View) SieveExportResult(r *vandelay.SieveExportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%ssieve scripts: %d put, %d updated, %d deleted, %d unchanged; activations: %d\n",
+		prefix, r.Put, r.Updated, r.Deleted, r.Unchanged, r.Activated)
+	names := make([]string, 0, len(r.Refused))
+	for n := range r.Refused {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(v.Out, "refused by the target: %q: %s\n", n, strings.ReplaceAll(strings.TrimSpace(r.Refused[n]), "\r\n", "\n  "))
+	}
+	for _, n := range r.Conflicts {
+		fmt.Fprintf(v.Out, "conflict: %q exists at the target with other content; the target's version was kept\n", n)
+	}
 }
 
 // ExportResult prints an export's counts (after the dry run's list of

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+)
+
+// runVandelayExportSieve is "mailmig vandelay export-sieve": flags to
+// managesieve.Options, vandelay.ExportSieve, the result to the view.
+func runVandelayExportSieve(ctx context.Context, g *globals, args []string, s Streams) int {
+	v := views.New(s.Out, s.Err, false)
+	o := &sources.Spec{}
+	fs := flag.NewFlagSet("vandelay export-sieve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export-sieve [flags] ARCHIVE\n\n"+
+			"Exports the archive's Sieve scripts onto a target's ManageSieve server (RFC 5804),\n"+
+			"convergent: new and changed scripts are put with their original bytes, the\n"+
+			"active one is activated, and only scripts this export created are deleted.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Address, "server", "", "target ManageSieve server `host:port`")
+	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
+	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
+	fs.BoolVar(&o.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
+	fs.StringVar(&o.ServerName, "tls-server-name", "", "TLS server name (default: the host of --server)")
+	fs.StringVar(&o.User, "user", "", "the account whose scripts are written")
+	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
+	passFile := fs.String("password-file", "", "read the password from `FILE`")
+	fs.StringVar(&o.MasterUser, "master-user", "", "log in as this master/admin user on --user's behalf (the password is the master's)")
+	fs.StringVar(&o.MasterForm, "master-form", "authzid", "master login form: authzid (SASL PLAIN, Cyrus) or star (user*master, Dovecot)")
+	fs.StringVar(&o.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login)")
+	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
+	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
+	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if code, done := parseArchiveArgs(fs, args, s); done {
+		return code
+	}
+	o.TLS = vandelay.TLSMode(*tlsMode)
+	o.Logger = g.logger(s)
+	if o.Address == "" || o.User == "" {
+		v.Errorf("--server and --user are required.")
+		return exitVandelayUsage
+	}
+	var err error
+	if strings.EqualFold(o.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(o.Auth, vandelay.AuthOAuthBearer) {
+		o.Token, err = readSecret("access token", *tokenEnv, *tokenFile, s)
+	} else {
+		what := "password"
+		if o.MasterUser != "" {
+			what = "master password"
+		}
+		o.Password, err = readSecret(what, *passEnv, *passFile, s)
+	}
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	tg, err := sources.SieveTargets["managesieve"](ctx, o)
+	if err != nil {
+		v.Errorf("%v", err)
+		if errors.Is(err, vandelay.ErrUsage) {
+			return exitVandelayUsage
+		}
+		return exitVandelayConnect
+	}
+	defer tg.Close()
+	res, err := vandelay.ExportSieve(ctx, a, tg, &vandelay.SieveExportOptions{DryRun: *dryRun})
+	if res != nil {
+		v.SieveExportResult(res, *jsonOut)
+	}
+	switch {
+	case err != nil:
+		v.Errorf("%v", err)
+		return exitVandelayPartial
+	case len(res.Refused) > 0 || len(res.Conflicts) > 0:
+		// The others were exported; the refused ones need the user.
+		return exitVandelayPartial
+	}
+	return exitOK
+}
