@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -182,3 +183,213 @@ func runCLI(t *testing.T, dir string, want int, args ...string) string {
 	}
 	return out.String() + errb.String()
 }
+
+// TestPreflightCheck runs "plan -check" against the real Dovecot (source)
+// and Cyrus (JMAP target) on three accounts: one with a wrong password,
+// one that does not exist on Cyrus and a good one. Exactly the first two
+// are reported, each naming its login and password_ref, no secret value
+// appears in any output (human, -json, -markdown, debug log), and nothing
+// is written: the plan's directory is byte for byte the same (no archive,
+// no journal). Then a Cyrus quota below the good account's size is
+// reported as quota_too_small.
+func TestPreflightCheck(t *testing.T) {
+	s := needPeers(t)
+	good := s.NewAccount(t)
+	wrong := s.NewAccount(t)
+	missing := s.NewSourceAccount(t)
+	wrongSecret := "not-" + wrong.Password
+	t.Setenv("PF_GOOD_PW", good.Password)
+	t.Setenv("PF_WRONG_PW", wrongSecret)
+	t.Setenv("PF_MISSING_PW", missing.Password)
+	secrets := []string{good.Password, wrong.Password, wrongSecret, missing.Password}
+
+	// Some mail at the source, so that the good account has a size.
+	c, err := imapclient.DialInsecure(s.Dovecot.IMAP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(good.Email, good.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ {
+		msg := testMessage(good.Email, fmt.Sprintf("pf-%d@example.test", i))
+		msg = append(msg, []byte(strings.Repeat("filler line of the pre-flight test\r\n", 10))...)
+		cmd := c.Append("INBOX", int64(len(msg)), nil)
+		cmd.Write(msg)
+		cmd.Close()
+		if _, err := cmd.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Logout().Wait()
+	c.Close()
+
+	dir := t.TempDir()
+	csv := fmt.Sprintf("address,source_login,target_login,password_ref\n%s,,,env:PF_GOOD_PW\n%s,,,env:PF_WRONG_PW\n%s,,,env:PF_MISSING_PW\n",
+		good.Email, wrong.Email, missing.Email)
+	if err := os.WriteFile(filepath.Join(dir, "accounts.csv"), []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	planFile := filepath.Join(dir, "migration.hcl")
+	planText := fmt.Sprintf(`state {
+  path = "state/"
+}
+backend "legacy" {
+  imap {
+    address = %q
+    tls     = "none"
+  }
+  limits {
+    connections = 2
+  }
+}
+backend "cyrus" {
+  imap {
+    address = %q
+    tls     = "none"
+  }
+  jmap {
+    url = %q
+  }
+}
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.cyrus
+  list = csv("accounts.csv")
+  data = ["mail"]
+}
+wave "all" {
+  accounts = accounts.staff
+}
+`, s.Dovecot.IMAP, s.Cyrus.IMAP, s.Cyrus.JMAPURL())
+	if err := os.WriteFile(planFile, []byte(planText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSnapshot(t, dir)
+
+	human := runCLI(t, dir, exitError, "-f", planFile, "-log-level", "debug", "plan", "-check", "-no-color")
+	t.Logf("plan -check:\n%s", human)
+	for _, want := range []string{
+		"✓ " + good.Email,
+		"✗ " + wrong.Email,
+		fmt.Sprintf(`source legacy refused login %q with password_ref = "env:PF_WRONG_PW"`, wrong.Email),
+		"✗ " + missing.Email,
+		fmt.Sprintf(`target cyrus: account probably missing: it refused login %q with password_ref = "env:PF_MISSING_PW"`, missing.Email),
+		"Pre-flight: 3 accounts checked, 2 failed",
+	} {
+		if !strings.Contains(human, want) {
+			t.Errorf("plan -check output lacks %q:\n%s", want, human)
+		}
+	}
+
+	jsonOut := runCLI(t, dir, exitError, "-f", planFile, "plan", "-check", "-json")
+	var rep struct {
+		Checked, Failed int
+		Accounts        []struct {
+			Account  string
+			Source   struct{ Size int64 }
+			Findings []struct {
+				Problem, Side, Backend, Login string
+				SecretRef                     string `json:"secret_ref"`
+				Inferred                      bool
+			}
+		}
+	}
+	if err := jsonUnmarshal(jsonOut, &rep); err != nil {
+		t.Fatalf("plan -check -json: %v\n%s", err, jsonOut)
+	}
+	if rep.Checked != 3 || rep.Failed != 2 {
+		t.Errorf("plan -check -json: checked %d, failed %d; want 3 and 2", rep.Checked, rep.Failed)
+	}
+	got := map[string]string{}
+	for _, a := range rep.Accounts {
+		var fs []string
+		for _, f := range a.Findings {
+			fs = append(fs, fmt.Sprintf("%s %s %s %s %s inferred=%v", f.Side, f.Backend, f.Problem, f.Login, f.SecretRef, f.Inferred))
+		}
+		got[a.Account] = strings.Join(fs, "; ")
+		if a.Account == good.Email && a.Source.Size <= 0 {
+			t.Errorf("good account: source size %d, want the STATUS SIZE total", a.Source.Size)
+		}
+	}
+	want := map[string]string{
+		good.Email: "",
+		wrong.Email: fmt.Sprintf("source legacy login_refused %s env:PF_WRONG_PW inferred=false; target cyrus login_refused %s env:PF_WRONG_PW inferred=false",
+			wrong.Email, wrong.Email),
+		missing.Email: fmt.Sprintf("target cyrus account_missing %s env:PF_MISSING_PW inferred=true", missing.Email),
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("findings of %s:\n got %q\nwant %q", k, got[k], w)
+		}
+	}
+
+	md := runCLI(t, dir, exitError, "-f", planFile, "plan", "-check", "-markdown")
+	if !strings.Contains(md, "| "+wrong.Email+" | source | legacy |") || !strings.Contains(md, "| "+missing.Email+" | target | cyrus |") || strings.Contains(md, "| "+good.Email+" |") {
+		t.Errorf("plan -check -markdown:\n%s", md)
+	}
+
+	for _, out := range []string{human, jsonOut, md} {
+		for _, sec := range secrets {
+			if strings.Contains(out, sec) {
+				t.Errorf("a password appears in the output:\n%s", out)
+			}
+		}
+	}
+	if after := treeSnapshot(t, dir); after != before {
+		t.Errorf("plan -check wrote to the plan's directory:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+		t.Errorf("plan -check created the state directory (archives, journal): %v", err)
+	}
+
+	// A target quota below the source's size: 1 KiB at Cyrus.
+	setCyrusQuota(t, s, good.Email, 1)
+	t.Cleanup(func() { setCyrusQuota(t, s, good.Email, -1) })
+	q := runCLI(t, dir, exitError, "-f", planFile, "plan", "-check", "-json", "-target", good.Email)
+	if !strings.Contains(q, `"problem": "quota_too_small"`) || !strings.Contains(q, `"free_bytes"`) && !strings.Contains(q, `"need_bytes"`) {
+		t.Errorf("plan -check with a 1 KiB target quota: want quota_too_small:\n%s", q)
+	}
+}
+
+// setCyrusQuota sets (kib ≥ 0) or removes (kib < 0) the STORAGE quota of
+// the user's Cyrus mailboxes, as the Cyrus admin.
+func setCyrusQuota(t *testing.T, s *peers.Set, email string, kib int64) {
+	t.Helper()
+	c, err := imapclient.DialInsecure(s.Cyrus.IMAP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("admin", "adminpw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	limits := map[imap.QuotaResourceType]int64{}
+	if kib >= 0 {
+		limits[imap.QuotaResourceStorage] = kib
+	}
+	if err := c.SetQuota("user/"+email, limits).Wait(); err != nil {
+		t.Fatalf("SETQUOTA user/%s: %v", email, err)
+	}
+	c.Logout().Wait()
+}
+
+// treeSnapshot lists every file under dir with its size and modification
+// time.
+func treeSnapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %d %s\n", p, fi.Size(), fi.ModTime().Format(time.RFC3339Nano))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
