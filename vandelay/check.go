@@ -81,7 +81,10 @@ func CheckTarget(ctx context.Context, opts *TargetOptions) (*TargetCheck, error)
 	}
 	c, err := jmap.Discover(ctx, opts.URL, jo)
 	if err != nil {
-		return nil, err
+		if errors.Is(err, jmap.ErrAuthRefused) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrConnect, err)
 	}
 	sess := c.Session()
 	key := opts.AccountID

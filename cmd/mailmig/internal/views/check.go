@@ -29,6 +29,9 @@ func (v *View) CheckHuman(r *engine.CheckReport) {
 				fmt.Fprintf(w, "      (%s)\n", f.Error)
 			}
 		}
+		if ref := refusedBoth(a); ref != "" {
+			fmt.Fprintf(w, "    Both sides refused the secret %s: it is most likely wrong (or names the wrong variable or file).\n", ref)
+		}
 		if a.Failed() {
 			for _, u := range unknowns(a) {
 				fmt.Fprintf(w, "    not checked: %s\n", u)
@@ -101,9 +104,9 @@ func FindingText(f engine.Finding) string {
 	case engine.CheckProtocolMissing:
 		return fmt.Sprintf("%s %s: %s needs %s, which it does not offer.", f.Side, f.Backend, f.Data, f.Protocol)
 	case engine.CheckUnreachable:
-		return fmt.Sprintf("%s %s: unreachable with %s.", f.Side, f.Backend, who)
+		return fmt.Sprintf("%s %s: unreachable (for %s).", f.Side, f.Backend, who)
 	}
-	return fmt.Sprintf("%s %s: check failed with %s.", f.Side, f.Backend, who)
+	return fmt.Sprintf("%s %s: check failed for %s.", f.Side, f.Backend, who)
 }
 
 // CheckJSON writes the report as JSON (format_version 1.0).
@@ -126,4 +129,18 @@ func (v *View) CheckMarkdown(r *engine.CheckReport) error {
 	b.WriteString(mdInline(CheckSummary(r)) + "\n")
 	_, err := io.WriteString(v.Out, b.String())
 	return err
+}
+
+// refusedBoth returns the secret reference that both sides refused, or "".
+func refusedBoth(a *engine.AccountCheck) string {
+	refs := map[string]string{}
+	for _, f := range a.Findings {
+		if f.Problem == engine.CheckLoginRefused && f.SecretRef != "" {
+			refs[f.Side] = f.SecretRef
+		}
+	}
+	if r := refs[engine.SideSource]; r != "" && r == refs[engine.SideTarget] {
+		return r
+	}
+	return ""
 }
