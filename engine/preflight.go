@@ -379,6 +379,8 @@ func targetLogin(b *plan.Backend, acct *plan.Account) string {
 // secretRef names the secret a login at b uses, never its value.
 func secretRef(b *plan.Backend, acct *plan.Account) string {
 	switch {
+	case b != nil && b.Login == plan.LoginMaster && b.Master != nil && b.Master.PasswordRef != "":
+		return b.Master.PasswordRef
 	case b != nil && b.Login == plan.LoginMaster:
 		return "backend." + b.Name + ".master.password"
 	case acct.PasswordRef != "":

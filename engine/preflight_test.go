@@ -96,7 +96,7 @@ func TestPreflight(t *testing.T) {
 			m := testPlan()
 			if tc.master {
 				m.Backends[1].Login = plan.LoginMaster
-				m.Backends[1].Master = &plan.Master{User: "admin", Password: plan.NewSecret("masterpw")}
+				m.Backends[1].Master = &plan.Master{User: "admin", Password: plan.NewSecret("masterpw"), PasswordRef: `env("MASTER_PW")`}
 			}
 			for _, a := range m.Accounts {
 				a.PasswordRef, a.Password = "env:PW_"+a.Address[:1], plan.NewSecret("pw")
@@ -111,8 +111,8 @@ func TestPreflight(t *testing.T) {
 			for _, a := range r.Accounts {
 				for _, fd := range a.Findings {
 					got[a.Account] = append(got[a.Account], fmt.Sprintf("%s %s %v", fd.Side, fd.Problem, fd.Inferred))
-					if fd.Side == SideTarget && tc.master && fd.Login != "admin" {
-						t.Errorf("%s: target login %q, want the master user", a.Account, fd.Login)
+					if fd.Side == SideTarget && tc.master && (fd.Login != "admin" || fd.SecretRef != `env("MASTER_PW")`) {
+						t.Errorf("%s: target login %q with %q, want the master user and its password's reference", a.Account, fd.Login, fd.SecretRef)
 					}
 					if fd.Side == SideSource && fd.SecretRef != "env:PW_"+a.Account[:1] {
 						t.Errorf("%s: secret ref %q", a.Account, fd.SecretRef)

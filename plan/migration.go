@@ -405,6 +405,10 @@ type Master struct {
 	User string
 	// Password is the master password.
 	Password Secret
+	// PasswordRef is how the plan names the master password, as written
+	// ("env(\"MASTER_PW\")", "var.master_pw"), or "" when it is written
+	// literally (the text would then be the secret).
+	PasswordRef string
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

@@ -88,8 +88,11 @@ func CheckSummary(r *engine.CheckReport) string {
 // reference, never the secret.
 func FindingText(f engine.Finding) string {
 	who := fmt.Sprintf("login %q", f.Login)
-	if f.SecretRef != "" {
+	switch {
+	case strings.HasPrefix(f.SecretRef, "env:") || strings.HasPrefix(f.SecretRef, "file:"):
 		who += fmt.Sprintf(" with password_ref = %q", f.SecretRef)
+	case f.SecretRef != "":
+		who += " with the secret " + f.SecretRef
 	}
 	switch f.Problem {
 	case engine.CheckLoginRefused:
