@@ -146,6 +146,26 @@ func TestProxyPlanRouting(t *testing.T) {
 	if n := dovecotCount(t, s, a); n != 2 {
 		t.Errorf("Dovecot INBOX of %s holds %d messages, want the 2 delivered through the proxy", a.Email, n)
 	}
+
+	// "routes" still changes what the running proxy does: without the
+	// default, the unknown account's login is refused (within a bounded
+	// number of tries while the proxy follows the table).
+	runCLI(t, dir, exitOK, "-f", planFile, "routes", "default", "-")
+	refused := false
+	for i := 0; i < 50 && !refused; i++ {
+		c, err := imapclient.DialInsecure(p.addr["imap"], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused = c.Login(a.Email, a.Password).Wait() != nil
+		c.Close()
+		if !refused {
+			<-time.After(100 * time.Millisecond)
+		}
+	}
+	if !refused {
+		t.Error("after \"routes default -\" the proxy still routes the unknown account")
+	}
 }
 
 // dovecotCount is the number of messages in the account's INBOX at the
