@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -142,5 +143,42 @@ func TestPreflightScope(t *testing.T) {
 	r := Preflight(context.Background(), m, f, &PreflightOptions{State: &b.st, Accounts: map[string]bool{"a@example.test": true, "c@example.test": true}})
 	if r.Checked != 1 || r.Skipped != 1 || len(r.Accounts) != 2 || r.Accounts[1].Skipped != "done" || f.checked.Load() != 1 {
 		t.Errorf("scope: checked %d skipped %d accounts %d, source logins %d", r.Checked, r.Skipped, len(r.Accounts), f.checked.Load())
+	}
+}
+
+// blockingChecker holds every source check until released, so that the
+// test sees how many run at once.
+type blockingChecker struct {
+	fakeChecker
+	release chan struct{}
+}
+
+func (b *blockingChecker) CheckSource(ctx context.Context, acct *plan.Account, lim *Limiter) (*vandelay.SourceCheck, error) {
+	defer b.enter(acct.From)()
+	<-b.release
+	return &vandelay.SourceCheck{Size: 1}, nil
+}
+
+// TestPreflightHoldsBackendLimit: with Parallelism 5 and legacy's
+// limits.connections of 2, two source checks run and the others wait.
+func TestPreflightHoldsBackendLimit(t *testing.T) {
+	m := testPlan()
+	b := &blockingChecker{fakeChecker: fakeChecker{running: map[string]int{}, maxSeen: map[string]int{}, caps: []string{"urn:ietf:params:jmap:mail"}},
+		release: make(chan struct{})}
+	done := make(chan *CheckReport)
+	go func() { done <- Preflight(context.Background(), m, b, &PreflightOptions{Parallelism: 5}) }()
+	running := func() int { b.mu.Lock(); defer b.mu.Unlock(); return b.running["legacy"] }
+	for i := 0; i < 200 && running() < 2; i++ {
+		<-time.After(5 * time.Millisecond)
+	}
+	// Give the three waiting accounts a chance to (wrongly) start.
+	<-time.After(50 * time.Millisecond)
+	if n := running(); n != 2 {
+		t.Errorf("%d source checks at once, want legacy's 2 connections", n)
+	}
+	close(b.release)
+	r := <-done
+	if r.Checked != 5 || r.Failed != 0 || b.maxSeen["legacy"] != 2 {
+		t.Errorf("checked %d failed %d, at most %d at once", r.Checked, r.Failed, b.maxSeen["legacy"])
 	}
 }
