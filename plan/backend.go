@@ -354,10 +354,29 @@ func (l *loader) decodeMaster(blk *hcl.Block) *Master {
 		}
 		m.User = s
 	}
-	if s, _, ok := l.attrSecret(content.Attributes, "password"); ok {
+	if s, attr, ok := l.attrSecret(content.Attributes, "password"); ok {
 		m.Password = s
+		m.PasswordRef = l.secretExprText(attr.Expr)
 	}
 	return m
+}
+
+// secretExprText is the source text of an expression that names a secret
+// without holding it (a function call such as env("PW") or a reference
+// such as var.master_pw), or "" for anything else: a literal would be the
+// secret itself.
+func (l *loader) secretExprText(expr hcl.Expression) string {
+	switch expr.(type) {
+	case *hclsyntax.FunctionCallExpr, *hclsyntax.ScopeTraversalExpr:
+	default:
+		return ""
+	}
+	r := expr.Range()
+	src, ok := l.m.Sources[r.Filename]
+	if !ok || r.End.Byte > len(src) || r.Start.Byte >= r.End.Byte {
+		return ""
+	}
+	return string(r.SliceBytes(src))
 }
 
 func (l *loader) decodeLimits(blk *hcl.Block, lim *Limits) {

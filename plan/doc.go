@@ -325,6 +325,19 @@
 //     direct client with its own address and reads no header (a header it
 //     sends is a bad command). Default: "refuse", since such a listener is
 //     meant to be reached through the load balancer only.
+//   - default_backend — the backend of logins and recipients that the
+//     route table does not know, a reference such as backend.legacy.
+//     `mailmig proxy` writes it into the route table at start (`mailmig
+//     routes default` changes it while the proxy runs; the next start sets
+//     the plan's value again). Default: not set, and the table's own
+//     default, if any, stays. Without one, a proxy whose route table is
+//     empty refuses every login and bounces every message, and warns so
+//     at start.
+//   - domains — the domains the proxy accepts inbound mail for (SMTP and
+//     LMTP relay control), a list such as ["example.org"]; the domains of
+//     the accounts in the route table are accepted anyway. `mailmig proxy`
+//     adds them to the route table at start and removes none (`mailmig
+//     routes domain rm` does). Default: none.
 //
 // # Example
 //

@@ -405,6 +405,10 @@ type Master struct {
 	User string
 	// Password is the master password.
 	Password Secret
+	// PasswordRef is how the plan names the master password, as written
+	// ("env(\"MASTER_PW\")", "var.master_pw"), or "" when it is written
+	// literally (the text would then be the secret).
+	PasswordRef string
 	// DeclRange is the position of the block.
 	DeclRange Range
 }
@@ -565,6 +569,15 @@ type Proxy struct {
 	// serves them as direct clients without reading a header. Default:
 	// "refuse".
 	ProxyProtocolUntrusted string
+	// DefaultBackend is the backend of logins and recipients the route
+	// table does not know; `mailmig proxy` sets it in the route table at
+	// start. Default: "" (the table's own default, if any, stays).
+	DefaultBackend string
+	// Domains are the domains the proxy accepts inbound mail for (besides
+	// those of the accounts in the route table), lower case, in plan
+	// order; `mailmig proxy` adds them to the route table at start.
+	// Default: none.
+	Domains []string
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

@@ -56,6 +56,8 @@ var proxySchema = &hcl.BodySchema{
 		{Name: "accept_proxy_protocol"},
 		{Name: "proxy_protocol_trusted_networks"},
 		{Name: "proxy_protocol_untrusted"},
+		{Name: "default_backend"},
+		{Name: "domains"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "listen"}, {Type: "tls"}},
 }
@@ -198,6 +200,36 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 		p.MaxConnections = n
 	}
 	l.decodeProxyProtocol(p, content.Attributes)
+	l.decodeProxyRouting(p, content.Attributes)
+}
+
+// decodeProxyRouting decodes default_backend and domains, which
+// `mailmig proxy` writes into the route table at start: without them a
+// fresh table refuses every login and bounces every inbound message.
+func (l *loader) decodeProxyRouting(p *Proxy, attrs hcl.Attributes) {
+	if attr := attrs["default_backend"]; attr != nil {
+		if name, ok := l.backendRef(attr); ok {
+			p.DefaultBackend = name
+		}
+	}
+	list, attr, ok := l.attrStringList(attrs, "domains")
+	if !ok {
+		return
+	}
+	seen := map[string]bool{}
+	for i, d := range list {
+		n := strings.ToLower(strings.TrimSpace(d))
+		if n == "" || strings.ContainsAny(n, "@ \t/") || strings.HasPrefix(n, ".") || strings.HasSuffix(n, ".") {
+			l.errorf(listElemRange(attr, i), "Invalid domain",
+				"The domains entry %q is not a domain name. Write the bare domain the proxy accepts mail for, for example domains = [\"example.org\"].", d)
+			continue
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		p.Domains = append(p.Domains, n)
+	}
 }
 
 // Values of proxy_protocol_untrusted.

@@ -15,6 +15,7 @@ import (
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // fakeData is the JSON file behind the fake executor: message counts of
@@ -31,6 +32,9 @@ type fakeData struct {
 	// Probe is what the fake probe reports besides the new messages it
 	// computes (source − archive), like the real one's counters would.
 	Probe map[string]fakeProbe `json:"probe,omitempty"`
+	// Check and Quota drive the fake pre-flight (fakeChecker).
+	Check map[string]string `json:"check,omitempty"`
+	Quota map[string]int64  `json:"quota,omitempty"`
 }
 
 // fakeProbe is the part of a probe result the counts cannot give.
@@ -203,4 +207,52 @@ func (f *fakeExec) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 		d.Mailboxes = 1
 	}
 	return d, nil
+}
+
+// fakeChecker answers "plan -check" from the world file: Check maps
+// "account/side" (side source or target) to "auth", "missing" or
+// "unreachable"; Source counts become sizes (1 KiB a message) and Quota
+// maps an account to its target quota limit in bytes.
+type fakeChecker struct{ d fakeData }
+
+func fakeCheckerFrom(path string) (*fakeChecker, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &fakeChecker{}
+	if err := json.Unmarshal(b, &f.d); err != nil {
+		return nil, fmt.Errorf("fake world %s: %w", path, err)
+	}
+	return f, nil
+}
+
+func (f *fakeChecker) err(acct *plan.Account, side string) error {
+	switch f.d.Check[engine.Key(acct.Address)+"/"+side] {
+	case "auth":
+		return fmt.Errorf("%w: log in as %s: NO [AUTHENTICATIONFAILED]", vandelay.ErrAuth, acct.Address)
+	case "missing":
+		return fmt.Errorf("%w: %q", vandelay.ErrAccountMissing, acct.Address)
+	case "unreachable":
+		return fmt.Errorf("%w: connect: connection refused", vandelay.ErrConnect)
+	}
+	return nil
+}
+
+func (f *fakeChecker) CheckSource(ctx context.Context, acct *plan.Account, lim *engine.Limiter) (*vandelay.SourceCheck, error) {
+	if err := f.err(acct, "source"); err != nil {
+		return nil, err
+	}
+	return &vandelay.SourceCheck{Size: f.d.Source[engine.Key(acct.Address)] << 10, SizeFrom: "status-size", Unknown: []string{"quota: the server offers no QUOTA"}}, nil
+}
+
+func (f *fakeChecker) CheckTarget(ctx context.Context, acct *plan.Account, lim *engine.Limiter) (*vandelay.TargetCheck, error) {
+	if err := f.err(acct, "target"); err != nil {
+		return nil, err
+	}
+	t := &vandelay.TargetCheck{AccountID: acct.Address, Capabilities: []string{"urn:ietf:params:jmap:core", "urn:ietf:params:jmap:mail"}}
+	if q := f.d.Quota[engine.Key(acct.Address)]; q > 0 {
+		t.Quota = &vandelay.Quota{Limit: q}
+	}
+	return t, nil
 }

@@ -102,6 +102,9 @@ wave "all" {
 			cli("plan")
 			cli("plan", "-json")
 			cli("plan", "-markdown")
+			cli("plan", "-check")
+			cli("plan", "-check", "-json")
+			cli("plan", "-check", "-markdown")
 			changes := filepath.Join(h.dir, "changes.json") // not in the test's working directory
 			cli("plan", "-out", changes)
 			cli("show", changes)

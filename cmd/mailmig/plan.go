@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
 )
 
 const planHelp = `Usage: mailmig [global options] plan [options]
@@ -35,6 +38,17 @@ Options:
                        counts; nothing is fetched.)
   -detailed-exitcode   Exit 0 when there is nothing to do, 2 when there are
                        changes, 1 on errors.
+  -check               Pre-flight instead of planning: log in at the source
+                       and the target of every account in scope (-target;
+                       accounts already done are skipped), with the plan's
+                       limits, and report per account a refused login (with
+                       the login and the secret's reference, never the
+                       secret), a target account that does not exist, a
+                       target quota below the source's size, a protocol a
+                       data kind needs. Nothing is imported or written.
+                       Exit 1 when any account fails. Works with -json and
+                       -markdown.
+  -parallelism N       -check: accounts checked at once. Default: 8.
   -var NAME=VALUE      Set a plan variable; may be repeated.
   -no-color            Disable colour.
 
@@ -48,6 +62,8 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 	mdOut := fs.Bool("markdown", false, "")
 	refresh := fs.Bool("refresh", true, "")
 	detailed := fs.Bool("detailed-exitcode", false, "")
+	check := fs.Bool("check", false, "")
+	parallelism := fs.Int("parallelism", 8, "")
 	noColor := fs.Bool("no-color", false, "")
 	var targets multiFlag
 	fs.Var(&targets, "target", "")
@@ -64,6 +80,10 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 		fmt.Fprintf(s.Err, "Error: -json and -markdown exclude each other.\n")
 		return exitError
 	}
+	if *check && *out != "" {
+		fmt.Fprintf(s.Err, "Error: -check saves no changes; drop -out.\n")
+		return exitError
+	}
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
 	log := g.logger(s)
@@ -77,6 +97,9 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	defer j.Close()
+	if *check {
+		return runPreflight(ctx, v, m, j.State(), targets, *parallelism, *jsonOut, *mdOut, log)
+	}
 	w, err := openWorld(ctx, m, false, log)
 	if err != nil {
 		fmtErr(v, "Cannot observe the migration", err)
@@ -142,4 +165,52 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// runPreflight runs "plan -check": engine.Preflight with the real
+// executor as the checker, rendered through the views. Error texts are
+// redacted of the plan's secrets before they are shown.
+func runPreflight(ctx context.Context, v *views.View, m *plan.Migration, st *state.State, targets []string, parallelism int, jsonOut, mdOut bool, log *slog.Logger) int {
+	opts := &engine.PreflightOptions{State: st, Parallelism: parallelism}
+	if len(targets) > 0 {
+		opts.Accounts = map[string]bool{}
+		for _, t := range targets {
+			if m.Account(t) == nil {
+				fmtErr(v, "Unknown account", fmt.Errorf("-target %s: the plan has no such account", t))
+				return exitError
+			}
+			opts.Accounts[engine.Key(t)] = true
+		}
+	}
+	r := engine.Preflight(ctx, m, newChecker(m, log), opts)
+	if redact := redactor(m); redact != nil {
+		for _, a := range r.Accounts {
+			for i := range a.Findings {
+				a.Findings[i].Error = redact(a.Findings[i].Error)
+			}
+		}
+	}
+	var err error
+	switch {
+	case jsonOut:
+		err = v.CheckJSON(r)
+	case mdOut:
+		err = v.CheckMarkdown(r)
+	default:
+		v.CheckHuman(r)
+	}
+	if err != nil {
+		fmtErr(v, "Cannot write the report", err)
+		return exitError
+	}
+	if r.Failed > 0 || ctx.Err() != nil {
+		return exitError
+	}
+	return exitOK
+}
+
+// newChecker builds the pre-flight's checker; the test binary may
+// replace it.
+var newChecker = func(m *plan.Migration, log *slog.Logger) engine.Checker {
+	return executor.New(m, archiveDir(m), log)
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,7 +30,10 @@ const proxyHelp = `Usage: mailmig [global options] proxy [options]
   ManageSieve, submission, SMTP, LMTP and HTTP (JMAP, CalDAV, CardDAV,
   WebDAV) on the listed addresses, each session routed to its account's
   backend by the route table (the plan's routes block). Route changes are
-  followed within a second.
+  followed within a second. At start the proxy writes the proxy block's
+  default_backend and domains into the route table ("mailmig routes"
+  changes them afterwards) and warns on standard error when the table is
+  empty and has no default backend (every login would be refused).
 
   Every listener has the same limits (max_connections, -max-conns-per-ip),
   failed logins are limited per client IP, sessions end after the plan's
@@ -89,6 +94,9 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 		fmtErr(v, "Cannot start the proxy", err)
 		return exitError
 	}
+	if p.Unroutable {
+		fmt.Fprintf(s.Err, "Warning: the route table %s is empty and has no default backend: every login is refused and every inbound message bounced until routes are added. Set default_backend (and domains) in the plan's proxy block, or run \"mailmig routes default BACKEND\".\n", m.Routes.SQLite)
+	}
 	for _, a := range p.Addrs {
 		fmt.Fprintf(s.Out, "listening: %s\n", a)
 	}
@@ -134,7 +142,11 @@ type runningProxy struct {
 	Server *proxy.Server
 	// Addrs lists "protocol address" of every listener.
 	Addrs []string
-	Stop  func(ctx context.Context) error
+	// Unroutable is set when the route table was empty and had no
+	// default backend at start: every login is refused and every
+	// inbound message bounced until routes are added.
+	Unroutable bool
+	Stop       func(ctx context.Context) error
 }
 
 // startProxy builds and starts everything the plan's proxy block names.
@@ -162,6 +174,10 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		}
 	}()
 	cleanups = append(cleanups, func() { stopWatch(); st.Close() })
+	unroutable, err := applyProxyRouting(ctx, st, pb, log)
+	if err != nil {
+		return nil, err
+	}
 	w, err := routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
 	if err != nil {
 		return nil, err
@@ -183,7 +199,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		}
 	}
 	srv := proxy.NewServer(opts)
-	rp := &runningProxy{Server: srv}
+	rp := &runningProxy{Server: srv, Unroutable: unroutable}
 	// Protocol servers that hold state of their own (SMTP delivery
 	// pools, HTTP tunnels) are stopped after (SMTP) or before (HTTP) the
 	// server's drain.
@@ -289,4 +305,45 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		return errors.Join(errs...)
 	}
 	return rp, nil
+}
+
+// applyProxyRouting writes the proxy block's default_backend and domains
+// into the route table, as the plan declares them, so that a fresh proxy
+// routes unknown accounts and accepts mail for its domains; "mailmig
+// routes" changes both afterwards (a restart sets the plan's default
+// again; domains are only ever added here). unroutable reports a table
+// that routes nothing: no route, no alias and no default backend, which
+// it also logs at warn level.
+func applyProxyRouting(ctx context.Context, st *routes.Store, pb *plan.Proxy, log *slog.Logger) (unroutable bool, err error) {
+	t, err := st.Snapshot(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read the route table: %w", err)
+	}
+	if pb.DefaultBackend != "" && t.Default != pb.DefaultBackend {
+		if err := st.SetDefault(ctx, pb.DefaultBackend); err != nil {
+			return false, fmt.Errorf("set the default backend: %w", err)
+		}
+		log.Info("default backend set from the plan", "backend", pb.DefaultBackend, "previous", t.Default)
+	}
+	var missing []string
+	for _, d := range pb.Domains {
+		if !slices.Contains(t.Domains(), d) {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) > 0 {
+		if err := st.AddDomains(ctx, missing...); err != nil {
+			return false, fmt.Errorf("add the plan's domains: %w", err)
+		}
+		log.Info("domains added from the plan", "domains", strings.Join(missing, ","))
+	}
+	if t, err = st.Snapshot(ctx); err != nil {
+		return false, fmt.Errorf("read the route table: %w", err)
+	}
+	if t.Default == "" && len(t.Routes()) == 0 && len(t.Aliases()) == 0 {
+		log.Warn("route table empty and no default backend: every login is refused and every inbound message bounced",
+			"addr", st.Path())
+		return true, nil
+	}
+	return false, nil
 }

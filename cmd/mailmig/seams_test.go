@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"time"
 
 	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/plan"
 )
 
 // init sets the engine commands' test seams from the environment of the
@@ -28,6 +30,13 @@ func init() {
 	}
 	if p := os.Getenv("MAILMIG_TEST_WORLD"); p != "" {
 		openWorld = fakeWorldOpener(p)
+		newChecker = func(*plan.Migration, *slog.Logger) engine.Checker {
+			f, err := fakeCheckerFrom(p)
+			if err != nil {
+				panic(err)
+			}
+			return f
+		}
 		settleDelay = 0 // no proxy follows the fake's routes
 	}
 	// MAILMIG_TEST_MAIN=1 makes the test binary act as mailmig (for tests

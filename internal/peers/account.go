@@ -294,3 +294,30 @@ func (s *Set) radicaleCollections(ctx context.Context, a Account) error {
 	}
 	return nil
 }
+
+// NewSourceAccount creates a fresh user t<random>@example.test on the two
+// Dovecots only: an account that exists at the source of a migration but
+// not on Cyrus, its target (a pre-flight must report it missing there).
+func (s *Set) NewSourceAccount(t testing.TB) Account {
+	t.Helper()
+	a := Account{Email: "t" + randHex(6) + "@example.test", Password: "pw-" + randHex(8)}
+	lock, err := os.OpenFile(filepath.Join(s.Root, "users.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("lock users: %v", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("lock users: %v", err)
+	}
+	for _, d := range []*Dovecot{s.Dovecot, s.Dovecot2} {
+		path := filepath.Join(d.Base, "etc", "users.d", a.Email)
+		fi, err := os.Stat(filepath.Dir(path))
+		if err != nil {
+			t.Fatalf("add user to Dovecot %s: %v", d.Base, err)
+		}
+		if err := writeAtomic(path, []byte(a.Email+":{PLAIN}"+a.Password+"::::::\n"), fileMode{fi, 0o640}); err != nil {
+			t.Fatalf("add user to Dovecot %s: %v", d.Base, err)
+		}
+	}
+	return a
+}

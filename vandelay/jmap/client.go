@@ -177,7 +177,7 @@ func Discover(ctx context.Context, rawURL string, opts *Options) (*Client, error
 		}
 		var pe *ProblemError
 		if errors.As(err, &pe) && (pe.Status == 401 || pe.Status == 403) {
-			return nil, fmt.Errorf("jmap session at %s: authentication refused (HTTP %d); check the user name and secret", cand.Redacted(), pe.Status)
+			return nil, fmt.Errorf("jmap session at %s: %w (HTTP %d); check the user name and secret", cand.Redacted(), ErrAuthRefused, pe.Status)
 		}
 		if firstErr == nil {
 			firstErr = err

@@ -10,6 +10,11 @@ import (
 // session's maxSizeUpload; nothing was sent.
 var ErrTooLarge = errors.New("jmap: blob larger than the server's maxSizeUpload")
 
+// ErrAuthRefused is returned by [Discover] when the server refuses the
+// credentials (HTTP 401 or 403). A JMAP server answers a wrong password
+// and an account that does not exist alike, so it tells neither apart.
+var ErrAuthRefused = errors.New("authentication refused")
+
 // Request-level problem types (RFC 8620 3.6.1).
 const (
 	ProblemUnknownCapability = "urn:ietf:params:jmap:error:unknownCapability"

@@ -74,6 +74,10 @@ type Kind struct {
 	// cursors (known), selecting and fetching nothing. Nil when the kind
 	// has nothing to ask (a Takeout is a one-time export).
 	Probe func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error)
+	// Check is the pre-flight check: log in and report the size and
+	// quota the source can tell without fetching. Nil when the kind has
+	// no login (files: the probe shows that they can be read).
+	Check func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error)
 }
 
 // Reads reports whether the kind reads the settings group.
@@ -96,6 +100,9 @@ var Mail = map[string]Kind{
 		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
 			return imap.Probe(ctx, imapOptions(s), known)
 		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			return imap.Check(ctx, imapOptions(s))
+		},
 	},
 	"pop3": {
 		Summary:  "a POP3 maildrop (RFC 1939), incremental by UIDL",
@@ -103,6 +110,9 @@ var Mail = map[string]Kind{
 		New:      func(s *Spec) (vandelay.MailSource, error) { return pop3.New(pop3Options(s)) },
 		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
 			return pop3.Probe(ctx, pop3Options(s), known)
+		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			return pop3.Check(ctx, pop3Options(s))
 		},
 	},
 	"maildir": {

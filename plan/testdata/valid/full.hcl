@@ -197,4 +197,6 @@ proxy {
   accept_proxy_protocol           = true
   proxy_protocol_trusted_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.10"]
   proxy_protocol_untrusted        = "plain"
+  default_backend                 = backend.legacy
+  domains                         = ["example.test", "Example.ORG", "example.test"]
 }

@@ -344,8 +344,12 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 // list runs LIST with LIST-EXTENDED, SPECIAL-USE and LIST-STATUS when
 // offered (RFC 5258, 6154, 5819), else LIST plus STATUS per mailbox.
 func (s *Source) list(ctx context.Context, c *imapclient.Client, condstore bool) ([]*imap.ListData, error) {
+	return s.listStatus(ctx, c, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore})
+}
+
+// listStatus is list with the given STATUS items.
+func (s *Source) listStatus(ctx context.Context, c *imapclient.Client, stOpts *imap.StatusOptions) ([]*imap.ListData, error) {
 	caps := s.caps(c)
-	stOpts := &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore}
 	opts := &imap.ListOptions{}
 	if caps.Has(imap.CapListExtended) || caps.Has(imap.CapIMAP4rev2) {
 		opts.ReturnSubscribed = true

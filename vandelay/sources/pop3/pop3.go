@@ -260,3 +260,25 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 	}
 	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n)}}, known), nil
 }
+
+// Check is the pre-flight check of a POP3 maildrop: login and STAT, whose
+// octet count is the maildrop's size (RFC 1939 5). A refused login is
+// vandelay.ErrAuth.
+func Check(ctx context.Context, opts *Options) (*vandelay.SourceCheck, error) {
+	src, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := src.(*Source)
+	defer s.Close()
+	c, err := s.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.c = c
+	_, size, err := c.Stat(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: STAT: %v", vandelay.ErrConnect, err)
+	}
+	return &vandelay.SourceCheck{Size: int64(size), SizeFrom: "stat", Unknown: []string{"quota: POP3 reports none"}}, nil
+}

@@ -1,0 +1,32 @@
+backend "legacy" {
+  imap {
+    address = "127.0.0.1:20000"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = ["alice@example.test", "bob@example.test"]
+}
+
+wave "all" {
+  accounts = accounts.staff
+}
+
+proxy {
+  default_backend = backend.legacyy
+  domains         = ["example.test", "not a domain"]
+
+  listen {
+    imap = "127.0.0.1:21000"
+    http = "127.0.0.1:21008"
+  }
+}
