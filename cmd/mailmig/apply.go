@@ -214,6 +214,10 @@ func (e readError) Error() string { return e.err.Error() }
 // confirmApply asks a yes/no question on the streams; only "yes" approves.
 func confirmApply(s Streams, question string) bool {
 	fmt.Fprintf(s.Out, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", question)
+	// The scrubbing stream may hold back the prompt's end (scrubWriter).
+	if f, ok := s.Out.(interface{ Flush() error }); ok {
+		f.Flush()
+	}
 	line, _ := bufio.NewReader(s.In).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
 }
