@@ -52,8 +52,17 @@
 // expression that used one prints "(sensitive)" in place of the value and
 // of every quoted part of it (in the text, in validate -json, and the
 // snippet shows the plan's source line, never the value). Values read by
-// env() or file() of 6 bytes or more are also blotted out of every other
-// diagnostic. Account rows streamed by list = csv("file") are account
+// env() or file() (or given by -var) of 6 bytes or more are also blotted
+// out of every other diagnostic, and out of every output of the commands
+// for the loaded plan: [Migration.InputValues] lists them (with their
+// trimmed forms, for trimspace(file(...))), and mailmig replaces them,
+// as is or escaped, in what plan (human, -json, -markdown), apply, show,
+// state, journal, routes and the proxy's log print, in the file of
+// plan -out and in the journal's error texts. An account address built
+// from env() is thus shown as (sensitive)@example.org, and apply refuses a
+// saved changes file naming it (apply without the file). Shorter values
+// (a port, "none") and values computed from inputs (lower(env("X"))) are
+// not hidden there. Account rows streamed by list = csv("file") are account
 // data, shown like a literal list; a file whose first row is not an
 // accounts header is not shown at all (its unknown columns are named only
 // when they are near misses or common aliases such as "login").

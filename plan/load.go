@@ -326,6 +326,7 @@ func (l *loader) finish() (*Migration, hcl.Diagnostics) {
 	l.m.accountIdx = l.acctByKey
 	l.m.index()
 	l.scrubDiags()
+	l.m.inputs = inputValues(l.globalInputs)
 	l.sortDiags()
 	return l.m, l.diags
 }

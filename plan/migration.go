@@ -49,6 +49,10 @@ type Migration struct {
 	// final values.
 	Variables []*Variable
 
+	// inputs are the values of env(), file(), -var and MAILMIG_VAR_ that
+	// output must hide (see InputValues).
+	inputs []string
+
 	// Lookup indexes built by the loader; the lookup methods fall back to
 	// a scan when they are nil (a Migration built by hand in a test).
 	backendIdx map[string]*Backend

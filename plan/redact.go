@@ -106,7 +106,7 @@ func (l *loader) scrubDiags() {
 	if len(l.redactions) == 0 {
 		return
 	}
-	global := l.globalInputs
+	global := inputValues(l.globalInputs)
 	local := l.containingRedactions()
 	for i, d := range l.diags {
 		vals := global
@@ -234,4 +234,33 @@ func scrub(text string, values []string, quoted bool) string {
 		i += len(q)
 	}
 	return b.String()
+}
+
+// InputValues returns the values that env() and file() read and that -var
+// and MAILMIG_VAR_NAME gave, of at least 6 bytes (shorter ones, such as a
+// port, would blank unrelated text), longest first; a value with space
+// around it is also given trimmed, since plans write trimspace(file(...)).
+// Values from csv() are not among them: the rows are the account list,
+// which plan output must show. Commands replace these values with
+// [Redacted] in everything they print or save, as diagnostics do, so that
+// a CI job running "mailmig plan" does not copy its secrets into its log.
+func (m *Migration) InputValues() []string {
+	return m.inputs
+}
+
+// inputValues returns the distinct values of vals and their trimmed forms
+// of at least minGlobalRedact bytes, longest first.
+func inputValues(vals []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range vals {
+		for _, s := range []string{v, strings.TrimSpace(v)} {
+			if len(s) >= minGlobalRedact && !seen[s] {
+				seen[s] = true
+				out = append(out, s)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
 }

@@ -192,6 +192,11 @@ func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *st
 				return nil, fmt.Errorf("they cut %s over, but wave %s may not cut over now (window %s)", c.Account, w.Name, w.CutoverWindow.Text)
 			}
 		}
+		if strings.Contains(c.Account, plan.Redacted) {
+			// plan -out hides values from env() and file(); such an
+			// address cannot be applied from the file.
+			return nil, readError{fmt.Errorf("they name an account whose address was hidden when they were saved (%s holds a value from env() or file()); run \"mailmig apply\" without a saved changes file", c.Account)}
+		}
 		k := engine.Key(c.Account)
 		r, ok := rs[k]
 		if fp := engine.Fingerprint(st.Account(k), r, ok); fp != c.Fingerprint {
@@ -209,6 +214,10 @@ func (e readError) Error() string { return e.err.Error() }
 // confirmApply asks a yes/no question on the streams; only "yes" approves.
 func confirmApply(s Streams, question string) bool {
 	fmt.Fprintf(s.Out, "\n%s\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: ", question)
+	// The scrubbing stream may hold back the prompt's end (scrubWriter).
+	if f, ok := s.Out.(interface{ Flush() error }); ok {
+		f.Flush()
+	}
 	line, _ := bufio.NewReader(s.In).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
 }

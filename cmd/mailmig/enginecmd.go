@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
@@ -138,8 +139,10 @@ func statePath(m *plan.Migration) string {
 	return "state"
 }
 
-// redactor returns a function that replaces every secret of the plan in a
-// string with "(sensitive)", so errors never carry them into the journal.
+// redactor returns a function that replaces every secret of the plan, and
+// every value it read from env() or file() (plan.Migration.InputValues),
+// in a string with "(sensitive)", so errors never carry them into the
+// journal.
 func redactor(m *plan.Migration) func(string) string {
 	var secrets []string
 	add := func(s plan.Secret) {
@@ -163,9 +166,12 @@ func redactor(m *plan.Migration) func(string) string {
 			add(s)
 		}
 	}
+	secrets = append(secrets, m.InputValues()...)
 	if len(secrets) == 0 {
 		return nil
 	}
+	// Longest first: a value is not half-replaced by a shorter one.
+	sort.SliceStable(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
 	pairs := make([]string, 0, 2*len(secrets))
 	for _, s := range secrets {
 		pairs = append(pairs, s, plan.Redacted)

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/mailmig/mailmig/plan"
 )
 
 // globals holds the options that precede the subcommand name.
@@ -21,6 +23,10 @@ type globals struct {
 	LogLevel slog.Level
 
 	abort *aborter // the second Ctrl-C; nil in tests that call run
+	// hideInputs makes the command's streams hide the values the plan
+	// read from env() and file() (scrubStreams); nil in tests that call
+	// a command directly.
+	hideInputs func(*plan.Migration)
 }
 
 // Abort returns the context that running actions use: ctx without its
@@ -88,4 +94,11 @@ func parseLevel(s string) (slog.Level, error) {
 // logger returns the process logger writing text records to stderr.
 func (g *globals) logger(s Streams) *slog.Logger {
 	return slog.New(slog.NewTextHandler(s.Err, &slog.HandlerOptions{Level: g.LogLevel}))
+}
+
+// hide starts hiding m's input values in the command's output.
+func (g *globals) hide(m *plan.Migration) {
+	if g.hideInputs != nil && m != nil {
+		g.hideInputs(m)
+	}
 }

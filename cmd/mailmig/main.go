@@ -105,6 +105,7 @@ func run(ctx context.Context, args []string, s Streams) int {
 
 // runAbortable is run with the second Ctrl-C's context (nil: none).
 func runAbortable(ctx context.Context, abort *aborter, args []string, s Streams) int {
+	var flush func()
 	g, rest, err := parseGlobals(args, s)
 	if err != nil {
 		if err == errHelp {
@@ -127,6 +128,10 @@ func runAbortable(ctx context.Context, abort *aborter, args []string, s Streams)
 		return exitError
 	}
 	g.abort = abort
+	// Once a command loads the plan (loadMigration), nothing it writes
+	// shows the values the plan read from env() or file().
+	s, g.hideInputs, flush = scrubStreams(s)
+	defer flush()
 	return cmd.run(ctx, g, rest[1:], s)
 }
 

@@ -132,7 +132,10 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 			fmtErr(v, "Cannot save the changes", err)
 			return exitError
 		}
-		if err := state.WriteFileAtomic(*out, b.Bytes(), 0o640); err != nil {
+		// The file is reviewed and kept like the output (CI artifacts):
+		// it hides the plan's env() and file() values too.
+		saved := []byte(newScrubber(m).Replace(b.String()))
+		if err := state.WriteFileAtomic(*out, saved, 0o640); err != nil {
 			fmtErr(v, "Cannot save the changes", err)
 			return exitError
 		}

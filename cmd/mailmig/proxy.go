@@ -74,6 +74,7 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 	// The proxy reads its certificates now, so that a missing file or a
 	// wrong key is reported at its line (other commands skip that check).
 	m, diags := plan.Load(g.PlanPath, plan.WithVariables(vars), plan.WithCertificateCheck())
+	g.hide(m)
 	if len(diags) > 0 {
 		var srcs map[string][]byte
 		if m != nil {

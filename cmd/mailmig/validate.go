@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
-	"golang.org/x/term"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/plan"
@@ -88,8 +87,7 @@ func useColor(g *globals, w io.Writer) bool {
 	if g.NoColor || os.Getenv("NO_COLOR") != "" {
 		return false
 	}
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	return views.IsTerminal(w)
 }
 
 // loadMigration loads the plan named by path (or the global -f) with the
@@ -98,7 +96,9 @@ func loadMigration(g *globals, path string, vars map[string]string) (*plan.Migra
 	if path == "" {
 		path = g.PlanPath
 	}
-	return plan.Load(path, plan.WithVariables(vars))
+	m, diags := plan.Load(path, plan.WithVariables(vars))
+	g.hide(m)
+	return m, diags
 }
 
 func runValidate(ctx context.Context, g *globals, args []string, s Streams) int {

@@ -3,7 +3,6 @@ package views
 import (
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +23,10 @@ const (
 
 // IsTerminal reports whether w is a terminal. progressbar/v3 does not
 // detect one itself, so every display asks here.
+// A writer that wraps a file (the commands' scrubbing streams) tells its
+// descriptor with Fd, as *os.File does.
 func IsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+	f, ok := w.(interface{ Fd() uintptr })
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
