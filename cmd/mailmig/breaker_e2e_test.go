@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +54,61 @@ func silentListener(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// front is a TCP front on 127.0.0.1 for a real server: while hung it
+// accepts connections and never answers, else it forwards them to the
+// server. The archive records the source's address, so a source that
+// comes back must come back at the same one.
+type front struct {
+	addr string
+	hung atomic.Bool
+}
+
+func newFront(t *testing.T, upstream string) *front {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &front{addr: ln.Addr().String()}
+	f.hung.Store(true)
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			track(c)
+			if f.hung.Load() {
+				continue
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			track(u)
+			go func() { io.Copy(u, c); u.Close() }()
+			go func() { io.Copy(c, u); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return f
+}
+
 // closedPort returns an address on 127.0.0.1 where nothing listens: a
 // target that refuses connections.
 func closedPort(t *testing.T) string {
@@ -75,6 +132,11 @@ type breakerRun struct {
 }
 
 func (b *breakerRun) writePlan(stateDir, jmapURL, imapAddr string) string {
+	return b.writePlanFrom(stateDir, b.s.Dovecot.IMAP, jmapURL, imapAddr)
+}
+
+// writePlanFrom is writePlan with the source's IMAP address too.
+func (b *breakerRun) writePlanFrom(stateDir, sourceIMAP, jmapURL, imapAddr string) string {
 	b.t.Helper()
 	file := filepath.Join(b.dir, stateDir+".hcl")
 	text := fmt.Sprintf(`state {
@@ -84,6 +146,14 @@ backend "legacy" {
   imap {
     address = %q
     tls     = "none"
+  }
+  limits {
+    connections      = 1
+    breaker_failures = 2
+  }
+  timeouts {
+    connect         = "1s"
+    response_header = "1s"
   }
 }
 backend "cyrus" {
@@ -116,7 +186,7 @@ accounts "staff" {
 wave "all" {
   accounts = accounts.staff
 }
-`, stateDir+"/", b.s.Dovecot.IMAP, imapAddr, jmapURL)
+`, stateDir+"/", sourceIMAP, imapAddr, jmapURL)
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		b.t.Fatal(err)
 	}
@@ -125,6 +195,51 @@ wave "all" {
 
 // apply runs `mailmig -f planFile apply -auto-approve` and returns its
 // exit code, output and duration.
+// TestBreakerE2ESource: a source that accepts connections and never
+// greets opens its breaker after two imports; the next apply, with the
+// real Dovecot back, probes it through the registry's IMAP probe and
+// completes.
+func TestBreakerE2ESource(t *testing.T) {
+	b := newBreakerRun(t, 3)
+	src := newFront(t, b.s.Dovecot.IMAP)
+	plan := b.writePlanFrom("state", src.addr, b.s.Cyrus.JMAPURL(), b.s.Cyrus.IMAP)
+	code, out, took := b.apply(plan)
+	rs := b.records("state", 0)
+	imports := 0
+	var brk []state.Record
+	for _, r := range rs {
+		switch {
+		case r.Type == state.TypeStart && r.Action == "import":
+			imports++
+		case r.Type == state.TypeBreakerOpen || r.Type == state.TypeBreakerClosed:
+			brk = append(brk, r)
+		}
+	}
+	if code != exitError || took > 60*time.Second || imports != 2 {
+		t.Fatalf("hung source: exit %d after %v, %d imports (want %d, < 60s, 2)\n%s", code, took, imports, exitError, out)
+	}
+	if len(brk) != 1 || brk[0].Type != state.TypeBreakerOpen || brk[0].Backend != "legacy" || !strings.Contains(brk[0].Error, "timeout") {
+		t.Fatalf("hung source: breaker records %+v", brk)
+	}
+	t.Logf("hung source: halted in %v after %d imports: %s", took.Round(time.Millisecond), imports, brk[0].Error)
+	seq := lastSeq(rs, 0)
+
+	src.hung.Store(false)
+	code, out, _ = b.apply(plan)
+	if code != exitOK {
+		t.Fatalf("source back: exit %d\n%s", code, out)
+	}
+	_, brk = exportsAndBreakers(b.records("state", seq))
+	if len(brk) != 1 || brk[0].Type != state.TypeBreakerClosed || brk[0].Backend != "legacy" {
+		t.Fatalf("source back: breaker records %+v", brk)
+	}
+	for _, a := range b.accts {
+		if n := cyrusInboxCount(t, b.s, a); n != 3 {
+			t.Fatalf("%s has %d messages in Cyrus, want 3", a.Email, n)
+		}
+	}
+}
+
 func (b *breakerRun) apply(planFile string) (int, string, time.Duration) {
 	var out bytes.Buffer
 	start := time.Now()
@@ -167,17 +282,11 @@ func exportsAndBreakers(rs []state.Record) (exports int, breakers []state.Record
 	return exports, breakers
 }
 
-// TestBreakerE2E: the staging exports meet a target that accepts
-// connections and never answers, then one that refuses them. Each time
-// the breaker opens after breaker_failures exports, the run ends within a
-// bounded time and the journal names the backend and the last error; the
-// next apply probes the target once and, once it is the real Cyrus again,
-// resumes and completes.
-func TestBreakerE2E(t *testing.T) {
+func newBreakerRun(t *testing.T, n int) *breakerRun {
 	b := &breakerRun{t: t, s: needPeers(t), dir: t.TempDir()}
 	var csv strings.Builder
 	csv.WriteString("address,source_login,target_login,password_ref\n")
-	for i := 0; i < 4; i++ {
+	for i := 0; i < n; i++ {
 		a := b.s.NewAccount(t)
 		b.accts = append(b.accts, a)
 		env := fmt.Sprintf("MAILMIG_BREAKER_PW_%d", i)
@@ -188,6 +297,17 @@ func TestBreakerE2E(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(b.dir, "accounts.csv"), []byte(csv.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// TestBreakerE2E: the staging exports meet a target that accepts
+// connections and never answers, then one that refuses them. Each time
+// the breaker opens after breaker_failures exports, the run ends within a
+// bounded time and the journal names the backend and the last error; the
+// next apply probes the target once and, once it is the real Cyrus again,
+// resumes and completes.
+func TestBreakerE2E(t *testing.T) {
+	b := newBreakerRun(t, 4)
 	// Generous: with 1 s timeouts each failed export takes a few seconds
 	// (one retry, the IMAP warm-up); without the breaker and the timeouts
 	// it took minutes per account.
