@@ -173,6 +173,11 @@ func TestApplyBreaker(t *testing.T) {
 		t.Fatalf("journal breaker: %+v", b)
 	}
 
+	_, diags := Observe(context.Background(), m, h.j.State(), nil)
+	if len(diags) != 1 || diags[0].Summary != "Backend unreachable" || !strings.Contains(diags[0].Detail, "stalwart") {
+		t.Fatalf("plan does not warn about the open breaker: %v", diags)
+	}
+
 	// Still down: one probe, no export.
 	w.exports = 0
 	res = apply(h.plan())

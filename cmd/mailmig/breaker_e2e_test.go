@@ -346,6 +346,9 @@ func TestBreakerE2E(t *testing.T) {
 	code, out, took = b.apply(refusedPlan)
 	// The breaker is open: the probe fails and nothing is dispatched.
 	seq = check("state", "probe of the refusing target", code, out, took, seq, 0, "refused")
+	if !strings.Contains(out, "Backend unreachable") {
+		t.Fatalf("the plan before the second apply does not warn about the open breaker:\n%s", out)
+	}
 
 	// A fresh state: refusals open the breaker as timeouts did.
 	freshPlan := b.writePlan("state2", "http://"+refused+"/.well-known/jmap", refused)
