@@ -138,7 +138,7 @@ func WarmUpIMAP(ctx context.Context, addr, login, password string, to *Timeouts,
 	o := to.OrDefaults()
 	ctx, cancel := context.WithTimeout(ctx, o.Connect+o.ResponseHeader)
 	defer cancel()
-	conn, err := o.Dial(ctx, "tcp", addr)
+	conn, err := o.DialSession(ctx, "tcp", addr)
 	if err != nil {
 		log.Debug("target imap warm-up", "err", err)
 		return

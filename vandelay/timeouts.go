@@ -3,10 +3,12 @@ package vandelay
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,15 +60,28 @@ func (t *Timeouts) OrDefaults() Timeouts {
 }
 
 // Dial connects to addr within the connect timeout; the connection it
-// returns fails a read that waits longer than the idle timeout.
+// returns fails a read that gets no byte for the idle timeout (for HTTP,
+// whose transport reads only when a response is due or a pooled
+// connection idles).
 func (t *Timeouts) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return t.dial(ctx, network, addr, true)
+}
+
+// DialSession is Dial for a protocol session that may rightly stay quiet
+// (IMAP): its connection fails a read only when the server owes a reply,
+// that is something was written, and sent no byte for the idle timeout.
+func (t *Timeouts) DialSession(ctx context.Context, network, addr string) (net.Conn, error) {
+	return t.dial(ctx, network, addr, false)
+}
+
+func (t *Timeouts) dial(ctx context.Context, network, addr string, strict bool) (net.Conn, error) {
 	o := t.OrDefaults()
 	d := &net.Dialer{Timeout: o.Connect, KeepAlive: 30 * time.Second}
 	c, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	return &idleConn{Conn: c, idle: o.Idle}, nil
+	return &idleConn{Conn: c, idle: o.Idle, strict: strict}, nil
 }
 
 // Handshake runs the TLS client handshake on c within the TLS timeout.
@@ -94,30 +109,63 @@ func (t *Timeouts) HTTPTransport() *http.Transport {
 	return tr
 }
 
-// idleConn sets a read deadline before every read, so that a server that
-// stops sending in the middle of a reply fails the read after the idle
-// timeout instead of holding the connection forever. A deadline the
-// caller sets itself (a greeting's, a handshake's) still applies when it
-// is earlier.
+// idleConn bounds the silence of a server. A strict one (HTTP: the
+// transport knows when a response is due) fails any read that gets no byte
+// for the idle timeout. A session one (IMAP: go-imap reads in the
+// background all the time, and a connection may rightly stay quiet while
+// the importer waits on a throttle) fails only when something was written
+// and no byte came back for the idle timeout since. A deadline the caller
+// sets itself (a greeting's, a handshake's) applies as well.
 type idleConn struct {
 	net.Conn
-	idle time.Duration
+	idle   time.Duration
+	strict bool
+
+	lastRead, lastWrite atomic.Int64 // unix nanoseconds
 
 	mu       sync.Mutex
 	explicit time.Time
 }
 
 func (c *idleConn) Read(p []byte) (int, error) {
-	d := time.Now().Add(c.idle)
-	c.mu.Lock()
-	if !c.explicit.IsZero() && c.explicit.Before(d) {
-		d = c.explicit
+	for {
+		now := time.Now()
+		d := now.Add(c.idle)
+		if w := c.lastWrite.Load(); !c.strict && w > c.lastRead.Load() {
+			d = time.Unix(0, w).Add(c.idle)
+		}
+		c.mu.Lock()
+		explicit := c.explicit
+		c.mu.Unlock()
+		if !explicit.IsZero() && explicit.Before(d) {
+			d = explicit
+		}
+		if err := c.Conn.SetReadDeadline(d); err != nil {
+			return 0, err
+		}
+		n, err := c.Conn.Read(p)
+		now = time.Now()
+		if n > 0 {
+			c.lastRead.Store(now.UnixNano())
+		}
+		var ne net.Error
+		if c.strict || err == nil || !errors.As(err, &ne) || !ne.Timeout() || (!explicit.IsZero() && !now.Before(explicit)) {
+			return n, err
+		}
+		// A session's read timed out: a server that owes a reply for the
+		// whole idle timeout is hung; otherwise the quiet is ours.
+		if w := c.lastWrite.Load(); w > c.lastRead.Load() && now.Sub(time.Unix(0, w)) >= c.idle {
+			return n, err
+		}
+		if n > 0 {
+			return n, nil
+		}
 	}
-	c.mu.Unlock()
-	if err := c.Conn.SetReadDeadline(d); err != nil {
-		return 0, err
-	}
-	return c.Conn.Read(p)
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.lastWrite.Store(time.Now().UnixNano())
+	return c.Conn.Write(p)
 }
 
 func (c *idleConn) SetReadDeadline(t time.Time) error {

@@ -77,3 +77,107 @@ func TestTimeoutsHungServer(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleTimeout: a session connection fails only when the server owes
+// a reply for the idle timeout; a strict (HTTP) one on any silence.
+func TestIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// The server answers "ok\n" to every line starting with "ping", and
+	// nothing to any other.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if n >= 4 && string(buf[:4]) == "ping" {
+						c.Write([]byte("ok\n"))
+					}
+				}
+			}()
+		}
+	}()
+	const idle = 300 * time.Millisecond
+	to := &vandelay.Timeouts{Idle: idle}
+	// readFor reads until the first error or until d passes (then it
+	// closes the connection and reports nil).
+	readFor := func(c net.Conn, d time.Duration) error {
+		done := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 64)
+			for {
+				if _, err := c.Read(buf); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(d):
+			c.Close()
+			<-done
+			return nil
+		}
+	}
+	isTimeout := func(err error) bool {
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	dial := func(session bool) net.Conn {
+		t.Helper()
+		var c net.Conn
+		var err error
+		if session {
+			c, err = to.DialSession(context.Background(), "tcp", ln.Addr().String())
+		} else {
+			c, err = to.Dial(context.Background(), "tcp", ln.Addr().String())
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// A quiet session that owes nothing stays open.
+	c := dial(true)
+	if err := readFor(c, 4*idle); err != nil {
+		t.Fatalf("quiet session failed: %v", err)
+	}
+	// Answered commands, then quiet: stays open.
+	c = dial(true)
+	c.Write([]byte("ping\n"))
+	if err := readFor(c, 4*idle); err != nil {
+		t.Fatalf("answered session failed: %v", err)
+	}
+	// A command the server never answers: the read fails after idle.
+	c = dial(true)
+	start := time.Now()
+	c.Write([]byte("hang\n"))
+	if err := readFor(c, 20*idle); !isTimeout(err) {
+		t.Fatalf("unanswered session: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < idle {
+		t.Fatalf("unanswered session failed after %v, before the idle timeout", d)
+	}
+	c.Close()
+	// Strict: any silence fails.
+	c = dial(false)
+	if err := readFor(c, 20*idle); !isTimeout(err) {
+		t.Fatalf("strict: %v, want a timeout", err)
+	}
+	c.Close()
+}

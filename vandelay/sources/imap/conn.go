@@ -36,12 +36,12 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 	var conn net.Conn
 	switch cfg.TLS {
 	case vandelay.TLSImplicit, "", vandelay.TLSStartTLS:
-		conn, err = to.Dial(ctx, "tcp", cfg.Address)
+		conn, err = to.DialSession(ctx, "tcp", cfg.Address)
 	case vandelay.TLSNone:
 		if !cfg.AllowCleartext {
 			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
 		}
-		conn, err = to.Dial(ctx, "tcp", cfg.Address)
+		conn, err = to.DialSession(ctx, "tcp", cfg.Address)
 	default:
 		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
 	}
