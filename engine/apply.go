@@ -87,6 +87,10 @@ type Env struct {
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
+	// OpenBreakers are the backends whose circuit breaker a previous run
+	// left open (state.State.Breakers), with their last error: Apply
+	// probes each once (see Prober) before dispatching to it.
+	OpenBreakers map[string]string
 }
 
 // ApplyResult summarises a run.
@@ -96,11 +100,17 @@ type ApplyResult struct {
 	OK, Failed, RolledBack, Skipped, Interrupted int
 	// Stopped is true when Stop was cancelled during the run.
 	Stopped bool `json:"stopped"`
+	// OpenBreakers are the backends whose circuit breaker is open at the
+	// end of the run, with the last error.
+	OpenBreakers map[string]string `json:"open_breakers,omitempty"`
 }
 
 // Err returns an error when any change failed, rolled back or was
 // interrupted.
 func (r *ApplyResult) Err() error {
+	if len(r.OpenBreakers) > 0 {
+		return fmt.Errorf("%d failed, %d rolled back, %d interrupted, %d skipped; %d backend(s) unreachable", r.Failed, r.RolledBack, r.Interrupted, r.Skipped, len(r.OpenBreakers))
+	}
 	if r.Failed+r.RolledBack+r.Interrupted == 0 {
 		if r.Stopped {
 			return errors.New("apply stopped before every change ran")
@@ -150,6 +160,14 @@ func Apply(ctx context.Context, ch *Changes, env *Env, hs ...Hook) (*ApplyResult
 	}
 	a.run()
 	res := &ApplyResult{Stopped: a.env.Stop.Err() != nil}
+	for name, b := range a.breakers {
+		if b.open {
+			if res.OpenBreakers == nil {
+				res.OpenBreakers = map[string]string{}
+			}
+			res.OpenBreakers[name] = b.lastErr
+		}
+	}
 	for _, n := range g.nodes {
 		r := n.result
 		res.Results = append(res.Results, r)
@@ -185,6 +203,9 @@ type applier struct {
 	perBackend map[string]int
 	waveFailed map[string]int
 	waveMism   map[string]int64
+	breakers   map[string]*breaker
+	// waveBreaker names, per wave halted by a breaker, the backend.
+	waveBreaker map[string]string
 }
 
 func (a *applier) waveMax(w string) int {
@@ -206,6 +227,7 @@ func (a *applier) run() {
 	a.cond = sync.NewCond(&a.mu)
 	a.perWave, a.perBackend = map[string]int{}, map[string]int{}
 	a.waveFailed, a.waveMism = map[string]int{}, map[string]int64{}
+	a.initBreakers()
 	for _, n := range a.g.nodes {
 		if n.deps == 0 {
 			a.ready = append(a.ready, n)
@@ -268,6 +290,11 @@ func (a *applier) pickLocked() *node {
 		}
 		if !free {
 			continue
+		}
+		if why := a.breakerSkipLocked(n); why != "" {
+			a.ready = append(a.ready[:i], a.ready[i+1:]...)
+			a.skipLocked(n, why)
+			return a.pickLocked()
 		}
 		if n.c.Action == Cutover && a.haltedLocked(n.wave) {
 			a.ready = append(a.ready[:i], a.ready[i+1:]...)
@@ -374,11 +401,11 @@ func (a *applier) execChange(c *Change) *Result {
 	case Import:
 		job.Full = true
 		a.hooks.step(c, "import")
-		r.Counts, err = a.env.Executor.Import(a.ctx, job)
+		r.Counts, err = a.importFrom(c, job)
 	case Export:
 		job.Full = true
 		a.hooks.step(c, "export")
-		r.Counts, err = a.env.Executor.Export(a.ctx, job)
+		r.Counts, err = a.exportTo(c, job)
 		if err == nil && (c.Phase == state.PhasePending || c.Phase == "") {
 			err = a.transition(c, state.PhaseStaged)
 		}
@@ -422,12 +449,12 @@ func (a *applier) execChange(c *Change) *Result {
 // pass runs one incremental import and export.
 func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
 	a.hooks.step(c, "import")
-	in, err := a.env.Executor.Import(a.ctx, job)
+	in, err := a.importFrom(c, job)
 	if err != nil {
 		return in, fmt.Errorf("import: %w", err)
 	}
 	a.hooks.step(c, "export")
-	out, err := a.env.Executor.Export(a.ctx, job)
+	out, err := a.exportTo(c, job)
 	if err != nil {
 		return in, fmt.Errorf("export: %w", err)
 	}

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -165,6 +167,7 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 		opts = &ObserveOptions{}
 	}
 	obs := &Observed{State: st, Routes: map[string]Route{}, Deltas: map[string]Delta{}, Archives: map[string]ArchiveInfo{}}
+	diags = diags.Append(breakerWarnings(st))
 	if opts.Routes != nil {
 		rs, err := opts.Routes.Routes(ctx)
 		if err != nil {
@@ -310,6 +313,22 @@ func summariseWarnings(ws diag.Diagnostics, limit int) diag.Diagnostics {
 				Detail: fmt.Sprintf("The same problem for %d more accounts (e.g. %s). They are planned from the journal alone.", n-limit, ws[i+limit].Account)})
 		}
 		i = j
+	}
+	return out
+}
+
+// breakerWarnings tell the operator which backends a previous apply found
+// unreachable: apply will probe them before dispatching to them.
+func breakerWarnings(st *state.State) diag.Diagnostics {
+	if st == nil || len(st.Breakers) == 0 {
+		return nil
+	}
+	var out diag.Diagnostics
+	for _, name := range slices.Sorted(maps.Keys(st.Breakers)) {
+		b := st.Breakers[name]
+		out = out.Append(diag.Warnf("Backend unreachable",
+			"The circuit breaker of backend %s opened at %s (last error: %s). The next apply probes the backend once and dispatches work to it only if it answers; check the backend, its address and its timeouts block first.",
+			name, b.Opened.UTC().Format(time.RFC3339), b.Error))
 	}
 	return out
 }

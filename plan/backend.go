@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -33,7 +34,7 @@ var backendSchema = func() *hcl.BodySchema {
 			{Name: "login"},
 			{Name: "proxy_protocol"},
 		},
-		Blocks: []hcl.BlockHeaderSchema{{Type: "master"}, {Type: "limits"}},
+		Blocks: []hcl.BlockHeaderSchema{{Type: "master"}, {Type: "limits"}, {Type: "timeouts"}},
 	}
 	for _, p := range Protocols {
 		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: string(p)})
@@ -89,6 +90,16 @@ var limitsSchema = &hcl.BodySchema{
 		{Name: "connections"},
 		{Name: "messages_per_second"},
 		{Name: "bytes_per_second"},
+		{Name: "breaker_failures"},
+	},
+}
+
+var timeoutsSchema = &hcl.BodySchema{
+	Attributes: []hcl.AttributeSchema{
+		{Name: "connect"},
+		{Name: "tls_handshake"},
+		{Name: "response_header"},
+		{Name: "idle"},
 	},
 }
 
@@ -112,7 +123,8 @@ func (l *loader) decodeBackend(b *hcl.Block) {
 	be := &Backend{
 		Name:      name,
 		Login:     LoginPassthrough,
-		Limits:    Limits{Connections: DefaultConnections},
+		Limits:    Limits{Connections: DefaultConnections, BreakerFailures: DefaultBreakerFailures},
+		Timeouts:  DefaultTimeouts(),
 		DeclRange: blockRange(b),
 	}
 	l.backendByName[name] = be
@@ -164,6 +176,9 @@ func (l *loader) decodeBackend(b *hcl.Block) {
 	}
 	if blk := seen["limits"]; blk != nil {
 		l.decodeLimits(blk, &be.Limits)
+	}
+	if blk := seen["timeouts"]; blk != nil {
+		l.decodeTimeouts(blk, &be.Timeouts)
 	}
 	if s, attr, ok := l.attrString(content.Attributes, "login"); ok {
 		switch LoginMode(s) {
@@ -396,6 +411,30 @@ func (l *loader) decodeLimits(blk *hcl.Block, lim *Limits) {
 	}
 	if n, ok := l.attrBytes(content.Attributes, "bytes_per_second", true); ok {
 		lim.BytesPerSecond = n
+	}
+	if n, _, ok := l.attrInt(content.Attributes, "breaker_failures", 0); ok {
+		lim.BreakerFailures = n
+	}
+}
+
+func (l *loader) decodeTimeouts(blk *hcl.Block, t *Timeouts) {
+	content, diags := blk.Body.Content(timeoutsSchema)
+	l.addDiags(diags)
+	t.DeclRange = blockRange(blk)
+	for _, f := range []struct {
+		name string
+		d    *time.Duration
+	}{{"connect", &t.Connect}, {"tls_handshake", &t.TLSHandshake}, {"response_header", &t.ResponseHeader}, {"idle", &t.Idle}} {
+		d, ok := l.attrDuration(content.Attributes, f.name)
+		if !ok {
+			continue
+		}
+		if d <= 0 {
+			l.errorf(content.Attributes[f.name].Expr.Range(), "Invalid timeout",
+				"The %s timeout must be longer than zero: a step without a bound is what a hung server exploits. Write for example %s = \"30s\", or remove it for the default.", f.name, f.name)
+			continue
+		}
+		*f.d = d
 	}
 }
 

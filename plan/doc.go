@@ -187,7 +187,21 @@
 //     bytes_per_second: a number of bytes or a string with a unit — B, kB,
 //     MB, GB, TB (powers of 1000), KiB, MiB, GiB, TiB (powers of 1024),
 //     optionally followed by "/s", for example "40MiB" — default 0
-//     (unlimited).
+//     (unlimited). breaker_failures: how many consecutive connection
+//     failures or timeouts (counted per backend, over every account) open
+//     the backend's circuit breaker, default 3, 0 never opens it. An open
+//     circuit stops apply from starting more work on the backend (running
+//     work finishes), halts the wave with the backend's last error, and
+//     is journaled; the next apply probes the backend once and dispatches
+//     to it only when the probe succeeds.
+//   - timeouts { connect, tls_handshake, response_header, idle } — bounds
+//     on each network step of talking to the backend, each a duration
+//     such as "30s". connect: the TCP connection, default "15s".
+//     tls_handshake: the TLS handshake, default "10s". response_header:
+//     the wait for the server's first reply (an HTTP response's header,
+//     an IMAP or POP3 greeting), default "60s". idle: how long a
+//     connection may receive nothing while a reply is awaited, default
+//     "5m". A timeout counts as a failure for breaker_failures.
 //
 // Which data kinds a backend can hold follows from its endpoints (see
 // [Backend.Provides]): mail from imap, pop3, jmap, maildir, takeout or
@@ -267,7 +281,11 @@
 //     pass copied at most this many messages. Default: 100.
 //   - catchup_threshold_bytes — the same limit in bytes (units as for
 //     bytes_per_second). Default: "10MiB".
-//   - max_errors — failed accounts tolerated before the wave halts.
+//   - max_errors — failed cut-overs tolerated before the wave halts: a
+//     cut-over that fails or rolls back counts, a failed import, export or
+//     catch-up (staging) does not, because it changes nothing the users
+//     see and the next apply retries it. A backend that keeps failing is
+//     stopped by its circuit breaker instead (limits.breaker_failures).
 //     Default: 0.
 //   - max_verify_mismatches — verify mismatches tolerated before the wave
 //     halts. Default: 0.

@@ -299,6 +299,8 @@ type Backend struct {
 	Master *Master
 	// Limits are the shared rate and connection limits for this backend.
 	Limits Limits
+	// Timeouts bound each network step of talking to the backend.
+	Timeouts Timeouts
 	// DeclRange is the position of the block header.
 	DeclRange Range
 }
@@ -427,8 +429,47 @@ type Limits struct {
 	// BytesPerSecond is the byte rate, written with units ("40MiB").
 	// Default: 0 (unlimited).
 	BytesPerSecond int64
+	// BreakerFailures is how many consecutive connection failures or
+	// timeouts open the backend's circuit breaker: apply dispatches no
+	// more work to it until a probe at the next apply succeeds. 0 never
+	// opens it. Default: 3 (DefaultBreakerFailures).
+	BreakerFailures int
 	// DeclRange is the position of the limits block, zero when absent.
 	DeclRange Range
+}
+
+// Timeouts bound the network steps of talking to a backend. Each is the
+// longest one step may take; zero is never produced by the loader (the
+// defaults fill in).
+type Timeouts struct {
+	// Connect bounds the TCP connection. Default: 15s.
+	Connect time.Duration
+	// TLSHandshake bounds the TLS handshake. Default: 10s.
+	TLSHandshake time.Duration
+	// ResponseHeader bounds the wait for a server's first reply: an HTTP
+	// response's header, an IMAP or POP3 greeting. Default: 60s.
+	ResponseHeader time.Duration
+	// Idle bounds how long a connection may go without receiving a byte
+	// while a reply is awaited. Default: 5m.
+	Idle time.Duration
+	// DeclRange is the position of the timeouts block, zero when absent.
+	DeclRange Range
+}
+
+// Default timeouts and breaker threshold of a backend.
+const (
+	DefaultConnectTimeout        = 15 * time.Second
+	DefaultTLSHandshakeTimeout   = 10 * time.Second
+	DefaultResponseHeaderTimeout = 60 * time.Second
+	DefaultBackendIdleTimeout    = 5 * time.Minute
+	DefaultBreakerFailures       = 3
+)
+
+// DefaultTimeouts returns the timeouts of a backend without a timeouts
+// block.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{Connect: DefaultConnectTimeout, TLSHandshake: DefaultTLSHandshakeTimeout,
+		ResponseHeader: DefaultResponseHeaderTimeout, Idle: DefaultBackendIdleTimeout}
 }
 
 // AccountGroup is an accounts block.

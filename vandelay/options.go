@@ -25,6 +25,9 @@ type Server struct {
 	// AllowCleartext permits TLSNone; without it a cleartext source is
 	// refused.
 	AllowCleartext bool
+	// Timeouts bound connecting, the TLS handshake, the greeting and idle
+	// reads. Default: the Default*Timeout constants.
+	Timeouts Timeouts
 }
 
 // Login is the account a network source reads and the credentials it

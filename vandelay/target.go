@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
@@ -57,6 +56,9 @@ type TargetOptions struct {
 	// on WaitBytes, a blob upload (a POST that is not a JSON API call) on
 	// WaitMessages. Default: unlimited.
 	Limiter RateLimiter
+	// Timeouts bound connecting, the TLS handshake, each response's
+	// header and idle reads. Default: the Default*Timeout constants.
+	Timeouts Timeouts
 	// Logger receives diagnostics, never credentials. Default: discard.
 	Logger *slog.Logger
 }
@@ -73,9 +75,7 @@ func OpenTarget(ctx context.Context, opts *TargetOptions) (*Target, error) {
 		return nil, fmt.Errorf("%w: the target needs a URL", ErrUsage)
 	}
 	jo := &jmap.Options{Auth: opts.Auth, Logger: opts.Logger, MaxRetries: opts.MaxRetries}
-	if opts.Limiter != nil {
-		jo.HTTPClient = throttledClient(opts.Limiter)
-	}
+	jo.HTTPClient = targetClient(&opts.Timeouts, opts.Limiter)
 	c, err := jmap.Discover(ctx, opts.URL, jo)
 	if err != nil {
 		return nil, err
@@ -115,24 +115,35 @@ func (t throttledTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return t.base.RoundTrip(req)
 }
 
-// throttledClient is jmap's default client (30 s response-header timeout,
-// no overall timeout) behind the limiter.
-func throttledClient(lim RateLimiter) *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.ResponseHeaderTimeout = 30 * time.Second
-	return &http.Client{Transport: throttledTransport{base: tr, lim: lim}}
+// targetClient is the HTTP client of a target: the timeouts on its
+// transport, behind the limiter when there is one. It has no overall
+// timeout: uploads of large blobs take as long as they take, and the
+// response-header and idle timeouts catch a hung server.
+func targetClient(to *Timeouts, lim RateLimiter) *http.Client {
+	var rt http.RoundTripper = to.HTTPTransport()
+	if lim != nil {
+		rt = throttledTransport{base: rt, lim: lim}
+	}
+	return &http.Client{Transport: rt}
 }
 
 // WarmUpIMAP logs in once over cleartext IMAP at addr: Cyrus creates a
 // user's mailboxes at the first IMAP login, and its JMAP works only after
 // it. A failure is only logged; the export that follows reports real ones.
-func WarmUpIMAP(ctx context.Context, addr, login, password string, log *slog.Logger) {
+// The whole warm-up is bounded by the connect and response-header
+// timeouts of to (nil: the defaults), so that a hung target costs the
+// export no more than that.
+func WarmUpIMAP(ctx context.Context, addr, login, password string, to *Timeouts, log *slog.Logger) {
 	log = LoggerOr(log)
-	c, err := imapclient.DialInsecure(addr, nil)
+	o := to.OrDefaults()
+	ctx, cancel := context.WithTimeout(ctx, o.Connect+o.ResponseHeader)
+	defer cancel()
+	conn, err := o.DialSession(ctx, "tcp", addr)
 	if err != nil {
 		log.Debug("target imap warm-up", "err", err)
 		return
 	}
+	c := imapclient.New(conn, nil)
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()

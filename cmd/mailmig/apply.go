@@ -143,7 +143,8 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	}
 	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
-		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay}
+		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
+		OpenBreakers: openBreakers(j.State())}
 	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The
 	// actions run under abort, which only the second Ctrl-C ends; the
 	// engine then rolls a frozen cut-over back and journals it before
@@ -162,6 +163,19 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 		return exitError
 	}
 	return exitOK
+}
+
+// openBreakers are the backends whose circuit breaker the journal says is
+// open: the engine probes them before dispatching to them.
+func openBreakers(st *state.State) map[string]string {
+	if st == nil || len(st.Breakers) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(st.Breakers))
+	for name, b := range st.Breakers {
+		out[name] = b.Error
+	}
+	return out
 }
 
 // readSavedChanges reads a "plan -out" file and refuses it when stale.

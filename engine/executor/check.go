@@ -59,7 +59,7 @@ func (x *Executor) CheckTarget(ctx context.Context, acct *plan.Account, lim *eng
 	if login == "" {
 		login = acct.Address
 	}
-	opts := &vandelay.TargetOptions{URL: ep.URL, Logger: x.log, MaxRetries: 1}
+	opts := &vandelay.TargetOptions{URL: ep.URL, Logger: x.log, MaxRetries: 1, Timeouts: Timeouts(b)}
 	if lim != nil {
 		opts.Limiter = lim
 	}

@@ -38,6 +38,7 @@ type Executor struct {
 var (
 	_ engine.Executor       = (*Executor)(nil)
 	_ engine.ChangeDetector = (*Executor)(nil)
+	_ engine.Prober         = (*Executor)(nil)
 )
 
 // New returns the executor of the migration m, keeping the archives in
@@ -82,7 +83,8 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 			spec.Server = vandelay.Server{Address: ep.Address, ServerName: ep.ServerName, InsecureSkipVerify: ep.InsecureSkipVerify,
 				TLS: vandelay.TLSMode(ep.TLS),
 				// The plan says so explicitly: tls = "none" is a decision.
-				AllowCleartext: ep.TLS == plan.TLSNone}
+				AllowCleartext: ep.TLS == plan.TLSNone,
+				Timeouts:       Timeouts(b)}
 			spec.Path = expandPath(ep.Path, acct, spec.User)
 			if k == plan.ProtoMaildir && b.Maildir != nil {
 				spec.Path = expandPath(b.Maildir.Path, acct, spec.User)
@@ -105,6 +107,40 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 		return "", nil, fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
 	}
 	return kind, spec, nil
+}
+
+// Timeouts are the backend's timeouts as vandelay takes them; zero
+// fields (a backend built by hand) take vandelay's defaults.
+func Timeouts(b *plan.Backend) vandelay.Timeouts {
+	return vandelay.Timeouts{Connect: b.Timeouts.Connect, TLSHandshake: b.Timeouts.TLSHandshake,
+		ResponseHeader: b.Timeouts.ResponseHeader, Idle: b.Timeouts.Idle}
+}
+
+// ProbeSource logs in at the account's source and lists its mailboxes
+// (the registry's probe of the source kind), the breaker's check that a
+// backend whose circuit opened answers again. A kind without a probe (a
+// Takeout file) is opened instead.
+func (x *Executor) ProbeSource(ctx context.Context, acct *plan.Account) error {
+	kind, spec, err := x.sourceSpec(acct, nil, x.log)
+	if err != nil {
+		return err
+	}
+	if probe := sources.Mail[kind].Probe; probe != nil {
+		_, err = probe(ctx, spec, nil)
+		return err
+	}
+	src, err := sources.Mail[kind].New(spec)
+	if err != nil {
+		return err
+	}
+	return src.Close()
+}
+
+// ProbeTarget discovers the account's JMAP session at the target: the
+// breaker's check that the target answers again.
+func (x *Executor) ProbeTarget(ctx context.Context, acct *plan.Account) error {
+	_, err := x.openTarget(ctx, acct, nil, x.log)
+	return err
 }
 
 // expandPath replaces %u (login), %d (domain) and %n (local part).
@@ -220,7 +256,7 @@ func (x *Executor) openTarget(ctx context.Context, acct *plan.Account, lim *engi
 	if login == "" {
 		login = acct.Address
 	}
-	opts := &vandelay.TargetOptions{URL: ep.URL, Logger: log}
+	opts := &vandelay.TargetOptions{URL: ep.URL, Logger: log, Timeouts: Timeouts(b)}
 	if lim != nil {
 		opts.Limiter = lim
 	}
@@ -259,7 +295,8 @@ func (x *Executor) warmUp(ctx context.Context, b *plan.Backend, login, password 
 	x.warmed[b.Name+"/"+login] = true
 	x.mu.Unlock()
 	if !done {
-		vandelay.WarmUpIMAP(ctx, ep.Address, login, password, log)
+		to := Timeouts(b)
+		vandelay.WarmUpIMAP(ctx, ep.Address, login, password, &to, log)
 	}
 }
 

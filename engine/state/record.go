@@ -24,6 +24,13 @@ const (
 	TypeHold RecordType = "hold"
 	// TypeRelease clears a hold and the failure count of an account.
 	TypeRelease RecordType = "release"
+	// TypeBreakerOpen records that a backend's circuit breaker opened
+	// (Backend, Error: the last failure) or that the probe of an open one
+	// failed: apply dispatches nothing more to it.
+	TypeBreakerOpen RecordType = "breaker-open"
+	// TypeBreakerClosed records that the probe of an open backend
+	// succeeded: apply dispatches to it again.
+	TypeBreakerClosed RecordType = "breaker-closed"
 )
 
 // Phase is an account's place in the migration lifecycle:
@@ -127,6 +134,8 @@ type Record struct {
 	// Source and Target are backend names on start records.
 	Source string `json:"source,omitempty"`
 	Target string `json:"target,omitempty"`
+	// Backend names the backend of breaker records.
+	Backend string `json:"backend,omitempty"`
 	// Phase is the phase entered, on transition records.
 	Phase   Phase   `json:"phase,omitempty"`
 	Outcome Outcome `json:"outcome,omitempty"`

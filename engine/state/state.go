@@ -14,6 +14,18 @@ type State struct {
 	Serial uint64 `json:"serial"`
 	// Accounts maps the account address to its state.
 	Accounts map[string]*Account `json:"accounts"`
+	// Breakers are the backends whose circuit breaker is open, by name:
+	// the next apply probes each once before dispatching to it.
+	Breakers map[string]*Breaker `json:"breakers,omitempty"`
+}
+
+// Breaker is an open circuit breaker of a backend.
+type Breaker struct {
+	// Error is the redacted last failure (of the work or of the probe).
+	Error string `json:"error,omitempty"`
+	// Opened is when the breaker opened; Seq its record.
+	Opened time.Time `json:"opened,omitzero"`
+	Seq    uint64    `json:"seq"`
 }
 
 // Account is the folded state of one account.
@@ -88,6 +100,17 @@ func (s *State) Apply(r *Record) {
 	s.Serial = r.Seq
 	if r.Type == TypeInit {
 		s.Lineage = r.Lineage
+		return
+	}
+	switch r.Type {
+	case TypeBreakerOpen:
+		if s.Breakers == nil {
+			s.Breakers = make(map[string]*Breaker)
+		}
+		s.Breakers[r.Backend] = &Breaker{Error: r.Error, Opened: r.Time, Seq: r.Seq}
+		return
+	case TypeBreakerClosed:
+		delete(s.Breakers, r.Backend)
 		return
 	}
 	if r.Account == "" {

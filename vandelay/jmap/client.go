@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -224,6 +225,7 @@ func (c *Client) fetchSession(ctx context.Context, u *url.URL) (*Session, *url.U
 // response before its body is read.
 func (c *Client) roundTrip(ctx context.Context, what string, mk func() (*http.Request, error), seen func(*http.Response)) ([]byte, error) {
 	var lastErr error
+	timeouts := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.stats.Retries.Add(1)
@@ -239,7 +241,14 @@ func (c *Client) roundTrip(ctx context.Context, what string, mk func() (*http.Re
 				return nil, ctx.Err()
 			}
 			lastErr = fmt.Errorf("jmap %s: %w", what, err)
-			if attempt >= c.maxRetries {
+			// A server that let a request time out is hung more often
+			// than not, and each try costs a whole timeout: one retry,
+			// then the caller (the engine's circuit breaker) decides.
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				timeouts++
+			}
+			if attempt >= c.maxRetries || timeouts >= 2 {
 				return nil, lastErr
 			}
 			if err := c.wait(ctx, attempt, 0, what, lastErr); err != nil {

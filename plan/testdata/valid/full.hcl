@@ -70,6 +70,13 @@ backend "legacy" {
     connections         = 16
     messages_per_second = 250.5
     bytes_per_second    = "40MiB/s"
+    breaker_failures    = 5
+  }
+  timeouts {
+    connect         = "5s"
+    tls_handshake   = "5s"
+    response_header = "2m"
+    idle            = "10m"
   }
 }
 

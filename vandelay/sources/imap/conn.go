@@ -10,7 +10,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -33,28 +32,34 @@ func (s *Source) dial(ctx context.Context) (*imapclient.Client, error) {
 		sn = host
 	}
 	tlsCfg := &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify}
-	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	to := cfg.Timeouts.OrDefaults()
 	var conn net.Conn
 	switch cfg.TLS {
-	case vandelay.TLSImplicit, "":
-		conn, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).DialContext(ctx, "tcp", cfg.Address)
-	case vandelay.TLSStartTLS:
-		conn, err = d.DialContext(ctx, "tcp", cfg.Address)
+	case vandelay.TLSImplicit, "", vandelay.TLSStartTLS:
+		conn, err = to.DialSession(ctx, "tcp", cfg.Address)
 	case vandelay.TLSNone:
 		if !cfg.AllowCleartext {
 			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
 		}
-		conn, err = d.DialContext(ctx, "tcp", cfg.Address)
+		conn, err = to.DialSession(ctx, "tcp", cfg.Address)
 	default:
 		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
+	if cfg.TLS == vandelay.TLSImplicit || cfg.TLS == "" {
+		tc, herr := to.Handshake(ctx, conn, tlsCfg)
+		if herr != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, herr)
+		}
+		conn = tc
+	}
 	raw := conn
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
-	p := &preauth{conn: conn, br: bufio.NewReader(conn)}
+	p := &preauth{conn: conn, br: bufio.NewReader(conn), timeout: to.ResponseHeader, tlsTimeout: to.TLSHandshake}
 	fail := func(err error) (*imapclient.Client, error) {
 		raw.Close()
 		return nil, err

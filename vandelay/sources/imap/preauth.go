@@ -2,6 +2,7 @@ package imap
 
 import (
 	"bufio"
+	"cmp"
 	"compress/flate"
 	"crypto/tls"
 	"encoding/base64"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-sasl"
+
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // preauth runs the not-authenticated state of RFC 9051 itself — greeting,
@@ -34,12 +37,18 @@ type preauth struct {
 	caps map[string]bool
 	line string // the capability list as the server sent it
 	gen  int    // counts capability lists seen
+	// timeout bounds each reply before login (the greeting's included),
+	// tlsTimeout the STARTTLS handshake.
+	timeout, tlsTimeout time.Duration
 }
 
-const preauthTimeout = 60 * time.Second
+// replyTimeout is the timeout of one reply (zero in tests: the default).
+func (p *preauth) replyTimeout() time.Duration {
+	return cmp.Or(p.timeout, vandelay.DefaultResponseHeaderTimeout)
+}
 
 func (p *preauth) readLine() (string, error) {
-	p.conn.SetReadDeadline(time.Now().Add(preauthTimeout))
+	p.conn.SetReadDeadline(time.Now().Add(p.replyTimeout()))
 	defer p.conn.SetReadDeadline(time.Time{})
 	l, err := p.br.ReadString('\n')
 	if err != nil {
@@ -49,7 +58,7 @@ func (p *preauth) readLine() (string, error) {
 }
 
 func (p *preauth) write(s string) error {
-	p.conn.SetWriteDeadline(time.Now().Add(preauthTimeout))
+	p.conn.SetWriteDeadline(time.Now().Add(p.replyTimeout()))
 	defer p.conn.SetWriteDeadline(time.Time{})
 	_, err := io.WriteString(p.conn, s)
 	return err
@@ -247,7 +256,7 @@ func (p *preauth) startTLS(cfg *tls.Config) error {
 		return errors.New("server sent data after STARTTLS (possible injection)")
 	}
 	tc := tls.Client(p.conn, cfg)
-	tc.SetDeadline(time.Now().Add(preauthTimeout))
+	tc.SetDeadline(time.Now().Add(cmp.Or(p.tlsTimeout, vandelay.DefaultTLSHandshakeTimeout)))
 	if err := tc.Handshake(); err != nil {
 		return fmt.Errorf("TLS handshake: %w", err)
 	}

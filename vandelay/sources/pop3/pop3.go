@@ -85,8 +85,9 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	if sn == "" {
 		sn = host
 	}
+	to := cfg.Timeouts.OrDefaults()
 	opts := pop3client.Options{MaxLineLength: 1 << 20, MaxResponseLines: 10_000_000,
-		Dialer: &net.Dialer{Timeout: 30 * time.Second}}
+		Dialer: &net.Dialer{Timeout: to.Connect, KeepAlive: 30 * time.Second}}
 	tc := &tls.Config{ServerName: sn, InsecureSkipVerify: cfg.InsecureSkipVerify}
 	switch cfg.TLS {
 	case vandelay.TLSImplicit, "":
@@ -100,7 +101,11 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown TLS mode %q", vandelay.ErrUsage, cfg.TLS)
 	}
-	c, err := pop3client.Dial(ctx, cfg.Address, opts)
+	// pop3client applies a context's deadline to the handshake and the
+	// greeting: bound them by the connect, TLS and greeting timeouts.
+	dctx, cancel := context.WithTimeout(ctx, to.Connect+to.TLSHandshake+to.ResponseHeader)
+	c, err := pop3client.Dial(dctx, cfg.Address, opts)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}

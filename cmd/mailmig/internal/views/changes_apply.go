@@ -3,6 +3,8 @@ package views
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -177,7 +179,7 @@ func (v *View) ApplySummary(res *engine.ApplyResult) {
 	total := len(res.Results)
 	msg := fmt.Sprintf("Apply complete! %s: %d ok, %d failed, %d rolled back, %d interrupted, %d skipped.",
 		countNoun(total, "change"), res.OK, res.Failed, res.RolledBack, res.Interrupted, res.Skipped)
-	if res.Failed+res.RolledBack+res.Interrupted > 0 || res.Stopped {
+	if res.Failed+res.RolledBack+res.Interrupted > 0 || res.Stopped || len(res.OpenBreakers) > 0 {
 		if res.Stopped {
 			msg = "Apply stopped. " + strings.TrimPrefix(msg, "Apply complete! ")
 		}
@@ -188,7 +190,10 @@ func (v *View) ApplySummary(res *engine.ApplyResult) {
 				fmt.Fprintf(v.Err, "  %s\n", resultLine(r))
 			}
 		}
-		fmt.Fprintf(v.Out, "Run \"mailmig plan\" to see what is left; a new apply resumes.\n")
+		for _, name := range slices.Sorted(maps.Keys(res.OpenBreakers)) {
+			fmt.Fprintf(v.Err, "  backend %s is unreachable, its circuit breaker opened and its waves halted: %s\n", name, res.OpenBreakers[name])
+		}
+		fmt.Fprintf(v.Out, "Run \"mailmig plan\" to see what is left; a new apply resumes (it probes an unreachable backend first).\n")
 		return
 	}
 	fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorGreen, msg))
