@@ -1,0 +1,31 @@
+package vandelay
+
+import "testing"
+
+func TestNormalizeVCard(t *testing.T) {
+	for in, want := range map[string]string{
+		"EMAIL;TYPE=INTERNET,HOME:a@b\r\n":           "EMAIL;TYPE=INTERNET;TYPE=HOME:a@b\r\n",
+		"EMAIL;TYPE=INTERNET;TYPE=HOME:a@b\r\n":      "EMAIL;TYPE=INTERNET;TYPE=HOME:a@b\r\n",
+		"NOTE:a,b;TYPE=x,y\r\n":                      "NOTE:a,b;TYPE=x,y\r\n",
+		"X-A;LABEL=\"p,q:r\";TYPE=a,b:v\r\n":         "X-A;LABEL=\"p,q:r\";TYPE=a;TYPE=b:v\r\n",
+		"PHOTO;ENCODING=b:AAAA\r\n BBBB\r\n\tCC\r\n": "PHOTO;ENCODING=b:AAAABBBBCC\r\n",
+		"FN:Zoë\r\n": "FN:Zoë\r\n",
+	} {
+		if got := NormalizeVCard([]byte(in)); got != want {
+			t.Errorf("NormalizeVCard(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzNormalizeVCard: the normalisation never panics, and splitting TYPE
+// lists is idempotent (unfolding is not: "\n\n  " unfolds once to "\n ").
+func FuzzNormalizeVCard(f *testing.F) {
+	f.Add([]byte("BEGIN:VCARD\r\nVERSION:3.0\r\nEMAIL;TYPE=INTERNET,HOME:a@b\r\nEND:VCARD\r\n"))
+	f.Add([]byte("X;\"a:b\";TYPE=,:\r\n \r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := NormalizeVCard(b)
+		if string(splitTypeLists([]byte(n))) != n {
+			t.Fatalf("not idempotent on %q", b)
+		}
+	})
+}
