@@ -14,6 +14,7 @@ package davclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -59,8 +60,8 @@ type Client struct {
 }
 
 // New returns a client for the server at rawURL (scheme, host and an
-// optional context path).
-func New(rawURL, user, pass string) (*Client, error) {
+// optional context path); tc configures TLS (nil: the defaults).
+func New(rawURL, user, pass string, tc *tls.Config) (*Client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("dav url %q: want http(s)://host[:port][/path]", rawURL)
@@ -68,7 +69,13 @@ func New(rawURL, user, pass string) (*Client, error) {
 	if u.Path == "" {
 		u.Path = "/"
 	}
-	return &Client{base: u, user: user, pass: pass, hc: &http.Client{}}, nil
+	hc := &http.Client{}
+	if tc != nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		hc.Transport = tr
+	}
+	return &Client{base: u, user: user, pass: pass, hc: hc}, nil
 }
 
 // Do sends req with the user's credentials (webdav.HTTPClient).

@@ -15,9 +15,11 @@ package dav
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -80,6 +82,14 @@ func URL(s vandelay.Server, path string) string {
 	return scheme + "://" + s.Address + path
 }
 
+// TLSConfig returns the TLS settings of s, nil for the defaults.
+func TLSConfig(s vandelay.Server) *tls.Config {
+	if !s.InsecureSkipVerify && s.ServerName == "" {
+		return nil
+	}
+	return &tls.Config{ServerName: s.ServerName, InsecureSkipVerify: s.InsecureSkipVerify}
+}
+
 // New checks the options and returns a source; it connects on use.
 func New(o *Options) (*Source, error) {
 	if o == nil || o.Address == "" {
@@ -94,7 +104,7 @@ func New(o *Options) (*Source, error) {
 	if o.MasterUser != "" || o.Token != "" {
 		return nil, fmt.Errorf("%w: DAV sources log in with the user's own password (no master user or token)", vandelay.ErrUsage)
 	}
-	c, err := davclient.New(URL(o.Server, o.Path), o.User, o.Password)
+	c, err := davclient.New(URL(o.Server, o.Path), o.User, o.Password, TLSConfig(o.Server))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", vandelay.ErrUsage, err)
 	}
@@ -126,7 +136,7 @@ func (s *Source) Kind() string {
 func (s *Source) Collections(ctx context.Context) ([]archive.NewCollection, error) {
 	home, err := s.c.HomeSet(ctx, s.k)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s of %s: %w", s.Kind(), s.o.User, err)
+		return nil, classify(fmt.Errorf("discover %s of %s: %w", s.Kind(), s.o.User, err))
 	}
 	cols, err := s.c.Collections(ctx, s.k, home)
 	if err != nil {
@@ -139,6 +149,20 @@ func (s *Source) Collections(ctx context.Context) ([]archive.NewCollection, erro
 		out = append(out, archive.NewCollection{Href: c.Href, DisplayName: c.DisplayName, Color: c.Color, Description: c.Description, Components: c.Components})
 	}
 	return out, nil
+}
+
+// classify wraps discovery errors in the source error classes: a refused
+// login is ErrAuth, a server that cannot be reached ErrConnect.
+func classify(err error) error {
+	var ne net.Error
+	var oe *net.OpError
+	switch {
+	case davclient.Code(err) == http.StatusUnauthorized || strings.Contains(err.Error(), "401 Unauthorized"):
+		return fmt.Errorf("%w: %w", vandelay.ErrAuth, err)
+	case errors.As(err, &oe), errors.As(err, &ne):
+		return fmt.Errorf("%w: %w", vandelay.ErrConnect, err)
+	}
+	return err
 }
 
 // Sync returns what changed in c since cur.

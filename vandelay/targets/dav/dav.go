@@ -48,7 +48,7 @@ func Open(ctx context.Context, o *Options) (*Target, error) {
 	if o.TLS == vandelay.TLSNone && !o.AllowCleartext {
 		return nil, fmt.Errorf("%w: refusing to send a password over plain http without AllowCleartext", vandelay.ErrUsage)
 	}
-	c, err := davclient.New(srcdav.URL(o.Server, o.Path), o.User, o.Password)
+	c, err := davclient.New(srcdav.URL(o.Server, o.Path), o.User, o.Password, srcdav.TLSConfig(o.Server))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", vandelay.ErrUsage, err)
 	}

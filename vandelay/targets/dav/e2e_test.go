@@ -321,3 +321,38 @@ func TestCardDAVUnparsable(t *testing.T) {
 		t.Errorf("re-run: %+v, want no change and the same refusal", y)
 	}
 }
+
+// phantom adds a collection that does not exist to what the source
+// lists, as when an address book is deleted between discovery and sync.
+type phantom struct {
+	*srcdav.Source
+	href string
+}
+
+func (p phantom) Collections(ctx context.Context) ([]archive.NewCollection, error) {
+	cols, err := p.Source.Collections(ctx)
+	return append(cols, archive.NewCollection{Href: p.href}), err
+}
+
+// TestCardDAVFailedCollection: Radicale's 404 for one collection is
+// reported and the other collections are synced.
+func TestCardDAVFailedCollection(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "contacts", "a.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a-1\r\nFN:A\r\nN:A;;;;\r\nEND:VCARD\r\n")
+	src := phantom{e.source, "/" + strings.ReplaceAll(e.acct.Email, "@", "%40") + "/gone/"}
+	// A dry run counts and writes nothing.
+	r, err := vandelay.ImportDAV(e.ctx, src, e.a, &vandelay.ImportOptions{DryRun: true})
+	if err != nil || r.Added != 1 || !r.DryRun {
+		t.Fatalf("dry run: %+v, %v", r, err)
+	}
+	if cols, _ := e.a.DAVCollections(e.ctx, archive.CollectionAddressBook, true); len(cols) != 0 {
+		t.Fatalf("dry run wrote %d collections", len(cols))
+	}
+	r, err = vandelay.ImportDAV(e.ctx, src, e.a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Collections != 1 || r.Added != 1 || len(r.Failed) != 1 || !strings.Contains(r.Failed[src.href], "404") {
+		t.Errorf("import: %+v, want the contacts synced and %s failed with 404", r, src.href)
+	}
+}
