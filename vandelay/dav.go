@@ -107,7 +107,7 @@ func ImportDAV(ctx context.Context, src DAVSource, a *archive.Archive, opts *Imp
 // DAVTarget is one account's CardDAV or CalDAV store at a target (Cyrus's
 // DAV endpoints, the fallback where the target's JMAP lacks the standard
 // capability). Implementations store the bytes they are given as the
-// server does (it may rewrite them: see [NormalizeVCard]).
+// server does (it may rewrite them: see [Normalize]).
 type DAVTarget interface {
 	// Name is the target's stable identity in the export mapping.
 	Name() string
@@ -291,7 +291,7 @@ func ExportDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 			return res, err
 		}
 		for _, it := range items {
-			if err := exportItem(ctx, a, et, t, opts, res, cm.RemoteID, it, imaps, members, record, unmap, setETag); err != nil {
+			if err := exportItem(ctx, a, kind, et, t, opts, res, cm.RemoteID, it, imaps, members, record, unmap, setETag); err != nil {
 				return res, err
 			}
 		}
@@ -312,7 +312,7 @@ func ExportDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 	return res, nil
 }
 
-func exportItem(ctx context.Context, a *archive.Archive, et *archive.ExportTarget, t DAVTarget, opts *DAVExportOptions, res *DAVExportResult,
+func exportItem(ctx context.Context, a *archive.Archive, kind string, et *archive.ExportTarget, t DAVTarget, opts *DAVExportOptions, res *DAVExportResult,
 	colHref string, it archive.Item, imaps map[int64]archive.Mapping, members map[string]string,
 	record func(archive.Mapping) error, unmap func(string, int64) error, setETag func(string, string) error) error {
 	m, mapped := imaps[it.ID]
@@ -424,11 +424,11 @@ func exportItem(ctx context.Context, a *archive.Archive, et *archive.ExportTarge
 		if err != nil {
 			return fmt.Errorf("get %s from the target: %w", href, err)
 		}
-		if !mapped && NormalizeVCard(got) != NormalizeVCard(want) || mapped && m.ModSeq != 0 {
+		if !mapped && Normalize(kind, got) != Normalize(kind, want) || mapped && m.ModSeq != 0 {
 			res.Conflicts = append(res.Conflicts, href)
 			return nil
 		}
-		if NormalizeVCard(got) != NormalizeVCard(want) {
+		if Normalize(kind, got) != Normalize(kind, want) {
 			// A killed run's intent whose PUT did not land: put now.
 			ok, err := put(cur)
 			if err != nil || !ok {

@@ -2,6 +2,7 @@ package vandelay
 
 import (
 	"bytes"
+	"sort"
 	"strings"
 )
 
@@ -27,6 +28,34 @@ var VCardRules = []VCardRule{
 	// Cyrus writes TYPE=INTERNET,HOME as TYPE=INTERNET;TYPE=HOME (the
 	// same parameter value list, RFC 6350 5.6).
 	{"split TYPE value lists into one TYPE parameter per value", splitTypeLists},
+}
+
+// ICalRules are the rules for iCalendar objects that Cyrus 3.6's CalDAV
+// rewrites on store, proved necessary like [VCardRules] by
+// TestCalDAVRadicaleToCyrus.
+var ICalRules = []VCardRule{
+	{"unfold lines (Cyrus folds at 75 octets)", unfold},
+	// Cyrus (libical) writes RRULE parts in its own order:
+	// FREQ=WEEKLY;BYDAY=MO;COUNT=10 comes back as FREQ=WEEKLY;COUNT=10;BYDAY=MO
+	// (RFC 5545 3.3.10: the order of the parts carries no meaning).
+	{"sort RRULE parts (Cyrus re-orders them)", sortRRuleParts},
+	// Cyrus writes the VALUE parameter first: ATTACH;ENCODING=BASE64;
+	// FMTTYPE=…;VALUE=BINARY comes back as ATTACH;VALUE=BINARY;ENCODING=…
+	{"move the VALUE parameter first (Cyrus writes it first)", valueParamFirst},
+}
+
+// Rules returns the normalisation rules of a collection kind
+// (archive.CollectionAddressBook or archive.CollectionCalendar).
+func Rules(kind string) []VCardRule {
+	if kind == "calendar" {
+		return ICalRules
+	}
+	return VCardRules
+}
+
+// Normalize returns b with the rules of kind applied.
+func Normalize(kind string, b []byte) string {
+	return string(normalizeVCard(b, Rules(kind)))
 }
 
 // NormalizeVCard returns b with [VCardRules] applied.
@@ -104,4 +133,64 @@ func splitUnquoted(s string, sep byte) []string {
 		}
 	}
 	return append(out, s[start:])
+}
+
+// eachLine applies f to every line (unfolded input expected), keeping the
+// line ends.
+func eachLine(b []byte, f func([]byte) []byte) []byte {
+	var out bytes.Buffer
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		out.Write(f(l))
+	}
+	return out.Bytes()
+}
+
+// headEnd returns the index of the ':' that ends a content line's name
+// and parameters (the first one outside quotes), -1 when there is none.
+func headEnd(l []byte) int {
+	quoted := false
+	for i, c := range l {
+		if c == '"' {
+			quoted = !quoted
+		} else if c == ':' && !quoted {
+			return i
+		}
+	}
+	return -1
+}
+
+func sortRRuleParts(b []byte) []byte {
+	return eachLine(b, func(l []byte) []byte {
+		if !bytes.HasPrefix(bytes.ToUpper(l), []byte("RRULE")) {
+			return l
+		}
+		end := headEnd(l)
+		if end < 0 {
+			return l
+		}
+		val := string(l[end+1:])
+		trail := val[len(strings.TrimRight(val, "\r\n")):]
+		parts := strings.Split(strings.TrimRight(val, "\r\n"), ";")
+		sort.Strings(parts)
+		return append(append([]byte{}, l[:end+1]...), strings.Join(parts, ";")+trail...)
+	})
+}
+
+func valueParamFirst(b []byte) []byte {
+	return eachLine(b, func(l []byte) []byte {
+		end := headEnd(l)
+		if end < 0 || !bytes.ContainsRune(l[:end], ';') {
+			return l
+		}
+		params := splitUnquoted(string(l[:end]), ';')
+		for i := 2; i < len(params); i++ {
+			if strings.HasPrefix(strings.ToUpper(params[i]), "VALUE=") {
+				v := params[i]
+				copy(params[2:i+1], params[1:i])
+				params[1] = v
+				break
+			}
+		}
+		return append([]byte(strings.Join(params, ";")), l[end:]...)
+	})
 }

@@ -21,7 +21,7 @@ type DAVMismatch struct {
 	Collection string `json:"collection"` // the source href
 	Href       string `json:"href"`       // the target href
 	// Kind is "missing" (not at the target) or "content" (other bytes
-	// after [NormalizeVCard]).
+	// after [Normalize]).
 	Kind string `json:"kind"`
 }
 
@@ -41,7 +41,7 @@ type DAVVerifyReport struct {
 
 // VerifyDAV compares every live collection of kind in the archive with
 // the target: each item present, with the same SHA-256 after
-// [NormalizeVCard] (which undoes only what the target rewrites on store).
+// [Normalize] (which undoes only what the target rewrites on store).
 // Items the target holds beyond the archive's are not differences (the
 // user's own). A collection never exported is reported with all its
 // items missing.
@@ -100,7 +100,7 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 			if err != nil {
 				return nil, fmt.Errorf("get %s from the target: %w", href, err)
 			}
-			if archive.Hash([]byte(NormalizeVCard(got))) != archive.Hash([]byte(NormalizeVCard(want))) {
+			if Normalize(kind, got) != Normalize(kind, want) {
 				rep.Mismatches = append(rep.Mismatches, DAVMismatch{c.Href, href, "content"})
 				continue
 			}

@@ -12,7 +12,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
-// importDAV runs "mailmig vandelay import carddav": the library's
+// importDAV runs "mailmig vandelay import carddav" (and caldav): the library's
 // ImportDAV, its result through the view, errors mapped to the import's
 // exit codes (a collection that failed while the others synced is a
 // partial run).
@@ -50,25 +50,40 @@ func importDAV(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sou
 	}
 }
 
-// runVandelayExportCardDAV is "mailmig vandelay export-carddav": flags to
-// the target's options, vandelay.ExportDAV, the result to the view.
+// runVandelayExportCardDAV is "mailmig vandelay export-carddav".
 func runVandelayExportCardDAV(ctx context.Context, g *globals, args []string, s Streams) int {
+	return runVandelayExportDAV(ctx, g, args, s, "carddav")
+}
+
+// runVandelayExportCalDAV is "mailmig vandelay export-caldav".
+func runVandelayExportCalDAV(ctx context.Context, g *globals, args []string, s Streams) int {
+	return runVandelayExportDAV(ctx, g, args, s, "caldav")
+}
+
+// runVandelayExportDAV is "mailmig vandelay export-carddav" and
+// "export-caldav": flags to the target's options, vandelay.ExportDAV, the
+// result to the view.
+func runVandelayExportDAV(ctx context.Context, g *globals, args []string, s Streams, kind string) int {
 	v := views.New(s.Out, s.Err, false)
 	o := &sources.Spec{}
-	fs := flag.NewFlagSet("vandelay export-carddav", flag.ContinueOnError)
+	what, proto, rfc, items, coll := "address books", "CardDAV", "RFC 6352", "vCards", archive.CollectionAddressBook
+	if kind == "caldav" {
+		what, proto, rfc, items, coll = "calendars", "CalDAV", "RFC 4791", "events and tasks", archive.CollectionCalendar
+	}
+	fs := flag.NewFlagSet("vandelay export-"+kind, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export-carddav [flags] ARCHIVE\n\n"+
-			"Exports the archive's address books onto a target's CardDAV server (RFC 6352),\n"+
-			"convergent: address books are created with their name, colour and description,\n"+
-			"vCards are put with their original bytes (If-None-Match: * to create, If-Match\n"+
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export-%s [flags] ARCHIVE\n\n"+
+			"Exports the archive's %s onto a target's %s server (%s),\n"+
+			"convergent: collections are created with their name, colour and description,\n"+
+			"%s are put with their original bytes (If-None-Match: * to create, If-Match\n"+
 			"to update), an item changed at the target is a conflict and kept, and only\n"+
-			"items this export created are deleted.\n\n")
+			"items this export created are deleted.\n\n", kind, what, proto, rfc, items)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.Address, "server", "", "target CardDAV server `host:port`")
+	fs.StringVar(&o.Address, "server", "", "target "+proto+" server `host:port`")
 	tlsMode := fs.String("tls", "implicit", "transport: implicit (https) or none (http, needs --allow-cleartext)")
 	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
-	fs.StringVar(&o.User, "user", "", "the account whose address books are written")
+	fs.StringVar(&o.User, "user", "", "the account whose "+what+" are written")
 	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
 	passFile := fs.String("password-file", "", "read the password from `FILE`")
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
@@ -93,13 +108,13 @@ func runVandelayExportCardDAV(ctx context.Context, g *globals, args []string, s 
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	tg, err := sources.DAVTargets["carddav"](ctx, o)
+	tg, err := sources.DAVTargets[kind](ctx, o)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayUsage
 	}
 	defer tg.Close()
-	res, err := vandelay.ExportDAV(ctx, a, archive.CollectionAddressBook, tg, &vandelay.DAVExportOptions{DryRun: *dryRun})
+	res, err := vandelay.ExportDAV(ctx, a, coll, tg, &vandelay.DAVExportOptions{DryRun: *dryRun})
 	if res != nil {
 		v.DAVExportResult(res, *jsonOut)
 	}

@@ -138,7 +138,7 @@ func maildirOptions(s *Spec) *maildir.Options {
 }
 
 // DataKind is one registered source kind of a non-mail data kind (issue
-// 12: Sieve and CardDAV now; CalDAV, WebDAV and Takeout's calendars,
+// 12: Sieve, CardDAV and CalDAV now; WebDAV and Takeout's calendars,
 // contacts and files next). Each entry constructs the small items-oriented
 // source interface of its data kind (vandelay.SieveSource …) from the same
 // Spec as the mail kinds, so that flags and plan backends describe every
@@ -176,6 +176,14 @@ var Data = map[string]DataKind{
 			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
 		},
 	},
+	"caldav": {
+		Summary:  "an account's calendars over CalDAV (RFC 4791), incremental by sync-collection (RFC 6578)",
+		Data:     "calendars",
+		Settings: []Setting{SetServer, SetLogin},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, CalDAV: true, Logger: s.Logger})
+		},
+	},
 }
 
 // DAVTargets maps a DAV target kind ("carddav") to its constructor
@@ -184,6 +192,9 @@ var Data = map[string]DataKind{
 var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error){
 	"carddav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
 		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
+	},
+	"caldav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
+		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, CalDAV: true, Logger: s.Logger})
 	},
 }
 

@@ -101,6 +101,7 @@ type env struct {
 	acct   peers.Account
 	a      *archive.Archive
 	source *srcdav.Source
+	kind   string // archive.CollectionAddressBook or CollectionCalendar
 }
 
 func (e *env) importOnce(t *testing.T) *vandelay.DAVImportResult {
@@ -117,6 +118,7 @@ func (e *env) target(t *testing.T) *dav.Target {
 	tg, err := dav.Open(e.ctx, &dav.Options{
 		Server: vandelay.Server{Address: e.s.Cyrus.HTTP, TLS: vandelay.TLSNone, AllowCleartext: true},
 		Login:  vandelay.Login{User: e.acct.Email, Password: e.acct.Password},
+		CalDAV: e.kind == archive.CollectionCalendar,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +128,7 @@ func (e *env) target(t *testing.T) *dav.Target {
 
 func (e *env) exportOnce(t *testing.T) *vandelay.DAVExportResult {
 	t.Helper()
-	r, err := vandelay.ExportDAV(e.ctx, e.a, archive.CollectionAddressBook, e.target(t), nil)
+	r, err := vandelay.ExportDAV(e.ctx, e.a, e.kind, e.target(t), nil)
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -135,7 +137,7 @@ func (e *env) exportOnce(t *testing.T) *vandelay.DAVExportResult {
 
 func (e *env) verify(t *testing.T, step string) *vandelay.DAVVerifyReport {
 	t.Helper()
-	rep, err := vandelay.VerifyDAV(e.ctx, e.a, archive.CollectionAddressBook, e.target(t))
+	rep, err := vandelay.VerifyDAV(e.ctx, e.a, e.kind, e.target(t))
 	if err != nil {
 		t.Fatalf("%s: verify: %v", step, err)
 	}
@@ -145,7 +147,9 @@ func (e *env) verify(t *testing.T, step string) *vandelay.DAVVerifyReport {
 	return rep
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newKindEnv(t, archive.CollectionAddressBook) }
+
+func newKindEnv(t *testing.T, kind string) *env {
 	s := peers.Get(t)
 	acct := s.NewAccount(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -158,16 +162,21 @@ func newEnv(t *testing.T) *env {
 	source, err := srcdav.New(&srcdav.Options{
 		Server: vandelay.Server{Address: strings.TrimSuffix(strings.TrimPrefix(s.Radicale.URL, "http://"), "/"), TLS: vandelay.TLSNone, AllowCleartext: true},
 		Login:  vandelay.Login{User: acct.Email, Password: acct.Password},
+		CalDAV: kind == archive.CollectionCalendar,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ctx: ctx, s: s, acct: acct, a: a, source: source}
+	return &env{ctx: ctx, s: s, acct: acct, a: a, source: source, kind: kind}
 }
 
 func (e *env) put(t *testing.T, book, name, body string) {
 	t.Helper()
-	code, b := do(t, "PUT", e.s.Radicale.HomeURL(e.acct.Email)+book+"/"+name, e.acct.Email, e.acct.Password, body, "Content-Type", "text/vcard; charset=utf-8")
+	ct := "text/vcard; charset=utf-8"
+	if e.kind == archive.CollectionCalendar {
+		ct = "text/calendar; charset=utf-8"
+	}
+	code, b := do(t, "PUT", e.s.Radicale.HomeURL(e.acct.Email)+book+"/"+name, e.acct.Email, e.acct.Password, body, "Content-Type", ct)
 	if code != http.StatusCreated && code != http.StatusNoContent {
 		t.Fatalf("PUT %s/%s at radicale: %d %.300s", book, name, code, b)
 	}
@@ -256,7 +265,11 @@ func TestCardDAVRadicaleToCyrus(t *testing.T) {
 func (e *env) differing(t *testing.T, rules []vandelay.VCardRule) int {
 	t.Helper()
 	tg := e.target(t)
-	cols, _ := e.a.DAVCollections(e.ctx, archive.CollectionAddressBook, false)
+	cols, _ := e.a.DAVCollections(e.ctx, e.kind, false)
+	home := "/dav/addressbooks/user/"
+	if e.kind == archive.CollectionCalendar {
+		home = "/dav/calendars/user/"
+	}
 	n := 0
 	for _, c := range cols {
 		items, _ := e.a.DAVItems(e.ctx, c.ID, false)
@@ -267,7 +280,7 @@ func (e *env) differing(t *testing.T, rules []vandelay.VCardRule) int {
 			}
 			book := strings.TrimSuffix(c.Href, "/")
 			book = book[strings.LastIndex(book, "/")+1:]
-			got, err := tg.Get(e.ctx, "/dav/addressbooks/user/"+e.acct.Email+"/"+book+"/"+it.Href[strings.LastIndex(it.Href, "/")+1:], want)
+			got, err := tg.Get(e.ctx, home+e.acct.Email+"/"+book+"/"+it.Href[strings.LastIndex(it.Href, "/")+1:], want)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -279,6 +292,9 @@ func (e *env) differing(t *testing.T, rules []vandelay.VCardRule) int {
 			}
 			if norm(got) != norm(want) {
 				n++
+				if testing.Verbose() {
+					t.Logf("%s differs:\n--- archive only\n%s\n--- target only\n%s", it.Href, clip(only(norm(want), norm(got))), clip(only(norm(got), norm(want))))
+				}
 			}
 		}
 	}
@@ -355,4 +371,30 @@ func TestCardDAVFailedCollection(t *testing.T) {
 	if r.Collections != 1 || r.Added != 1 || len(r.Failed) != 1 || !strings.Contains(r.Failed[src.href], "404") {
 		t.Errorf("import: %+v, want the contacts synced and %s failed with 404", r, src.href)
 	}
+}
+
+func clip(s string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if len(l) > 120 {
+			l = l[:120] + "…"
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\n")
+}
+
+// only returns the lines of a that b lacks.
+func only(a, b string) string {
+	in := map[string]bool{}
+	for _, l := range strings.Split(b, "\n") {
+		in[l] = true
+	}
+	var out []string
+	for _, l := range strings.Split(a, "\n") {
+		if !in[l] {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
