@@ -32,7 +32,7 @@ func calCorpus() map[string]map[string]string {
 				"BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Erinnerung\r\nTRIGGER:-PT15M\r\nEND:VALARM\r\nEND:VEVENT\r\n" +
 				"BEGIN:VEVENT\r\nUID:weekly-1@example.test\r\nDTSTAMP:20261201T100000Z\r\nRECURRENCE-ID;TZID=Mitteleuropäische Zeit:20261221T090000\r\n" +
 				"DTSTART;TZID=Mitteleuropäische Zeit:20261221T110000\r\nDTEND;TZID=Mitteleuropäische Zeit:20261221T113000\r\nSUMMARY:Verschoben\r\nEND:VEVENT\r\n"),
-			"allday.ics": cal("BEGIN:VEVENT\r\nUID:allday-1@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART;VALUE=DATE:20261224\r\nDTEND;VALUE=DATE:20261227\r\nSUMMARY:Weihnachten 🎄\r\nEND:VEVENT\r\n"),
+			"allday.ics":   cal("BEGIN:VEVENT\r\nUID:allday-1@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART;VALUE=DATE:20261224\r\nDTEND;VALUE=DATE:20261227\r\nSUMMARY:Weihnachten 🎄\r\nEND:VEVENT\r\n"),
 			"floating.ics": cal("BEGIN:VEVENT\r\nUID:floating-1@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART:20261210T080000\r\nDURATION:PT1H\r\nSUMMARY:Frühstück (floating)\r\nEND:VEVENT\r\n"),
 		},
 		"work": {
