@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -397,4 +398,59 @@ func only(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// killAfterPut cancels the export's context right after its n-th PUT
+// succeeded, before the export records it: what a kill at that moment
+// leaves behind.
+type killAfterPut struct {
+	vandelay.DAVTarget
+	n      int
+	cancel context.CancelFunc
+}
+
+func (k *killAfterPut) Put(ctx context.Context, href, mediaType string, body []byte, ifMatch string) (string, error) {
+	etag, err := k.DAVTarget.Put(ctx, href, mediaType, body, ifMatch)
+	if k.n--; k.n == 0 {
+		k.cancel()
+	}
+	return etag, err
+}
+
+// TestCardDAVExportInterrupted: exports stopped right after a PUT (before
+// its record), at each item in turn, then a full run: every contact at
+// the target once, equal, none put twice; a contact deleted at the source
+// afterwards is deleted at the target (the export still knows it created
+// it).
+func TestCardDAVExportInterrupted(t *testing.T) {
+	e := newEnv(t)
+	for i := range 4 {
+		e.put(t, "contacts", fmt.Sprintf("c%d.vcf", i), fmt.Sprintf("BEGIN:VCARD\r\nVERSION:3.0\r\nUID:c%d\r\nFN:Kontakt %d\r\nN:%d;Kontakt;;;\r\nEND:VCARD\r\n", i, i, i))
+	}
+	if r := e.importOnce(t); r.Added != 4 {
+		t.Fatalf("import: %+v", r)
+	}
+	for round := 1; round <= 3; round++ {
+		ctx, cancel := context.WithCancel(e.ctx)
+		k := &killAfterPut{DAVTarget: e.target(t), n: 1, cancel: cancel}
+		r, err := vandelay.ExportDAV(ctx, e.a, archive.CollectionAddressBook, k, nil)
+		cancel()
+		if err == nil {
+			t.Fatalf("round %d: the export was not interrupted: %+v", round, r)
+		}
+	}
+	last := e.exportOnce(t)
+	if last.Put != 1 || last.Updated != 0 || len(last.Conflicts) != 0 {
+		t.Errorf("final run: %+v; want the one item never put put, the 3 interrupted ones not put again", last)
+	}
+	if rep := e.verify(t, "after interrupted exports"); len(rep.Collections) != 1 || rep.Collections[0].Matched != 4 {
+		t.Errorf("verify: %+v", rep.Collections)
+	}
+	for i := range 3 {
+		mustDo(t, http.StatusOK, "DELETE", e.s.Radicale.HomeURL(e.acct.Email)+fmt.Sprintf("contacts/c%d.vcf", i), e.acct.Email, e.acct.Password, "")
+	}
+	e.importOnce(t)
+	if x := e.exportOnce(t); x.Deleted != 3 || len(x.Conflicts) != 0 {
+		t.Errorf("export after deleting the interrupted ones at the source: %+v, want 3 deleted", x)
+	}
 }
