@@ -454,3 +454,35 @@ func TestCardDAVExportInterrupted(t *testing.T) {
 		t.Errorf("export after deleting the interrupted ones at the source: %+v, want 3 deleted", x)
 	}
 }
+
+// TestCardDAVConflict: contacts the user edited at the target after the
+// export are conflicts when the source changes or deletes them: reported,
+// the target's version kept.
+func TestCardDAVConflict(t *testing.T) {
+	e := newEnv(t)
+	card := func(uid, fn string) string {
+		return "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:" + uid + "\r\nFN:" + fn + "\r\nN:" + fn + ";;;;\r\nEND:VCARD\r\n"
+	}
+	e.put(t, "contacts", "edit.vcf", card("edit-1", "Quelle"))
+	e.put(t, "contacts", "del.vcf", card("del-1", "Quelle"))
+	e.importOnce(t)
+	if x := e.exportOnce(t); x.Put != 2 {
+		t.Fatalf("export: %+v", x)
+	}
+	target := e.s.Cyrus.CardDAVURL(e.acct.Email) + "contacts/"
+	for _, n := range []string{"edit", "del"} {
+		mustDo(t, http.StatusNoContent, "PUT", target+n+".vcf", e.acct.Email, e.acct.Password, card(n+"-1", "Am Ziel bearbeitet"), "Content-Type", "text/vcard")
+	}
+	e.put(t, "contacts", "edit.vcf", card("edit-1", "Quelle geändert"))
+	mustDo(t, http.StatusOK, "DELETE", e.s.Radicale.HomeURL(e.acct.Email)+"contacts/del.vcf", e.acct.Email, e.acct.Password, "")
+	e.importOnce(t)
+	x := e.exportOnce(t)
+	if len(x.Conflicts) != 2 || x.Changes() != 0 {
+		t.Errorf("export: %+v, want 2 conflicts and no change", x)
+	}
+	for _, n := range []string{"edit", "del"} {
+		if b := mustDo(t, http.StatusOK, "GET", target+n+".vcf", e.acct.Email, e.acct.Password, ""); !strings.Contains(b, "Am Ziel bearbeitet") {
+			t.Errorf("%s at the target: %q, want the user's version kept", n, b)
+		}
+	}
+}
