@@ -33,7 +33,8 @@ type Spec struct {
 	vandelay.Server
 	vandelay.Login
 	vandelay.Scope
-	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory.
+	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory; for
+	// carddav and caldav the server's context path (default "/").
 	Path string
 	// NoCompress disables IMAP COMPRESS=DEFLATE.
 	NoCompress bool
@@ -173,7 +174,7 @@ var Data = map[string]DataKind{
 		Data:     "contacts",
 		Settings: []Setting{SetServer, SetLogin},
 		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
-			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
+			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 		},
 	},
 	"caldav": {
@@ -181,7 +182,7 @@ var Data = map[string]DataKind{
 		Data:     "calendars",
 		Settings: []Setting{SetServer, SetLogin},
 		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
-			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, CalDAV: true, Logger: s.Logger})
+			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
 		},
 	},
 }
@@ -191,10 +192,10 @@ var Data = map[string]DataKind{
 // JMAP ContactCard/CalendarEvent targets join here when written.
 var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error){
 	"carddav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
-		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
+		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 	},
 	"caldav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
-		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, CalDAV: true, Logger: s.Logger})
+		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
 	},
 }
 
