@@ -281,7 +281,8 @@ func (c *Client) SyncCollection(ctx context.Context, href, token string) (change
 	body := `<D:sync-collection xmlns:D="DAV:"><D:sync-token>` + xmlEscape(token) + `</D:sync-token><D:sync-level>1</D:sync-level><D:prop><D:getetag/></D:prop></D:sync-collection>`
 	ms, err := c.xmlRequest(ctx, "REPORT", href, "", body)
 	if err != nil {
-		if code := Code(err); token != "" && (code == http.StatusForbidden || code == http.StatusConflict) && strings.Contains(err.Error(), "valid-sync-token") {
+		var se *StatusError
+		if token != "" && errors.As(err, &se) && (se.Code == http.StatusForbidden || se.Code == http.StatusConflict) && strings.Contains(se.Text, "valid-sync-token") {
 			return nil, nil, "", ErrInvalidSyncToken
 		}
 		return nil, nil, "", err

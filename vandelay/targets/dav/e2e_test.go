@@ -486,3 +486,34 @@ func TestCardDAVConflict(t *testing.T) {
 		}
 	}
 }
+
+// TestCardDAVStaleSyncToken: a sync-token Radicale no longer accepts
+// makes the import start over with a full listing, which fetches only
+// the items whose ETag changed and finds the deleted ones.
+func TestCardDAVStaleSyncToken(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "contacts", "a.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:a-1\r\nFN:A\r\nN:A;;;;\r\nEND:VCARD\r\n")
+	e.put(t, "contacts", "b.vcf", "BEGIN:VCARD\r\nVERSION:3.0\r\nUID:b-1\r\nFN:B\r\nN:B;;;;\r\nEND:VCARD\r\n")
+	if r := e.importOnce(t); r.Added != 2 {
+		t.Fatalf("import: %+v", r)
+	}
+	cols, _ := e.a.DAVCollections(e.ctx, archive.CollectionAddressBook, false)
+	cur, err := e.a.DAVCursor(e.ctx, archive.CollectionAddressBook, e.source.Describe(), cols[0].Href)
+	if err != nil || cur.SyncToken == "" {
+		t.Fatalf("cursor: %+v, %v (want a sync-token from Radicale)", cur, err)
+	}
+	// Replace the token with one the server never issued.
+	if _, err := e.a.SyncDAVCollection(e.ctx, archive.CollectionAddressBook, e.source.Describe(), &archive.CollectionSync{
+		Collection: archive.NewCollection{Href: cols[0].Href, DisplayName: cols[0].DisplayName}, SyncToken: "http://radicale.org/ns/sync/0000", CTag: cur.CTag,
+	}, false); err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, http.StatusOK, "DELETE", e.s.Radicale.HomeURL(e.acct.Email)+"contacts/b.vcf", e.acct.Email, e.acct.Password, "")
+	r := e.importOnce(t)
+	if r.Deleted != 1 || r.Added+r.Changed != 0 || len(r.Failed) != 0 {
+		t.Errorf("import with a stale token: %+v, want 1 deleted, nothing else", r)
+	}
+	if cur, _ := e.a.DAVCursor(e.ctx, archive.CollectionAddressBook, e.source.Describe(), cols[0].Href); cur.SyncToken == "http://radicale.org/ns/sync/0000" {
+		t.Errorf("the stale token was kept")
+	}
+}
