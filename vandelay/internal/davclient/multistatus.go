@@ -154,8 +154,9 @@ func ParseMultistatus(b []byte) (*multistatus, error) {
 // change every vCard and iCalendar object (CRLF-terminated lines) that a
 // multiget returns; escaped, the CR survives and the archive keeps the
 // bytes the server meant. CRs inside markup (tags, comments, processing
-// instructions) stay as they are, and so does the content of CDATA
-// sections, where a character reference is not one.
+// instructions) stay as they are; inside a CDATA section, where a
+// character reference is not one, the section is closed and reopened
+// around it.
 func keepCR(b []byte) []byte {
 	if bytes.IndexByte(b, '\r') < 0 {
 		return b
@@ -168,7 +169,9 @@ func keepCR(b []byte) []byte {
 			if end < 0 {
 				return append(out, b[i:]...)
 			}
-			out = append(out, b[i:i+end+3]...)
+			// Cyrus sends address-data in CDATA: a CR there is kept by
+			// closing the section around a character reference.
+			out = append(out, bytes.ReplaceAll(b[i:i+end+3], []byte("\r"), []byte("]]>&#13;<![CDATA["))...)
 			i += end + 3
 		case bytes.HasPrefix(b[i:], []byte("<!--")):
 			end := bytes.Index(b[i+4:], []byte("-->"))

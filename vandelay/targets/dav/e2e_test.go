@@ -517,3 +517,44 @@ func TestCardDAVStaleSyncToken(t *testing.T) {
 		t.Errorf("the stale token was kept")
 	}
 }
+
+// TestCardDAVCyrusAsSource reads Cyrus's CardDAV as a source (it differs
+// from Radicale: its own sync-tokens, a Default address book): every
+// item arrives, a re-run changes nothing, a deletion is one tombstone.
+func TestCardDAVCyrusAsSource(t *testing.T) {
+	e := newEnv(t)
+	target := e.s.Cyrus.CardDAVURL(e.acct.Email) + "Default/"
+	for _, n := range []string{"x", "y"} {
+		mustDo(t, http.StatusCreated, "PUT", target+n+".vcf", e.acct.Email, e.acct.Password,
+			"BEGIN:VCARD\r\nVERSION:3.0\r\nUID:"+n+"-cy\r\nFN:Cyrus "+n+"\r\nN:"+n+";;;;\r\nEND:VCARD\r\n", "Content-Type", "text/vcard")
+	}
+	src, err := srcdav.New(&srcdav.Options{
+		Server: vandelay.Server{Address: e.s.Cyrus.HTTP, TLS: vandelay.TLSNone, AllowCleartext: true},
+		Login:  vandelay.Login{User: e.acct.Email, Password: e.acct.Password},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := vandelay.ImportDAV(e.ctx, src, e.a, nil)
+	if err != nil || r.Added != 2 || len(r.Failed) != 0 {
+		t.Fatalf("import from Cyrus: %+v, %v", r, err)
+	}
+	cols, _ := e.a.DAVCollections(e.ctx, archive.CollectionAddressBook, false)
+	for _, c := range cols {
+		items, _ := e.a.DAVItems(e.ctx, c.ID, false)
+		for _, it := range items {
+			served := mustDo(t, 200, "GET", "http://"+e.s.Cyrus.HTTP+it.Href, e.acct.Email, e.acct.Password, "")
+			if archive.Hash([]byte(served)) != it.Hash {
+				b, _ := e.a.BlobBytes(e.ctx, it.Hash)
+				t.Errorf("archive %s: differs from what Cyrus serves:\n%q\n%q", it.Href, b, served)
+			}
+		}
+	}
+	if r, err := vandelay.ImportDAV(e.ctx, src, e.a, nil); err != nil || r.Changes() != 0 {
+		t.Errorf("no-change re-run: %+v, %v", r, err)
+	}
+	mustDo(t, http.StatusNoContent, "DELETE", target+"x.vcf", e.acct.Email, e.acct.Password, "")
+	if r, err := vandelay.ImportDAV(e.ctx, src, e.a, nil); err != nil || r.Deleted != 1 || r.Changes() != 1 {
+		t.Errorf("after a deletion at Cyrus: %+v, %v", r, err)
+	}
+}
