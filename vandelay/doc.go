@@ -48,10 +48,18 @@
 //     is deleted, a script the target refuses is reported with the
 //     target's text and the others go, a user's own same-named script is a
 //     conflict left alone.
-//   - Calendars, contacts, files, identities, vacation: the archive tables
-//     exist (migration 0003, archive/SCHEMA.md); their sources, targets and
-//     Import/Export pairs follow the same pattern (CalDAV/CardDAV items
-//     with href, ETag and UID per collection; WebDAV files by path).
+//   - Contacts and calendars: [DAVSource] (vandelay/sources/dav, CardDAV
+//     and CalDAV on vandelay/internal/davclient), [ImportDAV] into
+//     archive.SyncDAVCollection (one transaction per collection, cursor =
+//     sync-token, CTag and per-item ETags); [DAVTarget]
+//     (vandelay/targets/dav, the target's own DAV endpoints) and
+//     [ExportDAV], convergent (If-None-Match/If-Match, only what the export
+//     created is deleted, conflicts keep the target's version);
+//     [VerifyDAV] compares after [VCardRules], which undo only what Cyrus
+//     rewrites on store.
+//   - Files, identities, vacation: the archive tables exist (migration
+//     0003, archive/SCHEMA.md); their sources, targets and Import/Export
+//     pairs follow the same pattern (WebDAV files by path).
 //
 // The registry of these source kinds is sources.Data, beside sources.Mail,
 // built from the same sources.Spec so that flags and plan backends describe

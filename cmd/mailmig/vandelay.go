@@ -24,11 +24,13 @@ import (
 // vandelayCommands is the table of "mailmig vandelay" subcommands. Each
 // subcommand lives in its own file and adds one line here.
 var vandelayCommands = map[string]command{
-	"import":       {synopsis: "Import an account's mail (imap, pop3, maildir, takeout) into an archive", run: runVandelayImport},
-	"inspect":      {synopsis: "Show an archive's mailboxes, messages and runs", run: runVandelayInspect},
-	"export":       {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
-	"export-sieve": {synopsis: "Export an archive's Sieve scripts onto a ManageSieve server (convergent; --dry-run)", run: runVandelayExportSieve},
-	"verify":       {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
+	"import":         {synopsis: "Import an account's mail (imap, pop3, maildir, takeout) into an archive", run: runVandelayImport},
+	"inspect":        {synopsis: "Show an archive's mailboxes, messages and runs", run: runVandelayInspect},
+	"export":         {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
+	"export-caldav":  {synopsis: "Export an archive's calendars onto a CalDAV server (convergent; --dry-run)", run: runVandelayExportCalDAV},
+	"export-carddav": {synopsis: "Export an archive's address books onto a CardDAV server (convergent; --dry-run)", run: runVandelayExportCardDAV},
+	"export-sieve":   {synopsis: "Export an archive's Sieve scripts onto a ManageSieve server (convergent; --dry-run)", run: runVandelayExportSieve},
+	"verify":         {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
 }
 
 // Exit codes of "mailmig vandelay import" (docs/import.md).

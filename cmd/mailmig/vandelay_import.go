@@ -41,7 +41,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay import %s [flags] ARCHIVE\n\nImports %s.\n\n", kind, k.Summary)
 		printKindDefaults(fs, k)
 	}
-	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3, managesieve)")
+	fs.StringVar(&cfg.Address, "server", "", "source server `host:port` (imap, pop3, managesieve, carddav, caldav)")
 	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
 	fs.BoolVar(&cfg.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
 	fs.BoolVar(&cfg.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
@@ -95,6 +95,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 			v.Errorf("%v", err)
 			return exitVandelayUsage
 		}
+	}
+	if isData && dk.NewDAV != nil {
+		return importDAV(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
 	}
 	if isData {
 		return importSieve(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun}, *jsonOut)

@@ -219,6 +219,11 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 	if err == nil && MovesSieve(x.m, job.Account) {
 		c.Objects, err = x.importSieve(ctx, job.Account, a, log)
 	}
+	if err == nil {
+		var n int64
+		n, err = x.importDAV(ctx, job.Account, a, log)
+		c.Objects += n
+	}
 	return c, err
 }
 
@@ -329,6 +334,11 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	if err == nil && MovesSieve(x.m, job.Account) {
 		cnt.Objects, err = x.exportSieve(ctx, job.Account, a, log)
 	}
+	if err == nil {
+		var n int64
+		n, err = x.exportDAV(ctx, job.Account, a, log)
+		cnt.Objects += n
+	}
 	return cnt, err
 }
 
@@ -369,6 +379,11 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		}
 		cnt.Mismatches += n
 	}
+	n, err := x.verifyDAV(ctx, job.Account, a, log)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	cnt.Mismatches += n
 	for i, mm := range rep.Mismatches {
 		if i == 5 {
 			break

@@ -16,11 +16,13 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources/dav"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/sources/takeout"
+	davtarget "github.com/mailmig/mailmig/vandelay/targets/dav"
 	managesievetarget "github.com/mailmig/mailmig/vandelay/targets/managesieve"
 )
 
@@ -31,7 +33,8 @@ type Spec struct {
 	vandelay.Server
 	vandelay.Login
 	vandelay.Scope
-	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory.
+	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory; for
+	// carddav and caldav the server's context path (default "/").
 	Path string
 	// NoCompress disables IMAP COMPRESS=DEFLATE.
 	NoCompress bool
@@ -146,7 +149,7 @@ func maildirOptions(s *Spec) *maildir.Options {
 }
 
 // DataKind is one registered source kind of a non-mail data kind (issue
-// 12: Sieve now; CalDAV, CardDAV, WebDAV and Takeout's calendars,
+// 12: Sieve, CardDAV and CalDAV now; WebDAV and Takeout's calendars,
 // contacts and files next). Each entry constructs the small items-oriented
 // source interface of its data kind (vandelay.SieveSource …) from the same
 // Spec as the mail kinds, so that flags and plan backends describe every
@@ -154,12 +157,16 @@ func maildirOptions(s *Spec) *maildir.Options {
 type DataKind struct {
 	// Summary describes the kind in one line.
 	Summary string
-	// Data is the data kind the source holds: "sieve".
+	// Data is the data kind the source holds: "sieve", "contacts" or
+	// "calendars".
 	Data string
 	// Settings are the groups of Spec fields the kind reads.
 	Settings []Setting
 	// NewSieve creates a Sieve source (Data "sieve").
 	NewSieve func(*Spec) (vandelay.SieveSource, error)
+	// NewDAV creates an address-book or calendar source (Data "contacts"
+	// or "calendars").
+	NewDAV func(*Spec) (vandelay.DAVSource, error)
 }
 
 // Data maps a non-mail source kind to its entry.
@@ -171,6 +178,34 @@ var Data = map[string]DataKind{
 		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
 			return managesieve.New(&managesieve.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})
 		},
+	},
+	"carddav": {
+		Summary:  "an account's address books over CardDAV (RFC 6352), incremental by sync-collection (RFC 6578)",
+		Data:     "contacts",
+		Settings: []Setting{SetServer, SetLogin},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
+		},
+	},
+	"caldav": {
+		Summary:  "an account's calendars over CalDAV (RFC 4791), incremental by sync-collection (RFC 6578)",
+		Data:     "calendars",
+		Settings: []Setting{SetServer, SetLogin},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
+		},
+	},
+}
+
+// DAVTargets maps a DAV target kind ("carddav") to its constructor
+// (Server and Login of the Spec are read: the user's own password). The
+// JMAP ContactCard/CalendarEvent targets join here when written.
+var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error){
+	"carddav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
+		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
+	},
+	"caldav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
+		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
 	},
 }
 

@@ -300,3 +300,55 @@ func (v *View) Runs(runs []archive.RunInfo) error {
 	}
 	return tw.Flush()
 }
+
+// DAVImportResult prints a CardDAV/CalDAV import's counts, the
+// collections that failed and the items kept unparsed; or the JSON form.
+func (v *View) DAVImportResult(kind string, r *vandelay.DAVImportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%s%s collections: %d synced, %d retired; items: %d added, %d changed, %d deleted, %d unchanged\n",
+		prefix, kind, r.Collections, r.Retired, r.Added, r.Changed, r.Deleted, r.Unchanged)
+	hrefs := make([]string, 0, len(r.Failed))
+	for h := range r.Failed {
+		hrefs = append(hrefs, h)
+	}
+	sort.Strings(hrefs)
+	for _, h := range hrefs {
+		fmt.Fprintf(v.Out, "failed: %s: %s (the other collections were synced)\n", h, r.Failed[h])
+	}
+	for _, h := range r.Unparsable {
+		fmt.Fprintf(v.Out, "kept as bytes, does not parse: %s\n", h)
+	}
+}
+
+// DAVExportResult prints a CardDAV/CalDAV export's counts, the items the
+// target refused with its own text and the conflicts; or the JSON form.
+func (v *View) DAVExportResult(r *vandelay.DAVExportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	prefix := ""
+	if r.DryRun {
+		prefix = "dry run, nothing written: would have "
+	}
+	fmt.Fprintf(v.Out, "%scollections created: %d; items: %d put, %d updated, %d deleted, %d unchanged\n",
+		prefix, r.Collections, r.Put, r.Updated, r.Deleted, r.Unchanged)
+	hrefs := make([]string, 0, len(r.Refused))
+	for h := range r.Refused {
+		hrefs = append(hrefs, h)
+	}
+	sort.Strings(hrefs)
+	for _, h := range hrefs {
+		fmt.Fprintf(v.Out, "refused by the target: %s: %s\n", h, strings.Join(strings.Fields(r.Refused[h]), " "))
+	}
+	for _, h := range r.Conflicts {
+		fmt.Fprintf(v.Out, "conflict: %s changed at the target; the target's version was kept\n", h)
+	}
+}

@@ -1,0 +1,166 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+)
+
+// Contacts and calendars ride along with the account's mail steps like
+// Sieve scripts: import after the mail import, export after the mail
+// export, verify beside the mail verify, when the account's data has
+// "contacts" (or "calendars"), both backends have a carddav (caldav)
+// endpoint and the account has a password: DAV servers take the user's
+// own login (Cyrus's DAV has no admin impersonation), so a master login
+// cannot be used. MovesDAV says so, and plan output names the kinds that
+// stay behind.
+
+// davKinds maps a data kind to its protocol, registry kind and archive
+// collection kind.
+var davKinds = map[plan.DataKind]struct {
+	proto      plan.Protocol
+	kind, coll string
+}{
+	plan.DataContacts:  {plan.ProtoCardDAV, "carddav", archive.CollectionAddressBook},
+	plan.DataCalendars: {plan.ProtoCalDAV, "caldav", archive.CollectionCalendar},
+}
+
+// MovesDAV reports whether apply moves the account's data kind k
+// (contacts or calendars).
+func MovesDAV(m *plan.Migration, acct *plan.Account, k plan.DataKind) bool {
+	dk, ok := davKinds[k]
+	if !ok || !acct.Password.IsSet() {
+		return false
+	}
+	want := false
+	for _, d := range acct.Data {
+		want = want || d == k
+	}
+	from, to := m.Backend(acct.From), m.Backend(acct.To)
+	return want && from != nil && to != nil && from.Endpoint(dk.proto) != nil && to.Endpoint(dk.proto) != nil
+}
+
+// davSpec describes a backend's DAV endpoint with the account's login.
+func davSpec(b *plan.Backend, proto plan.Protocol, user string, acct *plan.Account, log *slog.Logger) (*sources.Spec, error) {
+	ep := b.Endpoint(proto)
+	u, err := url.Parse(ep.URL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%s endpoint of %s: want a URL http(s)://host[:port]/path, got %q", proto, b.Name, ep.URL)
+	}
+	srv := vandelay.Server{Address: u.Host, ServerName: ep.ServerName, InsecureSkipVerify: ep.InsecureSkipVerify, TLS: vandelay.TLSImplicit}
+	if u.Scheme == "http" {
+		srv.TLS, srv.AllowCleartext = vandelay.TLSNone, true
+	}
+	if user == "" {
+		user = acct.Address
+	}
+	return &sources.Spec{Server: srv, Login: vandelay.Login{User: user, Password: acct.Password.Reveal()}, Path: u.Path, Logger: log}, nil
+}
+
+// importDAV syncs the account's collections of every moved DAV kind; the
+// item changes are counted as Objects. A collection that failed is an
+// error of the step after the others were synced.
+func (x *Executor) importDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	var n int64
+	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
+		if !MovesDAV(x.m, acct, k) {
+			continue
+		}
+		dk := davKinds[k]
+		spec, err := davSpec(x.m.Backend(acct.From), dk.proto, acct.SourceLogin, acct, log)
+		if err != nil {
+			return n, err
+		}
+		src, err := sources.Data[dk.kind].NewDAV(spec)
+		if err != nil {
+			return n, err
+		}
+		res, err := vandelay.ImportDAV(ctx, src, a, nil)
+		src.Close()
+		if err != nil {
+			return n, fmt.Errorf("import %s from %s: %w", k, acct.From, err)
+		}
+		n += int64(res.Changes())
+		log.Info("dav collections imported", "kind", string(k), "added", res.Added, "changed", res.Changed, "deleted", res.Deleted)
+		for href, e := range res.Failed {
+			return n, fmt.Errorf("import %s from %s: collection %s: %s", k, acct.From, href, e)
+		}
+	}
+	return n, nil
+}
+
+func (x *Executor) openDAVTarget(ctx context.Context, acct *plan.Account, k plan.DataKind, log *slog.Logger) (vandelay.DAVTarget, error) {
+	dk := davKinds[k]
+	b := x.m.Backend(acct.To)
+	spec, err := davSpec(b, dk.proto, acct.TargetLogin, acct, log)
+	if err != nil {
+		return nil, err
+	}
+	t, err := sources.DAVTargets[dk.kind](ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("%s target %s: %w", dk.kind, b.Name, err)
+	}
+	return t, nil
+}
+
+// exportDAV reconciles every moved DAV kind onto the target. Refused items
+// and conflicts are logged and do not fail the step (a re-run cannot fix
+// them; the target's version is kept).
+func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	var n int64
+	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
+		if !MovesDAV(x.m, acct, k) {
+			continue
+		}
+		t, err := x.openDAVTarget(ctx, acct, k, log)
+		if err != nil {
+			return n, err
+		}
+		res, err := vandelay.ExportDAV(ctx, a, davKinds[k].coll, t, nil)
+		t.Close()
+		if res != nil {
+			for href, text := range res.Refused {
+				log.Warn("dav item refused by the target", "item", href, "err", text)
+			}
+			for _, href := range res.Conflicts {
+				log.Warn("dav item conflict: the target's own version kept", "item", href)
+			}
+			n += int64(res.Changes())
+		}
+		if err != nil {
+			return n, fmt.Errorf("export %s to %s: %w", k, acct.To, err)
+		}
+		log.Info("dav collections exported", "kind", string(k), "put", res.Put, "updated", res.Updated, "deleted", res.Deleted)
+	}
+	return n, nil
+}
+
+// verifyDAV counts items missing or different at the target.
+func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	var n int64
+	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
+		if !MovesDAV(x.m, acct, k) {
+			continue
+		}
+		t, err := x.openDAVTarget(ctx, acct, k, log)
+		if err != nil {
+			return n, err
+		}
+		rep, err := vandelay.VerifyDAV(ctx, a, davKinds[k].coll, t)
+		t.Close()
+		if err != nil {
+			return n, fmt.Errorf("verify %s: %w", k, err)
+		}
+		for _, mm := range rep.Mismatches {
+			n++
+			log.Warn("verify mismatch", "kind", string(k)+" "+mm.Kind, "item", mm.Href)
+		}
+	}
+	return n, nil
+}
