@@ -20,7 +20,8 @@ const validateHelp = `Usage: mailmig [global options] validate [options] [PLAN]
   between blocks, accounts, waves, time windows and environment variables.
   Every problem is shown with its file:line:col and a source snippet.
   Errors go to standard error and warnings to standard output. Nothing is
-  contacted: validate works offline.
+  contacted: validate works offline, and needs no secret (an unset
+  password variable is a warning; apply needs it).
 
   PLAN is a plan file or a directory of *.hcl files; it overrides -f
   (default migration.hcl).
