@@ -14,9 +14,10 @@ import (
 
 // FormatVersion is the version of the Changes JSON form. The major number
 // changes when a field is removed or changes meaning; the minor number when
-// fields are added. Readers must accept unknown fields. 2.0: a change's
+// fields are added. Readers must accept unknown fields. 2.1: the -json
+// output (not the saved file) may carry "diagnostics" (warnings). 2.0: a change's
 // reason is an object (code and fields, see [Reason]), no longer text.
-const FormatVersion = "2.0"
+const FormatVersion = "2.1"
 
 // Changes is the computed difference between the plan and the observed
 // state: what apply will do, grouped by wave. It is also the saved form of

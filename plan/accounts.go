@@ -445,6 +445,14 @@ func (l *loader) resolvePasswordRef(ref string, rng hcl.Range) (Secret, bool) {
 	switch kind {
 	case "env":
 		v, found := l.cfg.lookupEnv(arg)
+		if l.cfg.deferSecrets && (!found || v == "") {
+			state := "is not set"
+			if found {
+				state = "is set but empty"
+			}
+			l.warnDeferred(rng, arg, state)
+			return deferredSecret(), true
+		}
 		if !found {
 			l.errorf(rng, "Unset environment variable",
 				"The environment variable %s, named by the password reference %q, is not set. Export it before running mailmig.", arg, ref)

@@ -440,7 +440,8 @@
 //     sizes and units, durations, RFC 3339 times, cut-over windows and IANA
 //     time zones, data kinds (and whether both backends can hold them).
 //   - Secrets and inputs: unset environment variables (env() and env:
-//     password references), unreadable files, malformed password
+//     password references; behind a secret only a warning for the
+//     commands that log in nowhere, see [WithSecretsDeferred]), unreadable files, malformed password
 //     references, variables without a value, sensitive variables used in
 //     plain attributes, login = "master" without a master block, Exchange
 //     without credentials, TLS listeners without a certificate.

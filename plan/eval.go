@@ -52,6 +52,11 @@ func (l *loader) envFunc() function.Function {
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
 			name := args[0].AsString()
 			v, ok := l.cfg.lookupEnv(name)
+			if (!ok || v == "") && l.cfg.deferSecrets {
+				// Decided where the value is used (eval): a warning in
+				// a secret attribute, the usual error elsewhere.
+				return cty.StringVal("").Mark(unsetEnvMark{name: name, empty: ok}), nil
+			}
 			if !ok {
 				return cty.UnknownVal(cty.String), &funcError{
 					summary: "Unset environment variable",
@@ -198,6 +203,10 @@ func (l *loader) eval(expr hcl.Expression) cty.Value {
 		l.recordRedaction(expr.Range(), cty.NilVal, false)
 		return cty.NilVal
 	}
+	if v.ContainsMarked() && !l.deferredEnv(expr.Range(), v) {
+		l.recordRedaction(expr.Range(), cty.NilVal, false)
+		return cty.NilVal
+	}
 	if v.ContainsMarked() {
 		sensitive, input := hasMark(v, sensitiveMark), hasMark(v, inputMark)
 		v, _ = v.UnmarkDeep()
@@ -214,6 +223,61 @@ func (l *loader) eval(expr hcl.Expression) cty.Value {
 		return cty.NilVal
 	}
 	return v
+}
+
+// unsetEnvMark marks the placeholder that env() returns for an unset (or
+// empty) variable under WithSecretsDeferred.
+type unsetEnvMark struct {
+	name  string
+	empty bool
+}
+
+// deferredEnv handles env() placeholders in v: in a secret attribute it
+// warns once per variable and notes the secret as deferred; elsewhere it
+// reports the variable as unset. It returns false when v is unusable.
+func (l *loader) deferredEnv(rng hcl.Range, v cty.Value) bool {
+	_, pvm := v.UnmarkDeepWithPaths()
+	ok := true
+	for _, pm := range pvm {
+		for m := range pm.Marks {
+			u, is := m.(unsetEnvMark)
+			if !is {
+				continue
+			}
+			state := "is not set"
+			if u.empty {
+				state = "is set but empty"
+			}
+			if !l.allowSensitive {
+				l.errorf(rng, "Unset environment variable",
+					"The environment variable %s %s. Export it before running mailmig (for example `export %s=...`), or remove the env(%q) call from the plan.", u.name, state, u.name, u.name)
+				ok = false
+				continue
+			}
+			l.secretDeferred = true
+			l.warnDeferred(rng, u.name, state)
+		}
+	}
+	return ok
+}
+
+// warnDeferred warns once per variable that a secret is missing.
+func (l *loader) warnDeferred(rng hcl.Range, name, state string) {
+	if l.deferredWarned[name] {
+		return
+	}
+	if l.deferredWarned == nil {
+		l.deferredWarned = map[string]bool{}
+	}
+	l.deferredWarned[name] = true
+	r := rng
+	l.diags = append(l.diags, &hcl.Diagnostic{
+		Severity: hcl.DiagWarning,
+		Summary:  "Secret not set",
+		Detail: fmt.Sprintf("The environment variable %s %s. This command does not log in and does not need it; "+
+			"the commands that log in (plan with -refresh, plan -check, apply, rollback, proxy) do: export it before running them.", name, state),
+		Subject: &r,
+	})
 }
 
 // sensitiveMark marks values of sensitive variables.
@@ -281,11 +345,16 @@ func (l *loader) attrString(attrs hcl.Attributes, name string) (string, *hcl.Att
 
 // attrSecret decodes a string attribute as a Secret.
 func (l *loader) attrSecret(attrs hcl.Attributes, name string) (Secret, *hcl.Attribute, bool) {
-	l.allowSensitive = true
+	l.allowSensitive, l.secretDeferred = true, false
 	s, attr, ok := l.attrString(attrs, name)
 	l.allowSensitive = false
 	if !ok {
 		return Secret{}, attr, false
+	}
+	if l.secretDeferred {
+		// Set, so that the plan's checks ("needs a password") pass;
+		// the loader warned that the value is missing.
+		return deferredSecret(), attr, true
 	}
 	return NewSecret(s), attr, true
 }

@@ -161,6 +161,11 @@ type loader struct {
 	lineWidths    map[string][]int32
 	// allowSensitive is set while a secret attribute is evaluated.
 	allowSensitive bool
+	// secretDeferred is set when the secret attribute being evaluated
+	// used an unset variable (WithSecretsDeferred); deferredWarned holds
+	// the variables already warned about.
+	secretDeferred bool
+	deferredWarned map[string]bool
 	// pendingInputs are the values env() and file() returned during the
 	// evaluation in progress; redactions are where inputs were used.
 	pendingInputs []string

@@ -12,6 +12,9 @@ type config struct {
 	vars      map[string]string
 	// checkCerts reads the proxy's certificate and key files.
 	checkCerts bool
+	// deferSecrets makes an unset or empty variable behind a secret a
+	// warning (see WithSecretsDeferred).
+	deferSecrets bool
 }
 
 func newConfig(opts []Option) *config {
@@ -56,6 +59,18 @@ func WithBaseDir(dir string) Option {
 // type.
 func WithVariables(vars map[string]string) Option {
 	return func(c *config) { c.vars = vars }
+}
+
+// WithSecretsDeferred is for commands that do not log in anywhere (validate,
+// show, state, journal, routes): an unset or empty environment variable
+// that only feeds a secret — password, client_secret, an env:NAME
+// password_ref — is a warning ("needed by the commands that log in")
+// instead of an error, and the secret is left unset. A variable that feeds
+// any other attribute is still an error: the plan cannot be checked
+// without it. Commands that log in load without this option, so a missing
+// secret stops them at load with the variable's name.
+func WithSecretsDeferred() Option {
+	return func(c *config) { c.deferSecrets = true }
 }
 
 // WithCertificateCheck makes loading read the cert and key files of every

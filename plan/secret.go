@@ -14,7 +14,18 @@ const Redacted = "(sensitive)"
 type Secret struct {
 	value string
 	set   bool
+	// deferred: loaded under WithSecretsDeferred with its variable unset;
+	// the value is empty and must not be used to log in.
+	deferred bool
 }
+
+// deferredSecret is the secret of an unset variable under
+// WithSecretsDeferred.
+func deferredSecret() Secret { return Secret{set: true, deferred: true} }
+
+// Deferred reports whether the secret's variable was unset when the plan
+// was loaded with [WithSecretsDeferred]: the secret has no value.
+func (s Secret) Deferred() bool { return s.deferred }
 
 // NewSecret wraps a value as a Secret.
 func NewSecret(value string) Secret { return Secret{value: value, set: true} }

@@ -16,9 +16,20 @@ import (
 )
 
 // loadPlanOrReport loads the plan and prints its diagnostics; ok is false
-// on errors.
+// on errors. Every secret must be set: the command logs in somewhere.
 func loadPlanOrReport(g *globals, v *views.View, vars map[string]string) (*plan.Migration, bool) {
-	m, diags := loadMigration(g, "", vars)
+	return loadPlan(g, v, vars)
+}
+
+// loadPlanReadOnly is loadPlanOrReport for commands that log in nowhere
+// (they read the state, the journal or the routes): an unset secret is a
+// warning, not an error (plan.WithSecretsDeferred).
+func loadPlanReadOnly(g *globals, v *views.View) (*plan.Migration, bool) {
+	return loadPlan(g, v, nil, plan.WithSecretsDeferred())
+}
+
+func loadPlan(g *globals, v *views.View, vars map[string]string, opts ...plan.Option) (*plan.Migration, bool) {
+	m, diags := loadMigration(g, "", vars, opts...)
 	if len(diags) > 0 {
 		var srcs map[string][]byte
 		if m != nil {
@@ -27,6 +38,18 @@ func loadPlanOrReport(g *globals, v *views.View, vars map[string]string) (*plan.
 		v.Diagnostics(diags, srcs)
 	}
 	return m, m != nil && !diags.HasErrors()
+}
+
+// machineOutput keeps standard output for the document alone: with -json
+// warnings go into the JSON as "diagnostics", with -markdown (or another
+// document that cannot carry them) to standard error.
+func machineOutput(v *views.View, jsonDoc, other bool) {
+	switch {
+	case jsonDoc:
+		v.SetWarnings(views.WarningsInJSON)
+	case other:
+		v.SetWarnings(views.WarningsToErr)
+	}
 }
 
 // reportDiags prints engine diagnostics through the views.

@@ -41,7 +41,9 @@ func runJournal(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
-	m, ok := loadPlanOrReport(g, v, nil)
+	// JSON lines cannot carry warnings: they go to standard error.
+	machineOutput(v, false, *jsonOut)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return exitError
 	}
@@ -94,7 +96,8 @@ func runJournalVerify(g *globals, args []string, s Streams) int {
 		return code
 	}
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
-	m, ok := loadPlanOrReport(g, v, nil)
+	machineOutput(v, *jsonOut, false)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return exitError
 	}

@@ -86,8 +86,14 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 	}
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	machineOutput(v, *jsonOut, *mdOut)
 	log := g.logger(s)
-	m, ok := loadPlanOrReport(g, v, vars)
+	var opts []plan.Option
+	if !*refresh && !*check {
+		// Planning from the archives and the journal logs in nowhere.
+		opts = append(opts, plan.WithSecretsDeferred())
+	}
+	m, ok := loadPlan(g, v, vars, opts...)
 	if !ok {
 		return exitError
 	}

@@ -70,6 +70,9 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		return code
 	}
 	subArgs := fs.Args()
+	// routes list -json and routes export write documents that carry no
+	// warnings.
+	machineOutput(v, false, *jsonOut || sub == "export")
 	want := map[string][2]int{ // subcommand → min, max arguments
 		"list": {0, 0}, "set": {2, 2}, "freeze": {1, 1}, "unfreeze": {1, 1}, "delete": {1, 1},
 		"alias": {2, 3}, "default": {0, 1}, "domain": {2, 1 << 20}, "import": {1, 1}, "export": {0, 1},
@@ -90,7 +93,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 	path := *db
 	if path == "" {
 		var ok bool
-		m, ok = loadPlanOrReport(g, v, nil)
+		m, ok = loadPlanReadOnly(g, v)
 		if !ok {
 			return exitError
 		}

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -43,5 +48,50 @@ func TestScripts(t *testing.T) {
 			env.Setenv("EXAMPLES", examples)
 			return nil
 		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"jsondoc": cmdJSONDoc,
+		},
 	})
+}
+
+// cmdJSONDoc is the script command "jsondoc [-lines] FILE": FILE (such as
+// stdout) holds exactly one JSON value and nothing else, or with -lines
+// one JSON value per line, the way a JSON parser (json.load, jq) reads
+// machine output.
+func cmdJSONDoc(ts *testscript.TestScript, neg bool, args []string) {
+	lines := len(args) == 2 && args[0] == "-lines"
+	if lines {
+		args = args[1:]
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: jsondoc [-lines] FILE")
+	}
+	data := []byte(ts.ReadFile(args[0]))
+	err := parseJSONDoc(data, lines)
+	switch {
+	case neg && err == nil:
+		ts.Fatalf("%s parses as JSON", args[0])
+	case !neg && err != nil:
+		ts.Fatalf("%s: %v", args[0], err)
+	}
+}
+
+func parseJSONDoc(data []byte, lines bool) error {
+	if lines {
+		for i, l := range bytes.Split(bytes.TrimRight(data, "\n"), []byte("\n")) {
+			if err := parseJSONDoc(l, false); err != nil {
+				return fmt.Errorf("line %d: %w", i+1, err)
+			}
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("not JSON: %w", err)
+	}
+	if err := dec.Decode(&v); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("more than one JSON value (or trailing text)")
+	}
+	return nil
 }

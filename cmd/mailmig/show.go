@@ -31,6 +31,7 @@ func runShow(ctx context.Context, g *globals, args []string, s Streams) int {
 	}
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	machineOutput(v, *jsonOut, *mdOut)
 	switch fs.NArg() {
 	case 0:
 		return stateList(ctx, g, v, s, *jsonOut)

@@ -56,6 +56,7 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 	}
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
+	machineOutput(v, *jsonOut, false)
 	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1}
 	n, ok := want[sub]
 	if !ok {
@@ -82,7 +83,7 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 // stateAccounts joins the journal's fold, the plan and the route table.
 func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*views.StateList, *plan.Migration, bool) {
 	log := g.logger(s)
-	m, ok := loadPlanOrReport(g, v, nil)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return nil, nil, false
 	}
@@ -191,7 +192,7 @@ func readArchive(ctx context.Context, m *plan.Migration, log *slog.Logger, a *vi
 }
 
 func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
-	m, ok := loadPlanOrReport(g, v, nil)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return exitError
 	}
@@ -215,7 +216,7 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 }
 
 func stateForceUnlock(g *globals, v *views.View, s Streams, id string) int {
-	m, ok := loadPlanOrReport(g, v, nil)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return exitError
 	}
@@ -234,7 +235,7 @@ func stateForceUnlock(g *globals, v *views.View, s Streams, id string) int {
 
 func stateRelease(g *globals, v *views.View, s Streams, account, note string) int {
 	log := g.logger(s)
-	m, ok := loadPlanOrReport(g, v, nil)
+	m, ok := loadPlanReadOnly(g, v)
 	if !ok {
 		return exitError
 	}

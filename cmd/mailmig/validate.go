@@ -20,7 +20,8 @@ const validateHelp = `Usage: mailmig [global options] validate [options] [PLAN]
   between blocks, accounts, waves, time windows and environment variables.
   Every problem is shown with its file:line:col and a source snippet.
   Errors go to standard error and warnings to standard output. Nothing is
-  contacted: validate works offline.
+  contacted: validate works offline, and needs no secret (an unset
+  password variable is a warning; apply needs it).
 
   PLAN is a plan file or a directory of *.hcl files; it overrides -f
   (default migration.hcl).
@@ -92,11 +93,11 @@ func useColor(g *globals, w io.Writer) bool {
 
 // loadMigration loads the plan named by path (or the global -f) with the
 // given variables. Commands that need the plan share it.
-func loadMigration(g *globals, path string, vars map[string]string) (*plan.Migration, hcl.Diagnostics) {
+func loadMigration(g *globals, path string, vars map[string]string, opts ...plan.Option) (*plan.Migration, hcl.Diagnostics) {
 	if path == "" {
 		path = g.PlanPath
 	}
-	m, diags := plan.Load(path, plan.WithVariables(vars))
+	m, diags := plan.Load(path, append([]plan.Option{plan.WithVariables(vars)}, opts...)...)
 	g.hide(m)
 	return m, diags
 }
@@ -115,7 +116,9 @@ func runValidate(ctx context.Context, g *globals, args []string, s Streams) int 
 		return exitError
 	}
 	g.NoColor = g.NoColor || *noColor
-	m, diags := loadMigration(g, fs.Arg(0), vars)
+	// validate logs in nowhere: a CI job without production secrets
+	// validates the plan, unset secrets are warnings.
+	m, diags := loadMigration(g, fs.Arg(0), vars, plan.WithSecretsDeferred())
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
 	if *jsonOut {
 		if err := v.ValidateJSON(diags, m.Sources); err != nil {

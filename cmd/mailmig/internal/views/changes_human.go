@@ -160,11 +160,8 @@ func countNoun(n int, noun string) string {
 }
 
 // ChangesJSON writes the changes in their versioned JSON form
-// (engine.FormatVersion; docs/engine.md describes the fields).
+// (engine.FormatVersion; docs/engine.md describes the fields), with the
+// held warnings as "diagnostics" (WarningsInJSON).
 func (v *View) ChangesJSON(ch *engine.Changes) error {
-	w := bufio.NewWriterSize(v.Out, 64<<10)
-	if err := ch.WriteJSON(w); err != nil {
-		return err
-	}
-	return w.Flush()
+	return v.withHeld(ch)
 }

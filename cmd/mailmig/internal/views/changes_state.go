@@ -139,11 +139,10 @@ func (v *View) JSONLines(vals ...any) error {
 	return nil
 }
 
-// JSON writes one indented JSON value.
+// JSON writes one indented JSON value; an object carries the held
+// warnings (WarningsInJSON) as "diagnostics".
 func (v *View) JSON(x any) error {
-	enc := json.NewEncoder(v.Out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(x)
+	return v.withHeld(x)
 }
 
 func actorOf(r *state.Record) string {

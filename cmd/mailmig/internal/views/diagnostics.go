@@ -206,13 +206,19 @@ func NewDiagnostics(diags hcl.Diagnostics, sources map[string][]byte) []Diagnost
 }
 
 // Diagnostics renders diagnostics for people: errors go to v.Err, warnings
-// to v.Out, each with its position, a source snippet with the range
+// to v.Out (or where SetWarnings says), each with its position, a source snippet with the range
 // underlined, and the detail wrapped to the terminal width.
 func (v *View) Diagnostics(diags hcl.Diagnostics, sources map[string][]byte) {
 	for _, d := range NewDiagnostics(diags, sources) {
 		w := v.Err
 		if d.Severity == "warning" {
-			w = v.Out
+			switch v.warnings {
+			case WarningsInJSON:
+				v.held = append(v.held, d)
+				continue
+			case WarningsToOut:
+				w = v.Out
+			}
 		}
 		v.writeDiagnostic(w, d)
 	}
@@ -305,4 +311,42 @@ func wrap(text string, width int) string {
 		out = append(out, line)
 	}
 	return strings.Join(out, "\n")
+}
+
+// withHeld writes x as one indented JSON document to v.Out with the held
+// warnings appended as a "diagnostics" field (the validate -json form of a
+// diagnostic). x must marshal as a JSON object. The field is left out when
+// no warning is held, so documents without warnings are unchanged.
+func (v *View) withHeld(x any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(x); err != nil {
+		return err
+	}
+	doc := b.Bytes()
+	if len(v.held) > 0 {
+		end := bytes.LastIndexByte(doc, '}')
+		if end < 0 {
+			return fmt.Errorf("cannot add diagnostics to a JSON %s", bytes.TrimSpace(doc))
+		}
+		ds, err := json.MarshalIndent(v.held, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		body := bytes.TrimRight(doc[:end], " \n")
+		sep := ","
+		if bytes.HasSuffix(body, []byte("{")) {
+			sep = ""
+		}
+		var out bytes.Buffer
+		out.Write(body)
+		out.WriteString(sep + "\n  \"diagnostics\": ")
+		out.Write(ds)
+		out.WriteString("\n}\n")
+		doc = out.Bytes()
+		v.held = nil
+	}
+	_, err := v.Out.Write(doc)
+	return err
 }

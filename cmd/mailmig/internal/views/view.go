@@ -16,7 +16,30 @@ type View struct {
 	Color bool
 	// Width is the wrap width of prose. Default: DefaultWidth.
 	Width int
+	// warnings says where warnings go; held collects them in
+	// WarningsInJSON mode.
+	warnings WarningMode
+	held     []Diagnostic
 }
+
+// WarningMode says where Diagnostics writes warnings.
+type WarningMode int
+
+const (
+	// WarningsToOut prints warnings on standard output (human views).
+	WarningsToOut WarningMode = iota
+	// WarningsToErr prints warnings on standard error, so that a document
+	// on standard output (Markdown, JSON lines) stays clean.
+	WarningsToErr
+	// WarningsInJSON holds warnings for the next JSON document, which
+	// carries them as "diagnostics" (see JSON and ChangesJSON).
+	WarningsInJSON
+)
+
+// SetWarnings sets where warnings go. Machine output must be the only
+// thing on standard output: commands printing JSON hold them for the
+// document, commands printing Markdown send them to standard error.
+func (v *View) SetWarnings(m WarningMode) { v.warnings = m }
 
 // New returns a View writing to out and err.
 func New(out, err io.Writer, color bool) *View {
