@@ -414,7 +414,7 @@ func TestChangesJSONRoundTrip(t *testing.T) {
 	if err := ch.WriteJSON(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), `"action": "cutover"`) || !strings.Contains(b.String(), `"format_version": "2.0"`) {
+	if !strings.Contains(b.String(), `"action": "cutover"`) || !strings.Contains(b.String(), `"format_version": "`+FormatVersion+`"`) {
 		t.Fatalf("JSON lacks fields:\n%s", b.String())
 	}
 	back, err := ReadChanges(strings.NewReader(b.String()))
