@@ -73,9 +73,12 @@ func VerifyAdvice(account string, lv *engine.LastVerify) []string {
 		n[m.Kind]++
 	}
 	out := []string{fmt.Sprintf("last cut-over rolled back: verify found %s", plural(lv.Total, "mismatch"))}
-	if int64(len(lv.Mismatches)) < lv.Total {
+	switch {
+	case len(lv.Mismatches) == 0:
+		// A journal from before mismatches were named: the count only.
+	case int64(len(lv.Mismatches)) < lv.Total:
 		out[0] += fmt.Sprintf(" (the journal names %d; \"mailmig state show %s\" lists them)", len(lv.Mismatches), account)
-	} else if len(lv.Mismatches) > 0 {
+	default:
 		out[0] += fmt.Sprintf(" (\"mailmig state show %s\" lists them)", account)
 	}
 	for _, k := range kinds {
