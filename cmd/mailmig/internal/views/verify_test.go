@@ -119,4 +119,17 @@ func TestChangesVerifyAdvice(t *testing.T) {
 			t.Errorf("plan lacks %q:\n%s", want, got)
 		}
 	}
+	out.Reset()
+	if err := New(&out, &out, false).ChangesMarkdown(ch); err != nil {
+		t.Fatal(err)
+	}
+	got = out.String()
+	for _, want := range []string{
+		"| `~` | catch-up | b@x | repeat the pass; last cut-over rolled back: verify found 1 mismatch (\"mailmig state show b@x\" lists them); 1 missing: ",
+		"- `a@x`: its last cut-over was rolled back by verify\n  - last cut-over rolled back: verify found 1 mismatch (\"mailmig state show a@x\" lists them)\n  - 1 missing: ",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, got)
+		}
+	}
 }
