@@ -39,8 +39,22 @@ type Executor interface {
 	// Export copies the archive onto the target.
 	Export(ctx context.Context, job *Job) (state.Counts, error)
 	// Verify compares source, archive and target; Counts.Mismatches > 0
-	// fails the cut-over.
+	// fails the cut-over. An executor that can name the differences
+	// returns a *VerifyError with them; the journal records them.
 	Verify(ctx context.Context, job *Job) (state.Counts, error)
+}
+
+// VerifyError is the error of a verify that found differences: Total of
+// them, the first of which (at most state.MaxRecordedMismatches) are
+// Mismatches. A cut-over whose verify returns it rolls back and journals
+// the mismatches on its finish record.
+type VerifyError struct {
+	Total      int
+	Mismatches []state.Mismatch
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("verify found %s between source and target", plural(e.Total, "mismatch"))
 }
 
 // Router changes the proxy's route table. SetRoute points account at
@@ -531,6 +545,16 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	step("verify", func() error {
 		v, e := a.env.Executor.Verify(a.ctx, job)
 		r.Counts.Mismatches = v.Mismatches
+		if ve, ok := errors.AsType[*VerifyError](e); ok {
+			r.Mismatches = ve.Mismatches
+			if len(r.Mismatches) > state.MaxRecordedMismatches {
+				r.Mismatches = r.Mismatches[:state.MaxRecordedMismatches]
+			}
+			if n := int64(ve.Total); n > r.Counts.Mismatches {
+				r.Counts.Mismatches = n
+			}
+			return ve
+		}
 		if e != nil {
 			return fmt.Errorf("verify: %w", e)
 		}
@@ -614,6 +638,7 @@ func (a *applier) finish(c *Change, r *Result) {
 	if r.Err != nil {
 		rec.Error = r.Err.Error()
 	}
+	rec.Mismatches = r.Mismatches
 	rec.DurationMS = time.Since(r.started).Milliseconds()
 	if _, err := a.record(rec); err != nil {
 		r.Outcome, r.Err = state.OutcomeFailed, errors.Join(r.Err, err)

@@ -19,6 +19,9 @@ type fakeWorld struct {
 	routes   map[string]Route
 	fail     map[string]string // "account/step" → error text
 	mismatch map[string]int64
+	// named, when it has the account, makes Verify name its mismatches
+	// (a *VerifyError), as the real executor does.
+	named map[string][]state.Mismatch
 	// running counts concurrent executor calls per backend and in total.
 	running, maxRunning map[string]int
 	calls               []string
@@ -104,6 +107,9 @@ func (w *fakeWorld) Verify(ctx context.Context, job *Job) (state.Counts, error) 
 	c := state.Counts{Messages: w.target[k], Mismatches: w.mismatch[k]}
 	if w.source[k] != w.target[k] {
 		c.Mismatches++
+	}
+	if n, ok := w.named[k]; ok && c.Mismatches > 0 {
+		return c, &VerifyError{Total: int(c.Mismatches), Mismatches: n}
 	}
 	return c, nil
 }
@@ -282,6 +288,59 @@ func TestApplyCutoverFailureRollsBack(t *testing.T) {
 	ch = h.plan()
 	if ch.Waves[0].Status != WaveHalted {
 		t.Fatalf("wave status %s", ch.Waves[0].Status)
+	}
+	h.verifyJournal()
+}
+
+// TestApplyCutoverVerifyNamesMismatches: the mismatches a verify names
+// reach the rolled-back finish record (capped), the state and the next
+// plan; a release forgets them.
+func TestApplyCutoverVerifyNamesMismatches(t *testing.T) {
+	h := newHarness(t)
+	h.apply(h.plan(), nil)
+	h.apply(h.plan(), nil) // catch-up of the pilot
+	var named []state.Mismatch
+	for i := range 25 {
+		named = append(named, state.Mismatch{Kind: "extra", Mailbox: "INBOX", MessageID: fmt.Sprintf("stray%d@example.test", i), TargetID: fmt.Sprint("M", i)})
+	}
+	h.w.mismatch["a@example.test"] = 25
+	h.w.named = map[string][]state.Mismatch{"a@example.test": named}
+	res := h.apply(h.plan(), nil)
+	var a *Result
+	for _, r := range res.Results {
+		if r.Change.ID == "cutover:a@example.test" {
+			a = r
+		}
+	}
+	if a == nil || a.Outcome != state.OutcomeRolledBack || a.Counts.Mismatches != 25 || len(a.Mismatches) != state.MaxRecordedMismatches ||
+		a.Err == nil || a.Err.Error() != "verify found 25 mismatches between source and target" {
+		t.Fatalf("a: %+v", a)
+	}
+	st := h.j.Account("a@example.test")
+	if st.Mismatches != 25 || len(st.VerifyMismatches) != state.MaxRecordedMismatches || st.VerifyMismatches[0] != named[0] {
+		t.Fatalf("state after rollback: %+v", st)
+	}
+	var lv *LastVerify
+	for _, w := range h.plan().Waves {
+		for _, x := range w.Waiting {
+			if x.Account == "a@example.test" {
+				lv = x.LastVerify
+			}
+		}
+		for _, c := range w.Changes {
+			if c.Account == "a@example.test" {
+				lv = c.LastVerify
+			}
+		}
+	}
+	if lv == nil || lv.Total != 25 || len(lv.Mismatches) != state.MaxRecordedMismatches {
+		t.Fatalf("plan's last verify: %+v", lv)
+	}
+	if _, err := h.j.Append(state.Record{Type: state.TypeRelease, Account: "a@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.j.Account("a@example.test"); st.Mismatches != 0 || st.VerifyMismatches != nil {
+		t.Fatalf("state after release: %+v", st)
 	}
 	h.verifyJournal()
 }

@@ -118,6 +118,9 @@ type Change struct {
 	// Archive is what the account's archive said when planned, if it has
 	// one.
 	Archive *ArchiveInfo `json:"archive,omitempty"`
+	// LastVerify is what the verify of the account's last cut-over found
+	// when it rolled that cut-over back, if so.
+	LastVerify *LastVerify `json:"last_verify,omitempty"`
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`
@@ -128,6 +131,9 @@ type Waiting struct {
 	Account string      `json:"account"`
 	Phase   state.Phase `json:"phase"`
 	Reason  string      `json:"reason"`
+	// LastVerify is what the verify of the account's last cut-over found
+	// when it rolled that cut-over back, if so.
+	LastVerify *LastVerify `json:"last_verify,omitempty"`
 }
 
 // Removed is an account the journal knows that the plan no longer lists.

@@ -280,8 +280,14 @@ func (d *differ) planWave(wi *waveInfo) *WaveChanges {
 	}
 	for i, e := range wi.accounts {
 		wc.Changes = append(wc.Changes, planned[i]...)
+		lv := lastVerify(e.sa)
+		if waiting[i] == "" && lv != nil && len(planned[i]) == 0 && e.phase != state.PhaseDone {
+			// A halted wave says why in its note; the account still says
+			// what its verify found, so that the operator can act on it.
+			waiting[i] = "its last cut-over was rolled back by verify"
+		}
 		if waiting[i] != "" {
-			wc.Waiting = append(wc.Waiting, &Waiting{Account: e.a.Address, Phase: e.phase, Reason: waiting[i]})
+			wc.Waiting = append(wc.Waiting, &Waiting{Account: e.a.Address, Phase: e.phase, Reason: waiting[i], LastVerify: lv})
 		}
 		if len(planned[i]) == 0 && e.phase != state.PhaseDone {
 			wc.Idle++
@@ -318,6 +324,7 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 			ai := arch
 			c.Archive = &ai
 		}
+		c.LastVerify = lastVerify(sa)
 		return c
 	}
 	inflight := ""

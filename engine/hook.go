@@ -19,6 +19,9 @@ type Result struct {
 	Skipped  string        `json:"skipped,omitempty"`
 	Counts   state.Counts  `json:"counts"`
 	Duration time.Duration `json:"duration"`
+	// Mismatches are the first differences a failed cut-over's verify
+	// named (see VerifyError).
+	Mismatches []state.Mismatch `json:"mismatches,omitempty"`
 
 	started time.Time
 }

@@ -92,3 +92,20 @@ type Reason struct {
 	// pass takes along.
 	Unexported int64 `json:"unexported,omitempty"`
 }
+
+// LastVerify is what the verify of an account's last cut-over found when
+// it failed the cut-over: Total mismatches, the first of which the
+// journal names. The views word what the operator can do per kind.
+type LastVerify struct {
+	Total      int64            `json:"total"`
+	Mismatches []state.Mismatch `json:"mismatches,omitempty"`
+}
+
+// lastVerify returns the account's LastVerify, nil when its last cut-over
+// did not fail verify (or succeeded since, or was released).
+func lastVerify(sa *state.Account) *LastVerify {
+	if sa == nil || sa.FailedCutovers == 0 || (sa.Mismatches == 0 && len(sa.VerifyMismatches) == 0) {
+		return nil
+	}
+	return &LastVerify{Total: max(sa.Mismatches, int64(len(sa.VerifyMismatches))), Mismatches: sa.VerifyMismatches}
+}

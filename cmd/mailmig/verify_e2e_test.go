@@ -74,5 +74,31 @@ func TestApplyCutoverVerifyMismatch(t *testing.T) {
 		last.Counts == nil || last.Counts.Mismatches < 1 || !strings.Contains(last.Error, "verify found") {
 		t.Fatalf("last finish record: %+v", last)
 	}
-	t.Logf("rolled back: %s (%d mismatches)", last.Error, last.Counts.Mismatches)
+	// The record names the stray message: kind, mailbox and Message-ID.
+	var extra *state.Mismatch
+	for i, m := range last.Mismatches {
+		if m.Kind == "extra" {
+			extra = &last.Mismatches[i]
+		}
+	}
+	if extra == nil || extra.Mailbox != "INBOX" || extra.MessageID != "stray-on-target@example.test" || extra.TargetID == "" {
+		t.Fatalf("the finish record does not name the extra message: %+v", last.Mismatches)
+	}
+	if len(acct.VerifyMismatches) != len(last.Mismatches) {
+		t.Fatalf("state has %d named mismatches, the record %d", len(acct.VerifyMismatches), len(last.Mismatches))
+	}
+	// Old readers and the chain: the journal still verifies.
+	x.cli(exitOK, "journal", "verify")
+	if !strings.Contains(show, "extra INBOX <stray-on-target@example.test>: on the target, not in the archive") {
+		t.Fatalf("state show does not list the extra message:\n%s", show)
+	}
+	// The wave halts (max_verify_mismatches = 0); the waiting account
+	// says what verify found and what to do about it.
+	plan := x.cli(exitOK, "plan", "-detailed-exitcode")
+	for _, want := range []string{"last cut-over rolled back: verify found", "mailmig state show " + a.Email, "1 extra: mail on the target that the source does not have"} {
+		if !strings.Contains(plan, want) {
+			t.Fatalf("plan does not say %q:\n%s", want, plan)
+		}
+	}
+	t.Logf("rolled back: %s (%d mismatches)\n%s", last.Error, last.Counts.Mismatches, plan)
 }

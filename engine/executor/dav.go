@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 
+	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -142,7 +143,7 @@ func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive
 }
 
 // verifyDAV counts items missing or different at the target.
-func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
 		if !MovesDAV(x.m, acct, k) {
@@ -159,6 +160,7 @@ func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive
 		}
 		for _, mm := range rep.Mismatches {
 			n++
+			*named = append(*named, state.Mismatch{Kind: string(k) + "-" + mm.Kind, Mailbox: mm.Collection, Item: mm.Href})
 			log.Warn("verify mismatch", "kind", string(k)+" "+mm.Kind, "item", mm.Href)
 		}
 	}

@@ -372,14 +372,18 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		return state.Counts{}, fmt.Errorf("verify target: %w", err)
 	}
 	cnt := state.Counts{Messages: int64(rep.TargetEmails), Mismatches: int64(srep.Differences) + int64(len(rep.Mismatches))}
+	var named []state.Mismatch
+	for _, mm := range append(srep.Mismatches, rep.Mismatches...) {
+		named = append(named, journalMismatch(mm))
+	}
 	if MovesSieve(x.m, job.Account) {
-		n, err := x.verifySieve(ctx, job.Account, a, log)
+		n, err := x.verifySieve(ctx, job.Account, a, log, &named)
 		if err != nil {
 			return state.Counts{}, err
 		}
 		cnt.Mismatches += n
 	}
-	n, err := x.verifyDAV(ctx, job.Account, a, log)
+	n, err := x.verifyDAV(ctx, job.Account, a, log, &named)
 	if err != nil {
 		return state.Counts{}, err
 	}
@@ -390,7 +394,25 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		}
 		log.Warn("verify mismatch", "mailbox", mm.Mailbox, "kind", mm.Kind, "item", mm.Item)
 	}
+	if cnt.Mismatches > 0 {
+		// The engine journals the first ones; the total is in cnt.
+		if len(named) > state.MaxRecordedMismatches {
+			named = named[:state.MaxRecordedMismatches]
+		}
+		return cnt, &engine.VerifyError{Total: int(cnt.Mismatches), Mismatches: named}
+	}
 	return cnt, nil
+}
+
+// journalMismatch keeps what the journal needs of a verify mismatch: its
+// kind, place, message identity and the two values.
+func journalMismatch(mm verify.Mismatch) state.Mismatch {
+	j := state.Mismatch{Kind: string(mm.Kind), Mailbox: mm.Mailbox, MessageID: mm.MessageID, ArchiveID: mm.ArchiveID,
+		TargetID: mm.TargetID, Want: mm.Want, Got: mm.Got}
+	if j.MessageID == "" && j.ArchiveID == 0 && j.TargetID == "" {
+		j.Item = mm.Item
+	}
+	return j
 }
 
 // Detect probes the account's source cheaply and compares the answer with

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -127,7 +128,7 @@ func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archi
 // verifySieve counts content and activation differences as mismatches;
 // scripts missing at the target (refused ones) are logged, not counted,
 // since no re-run can bring them.
-func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
 	t, err := x.openSieveTarget(ctx, acct)
 	if err != nil {
 		return 0, err
@@ -144,6 +145,7 @@ func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archi
 			continue
 		}
 		n++
+		*named = append(*named, state.Mismatch{Kind: "sieve-" + mm.Kind, Item: mm.Name})
 		log.Warn("verify mismatch", "kind", "sieve "+mm.Kind, "item", mm.Name)
 	}
 	return n, nil

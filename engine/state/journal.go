@@ -38,8 +38,8 @@ type Options struct {
 	// Actor, RunID and PlanHash are put on every appended record that does
 	// not set them itself.
 	Actor, RunID, PlanHash string
-	// Redact is applied to Error and Note of every record before it is
-	// written, so that secrets never reach the journal. Default: identity.
+	// Redact is applied to Error, Note and the mismatches' text of every
+	// record before it is written, so that secrets never reach the journal. Default: identity.
 	Redact func(string) string
 	// Now returns the time for records without one. Default: time.Now.
 	Now func() time.Time
@@ -391,6 +391,17 @@ func (j *Journal) appendLocked(r Record) (Record, error) {
 	}
 	if j.opts.Redact != nil {
 		r.Error, r.Note = j.opts.Redact(r.Error), j.opts.Redact(r.Note)
+		// Mismatches hold names and header values; redact their text
+		// too, on a copy: the caller's slice stays as it was.
+		if len(r.Mismatches) > 0 {
+			ms := make([]Mismatch, len(r.Mismatches))
+			for i, m := range r.Mismatches {
+				red := j.opts.Redact
+				m.Mailbox, m.MessageID, m.TargetID, m.Item, m.Want, m.Got = red(m.Mailbox), red(m.MessageID), red(m.TargetID), red(m.Item), red(m.Want), red(m.Got)
+				ms[i] = m
+			}
+			r.Mismatches = ms
+		}
 	}
 	line, err := json.Marshal(&r)
 	if err != nil {

@@ -221,6 +221,42 @@ func TestRedact(t *testing.T) {
 	}
 }
 
+// TestMismatchesRecorded: a rolled-back cut-over's named mismatches are
+// redacted, survive a reopen, fold into the state, and a record without
+// them (an older journal) reads as before; the chain verifies.
+func TestMismatchesRecorded(t *testing.T) {
+	dir := t.TempDir()
+	j := openT(t, dir, &Options{Redact: func(s string) string { return strings.ReplaceAll(s, "hunter2", "(sensitive)") }})
+	mustAppend(t, j, Record{Type: TypeFinish, Account: "b@example.test", Action: "cutover", Outcome: OutcomeRolledBack,
+		Error: "verify found 1 mismatch", Counts: &Counts{Mismatches: 1}})
+	ms := []Mismatch{
+		{Kind: "extra", Mailbox: "INBOX", MessageID: "stray@example.test", TargetID: "M1"},
+		{Kind: "keywords", Mailbox: "INBOX", ArchiveID: 3, Want: "hunter2", Got: "$seen"},
+	}
+	mustAppend(t, j, Record{Type: TypeFinish, Account: "a@example.test", Action: "cutover", Outcome: OutcomeRolledBack,
+		Error: "verify found 2 mismatches", Counts: &Counts{Mismatches: 2}, Mismatches: ms})
+	if ms[1].Want != "hunter2" {
+		t.Fatal("the caller's mismatches were changed")
+	}
+	j.Close()
+	b, _ := os.ReadFile(filepath.Join(dir, JournalFile))
+	if bytes.Contains(b, []byte("hunter2")) || !bytes.Contains(b, []byte(`"message_id":"stray@example.test"`)) {
+		t.Fatalf("journal: %s", b)
+	}
+	if res, _ := Verify(dir); !res.OK {
+		t.Fatalf("verify: %+v", res)
+	}
+	j = openT(t, dir, &Options{ReadOnly: true})
+	defer j.Close()
+	a, old := j.Account("a@example.test"), j.Account("b@example.test")
+	if a.Mismatches != 2 || len(a.VerifyMismatches) != 2 || a.VerifyMismatches[0] != ms[0] || a.VerifyMismatches[1].Want != "(sensitive)" {
+		t.Fatalf("a: %+v", a)
+	}
+	if old.Mismatches != 1 || old.VerifyMismatches != nil {
+		t.Fatalf("b (no names): %+v", old)
+	}
+}
+
 // TestKillDuringAppend kills a process that appends as fast as it can with
 // SIGKILL and checks that the journal opens, repairs and verifies.
 func TestKillDuringAppend(t *testing.T) {

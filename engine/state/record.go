@@ -111,6 +111,35 @@ func (c Counts) Add(o Counts) Counts {
 // IsZero reports whether every count is zero.
 func (c Counts) IsZero() bool { return c == Counts{} }
 
+// MaxRecordedMismatches caps the mismatches a finish record names: enough
+// to see the pattern, few enough to keep the journal line short.
+const MaxRecordedMismatches = 20
+
+// Mismatch is one difference a cut-over's verify found, as the journal
+// keeps it: what kind, where and which message, and what differs. It
+// holds names and header values, never content or credentials.
+type Mismatch struct {
+	// Kind is the verify kind ("extra", "missing", "keywords", …;
+	// vandelay/verify.Kind), or "sieve-…", "dav-…" for those data kinds.
+	Kind string `json:"kind"`
+	// Mailbox is the archive mailbox path (or the sieve script name,
+	// the DAV collection).
+	Mailbox string `json:"mailbox,omitempty"`
+	// MessageID is the message's Message-ID header, without brackets.
+	MessageID string `json:"message_id,omitempty"`
+	// ArchiveID is the archive message (0: none, e.g. an extra target
+	// email); TargetID the target email.
+	ArchiveID int64  `json:"archive_id,omitempty"`
+	TargetID  string `json:"target_id,omitempty"`
+	// Item names the message or object in prose when the fields above
+	// do not (a DAV href).
+	Item string `json:"item,omitempty"`
+	// Want is the archive's value, Got the target's (keywords, dates,
+	// sizes, counts).
+	Want string `json:"want,omitempty"`
+	Got  string `json:"got,omitempty"`
+}
+
 // Record is one line of the journal. The Journal fills Seq, Lineage (init
 // only), Time (when zero) and Prev.
 type Record struct {
@@ -145,6 +174,10 @@ type Record struct {
 	Note       string  `json:"note,omitempty"`
 	Counts     *Counts `json:"counts,omitempty"`
 	DurationMS int64   `json:"duration_ms,omitempty"`
+	// Mismatches are the first differences the verify of a failed
+	// cut-over found (at most MaxRecordedMismatches; Counts.Mismatches
+	// is the total), on its finish record.
+	Mismatches []Mismatch `json:"verify_mismatches,omitempty"`
 	// Prev is the hex SHA-256 of the previous line; empty on the first.
 	Prev string `json:"prev"`
 }

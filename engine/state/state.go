@@ -63,6 +63,9 @@ type Account struct {
 	// Mismatches is the number of verify mismatches of the last failed
 	// cut-over since the last success or release.
 	Mismatches int64 `json:"mismatches,omitempty"`
+	// VerifyMismatches are the mismatches the journal names for the last
+	// failed cut-over (at most MaxRecordedMismatches of Mismatches).
+	VerifyMismatches []Mismatch `json:"verify_mismatches,omitempty"`
 	// Held is set by a manual rollback: no cut-over is planned until
 	// "mailmig state release".
 	Held     bool   `json:"held,omitempty"`
@@ -157,7 +160,7 @@ func (s *State) Apply(r *Record) {
 			case "catch-up":
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
 			case "cutover":
-				a.FailedCutovers, a.Mismatches = 0, 0
+				a.FailedCutovers, a.Mismatches, a.VerifyMismatches = 0, 0, nil
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
 			case "adopt":
 				a.Adopted = true
@@ -166,7 +169,7 @@ func (s *State) Apply(r *Record) {
 			a.LastError, a.LastErrorTime = r.Error, r.Time
 			if r.Action == "cutover" {
 				a.FailedCutovers++
-				a.Mismatches = c.Mismatches
+				a.Mismatches, a.VerifyMismatches = c.Mismatches, r.Mismatches
 			}
 		case OutcomeInterrupted:
 			a.LastError, a.LastErrorTime = "interrupted", r.Time
@@ -176,6 +179,6 @@ func (s *State) Apply(r *Record) {
 	case TypeHold:
 		a.Held, a.HoldNote = true, r.Note
 	case TypeRelease:
-		a.Held, a.HoldNote, a.FailedCutovers, a.Mismatches = false, "", 0, 0
+		a.Held, a.HoldNote, a.FailedCutovers, a.Mismatches, a.VerifyMismatches = false, "", 0, 0, nil
 	}
 }

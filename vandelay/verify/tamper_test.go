@@ -225,7 +225,7 @@ func TestTargetTampered(t *testing.T) {
 			},
 			want: func(ids map[string]int64) []verify.Mismatch {
 				return []verify.Mismatch{
-					{Kind: verify.KindExtra, MessageID: msgID("stray")},
+					{Kind: verify.KindExtra, Mailbox: "INBOX", MessageID: msgID("stray")},
 					{Kind: verify.KindCount, Mailbox: "INBOX", Want: "3", Got: "4"},
 				}
 			},

@@ -447,10 +447,33 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 		}
 		add(mm)
 	}
+	archivePath := map[string]string{} // target mailbox → archive path
+	for _, b := range aboxes {
+		if tid, ok := pair[b.ID]; ok {
+			archivePath[tid] = b.Path
+		}
+	}
 	for _, t := range tgts {
 		if !used[t.ID] && (opts.Sample == 0 || !mappedRemote(mapping, t.ID)) {
 			mid := strings.Join(t.MessageID, " ")
-			add(Mismatch{Kind: KindExtra, Item: fmt.Sprintf("target email %s (%s, %d bytes)", t.ID, mid, t.Size), TargetID: t.ID, MessageID: mid})
+			// Mailbox is where the target holds it (the first by path
+			// when in several), named as the archive names the paired
+			// mailbox ("INBOX", not the target's "Inbox"), so that the
+			// operator can find it.
+			var in []string
+			for mb := range t.MailboxIDs {
+				p, ok := archivePath[mb]
+				if !ok {
+					p = tPath(mb)
+				}
+				in = append(in, p)
+			}
+			sort.Strings(in)
+			box := ""
+			if len(in) > 0 {
+				box = in[0]
+			}
+			add(Mismatch{Kind: KindExtra, Mailbox: box, Item: fmt.Sprintf("target email %s (%s, %d bytes)", t.ID, mid, t.Size), TargetID: t.ID, MessageID: mid})
 		}
 	}
 

@@ -102,9 +102,15 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
 		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, ReasonText(c, wc.Note))
+		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 	}
 	for _, x := range wc.Waiting {
 		fmt.Fprintf(w, "  · %-9s%s (%s)\n", "waiting", x.Account, x.Reason)
+		for _, l := range VerifyAdvice(x.Account, x.LastVerify) {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 	}
 }
 

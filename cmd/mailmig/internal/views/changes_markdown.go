@@ -131,7 +131,12 @@ func waveDetails(wc *engine.WaveChanges, budget int) string {
 			if c.Destructive {
 				flag += " **destructive**"
 			}
-			row := fmt.Sprintf("| `%c` | %s | %s%s | %s |\n", c.Action.Symbol(), c.Action, mdCell(c.Account), flag, mdCell(ReasonText(c, wc.Note)))
+			reason := ReasonText(c, wc.Note)
+			if adv := VerifyAdvice(c.Account, c.LastVerify); adv != nil {
+				// The table has one line per change: the advice joins it.
+				reason += "; " + strings.Join(adv, "; ")
+			}
+			row := fmt.Sprintf("| `%c` | %s | %s%s | %s |\n", c.Action.Symbol(), c.Action, mdCell(c.Account), flag, mdCell(reason))
 			if b.Len()+len(row)+reserve > budget {
 				fmt.Fprintf(&b, "\n… and %d more changes in this wave; run `mailmig plan` for the full list.\n", len(wc.Changes)-i)
 				b.WriteString(closing)
@@ -144,6 +149,9 @@ func waveDetails(wc *engine.WaveChanges, budget int) string {
 		b.WriteString("\nWaiting:\n")
 		for i, x := range wc.Waiting {
 			row := fmt.Sprintf("- `%s`: %s\n", x.Account, mdInline(x.Reason))
+			for _, l := range VerifyAdvice(x.Account, x.LastVerify) {
+				row += "  - " + mdInline(l) + "\n"
+			}
 			if b.Len()+len(row)+reserve > budget {
 				fmt.Fprintf(&b, "- … and %d more\n", len(wc.Waiting)-i)
 				break

@@ -114,8 +114,17 @@ func (v *View) StateShowHuman(a *StateAccount) {
 	if a.Adopted {
 		row("adopted", "true")
 	}
+	if a.Mismatches > 0 {
+		row("verify mismatches", fmt.Sprintf("%d of the last failed cut-over", a.Mismatches))
+	}
 	row("last record", fmt.Sprintf("seq %d at %s", a.LastSeq, fmtWhen(a.Changed)))
 	tw.Flush()
+	if len(a.VerifyMismatches) > 0 {
+		fmt.Fprintf(v.Out, "\nMismatches of the last failed cut-over (%d of %d):\n", len(a.VerifyMismatches), max(a.Mismatches, int64(len(a.VerifyMismatches))))
+		for _, m := range a.VerifyMismatches {
+			fmt.Fprintf(v.Out, "  %s\n", MismatchText(m))
+		}
+	}
 }
 
 // JournalRecords prints journal records, one line each.
