@@ -166,7 +166,21 @@ fuzz time="10s":
       for f in $targets; do
         echo "== $dir $f"
         n=$((n+1))
-        (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime {{time}} -test.fuzzcachedir "$cache/$pkg") || failed+=("$dir $f")
+        # A short -fuzztime can end while the engine is still minimising a
+        # new interesting input; the run then fails with only "context
+        # deadline exceeded" and no failing input (golang/go#75804, a race in
+        # the fuzz coordinator of Go 1.26, fixed in 1.27). A crash always writes its input ("Failing input written
+        # to testdata/fuzz/..."): that, or any other failure, turns the run
+        # red; the flake is retried once and then only reported.
+        for try in 1 2; do
+          out=$( (cd "$dir" && "$bin" -test.run '^$' -test.fuzz "^$f\$" -test.fuzztime {{time}} -test.fuzzcachedir "$cache/$pkg") 2>&1 ) && { echo "$out"; break; }
+          echo "$out"
+          if grep -q 'Failing input written to' <<<"$out" || ! grep -q 'context deadline exceeded' <<<"$out"; then
+            failed+=("$dir $f"); break
+          fi
+          if [ "$try" = 2 ]; then echo "   warning: $f ended by its deadline twice, no failing input"; break; fi
+          echo "   (deadline ended the run while minimising, no failing input: running $f once more)"
+        done
       done
     done < <(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '/testdata/' | xargs -n1 dirname | sort -u)
     awk -v a="$s" -v b="$EPOCHREALTIME" -v n="$n" 'BEGIN{printf "fuzzing %d targets took %.1fs\n", n, b-a}'
