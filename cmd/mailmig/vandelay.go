@@ -19,6 +19,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // vandelayCommands is the table of "mailmig vandelay" subcommands. Each
@@ -107,6 +109,23 @@ func parseSize(s string) (int64, error) {
 
 // readSecret returns a secret from an environment variable, a file or a
 // no-echo prompt on the terminal; never from a flag value.
+// readLoginSecret fills cfg.Token for the OAuth mechanisms, else
+// cfg.Password (the master's when cfg.MasterUser is set), from the
+// --token-env/--token-file or --password-env/--password-file flags.
+func readLoginSecret(cfg *sources.Spec, passEnv, passFile, tokenEnv, tokenFile string, s Streams) error {
+	var err error
+	if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
+		cfg.Token, err = readSecret("access token", tokenEnv, tokenFile, s)
+		return err
+	}
+	what := "password"
+	if cfg.MasterUser != "" {
+		what = "master password"
+	}
+	cfg.Password, err = readSecret(what, passEnv, passFile, s)
+	return err
+}
+
 func readSecret(what, envName, file string, s Streams) (string, error) {
 	switch {
 	case envName != "":

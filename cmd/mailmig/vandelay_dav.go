@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -34,20 +33,12 @@ func importDAV(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sou
 		v.DAVImportResult(src.Kind(), res, asJSON)
 	}
 	switch {
-	case err == nil && len(res.Failed) > 0:
+	case err != nil:
+		return dataImportFailed(v, err)
+	case len(res.Failed) > 0:
 		return exitVandelayPartial
-	case err == nil:
-		return exitOK
-	case errors.Is(err, vandelay.ErrUsage):
-		v.Errorf("%v", err)
-		return exitVandelayUsage
-	case errors.Is(err, vandelay.ErrAuth), errors.Is(err, vandelay.ErrConnect):
-		v.Errorf("%v", err)
-		return exitVandelayConnect
-	default:
-		v.Errorf("%v", err)
-		return exitVandelayArchive
 	}
+	return exitOK
 }
 
 // runVandelayExportCardDAV is "mailmig vandelay export-carddav".

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
@@ -50,17 +49,7 @@ func runVandelayExportSieve(ctx context.Context, g *globals, args []string, s St
 		v.Errorf("--server and --user are required.")
 		return exitVandelayUsage
 	}
-	var err error
-	if strings.EqualFold(o.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(o.Auth, vandelay.AuthOAuthBearer) {
-		o.Token, err = readSecret("access token", *tokenEnv, *tokenFile, s)
-	} else {
-		what := "password"
-		if o.MasterUser != "" {
-			what = "master password"
-		}
-		o.Password, err = readSecret(what, *passEnv, *passFile, s)
-	}
-	if err != nil {
+	if err := readLoginSecret(o, *passEnv, *passFile, *tokenEnv, *tokenFile, s); err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayUsage
 	}

@@ -82,16 +82,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	cfg.Throttle = vandelay.NewThrottle(*maxConns, *msgRate, br)
 	cfg.Logger = g.logger(s)
 	if k.Reads(sources.SetLogin) {
-		if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
-			cfg.Token, err = readSecret("access token", *tokenEnv, *tokenFile, s)
-		} else {
-			what := "password"
-			if cfg.MasterUser != "" {
-				what = "master password"
-			}
-			cfg.Password, err = readSecret(what, *passEnv, *passFile, s)
-		}
-		if err != nil {
+		if err := readLoginSecret(cfg, *passEnv, *passFile, *tokenEnv, *tokenFile, s); err != nil {
 			v.Errorf("%v", err)
 			return exitVandelayUsage
 		}
@@ -196,21 +187,25 @@ func importSieve(ctx context.Context, v *views.View, dk sources.DataKind, cfg *s
 	}
 	defer a.Close()
 	res, err := vandelay.ImportSieve(ctx, src, a, opts)
+	if err != nil {
+		return dataImportFailed(v, err)
+	}
+	v.SieveImportResult(res, asJSON)
+	return exitOK
+}
+
+// dataImportFailed reports a failed import of a non-mail kind and maps its
+// error to the import's exit codes.
+func dataImportFailed(v *views.View, err error) int {
+	v.Errorf("%v", err)
 	switch {
-	case err == nil:
-		v.SieveImportResult(res, asJSON)
-		return exitOK
 	case errors.Is(err, vandelay.ErrUsage):
-		v.Errorf("%v", err)
 		return exitVandelayUsage
 	case errors.Is(err, vandelay.ErrAuth), errors.Is(err, vandelay.ErrConnect):
-		v.Errorf("%v", err)
 		return exitVandelayConnect
 	case errors.Is(err, archive.ErrSourceChanged):
-		v.Errorf("%v", err)
 		return exitVandelaySourceChange
 	default:
-		v.Errorf("%v", err)
 		return exitVandelayArchive
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -51,10 +52,7 @@ func (v *View) ImportResult(r *archive.Result, asJSON bool) {
 		}{r.Counts, r.Complete, r.DryRun, r.Duration.Seconds()})
 		return
 	}
-	prefix := ""
-	if r.DryRun {
-		prefix = "dry run, nothing written: would have "
-	}
+	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%smessages: %d added, %d deleted, %d moved, %d reflagged; mailboxes: %d created, %d renamed, %d deleted; %d skipped\n",
 		prefix, r.MessagesAdded, r.MessagesDeleted, r.MessagesMoved, r.MessagesReflagged,
 		r.MailboxesCreated, r.MailboxesRenamed, r.MailboxesDeleted, r.Skipped)
@@ -73,10 +71,7 @@ func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
 		writeJSON(v.Out, r)
 		return
 	}
-	prefix := ""
-	if r.DryRun {
-		prefix = "dry run, nothing written: would have "
-	}
+	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
 		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
 }
@@ -105,18 +100,10 @@ func (v *View) SieveExportResult(r *vandelay.SieveExportResult, asJSON bool) {
 		writeJSON(v.Out, r)
 		return
 	}
-	prefix := ""
-	if r.DryRun {
-		prefix = "dry run, nothing written: would have "
-	}
+	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%ssieve scripts: %d put, %d updated, %d deleted, %d unchanged; activations: %d\n",
 		prefix, r.Put, r.Updated, r.Deleted, r.Unchanged, r.Activated)
-	names := make([]string, 0, len(r.Refused))
-	for n := range r.Refused {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(r.Refused)) {
 		fmt.Fprintf(v.Out, "refused by the target: %q: %s\n", n, strings.ReplaceAll(strings.TrimSpace(r.Refused[n]), "\r\n", "\n  "))
 	}
 	for _, n := range r.Conflicts {
@@ -308,18 +295,10 @@ func (v *View) DAVImportResult(kind string, r *vandelay.DAVImportResult, asJSON 
 		writeJSON(v.Out, r)
 		return
 	}
-	prefix := ""
-	if r.DryRun {
-		prefix = "dry run, nothing written: would have "
-	}
+	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%s%s collections: %d synced, %d retired; items: %d added, %d changed, %d deleted, %d unchanged\n",
 		prefix, kind, r.Collections, r.Retired, r.Added, r.Changed, r.Deleted, r.Unchanged)
-	hrefs := make([]string, 0, len(r.Failed))
-	for h := range r.Failed {
-		hrefs = append(hrefs, h)
-	}
-	sort.Strings(hrefs)
-	for _, h := range hrefs {
+	for _, h := range slices.Sorted(maps.Keys(r.Failed)) {
 		fmt.Fprintf(v.Out, "failed: %s: %s (the other collections were synced)\n", h, r.Failed[h])
 	}
 	for _, h := range r.Unparsable {
@@ -334,21 +313,21 @@ func (v *View) DAVExportResult(r *vandelay.DAVExportResult, asJSON bool) {
 		writeJSON(v.Out, r)
 		return
 	}
-	prefix := ""
-	if r.DryRun {
-		prefix = "dry run, nothing written: would have "
-	}
+	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%scollections created: %d; items: %d put, %d updated, %d deleted, %d unchanged\n",
 		prefix, r.Collections, r.Put, r.Updated, r.Deleted, r.Unchanged)
-	hrefs := make([]string, 0, len(r.Refused))
-	for h := range r.Refused {
-		hrefs = append(hrefs, h)
-	}
-	sort.Strings(hrefs)
-	for _, h := range hrefs {
+	for _, h := range slices.Sorted(maps.Keys(r.Refused)) {
 		fmt.Fprintf(v.Out, "refused by the target: %s: %s\n", h, strings.Join(strings.Fields(r.Refused[h]), " "))
 	}
 	for _, h := range r.Conflicts {
 		fmt.Fprintf(v.Out, "conflict: %s changed at the target; the target's version was kept\n", h)
 	}
+}
+
+// dryRunPrefix starts a result line that a dry run only predicts.
+func dryRunPrefix(dryRun bool) string {
+	if dryRun {
+		return "dry run, nothing written: would have "
+	}
+	return ""
 }
