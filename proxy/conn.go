@@ -142,6 +142,34 @@ func (c *Conn) BackendRefused(start time.Time) {
 	c.srv.delay.Observe(time.Since(start))
 }
 
+// LoginOutcome classifies a backend's answer to a login for the line
+// fronts (IMAP, POP3, ManageSieve): 0 when it succeeded, else the
+// failure's class. err is a failure to talk to the backend at all,
+// refused a refusal; verified says that the backend already accepted the
+// client's own credentials (the master login of a master backend), the
+// only case in which the client may learn of a backend problem. The
+// backend's own answer (reply: slog attributes) goes to the log, never to
+// the client.
+func (c *Conn) LoginOutcome(log *slog.Logger, backend string, start time.Time, refused bool, err error, verified bool, reply ...any) FailClass {
+	switch {
+	case err != nil:
+		c.Metrics().Inc(MetricBackendErrors, "proto", string(c.Proto), "backend", backend)
+		log.Warn("backend login", "err", err, "verified", verified)
+		if verified {
+			return FailTemporary
+		}
+		return FailUser
+	case refused && verified:
+		log.Error("backend refused the master login after the user's own", reply...)
+		return FailInternal
+	case refused:
+		c.BackendRefused(start)
+		log.Debug("backend refused login", reply...)
+		return FailUser
+	}
+	return 0
+}
+
 // OnEnd sets the function that ends the session politely (server
 // shutdown). Without one, ending closes the connection. If the session was
 // already asked to end, fn runs at once.

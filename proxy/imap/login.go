@@ -81,30 +81,14 @@ func (s *session) fail(ctx context.Context, tag string, start time.Time, class p
 	return s.writef("%s %s", tag, replies[class])
 }
 
-// loginClass classifies a backend login: 0 when it succeeded, else the
-// failure's class. verified says that the backend already accepted the
-// client's own credentials (the master login of a master backend), the
-// only case in which the client may learn of a backend problem. The
-// backend's own text goes to the log, never to the client.
+// loginClass classifies a backend login (proxy.Conn.LoginOutcome).
 func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, res *response, err error, verified bool) proxy.FailClass {
-	c := s.c
-	switch {
-	case err != nil:
-		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.IMAP), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err, "verified", verified)
-		if verified {
-			return proxy.FailTemporary
-		}
-		return proxy.FailUser
-	case res.status != "OK" && verified:
-		log.Error("backend refused the master login after the user's own", "status", res.status, "reply", res.text)
-		return proxy.FailInternal
-	case res.status != "OK":
-		c.BackendRefused(start)
-		log.Debug("backend refused login", "status", res.status, "reply", res.text)
-		return proxy.FailUser
+	refused := err == nil && res.status != "OK"
+	var reply []any
+	if res != nil {
+		reply = []any{"status", res.status, "reply", res.text}
 	}
-	return 0
+	return s.c.LoginOutcome(log, d.Backend.Name, start, refused, err, verified, reply...)
 }
 
 // bridge answers the client with the backend's OK and copies bytes.

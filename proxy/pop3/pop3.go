@@ -311,27 +311,11 @@ func (s *session) fail(ctx context.Context, start time.Time, class proxy.FailCla
 // [IN-USE] answer verifies them too. Only then may the client learn of a
 // backend problem. The backend's text goes to the log only.
 func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, ok bool, text string, err error, verified bool) proxy.FailClass {
-	c := s.c
-	switch {
-	case errors.Is(err, errInUse):
+	if errors.Is(err, errInUse) {
 		log.Info("backend maildrop in use")
 		return proxy.FailTemporary
-	case err != nil:
-		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.POP3), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err, "verified", verified)
-		if verified {
-			return proxy.FailTemporary
-		}
-		return proxy.FailUser
-	case !ok && verified:
-		log.Error("backend refused the master login after the user's own", "reply", text)
-		return proxy.FailInternal
-	case !ok:
-		c.BackendRefused(start)
-		log.Debug("backend refused login", "reply", text)
-		return proxy.FailUser
 	}
-	return 0
+	return s.c.LoginOutcome(log, d.Backend.Name, start, !ok, err, verified, "reply", text)
 }
 
 func (s *session) bridge(ctx context.Context, log interface{ Info(string, ...any) }, d proxy.Decision, b *backend, okLine string) error {

@@ -361,31 +361,10 @@ func (s *session) fail(ctx context.Context, start time.Time, class proxy.FailCla
 	return s.writef("%s", replies[class])
 }
 
-// loginClass classifies a backend login by its final line: 0 when it
-// succeeded, else the failure's class. verified says that the backend
-// already accepted the client's own credentials (the master login of a
-// master backend), the only case in which the client may learn of a
-// backend problem. The backend's text goes to the log only.
+// loginClass classifies a backend login (proxy.Conn.LoginOutcome).
 func (s *session) loginClass(log *slog.Logger, d proxy.Decision, start time.Time, line string, err error, verified bool) proxy.FailClass {
-	c := s.c
-	ok := strings.HasPrefix(strings.ToUpper(line), "OK")
-	switch {
-	case err != nil:
-		c.Metrics().Inc(proxy.MetricBackendErrors, "proto", string(proxy.ManageSieve), "backend", d.Backend.Name)
-		log.Warn("backend login", "err", err, "verified", verified)
-		if verified {
-			return proxy.FailTemporary
-		}
-		return proxy.FailUser
-	case !ok && verified:
-		log.Error("backend refused the master login after the user's own", "reply", line)
-		return proxy.FailInternal
-	case !ok:
-		c.BackendRefused(start)
-		log.Debug("backend refused login", "reply", line)
-		return proxy.FailUser
-	}
-	return 0
+	refused := !strings.HasPrefix(strings.ToUpper(line), "OK")
+	return s.c.LoginOutcome(log, d.Backend.Name, start, refused, err, verified, "reply", line)
 }
 
 type backend struct {
