@@ -659,3 +659,47 @@ func (s *Source) syncFolder(ctx context.Context, run *archive.Run, box *archive.
 	s.log.Debug("folder synced", "mailbox", f.Path, "added", st.Added, "removed", st.Removed, "reflagged", st.Reflagged, "fetched", st.Fetched)
 	return run.SetCursor(ctx, box.ID, archive.Cursor{Extra: state})
 }
+
+// Probe asks, for each folder with a stored SyncState, one
+// SyncFolderItems for at most one change (ids only, no MIME, the new
+// state not kept) and reports what the next import would find. Folders
+// without a state are new.
+func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+	s, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	folders, err := s.Folders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cursors := map[string]archive.MailboxCursor{}
+	for _, k := range known {
+		cursors[k.Path] = k
+	}
+	var src []vandelay.ProbeMailbox
+	for _, f := range folders {
+		if !s.cfg.InScope(f.Path) {
+			continue
+		}
+		pm := vandelay.ProbeMailbox{Path: f.Path, Messages: f.Total}
+		if k, ok := cursors[f.Path]; ok && k.Cursor.Extra != "" {
+			msgs, err := s.call(ctx, "SyncFolderItems", func(string) string {
+				return "<m:SyncFolderItems>\n<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>\n" +
+					`<m:SyncFolderId><t:FolderId Id="` + escape(f.ID) + `"/></m:SyncFolderId>` +
+					"\n<m:SyncState>" + escape(k.Cursor.Extra) + "</m:SyncState>" +
+					"\n<m:MaxChangesReturned>1</m:MaxChangesReturned>\n<m:SyncScope>NormalItems</m:SyncScope>\n</m:SyncFolderItems>"
+			})
+			if err != nil {
+				return nil, fmt.Errorf("probe %s: %w", f.Path, authError(err))
+			}
+			if len(msgs) != 1 {
+				return nil, fmt.Errorf("probe %s: %d answers", f.Path, len(msgs))
+			}
+			// A refused state means a full read: changed.
+			pm.Touched = msgs[0].err() != nil || len(msgs[0].Changes.List) > 0
+		}
+		src = append(src, pm)
+	}
+	return vandelay.CompareMailboxes(src, known), nil
+}

@@ -137,6 +137,19 @@ func TestEWSImport(t *testing.T) {
 	want.Add("Sent Items", with(m["AAMkItemE5"], "2026-11-09T09:30:00Z", "$seen"))
 	want.Add("Sent Items", with(m2["AAMkItemE7"], "2026-12-02T13:00:00Z", "$seen"))
 	vandelaytest.Check(t, a, want)
+
+	srv.Load("testdata/ews-probe.txtar")
+	known, err := a.Cursors(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, err := ews.Probe(context.Background(), options(srv, &sl), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.NotImported || pr.New != 1 || pr.Deleted != 0 || pr.MailboxesChanged != 1 || !pr.Changed() {
+		t.Errorf("probe: %+v, want one new message in one changed folder", pr)
+	}
 }
 
 // TestEWSOptions checks the refusals of New.
