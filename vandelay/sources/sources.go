@@ -253,6 +253,30 @@ type DataKind struct {
 
 // Data maps a non-mail source kind to its entry.
 var Data = map[string]DataKind{
+	"exchange-graph-contacts": {
+		Summary:  "a Microsoft 365 mailbox's contacts through Microsoft Graph, as vCard 3.0, incremental with delta links",
+		Data:     "contacts",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewContacts(o)
+		},
+	},
+	"exchange-graph-calendars": {
+		Summary:  "a Microsoft 365 mailbox's calendars through Microsoft Graph, as iCalendar (series with RRULE), read in full each run",
+		Data:     "calendars",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewCalendars(o)
+		},
+	},
 	"managesieve": {
 		Summary:  "an account's Sieve scripts over ManageSieve (RFC 5804), the active one marked",
 		Data:     "sieve",
