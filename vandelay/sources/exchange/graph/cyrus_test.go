@@ -7,6 +7,9 @@ import (
 
 	"github.com/mailmig/mailmig/internal/peers"
 	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 	"github.com/mailmig/mailmig/vandelay/verify"
@@ -57,5 +60,43 @@ func TestGraphToCyrus(t *testing.T) {
 	}
 	if res := export("no change"); res.Uploads != 0 || res.EmailsImported != 0 || res.EmailsUpdated != 0 {
 		t.Errorf("export with nothing new did work: %+v", res)
+	}
+
+	// Contacts and calendars go onto Cyrus's CardDAV and CalDAV (the
+	// fallback targets) and compare equal after Cyrus's own rewrites.
+	srv.Load("testdata/graph-dav-run1.txtar")
+	for _, k := range []struct {
+		kind, target string
+		mk           func(*graph.Options) (*graph.DAV, error)
+		items        int
+	}{{archive.CollectionAddressBook, "carddav", graph.NewContacts, 3}, {archive.CollectionCalendar, "caldav", graph.NewCalendars, 3}} {
+		src, err := k.mk(options(srv, &sl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := vandelay.ImportDAV(ctx, src, a, nil); err != nil {
+			t.Fatal(err)
+		}
+		tgt, err := sources.DAVTargets[k.target](ctx, &sources.Spec{
+			Server: vandelay.Server{Address: s.Cyrus.HTTP, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login:  vandelay.Login{User: acct.Email, Password: acct.Password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := vandelay.ExportDAV(ctx, a, k.kind, tgt, nil)
+		if err != nil {
+			t.Fatalf("%s export: %v", k.target, err)
+		}
+		if res.Put != k.items || len(res.Refused) > 0 {
+			t.Errorf("%s export: %d put, refused %v; want %d", k.target, res.Put, res.Refused, k.items)
+		}
+		rep, err := vandelay.VerifyDAV(ctx, a, k.kind, tgt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Mismatches) > 0 {
+			t.Errorf("%s verify: %v", k.target, rep.Mismatches)
+		}
+		tgt.Close()
 	}
 }
