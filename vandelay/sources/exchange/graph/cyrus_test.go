@@ -9,8 +9,8 @@ import (
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
+	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 	"github.com/mailmig/mailmig/vandelay/verify"
 )
