@@ -87,6 +87,7 @@ type Server struct {
 	t testing.TB
 
 	mu       sync.Mutex
+	onServe  func(name string)
 	script   string
 	ex       []*Exchange
 	failures []string
@@ -144,6 +145,15 @@ func (s *Server) Check() {
 	s.failures = nil
 }
 
+// OnServe sets a function called with the name of each exchange after
+// its response was written (nil: none). A test cancels an import there to
+// show that a resumed one loses and doubles nothing.
+func (s *Server) OnServe(fn func(name string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onServe = fn
+}
+
 // Used reports how often the named exchange was served.
 func (s *Server) Used(name string) int {
 	s.mu.Lock()
@@ -186,6 +196,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hit.used++
+	onServe := s.onServe
 	s.mu.Unlock()
 	base := s.URL
 	for k, vs := range hit.RespHeader {
@@ -197,6 +208,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(hit.Status)
 	w.Write(out)
+	if onServe != nil {
+		onServe(hit.Name)
+	}
 }
 
 // mismatch says why r does not match e, or "" when it does.

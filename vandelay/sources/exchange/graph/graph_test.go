@@ -102,34 +102,18 @@ func TestGraphImport(t *testing.T) {
 	if srv.Used("token-refresh") != 1 {
 		t.Error("the expired token was not refreshed")
 	}
-	m1 := served(t, r1, "value-m1")
-	m2 := served(t, r1, "value-m2")
-	m3 := served(t, r1, "value-m3")
-	m4 := served(t, r1, "value-m4")
-	m6 := served(t, r1, "value-m6")
-	d1 := served(t, r1, "value-draft1")
-	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{
-		"Deleted Items": {Role: archive.RoleTrash}, "Junk Email": {Role: archive.RoleJunk},
-	}}
-	for _, mb := range want.Mailboxes {
-		mb.Messages = map[string]*vandelaytest.WantMessage{}
-	}
-	add := func(path, role string, m *vandelaytest.WantMessage) {
-		want.Add(path, m)
-		want.Mailboxes[path].Role = role
-	}
-	add("Drafts", archive.RoleDrafts, with(d1, "2026-11-02T09:00:00Z", "$draft", "$seen"))
-	add("INBOX", archive.RoleInbox, with(m1, "2026-11-03T08:15:02Z", "$flagged", "$seen", "Project__X_", "Red_category"))
-	add("INBOX", archive.RoleInbox, with(m2, "2026-11-04T11:30:01Z"))
-	add("INBOX", archive.RoleInbox, with(m3, "2026-11-05T14:00:03Z", "$seen"))
-	add("INBOX/Invoices", "", with(m4, "2026-11-06T14:00:01Z", "$seen"))
-	add("INBOX/Invoices", "", with(m3, "2026-11-05T14:00:03Z", "$seen", "Finance"))
-	add("Sent Items", archive.RoleSent, with(m6, "2026-11-04T12:00:00Z", "$seen"))
+	want := wantRun1(t)
 	vandelaytest.Check(t, a, want)
 	if res.MessagesAdded != 6 || res.Fetched != 7 {
 		t.Errorf("first import: %d added, %d fetched; want 6 distinct messages from 7 fetches", res.MessagesAdded, res.Fetched)
 	}
 
+	m1, m2, m3, m4 := served(t, r1, "value-m1"), served(t, r1, "value-m2"), served(t, r1, "value-m3"), served(t, r1, "value-m4")
+	d1 := served(t, r1, "value-draft1")
+	add := func(path, role string, m *vandelaytest.WantMessage) {
+		want.Add(path, m)
+		want.Mailboxes[path].Role = role
+	}
 	srv.Load(r2)
 	res = importOnce(t, a, options(srv, &sl))
 	got := res.Counts
@@ -190,4 +174,62 @@ func TestGraphErrors(t *testing.T) {
 		t.Errorf("missing client id: %v, want ErrUsage", err)
 	}
 	_ = http.StatusOK
+}
+
+// wantRun1 is the archive the first Graph import must produce.
+func wantRun1(t *testing.T) *vandelaytest.Want {
+	r1 := "testdata/graph-run1.txtar"
+	m1 := served(t, r1, "value-m1")
+	m2 := served(t, r1, "value-m2")
+	m3 := served(t, r1, "value-m3")
+	m4 := served(t, r1, "value-m4")
+	m6 := served(t, r1, "value-m6")
+	d1 := served(t, r1, "value-draft1")
+	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{
+		"Deleted Items": {Role: archive.RoleTrash}, "Junk Email": {Role: archive.RoleJunk},
+	}}
+	for _, mb := range want.Mailboxes {
+		mb.Messages = map[string]*vandelaytest.WantMessage{}
+	}
+	add := func(path, role string, m *vandelaytest.WantMessage) {
+		want.Add(path, m)
+		want.Mailboxes[path].Role = role
+	}
+	add("Drafts", archive.RoleDrafts, with(d1, "2026-11-02T09:00:00Z", "$draft", "$seen"))
+	add("INBOX", archive.RoleInbox, with(m1, "2026-11-03T08:15:02Z", "$flagged", "$seen", "Project__X_", "Red_category"))
+	add("INBOX", archive.RoleInbox, with(m2, "2026-11-04T11:30:01Z"))
+	add("INBOX", archive.RoleInbox, with(m3, "2026-11-05T14:00:03Z", "$seen"))
+	add("INBOX/Invoices", "", with(m4, "2026-11-06T14:00:01Z", "$seen"))
+	add("INBOX/Invoices", "", with(m3, "2026-11-05T14:00:03Z", "$seen", "Finance"))
+	add("Sent Items", archive.RoleSent, with(m6, "2026-11-04T12:00:00Z", "$seen"))
+	return want
+}
+
+// TestGraphInterrupted cancels the first import when the Invoices folder's
+// delta has been served (its messages in flight) and runs it again: the
+// folders done keep their delta links, Invoices is read again, and the
+// archive ends exactly as after an uninterrupted import — nothing lost,
+// nothing doubled.
+func TestGraphInterrupted(t *testing.T) {
+	srv := exchangetest.New(t, "testdata/graph-interrupted.txtar")
+	var sl sleeps
+	a := vandelaytest.OpenArchive(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv.OnServe(func(name string) {
+		if name == "delta-invoices" {
+			cancel()
+		}
+	})
+	src, err := graph.New(options(srv, &sl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vandelay.Import(ctx, src, a, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted import: %v, want context.Canceled", err)
+	}
+	srv.OnServe(nil)
+	srv.Load("testdata/graph-resume.txtar")
+	importOnce(t, a, options(srv, &sl))
+	vandelaytest.Check(t, a, wantRun1(t))
 }
