@@ -73,6 +73,7 @@ var exchangeSchema = &hcl.BodySchema{
 		{Name: "tenant"},
 		{Name: "client_id"},
 		{Name: "client_secret"},
+		{Name: "authority"},
 		{Name: "ca_file"},
 		{Name: "insecure_skip_verify"},
 	},
@@ -334,6 +335,13 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	}
 	if s, _, ok := l.attrString(content.Attributes, "tenant"); ok {
 		x.Tenant = s
+	}
+	if u, attr, ok := l.attrString(content.Attributes, "authority"); ok {
+		if err := checkHTTPURL(u); err != nil {
+			l.errorf(attr.Expr.Range(), "Invalid URL",
+				"The Exchange authority %s is not valid: %v. Write an absolute https URL, for example authority = \"https://login.microsoftonline.us\".", shortQuote(u), err)
+		}
+		x.Authority = u
 	}
 	if s, _, ok := l.attrString(content.Attributes, "client_id"); ok {
 		x.ClientID = s

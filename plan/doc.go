@@ -170,7 +170,9 @@
 //   - exchange — with api = "graph" (Microsoft 365, the default): tenant,
 //     client_id and client_secret (an app registration with application
 //     permissions), all required; url defaults to
-//     https://graph.microsoft.com/v1.0. With api = "ews" (on-premises):
+//     https://graph.microsoft.com/v1.0 and authority (the login endpoint
+//     of the tokens) to https://login.microsoftonline.com; national clouds
+//     set both. With api = "ews" (on-premises):
 //     url (the EWS endpoint, https://host/EWS/Exchange.asmx) is required,
 //     and the backend's login and master block give the credentials.
 //     ca_file and insecure_skip_verify as above.

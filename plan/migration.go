@@ -401,6 +401,9 @@ type Exchange struct {
 	ClientID string
 	// ClientSecret is the application secret for graph.
 	ClientSecret Secret
+	// Authority is the login endpoint that issues graph's tokens.
+	// Default: "" (https://login.microsoftonline.com).
+	Authority string
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

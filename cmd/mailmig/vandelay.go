@@ -155,6 +155,9 @@ func readSecret(what, envName, file string, s Streams) (string, error) {
 }
 
 func flagWord(what string) string {
+	if what == "client secret" {
+		return "client-secret"
+	}
 	if strings.Contains(what, "token") {
 		return "token"
 	}

@@ -55,6 +55,13 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
+	fs.StringVar(&cfg.URL, "url", "", "API endpoint: exchange-ews's EWS URL (https://host/EWS/Exchange.asmx); exchange-graph's Graph URL (default https://graph.microsoft.com/v1.0)")
+	fs.StringVar(&cfg.OAuth.Tenant, "tenant", "", "exchange-graph: the Entra ID tenant (id or domain)")
+	fs.StringVar(&cfg.OAuth.ClientID, "client-id", "", "exchange-graph: the app registration's application (client) id")
+	secretEnv := fs.String("client-secret-env", "", "exchange-graph: read the app's client secret from environment variable `VAR`")
+	secretFile := fs.String("client-secret-file", "", "exchange-graph: read the app's client secret from `FILE`")
+	fs.BoolVar(&cfg.OAuth.DeviceCode, "device-code", false, "exchange-graph: sign the user in with a device code (shown on stderr) instead of the app's secret")
+	fs.StringVar(&cfg.OAuth.Authority, "authority", "", "exchange-graph: the login endpoint (default https://login.microsoftonline.com; national clouds differ)")
 	fs.StringVar(&cfg.Path, "path", "", "Maildir root, or Takeout .zip/.tgz/.mbox file or directory")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
@@ -86,6 +93,16 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 			v.Errorf("%v", err)
 			return exitVandelayUsage
 		}
+	}
+	if k.Reads(sources.SetApp) && !cfg.OAuth.DeviceCode {
+		if cfg.OAuth.ClientSecret, err = readSecret("client secret", *secretEnv, *secretFile, s); err != nil {
+			v.Errorf("%v", err)
+			return exitVandelayUsage
+		}
+	}
+	if cfg.OAuth.DeviceCode {
+		// The sign-in message (URL and code) is for the user, not the log.
+		cfg.OAuth.Prompt = func(msg string) { v.Note(msg) }
 	}
 	if isData && dk.NewDAV != nil {
 		return importDAV(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
@@ -148,7 +165,9 @@ var importFlagSettings = map[string]sources.Setting{
 	"insecure-skip-verify": sources.SetServer, "tls-server-name": sources.SetServer,
 	"password-env": sources.SetLogin, "password-file": sources.SetLogin, "master-user": sources.SetLogin,
 	"master-form": sources.SetLogin, "auth": sources.SetLogin, "token-env": sources.SetLogin, "token-file": sources.SetLogin,
-	"no-compress": sources.SetCompress, "path": sources.SetPath,
+	"no-compress": sources.SetCompress, "path": sources.SetPath, "url": sources.SetURL,
+	"tenant": sources.SetApp, "client-id": sources.SetApp, "client-secret-env": sources.SetApp, "client-secret-file": sources.SetApp,
+	"device-code": sources.SetApp, "authority": sources.SetApp,
 	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
 	"connections": sources.SetConnections, "batch": sources.SetConnections,
 	"max-connections": sources.SetThrottle, "max-messages-per-second": sources.SetThrottle, "max-bytes-per-second": sources.SetThrottle,

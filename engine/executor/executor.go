@@ -61,7 +61,7 @@ var archiveNameReplacer = strings.NewReplacer("/", "_", "\\", "_", "..", "_")
 
 // sourceKinds are the plan's mail source protocols, in order of
 // preference when a backend has several.
-var sourceKinds = []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout}
+var sourceKinds = []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout, plan.ProtoExchange}
 
 // sourceSpec describes the account's source for the registry.
 func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (string, *sources.Spec, error) {
@@ -92,11 +92,20 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 			if k == plan.ProtoTakeout && b.Takeout != nil {
 				spec.Path = expandPath(b.Takeout.Path, acct, spec.User)
 			}
+			if k == plan.ProtoExchange && b.Exchange != nil {
+				// The registry's kinds are exchange-graph and exchange-ews.
+				kind = "exchange-" + b.Exchange.API
+				spec.URL = b.Exchange.URL
+				spec.AllowCleartext = strings.HasPrefix(spec.URL, "http://") // written so in the plan: a decision
+				spec.OAuth.Tenant, spec.OAuth.ClientID = b.Exchange.Tenant, b.Exchange.ClientID
+				spec.OAuth.ClientSecret = b.Exchange.ClientSecret.Reveal()
+				spec.OAuth.Authority = b.Exchange.Authority
+			}
 			break
 		}
 	}
 	if _, ok := sources.Mail[kind]; !ok {
-		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir or takeout)", b.Name)
+		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir, takeout or exchange)", b.Name)
 	}
 	switch {
 	case b.Login == plan.LoginMaster && b.Master != nil:

@@ -19,6 +19,11 @@ func TestSourceConfig(t *testing.T) {
 		{Name: "pass", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP, Address: "mail.example.test:993", TLS: plan.TLSImplicit, ServerName: "imap.example.test"}}, Login: plan.LoginPassthrough},
 		{Name: "files", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoMaildir}}, Maildir: &plan.Maildir{Path: "/srv/mail/%d/%n/Maildir"}},
 		{Name: "jmaponly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP, URL: "https://x.example.test/"}}},
+		{Name: "m365", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: "https://graph.microsoft.com/v1.0"}},
+			Exchange: &plan.Exchange{API: "graph", URL: "https://graph.microsoft.com/v1.0", Tenant: "contoso", ClientID: "app", ClientSecret: plan.NewSecret("appsecret")}},
+		{Name: "ex2016", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: "https://ex.example.test/EWS/Exchange.asmx"}},
+			Exchange: &plan.Exchange{API: "ews", URL: "https://ex.example.test/EWS/Exchange.asmx"},
+			Login:    plan.LoginMaster, Master: &plan.Master{User: "svc", Password: plan.NewSecret("svcpw")}},
 	}}
 	x := New(m, "archives", nil)
 	lim := engine.NewLimiter("master", 2, 10, 0)
@@ -52,6 +57,21 @@ func TestSourceConfig(t *testing.T) {
 			acct:  &plan.Account{Address: "dave@example.test", From: "files"},
 			kind:  "maildir",
 			check: func(c *sources.Spec) bool { return c.Path == "/srv/mail/example.test/dave/Maildir" },
+		},
+		"exchange graph": {
+			acct: &plan.Account{Address: "gina@example.test", From: "m365"},
+			kind: "exchange-graph",
+			check: func(c *sources.Spec) bool {
+				return c.User == "gina@example.test" && c.URL == "https://graph.microsoft.com/v1.0" && c.OAuth.Tenant == "contoso" &&
+					c.OAuth.ClientID == "app" && c.OAuth.ClientSecret == "appsecret" && !c.AllowCleartext
+			},
+		},
+		"exchange ews impersonation": {
+			acct: &plan.Account{Address: "hank@example.test", From: "ex2016"},
+			kind: "exchange-ews",
+			check: func(c *sources.Spec) bool {
+				return c.User == "hank@example.test" && c.URL == "https://ex.example.test/EWS/Exchange.asmx" && c.MasterUser == "svc" && c.Password == "svcpw"
+			},
 		},
 		"no mail source": {
 			acct:    &plan.Account{Address: "erin@example.test", From: "jmaponly"},

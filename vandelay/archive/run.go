@@ -376,6 +376,33 @@ func (r *Run) Locations(ctx context.Context, mailboxID int64) (map[string]Locati
 	return out, rows.Err()
 }
 
+// LocationHashes returns the key of every copy in the archive with the
+// hash of its message. Sources whose item ids are unique across folders
+// and survive a move (Microsoft Graph's immutable ids) use it to record a
+// moved message with [Run.AddKnown] instead of fetching it again.
+func (r *Run) LocationHashes(ctx context.Context) (map[string]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tx, err := r.txLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT l.key, m.blob FROM locations l JOIN messages m ON m.id = l.message_id")
+	if err != nil {
+		return nil, fmt.Errorf("read locations: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, h string
+		if err := rows.Scan(&k, &h); err != nil {
+			return nil, err
+		}
+		out[k] = h
+	}
+	return out, rows.Err()
+}
+
 // NewMessage is a message body a source hands to [Run.Add].
 type NewMessage struct {
 	// Body is the raw message, exactly as the source served it. The run

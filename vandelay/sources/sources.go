@@ -1,5 +1,5 @@
 // Package sources is the registry of mail source kinds: one entry per kind
-// ("imap", "pop3", "maildir", "takeout") holding its constructor, its
+// ("imap", "pop3", "maildir", "takeout", "exchange-graph", "exchange-ews") holding its constructor, its
 // cheap change probe and the description of the settings it reads. It
 // lives apart from package vandelay because each adapter imports vandelay.
 //
@@ -11,12 +11,18 @@ package sources
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"sort"
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources/dav"
+	"github.com/mailmig/mailmig/vandelay/sources/exchange/ews"
+	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
+	"github.com/mailmig/mailmig/vandelay/sources/exchange/oauth"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
@@ -44,6 +50,13 @@ type Spec struct {
 	Batch int
 	// Throttle limits rate and connections; nil means unlimited.
 	Throttle *vandelay.Throttle
+	// URL is the endpoint of an API source: exchange-graph's Graph URL
+	// (default https://graph.microsoft.com/v1.0), exchange-ews's EWS URL
+	// (https://host/EWS/Exchange.asmx). An http URL needs AllowCleartext.
+	URL string
+	// OAuth is exchange-graph's app registration and grant (tenant,
+	// client id, secret or device code).
+	OAuth oauth.Config
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
 }
@@ -63,6 +76,8 @@ const (
 	SetCompress    Setting = "compress"    // NoCompress
 	SetConnections Setting = "connections" // Connections and Batch
 	SetThrottle    Setting = "throttle"    // Throttle
+	SetURL         Setting = "url"         // URL (and Server's TLS options)
+	SetApp         Setting = "app"         // OAuth: tenant, client id, secret, device code
 )
 
 // Kind is one registered source kind.
@@ -126,6 +141,42 @@ var Mail = map[string]Kind{
 			return maildir.Probe(ctx, maildirOptions(s), known)
 		},
 	},
+	"exchange-graph": {
+		Summary:  "a Microsoft 365 mailbox through Microsoft Graph (OAuth2 app or device code), incremental with delta links",
+		Settings: []Setting{SetURL, SetApp, SetUser, SetScope},
+		New: func(s *Spec) (vandelay.MailSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.New(o)
+		},
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.Probe(ctx, o, known)
+		},
+	},
+	"exchange-ews": {
+		Summary:  "an on-premises Exchange mailbox over EWS (Basic, impersonation by a master user), incremental with SyncState",
+		Settings: []Setting{SetURL, SetLogin, SetScope},
+		New: func(s *Spec) (vandelay.MailSource, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.New(o)
+		},
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.Probe(ctx, o, known)
+		},
+	},
 	"takeout": {
 		Summary:  "a Google Takeout (.zip, .tgz, .mbox or directory)",
 		Settings: []Setting{SetPath, SetUser, SetScope},
@@ -138,6 +189,37 @@ var Mail = map[string]Kind{
 func imapOptions(s *Spec) *imap.Options {
 	return &imap.Options{Server: s.Server, Login: s.Login, Scope: s.Scope, NoCompress: s.NoCompress,
 		Connections: s.Connections, Batch: s.Batch, Throttle: s.Throttle, Logger: s.Logger}
+}
+
+// apiClient checks an API source's URL against the cleartext rule and
+// returns the HTTP client with the Server's TLS options and timeouts.
+func apiClient(s *Spec, kind string) (*http.Client, error) {
+	u, err := url.Parse(s.URL)
+	if s.URL != "" && (err != nil || u.Host == "") {
+		return nil, fmt.Errorf("%w: %s: %q is not an absolute URL", vandelay.ErrUsage, kind, s.URL)
+	}
+	if s.URL != "" && u.Scheme == "http" && !s.AllowCleartext {
+		return nil, fmt.Errorf("%w: %s: refusing credentials over plain http (%s) without --allow-cleartext", vandelay.ErrUsage, kind, s.URL)
+	}
+	tr := s.Timeouts.HTTPTransport()
+	tr.TLSClientConfig = dav.TLSConfig(s.Server)
+	return &http.Client{Transport: tr}, nil
+}
+
+func graphOptions(s *Spec) (*graph.Options, error) {
+	hc, err := apiClient(s, "exchange-graph")
+	if err != nil {
+		return nil, err
+	}
+	return &graph.Options{URL: s.URL, User: s.User, OAuth: s.OAuth, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
+}
+
+func ewsOptions(s *Spec) (*ews.Options, error) {
+	hc, err := apiClient(s, "exchange-ews")
+	if err != nil {
+		return nil, err
+	}
+	return &ews.Options{URL: s.URL, Login: s.Login, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
 }
 
 func pop3Options(s *Spec) *pop3.Options {
@@ -171,6 +253,30 @@ type DataKind struct {
 
 // Data maps a non-mail source kind to its entry.
 var Data = map[string]DataKind{
+	"exchange-graph-contacts": {
+		Summary:  "a Microsoft 365 mailbox's contacts through Microsoft Graph, as vCard 3.0, incremental with delta links",
+		Data:     "contacts",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewContacts(o)
+		},
+	},
+	"exchange-graph-calendars": {
+		Summary:  "a Microsoft 365 mailbox's calendars through Microsoft Graph, as iCalendar (series with RRULE), read in full each run",
+		Data:     "calendars",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewCalendars(o)
+		},
+	},
 	"managesieve": {
 		Summary:  "an account's Sieve scripts over ManageSieve (RFC 5804), the active one marked",
 		Data:     "sieve",

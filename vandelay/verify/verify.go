@@ -186,7 +186,14 @@ func Target(ctx context.Context, a *archive.Archive, c *jc.Client, accountID str
 			if b == nil {
 				break
 			}
-			parts = append([]string{b.Name}, parts...)
+			name := b.Name
+			if b.Role == archive.RoleInbox && b.ParentID == "" {
+				// The archive names the inbox "INBOX" (sources say so in
+				// any case); targets show "Inbox". Its children pair by
+				// path too.
+				name = "INBOX"
+			}
+			parts = append([]string{name}, parts...)
 			id = b.ParentID
 		}
 		return strings.Join(parts, "/")
