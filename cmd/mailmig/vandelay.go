@@ -114,7 +114,8 @@ func parseSize(s string) (int64, error) {
 // --token-env/--token-file or --password-env/--password-file flags.
 func readLoginSecret(cfg *sources.Spec, passEnv, passFile, tokenEnv, tokenFile string, s Streams) error {
 	var err error
-	if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
+	if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) ||
+		strings.EqualFold(cfg.Auth, vandelay.AuthBearer) {
 		cfg.Token, err = readSecret("access token", tokenEnv, tokenFile, s)
 		return err
 	}

@@ -1,5 +1,5 @@
 // Package sources is the registry of mail source kinds: one entry per kind
-// ("imap", "pop3", "maildir", "takeout") holding its constructor, its
+// ("imap", "pop3", "jmap", "maildir", "takeout") holding its constructor, its
 // cheap change probe and the description of the settings it reads. It
 // lives apart from package vandelay because each adapter imports vandelay.
 //
@@ -18,6 +18,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources/dav"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
+	jmapsrc "github.com/mailmig/mailmig/vandelay/sources/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
@@ -33,6 +34,14 @@ type Spec struct {
 	vandelay.Server
 	vandelay.Login
 	vandelay.Scope
+	// URL is a JMAP server's base URL, its /.well-known/jmap or the
+	// session URL (jmap).
+	URL string
+	// AccountID and AccountName pick the JMAP account by id or by name
+	// (an account an admin credential may act for). Default: the account
+	// named like Login.User when a master user logs in, else the primary
+	// mail account (jmap).
+	AccountID, AccountName string
 	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory; for
 	// carddav and caldav the server's context path (default "/").
 	Path string
@@ -63,6 +72,8 @@ const (
 	SetCompress    Setting = "compress"    // NoCompress
 	SetConnections Setting = "connections" // Connections and Batch
 	SetThrottle    Setting = "throttle"    // Throttle
+	SetURL         Setting = "url"         // URL: an HTTP endpoint (jmap)
+	SetAccount     Setting = "account"     // AccountID and AccountName (jmap)
 )
 
 // Kind is one registered source kind.
@@ -126,6 +137,17 @@ var Mail = map[string]Kind{
 			return maildir.Probe(ctx, maildirOptions(s), known)
 		},
 	},
+	"jmap": {
+		Summary:  "a JMAP account (RFC 8620/8621), incremental with Mailbox/changes and Email/changes",
+		Settings: []Setting{SetURL, SetLogin, SetAccount, SetScope, SetSelection, SetConnections, SetThrottle},
+		New:      func(s *Spec) (vandelay.MailSource, error) { return jmapsrc.New(jmapOptions(s)) },
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			return jmapsrc.Probe(ctx, jmapOptions(s), known)
+		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			return jmapsrc.Check(ctx, jmapOptions(s))
+		},
+	},
 	"takeout": {
 		Summary:  "a Google Takeout (.zip, .tgz, .mbox or directory)",
 		Settings: []Setting{SetPath, SetUser, SetScope},
@@ -138,6 +160,11 @@ var Mail = map[string]Kind{
 func imapOptions(s *Spec) *imap.Options {
 	return &imap.Options{Server: s.Server, Login: s.Login, Scope: s.Scope, NoCompress: s.NoCompress,
 		Connections: s.Connections, Batch: s.Batch, Throttle: s.Throttle, Logger: s.Logger}
+}
+
+func jmapOptions(s *Spec) *jmapsrc.Options {
+	return &jmapsrc.Options{URL: s.URL, Login: s.Login, AccountID: s.AccountID, AccountName: s.AccountName, Scope: s.Scope,
+		Timeouts: s.Timeouts, InsecureSkipVerify: s.InsecureSkipVerify, Connections: s.Connections, Throttle: s.Throttle, Logger: s.Logger}
 }
 
 func pop3Options(s *Spec) *pop3.Options {
