@@ -403,3 +403,48 @@ func blobHashes(t testing.TB, a *archive.Archive) []string {
 	sort.Strings(out)
 	return out
 }
+
+// bulk imports n generated messages, 100 per request: the blobs inline
+// (Cyrus's Blob/set) and one Email/import referring to them, spread over
+// the named mailboxes.
+func (ca *cyrusAccount) bulk(t testing.TB, seed uint64, n int, boxes ...string) {
+	t.Helper()
+	ib := ca.c.InlineBlobs(ca.id)
+	if ib.Method == "" {
+		t.Fatal("the server takes no inline blobs")
+	}
+	rng := rand.New(rand.NewPCG(seed, 11))
+	blobs := map[string]any{}
+	emails := map[string]jc.EmailImport{}
+	flush := func() {
+		if len(emails) == 0 {
+			return
+		}
+		var br jc.SetResponse
+		var r jc.ImportResponse
+		bc := &jc.Call{Method: ib.Method, Args: map[string]any{"accountId": ca.id, "create": blobs}, Result: &br}
+		ic := &jc.Call{Method: "Email/import", Args: map[string]any{"accountId": ca.id, "emails": emails}, Result: &r}
+		if err := ca.c.Exec(context.Background(), append(append([]string{}, jc.UsingMail...), ib.Capability), []*jc.Call{bc, ic}); err != nil {
+			t.Fatal(err)
+		}
+		if err := jc.FirstError(bc, ic); err != nil || len(r.NotCreated)+len(br.NotCreated) > 0 {
+			t.Fatalf("bulk import: %v, %d blobs and %d emails refused", err, len(br.NotCreated), len(r.NotCreated))
+		}
+		blobs, emails = map[string]any{}, map[string]jc.EmailImport{}
+	}
+	for i := range n {
+		body := message(seed, i, 500+rng.IntN(8000))
+		kw := map[string]bool{}
+		if i%3 == 0 {
+			kw["$seen"] = true
+		}
+		d := jc.UTCDate(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour))
+		id := fmt.Sprint("b", i)
+		blobs[id] = ib.Create(body, "message/rfc822")
+		emails[fmt.Sprint("e", i)] = jc.EmailImport{BlobID: "#" + id, MailboxIDs: map[string]bool{ca.boxes[boxes[i%len(boxes)]]: true}, Keywords: kw, ReceivedAt: &d}
+		if len(emails) == 100 {
+			flush()
+		}
+	}
+	flush()
+}
