@@ -281,6 +281,17 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 			var name string
 			_ = json.Unmarshal(c[0], &name)
 			f.methods[name]++
+			if name == "Blob/get" {
+				// Blob data in the API response: a download all the same.
+				var args struct {
+					IDs []string `json:"ids"`
+				}
+				_ = json.Unmarshal(c[1], &args)
+				f.downloads += len(args.IDs)
+				for _, id := range args.IDs {
+					f.blobs[id]++
+				}
+			}
 		}
 	}
 	blob := ""
@@ -317,6 +328,9 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK && isAPI && missing != "" {
+		rb = hideBlob(rb, missing)
+	}
 	if resp.StatusCode == http.StatusOK && isAPI && (cannotCalc || serverFail != "") {
 		rb = rewriteErrors(rb, func(method string) string {
 			switch {
@@ -355,6 +369,43 @@ func (f *front) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", fmt.Sprint(len(rb)))
 	w.WriteHeader(resp.StatusCode)
 	w.Write(rb)
+}
+
+// hideBlob makes Blob/get responses report blob as notFound.
+func hideBlob(body []byte, blob string) []byte {
+	var resp map[string]json.RawMessage
+	if json.Unmarshal(body, &resp) != nil {
+		return body
+	}
+	var invs [][]json.RawMessage
+	if json.Unmarshal(resp["methodResponses"], &invs) != nil {
+		return body
+	}
+	for i, inv := range invs {
+		var name string
+		_ = json.Unmarshal(inv[0], &name)
+		if name != "Blob/get" {
+			continue
+		}
+		var args map[string]any
+		if json.Unmarshal(inv[1], &args) != nil {
+			continue
+		}
+		list, _ := args["list"].([]any)
+		var kept []any
+		for _, it := range list {
+			if m, ok := it.(map[string]any); ok && m["id"] == blob {
+				continue
+			}
+			kept = append(kept, it)
+		}
+		args["list"] = kept
+		args["notFound"] = append([]any{blob}, func() []any { nf, _ := args["notFound"].([]any); return nf }()...)
+		invs[i][1], _ = json.Marshal(args)
+	}
+	resp["methodResponses"], _ = json.Marshal(invs)
+	out, _ := json.Marshal(resp)
+	return out
 }
 
 // rewriteErrors replaces the responses of the methods errType names with

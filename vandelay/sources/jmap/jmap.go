@@ -38,6 +38,11 @@ type Options struct {
 	// capped by Throttle's connections and the session's
 	// maxConcurrentRequests.
 	Connections int
+	// NoBlobGet downloads every blob from the download URL. Default:
+	// blobs up to 1 MiB are fetched in batches with Blob/get when the
+	// account offers blob data in API responses (RFC 9404, or Cyrus's
+	// draft), one request for many messages instead of one each.
+	NoBlobGet bool
 	// Throttle limits the downloads' rate; nil means unlimited.
 	Throttle *vandelay.Throttle
 	// MaxRetries bounds the retries of a request after 429/503 or a

@@ -3,6 +3,7 @@ package jmap_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -35,8 +36,8 @@ func TestCatchUp(t *testing.T) {
 	if res.MessagesAdded != 30 {
 		t.Fatalf("first import added %d, want 30", res.MessagesAdded)
 	}
-	if _, _, dl := f.counts(); dl != 30 {
-		t.Errorf("first import downloaded %d blobs, want 30", dl)
+	if _, methods, dl := f.counts(); dl != 30 || methods["Blob/get"] == 0 {
+		t.Errorf("first import fetched %d blobs (calls %v), want 30 with Blob/get", dl, methods)
 	}
 
 	// No change: one request, no Email/query, nothing downloaded.
@@ -178,7 +179,36 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	t.Run("blob404", func(t *testing.T) {
+	for _, noBlobGet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blob404-noblobget=%v", noBlobGet), func(t *testing.T) { blob404(t, ca, f, ids, noBlobGet) })
+	}
+
+	t.Run("no-mail", func(t *testing.T) {
+		f.set(func(f *front) { f.noMail = true })
+		defer f.set(func(f *front) { f.noMail = false })
+		a := vandelaytest.OpenArchive(t)
+		_, err := vandelay.Import(ctx, ca.source(t, f.URL()), a, nil)
+		if !errors.Is(err, vandelay.ErrUsage) || !strings.Contains(err.Error(), "offers no mail") {
+			t.Errorf("session without mail: %v", err)
+		}
+	})
+}
+
+// blob404: a blob the server does not serve (Blob/get notFound, then the
+// download URL 404s) fails its Email only; the rest is imported and the
+// run is partial; the next run imports it.
+func blob404(t *testing.T, ca *cyrusAccount, f *front, ids map[string]string, noBlobGet bool) {
+	ctx := context.Background()
+	newSrc := func() vandelay.MailSource {
+		o := ca.options(f.URL())
+		o.NoBlobGet = noBlobGet
+		src, err := jmapsrc.New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	{
 		a := vandelaytest.OpenArchive(t)
 		var blob string
 		var list []struct {
@@ -187,7 +217,7 @@ func TestBadInput(t *testing.T) {
 		getEmail(t, ca, ids["3"], &list)
 		blob = list[0].BlobID
 		f.set(func(f *front) { f.missingBlob = blob })
-		res, err := vandelay.Import(ctx, ca.source(t, f.URL()), a, nil)
+		res, err := vandelay.Import(ctx, newSrc(), a, nil)
 		var pe *vandelay.PartialError
 		if !errors.As(err, &pe) {
 			t.Fatalf("import with a missing blob: %v, want a PartialError", err)
@@ -200,22 +230,12 @@ func TestBadInput(t *testing.T) {
 		}
 		// Once the blob is served again, the next run completes.
 		f.set(func(f *front) { f.missingBlob = "" })
-		res = importOnce(t, a, ca.source(t, f.URL()))
+		res = importOnce(t, a, newSrc())
 		if res.MessagesAdded != 1 {
 			t.Errorf("resume added %d, want 1", res.MessagesAdded)
 		}
 		vandelaytest.Check(t, a, ca.snapshot(t))
-	})
-
-	t.Run("no-mail", func(t *testing.T) {
-		f.set(func(f *front) { f.noMail = true })
-		defer f.set(func(f *front) { f.noMail = false })
-		a := vandelaytest.OpenArchive(t)
-		_, err := vandelay.Import(ctx, ca.source(t, f.URL()), a, nil)
-		if !errors.Is(err, vandelay.ErrUsage) || !strings.Contains(err.Error(), "offers no mail") {
-			t.Errorf("session without mail: %v", err)
-		}
-	})
+	}
 }
 
 func getEmail(t *testing.T, ca *cyrusAccount, id string, list any) {

@@ -591,8 +591,18 @@ func archiveRole(r string) string {
 	return ""
 }
 
-// fetchAll downloads the queued Emails' blobs with a few parallel
-// requests and adds them to the archive. A blob the server does not
+// Blob/get batches: messages up to blobGetMax bytes go in batches of at
+// most blobGetBatch bytes (and maxObjectsInGet ids); larger ones are
+// downloaded one by one, streaming.
+const (
+	blobGetMax   = 1 << 20
+	blobGetBatch = 8 << 20
+)
+
+// fetchAll fetches the queued Emails' blobs and adds them to the archive:
+// in batches with Blob/get when the server offers blob data in API
+// responses (RFC 9404, or Cyrus's draft), else — and for large blobs —
+// from the download URL, a few in parallel. A blob the server does not
 // serve fails that Email only (reported in the PartialError); a failed
 // archive write ends the sync.
 func (y *syncer) fetchAll(ctx context.Context) error {
@@ -606,9 +616,31 @@ func (y *syncer) fetchAll(ctx context.Context) error {
 		total += d.e.Size
 	}
 	y.prog.Discovered(len(todo), total)
+	blobCap := ""
+	if !y.s.cfg.NoBlobGet {
+		blobCap = y.c.BlobData(y.acct)
+	}
+	var work [][]*download // a batch for Blob/get, or one download
+	var batch []*download
+	var batchBytes int64
+	for _, d := range todo {
+		if blobCap == "" || d.e.Size <= 0 || d.e.Size > blobGetMax || d.e.BlobID == "" {
+			work = append(work, []*download{d})
+			continue
+		}
+		if len(batch) > 0 && (batchBytes+d.e.Size > blobGetBatch || len(batch) >= y.c.MaxObjectsInGet()) {
+			work = append(work, batch)
+			batch, batchBytes = nil, 0
+		}
+		batch = append(batch, d)
+		batchBytes += d.e.Size
+	}
+	if len(batch) > 0 {
+		work = append(work, batch)
+	}
 	n := y.s.cfg.Throttle.Conns(y.s.cfg.Connections)
-	n = min(n, y.c.Session().Core.MaxConcurrentRequests, len(todo))
-	jobs := make(chan *download)
+	n = min(n, y.c.Session().Core.MaxConcurrentRequests, len(work))
+	jobs := make(chan []*download)
 	var wg sync.WaitGroup
 	var fatalMu sync.Mutex
 	var fatal error
@@ -616,8 +648,14 @@ func (y *syncer) fetchAll(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for d := range jobs {
-				if err := y.fetch(ctx, d); err != nil {
+			for w := range jobs {
+				var err error
+				if len(w) == 1 && (blobCap == "" || w[0].e.Size > blobGetMax || w[0].e.Size <= 0) {
+					err = y.fetch(ctx, w[0])
+				} else {
+					err = y.fetchBatch(ctx, blobCap, w)
+				}
+				if err != nil {
 					fatalMu.Lock()
 					if fatal == nil {
 						fatal = err
@@ -627,14 +665,14 @@ func (y *syncer) fetchAll(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, d := range todo {
+	for _, w := range work {
 		fatalMu.Lock()
 		stop := fatal != nil
 		fatalMu.Unlock()
 		if stop || ctx.Err() != nil {
 			break
 		}
-		jobs <- d
+		jobs <- w
 	}
 	close(jobs)
 	wg.Wait()
@@ -642,6 +680,46 @@ func (y *syncer) fetchAll(ctx context.Context) error {
 		return fatal
 	}
 	return ctx.Err()
+}
+
+// fetchBatch fetches a batch of small blobs with one Blob/get request;
+// blobs it does not return are tried at the download URL.
+func (y *syncer) fetchBatch(ctx context.Context, blobCap string, batch []*download) error {
+	th := y.s.cfg.Throttle
+	var ids []string
+	seen := map[string]bool{}
+	for _, d := range batch {
+		if err := th.WaitMessage(ctx); err != nil {
+			return err
+		}
+		if err := th.WaitBytes(ctx, d.e.Size); err != nil {
+			return err
+		}
+		if !seen[d.e.BlobID] {
+			seen[d.e.BlobID] = true
+			ids = append(ids, d.e.BlobID)
+		}
+	}
+	data, _, err := y.c.GetBlobs(ctx, y.acct, blobCap, ids)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		y.log.Warn("Blob/get failed; downloading the batch one by one", "blobs", len(ids), "err", err)
+	}
+	for _, d := range batch {
+		if b, ok := data[d.e.BlobID]; ok {
+			sum := sha256.Sum256(b)
+			if err := y.store(ctx, d, b, hex.EncodeToString(sum[:])); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := y.fetch(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fetch downloads one blob, hashing it while reading, and adds its
@@ -679,12 +757,16 @@ func (y *syncer) fetch(ctx context.Context, d *download) error {
 		y.fail(where, fmt.Errorf("email %s: read blob: %w", d.e.ID, err))
 		return nil
 	}
-	hash := hex.EncodeToString(h.Sum(nil))
+	return y.store(ctx, d, buf.Bytes(), hex.EncodeToString(h.Sum(nil)))
+}
+
+// store adds an Email's copies with its bytes.
+func (y *syncer) store(ctx context.Context, d *download, body []byte, hash string) error {
 	var recv time.Time
 	if d.e.ReceivedAt != nil {
 		recv = *d.e.ReceivedAt
 	}
-	if err := y.run.Add(ctx, d.boxes[0], d.e.ID, &archive.NewMessage{Body: buf.Bytes(), Hash: hash, ReceivedAt: recv, Keywords: d.kws}); err != nil {
+	if err := y.run.Add(ctx, d.boxes[0], d.e.ID, &archive.NewMessage{Body: body, Hash: hash, ReceivedAt: recv, Keywords: d.kws}); err != nil {
 		return fmt.Errorf("archive email %s: %w", d.e.ID, err)
 	}
 	for _, b := range d.boxes[1:] {
@@ -692,6 +774,6 @@ func (y *syncer) fetch(ctx context.Context, d *download) error {
 			return fmt.Errorf("archive email %s: %w", d.e.ID, err)
 		}
 	}
-	y.prog.Done(1, int64(buf.Len()))
+	y.prog.Done(1, int64(len(body)))
 	return nil
 }
