@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -439,20 +438,6 @@ func importOnce(t testing.TB, a *archive.Archive, src vandelay.MailSource) *arch
 		t.Fatalf("import: %v", err)
 	}
 	return res
-}
-
-// blobHashes returns the archive's live messages' hashes, sorted.
-func blobHashes(t testing.TB, a *archive.Archive) []string {
-	t.Helper()
-	var out []string
-	for m, err := range a.Messages(context.Background(), nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, m.Blob)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // bulk imports n generated messages, 100 per request: the blobs inline
