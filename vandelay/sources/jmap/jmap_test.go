@@ -256,3 +256,60 @@ func getEmail(t *testing.T, ca *cyrusAccount, id string, list any) {
 }
 
 var _ = archive.Hash
+
+// TestLoginAndAccount: the account is picked by name or id as the export
+// picks it, a wrong password is an authentication failure, an unknown
+// account is named, and the pre-flight check logs in without reading
+// mail.
+func TestLoginAndAccount(t *testing.T) {
+	ca := newCyrus(t)
+	ca.load(t, 6, 3)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		mod  func(o *jmapsrc.Options)
+		want error
+	}{
+		{"by-name", func(o *jmapsrc.Options) { o.AccountName = ca.acct.Email }, nil},
+		{"by-id", func(o *jmapsrc.Options) { o.AccountID = ca.id }, nil},
+		{"wrong-password", func(o *jmapsrc.Options) { o.Password = "wrong" }, vandelay.ErrAuth},
+		{"unknown-account", func(o *jmapsrc.Options) { o.AccountName = "nobody@example.test" }, vandelay.ErrConnect},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := ca.options(ca.set.Cyrus.JMAPURL())
+			tc.mod(o)
+			src, err := jmapsrc.New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := vandelaytest.OpenArchive(t)
+			res, err := vandelay.Import(ctx, src, a, nil)
+			if !errors.Is(err, tc.want) || (tc.want == nil && res.MessagesAdded != 3) {
+				t.Errorf("import: %v (%+v), want %v", err, res, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), ca.acct.Password) {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
+	chk, err := jmapsrc.Check(ctx, ca.options(ca.set.Cyrus.JMAPURL()))
+	if err != nil || chk == nil {
+		t.Fatalf("check: %+v, %v", chk, err)
+	}
+	bad := ca.options(ca.set.Cyrus.JMAPURL())
+	bad.Password = "wrong"
+	if _, err := jmapsrc.Check(ctx, bad); !errors.Is(err, vandelay.ErrAuth) {
+		t.Errorf("check with a wrong password: %v", err)
+	}
+	for _, o := range []*jmapsrc.Options{
+		{URL: "http://x/"},
+		{URL: "http://x/", Login: vandelay.Login{Auth: "bearer"}},
+		{URL: "http://x/", Login: vandelay.Login{MasterUser: "admin", Password: "p"}},
+		{URL: "http://x/", Login: vandelay.Login{User: "u", Auth: "login"}},
+		{URL: "http://x/", Login: vandelay.Login{User: "u"}, AccountID: "a", AccountName: "b"},
+	} {
+		if _, err := jmapsrc.New(o); !errors.Is(err, vandelay.ErrUsage) {
+			t.Errorf("options %+v accepted: %v", o, err)
+		}
+	}
+}
