@@ -162,6 +162,12 @@ func (y *syncer) incremental(ctx context.Context, pos position, known []archive.
 			return false, sourceErr(ctx, "email changes", ec.Err)
 		}
 		var list []jc.Email
+		tooLarge := func(c *jc.Call) bool { return c.Err != nil && c.Err.Type == jc.ErrRequestTooLarge }
+		if backRefs && (tooLarge(g1) || tooLarge(g2)) {
+			// A server that returned more changes than maxChanges: get
+			// them in chunks instead.
+			backRefs = false
+		}
 		if backRefs {
 			if err := jc.FirstError(g1, g2); err != nil {
 				return false, sourceErr(ctx, "get changed emails", err)
@@ -173,7 +179,9 @@ func (y *syncer) incremental(ctx context.Context, pos position, known []archive.
 				}
 				list = append(list, l...)
 			}
-		} else if ids := append(slices.Clone(ech.Created), ech.Updated...); len(ids) > 0 {
+		}
+		if !backRefs {
+			ids := append(slices.Clone(ech.Created), ech.Updated...)
 			if _, err := jc.GetObjects(ctx, y.c, y.acct, "Email", ids, emailProps, &list); err != nil {
 				return false, sourceErr(ctx, "get changed emails", err)
 			}
@@ -596,7 +604,7 @@ func archiveRole(r string) string {
 // downloaded one by one, streaming.
 const (
 	blobGetMax   = 1 << 20
-	blobGetBatch = 8 << 20
+	blobGetBatch = 4 << 20
 )
 
 // fetchAll fetches the queued Emails' blobs and adds them to the archive:
