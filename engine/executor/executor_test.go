@@ -19,6 +19,7 @@ func TestSourceConfig(t *testing.T) {
 		{Name: "pass", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP, Address: "mail.example.test:993", TLS: plan.TLSImplicit, ServerName: "imap.example.test"}}, Login: plan.LoginPassthrough},
 		{Name: "files", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoMaildir}}, Maildir: &plan.Maildir{Path: "/srv/mail/%d/%n/Maildir"}},
 		{Name: "jmaponly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP, URL: "https://x.example.test/"}}},
+		{Name: "davonly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoCalDAV, URL: "https://dav.example.test/"}}},
 	}}
 	x := New(m, "archives", nil)
 	lim := engine.NewLimiter("master", 2, 10, 0)
@@ -53,8 +54,15 @@ func TestSourceConfig(t *testing.T) {
 			kind:  "maildir",
 			check: func(c *sources.Spec) bool { return c.Path == "/srv/mail/example.test/dave/Maildir" },
 		},
+		"jmap source": {
+			acct: &plan.Account{Address: "erin@example.test", From: "jmaponly", Password: plan.NewSecret("erinpw")},
+			kind: "jmap",
+			check: func(c *sources.Spec) bool {
+				return c.URL == "https://x.example.test/" && c.User == "erin@example.test" && c.Password == "erinpw"
+			},
+		},
 		"no mail source": {
-			acct:    &plan.Account{Address: "erin@example.test", From: "jmaponly"},
+			acct:    &plan.Account{Address: "erin@example.test", From: "davonly"},
 			wantErr: "has no mail source endpoint",
 		},
 		"unknown backend": {
