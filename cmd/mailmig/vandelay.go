@@ -26,7 +26,7 @@ import (
 // vandelayCommands is the table of "mailmig vandelay" subcommands. Each
 // subcommand lives in its own file and adds one line here.
 var vandelayCommands = map[string]command{
-	"import":         {synopsis: "Import an account's mail (imap, pop3, maildir, takeout) into an archive", run: runVandelayImport},
+	"import":         {synopsis: "Import an account's mail (imap, pop3, jmap, maildir, takeout) into an archive", run: runVandelayImport},
 	"inspect":        {synopsis: "Show an archive's mailboxes, messages and runs", run: runVandelayInspect},
 	"export":         {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
 	"export-caldav":  {synopsis: "Export an archive's calendars onto a CalDAV server (convergent; --dry-run)", run: runVandelayExportCalDAV},
