@@ -127,8 +127,20 @@ bench-import:
     eval "$peers_env"
     go test -count=1 -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
 
+# Import of the generated 3,000-message account from Cyrus's JMAP, its
+# no-change catch-up (time and HTTP requests), and mbsync reading the same
+# account over Cyrus's IMAP in the same run (docs/import.md).
+bench-import-jmap:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    go test -count=1 -run '^$' -bench ImportJMAP -benchtime 1x -timeout 30m ./vandelay/sources/jmap
+
 # Every benchmark.
-bench: bench-import bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine
+bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine
 
 fmt:
     gofmt -w .

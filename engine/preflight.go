@@ -13,7 +13,7 @@ import (
 
 // ErrProtocolMissing is wrapped by a Checker when a backend has no
 // endpoint that the account's data needs (a source without imap, pop3,
-// maildir or takeout; a target without jmap).
+// maildir, takeout or jmap; a target without jmap).
 var ErrProtocolMissing = errors.New("protocol missing")
 
 // Checker answers the pre-flight's questions about the real world: one
@@ -259,7 +259,7 @@ func checkAccount(ctx context.Context, m *plan.Migration, chk Checker, acct *pla
 			p := classify(err)
 			f := finding(&ac.Source, SideSource, p, err)
 			if p == CheckProtocolMissing {
-				f.Data, f.Protocol = plan.DataMail, "imap, pop3, maildir or takeout"
+				f.Data, f.Protocol = plan.DataMail, "imap, pop3, maildir, takeout or jmap"
 			}
 			ac.Findings = append(ac.Findings, f)
 		} else {

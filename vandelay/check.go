@@ -76,7 +76,7 @@ func CheckTarget(ctx context.Context, opts *TargetOptions) (*TargetCheck, error)
 		return nil, fmt.Errorf("%w: the target needs a URL", ErrUsage)
 	}
 	jo := &jmap.Options{Auth: opts.Auth, Logger: opts.Logger, MaxRetries: opts.MaxRetries}
-	jo.HTTPClient = targetClient(&opts.Timeouts, opts.Limiter)
+	jo.HTTPClient = targetClient(&opts.Timeouts, opts.Limiter, opts.InsecureSkipVerify)
 	c, err := jmap.Discover(ctx, opts.URL, jo)
 	if err != nil {
 		if errors.Is(err, jmap.ErrAuthRefused) || ctx.Err() != nil {

@@ -55,6 +55,7 @@ const (
 	AuthLogin       = "login"       // IMAP LOGIN / POP3 USER+PASS
 	AuthXOAUTH2     = "xoauth2"     // Google/Microsoft XOAUTH2 with Token
 	AuthOAuthBearer = "oauthbearer" // RFC 7628 with Token
+	AuthBearer      = "bearer"      // HTTP bearer token (RFC 6750) with Token: JMAP sources
 )
 
 // Master-user login forms (Login.MasterForm).

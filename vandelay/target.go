@@ -2,6 +2,7 @@ package vandelay
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,8 @@ type TargetOptions struct {
 	// MaxRetries bounds the retries of a request after 429/503 or a
 	// dropped connection. Default: 6.
 	MaxRetries int
+	// InsecureSkipVerify disables certificate checks (test servers only).
+	InsecureSkipVerify bool
 	// Limiter, when set, makes every request wait on it: the body's bytes
 	// on WaitBytes, a blob upload (a POST that is not a JSON API call) on
 	// WaitMessages. Default: unlimited.
@@ -75,7 +78,7 @@ func OpenTarget(ctx context.Context, opts *TargetOptions) (*Target, error) {
 		return nil, fmt.Errorf("%w: the target needs a URL", ErrUsage)
 	}
 	jo := &jmap.Options{Auth: opts.Auth, Logger: opts.Logger, MaxRetries: opts.MaxRetries}
-	jo.HTTPClient = targetClient(&opts.Timeouts, opts.Limiter)
+	jo.HTTPClient = targetClient(&opts.Timeouts, opts.Limiter, opts.InsecureSkipVerify)
 	c, err := jmap.Discover(ctx, opts.URL, jo)
 	if err != nil {
 		return nil, err
@@ -119,8 +122,12 @@ func (t throttledTransport) RoundTrip(req *http.Request) (*http.Response, error)
 // transport, behind the limiter when there is one. It has no overall
 // timeout: uploads of large blobs take as long as they take, and the
 // response-header and idle timeouts catch a hung server.
-func targetClient(to *Timeouts, lim RateLimiter) *http.Client {
-	var rt http.RoundTripper = to.HTTPTransport()
+func targetClient(to *Timeouts, lim RateLimiter, insecure bool) *http.Client {
+	tr := to.HTTPTransport()
+	if insecure {
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	var rt http.RoundTripper = tr
 	if lim != nil {
 		rt = throttledTransport{base: rt, lim: lim}
 	}

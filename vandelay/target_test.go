@@ -37,7 +37,7 @@ func TestThrottledTransport(t *testing.T) {
 		resp.Body.Close()
 	}
 	// At 0.2 messages/s, three throttled calls would take 10 s.
-	slow := targetClient(nil, newLimiter(0.2))
+	slow := targetClient(nil, newLimiter(0.2), false)
 	start := time.Now()
 	for i := 0; i < 3; i++ {
 		post(slow, "application/json")
@@ -45,7 +45,7 @@ func TestThrottledTransport(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("JSON calls were throttled as messages: %v", d)
 	}
-	c := targetClient(nil, newLimiter(2))
+	c := targetClient(nil, newLimiter(2), false)
 	start = time.Now()
 	for i := 0; i < 4; i++ {
 		post(c, "message/rfc822")

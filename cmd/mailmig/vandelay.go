@@ -26,7 +26,7 @@ import (
 // vandelayCommands is the table of "mailmig vandelay" subcommands. Each
 // subcommand lives in its own file and adds one line here.
 var vandelayCommands = map[string]command{
-	"import":         {synopsis: "Import an account's mail (imap, pop3, maildir, takeout) into an archive", run: runVandelayImport},
+	"import":         {synopsis: "Import an account's mail (imap, pop3, jmap, maildir, takeout) into an archive", run: runVandelayImport},
 	"inspect":        {synopsis: "Show an archive's mailboxes, messages and runs", run: runVandelayInspect},
 	"export":         {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
 	"export-caldav":  {synopsis: "Export an archive's calendars onto a CalDAV server (convergent; --dry-run)", run: runVandelayExportCalDAV},
@@ -114,7 +114,8 @@ func parseSize(s string) (int64, error) {
 // --token-env/--token-file or --password-env/--password-file flags.
 func readLoginSecret(cfg *sources.Spec, passEnv, passFile, tokenEnv, tokenFile string, s Streams) error {
 	var err error
-	if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) {
+	if strings.EqualFold(cfg.Auth, vandelay.AuthXOAUTH2) || strings.EqualFold(cfg.Auth, vandelay.AuthOAuthBearer) ||
+		strings.EqualFold(cfg.Auth, vandelay.AuthBearer) {
 		cfg.Token, err = readSecret("access token", tokenEnv, tokenFile, s)
 		return err
 	}

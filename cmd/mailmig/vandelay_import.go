@@ -46,16 +46,18 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	fs.BoolVar(&cfg.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
 	fs.BoolVar(&cfg.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
 	fs.StringVar(&cfg.ServerName, "tls-server-name", "", "TLS server name (default: the host of --server)")
+	fs.StringVar(&cfg.URL, "url", "", "HTTP endpoint: a JMAP server's base URL, /.well-known/jmap or session URL (jmap); the EWS URL https://host/EWS/Exchange.asmx (exchange-ews); the Graph URL, default https://graph.microsoft.com/v1.0 (exchange-graph)")
+	fs.StringVar(&cfg.AccountID, "account-id", "", "JMAP account id (default: the primary mail account, or --user's with --master-user)")
+	fs.StringVar(&cfg.AccountName, "account-name", "", "JMAP account by name, e.g. an account an admin credential may act for")
 	fs.StringVar(&cfg.User, "user", "", "the account to import")
 	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
 	passFile := fs.String("password-file", "", "read the password from `FILE`")
 	fs.StringVar(&cfg.MasterUser, "master-user", "", "log in as this master user on --user's behalf (the password is the master's)")
 	fs.StringVar(&cfg.MasterForm, "master-form", "star", "master login form: star (user*master) or authzid (SASL PLAIN)")
-	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login)")
+	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login); jmap: basic (default) or bearer")
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
-	fs.StringVar(&cfg.URL, "url", "", "API endpoint: exchange-ews's EWS URL (https://host/EWS/Exchange.asmx); exchange-graph's Graph URL (default https://graph.microsoft.com/v1.0)")
 	fs.StringVar(&cfg.OAuth.Tenant, "tenant", "", "exchange-graph: the Entra ID tenant (id or domain)")
 	fs.StringVar(&cfg.OAuth.ClientID, "client-id", "", "exchange-graph: the app registration's application (client) id")
 	secretEnv := fs.String("client-secret-env", "", "exchange-graph: read the app's client secret from environment variable `VAR`")
@@ -169,6 +171,7 @@ var importFlagSettings = map[string]sources.Setting{
 	"tenant": sources.SetApp, "client-id": sources.SetApp, "client-secret-env": sources.SetApp, "client-secret-file": sources.SetApp,
 	"device-code": sources.SetApp, "authority": sources.SetApp,
 	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
+	"account-id": sources.SetAccount, "account-name": sources.SetAccount,
 	"connections": sources.SetConnections, "batch": sources.SetConnections,
 	"max-connections": sources.SetThrottle, "max-messages-per-second": sources.SetThrottle, "max-bytes-per-second": sources.SetThrottle,
 }

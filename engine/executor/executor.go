@@ -60,8 +60,10 @@ func archiveName(acct *plan.Account) string {
 var archiveNameReplacer = strings.NewReplacer("/", "_", "\\", "_", "..", "_")
 
 // sourceKinds are the plan's mail source protocols, in order of
-// preference when a backend has several.
-var sourceKinds = []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout, plan.ProtoExchange}
+// preference when a backend has several. JMAP comes last so that a
+// backend that also speaks IMAP (Cyrus) keeps being read as before (an
+// archive refuses a change of source kind).
+var sourceKinds = []plan.Protocol{plan.ProtoIMAP, plan.ProtoPOP3, plan.ProtoMaildir, plan.ProtoTakeout, plan.ProtoExchange, plan.ProtoJMAP}
 
 // sourceSpec describes the account's source for the registry.
 func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog.Logger) (string, *sources.Spec, error) {
@@ -92,6 +94,7 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 			if k == plan.ProtoTakeout && b.Takeout != nil {
 				spec.Path = expandPath(b.Takeout.Path, acct, spec.User)
 			}
+			spec.URL = ep.URL
 			if k == plan.ProtoExchange && b.Exchange != nil {
 				// The registry's kinds are exchange-graph and exchange-ews.
 				kind = "exchange-" + b.Exchange.API
@@ -105,7 +108,7 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 		}
 	}
 	if _, ok := sources.Mail[kind]; !ok {
-		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir, takeout or exchange)", b.Name)
+		return "", nil, fmt.Errorf("backend %s has no mail source endpoint (imap, pop3, maildir, takeout, exchange or jmap)", b.Name)
 	}
 	switch {
 	case b.Login == plan.LoginMaster && b.Master != nil:

@@ -24,6 +24,7 @@ func TestSourceConfig(t *testing.T) {
 		{Name: "ex2016", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: "https://ex.example.test/EWS/Exchange.asmx"}},
 			Exchange: &plan.Exchange{API: "ews", URL: "https://ex.example.test/EWS/Exchange.asmx"},
 			Login:    plan.LoginMaster, Master: &plan.Master{User: "svc", Password: plan.NewSecret("svcpw")}},
+		{Name: "davonly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoCalDAV, URL: "https://dav.example.test/"}}},
 	}}
 	x := New(m, "archives", nil)
 	lim := engine.NewLimiter("master", 2, 10, 0)
@@ -73,8 +74,15 @@ func TestSourceConfig(t *testing.T) {
 				return c.User == "hank@example.test" && c.URL == "https://ex.example.test/EWS/Exchange.asmx" && c.MasterUser == "svc" && c.Password == "svcpw"
 			},
 		},
+		"jmap source": {
+			acct: &plan.Account{Address: "erin@example.test", From: "jmaponly", Password: plan.NewSecret("erinpw")},
+			kind: "jmap",
+			check: func(c *sources.Spec) bool {
+				return c.URL == "https://x.example.test/" && c.User == "erin@example.test" && c.Password == "erinpw"
+			},
+		},
 		"no mail source": {
-			acct:    &plan.Account{Address: "erin@example.test", From: "jmaponly"},
+			acct:    &plan.Account{Address: "erin@example.test", From: "davonly"},
 			wantErr: "has no mail source endpoint",
 		},
 		"unknown backend": {

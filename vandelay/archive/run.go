@@ -663,13 +663,20 @@ func (r *Run) SetCursor(ctx context.Context, mailboxID int64, c Cursor) error {
 	if err != nil {
 		return err
 	}
+	if err := setCursor(ctx, tx, mailboxID, c); err != nil {
+		return err
+	}
+	return r.commitLocked()
+}
+
+func setCursor(ctx context.Context, tx *ptx, mailboxID int64, c Cursor) error {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cursors(mailbox_id, validity, next, modseq, extra, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT(mailbox_id) DO UPDATE SET validity = excluded.validity, next = excluded.next, modseq = excluded.modseq,
 		extra = excluded.extra, updated_at = excluded.updated_at`,
 		mailboxID, int64(c.Validity), int64(c.Next), int64(c.ModSeq), c.Extra, time.Now().Unix()); err != nil {
 		return fmt.Errorf("save cursor: %w", err)
 	}
-	return r.commitLocked()
+	return nil
 }
 
 // Result is what [Run.Finish] reports.

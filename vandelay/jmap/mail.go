@@ -254,3 +254,37 @@ func QueryObjects[T any](ctx context.Context, c *Client, accountID, typ string, 
 		}
 	}
 }
+
+// QueryAllStable is [Client.QueryAll] that also reports whether the result
+// is a consistent snapshot: every page answered with the same queryState.
+// Position paging over a result that changes between pages may skip an id
+// (a removal before it shifts the positions), so a caller that deletes what
+// it did not see must only trust a stable result.
+func (c *Client) QueryAllStable(ctx context.Context, accountID, typ string, filter any) (ids []string, stable bool, err error) {
+	limit := c.MaxObjectsInGet()
+	first := ""
+	stable = true
+	for {
+		var resp QueryResponse
+		args := map[string]any{"accountId": accountID, "position": len(ids), "limit": limit, "calculateTotal": true}
+		if filter != nil {
+			args["filter"] = filter
+		}
+		call := &Call{Method: typ + "/query", Args: args, Result: &resp}
+		if err := c.Exec(ctx, UsingMail, []*Call{call}); err != nil {
+			return nil, false, err
+		}
+		if call.Err != nil {
+			return nil, false, call.Err
+		}
+		if len(ids) == 0 {
+			first = resp.QueryState
+		} else if resp.QueryState != first {
+			stable = false
+		}
+		ids = append(ids, resp.IDs...)
+		if len(resp.IDs) == 0 || (resp.Total != nil && len(ids) >= *resp.Total) {
+			return ids, stable, nil
+		}
+	}
+}

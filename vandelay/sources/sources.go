@@ -1,5 +1,5 @@
 // Package sources is the registry of mail source kinds: one entry per kind
-// ("imap", "pop3", "maildir", "takeout", "exchange-graph", "exchange-ews") holding its constructor, its
+// ("imap", "pop3", "jmap", "maildir", "takeout", "exchange-graph", "exchange-ews") holding its constructor, its
 // cheap change probe and the description of the settings it reads. It
 // lives apart from package vandelay because each adapter imports vandelay.
 //
@@ -24,6 +24,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/oauth"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
+	jmapsrc "github.com/mailmig/mailmig/vandelay/sources/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources/maildir"
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
@@ -39,6 +40,17 @@ type Spec struct {
 	vandelay.Server
 	vandelay.Login
 	vandelay.Scope
+	// URL is the endpoint of an HTTP source: a JMAP server's base URL,
+	// its /.well-known/jmap or the session URL (jmap); exchange-graph's
+	// Graph URL (default https://graph.microsoft.com/v1.0); exchange-ews's
+	// EWS URL (https://host/EWS/Exchange.asmx). An http URL needs
+	// AllowCleartext (exchange).
+	URL string
+	// AccountID and AccountName pick the JMAP account by id or by name
+	// (an account an admin credential may act for). Default: the account
+	// named like Login.User when a master user logs in, else the primary
+	// mail account (jmap).
+	AccountID, AccountName string
 	// Path is a Maildir root or a Takeout .zip/.tgz/.mbox/directory; for
 	// carddav and caldav the server's context path (default "/").
 	Path string
@@ -50,10 +62,6 @@ type Spec struct {
 	Batch int
 	// Throttle limits rate and connections; nil means unlimited.
 	Throttle *vandelay.Throttle
-	// URL is the endpoint of an API source: exchange-graph's Graph URL
-	// (default https://graph.microsoft.com/v1.0), exchange-ews's EWS URL
-	// (https://host/EWS/Exchange.asmx). An http URL needs AllowCleartext.
-	URL string
 	// OAuth is exchange-graph's app registration and grant (tenant,
 	// client id, secret or device code).
 	OAuth oauth.Config
@@ -78,6 +86,7 @@ const (
 	SetThrottle    Setting = "throttle"    // Throttle
 	SetURL         Setting = "url"         // URL (and Server's TLS options)
 	SetApp         Setting = "app"         // OAuth: tenant, client id, secret, device code
+	SetAccount     Setting = "account"     // AccountID and AccountName (jmap)
 )
 
 // Kind is one registered source kind.
@@ -177,6 +186,17 @@ var Mail = map[string]Kind{
 			return ews.Probe(ctx, o, known)
 		},
 	},
+	"jmap": {
+		Summary:  "a JMAP account (RFC 8620/8621), incremental with Mailbox/changes and Email/changes",
+		Settings: []Setting{SetURL, SetLogin, SetAccount, SetScope, SetSelection, SetConnections, SetThrottle},
+		New:      func(s *Spec) (vandelay.MailSource, error) { return jmapsrc.New(jmapOptions(s)) },
+		Probe: func(ctx context.Context, s *Spec, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
+			return jmapsrc.Probe(ctx, jmapOptions(s), known)
+		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			return jmapsrc.Check(ctx, jmapOptions(s))
+		},
+	},
 	"takeout": {
 		Summary:  "a Google Takeout (.zip, .tgz, .mbox or directory)",
 		Settings: []Setting{SetPath, SetUser, SetScope},
@@ -220,6 +240,11 @@ func ewsOptions(s *Spec) (*ews.Options, error) {
 		return nil, err
 	}
 	return &ews.Options{URL: s.URL, Login: s.Login, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
+}
+
+func jmapOptions(s *Spec) *jmapsrc.Options {
+	return &jmapsrc.Options{URL: s.URL, Login: s.Login, AccountID: s.AccountID, AccountName: s.AccountName, Scope: s.Scope,
+		Timeouts: s.Timeouts, InsecureSkipVerify: s.InsecureSkipVerify, Connections: s.Connections, Throttle: s.Throttle, Logger: s.Logger}
 }
 
 func pop3Options(s *Spec) *pop3.Options {
