@@ -7,8 +7,8 @@ import (
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
 
-// MailSource is one account's mail at a source (IMAP, POP3, Maildir,
-// Google Takeout). Sync makes the archive run match the source: it lists
+// MailSource is one account's mail at a source (IMAP, POP3, JMAP,
+// Maildir, Google Takeout). Sync makes the archive run match the source: it lists
 // the source's mailboxes into run.SyncMailboxes, compares each mailbox with
 // run.Locations and hands the differences to the run (Add, SetKeywords,
 // Remove), and saves each mailbox's cursor when the mailbox is done.

@@ -117,6 +117,16 @@ wave "all" {
 	if len(onB) != len(onA) {
 		t.Errorf("%d messages on B, %d on A", len(onB), len(onA))
 	}
+	// vandelay verify compares the JMAP source and the JMAP target with
+	// the account's archive: nothing differs.
+	t.Setenv("MAILMIG_JJ_PW_B", b.Password)
+	archives, err := filepath.Glob(filepath.Join(dir, "state", "archives", "*.db"))
+	if err != nil || len(archives) != 1 {
+		t.Fatalf("archives: %v %v", archives, err)
+	}
+	out = x.cli(exitOK, "vandelay", "verify", "--url", s.Cyrus.JMAPURL(), "--auth-basic", b.Email, "--password-env", "MAILMIG_JJ_PW_B",
+		"--source-kind", "jmap", "--source-url", s.Cyrus.JMAPURL(), "--source-user", a.Email, "--source-password-env", "MAILMIG_JJ_PW", archives[0])
+	t.Logf("verify:\n%s", out)
 	res, err := state.Verify(filepath.Join(dir, "state"))
 	if err != nil || !res.OK {
 		t.Fatalf("journal verify: %+v %v", res, err)

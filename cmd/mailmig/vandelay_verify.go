@@ -21,7 +21,8 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 	tf.register(fs)
 	srcKind := fs.String("source-kind", "imap", "the kind of the source to compare (with --source-server): "+strings.Join(sources.Kinds(), ", "))
 	srcServer := fs.String("source-server", "", "also compare the source `host:port` with the archive (a dry-run import must find nothing to do)")
-	srcUser := fs.String("source-user", "", "the source account (with --source-server)")
+	srcURL := fs.String("source-url", "", "also compare a JMAP source (--source-kind jmap) at `URL` with the archive")
+	srcUser := fs.String("source-user", "", "the source account (with --source-server or --source-url)")
 	srcPassEnv := fs.String("source-password-env", "", "read the source password from environment variable `VAR`")
 	srcPassFile := fs.String("source-password-file", "", "read the source password from `FILE`")
 	srcTLS := fs.String("source-tls", "implicit", "source transport: implicit, starttls or none (none needs --source-allow-cleartext)")
@@ -44,9 +45,9 @@ func runVandelayVerify(ctx context.Context, g *globals, args []string, s Streams
 		v.Errorf("unknown source kind %q (want %s).", *srcKind, strings.Join(sources.Kinds(), ", "))
 		return exitVandelayUsage
 	}
-	if *srcServer != "" {
+	if *srcServer != "" || *srcURL != "" {
 		srcCfg = &sources.Spec{Server: vandelay.Server{Address: *srcServer, TLS: vandelay.TLSMode(*srcTLS), AllowCleartext: *srcClear},
-			Login: vandelay.Login{User: *srcUser, MasterUser: *srcMaster}, Logger: log}
+			URL: *srcURL, Login: vandelay.Login{User: *srcUser, MasterUser: *srcMaster}, Logger: log}
 		var err error
 		if srcCfg.Password, err = readSecret("source password", *srcPassEnv, *srcPassFile, s); err != nil {
 			v.Errorf("%v (use --source-password-env or --source-password-file)", err)

@@ -76,15 +76,23 @@ func BenchmarkImportJMAP(b *testing.B) {
 		if ar, err = archive.Open(context.Background(), arPath, nil); err != nil {
 			b.Fatal(err)
 		}
-		src2, _ := jmapsrc.New(opts)
-		start = time.Now()
-		res2 := vandelaytest.Import(b, ar, src2, nil)
-		tRerun := time.Since(start)
-		ar.Close()
-		st := src2.(*jmapsrc.Source).Stats()
-		if res2.Fetched != 0 || st.Full {
-			b.Fatalf("no-change catch-up fetched %d bodies (full: %v)", res2.Fetched, st.Full)
+		// The catch-up is a few milliseconds of work: on a shared machine
+		// its time is mostly scheduling noise, so take the best of five.
+		var tRerun time.Duration
+		var st jmapsrc.Stats
+		for i := range 5 {
+			src2, _ := jmapsrc.New(opts)
+			start = time.Now()
+			res2 := vandelaytest.Import(b, ar, src2, nil)
+			if d := time.Since(start); i == 0 || d < tRerun {
+				tRerun = d
+			}
+			st = src2.(*jmapsrc.Source).Stats()
+			if res2.Fetched != 0 || st.Full {
+				b.Fatalf("no-change catch-up fetched %d bodies (full: %v)", res2.Fetched, st.Full)
+			}
 		}
+		ar.Close()
 		// The session GET of discovery, the API POSTs and the downloads.
 		httpRequests := 1 + st.Requests + st.Downloads
 		tMbsync = min(tMbsync, runMbsync(b, mbsync, s.Cyrus.IMAP, acct))
@@ -94,7 +102,7 @@ func BenchmarkImportJMAP(b *testing.B) {
 		}
 		b.Logf("corpus: %d messages, %.1f MB (largest 25 MiB), %d folders, %d parallel downloads", len(c.Messages), size/1e6, len(c.Folders), conns)
 		b.Logf("mailmig import from Cyrus JMAP  %7.2fs  %s  (%d API requests, %d downloads)", tFull.Seconds(), rate(tFull), full.Requests, full.Downloads)
-		b.Logf("mailmig no-change catch-up      %7.3fs  (%d HTTP requests: session + %d API, %d calls)", tRerun.Seconds(), httpRequests, st.Requests, st.Calls)
+		b.Logf("mailmig no-change catch-up      %7.3fs  (best of 5; %d HTTP requests: session + %d API, %d calls)", tRerun.Seconds(), httpRequests, st.Requests, st.Calls)
 		b.Logf("mbsync from Cyrus IMAP → Maildir %7.2fs  %s  (FSync no, best of a run before and one after mailmig)", tMbsync.Seconds(), rate(tMbsync))
 		b.Logf("ratio mailmig/mbsync %.2f", tFull.Seconds()/tMbsync.Seconds())
 		b.ReportMetric(tFull.Seconds(), "import-s")

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -311,5 +314,52 @@ func TestLoginAndAccount(t *testing.T) {
 		if _, err := jmapsrc.New(o); !errors.Is(err, vandelay.ErrUsage) {
 			t.Errorf("options %+v accepted: %v", o, err)
 		}
+	}
+}
+
+// TestActingForAnotherAccount logs in with another user's credential
+// that the account's owner shared every mailbox with (Cyrus lists the
+// account in that user's session, as Stalwart lists the accounts an
+// admin may act for), picks the account by name through MasterUser +
+// User, and imports it completely. Subscriptions are the delegate's own
+// in a shared account, so they are not compared, nor is $seen (below).
+func TestActingForAnotherAccount(t *testing.T) {
+	ca := newCyrus(t)
+	ca.load(t, 7, 8)
+	delegate := ca.set.NewAccount(t)
+	c := vandelaytest.DialIMAP(t, ca.set.Cyrus.IMAP, ca.acct.Email, ca.acct.Password)
+	list, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range list {
+		if err := c.SetACL(l.Mailbox, imap.RightsIdentifier(delegate.Email), imap.RightModificationReplace, imap.RightSet("lrswipkxtecdan")).Wait(); err != nil {
+			t.Fatalf("setacl %s: %v", l.Mailbox, err)
+		}
+	}
+	o := &jmapsrc.Options{URL: ca.set.Cyrus.JMAPURL(), Login: vandelay.Login{User: ca.acct.Email, MasterUser: delegate.Email, Password: delegate.Password}}
+	src, err := jmapsrc.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := src.Describe(); d.Account != ca.acct.Email || d.Login != delegate.Email {
+		t.Errorf("describe: %+v", d)
+	}
+	a := vandelaytest.OpenArchive(t)
+	res := importOnce(t, a, src)
+	want := ca.snapshot(t)
+	want.CheckSubscriptions = false
+	// Cyrus keeps \Seen per user: in a shared mailbox the delegate sees
+	// its own (none), not the owner's. A migration through a delegate on
+	// Cyrus loses $seen; an admin credential that acts as the account
+	// (Stalwart) does not.
+	for _, mb := range want.Mailboxes {
+		for _, m := range mb.Messages {
+			m.Keywords = slices.DeleteFunc(m.Keywords, func(k string) bool { return k == "$seen" })
+		}
+	}
+	vandelaytest.Check(t, a, want)
+	if res.MessagesAdded != want.Count() {
+		t.Errorf("added %d, want %d", res.MessagesAdded, want.Count())
 	}
 }
