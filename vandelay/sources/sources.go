@@ -253,6 +253,18 @@ type DataKind struct {
 
 // Data maps a non-mail source kind to its entry.
 var Data = map[string]DataKind{
+	"exchange-graph-rules": {
+		Summary:  "a Microsoft 365 mailbox's inbox rules through Microsoft Graph, as one Sieve script (what Sieve cannot express is listed in its comments)",
+		Data:     "sieve",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewRules(o)
+		},
+	},
 	"exchange-graph-contacts": {
 		Summary:  "a Microsoft 365 mailbox's contacts through Microsoft Graph, as vCard 3.0, incremental with delta links",
 		Data:     "contacts",
