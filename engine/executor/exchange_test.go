@@ -13,8 +13,9 @@ import (
 
 // TestExchangeSteps runs the executor's steps for an account whose plan
 // backend is an exchange endpoint (api = "graph"), served from the
-// recorded Graph exchanges, onto the real Cyrus: import, the plan's
-// probe (one delta request per folder, no item), export and verify.
+// recorded Graph exchanges, onto the real Cyrus: import of mail,
+// contacts and calendars, the plan's probe (one delta request per folder,
+// no item), export (JMAP, CardDAV, CalDAV) and verify.
 // The recorded 429s make the client wait their Retry-After (2 s and 3 s).
 func TestExchangeSteps(t *testing.T) {
 	if testing.Short() {
@@ -24,29 +25,35 @@ func TestExchangeSteps(t *testing.T) {
 	acct := s.NewAccount(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := exchangetest.New(t, "../../vandelay/sources/exchange/graph/testdata/graph-run1.txtar")
+	const dir = "../../vandelay/sources/exchange/graph/testdata/"
+	srv := exchangetest.New(t, dir+"graph-run1.txtar", dir+"graph-dav-run1.txtar")
 	m := &plan.Migration{Backends: []*plan.Backend{
 		{Name: "m365", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: srv.URL + "/v1.0"}},
 			Exchange: &plan.Exchange{API: "graph", URL: srv.URL + "/v1.0", Authority: srv.URL, Tenant: "tenant-1", ClientID: "app-1",
 				ClientSecret: plan.NewSecret("fixture-secret")}},
 		{Name: "cyrus", Endpoints: []*plan.Endpoint{
 			{Protocol: plan.ProtoIMAP, Address: s.Cyrus.IMAP, TLS: plan.TLSNone},
-			{Protocol: plan.ProtoJMAP, URL: s.Cyrus.JMAPURL()}}},
+			{Protocol: plan.ProtoJMAP, URL: s.Cyrus.JMAPURL()},
+			{Protocol: plan.ProtoCardDAV, URL: "http://" + s.Cyrus.HTTP + "/"},
+			{Protocol: plan.ProtoCalDAV, URL: "http://" + s.Cyrus.HTTP + "/"}}},
 	}}
 	// The fixtures' mailbox is alice@contoso.example; the target login is
 	// the test account.
 	pa := &plan.Account{Address: "alice@contoso.example", From: "m365", To: "cyrus", TargetLogin: acct.Email,
-		Password: plan.NewSecret(acct.Password), Data: []plan.DataKind{plan.DataMail}}
+		Password: plan.NewSecret(acct.Password), Data: []plan.DataKind{plan.DataMail, plan.DataContacts, plan.DataCalendars}}
 	x := New(m, t.TempDir(), nil)
 	job := &engine.Job{Account: pa, Source: engine.NewLimiter("m365", 2, 0, 0), Target: engine.NewLimiter("cyrus", 2, 0, 0)}
 	c, err := x.Import(ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Messages != 6 {
-		t.Errorf("import: %d messages, want 6", c.Messages)
+	if c.Messages != 6 || c.Objects != 6 {
+		t.Errorf("import: %d messages and %d contacts and events, want 6 and 6", c.Messages, c.Objects)
 	}
-	srv.Load("../../vandelay/sources/exchange/graph/testdata/graph-after-run1.txtar")
+	if !MovesDAV(m, pa, plan.DataContacts) || !MovesDAV(m, pa, plan.DataCalendars) {
+		t.Error("contacts and calendars from an exchange backend are not moved")
+	}
+	srv.Load(dir + "graph-after-run1.txtar")
 	d, err := x.Detect(ctx, pa)
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +61,8 @@ func TestExchangeSteps(t *testing.T) {
 	if d.NotImported || d.New != 0 || d.Deleted != 0 || d.Mailboxes != 0 {
 		t.Errorf("probe after the import: %+v, want no change", d)
 	}
-	if _, err := x.Export(ctx, job); err != nil {
-		t.Fatal(err)
+	if c, err := x.Export(ctx, job); err != nil || c.Objects != 6+3 {
+		t.Fatalf("export: %+v, %v; want 6 items and 3 collections", c, err)
 	}
 	c, err = x.Verify(ctx, job)
 	if err != nil {
