@@ -141,7 +141,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint, and contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint (or the source is Microsoft Graph, whose inbox rules become Sieve), and contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.
