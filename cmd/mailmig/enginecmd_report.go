@@ -119,8 +119,8 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 // unsupportedData warns once when accounts ask for data kinds that apply's
 // executor does not move yet: it moves mail, Sieve scripts when both
 // backends have a managesieve endpoint (executor.MovesSieve), contacts and
-// calendars when both have a carddav/caldav endpoint and the account a
-// password (executor.MovesDAV).
+// calendars when both have a carddav/caldav endpoint (or the source an
+// exchange one) and the account a password (executor.MovesDAV).
 func unsupportedData(m *plan.Migration) diag.Diagnostics {
 	kinds := map[plan.DataKind]int{}
 	for _, a := range m.Accounts {
@@ -141,7 +141,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint, and contacts and calendars where both have a carddav or caldav endpoint and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint (or the source is Microsoft Graph, whose inbox rules become Sieve), and contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

@@ -17,7 +17,8 @@ import (
 // Sieve scripts: import after the mail import, export after the mail
 // export, verify beside the mail verify, when the account's data has
 // "contacts" (or "calendars"), both backends have a carddav (caldav)
-// endpoint and the account has a password: DAV servers take the user's
+// endpoint — or the source an exchange endpoint, read through Graph or
+// EWS — and the account has a password: DAV servers take the user's
 // own login (Cyrus's DAV has no admin impersonation), so a master login
 // cannot be used. MovesDAV says so, and plan output names the kinds that
 // stay behind.
@@ -44,7 +45,25 @@ func MovesDAV(m *plan.Migration, acct *plan.Account, k plan.DataKind) bool {
 		want = want || d == k
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return want && from != nil && to != nil && from.Endpoint(dk.proto) != nil && to.Endpoint(dk.proto) != nil
+	return want && from != nil && to != nil && (from.Endpoint(dk.proto) != nil || from.Exchange != nil) && to.Endpoint(dk.proto) != nil
+}
+
+// davSource returns the registry kind and the settings of the account's
+// source of the data kind k: the backend's carddav/caldav endpoint, else
+// its exchange endpoint (exchange-graph-contacts, exchange-ews-calendars
+// …, with the mail source's credentials).
+func (x *Executor) davSource(acct *plan.Account, k plan.DataKind, log *slog.Logger) (string, *sources.Spec, error) {
+	dk := davKinds[k]
+	b := x.m.Backend(acct.From)
+	if b.Endpoint(dk.proto) == nil && b.Exchange != nil {
+		_, spec, err := x.sourceSpec(acct, nil, log)
+		if err != nil {
+			return "", nil, err
+		}
+		return "exchange-" + b.Exchange.API + "-" + string(k), spec, nil
+	}
+	spec, err := davSpec(b, dk.proto, acct.SourceLogin, acct, log)
+	return dk.kind, spec, err
 }
 
 // davSpec describes a backend's DAV endpoint with the account's login.
@@ -73,12 +92,11 @@ func (x *Executor) importDAV(ctx context.Context, acct *plan.Account, a *archive
 		if !MovesDAV(x.m, acct, k) {
 			continue
 		}
-		dk := davKinds[k]
-		spec, err := davSpec(x.m.Backend(acct.From), dk.proto, acct.SourceLogin, acct, log)
+		kind, spec, err := x.davSource(acct, k, log)
 		if err != nil {
 			return n, err
 		}
-		src, err := sources.Data[dk.kind].NewDAV(spec)
+		src, err := sources.Data[kind].NewDAV(spec)
 		if err != nil {
 			return n, err
 		}

@@ -13,8 +13,9 @@ import (
 
 // TestExchangeSteps runs the executor's steps for an account whose plan
 // backend is an exchange endpoint (api = "graph"), served from the
-// recorded Graph exchanges, onto the real Cyrus: import, the plan's
-// probe (one delta request per folder, no item), export and verify.
+// recorded Graph exchanges, onto the real Cyrus: import of mail,
+// contacts, calendars and inbox rules (as Sieve), the plan's probe (one delta request per folder,
+// no item), export (JMAP, CardDAV, CalDAV, ManageSieve) and verify.
 // The recorded 429s make the client wait their Retry-After (2 s and 3 s).
 func TestExchangeSteps(t *testing.T) {
 	if testing.Short() {
@@ -24,29 +25,38 @@ func TestExchangeSteps(t *testing.T) {
 	acct := s.NewAccount(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv := exchangetest.New(t, "../../vandelay/sources/exchange/graph/testdata/graph-run1.txtar")
+	const dir = "../../vandelay/sources/exchange/graph/testdata/"
+	// Import order: mail, Sieve (the inbox rules), contacts, calendars.
+	srv := exchangetest.New(t, dir+"graph-run1.txtar", dir+"graph-rules.txtar", dir+"graph-dav-run1.txtar")
 	m := &plan.Migration{Backends: []*plan.Backend{
 		{Name: "m365", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: srv.URL + "/v1.0"}},
 			Exchange: &plan.Exchange{API: "graph", URL: srv.URL + "/v1.0", Authority: srv.URL, Tenant: "tenant-1", ClientID: "app-1",
 				ClientSecret: plan.NewSecret("fixture-secret")}},
 		{Name: "cyrus", Endpoints: []*plan.Endpoint{
 			{Protocol: plan.ProtoIMAP, Address: s.Cyrus.IMAP, TLS: plan.TLSNone},
-			{Protocol: plan.ProtoJMAP, URL: s.Cyrus.JMAPURL()}}},
+			{Protocol: plan.ProtoJMAP, URL: s.Cyrus.JMAPURL()},
+			{Protocol: plan.ProtoCardDAV, URL: "http://" + s.Cyrus.HTTP + "/"},
+			{Protocol: plan.ProtoCalDAV, URL: "http://" + s.Cyrus.HTTP + "/"},
+			{Protocol: plan.ProtoManageSieve, Address: s.Cyrus.ManageSieve, TLS: plan.TLSNone}}},
 	}}
 	// The fixtures' mailbox is alice@contoso.example; the target login is
 	// the test account.
 	pa := &plan.Account{Address: "alice@contoso.example", From: "m365", To: "cyrus", TargetLogin: acct.Email,
-		Password: plan.NewSecret(acct.Password), Data: []plan.DataKind{plan.DataMail}}
+		Password: plan.NewSecret(acct.Password), Data: []plan.DataKind{plan.DataMail, plan.DataSieve, plan.DataContacts, plan.DataCalendars}}
 	x := New(m, t.TempDir(), nil)
 	job := &engine.Job{Account: pa, Source: engine.NewLimiter("m365", 2, 0, 0), Target: engine.NewLimiter("cyrus", 2, 0, 0)}
 	c, err := x.Import(ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Messages != 6 {
-		t.Errorf("import: %d messages, want 6", c.Messages)
+	// Objects: 6 contacts and events, 1 script added + its activation.
+	if c.Messages != 6 || c.Objects != 6+2 {
+		t.Errorf("import: %d messages and %d objects, want 6 and 8", c.Messages, c.Objects)
 	}
-	srv.Load("../../vandelay/sources/exchange/graph/testdata/graph-after-run1.txtar")
+	if !MovesDAV(m, pa, plan.DataContacts) || !MovesDAV(m, pa, plan.DataCalendars) || !MovesSieve(m, pa) {
+		t.Error("contacts, calendars or rules from an exchange backend are not moved")
+	}
+	srv.Load(dir + "graph-after-run1.txtar")
 	d, err := x.Detect(ctx, pa)
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +64,8 @@ func TestExchangeSteps(t *testing.T) {
 	if d.NotImported || d.New != 0 || d.Deleted != 0 || d.Mailboxes != 0 {
 		t.Errorf("probe after the import: %+v, want no change", d)
 	}
-	if _, err := x.Export(ctx, job); err != nil {
-		t.Fatal(err)
+	if c, err := x.Export(ctx, job); err != nil || c.Objects != 6+3+2 {
+		t.Fatalf("export: %+v, %v; want 6 items, 3 collections, 1 script put and activated", c, err)
 	}
 	c, err = x.Verify(ctx, job)
 	if err != nil {

@@ -15,7 +15,9 @@ import (
 // Sieve scripts ride along with the account's mail steps: the import
 // reads them after the mail (same archive), the export writes them after
 // the mail, verify compares them. They move only when the account's data
-// has "sieve" and both backends have a managesieve endpoint (the JMAP
+// has "sieve" and both backends have a managesieve endpoint — or the
+// source is Microsoft Graph, whose inbox rules become one Sieve script
+// (exchange-graph-rules) — (the JMAP
 // SieveScript path, RFC 9661, is not written yet); MovesSieve says so, and
 // the plan's warning uses it.
 
@@ -29,7 +31,14 @@ func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
 		return false
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return from != nil && to != nil && from.Endpoint(plan.ProtoManageSieve) != nil && to.Endpoint(plan.ProtoManageSieve) != nil
+	return from != nil && to != nil && (from.Endpoint(plan.ProtoManageSieve) != nil || graphRules(from)) && to.Endpoint(plan.ProtoManageSieve) != nil
+}
+
+// graphRules reports whether the backend's Sieve scripts come from its
+// Outlook inbox rules (an exchange endpoint with api = "graph" and no
+// managesieve endpoint).
+func graphRules(b *plan.Backend) bool {
+	return b.Endpoint(plan.ProtoManageSieve) == nil && b.Exchange != nil && b.Exchange.API == "graph"
 }
 
 func sieveServer(ep *plan.Endpoint) vandelay.Server {
@@ -59,11 +68,19 @@ func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spe
 // importSieve syncs the account's scripts into a; the result's changes
 // are counted as Objects.
 func (x *Executor) importSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
-	spec, err := x.sieveSpec(acct, log)
+	kind := "managesieve"
+	var spec *sources.Spec
+	var err error
+	if graphRules(x.m.Backend(acct.From)) {
+		kind = "exchange-graph-rules"
+		_, spec, err = x.sourceSpec(acct, nil, log)
+	} else {
+		spec, err = x.sieveSpec(acct, log)
+	}
 	if err != nil {
 		return 0, err
 	}
-	src, err := sources.Data["managesieve"].NewSieve(spec)
+	src, err := sources.Data[kind].NewSieve(spec)
 	if err != nil {
 		return 0, err
 	}

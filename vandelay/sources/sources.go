@@ -278,6 +278,42 @@ type DataKind struct {
 
 // Data maps a non-mail source kind to its entry.
 var Data = map[string]DataKind{
+	"exchange-graph-rules": {
+		Summary:  "a Microsoft 365 mailbox's inbox rules through Microsoft Graph, as one Sieve script (what Sieve cannot express is listed in its comments)",
+		Data:     "sieve",
+		Settings: []Setting{SetURL, SetApp, SetUser},
+		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.NewRules(o)
+		},
+	},
+	"exchange-ews-contacts": {
+		Summary:  "an on-premises Exchange mailbox's contact folders over EWS, as the vCards Exchange serves, incremental with SyncState",
+		Data:     "contacts",
+		Settings: []Setting{SetURL, SetLogin},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.NewContacts(o)
+		},
+	},
+	"exchange-ews-calendars": {
+		Summary:  "an on-premises Exchange mailbox's calendar folders over EWS, as the iCalendar Exchange serves, incremental with SyncState",
+		Data:     "calendars",
+		Settings: []Setting{SetURL, SetLogin},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.NewCalendars(o)
+		},
+	},
 	"exchange-graph-contacts": {
 		Summary:  "a Microsoft 365 mailbox's contacts through Microsoft Graph, as vCard 3.0, incremental with delta links",
 		Data:     "contacts",

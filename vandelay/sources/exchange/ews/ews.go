@@ -295,6 +295,11 @@ var distinguished = []struct{ name, role string }{
 // the whole tree; calendar, contact, task and search folders left out)
 // with paths and roles (GetFolder of the distinguished folders).
 func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
+	return s.folders(ctx, isMailFolder)
+}
+
+// folders lists the folders for which keep is true, with paths and roles.
+func (s *Source) folders(ctx context.Context, keep func(*object) bool) ([]*Folder, error) {
 	msgs, err := s.call(ctx, "GetFolder", func(string) string {
 		var b strings.Builder
 		b.WriteString("<m:GetFolder>\n<m:FolderShape><t:BaseShape>IdOnly</t:BaseShape></m:FolderShape>\n<m:FolderIds>")
@@ -360,7 +365,7 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 			switch c.XMLName.Local {
 			case "Create", "Update":
 				for _, o := range c.Objects {
-					if !isMailFolder(&o) {
+					if !keep(&o) {
 						continue
 					}
 					byID[o.FolderID.ID] = &Folder{ID: o.FolderID.ID, ParentID: o.ParentFolderID.ID, Name: o.DisplayName, Total: o.TotalCount}
@@ -459,11 +464,20 @@ var errResync = errors.New("sync state invalid")
 // syncItems follows SyncFolderItems from state to the end of the
 // changes, at most MaxChanges per call.
 func (s *Source) syncItems(ctx context.Context, folderID, state string, locs map[string][]string) ([]itemsync.Item, string, error) {
+	return s.syncFolderItems(ctx, folderID, state, locs, itemProps)
+}
+
+// syncFolderItems is syncItems with the additional properties props
+// gives for the server version ("" for ids only).
+func (s *Source) syncFolderItems(ctx context.Context, folderID, state string, locs map[string][]string, props func(version string) string) ([]itemsync.Item, string, error) {
 	var items []itemsync.Item
 	for calls := 0; calls < maxCalls; calls++ {
 		msgs, err := s.call(ctx, "SyncFolderItems", func(version string) string {
-			b := "<m:SyncFolderItems>\n<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape><t:AdditionalProperties>" +
-				itemProps(version) + "</t:AdditionalProperties></m:ItemShape>\n" +
+			shape := "<t:BaseShape>IdOnly</t:BaseShape>"
+			if p := props(version); p != "" {
+				shape += "<t:AdditionalProperties>" + p + "</t:AdditionalProperties>"
+			}
+			b := "<m:SyncFolderItems>\n<m:ItemShape>" + shape + "</m:ItemShape>\n" +
 				`<m:SyncFolderId><t:FolderId Id="` + escape(folderID) + `"/></m:SyncFolderId>`
 			if state != "" {
 				b += "\n<m:SyncState>" + escape(state) + "</m:SyncState>"

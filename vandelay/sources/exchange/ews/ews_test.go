@@ -187,3 +187,40 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestEWSCalendarsContacts imports the calendar and contact folders over
+// EWS: the items are Exchange's own iCalendar and vCard, kept byte for
+// byte, with their UIDs read from them.
+func TestEWSCalendarsContacts(t *testing.T) {
+	srv := exchangetest.New(t, "testdata/ews-dav.txtar")
+	var sl sleeps
+	a := vandelaytest.OpenArchive(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		mk   func(*ews.Options) (*ews.DAV, error)
+		kind string
+		uid  string
+		id   string
+	}{{ews.NewCalendars, archive.CollectionCalendar, "040000008200E00074C5B7101A82E00800000000EWS1", "AAMkCal1"},
+		{ews.NewContacts, archive.CollectionAddressBook, "ews-contact-1", "AAMkCon1"}} {
+		src, err := tc.mk(options(srv, &sl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := vandelay.ImportDAV(ctx, src, a, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Collections != 1 || res.Added != 1 || len(res.Unparsable) > 0 || len(res.Failed) > 0 {
+			t.Errorf("%s: %+v", tc.kind, res)
+		}
+		cols, err := a.DAVCollections(ctx, tc.kind, false)
+		if err != nil || len(cols) != 1 {
+			t.Fatalf("%s collections %v %v", tc.kind, cols, err)
+		}
+		its, err := a.DAVItems(ctx, cols[0].ID, false)
+		if err != nil || len(its) != 1 || its[0].UID != tc.uid || its[0].Hash != served(t, "testdata/ews-dav.txtar")[tc.id].Hash {
+			t.Errorf("%s items %+v %v; want the served bytes with UID %s", tc.kind, its, err, tc.uid)
+		}
+	}
+}

@@ -94,10 +94,11 @@ type Server struct {
 	log      []string
 }
 
-// New starts a server that answers from the script file path (relative to
-// the test's directory) and stops it when the test ends, failing the test
-// on any mismatch or unused exchange.
-func New(t testing.TB, path string) *Server {
+// New starts a server that answers from the script files paths (relative
+// to the test's directory; several are matched as one script, in order)
+// and stops it when the test ends, failing the test on any mismatch or
+// unused exchange.
+func New(t testing.TB, paths ...string) *Server {
 	t.Helper()
 	s := &Server{t: t}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -105,21 +106,25 @@ func New(t testing.TB, path string) *Server {
 		s.Close()
 		s.Check()
 	})
-	s.Load(path)
+	s.Load(paths...)
 	return s
 }
 
 // Load checks the current script (every exchange used, no mismatch) and
-// replaces it with the script at path.
-func (s *Server) Load(path string) {
+// replaces it with the scripts at paths.
+func (s *Server) Load(paths ...string) {
 	s.t.Helper()
 	s.Check()
-	ex, err := ParseFile(path)
-	if err != nil {
-		s.t.Fatal(err)
+	var all []*Exchange
+	for _, p := range paths {
+		ex, err := ParseFile(p)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		all = append(all, ex...)
 	}
 	s.mu.Lock()
-	s.script, s.ex, s.failures, s.log = path, ex, nil, nil
+	s.script, s.ex, s.failures, s.log = strings.Join(paths, "+"), all, nil, nil
 	s.mu.Unlock()
 }
 

@@ -99,4 +99,29 @@ func TestGraphToCyrus(t *testing.T) {
 		}
 		tgt.Close()
 	}
+
+	// The inbox rules' Sieve script is stored and activated by Cyrus's
+	// ManageSieve, which checks its syntax and extensions.
+	srv.Load("testdata/graph-rules.txtar")
+	rules, err := graph.NewRules(options(srv, &sl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vandelay.ImportSieve(ctx, rules, a, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sources.SieveTargets["managesieve"](ctx, &sources.Spec{
+		Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+		Login:  vandelay.Login{User: acct.Email, Password: acct.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sres, err := vandelay.ExportSieve(ctx, a, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sres.Put != 1 || sres.Activated != 1 || len(sres.Refused) > 0 {
+		t.Errorf("sieve export: %+v; want the rules script stored and active", sres)
+	}
 }

@@ -258,8 +258,8 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 			for _, f := range p.Value {
 				f.Path = lv.prefix + strings.ReplaceAll(f.DisplayName, "/", "_")
 				f.Role = roles[f.ID]
-				if f.Role == archive.RoleInbox {
-					f.Path = "INBOX" + strings.TrimPrefix(f.Path, lv.prefix+f.DisplayName)
+				if f.Role == archive.RoleInbox && lv.prefix == "" {
+					f.Path = "INBOX" // as the archive names the inbox; its children follow
 				}
 				out = append(out, f)
 				if f.ChildFolderCount > 0 {
