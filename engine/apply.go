@@ -75,6 +75,14 @@ type FreezeWaiter interface {
 	AwaitFreeze(ctx context.Context, account string) error
 }
 
+// FlipPreparer is implemented by Executors that write what the proxy
+// needs once an account's route points at its target: the POP3 UIDL map
+// (engine/executor). A cut-over calls PrepareFlip after its verify, while
+// the account is still frozen, and rolls back when it fails.
+type FlipPreparer interface {
+	PrepareFlip(ctx context.Context, job *Job) error
+}
+
 // Recorder is the journal as Apply sees it (*state.Journal implements it).
 type Recorder interface {
 	Append(r state.Record) (state.Record, error)
@@ -588,6 +596,11 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		}
 		return a.transition(c, state.PhaseVerified)
 	})
+	if fp, ok := a.env.Executor.(FlipPreparer); ok {
+		step("pop3 uidl map", func() error {
+			return fp.PrepareFlip(a.ctx, job)
+		})
+	}
 	flipped := false
 	step("flip", func() error {
 		if e := rt.SetRoute(a.ctx, k, c.Target, true); e != nil {

@@ -122,7 +122,12 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		}
 	}
 	if write {
-		w.Exec = executor.New(m, archiveDir(m), log)
+		x := executor.New(m, archiveDir(m), log)
+		if st != nil {
+			// Cut-overs write the POP3 UIDL maps next to the routes.
+			x.SetUIDLStore(st)
+		}
+		w.Exec = x
 	}
 	w.Detector = executor.New(m, archiveDir(m), log)
 	w.Archives = executor.NewArchiveReader(m, archiveDir(m), log)

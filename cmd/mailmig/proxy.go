@@ -239,7 +239,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		case "imap", "imaps":
 			cfg.Protocol, cfg.Handler = proxy.IMAP, imap.New(nil)
 		case "pop3", "pop3s":
-			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(nil)
+			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(&pop3.Options{UIDLs: st})
 		case "managesieve":
 			cfg.Protocol, cfg.Handler = proxy.ManageSieve, sieve.New(nil)
 		case "smtp", "lmtp", "submission", "submissions":

@@ -33,6 +33,8 @@ type Executor struct {
 
 	mu     sync.Mutex
 	warmed map[string]bool // target logins that logged in over IMAP once
+
+	uidls UIDLStore // where cut-overs write POP3 UIDL maps; nil: none
 }
 
 var (

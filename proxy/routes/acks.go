@@ -220,9 +220,9 @@ func (s *Store) freezeAcks(ctx context.Context, account string, generation int64
 	return acked, missing, rows.Err()
 }
 
-// migrateAcks creates the acknowledgement tables of route tables made
-// before them.
+// migrateAcks creates the acknowledgement and UIDL-map tables in route
+// tables made before them.
 func migrateAcks(ctx context.Context, db *sql.DB) error {
-	_, err := db.ExecContext(ctx, ackSchema)
+	_, err := db.ExecContext(ctx, ackSchema+uidlSchema)
 	return err
 }

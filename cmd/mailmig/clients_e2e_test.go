@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/migadu/go-pop3/pop3client"
+
+	"github.com/mailmig/mailmig/internal/peers"
+)
+
+// Mail clients across the cut-over (issue 15): real clients keep a local
+// store through the proxy while "mailmig apply" moves the account from
+// Dovecot to Cyrus with mail arriving; afterwards each holds every message
+// exactly once.
+
+// fetchmailKeep runs fetchmail in keep mode (UIDL tracking) against a
+// POP3 address; every run delivers each new message into a file of dir.
+type fetchmailKeep struct {
+	t         *testing.T
+	home, dir string
+	addr      string
+	acct      peers.Account
+}
+
+func newFetchmailKeep(t *testing.T, addr string, a peers.Account) *fetchmailKeep {
+	t.Helper()
+	if _, err := exec.LookPath("fetchmail"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("fetchmail is not installed (testdata/peers/install.sh installs it)")
+		}
+		t.Skip("fetchmail is not installed (testdata/peers/install.sh installs it)")
+	}
+	home := t.TempDir()
+	f := &fetchmailKeep{t: t, home: home, dir: filepath.Join(home, "delivered"), addr: addr, acct: a}
+	if err := os.Mkdir(f.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("#!/bin/sh\nexec cat >\"$(mktemp %s/msg.XXXXXXXX)\"\n", f.dir)
+	if err := os.WriteFile(filepath.Join(home, "mda.sh"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// run fetches once and returns fetchmail's exit code (0: mail, 1: none).
+func (f *fetchmailKeep) run() int {
+	f.t.Helper()
+	host, port, _ := strings.Cut(f.addr, ":")
+	// sslproto '': fetchmail 6.4 would send STLS, which this plain
+	// listener does not offer, and give up.
+	rc := fmt.Sprintf(`set no bouncemail
+set no syslog
+set invisible
+poll %s service %s protocol POP3 auth password uidl timeout 10
+  user "%s" password "%s" is "nobody" here
+  sslproto ''
+  keep
+  no rewrite
+  mda "%s"
+`, host, port, f.acct.Email, f.acct.Password, filepath.Join(f.home, "mda.sh"))
+	rcFile := filepath.Join(f.home, "fetchmailrc")
+	if err := os.WriteFile(rcFile, []byte(rc), 0o600); err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "fetchmail", "-f", rcFile, "--idfile", filepath.Join(f.home, "fetchids"),
+		"--pidfile", filepath.Join(f.home, "fetchmail.pid"), "--nodetach")
+	cmd.Env = append(os.Environ(), "HOME="+f.home, "FETCHMAILHOME="+f.home)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee) && ee.ExitCode() == 1:
+		return 1
+	}
+	f.t.Fatalf("fetchmail: %v\n%s", err, out)
+	return -1
+}
+
+// messageIDs counts the Message-IDs of the delivered files.
+func (f *fetchmailKeep) messageIDs() map[string]int {
+	f.t.Helper()
+	ents, err := os.ReadDir(f.dir)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(f.dir, e.Name()))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		out[headerMessageID(f.t, b)]++
+	}
+	return out
+}
+
+// headerMessageID returns a message's Message-ID without angle brackets.
+func headerMessageID(t *testing.T, b []byte) string {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("unparsable message: %v\n%.200s", err, b)
+	}
+	return strings.Trim(m.Header.Get("Message-ID"), "<> ")
+}
+
+// pop3Keeper is a Go POP3 client that leaves mail on the server and
+// remembers the UIDLs it has downloaded, like a phone's mail app.
+type pop3Keeper struct {
+	t    *testing.T
+	addr string
+	acct peers.Account
+	seen map[string]bool     // UIDLs downloaded
+	got  map[string][]string // Message-ID → UIDLs it was downloaded under
+}
+
+// fetch downloads every message whose UIDL it has not seen and returns
+// the UIDLs the server listed.
+func (k *pop3Keeper) fetch() map[string]bool {
+	k.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pop3client.Dial(ctx, k.addr, pop3client.Options{})
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.User(ctx, k.acct.Email, k.acct.Password); err != nil {
+		k.t.Fatal(err)
+	}
+	ids, err := c.Uidl(ctx)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, m := range ids {
+		listed[m.UniqueID] = true
+		if k.seen[m.UniqueID] {
+			continue
+		}
+		rc, err := c.Retr(ctx, m.Num)
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			k.t.Fatal(err)
+		}
+		id := headerMessageID(k.t, b)
+		k.got[id] = append(k.got[id], m.UniqueID)
+		k.seen[m.UniqueID] = true
+	}
+	c.Quit(ctx)
+	return listed
+}
+
+// TestPOP3AcrossCutover: fetchmail in keep mode and a Go POP3 client that
+// keeps mail on the server download everything through the proxy, then
+// the account is cut over to Cyrus with "mailmig apply" while mail
+// arrives; fetching again downloads exactly the messages that arrived
+// since, each once: the UIDLs the clients knew survive (the cut-over's
+// UIDL map), the new ones do not collide. Without the map fetchmail
+// downloaded every message a second time.
+func TestPOP3AcrossCutover(t *testing.T) {
+	x := newE2EWith(t, 1, e2eOptions{Clients: true})
+	a := x.accts[0]
+	x.deliverAll("before")
+	fm := newFetchmailKeep(t, x.pop3, a)
+	if code := fm.run(); code != 0 {
+		t.Fatalf("first fetchmail run: exit %d", code)
+	}
+	gk := &pop3Keeper{t: t, addr: x.pop3, acct: a, seen: map[string]bool{}, got: map[string][]string{}}
+	before := gk.fetch()
+	x.mu.Lock()
+	first := len(x.expected[a.Email])
+	x.mu.Unlock()
+	if n := len(fm.messageIDs()); n != first || len(gk.got) != first {
+		t.Fatalf("first fetch: fetchmail %d, Go client %d messages, want %d", n, len(gk.got), first)
+	}
+
+	x.during("staging", exitOK, "apply", "-auto-approve")
+	x.during("catchup", exitOK, "apply", "-auto-approve")
+	out := x.during("cutover", exitOK, "apply", "-auto-approve", "-refresh=false")
+	if !strings.Contains(out, "cutover: done") {
+		t.Fatalf("cut-over:\n%s", out)
+	}
+	x.deliverAll("after")
+
+	if code := fm.run(); code != 0 {
+		t.Fatalf("fetchmail after the cut-over: exit %d", code)
+	}
+	after := gk.fetch()
+	if code := fm.run(); code != 1 {
+		t.Errorf("third fetchmail run: exit %d, want 1 (nothing new)", code)
+	}
+	for u := range before {
+		if !after[u] {
+			t.Errorf("UIDL %s of a migrated message is gone after the cut-over", u)
+		}
+	}
+	x.mu.Lock()
+	want := x.expected[a.Email]
+	x.mu.Unlock()
+	fids := fm.messageIDs()
+	for id := range want {
+		if fids[id] != 1 {
+			t.Errorf("fetchmail has %s %d times, want once", id, fids[id])
+		}
+		if len(gk.got[id]) != 1 {
+			t.Errorf("the Go client downloaded %s %d times (UIDLs %v), want once", id, len(gk.got[id]), gk.got[id])
+		}
+	}
+	for id, n := range fids {
+		if !want[id] {
+			t.Errorf("fetchmail has an unexpected %s (%d times)", id, n)
+		}
+	}
+	t.Logf("%d messages before the cut-over, %d in all; each client downloaded each once", first, len(want))
+	x.check("seed", "before", "staging", "catchup", "cutover", "after")
+}
