@@ -13,7 +13,7 @@ func TestFormat(t *testing.T) {
 		err       bool
 	}{
 		{"%08Xu%08Xv", 1, 0x6b1628b2, "000000016b1628b2", false}, // Dovecot's default, lower case
-		{"%v.%u", 26, 1796614377, "1796614377.26", false},       // Cyrus
+		{"%v.%u", 26, 1796614377, "1796614377.26", false},        // Cyrus
 		{"%u", 42, 7, "42", false},
 		{"%08Xv%08Xu", 1, 2, "0000000200000001", false},
 		{"%4u-%%", 7, 0, "   7-%", false},
