@@ -75,6 +75,16 @@ type FreezeWaiter interface {
 	AwaitFreeze(ctx context.Context, account string) error
 }
 
+// VerifyWarmer is implemented by Executors whose verify can do most of
+// its work before the account is frozen (hash the target's copies of what
+// is already there). A cut-over calls WarmVerify before the freeze, so
+// that the verify inside it costs what the final catch-up changed, not
+// the whole mailbox (issue 14: freeze time). An error is only logged: the
+// verify inside the freeze decides.
+type VerifyWarmer interface {
+	WarmVerify(ctx context.Context, job *Job) error
+}
+
 // FlipPreparer is implemented by Executors that write what the proxy
 // needs once an account's route points at its target: the POP3 UIDL map
 // (engine/executor). A cut-over calls PrepareFlip after its verify, while
@@ -541,6 +551,14 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		}
 		a.hooks.step(c, name)
 		err = fn()
+	}
+	if vw, ok := a.env.Executor.(VerifyWarmer); ok {
+		step("verify before the freeze", func() error {
+			if e := vw.WarmVerify(a.ctx, job); e != nil && a.ctx.Err() == nil {
+				log.Warn("verify before the freeze", "err", a.redact(e.Error()))
+			}
+			return nil
+		})
 	}
 	step("freeze", func() error {
 		if e := rt.SetRoute(a.ctx, k, c.Source, true); e != nil {

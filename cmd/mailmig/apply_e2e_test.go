@@ -47,6 +47,11 @@ type e2eOptions struct {
 	// Clients gives both backends pop3 endpoints and the proxy IMAP and
 	// POP3 listeners, for tests of mail clients across the cut-over.
 	Clients bool
+	// Seed is the number of messages put into each account's INBOX at
+	// Dovecot before the test. Default: 25.
+	Seed int
+	// PollInterval is the proxy's route-table poll. Default: 20ms.
+	PollInterval time.Duration
 }
 
 func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
@@ -128,7 +133,11 @@ proxy {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	p, err := startProxy(context.Background(), m, &proxyRun{PollInterval: 20 * time.Millisecond})
+	poll := o.PollInterval
+	if poll == 0 {
+		poll = 20 * time.Millisecond
+	}
+	p, err := startProxy(context.Background(), m, &proxyRun{PollInterval: poll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +172,11 @@ proxy {
 		if err := c.Login(a.Email, a.Password).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 25; i++ {
+		seed := o.Seed
+		if seed == 0 {
+			seed = 25
+		}
+		for i := 0; i < seed; i++ {
 			msg := testMessage(a.Email, x.newID(a, "seed"))
 			cmd := c.Append("INBOX", int64(len(msg)), nil)
 			cmd.Write(msg)
