@@ -123,9 +123,11 @@ type Env struct {
 	// Logger receives progress logs. Default: discard.
 	Logger *slog.Logger
 	// SettleDelay is how long a cut-over waits after freezing before its
-	// final catch-up, so that every proxy has noticed the freeze (they poll
-	// the route table) and nothing can reach the source any more. Default:
-	// 0; cmd/mailmig uses DefaultSettleDelay.
+	// final catch-up when the Router is not a FreezeWaiter, so that every
+	// proxy has noticed the freeze (they poll the route table). It is a
+	// guess: a delivery still in flight after it lands on the source
+	// after the final sync. Default: 0; cmd/mailmig uses
+	// DefaultSettleDelay.
 	SettleDelay time.Duration
 	// FreezeTimeout bounds the wait for the proxies' acknowledgement of a
 	// freeze when the Router is a FreezeWaiter; a cut-over whose freeze is

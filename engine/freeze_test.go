@@ -11,12 +11,11 @@ import (
 )
 
 // ackRouter is the fake world's route table with proxies that acknowledge
-// freezes (FreezeWaiter): it records when the acknowledgement was asked
-// for, relative to the executor's calls, and can withhold it.
+// freezes (FreezeWaiter): it records "await ACCOUNT" among the world's
+// calls, so the order against the executor's shows, and can withhold it.
 type ackRouter struct {
 	*fakeWorld
-	never bool     // never acknowledge: wait for ctx
-	order []string // "await ACCOUNT" among the world's calls
+	never bool // never acknowledge: wait for ctx
 }
 
 func (r *ackRouter) AwaitFreeze(ctx context.Context, account string) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/migadu/go-pop3/pop3client"
 
 	"github.com/mailmig/mailmig/internal/peers"
@@ -231,5 +234,261 @@ func TestPOP3AcrossCutover(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages before the cut-over, %d in all; each client downloaded each once", first, len(want))
+	x.check("seed", "before", "staging", "catchup", "cutover", "after")
+}
+
+// maildirIDs counts Message-IDs and content hashes of every message under
+// a Maildir root (any folder), ignoring the headers the clients add
+// (mbsync's X-TUID).
+func maildirIDs(t *testing.T, root string) (ids map[string]int, hashes map[string]int) {
+	t.Helper()
+	ids, hashes = map[string]int{}, map[string]int{}
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if dir := filepath.Base(filepath.Dir(path)); dir != "cur" && dir != "new" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		ids[headerMessageID(t, b)]++
+		hashes[bodyHash(b)]++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids, hashes
+}
+
+// bodyHash hashes a message's bytes with LF line ends and without the
+// X-TUID header mbsync adds.
+func bodyHash(b []byte) string {
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	var out []byte
+	for _, l := range bytes.SplitAfter(b, []byte("\n")) {
+		if !bytes.HasPrefix(l, []byte("X-TUID: ")) {
+			out = append(out, l...)
+		}
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(out))
+}
+
+// runTool runs a sync client with HOME set and returns its output and
+// error.
+func runTool(home string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func needTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (testdata/peers/install.sh installs it)", name)
+		}
+		t.Skipf("%s is not installed (testdata/peers/install.sh installs it)", name)
+	}
+}
+
+// mbsyncConf syncs INBOX both ways (mbsync's default) into a Maildir.
+func mbsyncConf(t *testing.T, addr string, a peers.Account) (home, maildir string) {
+	home = t.TempDir()
+	maildir = filepath.Join(home, "mail")
+	host, port, _ := strings.Cut(addr, ":")
+	conf := fmt.Sprintf(`IMAPAccount proxy
+Host %s
+Port %s
+User %s
+Pass %s
+SSLType None
+AuthMechs PLAIN
+Timeout 20
+
+IMAPStore far
+Account proxy
+
+MaildirStore near
+Path %s/
+Inbox %s/INBOX
+
+Channel inbox
+Far :far:INBOX
+Near :near:INBOX
+Create Near
+Sync All
+SyncState *
+`, host, port, a.Email, a.Password, maildir, maildir)
+	if err := os.MkdirAll(maildir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".mbsyncrc"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return home, maildir
+}
+
+// offlineimapConf syncs INBOX both ways into a Maildir.
+func offlineimapConf(t *testing.T, addr string, a peers.Account) (home, maildir string) {
+	home = t.TempDir()
+	maildir = filepath.Join(home, "mail")
+	host, port, _ := strings.Cut(addr, ":")
+	conf := fmt.Sprintf(`[general]
+accounts = proxy
+metadata = %s/meta
+
+[Account proxy]
+localrepository = local
+remoterepository = remote
+
+[Repository local]
+type = Maildir
+localfolders = %s
+
+[Repository remote]
+type = IMAP
+remotehost = %s
+remoteport = %s
+remoteuser = %s
+remotepass = %s
+ssl = no
+starttls = no
+folderfilter = lambda f: f == 'INBOX'
+`, home, maildir, host, port, a.Email, a.Password)
+	if err := os.MkdirAll(maildir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".offlineimaprc"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return home, maildir
+}
+
+// condstoreCache is a go-imap client that keeps a local cache of INBOX
+// keyed by UID under one UIDVALIDITY, synced incrementally with CONDSTORE
+// (RFC 7162: CHANGEDSINCE), as a mobile client does. A new UIDVALIDITY
+// throws the cache away and fetches again (RFC 9051 2.3.1.1).
+type condstoreCache struct {
+	t           *testing.T
+	addr        string
+	acct        peers.Account
+	uidValidity uint32
+	modSeq      uint64
+	byUID       map[imap.UID]string // UID → Message-ID
+	resyncs     int
+}
+
+func (c *condstoreCache) sync() {
+	c.t.Helper()
+	cl, err := imapclient.DialInsecure(c.addr, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Login(c.acct.Email, c.acct.Password).Wait(); err != nil {
+		c.t.Fatal(err)
+	}
+	sel, err := cl.Select("INBOX", &imap.SelectOptions{CondStore: true}).Wait()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	since := c.modSeq
+	if sel.UIDValidity != c.uidValidity {
+		c.uidValidity, c.modSeq, c.byUID, since = sel.UIDValidity, 0, map[imap.UID]string{}, 0
+		c.resyncs++
+	}
+	if sel.NumMessages > 0 && (since == 0 || sel.HighestModSeq != since) {
+		opts := &imap.FetchOptions{UID: true, Envelope: true, ModSeq: true, ChangedSince: since}
+		msgs, err := cl.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, opts).Collect()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		for _, m := range msgs {
+			c.byUID[m.UID] = m.Envelope.MessageID
+		}
+	}
+	c.modSeq = sel.HighestModSeq
+	cl.Logout().Wait()
+}
+
+// TestIMAPClientsAcrossCutover: mbsync (isync 1.4, Sync All into a
+// Maildir), offlineimap3 and a go-imap client with a CONDSTORE cache keep
+// INBOX through the proxy while "mailmig apply" cuts the account over to
+// Cyrus with mail arriving. The flip ends their sessions; they reconnect
+// to Cyrus, which has another UIDVALIDITY. Afterwards each local store
+// holds every message exactly once (by Message-ID and by content hash),
+// and nothing was uploaded back to the server.
+func TestIMAPClientsAcrossCutover(t *testing.T) {
+	needTool(t, "mbsync")
+	needTool(t, "offlineimap")
+	x := newE2EWith(t, 1, e2eOptions{Clients: true})
+	a := x.accts[0]
+	x.deliverAll("before")
+	mbHome, mbDir := mbsyncConf(t, x.imap, a)
+	oiHome, oiDir := offlineimapConf(t, x.imap, a)
+	cache := &condstoreCache{t: t, addr: x.imap, acct: a}
+	syncAll := func(when string) (mbOut, oiOut string, oiErr error) {
+		out, err := runTool(mbHome, "mbsync", "-a")
+		if err != nil {
+			t.Fatalf("mbsync %s: %v\n%s", when, err, out)
+		}
+		oiOut, oiErr = runTool(oiHome, "offlineimap", "-o", "-u", "basic")
+		cache.sync()
+		return out, oiOut, oiErr
+	}
+	if _, out, err := syncAll("before"); err != nil {
+		t.Fatalf("offlineimap before: %v\n%s", err, out)
+	}
+	x.during("staging", exitOK, "apply", "-auto-approve")
+	x.during("catchup", exitOK, "apply", "-auto-approve")
+	x.during("cutover", exitOK, "apply", "-auto-approve", "-refresh=false")
+	x.deliverAll("after")
+	mbOut, oiOut, oiErr := syncAll("after")
+	t.Logf("mbsync after the cut-over:\n%s", mbOut)
+	t.Logf("offlineimap after the cut-over (err %v):\n%s", oiErr, oiOut)
+	x.mu.Lock()
+	want := x.expected[a.Email]
+	x.mu.Unlock()
+	for name, dir := range map[string]string{"mbsync": mbDir, "offlineimap": oiDir} {
+		ids, hashes := maildirIDs(t, dir)
+		missing := 0
+		for id := range want {
+			switch {
+			case ids[id] == 0:
+				missing++
+			case ids[id] > 1:
+				t.Errorf("%s: %s is in the Maildir %d times", name, id, ids[id])
+			}
+		}
+		for h, n := range hashes {
+			if n > 1 {
+				t.Errorf("%s: content %.12s is in the Maildir %d times", name, h, n)
+			}
+		}
+		t.Logf("%s: %d of %d messages in the Maildir, %d missing", name, len(ids), len(want), missing)
+		if missing > 0 {
+			t.Errorf("%s: %d messages missing from the Maildir", name, missing)
+		}
+	}
+	got := map[string]int{}
+	for _, id := range cache.byUID {
+		got[id]++
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("CONDSTORE cache has %s %d times", id, got[id])
+		}
+	}
+	if cache.resyncs != 2 {
+		t.Errorf("the CONDSTORE client resynced %d times, want 2 (first sync, new UIDVALIDITY)", cache.resyncs)
+	}
+	// Nothing came back: the server holds each message once.
 	x.check("seed", "before", "staging", "catchup", "cutover", "after")
 }
