@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -66,15 +67,18 @@ func TestBenchFreezeTime(t *testing.T) {
 	out = x.cli(exitOK, "-log-level", logLevel, "apply", "-auto-approve", "-refresh=false", "-target", cur)
 	t.Logf("after:\n%s", out)
 
-	frozen := frozenTimes(t, filepath.Join(x.dir, "state", "journal.jsonl"))
+	frozen, steps := frozenTimes(t, filepath.Join(x.dir, "state", "journal.jsonl"))
+	t.Logf("phases while frozen: before %s; after %s", steps[old], steps[cur])
 	t.Logf("FREEZE TIME %d messages + 10 new: settle delay and whole verify %v; acknowledged freeze and warmed verify %v",
 		n, frozen[old].Round(time.Millisecond), frozen[cur].Round(time.Millisecond))
 	x.check("seed", "changes")
 }
 
 // frozenTimes reads the journal: per account, the time from its frozen
-// transition to its done transition.
-func frozenTimes(t *testing.T, path string) map[string]time.Duration {
+// transition to its done transition, and how long each phase in between
+// lasted ("frozen 0.26s" is the wait for the acknowledgement, "final-sync"
+// the final catch-up and verify, "verified" the UIDL map and the flip).
+func frozenTimes(t *testing.T, path string) (map[string]time.Duration, map[string]string) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -83,6 +87,9 @@ func frozenTimes(t *testing.T, path string) map[string]time.Duration {
 	defer f.Close()
 	from := map[string]time.Time{}
 	out := map[string]time.Duration{}
+	last := map[string]time.Time{}
+	lastPhase := map[string]string{}
+	steps := map[string]string{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
@@ -93,12 +100,17 @@ func frozenTimes(t *testing.T, path string) map[string]time.Duration {
 		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || r.Type != "transition" {
 			continue
 		}
+		if p := lastPhase[r.Account]; p != "" && p != "done" {
+			steps[r.Account] += fmt.Sprintf("%s %v, ", p, r.Time.Sub(last[r.Account]).Round(time.Millisecond))
+		}
+		last[r.Account], lastPhase[r.Account] = r.Time, r.Phase
 		switch r.Phase {
 		case "frozen":
 			from[r.Account] = r.Time
+			steps[r.Account] = ""
 		case "done":
 			out[r.Account] = r.Time.Sub(from[r.Account])
 		}
 	}
-	return out
+	return out, steps
 }
