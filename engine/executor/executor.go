@@ -36,7 +36,8 @@ type Executor struct {
 
 	uidls UIDLStore // where cut-overs write POP3 UIDL maps; nil: none
 
-	hashes map[string]*verify.BlobHashes // per account: target blob hashes seen by a verify
+	hashes  map[string]*verify.BlobHashes // per account: target blob hashes seen by a verify
+	topKeys map[string]map[string]string  // per account: target POP3 UIDL → header key
 }
 
 var (
@@ -62,7 +63,9 @@ func (x *Executor) blobHashes(acct *plan.Account) *verify.BlobHashes {
 
 // WarmVerify hashes the target's blobs of the account (verify.Target
 // with the account's cache) before a cut-over freezes it, so that the
-// verify inside the freeze downloads only what the final catch-up added.
+// verify inside the freeze downloads only what the final catch-up added;
+// when the cut-over will write a POP3 UIDL map it also lists the target's
+// maildrop with its header keys, for the same reason.
 // Its mismatches do not matter: the source may still change.
 func (x *Executor) WarmVerify(ctx context.Context, job *engine.Job) error {
 	log := x.logOr(job.Log)
@@ -75,6 +78,7 @@ func (x *Executor) WarmVerify(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return err
 	}
+	x.warmPOP3(ctx, job)
 	c := x.blobHashes(job.Account)
 	start := time.Now()
 	rep, err := verify.Target(ctx, a, t.Client, t.AccountID, &verify.Options{Logger: log, Hashes: c})

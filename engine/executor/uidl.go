@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/mailmig/mailmig/engine"
@@ -72,7 +73,7 @@ func (x *Executor) PrepareFlip(ctx context.Context, job *engine.Job) error {
 	if err != nil {
 		return fmt.Errorf("pop3 uidl map: %w", err)
 	}
-	tgtList, err := pop3.List(ctx, &pop3.Options{Server: pop3Server(tb, tep), Login: tl, Logger: log}, true)
+	tgtList, err := x.listTargetPOP3(ctx, acct, tb, tep, tl, log)
 	if err != nil {
 		return fmt.Errorf("pop3 uidl map: list the target: %w", err)
 	}
@@ -105,4 +106,56 @@ func (x *Executor) targetPOP3Login(b *plan.Backend, acct *plan.Account) (vandela
 		return vandelay.Login{User: login, Password: acct.Password.Reveal()}, nil
 	}
 	return vandelay.Login{}, fmt.Errorf("no password for %s at %s: give the account a password_ref, or the backend login = \"master\"", acct.Address, b.Name)
+}
+
+// listTargetPOP3 lists the target's maildrop with header keys, asking TOP
+// only for UIDLs the account's cache does not know, and remembers the
+// keys (WarmVerify lists once before the freeze).
+func (x *Executor) listTargetPOP3(ctx context.Context, acct *plan.Account, tb *plan.Backend, tep *plan.Endpoint, tl vandelay.Login, log *slog.Logger) ([]uidl.TargetMessage, error) {
+	k := tb.Name + "/" + engine.Key(acct.Address)
+	x.mu.Lock()
+	if x.topKeys == nil {
+		x.topKeys = map[string]map[string]string{}
+	}
+	cache := x.topKeys[k]
+	x.mu.Unlock()
+	known := func(u string) (string, bool) {
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		key, ok := cache[u]
+		return key, ok
+	}
+	list, err := pop3.ListKnown(ctx, &pop3.Options{Server: pop3Server(tb, tep), Login: tl, Logger: log}, true, known)
+	if err != nil {
+		return nil, err
+	}
+	next := make(map[string]string, len(list))
+	for _, m := range list {
+		next[m.UIDL] = m.Key
+	}
+	x.mu.Lock()
+	x.topKeys[k] = next
+	x.mu.Unlock()
+	return list, nil
+}
+
+// warmPOP3 lists the target's maildrop with its header keys before the
+// freeze, when the cut-over will write a UIDL map.
+func (x *Executor) warmPOP3(ctx context.Context, job *engine.Job) {
+	if x.uidls == nil {
+		return
+	}
+	acct := job.Account
+	sb, tb := x.m.Backend(acct.From), x.m.Backend(acct.To)
+	if sb == nil || tb == nil || sb.Endpoint(plan.ProtoPOP3) == nil || tb.Endpoint(plan.ProtoPOP3) == nil {
+		return
+	}
+	log := x.logOr(job.Log)
+	tl, err := x.targetPOP3Login(tb, acct)
+	if err == nil {
+		_, err = x.listTargetPOP3(ctx, acct, tb, tb.Endpoint(plan.ProtoPOP3), tl, log)
+	}
+	if err != nil {
+		log.Warn("list the target's POP3 maildrop before the freeze", "err", err)
+	}
 }

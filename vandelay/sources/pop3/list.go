@@ -12,6 +12,14 @@ import (
 // (TOP n 0, uidl.HeaderKey). The cut-over lists the source (UIDLs only)
 // and the target (with headers) to build the POP3 UIDL map.
 func List(ctx context.Context, opts *Options, headers bool) ([]uidl.TargetMessage, error) {
+	return ListKnown(ctx, opts, headers, nil)
+}
+
+// ListKnown is List that asks TOP only for messages whose header key
+// known does not have (by UIDL: a server never reuses a UIDL for other
+// bytes, RFC 1939 7), so a listing made before the cut-over's freeze makes
+// the one inside it cost what arrived since.
+func ListKnown(ctx context.Context, opts *Options, headers bool, known func(uidl string) (key string, ok bool)) ([]uidl.TargetMessage, error) {
 	s := &Source{cfg: *opts}
 	c, err := s.dial(ctx)
 	if err != nil {
@@ -36,6 +44,13 @@ func List(ctx context.Context, opts *Options, headers bool) ([]uidl.TargetMessag
 	out := make([]uidl.TargetMessage, 0, len(ids))
 	for _, m := range ids {
 		t := uidl.TargetMessage{UIDL: m.UniqueID, Size: size[m.Num]}
+		if headers && known != nil {
+			if k, ok := known(m.UniqueID); ok {
+				t.Key = k
+				out = append(out, t)
+				continue
+			}
+		}
 		if headers {
 			rc, err := c.Top(ctx, m.Num, 0)
 			if err != nil {
