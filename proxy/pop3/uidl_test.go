@@ -110,3 +110,32 @@ func FuzzRelayUIDL(f *testing.F) {
 		client.Close()
 	})
 }
+
+// BenchmarkRelayRETR: one RETR of a 2 KB message through the UIDL relay
+// (both ends in-process), the per-command cost of a mapped session.
+func BenchmarkRelayRETR(b *testing.B) {
+	client, server, done := relayPair(b, map[string]string{"a": "b"})
+	defer func() { client.Close(); server.Close(); <-done }()
+	body := "+OK\r\n" + strings.Repeat(strings.Repeat("x", 78)+"\r\n", 25) + ".\r\n"
+	cr, sr := bufio.NewReader(client), bufio.NewReader(server)
+	go func() {
+		for {
+			if _, err := sr.ReadString('\n'); err != nil {
+				return
+			}
+			if _, err := server.Write([]byte(body)); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, len(body))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := client.Write([]byte("RETR 1\r\n")); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(cr, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
