@@ -556,7 +556,11 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	}
 	if vw, ok := a.env.Executor.(VerifyWarmer); ok {
 		step("verify before the freeze", func() error {
-			if e := vw.WarmVerify(a.ctx, job); e != nil && a.ctx.Err() == nil {
+			// Nothing is frozen yet: the first Ctrl-C may end it at once.
+			wctx, cancel := context.WithCancel(a.ctx)
+			defer cancel()
+			defer context.AfterFunc(a.env.Stop, cancel)()
+			if e := vw.WarmVerify(wctx, job); e != nil && wctx.Err() == nil {
 				log.Warn("verify before the freeze", "err", a.redact(e.Error()))
 			}
 			return nil
