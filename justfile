@@ -139,8 +139,21 @@ bench-import-jmap:
     eval "$peers_env"
     go test -count=1 -run '^$' -bench ImportJMAP -benchtime 1x -timeout 30m ./vandelay/sources/jmap
 
+# Benchmark: how long a cut-over keeps an account frozen (MAILMIG_BENCH_FREEZE
+# messages, default 3000, plus 10 new since the last pass), the old way (settle
+# delay, whole verify in the freeze) and the new (acknowledged freeze, verify
+# warmed before it), same run, with the proxy in front. Figures: docs/engine.md.
+bench-freeze:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    MAILMIG_BENCH_FREEZE=${MAILMIG_BENCH_FREEZE:-3000} go test -count=1 -run '^TestBenchFreezeTime$' -v -timeout 30m ./cmd/mailmig | grep -E 'seeded|staged|FREEZE TIME|phases while frozen|^(ok|FAIL|---)'
+
 # Every benchmark.
-bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine
+bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze
 
 fmt:
     gofmt -w .

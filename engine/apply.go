@@ -64,6 +64,35 @@ type Router interface {
 	SetRoute(ctx context.Context, account, backend string, frozen bool) error
 }
 
+// FreezeWaiter is implemented by Routers whose proxies acknowledge a
+// freeze (the SQLite route table in cmd/mailmig; a fleet store the same
+// way). AwaitFreeze returns once every live proxy has seen the account
+// frozen, ended its sessions and has no delivery of it in flight, so that
+// nothing can reach the source any more; it must give up when ctx ends.
+// A cut-over calls it right after the freeze, instead of sleeping
+// Env.SettleDelay, and starts its final catch-up when it returns.
+type FreezeWaiter interface {
+	AwaitFreeze(ctx context.Context, account string) error
+}
+
+// VerifyWarmer is implemented by Executors whose verify can do most of
+// its work before the account is frozen (hash the target's copies of what
+// is already there). A cut-over calls WarmVerify before the freeze, so
+// that the verify inside it costs what the final catch-up changed, not
+// the whole mailbox (issue 14: freeze time). An error is only logged: the
+// verify inside the freeze decides.
+type VerifyWarmer interface {
+	WarmVerify(ctx context.Context, job *Job) error
+}
+
+// FlipPreparer is implemented by Executors that write what the proxy
+// needs once an account's route points at its target: the POP3 UIDL map
+// (engine/executor). A cut-over calls PrepareFlip after its verify, while
+// the account is still frozen, and rolls back when it fails.
+type FlipPreparer interface {
+	PrepareFlip(ctx context.Context, job *Job) error
+}
+
 // Recorder is the journal as Apply sees it (*state.Journal implements it).
 type Recorder interface {
 	Append(r state.Record) (state.Record, error)
@@ -94,10 +123,16 @@ type Env struct {
 	// Logger receives progress logs. Default: discard.
 	Logger *slog.Logger
 	// SettleDelay is how long a cut-over waits after freezing before its
-	// final catch-up, so that every proxy has noticed the freeze (they poll
-	// the route table) and nothing can reach the source any more. Default:
-	// 0; cmd/mailmig uses DefaultSettleDelay.
+	// final catch-up when the Router is not a FreezeWaiter, so that every
+	// proxy has noticed the freeze (they poll the route table). It is a
+	// guess: a delivery still in flight after it lands on the source
+	// after the final sync. Default: 0; cmd/mailmig uses
+	// DefaultSettleDelay.
 	SettleDelay time.Duration
+	// FreezeTimeout bounds the wait for the proxies' acknowledgement of a
+	// freeze when the Router is a FreezeWaiter; a cut-over whose freeze is
+	// not acknowledged in time rolls back. Default: DefaultFreezeTimeout.
+	FreezeTimeout time.Duration
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -137,6 +172,12 @@ func (r *ApplyResult) Err() error {
 // DefaultSettleDelay covers the proxies' route-table polling (they notice
 // a change within a second).
 const DefaultSettleDelay = 1500 * time.Millisecond
+
+// DefaultFreezeTimeout is the default of Env.FreezeTimeout: long enough
+// for a large message still arriving over a slow link when the freeze
+// came, short enough that a stuck proxy does not hold an account frozen
+// for long (held logins give up after 30 s by default).
+const DefaultFreezeTimeout = 60 * time.Second
 
 // DefaultParallelism is the default number of concurrent changes.
 const DefaultParallelism = 10
@@ -513,6 +554,18 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		a.hooks.step(c, name)
 		err = fn()
 	}
+	if vw, ok := a.env.Executor.(VerifyWarmer); ok {
+		step("verify before the freeze", func() error {
+			// Nothing is frozen yet: the first Ctrl-C may end it at once.
+			wctx, cancel := context.WithCancel(a.ctx)
+			defer cancel()
+			defer context.AfterFunc(a.env.Stop, cancel)()
+			if e := vw.WarmVerify(wctx, job); e != nil && wctx.Err() == nil {
+				log.Warn("verify before the freeze", "err", a.redact(e.Error()))
+			}
+			return nil
+		})
+	}
 	step("freeze", func() error {
 		if e := rt.SetRoute(a.ctx, k, c.Source, true); e != nil {
 			return fmt.Errorf("freeze: %w", e)
@@ -521,7 +574,11 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		return a.transition(c, state.PhaseFrozen)
 	})
 	step("final catch-up", func() error {
-		if d := a.env.SettleDelay; d > 0 {
+		if fw, ok := rt.(FreezeWaiter); ok {
+			if e := a.awaitFreeze(fw, k); e != nil {
+				return e
+			}
+		} else if d := a.env.SettleDelay; d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
@@ -563,6 +620,11 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		}
 		return a.transition(c, state.PhaseVerified)
 	})
+	if fp, ok := a.env.Executor.(FlipPreparer); ok {
+		step("pop3 uidl map", func() error {
+			return fp.PrepareFlip(a.ctx, job)
+		})
+	}
 	flipped := false
 	step("flip", func() error {
 		if e := rt.SetRoute(a.ctx, k, c.Target, true); e != nil {
@@ -613,6 +675,26 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	}
 	a.finish(c, r)
 	return r
+}
+
+// awaitFreeze waits for the proxies' acknowledgement of a freeze, at most
+// Env.FreezeTimeout; a stop ends the wait like it ends the settle delay.
+func (a *applier) awaitFreeze(fw FreezeWaiter, account string) error {
+	d := a.env.FreezeTimeout
+	if d <= 0 {
+		d = DefaultFreezeTimeout
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, d)
+	defer cancel()
+	stop := context.AfterFunc(a.env.Stop, cancel)
+	defer stop()
+	if err := fw.AwaitFreeze(ctx, account); err != nil {
+		if a.env.Stop.Err() != nil || a.ctx.Err() != nil {
+			return errStopped
+		}
+		return fmt.Errorf("wait for the proxies to acknowledge the freeze: %w", err)
+	}
+	return nil
 }
 
 func (a *applier) redact(s string) string {

@@ -62,8 +62,14 @@
 // limit, the wave's max_parallel and each backend's connection limit (each
 // change uses one connection per backend it touches). Rate limiters
 // (messages/s, bytes/s) are shared per backend and handed to the executor
-// in each Job. After freezing, a cut-over waits Env.SettleDelay so that
-// every proxy has noticed the freeze before the final catch-up. Every action writes a start record before and a finish record
+// in each Job. After freezing, a cut-over waits until every live proxy has
+// acknowledged the freeze (FreezeWaiter: the account has no session and no
+// SMTP/LMTP delivery in flight on it any more) before the final catch-up,
+// at most Env.FreezeTimeout, and rolls back otherwise; with a Router that
+// cannot tell, it sleeps Env.SettleDelay instead. An Executor that is a
+// VerifyWarmer hashes the target before the freeze, so that the verify
+// inside it costs what changed; a FlipPreparer writes what the proxy needs
+// after the flip (the POP3 UIDL map) before it. Every action writes a start record before and a finish record
 // after it runs, so after a kill -9 the journal shows the action in flight
 // and the next Diff resumes or rolls it back. Cancelling stopCtx (first
 // Ctrl-C) lets running actions finish (a cut-over that has frozen the

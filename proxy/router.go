@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -231,6 +232,8 @@ type TableRouter struct {
 	changed  chan struct{}                    // closed and replaced on every route change
 	sessions map[string]map[*tracked]struct{} // account key → sessions
 	byIdent  map[string]map[*tracked]struct{} // identifier (and master user part) → sessions
+	inflight map[string]int                   // account key → deliveries in flight
+	quieter  chan struct{}                    // closed and replaced when a session or delivery ends
 	cancel   func()
 }
 
@@ -256,6 +259,8 @@ func NewRouter(w *routes.Watcher, backends []*Backend, opts *RouterOptions) *Tab
 		changed:  make(chan struct{}),
 		sessions: map[string]map[*tracked]struct{}{},
 		byIdent:  map[string]map[*tracked]struct{}{},
+		inflight: map[string]int{},
+		quieter:  make(chan struct{}),
 	}
 	if opts != nil && opts.FrozenHold > 0 {
 		r.hold = opts.FrozenHold
@@ -442,8 +447,95 @@ func (r *TableRouter) Track(d Decision, proto Protocol, end func(reason string))
 		for _, k := range keys {
 			del(r.byIdent, k)
 		}
+		r.wakeQuiet()
 		r.mu.Unlock()
 		t.once.Do(func() {})
+	}
+}
+
+// DeliveryTracker is implemented by routers that count the deliveries in
+// flight per account (*TableRouter), so that a freeze is acknowledged only
+// once none is left (FreezeAcker). The SMTP and LMTP fronts use it when
+// their router has it.
+type DeliveryTracker interface {
+	// BeginDelivery counts one delivery to each account as in flight
+	// until done is called. Call it before the last check of the route
+	// and call done once the backend has answered the end of the data:
+	// a freeze seen by the router after BeginDelivery waits for done, one
+	// seen before it is found by that check.
+	BeginDelivery(accounts ...string) (done func())
+}
+
+var _ DeliveryTracker = (*TableRouter)(nil)
+
+// BeginDelivery implements DeliveryTracker.
+func (r *TableRouter) BeginDelivery(accounts ...string) func() {
+	keys := make([]string, 0, len(accounts))
+	for _, a := range accounts {
+		if k := routes.Normalize(a); k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	r.mu.Lock()
+	for _, k := range keys {
+		r.inflight[k]++
+	}
+	r.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			r.mu.Lock()
+			for _, k := range keys {
+				if r.inflight[k]--; r.inflight[k] <= 0 {
+					delete(r.inflight, k)
+				}
+			}
+			r.wakeQuiet()
+			r.mu.Unlock()
+		})
+	}
+}
+
+// InFlight returns the number of deliveries in flight for an account.
+func (r *TableRouter) InFlight(account string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inflight[routes.Normalize(account)]
+}
+
+// wakeQuiet tells WaitQuiet to look again. r.mu must be held.
+func (r *TableRouter) wakeQuiet() {
+	close(r.quieter)
+	r.quieter = make(chan struct{})
+}
+
+// ErrSuperseded means the route WaitQuiet waited for changed again.
+var ErrSuperseded = errors.New("route changed again")
+
+// WaitQuiet waits until the account's route, frozen at generation, has no
+// session left open (each was told to end when the freeze arrived) and no
+// delivery in flight. It returns ErrSuperseded when the route is no
+// longer frozen at that generation, and ctx's error when ctx ends first.
+func (r *TableRouter) WaitQuiet(ctx context.Context, account string, generation int64) error {
+	account = routes.Normalize(account)
+	for {
+		rt, ok := r.w.Table().Account(account)
+		if !ok || rt.State != routes.Frozen || rt.Generation != generation {
+			return fmt.Errorf("wait for %s to be quiet: %w", account, ErrSuperseded)
+		}
+		r.mu.Lock()
+		quiet := r.inflight[account] == 0 && len(r.sessions[account]) == 0
+		ch, changed := r.quieter, r.changed
+		r.mu.Unlock()
+		if quiet {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

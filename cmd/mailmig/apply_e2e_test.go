@@ -34,13 +34,29 @@ type e2e struct {
 	dir      string
 	planFile string
 	lmtp     string
+	pop3     string // the proxy's POP3 listener (e2eOptions.Clients)
+	imap     string // the proxy's IMAP listener (e2eOptions.Clients)
 	mu       sync.Mutex
 	expected map[string]map[string]bool // account → Message-IDs delivered or seeded
 	seq      int
 	failed   sync.Once
 }
 
-func newE2E(t *testing.T, n int) *e2e {
+// e2eOptions vary newE2E.
+type e2eOptions struct {
+	// Clients gives both backends pop3 endpoints and the proxy IMAP and
+	// POP3 listeners, for tests of mail clients across the cut-over.
+	Clients bool
+	// Seed is the number of messages put into each account's INBOX at
+	// Dovecot before the test. Default: 25.
+	Seed int
+	// PollInterval is the proxy's route-table poll. Default: 20ms.
+	PollInterval time.Duration
+}
+
+func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
+
+func newE2EWith(t *testing.T, n int, o e2eOptions) *e2e {
 	x := &e2e{t: t, s: needPeers(t), dir: t.TempDir(), expected: map[string]map[string]bool{}}
 	var csv strings.Builder
 	csv.WriteString("address,source_login,target_login,password_ref\n")
@@ -57,6 +73,14 @@ func newE2E(t *testing.T, n int) *e2e {
 	}
 	x.planFile = filepath.Join(x.dir, "migration.hcl")
 	s := x.s
+	legacyPOP3, cyrusPOP3, listeners := "", "", ""
+	if o.Clients {
+		legacyPOP3 = fmt.Sprintf("  pop3 {\n    address = %q\n    tls     = \"none\"\n  }\n", s.Dovecot.POP3)
+		cyrusPOP3 = fmt.Sprintf("  pop3 {\n    address = %q\n    tls     = \"none\"\n  }\n", s.Cyrus.POP3)
+		// Port 0 on one address twice is a duplicate to the plan: the
+		// clients' listeners take other loopback addresses.
+		listeners = "    imap = \"127.0.0.3:0\"\n    pop3 = \"127.0.0.4:0\"\n"
+	}
 	planText := fmt.Sprintf(`state {
   path = "state/"
 }
@@ -69,7 +93,7 @@ backend "legacy" {
     address = %q
     tls     = "none"
   }
-}
+%s}
 backend "cyrus" {
   imap {
     address = %q
@@ -82,7 +106,7 @@ backend "cyrus" {
   jmap {
     url = %q
   }
-}
+%s}
 accounts "staff" {
   from = backend.legacy
   to   = backend.cyrus
@@ -96,9 +120,9 @@ wave "all" {
 proxy {
   listen {
     lmtp = "127.0.0.1:0"
-  }
+%s  }
 }
-`, s.Dovecot.IMAP, s.Dovecot.LMTP, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL())
+`, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, listeners)
 	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +133,11 @@ proxy {
 	if diags.HasErrors() {
 		t.Fatal(diags)
 	}
-	p, err := startProxy(context.Background(), m, &proxyRun{PollInterval: 20 * time.Millisecond})
+	poll := o.PollInterval
+	if poll == 0 {
+		poll = 20 * time.Millisecond
+	}
+	p, err := startProxy(context.Background(), m, &proxyRun{PollInterval: poll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,8 +147,15 @@ proxy {
 		p.Stop(c)
 	})
 	for _, a := range p.Addrs {
-		if f := strings.Fields(a); len(f) == 2 && f[0] == "lmtp" {
-			x.lmtp = f[1]
+		if f := strings.Fields(a); len(f) == 2 {
+			switch f[0] {
+			case "lmtp":
+				x.lmtp = f[1]
+			case "pop3":
+				x.pop3 = f[1]
+			case "imap":
+				x.imap = f[1]
+			}
 		}
 	}
 	if x.lmtp == "" {
@@ -137,7 +172,11 @@ proxy {
 		if err := c.Login(a.Email, a.Password).Wait(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 25; i++ {
+		seed := o.Seed
+		if seed == 0 {
+			seed = 25
+		}
+		for i := 0; i < seed; i++ {
 			msg := testMessage(a.Email, x.newID(a, "seed"))
 			cmd := c.Append("INBOX", int64(len(msg)), nil)
 			cmd.Write(msg)

@@ -78,9 +78,19 @@ func (r routeStore) SetRoute(ctx context.Context, account, backend string, froze
 	return err
 }
 
+// AwaitFreeze waits for every live proxy's acknowledgement of the freeze
+// (routes.Store.AwaitFreeze: a proxy acknowledges once the account has no
+// session and no delivery in flight on it; with no proxy registered there
+// is nothing to wait for).
+func (r routeStore) AwaitFreeze(ctx context.Context, account string) error {
+	_, err := r.s.AwaitFreeze(ctx, account, 0)
+	return err
+}
+
 var (
-	_ engine.Router      = routeStore{}
-	_ engine.RouteReader = routeStore{}
+	_ engine.FreezeWaiter = routeStore{}
+	_ engine.Router       = routeStore{}
+	_ engine.RouteReader  = routeStore{}
 )
 
 // openRoutes opens the plan's route table; without write it returns nil
@@ -112,7 +122,12 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		}
 	}
 	if write {
-		w.Exec = executor.New(m, archiveDir(m), log)
+		x := executor.New(m, archiveDir(m), log)
+		if st != nil {
+			// Cut-overs write the POP3 UIDL maps next to the routes.
+			x.SetUIDLStore(st)
+		}
+		w.Exec = x
 	}
 	w.Detector = executor.New(m, archiveDir(m), log)
 	w.Archives = executor.NewArchiveReader(m, archiveDir(m), log)

@@ -184,6 +184,15 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	go w.Run(wctx)
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
+	// The proxy registers in the route table and acknowledges every
+	// freeze once the account is quiet here; the cut-over waits for that.
+	host, _ := os.Hostname()
+	acker := proxy.NewFreezeAcker(router, w, st, proxy.NewProxyID(), fmt.Sprintf("%s pid %d", host, os.Getpid()), log)
+	stopAcker, err := acker.Start(wctx)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, stopAcker)
 	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout, AuthFailureDelay: pb.AuthFailureDelay}
 	if pb.AuthFailureDelay == 0 {
 		opts.AuthFailureDelay = -1 // "0s" in the plan: no fixed delay
@@ -230,7 +239,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		case "imap", "imaps":
 			cfg.Protocol, cfg.Handler = proxy.IMAP, imap.New(nil)
 		case "pop3", "pop3s":
-			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(nil)
+			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(&pop3.Options{UIDLs: st})
 		case "managesieve":
 			cfg.Protocol, cfg.Handler = proxy.ManageSieve, sieve.New(nil)
 		case "smtp", "lmtp", "submission", "submissions":
@@ -299,6 +308,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			errs = append(errs, f(ctx))
 		}
 		router.Close()
+		stopAcker()
 		stopWatch()
 		errs = append(errs, st.Close())
 		return errors.Join(errs...)

@@ -12,6 +12,13 @@
 // freezes, the session is closed (POP3 has no unsolicited goodbye); clients
 // reconnect and follow the route.
 //
+// For an account with a POP3 UIDL map for its current backend (written by
+// the cut-over; Options.UIDLs), the session is not spliced: a relay reads
+// the TRANSACTION state command by command and answers UIDL through the
+// map, so messages keep the UIDLs the source gave them and new ones get
+// "~"-prefixed UIDLs that cannot collide (uidl.go). Everything else passes
+// unchanged.
+//
 // The client address reaches the backend by HAProxy PROXY v2 or by XCLIENT
 // (Dovecot accepts XCLIENT ADDR= from login_trusted_networks).
 //

@@ -29,10 +29,17 @@ const BackendTimeout = 30 * time.Second
 type Options struct {
 	// Greeting is the greeting text. Default: "mailmig proxy ready.".
 	Greeting string
+	// UIDLs, when set, gives the UIDL maps cut-overs wrote: a session of
+	// an account with a map for its current backend answers UIDL through
+	// it (see UIDLMaps). Default: none, every session is bridged as is.
+	UIDLs UIDLMaps
 }
 
 // Handler is the POP3 front. It implements proxy.Handler.
-type Handler struct{ greeting string }
+type Handler struct {
+	greeting string
+	uidls    UIDLMaps
+}
 
 var _ proxy.Handler = (*Handler)(nil)
 
@@ -42,11 +49,15 @@ func New(opts *Options) *Handler {
 	if opts != nil && opts.Greeting != "" {
 		h.greeting = opts.Greeting
 	}
+	if opts != nil {
+		h.uidls = opts.UIDLs
+	}
 	return h
 }
 
 type session struct {
 	*proxy.PreAuth
+	h    *Handler
 	c    *proxy.Conn
 	bad  int
 	user string
@@ -56,7 +67,7 @@ var errClose = errors.New("close session")
 
 // ServeConn implements proxy.Handler.
 func (h *Handler) ServeConn(ctx context.Context, c *proxy.Conn) {
-	s := &session{PreAuth: proxy.NewPreAuth(c, 1024, 512), c: c}
+	s := &session{PreAuth: proxy.NewPreAuth(c, 1024, 512), h: h, c: c}
 	c.OnEnd(func(string) {
 		s.writef("-ERR [SYS/TEMP] Server shutting down")
 		c.Abort()
@@ -294,7 +305,18 @@ func (s *session) login(ctx context.Context, creds *wire.Credentials) error {
 		}
 		return s.fail(ctx, start, fail)
 	}
+	u, mapped, err := s.h.uidlMap(ctx, d)
+	if err != nil {
+		// Without its map a migrated account would show every kept
+		// message as new: better a temporary failure.
+		log.Error("read the POP3 UIDL map", "err", err)
+		b.nc.Close()
+		return s.fail(ctx, start, proxy.FailTemporary)
+	}
 	log.Info("login")
+	if mapped {
+		return s.bridgeUIDL(ctx, log, d, b, text, u)
+	}
 	return s.bridge(ctx, log, d, b, text)
 }
 

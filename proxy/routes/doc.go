@@ -27,6 +27,17 @@
 // within a second without a restart, and lookups on the hot path touch only
 // memory.
 //
+// # Proxies, freeze acknowledgements and POP3 UIDL maps
+//
+// Two more facts live in the same file without touching the change
+// counter (see acks.go and uidl.go): each proxy registers itself with a
+// heartbeat and acknowledges every freeze once the account is quiet at it
+// (no session, no delivery in flight), and Store.AwaitFreeze waits for
+// all live proxies' acknowledgements — what a cut-over does before its
+// final sync; and a cut-over writes the account's POP3 UIDL map (target
+// UIDL → source UIDL) before its flip, which the POP3 front reads at
+// login.
+//
 // # Stalwart mapping files
 //
 // ReadMapping and WriteMapping read and write the tab-separated

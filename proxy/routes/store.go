@@ -75,6 +75,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open route table %s: %w", path, err)
 	}
+	if err := migrateAcks(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open route table %s: %w", path, err)
+	}
 	return &Store{db: db, path: path, now: time.Now}, nil
 }
 

@@ -164,6 +164,24 @@ func (d *deliverySession) drop(name string) {
 	}
 }
 
+// beginDelivery counts the transaction's accounts as having a delivery
+// in flight (proxy.DeliveryTracker) until the returned function is called:
+// a freeze is acknowledged only when none is left, so a message whose data
+// is still arriving when the account freezes lands before the cut-over's
+// final sync, never after it. It is called before the last route check
+// (stale), which refuses the transaction when the freeze came first.
+func (d *deliverySession) beginDelivery() (done func()) {
+	dt, ok := d.srv.opts.Router.(proxy.DeliveryTracker)
+	if !ok || len(d.rcpts) == 0 {
+		return func() {}
+	}
+	accts := make([]string, len(d.rcpts))
+	for i, rc := range d.rcpts {
+		accts[i] = rc.account
+	}
+	return dt.BeginDelivery(accts...)
+}
+
 // stale reports whether a recipient's route changed since RCPT (a freeze or
 // a flip in between): its backend must not get the message any more.
 func (d *deliverySession) stale(r rcpt) bool {
@@ -183,6 +201,7 @@ func (d *deliverySession) Data(r io.Reader) error {
 	if bc == nil || !bc.inTx {
 		return errNoStatus
 	}
+	defer d.beginDelivery()()
 	for _, rc := range d.rcpts {
 		if d.stale(rc) {
 			d.log.Info("route changed during transaction", "user", rc.account)
@@ -288,6 +307,7 @@ func stripRcpt(text, addr string) string {
 // asked.
 func (d *deliverySession) LMTPData(r io.Reader, status gosmtp.StatusCollector) error {
 	defer d.setTx(false)
+	defer d.beginDelivery()()
 
 	// Group recipients by backend, in first-seen order.
 	var order []string

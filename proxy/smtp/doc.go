@@ -30,6 +30,11 @@
 //     DATA makes that backend's transaction fail temporarily (RSET, no
 //     data sent), so a message never lands on a backend that is no longer
 //     the account's.
+//   - From DATA until the backend answered the final dot, the delivery
+//     counts as in flight for each recipient's account
+//     (proxy.DeliveryTracker, begun before the last route check): the
+//     proxy acknowledges a freeze only when none is left, so a slow
+//     sender's message lands before the cut-over's final sync starts.
 //   - Port 25 (ModeSMTP): the first backend that accepts a recipient owns
 //     the transaction; recipients of other backends get 452 4.5.3 and the
 //     sender sends them in another transaction (RFC 5321 3.3). With an
