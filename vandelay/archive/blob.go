@@ -108,3 +108,44 @@ func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Ti
 	}
 	return true, nil
 }
+
+// putBlobFrom is putBlob for a body of size bytes read from r, copied
+// through buf (ChunkSize bytes) one chunk at a time, so that a large
+// message is never held whole in memory. r must yield exactly size bytes.
+func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, buf []byte, now time.Time) (bool, error) {
+	chunks := (size + ChunkSize - 1) / ChunkSize
+	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
+		hash, size, chunks, now.Unix())
+	if err != nil {
+		return false, fmt.Errorf("store blob: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return false, err // already stored
+	}
+	// A savepoint, because unlike a byte slice the reader can fail half
+	// way: the blob row and its first chunks must then go, not the batch
+	// (whose other messages a saved cursor may already cover).
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT put_blob"); err != nil {
+		return false, fmt.Errorf("store blob: %w", err)
+	}
+	for n := int64(0); n < chunks; n++ {
+		b := buf[:min(int64(ChunkSize), size-n*ChunkSize)]
+		if _, err = io.ReadFull(r, b); err != nil {
+			err = fmt.Errorf("store blob: read chunk %d: %w", n, err)
+			break
+		}
+		if _, err = tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)", hash, n, b); err != nil {
+			err = fmt.Errorf("store blob: %w", err)
+			break
+		}
+	}
+	if err != nil {
+		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO put_blob"); rerr != nil {
+			return false, errors.Join(err, rerr)
+		}
+	}
+	if _, rerr := tx.ExecContext(ctx, "RELEASE put_blob"); rerr != nil {
+		return false, errors.Join(err, rerr)
+	}
+	return err == nil, err
+}
