@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -108,6 +109,9 @@ type Archive struct {
 	lockFile *os.File
 	log      *slog.Logger
 	readOnly bool
+
+	ckptMu sync.Mutex
+	ckpts  map[*checkpointer]bool // of runs in progress
 }
 
 // lock takes the flock, retrying for up to wait while another process
@@ -205,6 +209,7 @@ func (a *Archive) Path() string { return a.path }
 
 // Close closes the database and releases the lock.
 func (a *Archive) Close() error {
+	a.stopCheckpointers()
 	err := a.db.Close()
 	// The flock is dropped with its descriptor, after SQLite closed its own
 	// descriptors: closing ours first would also drop SQLite's POSIX locks.

@@ -66,6 +66,7 @@ type blobReader struct {
 	chunks int64
 	next   int64
 	cur    []byte
+	buf    []byte // the chunk buffer, reused from chunk to chunk
 }
 
 func (r *blobReader) Read(p []byte) (int, error) {
@@ -73,16 +74,39 @@ func (r *blobReader) Read(p []byte) (int, error) {
 		if r.next >= r.chunks {
 			return 0, io.EOF
 		}
-		var data []byte
-		if err := r.db.QueryRowContext(r.ctx, "SELECT data FROM blob_chunks WHERE hash = ? AND n = ?", r.hash, r.next).Scan(&data); err != nil {
+		if err := r.load(); err != nil {
 			return 0, fmt.Errorf("read blob %s chunk %d: %w", r.hash, r.next, err)
 		}
 		r.next++
-		r.cur = data
 	}
 	n := copy(p, r.cur)
 	r.cur = r.cur[n:]
 	return n, nil
+}
+
+// load reads chunk r.next into r.buf. Scanning into sql.RawBytes (valid
+// until the rows close) and copying into the reused buffer spares the
+// per-chunk clone that scanning into a []byte makes: one 1 MiB
+// allocation less per chunk of every exported message.
+func (r *blobReader) load() error {
+	rows, err := r.db.QueryContext(r.ctx, "SELECT data FROM blob_chunks WHERE hash = ? AND n = ?", r.hash, r.next)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return err
+	}
+	r.buf = append(r.buf[:0], raw...)
+	r.cur = r.buf
+	return rows.Close()
 }
 
 func (r *blobReader) Close() error { return nil }

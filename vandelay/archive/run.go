@@ -93,6 +93,10 @@ type Run struct {
 	// chunk is the buffer streamed blobs are copied through (one, as
 	// writes are serialized by mu).
 	chunk []byte
+	// ckpt checkpoints the WAL in the background (nil in a dry run);
+	// walBytes counts the bytes committed since it was last woken.
+	ckpt     *checkpointer
+	walBytes int64
 }
 
 type snap struct {
@@ -164,6 +168,9 @@ func (a *Archive) BeginRun(ctx context.Context, src Source, opts *RunOptions) (*
 	if err := r.commitLocked(); err != nil {
 		return nil, err
 	}
+	if !r.opts.DryRun {
+		r.ckpt = startCheckpointer(a)
+	}
 	return r, nil
 }
 
@@ -223,9 +230,14 @@ func (r *Run) commitLocked() error {
 	}
 	err := r.tx.Commit()
 	r.tx = nil
+	r.walBytes += r.pendB
 	r.pending, r.pendB = 0, 0
 	if err != nil {
 		return fmt.Errorf("commit archive batch: %w", err)
+	}
+	if r.ckpt != nil && r.walBytes >= checkpointEvery {
+		r.walBytes = 0
+		r.ckpt.wake()
 	}
 	return nil
 }
@@ -745,8 +757,10 @@ func (r *Run) Finish(ctx context.Context, complete bool) (*Result, error) {
 	if r.opts.DryRun {
 		r.rollbackLocked()
 	} else if err := r.commitLocked(); err != nil {
+		r.ckpt.stop()
 		return nil, err
 	}
+	r.ckpt.stop()
 	r.done = true
 	return res, nil
 }
@@ -757,6 +771,7 @@ func (r *Run) Abort() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rollbackLocked()
+	r.ckpt.stop()
 	r.done = true
 }
 
