@@ -25,21 +25,16 @@ import (
 )
 
 // BenchmarkImport measures, in one run on one corpus, mailmig's full IMAP
-// import (Dovecot → archive) against the limits around it:
+// import (Dovecot → archive) against the limits around it: a raw FETCH (the
+// Go IMAP client reading every body of the same account over the same
+// number of connections and discarding it: the wire and Dovecot, which an
+// import cannot beat), mbsync (isync) copying the same account into a local
+// Maildir, the no-change re-run, and the import's peak RSS, also for an
+// account whose big message is 100 MiB (the memory bound must not follow
+// it):
 //
-//   - a raw FETCH: the Go IMAP client reading every body of the same
-//     account over the same number of connections and discarding it (what
-//     an import cannot beat: the wire and Dovecot);
-//
-//   - mbsync (isync) copying the same account into a local Maildir;
-//
-//   - the no-change re-run;
-//
-//   - the import's peak RSS, and the same for an account whose one big
-//     message is 100 MiB (the memory bound must not follow it).
-//
-//     just bench-import
-//     go test -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
+//	just bench-import
+//	go test -run '^$' -bench Import -benchtime 1x -timeout 30m ./vandelay/sources/imap
 //
 // The import runs as the real command (mailmig vandelay import imap, built
 // for the run), so its peak RSS is the process's own. Every contender runs
