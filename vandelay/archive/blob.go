@@ -136,7 +136,23 @@ func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Ti
 // putBlobFrom is putBlob for a body of size bytes read from r, copied
 // through buf (ChunkSize bytes) one chunk at a time, so that a large
 // message is never held whole in memory. r must yield exactly size bytes.
-func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, buf []byte, now time.Time) (bool, error) {
+func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, buf []byte, now time.Time) (stored bool, err error) {
+	// A savepoint, because unlike a byte slice the reader can fail half
+	// way: the blob row and its first chunks must then go, not the batch
+	// (whose other messages a saved cursor may already cover).
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT put_blob"); err != nil {
+		return false, fmt.Errorf("store blob: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO put_blob"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if _, rerr := tx.ExecContext(ctx, "RELEASE put_blob"); rerr != nil {
+			stored, err = false, errors.Join(err, rerr)
+		}
+	}()
 	chunks := (size + ChunkSize - 1) / ChunkSize
 	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
 		hash, size, chunks, now.Unix())
@@ -146,30 +162,14 @@ func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size in
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return false, err // already stored
 	}
-	// A savepoint, because unlike a byte slice the reader can fail half
-	// way: the blob row and its first chunks must then go, not the batch
-	// (whose other messages a saved cursor may already cover).
-	if _, err := tx.ExecContext(ctx, "SAVEPOINT put_blob"); err != nil {
-		return false, fmt.Errorf("store blob: %w", err)
-	}
 	for n := int64(0); n < chunks; n++ {
 		b := buf[:min(int64(ChunkSize), size-n*ChunkSize)]
-		if _, err = io.ReadFull(r, b); err != nil {
-			err = fmt.Errorf("store blob: read chunk %d: %w", n, err)
-			break
+		if _, err := io.ReadFull(r, b); err != nil {
+			return false, fmt.Errorf("store blob: read chunk %d: %w", n, err)
 		}
-		if _, err = tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)", hash, n, b); err != nil {
-			err = fmt.Errorf("store blob: %w", err)
-			break
+		if _, err := tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)", hash, n, b); err != nil {
+			return false, fmt.Errorf("store blob: %w", err)
 		}
 	}
-	if err != nil {
-		if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO put_blob"); rerr != nil {
-			return false, errors.Join(err, rerr)
-		}
-	}
-	if _, rerr := tx.ExecContext(ctx, "RELEASE put_blob"); rerr != nil {
-		return false, errors.Join(err, rerr)
-	}
-	return err == nil, err
+	return true, nil
 }
