@@ -18,8 +18,10 @@ const checkpointEvery = 32 << 20
 // waits for the writer and never makes it wait; when it has copied every
 // frame, the writer's next transaction restarts the WAL from its start, so
 // the WAL file stays about one batch long instead of growing with the
-// import. Measured on the 3,000-message import: Close went from 1.4–1.7 s
-// to ... (docs/import.md, "Where the time goes").
+// import. Measured on the 3,000-message import (docs/import.md, "Where the
+// time goes"): Close went from 1.4–2.4 s of wall time to 1.1–1.5 s on a
+// machine whose disk other test runs kept busy, and from 1.41 s of CPU
+// (with the large page cache) to 0.18 s.
 type checkpointer struct {
 	a     *Archive
 	kick  chan struct{}

@@ -890,7 +890,10 @@ func (w *worker) read(r io.Reader, size int64) (fetchedBody, error) {
 	b := fetchedBody{size: size}
 	if size <= spoolAbove {
 		if int64(cap(w.buf)) < size {
-			w.buf = make([]byte, size)
+			// Doubling (from 64 KiB, up to spoolAbove) rather than the
+			// exact size: a run of ever larger messages reallocates a few
+			// times, not once per message.
+			w.buf = make([]byte, min(max(size, 2*int64(cap(w.buf)), 64<<10), spoolAbove))
 		}
 		buf := w.buf[:size]
 		for off := int64(0); off < size; off += readPiece {
