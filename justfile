@@ -78,7 +78,8 @@ peers-down:
 
 # Benchmark: import+export Dovecot -> archive -> Cyrus JMAP vs mbsync IMAP->IMAP
 # into Cyrus, same run, same corpus (MAILMIG_BENCH_MESSAGES, default 3000 with a
-# 25 MiB message), plus the no-change re-run. Figures: docs/export.md.
+# 25 MiB message), the export alone vs Cyrus's own IMAP APPEND of the corpus,
+# plus the no-change re-run. Figures: docs/export.md.
 bench-export:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -116,8 +117,10 @@ bench-proxy-smtp:
     go test -count=1 -run '^$' -bench 'LMTP|JMAP|Overhead' -benchtime 5s ./proxy/smtp ./proxy/httpproxy
 
 # Benchmark: full IMAP import of the generated account (3000 messages with a
-# 25 MiB one; MAILMIG_BENCH_MESSAGES) and the no-change re-run, side by side with
-# mbsync copying the same Dovecot account into a local Maildir. Figures: docs/import.md.
+# 25 MiB one; MAILMIG_BENCH_MESSAGES) by the real command, side by side with a
+# raw go-imap FETCH of the same account over the same connections and with
+# mbsync copying it into a local Maildir; the no-change re-run; peak RSS, also
+# for an account with a 100 MiB message. Figures: docs/import.md.
 bench-import:
     #!/usr/bin/env bash
     set -euo pipefail

@@ -95,6 +95,8 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	inline := fs.Bool("inline-blobs", true, "send small messages inside the API request when the server offers Blob/upload (RFC 9404) or Cyrus's Blob/set")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	var prof profileFlags
+	prof.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export --url URL (--auth-basic USER | --auth-bearer) [--account-id ID | --account-name NAME] [--prune [--yes]] [--dry-run] ARCHIVE\n\n")
 		fs.PrintDefaults()
@@ -115,6 +117,12 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		}
 	}
 	log := g.logger(s)
+	stopProf, err := prof.start(log)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer stopProf()
 	if _, err := os.Stat(fs.Arg(0)); err != nil {
 		// Open would create an empty archive; exporting one makes no sense.
 		v.Errorf("open archive %s: %v", fs.Arg(0), archive.ErrNotExist)

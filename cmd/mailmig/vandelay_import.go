@@ -78,6 +78,8 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	var prof profileFlags
+	prof.register(fs)
 	if code, done := parseArchiveArgs(fs, args[1:], s); done {
 		return code
 	}
@@ -90,6 +92,12 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	}
 	cfg.Throttle = vandelay.NewThrottle(*maxConns, *msgRate, br)
 	cfg.Logger = g.logger(s)
+	stopProf, err := prof.start(cfg.Logger)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer stopProf()
 	if k.Reads(sources.SetLogin) {
 		if err := readLoginSecret(cfg, *passEnv, *passFile, *tokenEnv, *tokenFile, s); err != nil {
 			v.Errorf("%v", err)

@@ -75,6 +75,16 @@
 // the next run after a crash) stays one message. In a dry run everything
 // happens in one transaction that Finish rolls back.
 //
+// A body reaches [Run.Add] either as bytes (NewMessage.Body, which the run
+// does not keep) or, for a large message, as a reader of Size bytes with
+// its hash (NewMessage.Content), copied into the blob store one chunk at a
+// time through one buffer under a savepoint, so that no message is held
+// whole. While a run writes, a background checkpointer copies the WAL into
+// the database file every 32 MiB committed (PRAGMA wal_checkpoint(PASSIVE)
+// on a connection of its own); it never blocks the writer, and it leaves
+// [Archive.Close] only the last batch to checkpoint. Connections keep a
+// small page cache (2 MiB): see Open for why.
+//
 // Invariants: at most one live message per blob hash; at most one live
 // mailbox per path; a location points to a live message and a live
 // mailbox.

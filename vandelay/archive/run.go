@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,6 +90,13 @@ type Run struct {
 	counts  Counts
 	done    bool
 	start   time.Time
+	// chunk is the buffer streamed blobs are copied through (one, as
+	// writes are serialized by mu).
+	chunk []byte
+	// ckpt checkpoints the WAL in the background (nil in a dry run);
+	// walBytes counts the bytes committed since it was last woken.
+	ckpt     *checkpointer
+	walBytes int64
 }
 
 type snap struct {
@@ -159,8 +168,16 @@ func (a *Archive) BeginRun(ctx context.Context, src Source, opts *RunOptions) (*
 	if err := r.commitLocked(); err != nil {
 		return nil, err
 	}
+	if !r.opts.DryRun {
+		r.ckpt = startCheckpointer(a)
+	}
 	return r, nil
 }
+
+// TempDir is the directory of the archive file: where a source spools a
+// message too large to hold in memory, on the archive's file system
+// rather than in a memory-backed /tmp.
+func (r *Run) TempDir() string { return filepath.Dir(r.a.path) }
 
 // Source returns the run's source (with its archive id).
 func (r *Run) Source() Source { return r.src }
@@ -213,9 +230,14 @@ func (r *Run) commitLocked() error {
 	}
 	err := r.tx.Commit()
 	r.tx = nil
+	r.walBytes += r.pendB
 	r.pending, r.pendB = 0, 0
 	if err != nil {
 		return fmt.Errorf("commit archive batch: %w", err)
+	}
+	if r.ckpt != nil && r.walBytes >= checkpointEvery {
+		r.walBytes = 0
+		r.ckpt.wake()
 	}
 	return nil
 }
@@ -406,10 +428,17 @@ func (r *Run) LocationHashes(ctx context.Context) (map[string]string, error) {
 // NewMessage is a message body a source hands to [Run.Add].
 type NewMessage struct {
 	// Body is the raw message, exactly as the source served it. The run
-	// does not keep a reference after Add returns.
+	// does not keep a reference after Add returns, so a source may reuse
+	// the buffer for its next message.
 	Body []byte
+	// Content, when Body is nil, supplies the Size bytes of the message
+	// instead (e.g. a large message spooled to a file while it was
+	// hashed): Add reads it chunk by chunk into one buffer it reuses, and
+	// only when the blob is new. Hash must then be set.
+	Content io.Reader
+	Size    int64
 	// Hash is Hash(Body) when the source computed it while reading;
-	// computed by Add when empty.
+	// computed by Add when empty (required with Content).
 	Hash string
 	// ReceivedAt is the internal date; used when the message is new.
 	ReceivedAt time.Time
@@ -425,8 +454,15 @@ type NewMessage struct {
 // and a message created. Adding an existing location replaces it.
 func (r *Run) Add(ctx context.Context, mailboxID int64, key string, m *NewMessage) error {
 	hash := m.Hash
-	if hash == "" {
-		hash = Hash(m.Body)
+	if m.Body == nil && m.Content != nil {
+		if hash == "" {
+			return fmt.Errorf("archive message %s in mailbox %d: streamed content without its hash", key, mailboxID)
+		}
+	} else {
+		if hash == "" {
+			hash = Hash(m.Body)
+		}
+		m.Size = int64(len(m.Body))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -438,9 +474,9 @@ func (r *Run) Add(ctx context.Context, mailboxID int64, key string, m *NewMessag
 		return fmt.Errorf("archive message %s in mailbox %d: %w", key, mailboxID, err)
 	}
 	r.counts.Fetched++
-	r.counts.FetchedBytes += int64(len(m.Body))
+	r.counts.FetchedBytes += m.Size
 	r.pending++
-	r.pendB += int64(len(m.Body))
+	r.pendB += m.Size
 	if r.pending >= r.opts.BatchMessages || r.pendB >= r.opts.BatchBytes {
 		return r.commitLocked()
 	}
@@ -474,20 +510,28 @@ func (r *Run) addLocked(ctx context.Context, tx *ptx, mailboxID int64, key, hash
 			return err
 		}
 	case errors.Is(err, sql.ErrNoRows):
-		stored, err := putBlob(ctx, tx, hash, m.Body, now)
+		var stored bool
+		if m.Body == nil && m.Content != nil {
+			if r.chunk == nil {
+				r.chunk = make([]byte, ChunkSize)
+			}
+			stored, err = putBlobFrom(ctx, tx, hash, m.Content, m.Size, r.chunk, now)
+		} else {
+			stored, err = putBlob(ctx, tx, hash, m.Body, now)
+		}
 		if err != nil {
 			return err
 		}
 		if stored {
 			r.counts.BlobsStored++
-			r.counts.BlobBytes += int64(len(m.Body))
+			r.counts.BlobBytes += m.Size
 		}
 		recv := m.ReceivedAt
 		if recv.IsZero() {
 			recv = now
 		}
 		if err := tx.QueryRowContext(ctx, `INSERT INTO messages(blob, size, received_at, keywords, modseq, created_at)
-			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, hash, len(m.Body), recv.Unix(), joinKeywords(m.Keywords), r.modseq, now.Unix()).Scan(&id); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`, hash, m.Size, recv.Unix(), joinKeywords(m.Keywords), r.modseq, now.Unix()).Scan(&id); err != nil {
 			return fmt.Errorf("insert message: %w", err)
 		}
 		r.touched[id] = &snap{created: true}
@@ -747,8 +791,10 @@ func (r *Run) Finish(ctx context.Context, complete bool) (*Result, error) {
 	if r.opts.DryRun {
 		r.rollbackLocked()
 	} else if err := r.commitLocked(); err != nil {
+		r.ckpt.stop()
 		return nil, err
 	}
+	r.ckpt.stop()
 	r.done = true
 	return res, nil
 }
@@ -759,6 +805,7 @@ func (r *Run) Abort() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.rollbackLocked()
+	r.ckpt.stop()
 	r.done = true
 }
 

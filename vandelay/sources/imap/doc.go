@@ -41,8 +41,11 @@
 //     with its own connection, opened on demand) fetch chunks with one UID
 //     FETCH (UID FLAGS INTERNALDATE MODSEQ BODY.PEEK[]) each, so a big
 //     mailbox is spread over the connections and the server streams the
-//     responses back to back. A body is read once into a buffer sized by
-//     its literal, hashed while reading, and handed to archive.Run.Add.
+//     responses back to back. A body is read once, hashed on the way, into
+//     a buffer the worker reuses (over 4 MiB: into an unlinked spool file
+//     beside the archive, which archive.Run.Add streams into the blob
+//     store), so memory follows the connection count, not the largest
+//     message.
 //  5. When a mailbox's last chunk is archived, its cursor is saved (in the
 //     same transaction). A killed run leaves committed copies in the
 //     archive; the next run fetches only UIDs without a copy.

@@ -1,14 +1,15 @@
 package imap
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -446,6 +447,10 @@ type worker struct {
 	// so the sync degrades to fewer connections instead of failing.
 	primary bool
 	exit    bool
+	// buf, hash and spool are reused from message to message (read).
+	buf   []byte
+	hash  hash.Hash
+	spool *os.File
 }
 
 // loop runs tasks until the queue is drained. It returns an error only
@@ -455,6 +460,9 @@ func (w *worker) loop(ctx context.Context) error {
 	defer func() {
 		if w.c != nil {
 			w.s.dropConn(w.c)
+		}
+		if w.spool != nil {
+			w.spool.Close()
 		}
 	}()
 	for {
@@ -759,7 +767,9 @@ func (w *worker) fetchFlags(set imap.UIDSet, opts *imap.FetchOptions, into map[i
 
 // fetch downloads the bodies of uids (one UID FETCH; the server streams
 // the responses back to back) and adds them to the archive. Each body is
-// read once into a buffer sized by its literal and hashed while reading.
+// read once, hashed on the way, into the worker's reused buffer (or, above
+// spoolAbove, into a spool file), so that fetching allocates nothing per
+// message in proportion to its size.
 func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 	if w.selected != m.path {
 		if _, err := w.examine(ctx, m.path); err != nil {
@@ -788,8 +798,7 @@ func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 			flags  []imap.Flag
 			date   time.Time
 			modseq uint64
-			body   []byte
-			hash   string
+			body   fetchedBody
 			got    bool
 		)
 		for {
@@ -814,13 +823,12 @@ func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 					cmd.Close()
 					return err
 				}
-				b := bytes.NewBuffer(make([]byte, 0, it.Literal.Size()))
-				h := sha256.New()
-				if _, err := io.Copy(io.MultiWriter(b, h), it.Literal); err != nil {
+				var err error
+				if body, err = w.read(it.Literal, it.Literal.Size()); err != nil {
 					cmd.Close()
-					return fmt.Errorf("read message body: %w", err)
+					return err
 				}
-				body, hash, got = b.Bytes(), hex.EncodeToString(h.Sum(nil)), true
+				got = true
 			}
 		}
 		if uid == 0 || !got {
@@ -832,17 +840,117 @@ func (w *worker) fetch(ctx context.Context, m *mailbox, uids []imap.UID) error {
 			w.run.Skip()
 			continue
 		}
-		if err := w.run.Add(ctx, m.id, uidKey(uid), &archive.NewMessage{Body: body, Hash: hash, ReceivedAt: date,
-			Keywords: kws, ModSeq: modseq}); err != nil {
+		nm := &archive.NewMessage{Body: body.mem, Hash: body.hash, ReceivedAt: date, Keywords: kws, ModSeq: modseq}
+		if body.mem == nil {
+			nm.Content, nm.Size = body.spool, body.size
+		}
+		if err := w.run.Add(ctx, m.id, uidKey(uid), nm); err != nil {
 			cmd.Close()
 			return fmt.Errorf("%w: %w", errArchive, err)
 		}
-		w.s.prog.Done(1, int64(len(body)))
+		w.s.prog.Done(1, body.size)
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("fetch from %q: %w", m.path, err)
 	}
 	return nil
+}
+
+// spoolAbove is the body size above which a message is written to a spool
+// file instead of held in memory, so that a worker holds at most this much
+// of a message (peak memory follows the connection count, not the largest
+// message). Below it, a memory copy is cheaper than a file round trip;
+// most mail is far smaller.
+const spoolAbove = 4 << 20
+
+// readPiece is how much is read (and hashed) at a time: large enough for
+// few calls, small enough to stay in the CPU cache between read and hash.
+const readPiece = 256 << 10
+
+// fetchedBody is a message body as read by worker.read: in mem (the worker's
+// buffer, valid until the next read) or in spool (positioned at 0).
+type fetchedBody struct {
+	mem   []byte
+	spool *os.File
+	size  int64
+	hash  string
+}
+
+// read reads a literal of size bytes, hashing it on the way. A body up to
+// spoolAbove lands in w.buf (grown once to the largest such message and
+// then reused); a larger one goes through a readPiece slice of w.buf into
+// w.spool, a file beside the archive that is unlinked at once (nothing is
+// left behind by a SIGKILL) and reused by the next large message.
+func (w *worker) read(r io.Reader, size int64) (fetchedBody, error) {
+	if w.hash == nil {
+		w.hash = sha256.New()
+	}
+	h := w.hash
+	h.Reset()
+	b := fetchedBody{size: size}
+	if size <= spoolAbove {
+		if int64(cap(w.buf)) < size {
+			// Doubling (from 64 KiB, up to spoolAbove) rather than the
+			// exact size: a run of ever larger messages reallocates a few
+			// times, not once per message.
+			w.buf = make([]byte, min(max(size, 2*int64(cap(w.buf)), 64<<10), spoolAbove))
+		}
+		buf := w.buf[:size]
+		for off := int64(0); off < size; off += readPiece {
+			p := buf[off:min(off+readPiece, size)]
+			if _, err := io.ReadFull(r, p); err != nil {
+				return b, fmt.Errorf("read message body: %w", err)
+			}
+			h.Write(p)
+		}
+		b.mem = buf
+	} else {
+		if cap(w.buf) < readPiece {
+			w.buf = make([]byte, readPiece)
+		}
+		f, err := w.spoolFile()
+		if err != nil {
+			return b, err
+		}
+		p := w.buf[:readPiece]
+		for left := size; left > 0; left -= int64(len(p)) {
+			p = p[:min(int64(readPiece), left)]
+			if _, err := io.ReadFull(r, p); err != nil {
+				return b, fmt.Errorf("read message body: %w", err)
+			}
+			h.Write(p)
+			if _, err := f.Write(p); err != nil {
+				return b, fmt.Errorf("%w: spool message body: %w", errArchive, err)
+			}
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return b, fmt.Errorf("%w: spool message body: %w", errArchive, err)
+		}
+		b.spool = f
+	}
+	var sum [sha256.Size]byte
+	b.hash = hex.EncodeToString(h.Sum(sum[:0]))
+	return b, nil
+}
+
+// spoolFile returns the worker's spool file, empty and at offset 0.
+func (w *worker) spoolFile() (*os.File, error) {
+	if w.spool == nil {
+		f, err := os.CreateTemp(w.run.TempDir(), ".mailmig-spool-*")
+		if err != nil {
+			return nil, fmt.Errorf("%w: spool file for a large message: %w", errArchive, err)
+		}
+		os.Remove(f.Name()) // unlinked: gone with the descriptor, whatever happens
+		w.spool = f
+		return f, nil
+	}
+	if err := w.spool.Truncate(0); err != nil {
+		return nil, fmt.Errorf("%w: spool file: %w", errArchive, err)
+	}
+	if _, err := w.spool.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("%w: spool file: %w", errArchive, err)
+	}
+	return w.spool, nil
 }
 
 // errArchive marks local archive failures (not retried).

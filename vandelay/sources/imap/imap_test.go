@@ -283,8 +283,12 @@ func TestReconnectAfterKick(t *testing.T) {
 	a.load(t, 8, 300)
 	ar := vandelaytest.OpenArchive(t)
 	prog := &kickProgress{at: 60, kick: func() { a.set.Dovecot.Doveadm(t, "kick", a.user) }}
+	// 100 messages/s: the 240 messages after the kick take 2.4 s, time
+	// enough for doveadm (which takes over a second on a loaded machine)
+	// to kick connections that are still in use; at 400/s a fast import
+	// could finish first and nobody would need to reconnect.
 	src := a.factory(func(c *imapsrc.Options) {
-		c.Throttle = vandelay.NewThrottle(0, 400, 0)
+		c.Throttle = vandelay.NewThrottle(0, 100, 0)
 		c.Batch = 20
 	})(t)
 	res, err := vandelay.Import(t.Context(), src, ar, &vandelay.ImportOptions{Progress: prog})

@@ -17,7 +17,7 @@ import (
 )
 
 // buildMailmig builds the CLI once per test binary.
-func buildMailmig(t *testing.T) string {
+func buildMailmig(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mailmig")
 	cmd := exec.Command("go", "build", "-o", bin, "../../../cmd/mailmig")
