@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"io"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/mailmig/mailmig/internal/peers"
 	"github.com/mailmig/mailmig/proxy"
+	"github.com/mailmig/mailmig/proxy/routes"
 )
 
 // TestFlipEndsEventSource: an EventSource stream open through the proxy
@@ -135,6 +137,38 @@ func newRelay(t *testing.T, target string) *relay {
 	return r
 }
 
+// setRoute writes a route as the engine does (cmd/mailmig's
+// routeStore.SetRoute): backend and state in one update.
+func (e *env) setRoute(acct, backend string, frozen bool) {
+	e.t.Helper()
+	ctx := context.Background()
+	if _, err := e.store.Update(ctx, acct, func(r *routes.Route, _ bool) error {
+		r.Backend, r.State = backend, routes.Active
+		if frozen {
+			r.State = routes.Frozen
+		}
+		return nil
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.w.Refresh(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// cutOver runs the engine's route steps of an account's cut-over (see
+// engine.Apply): freeze on the old backend, flip to the new one while
+// still frozen, unfreeze; frozen runs while the account is frozen.
+func (e *env) cutOver(acct, from, to string, frozen func()) {
+	e.t.Helper()
+	e.setRoute(acct, from, true)
+	if frozen != nil {
+		frozen()
+	}
+	e.setRoute(acct, to, true)
+	e.setRoute(acct, to, false)
+}
+
 func plainBackend(name, u string) *proxy.Backend {
 	return &proxy.Backend{Name: name, Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: u, AllowPlaintext: true}}}
 }
@@ -165,8 +199,9 @@ func send(t *testing.T, client *http.Client, build func() *http.Request) (*http.
 
 // TestJMAPClientFollowsFlip: a JMAP client (net/http, one kept
 // connection) fetches the session through the proxy, queries, and keeps
-// using the session's URLs across the account's flip: the calls after the
-// flip reach the new backend. Old and new are the one Cyrus of the peer
+// using the session's URLs across the account's cut-over, whose route
+// steps are the engine's (freeze, flip, unfreeze): while frozen a call
+// gets 503, after it the calls reach the new backend. Old and new are the one Cyrus of the peer
 // set behind two relays (two addresses); the relays' byte counts show
 // which one the proxy dialled.
 func TestJMAPClientFollowsFlip(t *testing.T) {
@@ -205,7 +240,7 @@ func TestJMAPClientFollowsFlip(t *testing.T) {
 		}
 	}
 	acct := sess.PrimaryAccounts["urn:ietf:params:jmap:mail"]
-	query := func() {
+	query := func() int {
 		t.Helper()
 		resp, body := send(t, client, func() *http.Request {
 			req, _ := http.NewRequest(http.MethodPost, sess.APIURL, strings.NewReader(
@@ -214,11 +249,15 @@ func TestJMAPClientFollowsFlip(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			return req
 		})
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return resp.StatusCode
+		}
 		var out struct{ MethodResponses [][]json.RawMessage }
 		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &out) != nil || len(out.MethodResponses) != 1 ||
 			string(out.MethodResponses[0][0]) != `"Email/query"` {
 			t.Fatalf("Email/query: %s\n%s", resp.Status, body)
 		}
+		return resp.StatusCode
 	}
 	query()
 	if oldR.sent.Load() == 0 || newR.sent.Load() != 0 {
@@ -227,7 +266,11 @@ func TestJMAPClientFollowsFlip(t *testing.T) {
 	// Cyrus 3.6 answers the session's eventSourceUrl with 204 (no push
 	// without idled); TestFlipEndsEventSource covers streams.
 
-	e.route(a.Email, "jmap-new")
+	e.cutOver(a.Email, "jmap-old", "jmap-new", func() {
+		if st := query(); st != http.StatusServiceUnavailable {
+			t.Errorf("Email/query while frozen: %d, want 503", st)
+		}
+	})
 	oldBytes := oldR.sent.Load()
 	query() // the session kept from before the flip
 	if got := oldR.sent.Load(); got != oldBytes {
@@ -377,7 +420,7 @@ func TestCalDAVClientFollowsFlip(t *testing.T) {
 	if !strings.Contains(uids, "old-side-event") || strings.Contains(uids, "new-side-event") {
 		t.Fatalf("before the flip: principal %q, events %q; want Radicale's only", principal, uids)
 	}
-	e.route(a.Email, "cyrus")
+	e.cutOver(a.Email, "radicale", "cyrus", nil)
 	principal2, uids := discover()
 	if !strings.Contains(uids, "new-side-event") || strings.Contains(uids, "old-side-event") {
 		t.Errorf("after the flip: principal %q, events %q; want Cyrus's only", principal2, uids)
