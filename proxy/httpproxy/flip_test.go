@@ -263,8 +263,8 @@ func TestJMAPClientFollowsFlip(t *testing.T) {
 	if oldR.sent.Load() == 0 || newR.sent.Load() != 0 {
 		t.Fatalf("before the flip: old backend got %d bytes, new %d; want all on the old", oldR.sent.Load(), newR.sent.Load())
 	}
-	// Cyrus 3.6 answers the session's eventSourceUrl with 204 (no push
-	// without idled); TestFlipEndsEventSource covers streams.
+	// Cyrus 3.6.1 answers the session's eventSourceUrl with 204 No
+	// Content: no stream to end here; TestFlipEndsEventSource covers it.
 
 	e.cutOver(a.Email, "jmap-old", "jmap-new", func() {
 		if st := query(); st != http.StatusServiceUnavailable {
