@@ -51,8 +51,9 @@
 // streams and long polls are not buffered; WebSocket and other upgrades are
 // tunnelled by httputil.ReverseProxy. When an account's route changes, the
 // router calls back and the proxy closes that account's idle keep-alive
-// connections and upgraded tunnels at once, and busy ones after their
-// response (Connection: close); clients reconnect and follow the new route.
+// connections and upgraded tunnels at once, busy ones after their
+// response (Connection: close), and ends EventSource streams
+// (text/event-stream) cleanly; clients reconnect and follow the new route.
 // That needs the server hooks that Serve or ConfigureServer install;
 // proxy.Server installs them on its HTTP listeners (ListenerConfig.HTTP),
 // which is how `mailmig proxy` runs the proxy.

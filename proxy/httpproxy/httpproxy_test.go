@@ -53,6 +53,7 @@ func echoBackend(t testing.TB, name string) *httptest.Server {
 	})
 	mux.HandleFunc("/events", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("X-Backend", name)
 		fmt.Fprint(w, "data: one\n\n")
 		w.(http.Flusher).Flush()
 		// The second event waits until the client saw the first one: a
@@ -110,8 +111,9 @@ func release(r *http.Request) chan struct{} { return releases[r.URL.Query().Get(
 
 func newEnv(t *testing.T, real bool) *env { return newBenchEnv(t, real) }
 
-// newBenchEnv is newEnv for tests and benchmarks.
-func newBenchEnv(t testing.TB, real bool) *env {
+// newBenchEnv is newEnv for tests and benchmarks; extra backends join the
+// router's.
+func newBenchEnv(t testing.TB, real bool, extra ...*proxy.Backend) *env {
 	t.Helper()
 	e := &env{t: t}
 	ctx := context.Background()
@@ -137,6 +139,7 @@ func newBenchEnv(t testing.TB, real bool) *env {
 		&proxy.Backend{Name: "plain", Endpoints: map[proxy.Protocol]proxy.Endpoint{proxy.HTTP: {URL: "http://" + closed + "/"}}},
 		secureBackend(t),
 	)
+	backends = append(backends, extra...)
 	store, err := routes.Open(ctx, filepath.Join(t.TempDir(), "routes.db"))
 	if err != nil {
 		t.Fatal(err)

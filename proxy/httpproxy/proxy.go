@@ -243,6 +243,9 @@ type reqInfo struct {
 	backend string
 	account string
 	cs      *connState
+	// cancel ends the request toward the backend; a stream that the
+	// account's flip ends uses it to stop waiting for the next event.
+	cancel context.CancelFunc
 }
 
 // ServeHTTP routes one request.
@@ -414,8 +417,10 @@ func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Bac
 		return
 	}
 	p.opts.Metrics.Inc(proxy.MetricSessions, "proto", string(proxy.HTTP), "backend", b.Name)
-	info := &reqInfo{target: target.url, rt: target.rt, public: p.origin(r), backend: b.Name, account: account, cs: cs}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), reqKey{}, info)))
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	info := &reqInfo{target: target.url, rt: target.rt, public: p.origin(r), backend: b.Name, account: account, cs: cs, cancel: cancel}
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, reqKey{}, info)))
 	if info.cs != nil && info.cs.isHijacked() {
 		// An upgraded connection (WebSocket) ended: the server will not
 		// report it closed.
@@ -565,6 +570,7 @@ type connState struct {
 	hijacked bool
 	moved    bool
 	closed   bool
+	streams  map[*stream]struct{}
 }
 
 // bind records the account of the current request and registers the
@@ -596,15 +602,48 @@ func (c *connState) bind(d proxy.Decision, router proxy.Router) {
 
 // end is called when the account's route changed: an idle keep-alive (or
 // an upgraded WebSocket) is closed at once; a busy one after its response
-// (Connection: close).
+// (Connection: close). An EventSource stream would never finish its
+// response, so it is ended now: the client sees the stream end, the
+// connection closes as it goes idle, and the client's reconnect is routed
+// anew.
 func (c *connState) end() {
 	c.mu.Lock()
 	c.moved = true
 	closeNow := c.idle || c.hijacked
+	streams := make([]*stream, 0, len(c.streams))
+	for s := range c.streams {
+		streams = append(streams, s)
+	}
 	c.mu.Unlock()
+	for _, s := range streams {
+		s.end()
+	}
 	if closeNow {
 		c.conn.Close()
 	}
+}
+
+// addStream registers an open EventSource response of the connection; it
+// is ended at once when the route already changed.
+func (c *connState) addStream(s *stream) {
+	c.mu.Lock()
+	moved := c.moved
+	if !moved {
+		if c.streams == nil {
+			c.streams = make(map[*stream]struct{})
+		}
+		c.streams[s] = struct{}{}
+	}
+	c.mu.Unlock()
+	if moved {
+		s.end()
+	}
+}
+
+func (c *connState) removeStream(s *stream) {
+	c.mu.Lock()
+	delete(c.streams, s)
+	c.mu.Unlock()
 }
 
 func (c *connState) isMoved() bool {

@@ -3,6 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"io"
 	"mime"
@@ -10,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,7 +72,53 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if isSessionCandidate(resp) {
 		return p.rewriteSession(resp, info)
 	}
+	if info.cs != nil && isEventStream(resp) {
+		s := &stream{ReadCloser: resp.Body, cs: info.cs, cancel: info.cancel}
+		resp.Body = s
+		info.cs.addStream(s)
+	}
 	return nil
+}
+
+// isEventStream says whether a response is an EventSource stream (JMAP
+// push, RFC 8620 7.3): one that only ends when the client goes away.
+func isEventStream(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return mt == "text/event-stream"
+}
+
+// stream is the body of an EventSource response. When the account's route
+// changes, end stops the request to the old backend and the body then
+// reads as a clean end of stream (the events sent so far are whole), so
+// that the client reconnects and is routed to the new backend.
+type stream struct {
+	io.ReadCloser
+	cs     *connState
+	cancel context.CancelFunc
+	ended  atomic.Bool
+}
+
+// Read implements io.Reader.
+func (s *stream) Read(b []byte) (int, error) {
+	n, err := s.ReadCloser.Read(b)
+	if err != nil && s.ended.Load() {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// Close implements io.Closer.
+func (s *stream) Close() error {
+	s.cs.removeStream(s)
+	return s.ReadCloser.Close()
+}
+
+func (s *stream) end() {
+	s.ended.Store(true)
+	s.cancel()
 }
 
 // isSessionCandidate says whether a response may be a JMAP session object:
