@@ -14,10 +14,11 @@ import (
 
 // FormatVersion is the version of the Changes JSON form. The major number
 // changes when a field is removed or changes meaning; the minor number when
-// fields are added. Readers must accept unknown fields. 2.1: the -json
+// fields are added. Readers must accept unknown fields. 2.2: waves carry
+// their schedule (after, cutover_window, not_before, canaries). 2.1: the -json
 // output (not the saved file) may carry "diagnostics" (warnings). 2.0: a change's
 // reason is an object (code and fields, see [Reason]), no longer text.
-const FormatVersion = "2.1"
+const FormatVersion = "2.2"
 
 // Changes is the computed difference between the plan and the observed
 // state: what apply will do, grouped by wave. It is also the saved form of
@@ -80,6 +81,14 @@ type WaveChanges struct {
 	Phases map[state.Phase]int `json:"phases"`
 	// MaxParallel is the wave's max_parallel.
 	MaxParallel int `json:"max_parallel,omitempty"`
+	// After, Window, NotBefore and Canaries are the wave's schedule from
+	// the plan (format 2.2): the waves that must be done first, the
+	// cut-over window's text, the earliest cut-over, and the canary
+	// accounts (cut over first).
+	After     []string  `json:"after,omitempty"`
+	Window    string    `json:"cutover_window,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Canaries  []string  `json:"canaries,omitempty"`
 	// Changes are the wave's changes in account order.
 	Changes []*Change `json:"changes"`
 	// Waiting lists accounts that have nothing to do now although they are

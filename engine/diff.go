@@ -239,9 +239,16 @@ func (d *differ) planWave(wi *waveInfo) *WaveChanges {
 	wc := &WaveChanges{Name: NoWave, Status: wi.status, Note: wi.note, Accounts: len(wi.accounts), Phases: map[state.Phase]int{}, Changes: []*Change{}}
 	if wi.w != nil {
 		wc.Name, wc.MaxParallel = wi.w.Name, wi.w.MaxParallel
+		wc.After, wc.NotBefore = wi.w.After, wi.w.NotBefore
+		if wi.w.CutoverWindow != nil {
+			wc.Window = wi.w.CutoverWindow.Text
+		}
 	}
 	for _, e := range wi.accounts {
 		wc.Phases[e.phase]++
+		if e.canary {
+			wc.Canaries = append(wc.Canaries, e.a.Address)
+		}
 	}
 	// Canaries are planned first: the others depend on their cut-overs.
 	// Changes are then listed in the wave's own account order.

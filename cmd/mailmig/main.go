@@ -47,6 +47,7 @@ var commands = map[string]command{
 	"rollback": {synopsis: "Route a cut-over account back to its source", run: runRollback},
 	"routes":   {synopsis: "Show and edit the proxy's route table: set, freeze, aliases", run: runRoutes},
 	"proxy":    {synopsis: "Run the protocol proxy from the plan's proxy block", run: runProxy},
+	"report":   {synopsis: "Write the migration's report (Markdown with timelines, CSV, JSON)", run: runReport},
 }
 
 // Exit codes shared by every subcommand.

@@ -203,6 +203,38 @@ func event(r *state.Record) string {
 		return "held: " + r.Note
 	case state.TypeRelease:
 		return "released: " + r.Note
+	case state.TypeApplyStart:
+		s := "apply started"
+		var parts []string
+		if r.ChangesFile != "" {
+			parts = append(parts, "saved changes "+r.ChangesFile+" ("+shortHash(r.ChangesHash)+")")
+		}
+		if r.PlanFile != "" {
+			parts = append(parts, "plan "+r.PlanFile)
+		}
+		if r.PlanHash != "" {
+			parts = append(parts, "plan hash "+shortHash(r.PlanHash))
+		}
+		if r.Approver != "" {
+			parts = append(parts, "approved by "+r.Approver)
+		}
+		if len(parts) > 0 {
+			s += ": " + strings.Join(parts, ", ")
+		}
+		return s
+	case state.TypeRouteEdit:
+		s := "routes " + r.Action + " by hand"
+		if r.Backend != "" {
+			s += " → " + r.Backend
+		}
+		if r.Note != "" {
+			s += " (" + r.Note + ")"
+		}
+		return s
+	case state.TypeBreakerOpen:
+		return "circuit breaker of " + r.Backend + " open: " + r.Error
+	case state.TypeBreakerClosed:
+		return "circuit breaker of " + r.Backend + " closed"
 	}
 	return string(r.Type)
 }
@@ -219,4 +251,13 @@ func fmtWhen(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// shortHash is the first 12 hex digits of a hash, enough to tell runs
+// apart in a table.
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
 }
