@@ -41,6 +41,12 @@ type Changes struct {
 	Refreshed bool `json:"refreshed"`
 	// Targets are the -target accounts, when given.
 	Targets []string `json:"targets,omitempty"`
+	// OnlyWaves are the -wave waves, when given: Waves holds those alone.
+	OnlyWaves []string `json:"only_waves,omitempty"`
+	// PlanFiles maps each plan file (and accounts CSV) to the hex SHA-256
+	// of its contents, named as in PlanHash, so that a stale saved file
+	// can say which file changed (format 2.2).
+	PlanFiles map[string]string `json:"plan_files,omitempty"`
 	// Waves lists every wave in plan order, then "(no wave)" when some
 	// accounts are in none.
 	Waves []*WaveChanges `json:"waves"`
@@ -174,6 +180,12 @@ type Summary struct {
 	Waiting int `json:"waiting"`
 	// Removed counts accounts in the journal but not in the plan.
 	Removed int `json:"removed"`
+	// Halted counts waves halted by failed cut-overs or an open circuit
+	// breaker; Drifted counts done accounts whose route no longer points
+	// at their target. Either needs an operator ("plan
+	// -detailed-exitcode" exits 3).
+	Halted  int `json:"halted_waves,omitempty"`
+	Drifted int `json:"drifted_routes,omitempty"`
 }
 
 // Empty reports whether there is nothing to apply.

@@ -174,27 +174,110 @@ func countsSuffix(r *engine.Result) string {
 	return " (" + strings.Join(parts, ", ") + ")"
 }
 
-// ApplySummary prints the outcome of a run.
-func (v *View) ApplySummary(res *engine.ApplyResult) {
+// Stopping says what the first Ctrl-C (or SIGTERM, named by by) does:
+// the running actions finish, nothing new starts.
+func (p *ApplyProgress) Stopping(by string) {
+	p.mu.Lock()
+	n := len(p.running)
+	p.mu.Unlock()
+	p.disp.Line(fmt.Sprintf("stopping (%s): %s will finish, nothing new starts; Ctrl-C again to abort (a cut-over not yet flipped is rolled back)", by, countNoun(n, "running action")))
+}
+
+// Aborting says what the second Ctrl-C does.
+func (p *ApplyProgress) Aborting() {
+	p.mu.Lock()
+	n := len(p.running)
+	p.mu.Unlock()
+	p.disp.Line(fmt.Sprintf("aborting: cancelling %s now; a frozen account is routed back to its source and the journal written before mailmig exits", countNoun(n, "running action")))
+}
+
+// ApplyFailed reports whether a run did not do everything it set out to
+// do: a change failed, rolled back or was interrupted, a change was
+// skipped (a stop, a halted wave, a failed dependency), or a backend's
+// circuit breaker is open. apply then exits 1.
+func ApplyFailed(res *engine.ApplyResult) bool {
+	return res.Failed+res.RolledBack+res.Interrupted+res.Skipped > 0 || len(res.OpenBreakers) > 0
+}
+
+// ApplySummary prints the outcome of a run: a closing line that says what
+// happened ("Apply complete!" only when every change succeeded), then, on
+// standard error, each change that did not succeed and each unreachable
+// backend. stoppedBy names what stopped the run (Ctrl-C, SIGTERM), "" when
+// nothing did.
+func (v *View) ApplySummary(res *engine.ApplyResult, stoppedBy string) {
 	total := len(res.Results)
-	msg := fmt.Sprintf("Apply complete! %s: %d ok, %d failed, %d rolled back, %d interrupted, %d skipped.",
+	counts := fmt.Sprintf("%s: %d ok, %d failed, %d rolled back, %d interrupted, %d not run.",
 		countNoun(total, "change"), res.OK, res.Failed, res.RolledBack, res.Interrupted, res.Skipped)
-	if res.Failed+res.RolledBack+res.Interrupted > 0 || res.Stopped || len(res.OpenBreakers) > 0 {
+	if !ApplyFailed(res) {
+		msg := "Apply complete! " + counts
 		if res.Stopped {
-			msg = "Apply stopped. " + strings.TrimPrefix(msg, "Apply complete! ")
+			msg += " (" + stoppedBy + " came after the last change had started; nothing was left out.)"
 		}
-		fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorYellow, msg))
-		for _, r := range res.Results {
-			switch r.Outcome {
-			case state.OutcomeFailed, state.OutcomeRolledBack, state.OutcomeInterrupted:
-				fmt.Fprintf(v.Err, "  %s\n", resultLine(r))
-			}
-		}
-		for _, name := range slices.Sorted(maps.Keys(res.OpenBreakers)) {
-			fmt.Fprintf(v.Err, "  backend %s is unreachable, its circuit breaker opened and its waves halted: %s\n", name, res.OpenBreakers[name])
-		}
-		fmt.Fprintf(v.Out, "Run \"mailmig plan\" to see what is left; a new apply resumes (it probes an unreachable backend first).\n")
+		fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorGreen, msg))
 		return
 	}
-	fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorGreen, msg))
+	var msg string
+	switch {
+	case res.Stopped:
+		msg = fmt.Sprintf("Apply stopped by %s: running actions finished, %d did not start. %s", stoppedBy, res.Skipped, counts)
+	case len(res.OpenBreakers) > 0:
+		names := slices.Sorted(maps.Keys(res.OpenBreakers))
+		msg = fmt.Sprintf("Apply halted: backend %s unreachable, circuit breaker open, its waves halted. %s", strings.Join(names, ", "), counts)
+	case res.Failed+res.RolledBack+res.Interrupted > 0:
+		var what []string
+		if n := rolledBackCutovers(res); n > 0 {
+			what = append(what, countNoun(n, "cut-over")+" rolled back (accounts back on their source, unfrozen)")
+		}
+		if res.Failed > 0 {
+			what = append(what, fmt.Sprintf("%d failed", res.Failed))
+		}
+		if res.Interrupted > 0 {
+			what = append(what, fmt.Sprintf("%d interrupted", res.Interrupted))
+		}
+		msg = "Apply finished with errors: " + strings.Join(what, ", ") + ". " + counts
+	default:
+		msg = "Apply incomplete: " + skipReasons(res) + ". " + counts
+	}
+	fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorYellow, msg))
+	for _, r := range res.Results {
+		switch r.Outcome {
+		case state.OutcomeFailed, state.OutcomeRolledBack, state.OutcomeInterrupted:
+			fmt.Fprintf(v.Err, "  %s\n", resultLine(r))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(res.OpenBreakers)) {
+		fmt.Fprintf(v.Err, "  backend %s is unreachable, its circuit breaker opened and its waves halted: %s\n", name, res.OpenBreakers[name])
+	}
+	fmt.Fprintf(v.Out, "Run \"mailmig plan\" to see what is left; a new apply resumes (it probes an unreachable backend first).\n")
+}
+
+func rolledBackCutovers(res *engine.ApplyResult) int {
+	n := 0
+	for _, r := range res.Results {
+		if r.Outcome == state.OutcomeRolledBack {
+			n++
+		}
+	}
+	return n
+}
+
+// skipReasons says why changes did not run, most frequent first.
+func skipReasons(res *engine.ApplyResult) string {
+	n := map[string]int{}
+	for _, r := range res.Results {
+		if r.Outcome == engine.OutcomeSkipped {
+			n[r.Skipped]++
+		}
+	}
+	keys := slices.SortedFunc(maps.Keys(n), func(a, b string) int {
+		if n[a] != n[b] {
+			return n[b] - n[a]
+		}
+		return strings.Compare(a, b)
+	})
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d not run (%s)", n[k], k))
+	}
+	return strings.Join(parts, "; ")
 }
