@@ -41,6 +41,11 @@ type Changes struct {
 	Refreshed bool `json:"refreshed"`
 	// Targets are the -target accounts, when given.
 	Targets []string `json:"targets,omitempty"`
+	// Running is the apply that holds the state lock while these changes
+	// were computed, when its process is alive (or runs on another host,
+	// where that cannot be checked): actions the journal shows in flight
+	// are running, not interrupted.
+	Running *RunningApply `json:"running,omitempty"`
 	// OnlyWaves are the -wave waves, when given: Waves holds those alone.
 	OnlyWaves []string `json:"only_waves,omitempty"`
 	// PlanFiles maps each plan file (and accounts CSV) to the hex SHA-256
@@ -54,6 +59,24 @@ type Changes struct {
 	Removed []*Removed `json:"removed,omitempty"`
 	// Summary counts the changes.
 	Summary Summary `json:"summary"`
+}
+
+// RunningApply is the holder of the state lock and whether it runs.
+type RunningApply struct {
+	state.LockInfo
+	Liveness state.Liveness `json:"liveness"`
+}
+
+// MarkRunning records that run holds the lock and marks every change that
+// repeats or finishes an in-flight action as running rather than
+// interrupted.
+func (c *Changes) MarkRunning(run *RunningApply) {
+	c.Running = run
+	for _, ch := range c.All() {
+		if ch.Reason.Interrupted != "" || ch.Reason.RetryAction != "" {
+			ch.Reason.Running = true
+		}
+	}
 }
 
 // NoWave is the name of the pseudo-wave of accounts that are in no wave.

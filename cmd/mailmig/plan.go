@@ -127,6 +127,9 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 	if r := j.Repaired(); r != "" {
 		v.Diagnostics(warnDiag("Incomplete journal record", "The journal ends with an incomplete record: "+r+"."), nil)
 	}
+	if run := runningApply(m); run != nil {
+		ch.MarkRunning(run)
+	}
 	switch {
 	case *jsonOut:
 		err = v.ChangesJSON(ch)

@@ -53,8 +53,23 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"jsondoc":  cmdJSONDoc,
 			"exitcode": cmdExitCode,
+			"livelock": cmdLiveLock,
 		},
 	})
+}
+
+// cmdLiveLock is the script command "livelock DIR": it writes a state
+// lock in DIR held by a live process on this host (the test process
+// itself, which runs as long as the script), as a running apply would.
+func cmdLiveLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: livelock DIR")
+	}
+	host, _ := os.Hostname()
+	info := map[string]any{"id": "22222222-3333-4444-8555-666666666666", "owner": "ci-bot@example.test", "operation": "apply",
+		"created": "2026-11-28T13:00:00Z", "host": host, "pid": os.Getpid()}
+	b, _ := json.Marshal(info)
+	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), "lock.json"), b, 0o640))
 }
 
 // cmdExitCode is the script command "exitcode N PROGRAM [ARGS...]": it

@@ -36,6 +36,9 @@ func RenderMarkdown(ch *engine.Changes, limit int) string {
 	} else {
 		fmt.Fprintf(&head, "**%s**\n\n", SummaryLine(ch))
 	}
+	if line := RunningLine(ch.Running); line != "" {
+		fmt.Fprintf(&head, "> [!NOTE]\n> %s\n\n", mdInline(line))
+	}
 	fmt.Fprintf(&head, "%s State serial %d", AccountsLine(ch), ch.Serial)
 	if !ch.Refreshed {
 		head.WriteString("; sources not checked for changes")
