@@ -162,7 +162,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
 		return exitError
 	}
-	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
+	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out), clock.Now)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
 		OpenBreakers: openBreakers(j.State())}

@@ -2,147 +2,14 @@ package views
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/schollz/progressbar/v3"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 )
-
-// PlainInterval is how often the plain (non-terminal) progress prints a
-// summary line while changes run.
-const PlainInterval = 10 * time.Second
-
-// ApplyProgress shows apply's progress through [Progress]. On a terminal it draws one overall
-// bar (schollz/progressbar) whose description names the running accounts
-// and their steps, and prints a line per finished change above it;
-// elsewhere (CI logs) it prints plain lines: one per start, step and end,
-// and a summary line every PlainInterval. It implements engine.Hook and is
-// safe for concurrent use.
-type ApplyProgress struct {
-	engine.NopHook
-	mu        sync.Mutex
-	w         io.Writer
-	disp      *Progress
-	total     int
-	done      int
-	running   map[string]string // change ID → step
-	lastPlain time.Time
-	now       func() time.Time
-}
-
-// NewApplyProgress returns the progress display for total changes; tty
-// selects the bar.
-func (v *View) NewApplyProgress(total int, tty bool) *ApplyProgress {
-	p := &ApplyProgress{w: v.Out, total: total, running: map[string]string{}, now: time.Now}
-	p.lastPlain = p.now()
-	mode := ProgressPlain
-	if tty {
-		mode = ProgressBar
-	}
-	p.disp = NewProgress(v.Out, mode, func(w io.Writer) *progressbar.ProgressBar {
-		return progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetWidth(30),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetElapsedTime(true),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-			progressbar.OptionSetDescription("applying"),
-		)
-	}, 0, nil)
-	return p
-}
-
-// PreAction notes a change that starts.
-func (p *ApplyProgress) PreAction(c *engine.Change) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running[c.ID] = "starting"
-	if p.disp.Plain() {
-		p.disp.Line(fmt.Sprintf("%s %s: started", c.Account, c.Action))
-		return
-	}
-	p.describe()
-}
-
-// Step notes a change's step.
-func (p *ApplyProgress) Step(c *engine.Change, step string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running[c.ID] = step
-	if p.disp.Plain() {
-		if c.Action == engine.Cutover || c.Action == engine.Rollback {
-			p.disp.Line(fmt.Sprintf("%s %s: %s", c.Account, c.Action, step))
-		}
-		return
-	}
-	p.describe()
-}
-
-// Progress prints a periodic summary in plain mode.
-func (p *ApplyProgress) Progress(c *engine.Change, done, total int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.disp.Plain() && p.now().Sub(p.lastPlain) >= PlainInterval {
-		p.lastPlain = p.now()
-		p.disp.Line(fmt.Sprintf("progress: %d of %d changes done, %d running", p.done, p.total, len(p.running)))
-	}
-}
-
-// PostAction prints how a change ended.
-func (p *ApplyProgress) PostAction(c *engine.Change, r *engine.Result) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.running, c.ID)
-	p.done++
-	p.disp.Line(resultLine(r))
-	if p.disp.Plain() {
-		return
-	}
-	p.describe()
-	p.disp.Bar(func(b *progressbar.ProgressBar) { _ = b.Add(1) })
-}
-
-// Finish removes the bar.
-func (p *ApplyProgress) Finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.disp.Plain() {
-		p.disp.Finish()
-		fmt.Fprintln(p.w)
-	}
-}
-
-func (p *ApplyProgress) describe() {
-	ids := make([]string, 0, len(p.running))
-	for id := range p.running {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	var parts []string
-	for i, id := range ids {
-		if i == 3 {
-			parts = append(parts, fmt.Sprintf("+%d more", len(ids)-3))
-			break
-		}
-		_, acct, _ := strings.Cut(id, ":")
-		parts = append(parts, acct+" ("+p.running[id]+")")
-	}
-	desc := "applying"
-	if len(parts) > 0 {
-		desc = strings.Join(parts, ", ")
-	}
-	p.disp.Bar(func(b *progressbar.ProgressBar) { b.Describe(desc) })
-}
 
 // resultLine formats one finished change.
 func resultLine(r *engine.Result) string {
@@ -172,23 +39,6 @@ func countsSuffix(r *engine.Result) string {
 		return ""
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
-}
-
-// Stopping says what the first Ctrl-C (or SIGTERM, named by by) does:
-// the running actions finish, nothing new starts.
-func (p *ApplyProgress) Stopping(by string) {
-	p.mu.Lock()
-	n := len(p.running)
-	p.mu.Unlock()
-	p.disp.Line(fmt.Sprintf("stopping (%s): %s will finish, nothing new starts; Ctrl-C again to abort (a cut-over not yet flipped is rolled back)", by, countNoun(n, "running action")))
-}
-
-// Aborting says what the second Ctrl-C does.
-func (p *ApplyProgress) Aborting() {
-	p.mu.Lock()
-	n := len(p.running)
-	p.mu.Unlock()
-	p.disp.Line(fmt.Sprintf("aborting: cancelling %s now; a frozen account is routed back to its source and the journal written before mailmig exits", countNoun(n, "running action")))
 }
 
 // ApplyFailed reports whether a run did not do everything it set out to
