@@ -477,6 +477,8 @@ func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
 		return in, fmt.Errorf("export: %w", err)
 	}
 	in.Bytes += out.Bytes
+	// The export's view of what the target folds together (totals).
+	in.Duplicates, in.KeywordsMerged = out.Duplicates, out.KeywordsMerged
 	return in, nil
 }
 

@@ -34,6 +34,10 @@ type fakeData struct {
 	Probe map[string]fakeProbe `json:"probe,omitempty"`
 	// Check and Quota drive the fake pre-flight (fakeChecker).
 	Check map[string]string `json:"check,omitempty"`
+	// Duplicates and KeywordsMerged are what the fake export reports the
+	// target folded together (totals, like the real one's).
+	Duplicates     map[string]int64 `json:"duplicates,omitempty"`
+	KeywordsMerged map[string]int64 `json:"keywords_merged,omitempty"`
 	Quota map[string]int64  `json:"quota,omitempty"`
 }
 
@@ -160,7 +164,7 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	n := f.d.Archive[k] - f.d.Target[k]
 	f.d.Target[k] = f.d.Archive[k]
 	work(job, n)
-	return state.Counts{Messages: n, Bytes: n * 2048}, f.save()
+	return state.Counts{Messages: n, Bytes: n * 2048, Duplicates: f.d.Duplicates[k], KeywordsMerged: f.d.KeywordsMerged[k]}, f.save()
 }
 
 // work reports n messages of 2 KiB done of n, as a real executor

@@ -343,6 +343,13 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	cnt := state.Counts{New: int64(res.EmailsImported), Changed: int64(res.EmailsUpdated), Deleted: int64(res.EmailsDestroyed),
 		Bytes: res.UploadBytes, Mailboxes: int64(res.MailboxesCreated + res.MailboxesUpdated + res.MailboxesDestroyed)}
 	cnt.Messages = cnt.New + cnt.Changed + cnt.Deleted
+	// What the target folds together (duplicates in one mailbox, keyword
+	// sets of several copies), for apply's summary and the report.
+	if col, cerr := a.Collapsed(ctx); cerr == nil {
+		cnt.Duplicates, cnt.KeywordsMerged = col.Duplicates, col.KeywordsMerged
+	} else {
+		log.Warn("count collapsed copies", "err", cerr)
+	}
 	if err == nil && res.Partial() {
 		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
 	}

@@ -40,7 +40,7 @@ type Account struct {
 	// Duplicates are copies the JMAP target collapsed into one Email (the
 	// same message twice in a mailbox); KeywordsMerged are messages whose
 	// keyword sets from several mailboxes were merged into one. Both are
-	// counted by the export (state.Counts).
+	// the latest export's totals (state.Counts).
 	Duplicates     int64 `json:"duplicates"`
 	KeywordsMerged int64 `json:"keywords_merged"`
 	// Staged is when the first export completed; FrozenAt when the last
@@ -222,8 +222,11 @@ func (b *Builder) finish(a *Account, r *state.Record) {
 		case "export":
 			a.Bytes += c.Bytes
 		}
-		a.Duplicates += c.Duplicates
-		a.KeywordsMerged += c.KeywordsMerged
+		switch r.Action {
+		case "export", "catch-up", "cutover":
+			// Totals at the export's end: the latest counts.
+			a.Duplicates, a.KeywordsMerged = c.Duplicates, c.KeywordsMerged
+		}
 		if r.Action == "cutover" {
 			a.CutOver = r.Time
 		}
@@ -267,20 +270,29 @@ func (b *Builder) Report(opts *Options) *Report {
 		o.Now = time.Now()
 	}
 	rep := &Report{Lineage: b.lineage, Serial: b.serial, Created: o.Now, First: b.first, Last: b.last, Applies: b.applies}
-	inPlan := map[string]string{} // account → wave
+	// Work on copies: Report may be called again after more records.
+	accts := make(map[string]*Account, len(b.accts))
+	for k, a := range b.accts {
+		c := *a
+		c.Freezes = slices.Clone(a.Freezes)
+		accts[k] = &c
+	}
 	if o.Plan != nil {
 		for _, pa := range o.Plan.Accounts {
 			k := engine.Key(pa.Address)
-			inPlan[k] = pa.Wave
-			a := b.account(k)
+			a := accts[k]
+			if a == nil {
+				a = &Account{Address: k, Phase: state.PhasePending}
+				accts[k] = a
+			}
 			a.InPlan, a.Wave = true, pa.Wave
 		}
 	}
 	for k, i := range b.frozen {
-		a := b.accts[k]
+		a := accts[k]
 		a.TimeFrozen += o.Now.Sub(a.Freezes[i].Start)
 	}
-	for k, a := range b.accts {
+	for k, a := range accts {
 		if r, ok := o.Routes[k]; ok {
 			a.Route, a.Frozen = r.Backend, r.Frozen
 		}
@@ -298,7 +310,7 @@ func (b *Builder) Report(opts *Options) *Report {
 			}
 		}
 	}
-	for _, a := range b.accts {
+	for _, a := range accts {
 		if !keep(a.Wave) && !(a.Wave == "" && keep(engine.NoWave)) {
 			continue
 		}

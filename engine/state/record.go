@@ -115,7 +115,9 @@ type Counts struct {
 	// target holds as one Email (JMAP has no duplicates within a
 	// mailbox); KeywordsMerged are messages whose different keyword sets
 	// in several mailboxes became one set (JMAP keeps keywords per
-	// Email, not per mailbox). Counted by exports (docs/export.md).
+	// Email, not per mailbox). Exports (and the passes that end with one)
+	// report them as totals over the archive at the export's end, not as
+	// increments: the latest value is the account's (docs/export.md).
 	Duplicates     int64 `json:"duplicates,omitempty"`
 	KeywordsMerged int64 `json:"keywords_merged,omitempty"`
 }

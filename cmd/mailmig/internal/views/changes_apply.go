@@ -64,6 +64,7 @@ func (v *View) ApplySummary(res *engine.ApplyResult, stoppedBy string) {
 			msg += " (" + stoppedBy + " came after the last change had started; nothing was left out.)"
 		}
 		fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorGreen, msg))
+		v.collapsedSummary(res)
 		return
 	}
 	var msg string
@@ -89,6 +90,7 @@ func (v *View) ApplySummary(res *engine.ApplyResult, stoppedBy string) {
 		msg = "Apply incomplete: " + skipReasons(res) + ". " + counts
 	}
 	fmt.Fprintf(v.Out, "\n%s\n", v.paint(colorBold+colorYellow, msg))
+	v.collapsedSummary(res)
 	for _, r := range res.Results {
 		switch r.Outcome {
 		case state.OutcomeFailed, state.OutcomeRolledBack, state.OutcomeInterrupted:
@@ -130,4 +132,38 @@ func skipReasons(res *engine.ApplyResult) string {
 		parts = append(parts, fmt.Sprintf("%d not run (%s)", n[k], k))
 	}
 	return strings.Join(parts, "; ")
+}
+
+// collapsedSummary lists, per account, the copies the JMAP target folded
+// together: duplicates in one mailbox kept as one Email, and messages
+// whose keyword sets from several mailboxes were merged (docs/export.md
+// says why). Nothing when there are none.
+func (v *View) collapsedSummary(res *engine.ApplyResult) {
+	type folded struct{ dups, kws int64 }
+	per := map[string]folded{}
+	for _, r := range res.Results {
+		if c := r.Counts; c.Duplicates > 0 || c.KeywordsMerged > 0 {
+			per[r.Change.Account] = folded{c.Duplicates, c.KeywordsMerged}
+		}
+	}
+	if len(per) == 0 {
+		return
+	}
+	var dups, kws int64
+	for _, f := range per {
+		dups += f.dups
+		kws += f.kws
+	}
+	fmt.Fprintf(v.Out, "On the target (one Email per message in a mailbox, one keyword set per Email): %s.\n", foldedText(dups, kws))
+	for _, a := range slices.Sorted(maps.Keys(per)) {
+		fmt.Fprintf(v.Out, "  %s: %s\n", a, foldedText(per[a].dups, per[a].kws))
+	}
+}
+
+func foldedText(dups, kws int64) string {
+	copies := "duplicate copies"
+	if dups == 1 {
+		copies = "duplicate copy"
+	}
+	return fmt.Sprintf("%s %s collapsed, keywords of %s merged", fmtInt(dups), copies, plural(kws, "message"))
 }

@@ -96,7 +96,7 @@ func reportSummary(r *report.Report) string {
 	if len(parts) > 0 {
 		s += ": " + strings.Join(parts, ", ")
 	}
-	return fmt.Sprintf("%s. %s messages, %s moved; %s duplicates collapsed, %s keywords merged; frozen %s in all; %s, %d rolled back, %s.",
+	return fmt.Sprintf("%s. %s messages, %s moved; %s duplicate copies collapsed, keywords of %s messages merged; frozen %s in all; %s, %d rolled back, %s.",
 		s, fmtInt(t.Messages), fmtBytes(t.Bytes), fmtInt(t.Duplicates), fmtInt(t.KeywordsMerged), fmtDur(t.TimeFrozen),
 		countNoun(t.Errors, "error"), t.RolledBack, mismatchNoun(t.Mismatches))
 }
