@@ -38,7 +38,7 @@ type fakeData struct {
 	// target folded together (totals, like the real one's).
 	Duplicates     map[string]int64 `json:"duplicates,omitempty"`
 	KeywordsMerged map[string]int64 `json:"keywords_merged,omitempty"`
-	Quota map[string]int64  `json:"quota,omitempty"`
+	Quota          map[string]int64 `json:"quota,omitempty"`
 }
 
 // fakeProbe is the part of a probe result the counts cannot give.

@@ -49,8 +49,8 @@ func TestBuilder(t *testing.T) {
 	a := rep.Accounts[0]
 	want := &Account{Address: "a@x.test", Wave: "w1", InPlan: true, Phase: state.PhaseDone, Messages: 11, Bytes: 210,
 		Duplicates: 4, KeywordsMerged: 2, Staged: at(5), FrozenAt: at(20), CutOver: at(26), TimeFrozen: 10 * time.Second,
-		Freezes:    []Interval{{Start: at(10), End: at(14), Outcome: state.OutcomeRolledBack}, {Start: at(20), End: at(26), Outcome: state.OutcomeOK}},
-		Errors:     1, RolledBack: 1, LastError: "verify found 3 mismatches", Mismatches: 3}
+		Freezes: []Interval{{Start: at(10), End: at(14), Outcome: state.OutcomeRolledBack}, {Start: at(20), End: at(26), Outcome: state.OutcomeOK}},
+		Errors:  1, RolledBack: 1, LastError: "verify found 3 mismatches", Mismatches: 3}
 	if diff := cmp.Diff(want, a); diff != "" {
 		t.Errorf("a@x.test (-want +got):\n%s", diff)
 	}
