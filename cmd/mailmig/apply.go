@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
@@ -166,6 +169,20 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
 		OpenBreakers: openBreakers(j.State())}
+	// Every action's steps, end and executor logs also go to the
+	// account's own log (state/logs/ACCOUNT.log); standard error gets the
+	// executor's logs only from -log-level info down, as before.
+	alog := newAccountLogs(filepath.Join(statePath(m), "logs"), redactor(m), time.Now)
+	handlers := fanout{alog.handler(slog.LevelInfo)}
+	if l, ok := log.(*slog.Logger); ok && l.Enabled(ctx, slog.LevelInfo) {
+		handlers = append(handlers, l.Handler())
+	}
+	env.Logger = slog.New(handlers)
+	defer func() {
+		if err := alog.Close(); err != nil {
+			log.Warn("write account logs", "err", err)
+		}
+	}()
 	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The
 	// actions run under abort, which only the second Ctrl-C ends; the
 	// engine then rolls a frozen cut-over back and journals it before
@@ -175,7 +192,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	defer stopMsg()
 	abortMsg := context.AfterFunc(abort, func() { prog.Aborting() })
 	defer abortMsg()
-	res, err := engine.Apply(abort, ch, env, prog)
+	res, err := engine.Apply(abort, ch, env, prog, alog)
 	stopMsg()
 	abortMsg()
 	prog.Finish()
