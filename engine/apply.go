@@ -27,6 +27,9 @@ type Job struct {
 	Log *slog.Logger
 	// Progress reports work done in the current step.
 	Progress func(done, total int64)
+	// Work reports messages and bytes done of the current step's totals
+	// (nil-safe to skip: executors that report only Progress still work).
+	Work func(w Work)
 }
 
 // Executor moves data. vandelay implements it in cmd/mailmig; tests use
@@ -446,7 +449,8 @@ func (a *applier) execChange(c *Change) *Result {
 	}
 	log := a.env.Logger.With("user", c.Account, "action", c.Action.String())
 	job := &Job{Change: c, Account: acct, Source: a.env.Limiters[c.Source], Target: a.env.Limiters[c.Target], Log: log,
-		Progress: func(done, total int64) { a.hooks.progress(c, done, total) }}
+		Progress: func(done, total int64) { a.hooks.progress(c, done, total) },
+		Work:     func(w Work) { a.hooks.work(c, w) }}
 	if _, err := a.record(state.Record{Type: state.TypeStart, Account: c.Account, Action: c.Action.String(), Wave: c.Wave, Source: c.Source, Target: c.Target}); err != nil {
 		r.Outcome, r.Err = state.OutcomeFailed, err
 		return r
@@ -514,6 +518,8 @@ func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
 		return in, fmt.Errorf("export: %w", err)
 	}
 	in.Bytes += out.Bytes
+	// The export's view of what the target folds together (totals).
+	in.Duplicates, in.KeywordsMerged = out.Duplicates, out.KeywordsMerged
 	return in, nil
 }
 

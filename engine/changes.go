@@ -14,10 +14,11 @@ import (
 
 // FormatVersion is the version of the Changes JSON form. The major number
 // changes when a field is removed or changes meaning; the minor number when
-// fields are added. Readers must accept unknown fields. 2.1: the -json
+// fields are added. Readers must accept unknown fields. 2.2: waves carry
+// their schedule (after, cutover_window, not_before, canaries). 2.1: the -json
 // output (not the saved file) may carry "diagnostics" (warnings). 2.0: a change's
 // reason is an object (code and fields, see [Reason]), no longer text.
-const FormatVersion = "2.1"
+const FormatVersion = "2.2"
 
 // Changes is the computed difference between the plan and the observed
 // state: what apply will do, grouped by wave. It is also the saved form of
@@ -40,6 +41,17 @@ type Changes struct {
 	Refreshed bool `json:"refreshed"`
 	// Targets are the -target accounts, when given.
 	Targets []string `json:"targets,omitempty"`
+	// Running is the apply that holds the state lock while these changes
+	// were computed, when its process is alive (or runs on another host,
+	// where that cannot be checked): actions the journal shows in flight
+	// are running, not interrupted.
+	Running *RunningApply `json:"running,omitempty"`
+	// OnlyWaves are the -wave waves, when given: Waves holds those alone.
+	OnlyWaves []string `json:"only_waves,omitempty"`
+	// PlanFiles maps each plan file (and accounts CSV) to the hex SHA-256
+	// of its contents, named as in PlanHash, so that a stale saved file
+	// can say which file changed (format 2.2).
+	PlanFiles map[string]string `json:"plan_files,omitempty"`
 	// Waves lists every wave in plan order, then "(no wave)" when some
 	// accounts are in none.
 	Waves []*WaveChanges `json:"waves"`
@@ -47,6 +59,24 @@ type Changes struct {
 	Removed []*Removed `json:"removed,omitempty"`
 	// Summary counts the changes.
 	Summary Summary `json:"summary"`
+}
+
+// RunningApply is the holder of the state lock and whether it runs.
+type RunningApply struct {
+	state.LockInfo
+	Liveness state.Liveness `json:"liveness"`
+}
+
+// MarkRunning records that run holds the lock and marks every change that
+// repeats or finishes an in-flight action as running rather than
+// interrupted.
+func (c *Changes) MarkRunning(run *RunningApply) {
+	c.Running = run
+	for _, ch := range c.All() {
+		if ch.Reason.Interrupted != "" || ch.Reason.RetryAction != "" {
+			ch.Reason.Running = true
+		}
+	}
 }
 
 // NoWave is the name of the pseudo-wave of accounts that are in no wave.
@@ -80,6 +110,14 @@ type WaveChanges struct {
 	Phases map[state.Phase]int `json:"phases"`
 	// MaxParallel is the wave's max_parallel.
 	MaxParallel int `json:"max_parallel,omitempty"`
+	// After, Window, NotBefore and Canaries are the wave's schedule from
+	// the plan (format 2.2): the waves that must be done first, the
+	// cut-over window's text, the earliest cut-over, and the canary
+	// accounts (cut over first).
+	After     []string  `json:"after,omitempty"`
+	Window    string    `json:"cutover_window,omitempty"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	Canaries  []string  `json:"canaries,omitempty"`
 	// Changes are the wave's changes in account order.
 	Changes []*Change `json:"changes"`
 	// Waiting lists accounts that have nothing to do now although they are
@@ -165,6 +203,12 @@ type Summary struct {
 	Waiting int `json:"waiting"`
 	// Removed counts accounts in the journal but not in the plan.
 	Removed int `json:"removed"`
+	// Halted counts waves halted by failed cut-overs or an open circuit
+	// breaker; Drifted counts done accounts whose route no longer points
+	// at their target. Either needs an operator ("plan
+	// -detailed-exitcode" exits 3).
+	Halted  int `json:"halted_waves,omitempty"`
+	Drifted int `json:"drifted_routes,omitempty"`
 }
 
 // Empty reports whether there is nothing to apply.

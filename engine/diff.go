@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ type DiffOptions struct {
 	Targets []string
 	// PlanPath is recorded in the Changes.
 	PlanPath string
+	// Waves restricts the changes to these waves (-wave); the other
+	// waves are left out of the Changes. engine.NoWave names the accounts
+	// in no wave.
+	Waves []string
 }
 
 // waveInfo is what Diff derives about one wave before planning accounts.
@@ -120,8 +125,12 @@ func Diff(m *plan.Migration, obs *Observed, opts *DiffOptions) (*Changes, diag.D
 	}
 	for _, wi := range infos {
 		wc := d.planWave(wi)
+		if len(opts.Waves) > 0 && !slices.Contains(opts.Waves, wc.Name) {
+			continue
+		}
 		ch.Waves = append(ch.Waves, wc)
 	}
+	ch.OnlyWaves = opts.Waves
 	// Accounts the journal knows and the plan does not.
 	for _, k := range st.Addresses() {
 		if byKey[k] != nil {
@@ -155,6 +164,8 @@ type differ struct {
 	ch    *Changes
 	diags diag.Diagnostics
 	waves map[string]*waveInfo
+	// drifted counts done accounts whose route left the target.
+	drifted int
 }
 
 func (d *differ) allDone(es []*entry) bool {
@@ -239,9 +250,16 @@ func (d *differ) planWave(wi *waveInfo) *WaveChanges {
 	wc := &WaveChanges{Name: NoWave, Status: wi.status, Note: wi.note, Accounts: len(wi.accounts), Phases: map[state.Phase]int{}, Changes: []*Change{}}
 	if wi.w != nil {
 		wc.Name, wc.MaxParallel = wi.w.Name, wi.w.MaxParallel
+		wc.After, wc.NotBefore = wi.w.After, wi.w.NotBefore
+		if wi.w.CutoverWindow != nil {
+			wc.Window = wi.w.CutoverWindow.Text
+		}
 	}
 	for _, e := range wi.accounts {
 		wc.Phases[e.phase]++
+		if e.canary {
+			wc.Canaries = append(wc.Canaries, e.a.Address)
+		}
 	}
 	// Canaries are planned first: the others depend on their cut-overs.
 	// Changes are then listed in the wave's own account order.
@@ -367,6 +385,7 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	}
 	if phase == state.PhaseDone {
 		if hasRoute && route.Backend != a.To {
+			d.drifted++
 			d.diags = d.diags.Append(diag.Diagnostic{Severity: diag.Warning, Account: a.Address, Summary: "Route differs from the journal",
 				Detail: fmt.Sprintf("The journal says the account was cut over to %s, but the route table sends it to %s. mailmig does not change it; use \"mailmig routes set\" or \"mailmig rollback\" to make them agree.", a.To, route.Backend)})
 		} else if sa != nil && sa.Target != "" && sa.Target != a.To {
@@ -500,7 +519,16 @@ func (d *differ) filterTargets(targets []string, byKey map[string]*plan.Account)
 func (d *differ) summarise(accounts int) {
 	s := &d.ch.Summary
 	s.Accounts = accounts
+	if len(d.ch.OnlyWaves) > 0 {
+		s.Accounts = 0
+		for _, w := range d.ch.Waves {
+			s.Accounts += w.Accounts
+		}
+	}
 	for _, w := range d.ch.Waves {
+		if w.Status == WaveHalted {
+			s.Halted++
+		}
 		for _, c := range w.Changes {
 			s.add(c.Action)
 		}
@@ -508,6 +536,7 @@ func (d *differ) summarise(accounts int) {
 		s.Waiting += len(w.Waiting)
 	}
 	s.Removed = len(d.ch.Removed)
+	s.Drifted = d.drifted
 	if len(d.ch.Targets) > 0 {
 		return
 	}

@@ -46,6 +46,23 @@ type Hook interface {
 	PostAction(c *Change, r *Result)
 }
 
+// Work is how far a change's current step is, in messages and bytes.
+// Totals are what the step knows so far (a source discovers its mailboxes
+// one after the other; an export knows the archive's totals at once); 0
+// means unknown.
+type Work struct {
+	Messages, TotalMessages int64
+	Bytes, TotalBytes       int64
+}
+
+// WorkHook is implemented by hooks that show messages and bytes (apply's
+// progress display). Apply calls Work, besides Progress, whenever an
+// executor reports through Job.Work; like every Hook method it may be
+// called concurrently and must be fast.
+type WorkHook interface {
+	Work(c *Change, w Work)
+}
+
 // NopHook implements Hook and does nothing; embed it to implement only some
 // methods.
 type NopHook struct{}
@@ -79,6 +96,13 @@ func (h hooks) step(c *Change, s string) {
 func (h hooks) progress(c *Change, d, t int64) {
 	for _, x := range h {
 		x.Progress(c, d, t)
+	}
+}
+func (h hooks) work(c *Change, w Work) {
+	for _, x := range h {
+		if wh, ok := x.(WorkHook); ok {
+			wh.Work(c, w)
+		}
 	}
 }
 func (h hooks) post(c *Change, r *Result) {

@@ -78,6 +78,10 @@ type Reason struct {
 	// journal record RetrySeq that this change repeats.
 	RetryAction string `json:"retry_action,omitempty"`
 	RetrySeq    uint64 `json:"retry_seq,omitempty"`
+	// Running says that the in-flight action (Interrupted, RetryAction)
+	// is not interrupted but running now in a live apply (Changes.Running):
+	// the change is what a new apply would do if that one stopped now.
+	Running bool `json:"running,omitempty"`
 	// Time is when the last import finished (export-pending) or the last
 	// pass ran (within-threshold); zero means never.
 	Time time.Time `json:"time,omitzero"`

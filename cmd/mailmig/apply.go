@@ -3,10 +3,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
@@ -37,6 +42,7 @@ Options:
                      max_parallel and each backend's limits.connections
                      also apply.
   -target ACCOUNT    Apply only this account's changes; may be repeated.
+  -wave NAME         Apply only this wave's changes; may be repeated.
   -refresh=false     Do not probe the sources (one login and one LIST-STATUS or
                      STATUS per mailbox, no fetch) for what changed since the
                      last import; use the journal and the archives only.
@@ -44,7 +50,13 @@ Options:
   -no-color          Disable colour.
 
 Exit status: 0 when every change succeeded (or there was nothing to do),
-1 otherwise.
+1 when a change failed, rolled back or was interrupted, the run stopped
+before every change ran, a backend's circuit breaker opened, or apply
+could not start; 130 after a second Ctrl-C. The closing line says which
+("Apply complete!", "Apply finished with errors", "Apply stopped by
+Ctrl-C", "Apply halted"). The journal's apply-start record names the plan
+file, its hash, a saved changes file and its hash, and the approver
+(MAILMIG_APPROVER, else who ran it and how).
 `
 
 func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
@@ -53,8 +65,9 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	par := fs.Int("parallelism", engine.DefaultParallelism, "")
 	refresh := fs.Bool("refresh", true, "")
 	noColor := fs.Bool("no-color", false, "")
-	var targets multiFlag
+	var targets, waves multiFlag
 	fs.Var(&targets, "target", "")
+	fs.Var(&waves, "wave", "")
 	vars := varFlags{}
 	fs.Var(vars, "var", "")
 	if code, done := parseFlags(fs, args, s); done {
@@ -68,7 +81,7 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
 	log := g.logger(s)
 	m, ok := loadPlanOrReport(g, v, vars)
-	if !ok {
+	if !ok || !checkWaves(v, m, waves) {
 		return exitError
 	}
 	j, done, ok := openLockedJournal(v, m, "apply", log)
@@ -96,13 +109,13 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 			v.Diagnostics(errDiag("Saved changes are stale", fmt.Errorf("the changes in %s cannot be applied: %w. Run \"mailmig plan -out %s\" again and review the new changes", file, err, file)), nil)
 			return exitError
 		}
-		if len(targets) > 0 {
-			fmt.Fprintf(s.Err, "Error: -target cannot narrow a saved changes file; plan again with -target.\n")
+		if len(targets) > 0 || len(waves) > 0 {
+			fmt.Fprintf(s.Err, "Error: -target and -wave cannot narrow a saved changes file; plan again with them.\n")
 			return exitError
 		}
 		v.Changes(ch, &views.ChangesOptions{Verb: "mailmig will perform the saved actions"})
 	} else {
-		var diags = observeAndDiffReport(ctx, v, m, j, w, *refresh, targets, g.PlanPath, &ch)
+		var diags = observeAndDiffReport(ctx, v, m, j, w, *refresh, targets, waves, g.PlanPath, &ch)
 		if diags {
 			return exitError
 		}
@@ -114,7 +127,18 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	// Saved changes were reviewed when they were planned: like Terraform,
 	// applying them asks nothing.
 	if !*auto && fs.NArg() == 0 && !confirmApply(s, "Do you want to perform these actions?") {
-		fmt.Fprintln(s.Out, "\nApply cancelled.")
+		fmt.Fprintln(s.Out, "\nApply cancelled: the answer was not 'yes'; nothing was changed.")
+		return exitError
+	}
+	// One record names what started the run, in the same hash chain as
+	// the actions: the plan file, its hash (on every record), the saved
+	// changes file and its hash, and who approved it.
+	start := state.Record{Type: state.TypeApplyStart, PlanFile: g.PlanPath, Approver: approver(*auto, fs.NArg() == 1)}
+	if fs.NArg() == 1 {
+		start.ChangesFile, start.ChangesHash = fs.Arg(0), fileHash(fs.Arg(0))
+	}
+	if _, err := j.Append(start); err != nil {
+		fmtErr(v, "Cannot write the journal", err)
 		return exitError
 	}
 	fmt.Fprintln(s.Out)
@@ -127,8 +151,8 @@ var settleDelay = engine.DefaultSettleDelay
 
 // observeAndDiffReport is observeAndDiff with its diagnostics printed; it
 // returns true on errors.
-func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration, j *state.Journal, w *world, refresh bool, targets []string, planPath string, out **engine.Changes) bool {
-	ch, diags := observeAndDiff(ctx, m, j.State(), w, refresh, targets, planPath)
+func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration, j *state.Journal, w *world, refresh bool, targets, waves []string, planPath string, out **engine.Changes) bool {
+	ch, diags := observeAndDiff(ctx, m, j.State(), w, refresh, targets, waves, planPath)
 	reportDiags(v, m, diags)
 	*out = ch
 	return diags.HasErrors()
@@ -141,15 +165,36 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
 		return exitError
 	}
-	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
+	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out), clock.Now)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
 		OpenBreakers: openBreakers(j.State())}
+	// Every action's steps, end and executor logs also go to the
+	// account's own log (state/logs/ACCOUNT.log); standard error gets the
+	// executor's logs only from -log-level info down, as before.
+	alog := newAccountLogs(filepath.Join(statePath(m), "logs"), redactor(m), time.Now)
+	handlers := fanout{alog.handler(slog.LevelInfo)}
+	if l, ok := log.(*slog.Logger); ok && l.Enabled(ctx, slog.LevelInfo) {
+		handlers = append(handlers, l.Handler())
+	}
+	env.Logger = slog.New(handlers)
+	defer func() {
+		if err := alog.Close(); err != nil {
+			log.Warn("write account logs", "err", err)
+		}
+	}()
 	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The
 	// actions run under abort, which only the second Ctrl-C ends; the
 	// engine then rolls a frozen cut-over back and journals it before
 	// apply returns and the lock is released.
-	res, err := engine.Apply(abort, ch, env, prog)
+	// Say at once what each Ctrl-C does, above the progress.
+	stopMsg := context.AfterFunc(ctx, func() { prog.Stopping(stopName()) })
+	defer stopMsg()
+	abortMsg := context.AfterFunc(abort, func() { prog.Aborting() })
+	defer abortMsg()
+	res, err := engine.Apply(abort, ch, env, prog, alog)
+	stopMsg()
+	abortMsg()
 	prog.Finish()
 	if err != nil {
 		fmtErr(v, "Cannot apply the changes", err)
@@ -158,11 +203,41 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	if err := j.WriteSnapshot(); err != nil {
 		log.Warn("write journal snapshot", "err", err)
 	}
-	v.ApplySummary(res)
-	if res.Err() != nil {
+	stopBy := ""
+	if res.Stopped {
+		stopBy = stopName()
+	}
+	v.ApplySummary(res, stopBy)
+	if views.ApplyFailed(res) {
 		return exitError
 	}
 	return exitOK
+}
+
+// approver names who approved an apply, for its apply-start record:
+// MAILMIG_APPROVER when set (a CI job passes the reviewer of the pull
+// request that merged the plan), else how it was approved and by whom.
+func approver(auto, saved bool) string {
+	if a := strings.TrimSpace(os.Getenv("MAILMIG_APPROVER")); a != "" {
+		return a
+	}
+	switch {
+	case saved:
+		return actor() + " (saved changes, reviewed when planned)"
+	case auto:
+		return actor() + " (-auto-approve)"
+	}
+	return actor() + " (answered yes)"
+}
+
+// fileHash is the hex SHA-256 of a file, "" when it cannot be read.
+func fileHash(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // openBreakers are the backends whose circuit breaker the journal says is
@@ -189,7 +264,7 @@ func readSavedChanges(ctx context.Context, file string, m *plan.Migration, j *st
 	if err != nil {
 		return nil, readError{err}
 	}
-	if why := staleReason(ch, j.Lineage(), j.Serial(), m.Hash); why != "" {
+	if why := staleReason(ch, j.Lineage(), j.Serial(), m.Hash, m); why != "" {
 		return nil, errors.New(why)
 	}
 	rs := map[string]engine.Route{}

@@ -2,9 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
-	"github.com/mailmig/mailmig/engine/executor"
+	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/mailmig/mailmig/engine/executor"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -94,7 +100,7 @@ func (m *multiFlag) Set(s string) error {
 }
 
 // observeAndDiff observes the world and computes the changes.
-func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets []string, planPath string) (*engine.Changes, diag.Diagnostics) {
+func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets, waves []string, planPath string) (*engine.Changes, diag.Diagnostics) {
 	oo := &engine.ObserveOptions{Archives: w.Archives}
 	if w.Routes != nil {
 		oo.Routes = w.Routes
@@ -107,12 +113,23 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 		for _, t := range targets {
 			oo.Accounts[engine.Key(t)] = true
 		}
+	} else if len(waves) > 0 {
+		// Only the chosen waves' accounts are observed (probes log in).
+		oo.Accounts = map[string]bool{}
+		for _, a := range m.Accounts {
+			if slices.Contains(waves, a.Wave) || (a.Wave == "" && slices.Contains(waves, engine.NoWave)) {
+				oo.Accounts[engine.Key(a.Address)] = true
+			}
+		}
 	}
 	obs, diags := engine.Observe(ctx, m, st, oo)
 	if diags.HasErrors() {
 		return nil, diags
 	}
-	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, PlanPath: planPath})
+	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, Waves: waves, PlanPath: planPath})
+	if ch != nil {
+		ch.PlanFiles = planFileHashes(m)
+	}
 	return ch, diags.Append(d2, unsupportedData(m))
 }
 
@@ -152,4 +169,48 @@ func fmtErr(v *views.View, summary string, err error) {
 // warnDiag is a warning diagnostic without a range.
 func warnDiag(summary, detail string) hcl.Diagnostics {
 	return hcl.Diagnostics{{Severity: hcl.DiagWarning, Summary: summary, Detail: detail}}
+}
+
+// planFileHashes names each plan file and accounts CSV (relative to the
+// plan's directory, as plan.Migration.Hash does) with the SHA-256 of its
+// contents, so that a stale saved changes file can say which changed.
+func planFileHashes(m *plan.Migration) map[string]string {
+	if len(m.Sources) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m.Sources))
+	for name, src := range m.Sources {
+		rel, err := filepath.Rel(m.Dir, name)
+		if err != nil {
+			rel = filepath.Base(name)
+		}
+		sum := sha256.Sum256(src)
+		out[filepath.ToSlash(rel)] = hex.EncodeToString(sum[:])
+	}
+	return out
+}
+
+// changedPlanFiles says which plan files differ between a saved changes
+// file's PlanFiles and the plan now: "migration.hcl changed,
+// waves.hcl added". Empty when the saved file has no per-file hashes.
+func changedPlanFiles(saved map[string]string, m *plan.Migration) string {
+	if len(saved) == 0 {
+		return ""
+	}
+	now := planFileHashes(m)
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(now)) {
+		switch h, ok := saved[name]; {
+		case !ok:
+			parts = append(parts, name+" added")
+		case h != now[name]:
+			parts = append(parts, name+" changed")
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(saved)) {
+		if _, ok := now[name]; !ok {
+			parts = append(parts, name+" removed")
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -34,7 +34,11 @@ type fakeData struct {
 	Probe map[string]fakeProbe `json:"probe,omitempty"`
 	// Check and Quota drive the fake pre-flight (fakeChecker).
 	Check map[string]string `json:"check,omitempty"`
-	Quota map[string]int64  `json:"quota,omitempty"`
+	// Duplicates and KeywordsMerged are what the fake export reports the
+	// target folded together (totals, like the real one's).
+	Duplicates     map[string]int64 `json:"duplicates,omitempty"`
+	KeywordsMerged map[string]int64 `json:"keywords_merged,omitempty"`
+	Quota          map[string]int64 `json:"quota,omitempty"`
 }
 
 // fakeProbe is the part of a probe result the counts cannot give.
@@ -144,6 +148,7 @@ func (f *fakeExec) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 	f.d.Archive[k] = f.d.Source[k]
 	delete(f.d.Changed, k)
 	delete(f.d.Probe, k)
+	work(job, n+ch)
 	return state.Counts{Messages: n + ch, New: n, Changed: ch, Bytes: (n + ch) * 2048}, f.save()
 }
 
@@ -158,7 +163,18 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	k := engine.Key(job.Account.Address)
 	n := f.d.Archive[k] - f.d.Target[k]
 	f.d.Target[k] = f.d.Archive[k]
-	return state.Counts{Messages: n, Bytes: n * 2048}, f.save()
+	work(job, n)
+	return state.Counts{Messages: n, Bytes: n * 2048, Duplicates: f.d.Duplicates[k], KeywordsMerged: f.d.KeywordsMerged[k]}, f.save()
+}
+
+// work reports n messages of 2 KiB done of n, as a real executor
+// reports its progress (half way, then complete).
+func work(job *engine.Job, n int64) {
+	if job.Work == nil || n == 0 {
+		return
+	}
+	job.Work(engine.Work{Messages: n / 2, TotalMessages: n, Bytes: n / 2 * 2048, TotalBytes: n * 2048})
+	job.Work(engine.Work{Messages: n, TotalMessages: n, Bytes: n * 2048, TotalBytes: n * 2048})
 }
 
 func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {

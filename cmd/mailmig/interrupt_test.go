@@ -82,7 +82,7 @@ func TestCtrlC(t *testing.T) {
 			acct := j.Account("a@example.test")
 			j.Close()
 			if !twice {
-				if ee.ExitCode() != 1 || !strings.Contains(out.String(), "a@example.test cutover: interrupted") || !strings.Contains(out.String(), "Apply stopped.") {
+				if ee.ExitCode() != 1 || !strings.Contains(out.String(), "a@example.test cutover: interrupted") || !strings.Contains(out.String(), "Apply stopped by Ctrl-C") || !strings.Contains(out.String(), "stopping (Ctrl-C): 1 running action will finish, nothing new starts; Ctrl-C again to abort") {
 					t.Fatalf("exit %d:\n%s", ee.ExitCode(), out.String())
 				}
 				if route != "legacy" || frozen || acct.Phase != state.PhaseCatchingUp || acct.InFlight != "" || acct.LastError != "interrupted" {

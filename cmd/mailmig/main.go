@@ -47,6 +47,7 @@ var commands = map[string]command{
 	"rollback": {synopsis: "Route a cut-over account back to its source", run: runRollback},
 	"routes":   {synopsis: "Show and edit the proxy's route table: set, freeze, aliases", run: runRoutes},
 	"proxy":    {synopsis: "Run the protocol proxy from the plan's proxy block", run: runProxy},
+	"report":   {synopsis: "Write the migration's report (Markdown with timelines, CSV, JSON)", run: runReport},
 }
 
 // Exit codes shared by every subcommand.
@@ -54,6 +55,9 @@ const (
 	exitOK      = 0
 	exitError   = 1
 	exitChanges = 2 // only "plan -detailed-exitcode"
+	// exitAttention: "plan -detailed-exitcode" found a halted wave, a
+	// drifted route or an open circuit breaker.
+	exitAttention = 3
 )
 
 // exitAborted is the exit code after a second Ctrl-C (128 + SIGINT).
@@ -72,7 +76,8 @@ func main() {
 	sigs := make(chan os.Signal, 3)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		<-sigs
+		sig := <-sigs
+		stopSignal.Store(sig.String())
 		cancelStop()
 		<-sigs
 		abort.cancel()
@@ -87,6 +92,22 @@ func main() {
 		code = exitAborted
 	}
 	os.Exit(code)
+}
+
+// stopSignal names the signal that stopped the run ("interrupt",
+// "terminated"), for the closing line.
+var stopSignal atomic.Value
+
+// stopName words what stopped a run: "Ctrl-C" for SIGINT, "SIGTERM", or
+// "a stop request" when the signal is unknown (tests cancel the context).
+func stopName() string {
+	switch v, _ := stopSignal.Load().(string); v {
+	case os.Interrupt.String():
+		return "Ctrl-C"
+	case syscall.SIGTERM.String():
+		return "SIGTERM"
+	}
+	return "a stop request"
 }
 
 // aborter is the second Ctrl-C's context, handed to the commands that

@@ -37,7 +37,12 @@ Options:
                        IMAP LIST-STATUS or STATUS, POP3 STAT, Maildir
                        counts; nothing is fetched.)
   -detailed-exitcode   Exit 0 when there is nothing to do, 2 when there are
-                       changes, 1 on errors.
+                       changes, 3 when something needs an operator (a wave
+                       halted, a done account's route drifted off its
+                       target, a backend's circuit breaker is open), 1 on
+                       errors.
+  -wave NAME           Plan only this wave's accounts; may be repeated or
+                       comma-separated ("(no wave)" for accounts in none).
   -check               Pre-flight instead of planning: log in at the source
                        and the target of every account in scope (-target;
                        accounts already done are skipped), with the plan's
@@ -52,7 +57,8 @@ Options:
   -var NAME=VALUE      Set a plan variable; may be repeated.
   -no-color            Disable colour.
 
-Exit status: 0 (or 2 with -detailed-exitcode and changes), 1 on errors.
+Exit status: 0 (or 2 or 3 with -detailed-exitcode, see above), 1 on
+errors. docs/engine.md has every command's codes in one table.
 `
 
 func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
@@ -65,8 +71,9 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 	check := fs.Bool("check", false, "")
 	parallelism := fs.Int("parallelism", 8, "")
 	noColor := fs.Bool("no-color", false, "")
-	var targets multiFlag
+	var targets, waves multiFlag
 	fs.Var(&targets, "target", "")
+	fs.Var(&waves, "wave", "")
 	vars := varFlags{}
 	fs.Var(vars, "var", "")
 	if code, done := parseFlags(fs, args, s); done {
@@ -94,7 +101,7 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 		opts = append(opts, plan.WithSecretsDeferred())
 	}
 	m, ok := loadPlan(g, v, vars, opts...)
-	if !ok {
+	if !ok || !checkWaves(v, m, waves) {
 		return exitError
 	}
 	j, err := openJournal(m, true, log)
@@ -112,13 +119,16 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	defer w.Close()
-	ch, diags := observeAndDiff(ctx, m, j.State(), w, *refresh, targets, g.PlanPath)
+	ch, diags := observeAndDiff(ctx, m, j.State(), w, *refresh, targets, waves, g.PlanPath)
 	reportDiags(v, m, diags)
 	if diags.HasErrors() {
 		return exitError
 	}
 	if r := j.Repaired(); r != "" {
 		v.Diagnostics(warnDiag("Incomplete journal record", "The journal ends with an incomplete record: "+r+"."), nil)
+	}
+	if run := runningApply(m); run != nil {
+		ch.MarkRunning(run)
 	}
 	switch {
 	case *jsonOut:
@@ -149,7 +159,21 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 			fmt.Fprintf(s.Out, "\nSaved the changes to %s. Apply exactly these with \"mailmig apply %s\".\n", *out, *out)
 		}
 	}
-	if *detailed && !ch.Empty() {
+	if *detailed {
+		return detailedExit(ch, j.State())
+	}
+	return exitOK
+}
+
+// detailedExit is plan -detailed-exitcode's status: 3 when something
+// needs an operator whatever the changes (a halted wave, a done
+// account's route drifted off its target, a backend's open circuit
+// breaker), else 2 with changes and 0 without.
+func detailedExit(ch *engine.Changes, st *state.State) int {
+	switch {
+	case ch.Summary.Halted > 0 || ch.Summary.Drifted > 0 || len(st.Breakers) > 0:
+		return exitAttention
+	case !ch.Empty():
 		return exitChanges
 	}
 	return exitOK
@@ -157,13 +181,16 @@ func runPlan(ctx context.Context, g *globals, args []string, s Streams) int {
 
 // staleReason says why saved changes no longer match the journal (lineage,
 // serial) or the plan files, or returns "".
-func staleReason(saved *engine.Changes, lineage string, serial uint64, planHash string) string {
+func staleReason(saved *engine.Changes, lineage string, serial uint64, planHash string, m *plan.Migration) string {
 	switch {
 	case saved.Lineage != "" && saved.Lineage != lineage:
 		return fmt.Sprintf("they belong to another migration (lineage %s, the state has %s)", saved.Lineage, orNone(lineage))
 	case saved.Serial != serial:
 		return fmt.Sprintf("the state moved on since they were planned (serial %d then, %d now)", saved.Serial, serial)
 	case saved.PlanHash != planHash:
+		if files := changedPlanFiles(saved.PlanFiles, m); files != "" {
+			return "the plan files changed since they were planned (" + files + ")"
+		}
 		return "the plan files changed since they were planned"
 	}
 	return ""

@@ -154,6 +154,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot set the route", err)
 		}
 		printRoute(r)
+		return journalRouteEdit(g, v, s, m, sub, r.Account, r.Backend)
 	case "freeze", "unfreeze":
 		f := st.Freeze
 		if sub == "unfreeze" {
@@ -164,11 +165,13 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot "+sub+" the route", err)
 		}
 		printRoute(r)
+		return journalRouteEdit(g, v, s, m, sub, r.Account, r.Backend)
 	case "delete":
 		if err := st.Delete(ctx, subArgs[0]); err != nil {
 			return fail("Cannot delete the route", err)
 		}
 		fmt.Fprintf(s.Out, "Deleted the route of %s.\n", routes.Normalize(subArgs[0]))
+		return journalRouteEdit(g, v, s, m, sub, routes.Normalize(subArgs[0]), "")
 	case "alias":
 		switch {
 		case subArgs[0] == "add" && len(subArgs) == 3:

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -49,9 +51,49 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"jsondoc": cmdJSONDoc,
+			"jsondoc":  cmdJSONDoc,
+			"exitcode": cmdExitCode,
+			"livelock": cmdLiveLock,
 		},
 	})
+}
+
+// cmdLiveLock is the script command "livelock DIR": it writes a state
+// lock in DIR held by a live process on this host (the test process
+// itself, which runs as long as the script), as a running apply would.
+func cmdLiveLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: livelock DIR")
+	}
+	host, _ := os.Hostname()
+	info := map[string]any{"id": "22222222-3333-4444-8555-666666666666", "owner": "ci-bot@example.test", "operation": "apply",
+		"created": "2026-11-28T13:00:00Z", "host": host, "pid": os.Getpid()}
+	b, _ := json.Marshal(info)
+	ts.Check(os.WriteFile(filepath.Join(ts.MkAbs(args[0]), "lock.json"), b, 0o640))
+}
+
+// cmdExitCode is the script command "exitcode N PROGRAM [ARGS...]": it
+// runs PROGRAM like exec (stdout and stderr are kept for the next
+// commands) and requires its exit status to be exactly N.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N PROGRAM [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("exit status %d, want %d", got, want)
+	}
 }
 
 // cmdJSONDoc is the script command "jsondoc [-lines] FILE": FILE (such as

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/mailmig/mailmig/engine"
@@ -24,6 +25,13 @@ func init() {
 			panic("MAILMIG_TEST_NOW: " + err.Error())
 		}
 		clock = engine.FixedClock{T: t}
+		// MAILMIG_TEST_TICK (a duration) makes the clock step forward by
+		// it at every reading, so that journal records get distinct,
+		// reproducible times (with -parallelism 1) and a report shows
+		// how long accounts were frozen.
+		if d, err := time.ParseDuration(os.Getenv("MAILMIG_TEST_TICK")); err == nil && d > 0 {
+			clock = &tickClock{t: t, step: d}
+		}
 	}
 	if l := os.Getenv("MAILMIG_TEST_LINEAGE"); l != "" {
 		newLineage = func() string { return l }
@@ -47,4 +55,18 @@ func init() {
 	case "main":
 		main() // with main's two-phase signal handling
 	}
+}
+
+// tickClock steps forward by step at every reading.
+type tickClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
+}
+
+func (c *tickClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
 }

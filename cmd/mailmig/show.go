@@ -13,11 +13,13 @@ const showHelp = `Usage: mailmig [global options] show [options] [CHANGES_FILE]
 
   With CHANGES_FILE (saved by "mailmig plan -out"), shows the saved changes
   as plan would. Without it, shows the state: every account the journal or
-  the plan knows, its phase and route (like "mailmig state list").
+  the plan knows, its phase and route (like "mailmig state list"); with
+  -markdown, the migration's report (like "mailmig report").
 
 Options:
   -json       Print JSON (the saved changes' own form, or the state list).
-  -markdown   Print the saved changes as a pull-request comment.
+  -markdown   Print the saved changes as a pull-request comment; without
+              CHANGES_FILE the report in Markdown ("mailmig report").
   -no-color   Disable colour.
 `
 
@@ -34,6 +36,11 @@ func runShow(ctx context.Context, g *globals, args []string, s Streams) int {
 	machineOutput(v, *jsonOut, *mdOut)
 	switch fs.NArg() {
 	case 0:
+		if *mdOut {
+			// The state has no text table in Markdown: its Markdown form
+			// is the report.
+			return runReport(ctx, g, nil, s)
+		}
 		return stateList(ctx, g, v, s, *jsonOut)
 	case 1:
 	default:

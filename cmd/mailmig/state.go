@@ -126,9 +126,17 @@ func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*
 			l.Accounts = append(l.Accounts, x)
 		}
 	}
+	run := runningApply(m)
+	if run != nil {
+		l.Running = run
+	}
 	for k, x := range seen {
 		if r, ok := routes[k]; ok {
 			x.Route, x.Frozen = r.Backend, r.Frozen
+		}
+		if x.InFlight != "" {
+			x.InFlightStatus = inFlightStatus(run)
+			x.RunningApply = run
 		}
 	}
 	sort.SliceStable(l.Accounts, func(i, j int) bool { return l.Accounts[i].Address < l.Accounts[j].Address })

@@ -92,9 +92,10 @@ func TestApplyCutoverVerifyMismatch(t *testing.T) {
 	if !strings.Contains(show, "extra INBOX <stray-on-target@example.test>: on the target, not in the archive") {
 		t.Fatalf("state show does not list the extra message:\n%s", show)
 	}
-	// The wave halts (max_verify_mismatches = 0); the waiting account
-	// says what verify found and what to do about it.
-	plan := x.cli(exitOK, "plan", "-detailed-exitcode")
+	// The wave halts (max_verify_mismatches = 0): -detailed-exitcode says
+	// an operator is needed (3); the waiting account says what verify
+	// found and what to do about it.
+	plan := x.cli(exitAttention, "plan", "-detailed-exitcode")
 	for _, want := range []string{"last cut-over rolled back: verify found", "mailmig state show " + a.Email, "1 extra: mail on the target that the source does not have"} {
 		if !strings.Contains(plan, want) {
 			t.Fatalf("plan does not say %q:\n%s", want, plan)

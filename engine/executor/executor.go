@@ -227,25 +227,37 @@ func (x *Executor) openArchive(ctx context.Context, acct *plan.Account, create b
 	return archive.Open(ctx, path, &archive.Options{Logger: log, Wait: ArchiveWait})
 }
 
-// progressHook adapts vandelay.Progress to the engine's progress.
+// progressHook adapts vandelay.Progress to the engine's progress: fn
+// gets messages, work (when set) messages and bytes.
 type progressHook struct {
-	mu          sync.Mutex
-	total, done int64
-	fn          func(done, total int64)
+	mu                    sync.Mutex
+	total, done           int64
+	totalBytes, doneBytes int64
+	fn                    func(done, total int64)
+	work                  func(engine.Work)
 }
 
-func (p *progressHook) Discovered(n int, _ int64) {
+func (p *progressHook) Discovered(n int, b int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total += int64(n)
-	p.fn(p.done, p.total)
+	p.totalBytes += b
+	p.report()
 }
 
-func (p *progressHook) Done(n int, _ int64) {
+func (p *progressHook) Done(n int, b int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.done += int64(n)
+	p.doneBytes += b
+	p.report()
+}
+
+func (p *progressHook) report() {
 	p.fn(p.done, p.total)
+	if p.work != nil {
+		p.work(engine.Work{Messages: p.done, TotalMessages: p.total, Bytes: p.doneBytes, TotalBytes: p.totalBytes})
+	}
 }
 
 // Import runs one import pass of the account's mail into its archive.
@@ -263,7 +275,7 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 	defer x.closeArchive(ctx, job.Account, a, log)
 	opts := &vandelay.ImportOptions{}
 	if job.Progress != nil {
-		opts.Progress = &progressHook{fn: job.Progress}
+		opts.Progress = &progressHook{fn: job.Progress, work: job.Work}
 	}
 	res, err := vandelay.Import(ctx, src, a, opts)
 	if err != nil {
@@ -381,6 +393,9 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 		if job.Progress != nil && p.Phase == "import" {
 			job.Progress(p.Done, p.Total)
 		}
+		if job.Work != nil && p.Phase == "import" {
+			job.Work(engine.Work{Messages: p.Done, TotalMessages: p.Total, Bytes: p.Bytes, TotalBytes: p.TotalBytes})
+		}
 	}})
 	if res == nil {
 		return state.Counts{}, err
@@ -388,6 +403,13 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	cnt := state.Counts{New: int64(res.EmailsImported), Changed: int64(res.EmailsUpdated), Deleted: int64(res.EmailsDestroyed),
 		Bytes: res.UploadBytes, Mailboxes: int64(res.MailboxesCreated + res.MailboxesUpdated + res.MailboxesDestroyed)}
 	cnt.Messages = cnt.New + cnt.Changed + cnt.Deleted
+	// What the target folds together (duplicates in one mailbox, keyword
+	// sets of several copies), for apply's summary and the report.
+	if col, cerr := a.Collapsed(ctx); cerr == nil {
+		cnt.Duplicates, cnt.KeywordsMerged = col.Duplicates, col.KeywordsMerged
+	} else {
+		log.Warn("count collapsed copies", "err", cerr)
+	}
 	if err == nil && res.Partial() {
 		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
 	}

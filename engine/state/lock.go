@@ -153,3 +153,30 @@ func processAlive(pid int) bool {
 	err := syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
+
+// Liveness says whether the process holding a lock still runs.
+type Liveness string
+
+// Liveness values.
+const (
+	// LockAlive: the holder runs on this host (its pid answers).
+	LockAlive Liveness = "alive"
+	// LockDead: the holder ran on this host and is gone (a crash or a
+	// kill); the next apply takes the lock over.
+	LockDead Liveness = "dead"
+	// LockElsewhere: the holder runs on another host; whether it is
+	// alive cannot be checked from here.
+	LockElsewhere Liveness = "elsewhere"
+)
+
+// Liveness checks the lock's holder: its host, then its pid.
+func (i *LockInfo) Liveness() Liveness {
+	host, _ := os.Hostname()
+	if i.Host != host {
+		return LockElsewhere
+	}
+	if i.PID > 0 && processAlive(i.PID) {
+		return LockAlive
+	}
+	return LockDead
+}

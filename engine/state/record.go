@@ -31,6 +31,17 @@ const (
 	// TypeBreakerClosed records that the probe of an open backend
 	// succeeded: apply dispatches to it again.
 	TypeBreakerClosed RecordType = "breaker-closed"
+	// TypeApplyStart opens an apply run: which plan file (PlanFile, or
+	// the saved changes file in ChangesFile with their hash in
+	// ChangesHash), which plan hash (PlanHash) and who approved it
+	// (Approver: the person who typed "yes", "auto-approve", or the
+	// approver of a saved changes file). It names no account.
+	TypeApplyStart RecordType = "apply-start"
+	// TypeRouteEdit records a change of the route table by hand
+	// ("mailmig routes set|freeze|unfreeze|delete"): Action is the
+	// subcommand, Account the route, Backend the backend it points at
+	// afterwards.
+	TypeRouteEdit RecordType = "route-edit"
 )
 
 // Phase is an account's place in the migration lifecycle:
@@ -100,12 +111,22 @@ type Counts struct {
 	Objects int64 `json:"objects,omitempty"`
 	// Mismatches found by verify.
 	Mismatches int64 `json:"mismatches,omitempty"`
+	// Duplicates are copies of one message in one mailbox that the
+	// target holds as one Email (JMAP has no duplicates within a
+	// mailbox); KeywordsMerged are messages whose different keyword sets
+	// in several mailboxes became one set (JMAP keeps keywords per
+	// Email, not per mailbox). Exports (and the passes that end with one)
+	// report them as totals over the archive at the export's end, not as
+	// increments: the latest value is the account's (docs/export.md).
+	Duplicates     int64 `json:"duplicates,omitempty"`
+	KeywordsMerged int64 `json:"keywords_merged,omitempty"`
 }
 
 // Add returns c+o field by field.
 func (c Counts) Add(o Counts) Counts {
-	return Counts{c.Messages + o.Messages, c.New + o.New, c.Changed + o.Changed, c.Deleted + o.Deleted,
-		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches}
+	return Counts{Messages: c.Messages + o.Messages, New: c.New + o.New, Changed: c.Changed + o.Changed, Deleted: c.Deleted + o.Deleted,
+		Bytes: c.Bytes + o.Bytes, Mailboxes: c.Mailboxes + o.Mailboxes, Objects: c.Objects + o.Objects, Mismatches: c.Mismatches + o.Mismatches,
+		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged}
 }
 
 // IsZero reports whether every count is zero.
@@ -171,9 +192,15 @@ type Record struct {
 	// Error is the redacted error text of a failed action.
 	Error string `json:"error,omitempty"`
 	// Note is free text for hold and release records.
-	Note       string  `json:"note,omitempty"`
-	Counts     *Counts `json:"counts,omitempty"`
-	DurationMS int64   `json:"duration_ms,omitempty"`
+	Note string `json:"note,omitempty"`
+	// PlanFile, ChangesFile, ChangesHash and Approver are set on
+	// apply-start records (see TypeApplyStart).
+	PlanFile    string  `json:"plan_file,omitempty"`
+	ChangesFile string  `json:"changes_file,omitempty"`
+	ChangesHash string  `json:"changes_hash,omitempty"`
+	Approver    string  `json:"approver,omitempty"`
+	Counts      *Counts `json:"counts,omitempty"`
+	DurationMS  int64   `json:"duration_ms,omitempty"`
 	// Mismatches are the first differences the verify of a failed
 	// cut-over found (at most MaxRecordedMismatches; Counts.Mismatches
 	// is the total), on its finish record.

@@ -20,7 +20,7 @@ func TestApplyProgress(t *testing.T) {
 		t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
 			var buf syncBuffer
 			v := New(&buf, &buf, false)
-			p := v.NewApplyProgress(20, tty)
+			p := v.NewApplyProgress(20, tty, func() time.Time { return time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC) })
 			var wg sync.WaitGroup
 			for i := 0; i < 20; i++ {
 				wg.Add(1)
@@ -30,6 +30,8 @@ func TestApplyProgress(t *testing.T) {
 					p.PreAction(c)
 					p.Step(c, "freeze")
 					p.Progress(c, 1, 2)
+					p.Step(c, "final catch-up")
+					p.Work(c, engine.Work{Messages: 4, TotalMessages: 4, Bytes: 4096, TotalBytes: 4096})
 					r := &engine.Result{Change: c, Outcome: state.OutcomeOK, Counts: state.Counts{Messages: 3}, Duration: time.Second}
 					if i%5 == 0 {
 						r.Outcome, r.Err, r.Error = state.OutcomeRolledBack, errors.New("verify"), "verify found 1 mismatch"
@@ -46,8 +48,11 @@ func TestApplyProgress(t *testing.T) {
 			if !strings.Contains(out, "u5@example.test cutover: ROLLED BACK to legacy, unfrozen: verify found 1 mismatch") {
 				t.Errorf("no rollback line:\n%s", out)
 			}
-			if !tty && !strings.Contains(out, "u3@example.test cutover: freeze") {
-				t.Errorf("no step line in plain mode:\n%s", out)
+			if !tty && !strings.Contains(out, "2026-12-07T03:00:00Z u3@example.test cutover: freeze\n") {
+				t.Errorf("no timestamped step line in plain mode:\n%s", out)
+			}
+			if !tty && !strings.Contains(out, "2026-12-07T03:00:00Z u3@example.test cutover final catch-up: 4 of 4 messages, 4.0 KiB of 4.0 KiB") {
+				t.Errorf("no work line in plain mode:\n%s", out)
 			}
 		})
 	}

@@ -41,6 +41,9 @@ func (v *View) Changes(ch *engine.Changes, opts *ChangesOptions) {
 	if len(ch.Targets) > 0 {
 		fmt.Fprintf(w, "Targeted: %s.\n", strings.Join(ch.Targets, ", "))
 	}
+	if line := RunningLine(ch.Running); line != "" {
+		fmt.Fprintf(w, "%s\n", v.paint(colorBold+colorYellow, line))
+	}
 	if ch.Empty() {
 		fmt.Fprintf(w, "\n%s\n", v.paint(colorBold+colorGreen, "No changes. The migration is where the plan wants it right now."))
 	} else {
@@ -170,4 +173,17 @@ func countNoun(n int, noun string) string {
 // held warnings as "diagnostics" (WarningsInJSON).
 func (v *View) ChangesJSON(ch *engine.Changes) error {
 	return v.withHeld(ch)
+}
+
+// RunningLine says that an apply holds the lock while the changes were
+// computed: what is in flight runs now and is not interrupted.
+func RunningLine(r *engine.RunningApply) string {
+	if r == nil {
+		return ""
+	}
+	who := fmt.Sprintf("%s by %s, pid %d on %s, since %s", r.Operation, r.Owner, r.PID, r.Host, r.Created.UTC().Format("2006-01-02 15:04 UTC"))
+	if r.Liveness == state.LockElsewhere {
+		return "An apply may be running on another host (" + who + "; it holds the lock, whether it is alive cannot be checked from here): actions in flight may be running."
+	}
+	return "An apply is running now (" + who + "): actions in flight are running, not interrupted; the changes are what a new apply would do once it ends."
 }

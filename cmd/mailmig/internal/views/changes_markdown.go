@@ -36,6 +36,9 @@ func RenderMarkdown(ch *engine.Changes, limit int) string {
 	} else {
 		fmt.Fprintf(&head, "**%s**\n\n", SummaryLine(ch))
 	}
+	if line := RunningLine(ch.Running); line != "" {
+		fmt.Fprintf(&head, "> [!NOTE]\n> %s\n\n", mdInline(line))
+	}
 	fmt.Fprintf(&head, "%s State serial %d", AccountsLine(ch), ch.Serial)
 	if !ch.Refreshed {
 		head.WriteString("; sources not checked for changes")
@@ -50,6 +53,7 @@ func RenderMarkdown(ch *engine.Changes, limit int) string {
 		fmt.Fprintf(&head, "| %s | %s | %d | %d | %s |\n", mdCell(wc.Name), mdCell(status), wc.Accounts, wc.Phases["done"], mdCell(actionCounts(wc.Changes)))
 	}
 	head.WriteString("\n")
+	head.WriteString(WaveSchedule(ch))
 	var destr []*engine.Change
 	for _, c := range ch.All() {
 		if c.Destructive {
@@ -213,4 +217,82 @@ func waveNote(ch *engine.Changes, wave string) string {
 		}
 	}
 	return ""
+}
+
+// MaxScheduleWaves is the most waves the schedule diagram draws.
+const MaxScheduleWaves = 40
+
+// WaveSchedule draws the waves as a Mermaid flowchart: one node per wave
+// with its status, accounts, cut-over window, not_before and canaries,
+// and an arrow from every wave in a wave's after to it. Code-review sites
+// render the block inside the pull-request comment. It is empty when the
+// plan has no waves.
+func WaveSchedule(ch *engine.Changes) string {
+	var waves []*engine.WaveChanges
+	for _, wc := range ch.Waves {
+		if wc.Name != engine.NoWave {
+			waves = append(waves, wc)
+		}
+	}
+	if len(waves) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("```mermaid\nflowchart LR\n")
+	ids := map[string]string{}
+	drawn := waves
+	if len(drawn) > MaxScheduleWaves {
+		drawn = drawn[:MaxScheduleWaves]
+	}
+	for i, wc := range drawn {
+		id := fmt.Sprintf("w%d", i)
+		ids[wc.Name] = id
+		lines := []string{"<b>" + mermaidLabel(wc.Name) + "</b>",
+			fmt.Sprintf("%s: %d of %s done", wc.Status, wc.Phases["done"], countNoun(wc.Accounts, "account"))}
+		if wc.Window != "" {
+			lines = append(lines, "cut-over window "+mermaidLabel(wc.Window))
+		} else {
+			lines = append(lines, "cut-over any time")
+		}
+		if !wc.NotBefore.IsZero() {
+			lines = append(lines, "not before "+wc.NotBefore.UTC().Format("2006-01-02 15:04 UTC"))
+		}
+		if n := len(wc.Canaries); n > 0 {
+			shown := wc.Canaries
+			if n > 3 {
+				shown = shown[:3]
+			}
+			c := "canary: " + mermaidLabel(strings.Join(shown, ", "))
+			if n > 3 {
+				c += fmt.Sprintf(" +%d more", n-3)
+			}
+			lines = append(lines, c)
+		}
+		fmt.Fprintf(&b, "    %s[\"%s\"]\n", id, strings.Join(lines, "<br/>"))
+	}
+	for _, wc := range drawn {
+		for _, a := range wc.After {
+			if from, ok := ids[a]; ok {
+				fmt.Fprintf(&b, "    %s --> %s\n", from, ids[wc.Name])
+			}
+		}
+	}
+	b.WriteString("    classDef done fill:#dcfce7,stroke:#16a34a\n")
+	b.WriteString("    classDef open fill:#dbeafe,stroke:#2563eb\n")
+	b.WriteString("    classDef waiting fill:#f3f4f6,stroke:#6b7280\n")
+	b.WriteString("    classDef halted fill:#fee2e2,stroke:#dc2626\n")
+	for _, wc := range drawn {
+		fmt.Fprintf(&b, "    class %s %s\n", ids[wc.Name], wc.Status)
+	}
+	b.WriteString("```\n\n")
+	if len(waves) > len(drawn) {
+		fmt.Fprintf(&b, "The diagram draws the first %d of %d waves.\n\n", len(drawn), len(waves))
+	}
+	return b.String()
+}
+
+// mermaidLabel makes text safe inside a quoted Mermaid label: quotes
+// and the characters of HTML and Mermaid entities become entities.
+func mermaidLabel(s string) string {
+	return strings.NewReplacer("\"", "#quot;", "<", "#lt;", ">", "#gt;", "\n", " ", "\r", " ").Replace(s)
 }

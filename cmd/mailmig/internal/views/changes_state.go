@@ -26,6 +26,12 @@ type StateAccount struct {
 	// nil when there is none). ArchiveError says why it could not be read.
 	Archive      *engine.ArchiveInfo `json:"archive,omitempty"`
 	ArchiveError string              `json:"archive_error,omitempty"`
+	// InFlightStatus tells a running action from an interrupted one:
+	// "running" (the apply holding the lock is alive), "maybe running"
+	// (the lock is held on another host), "interrupted" (no live holder).
+	// RunningApply is that holder. Set when InFlight is.
+	InFlightStatus string               `json:"in_flight_status,omitempty"`
+	RunningApply   *engine.RunningApply `json:"running_apply,omitempty"`
 }
 
 // StateList is the JSON form of "mailmig state list".
@@ -34,11 +40,18 @@ type StateList struct {
 	Lineage       string          `json:"lineage"`
 	Serial        uint64          `json:"serial"`
 	Accounts      []*StateAccount `json:"accounts"`
+	// Running is the apply that holds the lock, when it is not known to
+	// be gone.
+	Running *engine.RunningApply `json:"running,omitempty"`
 }
 
 // StateListHuman prints a table of accounts.
 func (v *View) StateListHuman(l *StateList) {
-	fmt.Fprintf(v.Out, "State: serial %d, lineage %s, %s.\n\n", l.Serial, orDash(l.Lineage), countNoun(len(l.Accounts), "account"))
+	fmt.Fprintf(v.Out, "State: serial %d, lineage %s, %s.\n", l.Serial, orDash(l.Lineage), countNoun(len(l.Accounts), "account"))
+	if line := RunningLine(l.Running); line != "" {
+		fmt.Fprintln(v.Out, line)
+	}
+	fmt.Fprintln(v.Out)
 	tw := tabwriter.NewWriter(v.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACCOUNT\tPHASE\tWAVE\tROUTE\tLAST PASS\tNOTE")
 	for _, a := range l.Accounts {
@@ -51,7 +64,7 @@ func (v *View) StateListHuman(l *StateList) {
 			notes = append(notes, "not in plan")
 		}
 		if a.InFlight != "" {
-			notes = append(notes, a.InFlight+" in flight")
+			notes = append(notes, a.InFlight+" "+orDash(a.InFlightStatus))
 		}
 		if a.Held {
 			notes = append(notes, "held")
@@ -100,7 +113,7 @@ func (v *View) StateShowHuman(a *StateAccount) {
 		row("archive export", fmt.Sprintf("%d on the target, next export: %d new, %d changed, %d deleted (last %s)", ar.Exported, ar.Unexported, ar.ExportChanged, ar.ExportDeleted, fmtWhen(ar.LastExport)))
 	}
 	if a.InFlight != "" {
-		row("in flight", fmt.Sprintf("%s since seq %d (interrupted run?)", a.InFlight, a.InFlightSeq))
+		row("in flight", inFlightText(a))
 	}
 	if a.LastError != "" {
 		row("last error", fmt.Sprintf("%s (%s)", a.LastError, fmtWhen(a.LastErrorTime)))
@@ -203,6 +216,38 @@ func event(r *state.Record) string {
 		return "held: " + r.Note
 	case state.TypeRelease:
 		return "released: " + r.Note
+	case state.TypeApplyStart:
+		s := "apply started"
+		var parts []string
+		if r.ChangesFile != "" {
+			parts = append(parts, "saved changes "+r.ChangesFile+" ("+shortHash(r.ChangesHash)+")")
+		}
+		if r.PlanFile != "" {
+			parts = append(parts, "plan "+r.PlanFile)
+		}
+		if r.PlanHash != "" {
+			parts = append(parts, "plan hash "+shortHash(r.PlanHash))
+		}
+		if r.Approver != "" {
+			parts = append(parts, "approved by "+r.Approver)
+		}
+		if len(parts) > 0 {
+			s += ": " + strings.Join(parts, ", ")
+		}
+		return s
+	case state.TypeRouteEdit:
+		s := "routes " + r.Action + " by hand"
+		if r.Backend != "" {
+			s += " → " + r.Backend
+		}
+		if r.Note != "" {
+			s += " (" + r.Note + ")"
+		}
+		return s
+	case state.TypeBreakerOpen:
+		return "circuit breaker of " + r.Backend + " open: " + r.Error
+	case state.TypeBreakerClosed:
+		return "circuit breaker of " + r.Backend + " closed"
 	}
 	return string(r.Type)
 }
@@ -219,4 +264,25 @@ func fmtWhen(t time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// shortHash is the first 12 hex digits of a hash, enough to tell runs
+// apart in a table.
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// inFlightText says what the action in flight is doing.
+func inFlightText(a *StateAccount) string {
+	r := a.RunningApply
+	switch a.InFlightStatus {
+	case "running":
+		return fmt.Sprintf("%s since seq %d, running now (%s by %s, pid %d, since %s)", a.InFlight, a.InFlightSeq, r.Operation, r.Owner, r.PID, r.Created.UTC().Format("2006-01-02 15:04 UTC"))
+	case "maybe running":
+		return fmt.Sprintf("%s since seq %d, maybe running (%s by %s holds the lock on host %s, pid %d; it cannot be checked from here)", a.InFlight, a.InFlightSeq, r.Operation, r.Owner, r.Host, r.PID)
+	}
+	return fmt.Sprintf("%s since seq %d, interrupted (no apply runs: the next apply repeats or finishes it)", a.InFlight, a.InFlightSeq)
 }

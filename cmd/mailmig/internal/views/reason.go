@@ -9,6 +9,18 @@ import (
 	"github.com/mailmig/mailmig/engine"
 )
 
+// interruptedText words the reasons of interrupted cut-overs.
+func interruptedText(c *engine.Change, waveNote, where string) string {
+	r := c.Reason
+	switch r.Code {
+	case engine.ReasonFinishCutover:
+		return fmt.Sprintf("finish the cut-over: the route already points at %s; unfreeze it there", r.Backend)
+	case engine.ReasonRetryCutover:
+		return fmt.Sprintf("retry the cut-over; %s", waveNote)
+	}
+	return fmt.Sprintf("route it back to %s, unfrozen", r.Backend)
+}
+
 // ReasonText words a change's structured reason (engine.Reason) for the
 // human and Markdown views. waveNote is the note of the change's wave:
 // cut-over reasons end with it, since it says why the wave may cut over.
@@ -23,6 +35,15 @@ func ReasonText(c *engine.Change, waveNote string) string {
 	retry := ""
 	if r.RetryAction != "" {
 		retry = fmt.Sprintf(" (retrying the %s interrupted at seq %d)", r.RetryAction, r.RetrySeq)
+		if r.Running {
+			retry = fmt.Sprintf(" (its %s, seq %d, is running now in the apply that holds the lock)", r.RetryAction, r.RetrySeq)
+		}
+	}
+	if r.Running && r.Interrupted != "" {
+		switch r.Code {
+		case engine.ReasonFinishCutover, engine.ReasonRetryCutover, engine.ReasonLeftFrozen:
+			return fmt.Sprintf("its %s is running now (%s) in the apply that holds the lock; if that apply stopped now: %s", r.Interrupted, r.At, interruptedText(c, waveNote, where))
+		}
 	}
 	switch r.Code {
 	case engine.ReasonFinishCutover:
