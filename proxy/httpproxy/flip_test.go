@@ -287,8 +287,8 @@ func TestJMAPClientFollowsFlip(t *testing.T) {
 	}
 }
 
-// multistatus is the part of a WebDAV 207 answer the CalDAV client reads.
-type multistatus struct {
+// flipMultistatus is the part of a WebDAV 207 answer the CalDAV client reads.
+type flipMultistatus struct {
 	Responses []struct {
 		Href     string `xml:"DAV: href"`
 		Propstat []struct {
@@ -341,7 +341,7 @@ func TestCalDAVClientFollowsFlip(t *testing.T) {
 	}
 	t.Cleanup(client.CloseIdleConnections)
 	base, _ := url.Parse(e.url + "/")
-	dav := func(method, ref, depth, body string) (*http.Response, multistatus) {
+	dav := func(method, ref, depth, body string) (*http.Response, flipMultistatus) {
 		t.Helper()
 		u, err := base.Parse(ref)
 		if err != nil {
@@ -357,7 +357,7 @@ func TestCalDAVClientFollowsFlip(t *testing.T) {
 			req.Header.Set("Content-Type", "application/xml; charset=utf-8")
 			return req
 		})
-		var ms multistatus
+		var ms flipMultistatus
 		if resp.StatusCode == http.StatusMultiStatus {
 			if err := xml.Unmarshal([]byte(b), &ms); err != nil {
 				t.Fatalf("%s %s: %v\n%s", method, u, err, b)
