@@ -55,7 +55,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
-	fs.StringVar(&cfg.Path, "path", "", "Maildir root, or Takeout .zip/.tgz/.mbox file or directory")
+	fs.StringVar(&cfg.Path, "path", "", "Maildir root, Takeout .zip/.tgz/.mbox file or directory, or the WebDAV tree's root path (\"{user}\" is replaced by --user)")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.BoolVar(&cfg.SubscribedOnly, "subscribed-only", false, "import only subscribed mailboxes (and INBOX)")
@@ -86,6 +86,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 			v.Errorf("%v", err)
 			return exitVandelayUsage
 		}
+	}
+	if isData && dk.NewFiles != nil {
+		return importFiles(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
 	}
 	if isData && dk.NewDAV != nil {
 		return importDAV(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)

@@ -22,8 +22,10 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/sources/takeout"
+	"github.com/mailmig/mailmig/vandelay/sources/webdav"
 	davtarget "github.com/mailmig/mailmig/vandelay/targets/dav"
 	managesievetarget "github.com/mailmig/mailmig/vandelay/targets/managesieve"
+	webdavtarget "github.com/mailmig/mailmig/vandelay/targets/webdav"
 )
 
 // Spec describes a source as a plan backend or the command line gives it.
@@ -149,7 +151,7 @@ func maildirOptions(s *Spec) *maildir.Options {
 }
 
 // DataKind is one registered source kind of a non-mail data kind (issue
-// 12: Sieve, CardDAV and CalDAV now; WebDAV and Takeout's calendars,
+// 12: Sieve, CardDAV, CalDAV and WebDAV files now; Takeout's calendars,
 // contacts and files next). Each entry constructs the small items-oriented
 // source interface of its data kind (vandelay.SieveSource …) from the same
 // Spec as the mail kinds, so that flags and plan backends describe every
@@ -157,8 +159,8 @@ func maildirOptions(s *Spec) *maildir.Options {
 type DataKind struct {
 	// Summary describes the kind in one line.
 	Summary string
-	// Data is the data kind the source holds: "sieve", "contacts" or
-	// "calendars".
+	// Data is the data kind the source holds: "sieve", "contacts",
+	// "calendars" or "files".
 	Data string
 	// Settings are the groups of Spec fields the kind reads.
 	Settings []Setting
@@ -167,6 +169,8 @@ type DataKind struct {
 	// NewDAV creates an address-book or calendar source (Data "contacts"
 	// or "calendars").
 	NewDAV func(*Spec) (vandelay.DAVSource, error)
+	// NewFiles creates a file-tree source (Data "files").
+	NewFiles func(*Spec) (vandelay.FileSource, error)
 }
 
 // Data maps a non-mail source kind to its entry.
@@ -185,6 +189,14 @@ var Data = map[string]DataKind{
 		Settings: []Setting{SetServer, SetLogin},
 		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
 			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
+		},
+	},
+	"webdav": {
+		Summary:  "an account's file tree over WebDAV (RFC 4918), walked by PROPFIND Depth 1, incremental by ETag",
+		Data:     "files",
+		Settings: []Setting{SetServer, SetLogin, SetPath},
+		NewFiles: func(s *Spec) (vandelay.FileSource, error) {
+			return webdav.New(&webdav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 		},
 	},
 	"caldav": {
@@ -206,6 +218,15 @@ var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarg
 	},
 	"caldav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
 		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
+	},
+}
+
+// FileTargets maps a file target kind to its constructor (Server, Login
+// and Path, the tree's root, of the Spec are read). The JMAP FileNode
+// target joins here when written.
+var FileTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.FileTarget, error){
+	"webdav": func(ctx context.Context, s *Spec) (vandelay.FileTarget, error) {
+		return webdavtarget.Open(ctx, &webdavtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 	},
 }
 

@@ -331,3 +331,27 @@ func dryRunPrefix(dryRun bool) string {
 	}
 	return ""
 }
+
+// FilesImportResult prints a files import's counts, or its JSON form.
+func (v *View) FilesImportResult(r *vandelay.FilesImportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	fmt.Fprintf(v.Out, "%sfiles: %d added, %d changed, %d deleted, %d unchanged; %d bytes fetched\n",
+		dryRunPrefix(r.DryRun), r.Added, r.Changed, r.Deleted, r.Unchanged, r.Bytes)
+}
+
+// FilesExportResult prints a files export's counts and conflicts, or its
+// JSON form.
+func (v *View) FilesExportResult(r *vandelay.FilesExportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	fmt.Fprintf(v.Out, "%sfolders created: %d; files: %d put, %d updated, %d deleted, %d unchanged\n",
+		dryRunPrefix(r.DryRun), r.Folders, r.Put, r.Updated, r.Deleted, r.Unchanged)
+	for _, p := range r.Conflicts {
+		fmt.Fprintf(v.Out, "conflict: %q was changed at the target (or existed there with other content); the target's version was kept\n", p)
+	}
+}
