@@ -120,12 +120,14 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 // executor does not move yet: it moves mail, Sieve scripts when both
 // backends have a managesieve endpoint (executor.MovesSieve), contacts and
 // calendars when both have a carddav/caldav endpoint and the account a
-// password (executor.MovesDAV).
+// password (executor.MovesDAV), files when both have a webdav endpoint
+// and the account a password (executor.MovesFiles).
 func unsupportedData(m *plan.Migration) diag.Diagnostics {
 	kinds := map[plan.DataKind]int{}
 	for _, a := range m.Accounts {
 		for _, k := range a.Data {
-			moved := k == plan.DataMail || k == plan.DataSieve && executor.MovesSieve(m, a) || executor.MovesDAV(m, a, k)
+			moved := k == plan.DataMail || k == plan.DataSieve && executor.MovesSieve(m, a) || executor.MovesDAV(m, a, k) ||
+				k == plan.DataFiles && executor.MovesFiles(m, a)
 			if !moved {
 				kinds[k]++
 			}
@@ -141,7 +143,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint, and contacts and calendars where both have a carddav or caldav endpoint and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint, contacts, calendars and files where both have a carddav, caldav or webdav endpoint and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

@@ -224,6 +224,11 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 		n, err = x.importDAV(ctx, job.Account, a, log)
 		c.Objects += n
 	}
+	if err == nil {
+		var n int64
+		n, err = x.importFiles(ctx, job.Account, a, log)
+		c.Objects += n
+	}
 	return c, err
 }
 
@@ -339,6 +344,11 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 		n, err = x.exportDAV(ctx, job.Account, a, log)
 		cnt.Objects += n
 	}
+	if err == nil {
+		var n int64
+		n, err = x.exportFiles(ctx, job.Account, a, log)
+		cnt.Objects += n
+	}
 	return cnt, err
 }
 
@@ -385,6 +395,10 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 	}
 	n, err := x.verifyDAV(ctx, job.Account, a, log, &named)
 	if err != nil {
+		return state.Counts{}, err
+	}
+	cnt.Mismatches += n
+	if n, err = x.verifyFiles(ctx, job.Account, a, log, &named); err != nil {
 		return state.Counts{}, err
 	}
 	cnt.Mismatches += n

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 
 	"github.com/mailmig/mailmig/vandelay"
@@ -48,8 +49,15 @@ func (t *Target) href(p string) string {
 	return strings.TrimSuffix(t.root, "/") + "/" + davclient.EscapePath(p)
 }
 
-// Walk lists the tree below the root.
+// Walk lists the tree below the root. A root that does not exist yet is
+// created (its parent must exist): an empty tree.
 func (t *Target) Walk(ctx context.Context) ([]archive.NewFile, error) {
+	if _, err := t.c.Stat(ctx, t.root); davclient.Code(err) == http.StatusNotFound {
+		if err := t.c.Mkcol(ctx, t.root); err != nil {
+			return nil, fmt.Errorf("create the target folder %s: %w", t.root, err)
+		}
+		return nil, nil
+	}
 	return srcwebdav.Walk(ctx, t.c, t.root)
 }
 
