@@ -76,7 +76,7 @@ type env struct {
 	seen map[string]string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	s := peers.Get(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
@@ -98,7 +98,7 @@ func (e *env) server() vandelay.Server {
 	return vandelay.Server{Address: u.Host, TLS: vandelay.TLSNone, AllowCleartext: true}
 }
 
-func (e *env) target(t *testing.T) *webdav.Target {
+func (e *env) target(t testing.TB) *webdav.Target {
 	t.Helper()
 	tg, err := webdav.Open(e.ctx, &webdav.Options{Server: e.server(), Login: vandelay.Login{User: e.tgt.Email, Password: e.tgt.Password}, Path: "/files/{user}/"})
 	if err != nil {
@@ -107,7 +107,7 @@ func (e *env) target(t *testing.T) *webdav.Target {
 	return tg
 }
 
-func do(t *testing.T, a peers.Account, method, rel string, body []byte, hdr ...string) (int, []byte) {
+func do(t testing.TB, a peers.Account, method, rel string, body []byte, hdr ...string) (int, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, rel, bytes.NewReader(body))
 	if err != nil {
@@ -129,7 +129,7 @@ func do(t *testing.T, a peers.Account, method, rel string, body []byte, hdr ...s
 func (e *env) url(a peers.Account, p string) string { return e.s.WebDAV.HomeURL(a.Email) + escape(p) }
 
 // write puts a file or (ending in "/") makes a folder at the source.
-func (e *env) write(t *testing.T, a peers.Account, p string, body []byte) {
+func (e *env) write(t testing.TB, a peers.Account, p string, body []byte) {
 	t.Helper()
 	method := "PUT"
 	if strings.HasSuffix(p, "/") {
@@ -140,7 +140,7 @@ func (e *env) write(t *testing.T, a peers.Account, p string, body []byte) {
 	}
 }
 
-func (e *env) writeAll(t *testing.T, a peers.Account, files map[string][]byte) {
+func (e *env) writeAll(t testing.TB, a peers.Account, files map[string][]byte) {
 	t.Helper()
 	var names []string
 	for n := range files {
@@ -152,7 +152,7 @@ func (e *env) writeAll(t *testing.T, a peers.Account, files map[string][]byte) {
 	}
 }
 
-func (e *env) importOnce(t *testing.T) *vandelay.FilesImportResult {
+func (e *env) importOnce(t testing.TB) *vandelay.FilesImportResult {
 	t.Helper()
 	r, err := vandelay.ImportFiles(e.ctx, e.source, e.a, nil)
 	if err != nil {
@@ -161,7 +161,7 @@ func (e *env) importOnce(t *testing.T) *vandelay.FilesImportResult {
 	return r
 }
 
-func (e *env) exportOnce(t *testing.T) *vandelay.FilesExportResult {
+func (e *env) exportOnce(t testing.TB) *vandelay.FilesExportResult {
 	t.Helper()
 	r, err := vandelay.ExportFiles(e.ctx, e.a, e.target(t), nil)
 	if err != nil {
@@ -172,7 +172,7 @@ func (e *env) exportOnce(t *testing.T) *vandelay.FilesExportResult {
 
 // tree reads an account's whole tree over HTTP: path → SHA-256 ("/" for
 // folders), what the server itself serves.
-func (e *env) tree(t *testing.T, a peers.Account) map[string]string {
+func (e *env) tree(t testing.TB, a peers.Account) map[string]string {
 	t.Helper()
 	tg, err := webdav.Open(e.ctx, &webdav.Options{Server: e.server(), Login: vandelay.Login{User: a.Email, Password: a.Password}, Path: "/files/{user}/"})
 	if err != nil {
@@ -204,7 +204,7 @@ func (e *env) tree(t *testing.T, a peers.Account) map[string]string {
 }
 
 // archived is the archive's live tree in the same form.
-func (e *env) archived(t *testing.T) map[string]string {
+func (e *env) archived(t testing.TB) map[string]string {
 	t.Helper()
 	cols, err := e.a.FileCollections(e.ctx, false)
 	if err != nil {
@@ -231,7 +231,7 @@ func (e *env) archived(t *testing.T) map[string]string {
 	return out
 }
 
-func diff(t *testing.T, what string, got, want map[string]string) {
+func diff(t testing.TB, what string, got, want map[string]string) {
 	t.Helper()
 	for p, h := range want {
 		if got[p] != h {
@@ -245,7 +245,7 @@ func diff(t *testing.T, what string, got, want map[string]string) {
 	}
 }
 
-func (e *env) verify(t *testing.T, step string) {
+func (e *env) verify(t testing.TB, step string) {
 	t.Helper()
 	rep, err := vandelay.VerifyFiles(e.ctx, e.a, e.target(t))
 	if err != nil {
