@@ -74,6 +74,36 @@ func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
 	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
 		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
+	if r.VacationChanged {
+		fmt.Fprintf(v.Out, "%svacation response changed (read from the active script)\n", prefix)
+	}
+}
+
+// Vacation shows the archived vacation response; nothing when there is
+// none.
+func (v *View) Vacation(vr *archive.Vacation) {
+	if vr == nil {
+		return
+	}
+	state := "disabled"
+	if vr.Enabled {
+		state = "enabled"
+	}
+	fmt.Fprintf(v.Out, "vacation response: %s (%s)", state, vr.SourceRef)
+	if !vr.From.IsZero() || !vr.To.IsZero() {
+		fmt.Fprintf(v.Out, ", %s – %s", dateOrOpen(vr.From), dateOrOpen(vr.To))
+	}
+	if vr.Days > 0 {
+		fmt.Fprintf(v.Out, ", every %d days", vr.Days)
+	}
+	fmt.Fprintf(v.Out, "\n  subject: %q\n", vr.Subject)
+}
+
+func dateOrOpen(t time.Time) string {
+	if t.IsZero() {
+		return "open"
+	}
+	return t.Format("2006-01-02 15:04Z")
 }
 
 // SieveScripts lists the archive's Sieve scripts (name, size, the active
