@@ -151,8 +151,8 @@ func maildirOptions(s *Spec) *maildir.Options {
 }
 
 // DataKind is one registered source kind of a non-mail data kind (issue
-// 12: Sieve, CardDAV, CalDAV and WebDAV files now; Takeout's calendars,
-// contacts and files next). Each entry constructs the small items-oriented
+// 12: Sieve, CardDAV, CalDAV, WebDAV files and a Takeout's calendars,
+// contacts and Drive). Each entry constructs the small items-oriented
 // source interface of its data kind (vandelay.SieveSource …) from the same
 // Spec as the mail kinds, so that flags and plan backends describe every
 // kind one way.
@@ -197,6 +197,30 @@ var Data = map[string]DataKind{
 		Settings: []Setting{SetServer, SetLogin, SetPath},
 		NewFiles: func(s *Spec) (vandelay.FileSource, error) {
 			return webdav.New(&webdav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
+		},
+	},
+	"takeout-calendars": {
+		Summary:  "the calendars of a Google Takeout (.zip, .tgz or directory): one per .ics, split into one object per UID",
+		Data:     "calendars",
+		Settings: []Setting{SetPath, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return takeout.NewCalendars(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
+		},
+	},
+	"takeout-contacts": {
+		Summary:  "the contacts of a Google Takeout (.zip, .tgz or directory): one address book per .vcf (label)",
+		Data:     "contacts",
+		Settings: []Setting{SetPath, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return takeout.NewContacts(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
+		},
+	},
+	"takeout-drive": {
+		Summary:  "the Drive files of a Google Takeout (.zip, .tgz or directory) with their folder tree",
+		Data:     "files",
+		Settings: []Setting{SetPath, SetUser},
+		NewFiles: func(s *Spec) (vandelay.FileSource, error) {
+			return takeout.NewDrive(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
 		},
 	},
 	"caldav": {
