@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -290,7 +291,41 @@ func ExportFiles(ctx context.Context, a *archive.Archive, t FileTarget, opts *DA
 			return res, err
 		}
 	}
+	if !opts.DryRun {
+		if err := saveConflicts(ctx, et, "file-conflicts", res.Conflicts); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// saveConflicts records the conflicts of the last export under key in the
+// export target's state (every run finds them again while they last), so
+// that verify reports those items as conflicts — the target's version
+// kept on purpose — and not as mismatches that would fail a cut-over.
+func saveConflicts(ctx context.Context, et *archive.ExportTarget, key string, list []string) error {
+	b, _ := json.Marshal(list)
+	if len(list) == 0 {
+		b = nil
+	}
+	return et.SetState(ctx, key, string(b))
+}
+
+// loadConflicts returns the conflicts saveConflicts recorded.
+func loadConflicts(ctx context.Context, et *archive.ExportTarget, key string) (map[string]bool, error) {
+	v, err := et.State(ctx, key)
+	if err != nil || v == "" {
+		return nil, err
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return nil, fmt.Errorf("read the conflicts of the last export: %w", err)
+	}
+	out := map[string]bool{}
+	for _, h := range list {
+		out[h] = true
+	}
+	return out, nil
 }
 
 type filesExport struct {
@@ -531,6 +566,10 @@ type FilesVerifyReport struct {
 	// present.
 	Matched    int             `json:"matched"`
 	Mismatches []FilesMismatch `json:"mismatches,omitempty"`
+	// Conflicts are paths that differ because the last export found them
+	// changed at the target and kept the target's version: reported, not
+	// mismatches.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // FilesMismatch is one archived file or folder the target lacks or
@@ -559,8 +598,17 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 	}
 	x := &filesExport{ctx: ctx, t: t}
 	rep := &FilesVerifyReport{}
+	var conflicts map[string]bool
+	if et, err := a.ExportTarget(ctx, t.Name()); err == nil {
+		if conflicts, err = loadConflicts(ctx, et, "file-conflicts"); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, archive.ErrNotFound) {
+		return nil, err
+	}
 	for _, f := range all {
 		cur, ok := there[f.Path]
+		n := len(rep.Mismatches)
 		switch {
 		case !ok || cur.IsDir != f.IsDir:
 			rep.Mismatches = append(rep.Mismatches, FilesMismatch{"missing", f.Path})
@@ -578,6 +626,10 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 			} else {
 				rep.Matched++
 			}
+		}
+		if len(rep.Mismatches) > n && conflicts[f.Path] {
+			rep.Mismatches = rep.Mismatches[:n]
+			rep.Conflicts = append(rep.Conflicts, f.Path)
 		}
 	}
 	return rep, nil

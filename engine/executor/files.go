@@ -127,6 +127,9 @@ func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archi
 	if err != nil {
 		return 0, fmt.Errorf("verify files: %w", err)
 	}
+	for _, p := range rep.Conflicts {
+		log.Warn("file conflict: the target's own version kept; not counted as a mismatch", "path", p)
+	}
 	for _, mm := range rep.Mismatches {
 		*named = append(*named, state.Mismatch{Kind: "files-" + mm.Kind, Item: mm.Path})
 		log.Warn("verify mismatch", "kind", "files "+mm.Kind, "item", mm.Path)

@@ -383,6 +383,12 @@ func TestWebDAVFilesConflict(t *testing.T) {
 			t.Errorf("%s at the target: %q, want the user's version kept", n, b)
 		}
 	}
+	// Verify lists the kept versions as conflicts, not mismatches: a
+	// cut-over goes on with a warning.
+	rep, err := vandelay.VerifyFiles(e.ctx, e.a, e.target(t))
+	if err != nil || len(rep.Mismatches) != 0 || strings.Join(rep.Conflicts, ",") != "edit.txt,theirs.txt" {
+		t.Errorf("verify: %+v %v, want edit.txt and theirs.txt as conflicts, no mismatch", rep, err)
+	}
 }
 
 // killSource cancels the import's context once it has opened n files:
