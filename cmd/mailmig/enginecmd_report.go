@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/mailmig/mailmig/engine/executor"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -113,7 +114,26 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 		return nil, diags
 	}
 	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, PlanPath: planPath})
+	setTransports(m, ch)
 	return ch, diags.Append(d2, unsupportedData(m))
+}
+
+// setTransports fills each change's Data with how the account's data
+// kinds move (executor.Transports), for accounts whose data names more
+// than mail: plan and apply -dry-run print it per kind.
+func setTransports(m *plan.Migration, ch *engine.Changes) {
+	if ch == nil {
+		return
+	}
+	for _, w := range ch.Waves {
+		for _, c := range w.Changes {
+			a := m.Account(c.Account)
+			if a == nil || !slices.ContainsFunc(a.Data, func(k plan.DataKind) bool { return k != plan.DataMail }) {
+				continue
+			}
+			c.Data = executor.Transports(m, a)
+		}
+	}
 }
 
 // unsupportedData warns once when accounts ask for data kinds that apply's

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/vandelay"
@@ -135,4 +136,42 @@ func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archi
 		log.Warn("verify mismatch", "kind", "files "+mm.Kind, "item", mm.Path)
 	}
 	return int64(len(rep.Mismatches)), nil
+}
+
+// Transports says how each data kind of the account moves with this
+// executor (what plan and apply -dry-run print): mail over JMAP, Sieve
+// over ManageSieve, contacts and calendars over CardDAV and CalDAV, files
+// over WebDAV, each where both backends have the endpoint (and, for the
+// HTTP kinds, the account a password); the others stay at the source.
+func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
+	var out []engine.DataTransport
+	for _, k := range acct.Data {
+		t := engine.DataTransport{Kind: k}
+		switch k {
+		case plan.DataMail:
+			t.Via = "jmap"
+		case plan.DataSieve:
+			if MovesSieve(m, acct) {
+				t.Via = string(plan.ProtoManageSieve)
+			} else {
+				t.Note = "needs a managesieve endpoint at both backends"
+			}
+		case plan.DataContacts, plan.DataCalendars:
+			if MovesDAV(m, acct, k) {
+				t.Via = string(davKinds[k].proto)
+			} else {
+				t.Note = "needs a " + string(davKinds[k].proto) + " endpoint at both backends and the account's password"
+			}
+		case plan.DataFiles:
+			if MovesFiles(m, acct) {
+				t.Via = string(plan.ProtoWebDAV)
+			} else {
+				t.Note = "needs a webdav endpoint at both backends and the account's password"
+			}
+		default:
+			t.Note = "not moved by this build"
+		}
+		out = append(out, t)
+	}
+	return out
 }

@@ -102,6 +102,9 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
 		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, ReasonText(c, wc.Note))
+		if l := DataText(c.Data); l != "" {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
@@ -170,4 +173,29 @@ func countNoun(n int, noun string) string {
 // held warnings as "diagnostics" (WarningsInJSON).
 func (v *View) ChangesJSON(ch *engine.Changes) error {
 	return v.withHeld(ch)
+}
+
+// DataText words how each data kind moves: "data: mail over jmap, sieve
+// over managesieve; stays at the source: files (needs a webdav endpoint
+// at both backends …)"; "" when the change carries none.
+func DataText(ts []engine.DataTransport) string {
+	var moved, stays []string
+	for _, t := range ts {
+		if t.Via != "" {
+			moved = append(moved, string(t.Kind)+" over "+t.Via)
+		} else {
+			stays = append(stays, string(t.Kind)+" ("+t.Note+")")
+		}
+	}
+	out := ""
+	if len(moved) > 0 {
+		out = "data: " + strings.Join(moved, ", ")
+	}
+	if len(stays) > 0 {
+		if out != "" {
+			out += "; "
+		}
+		out += "stays at the source: " + strings.Join(stays, ", ")
+	}
+	return out
 }
