@@ -111,8 +111,9 @@ func TestTakeoutData(t *testing.T) {
 			t.Errorf("drive %q: %q", f.Path, b)
 		}
 	}
-	// A newer Takeout: the all-day event renamed, Zoë gone.
-	p = writeData(t, dir, strings.Replace(corpus.TakeoutCalendar, "SUMMARY:Heiligabend", "SUMMARY:Heiligabend bei Oma", 1),
+	// A newer Takeout at the same path: the all-day event renamed, Zoë
+	// gone.
+	writeData(t, dir, strings.Replace(corpus.TakeoutCalendar, "SUMMARY:Heiligabend", "SUMMARY:Heiligabend bei Oma", 1),
 		strings.Replace(corpus.TakeoutContacts, "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Zoë Ñúñez\r\nN:Ñúñez;Zoë;;;\r\nTEL;TYPE=CELL:+34 600 000 000\r\nEND:VCARD\r\n", "", 1))
 	if r, err := vandelay.ImportDAV(ctx, cal, a, nil); err != nil || r.Changed != 1 || r.Changes() != 1 {
 		t.Errorf("newer calendars: %+v %v", r, err)
