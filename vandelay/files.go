@@ -72,6 +72,25 @@ func sameFile(o archive.File, e archive.NewFile) bool {
 	return o.Size == e.Size && o.MTime.Unix() == e.MTime.Unix() && o.MediaType == e.MediaType
 }
 
+// FileChanges counts the entries of a listing (now) that differ from the
+// archived tree (had) as [ImportFiles] would see them: added, changed and
+// gone. It fetches nothing: a refresh asks it.
+func FileChanges(had []archive.File, now []archive.NewFile) int {
+	old := map[string]archive.File{}
+	for _, f := range had {
+		old[f.Path] = f
+	}
+	n := 0
+	for _, e := range now {
+		o, ok := old[e.Path]
+		if !ok || !sameFile(o, e) {
+			n++
+		}
+		delete(old, e.Path)
+	}
+	return n + len(old)
+}
+
 // ImportFiles syncs the source's tree into the archive: a file whose ETag
 // (or, without ETags, size and modified time) changed is fetched and its
 // bytes streamed into the blob store; what vanished is tombstoned; a

@@ -440,6 +440,7 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 		return engine.Delta{}, err
 	}
 	var known []archive.MailboxCursor
+	var checks []dataCheck
 	a, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: x.log})
 	switch {
 	case errors.Is(err, archive.ErrNotExist):
@@ -449,6 +450,11 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 		return engine.Delta{}, err
 	default:
 		known, err = a.Cursors(ctx)
+		if err == nil {
+			// What the archive holds of the other kinds, read now: the
+			// lock is released before any source is asked.
+			checks = x.dataChecks(ctx, acct, a, x.log)
+		}
 		a.Close()
 		if err != nil {
 			return engine.Delta{}, err
@@ -463,7 +469,11 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 	if err != nil {
 		return engine.Delta{}, fmt.Errorf("probe %s: %w", acct.From, err)
 	}
-	return probeDelta(r), nil
+	d := probeDelta(r)
+	if !d.NotImported {
+		d.Items = runDataChecks(ctx, checks, x.log)
+	}
+	return d, nil
 }
 
 // probeDelta turns a probe's result into the engine's Delta.

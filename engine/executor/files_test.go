@@ -109,4 +109,23 @@ func TestFilesSteps(t *testing.T) {
 	if c.Mismatches != 0 {
 		t.Errorf("verify: %d mismatches", c.Mismatches)
 	}
+	// The refresh counts file changes at the source for the reasons:
+	// nothing now, then one added and one deleted.
+	if d, err := x.Detect(ctx, pa); err != nil || len(d.Items) != 0 {
+		t.Errorf("detect without changes: %+v %v", d, err)
+	}
+	for _, r := range []struct{ method, path, body string }{{"PUT", "src/neu.txt", "neu"}, {"DELETE", "src/b%25.bin", ""}} {
+		req, _ := http.NewRequestWithContext(ctx, r.method, home+r.path, bytes.NewReader([]byte(r.body)))
+		req.SetBasicAuth(acct.Email, acct.Password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	d, err := x.Detect(ctx, pa)
+	d.Known = true // what Observe sets
+	if err != nil || len(d.Items) != 1 || d.Items[0] != (engine.DataDelta{Kind: plan.DataFiles, Changed: 2}) || !d.Any() {
+		t.Errorf("detect after an add and a delete: %+v %v, want 2 files changed", d, err)
+	}
 }
