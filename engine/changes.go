@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
 )
 
 // FormatVersion is the version of the Changes JSON form. The major number
 // changes when a field is removed or changes meaning; the minor number when
 // fields are added. Readers must accept unknown fields. 2.2: waves carry
-// their schedule (after, cutover_window, not_before, canaries). 2.1: the -json
+// their schedule (after, cutover_window, not_before, canaries) and a change
+// may carry "data" (how each data kind moves). 2.1: the -json
 // output (not the saved file) may carry "diagnostics" (warnings). 2.0: a change's
 // reason is an object (code and fields, see [Reason]), no longer text.
 const FormatVersion = "2.2"
@@ -162,6 +164,20 @@ type Change struct {
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`
+	// Data is how each data kind of the account moves, set when the
+	// account's data names more than mail (the executor decides it:
+	// executor.Transports).
+	Data []DataTransport `json:"data,omitempty"`
+}
+
+// DataTransport is how one data kind of an account moves: Via is the
+// protocol written at the target ("jmap", "managesieve", "caldav",
+// "carddav", "webdav"), "" when the kind stays at the source, with Note
+// saying what is missing.
+type DataTransport struct {
+	Kind plan.DataKind `json:"kind"`
+	Via  string        `json:"via,omitempty"`
+	Note string        `json:"note,omitempty"`
 }
 
 // Waiting is an account with nothing to do now.

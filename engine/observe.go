@@ -51,6 +51,16 @@ type Delta struct {
 	NotImported bool `json:"not_imported,omitempty"`
 	// Since is the time of the pass the delta is relative to.
 	Since time.Time `json:"since,omitzero"`
+	// Items counts what changed per non-mail data kind (scripts,
+	// contacts, events, files added, changed or deleted at the source),
+	// for the kinds the executor moves; absent when nothing changed.
+	Items []DataDelta `json:"items,omitempty"`
+}
+
+// DataDelta is what changed at the source in one data kind.
+type DataDelta struct {
+	Kind    plan.DataKind `json:"kind"`
+	Changed int64         `json:"changed"`
 }
 
 // Messages returns the number of messages the delta touches.
@@ -58,7 +68,7 @@ func (d Delta) Messages() int64 { return d.New + d.Changed + d.Deleted }
 
 // Any reports whether the delta found anything to copy.
 func (d Delta) Any() bool {
-	return d.Known && (d.NotImported || d.Messages() > 0 || d.Mailboxes > 0 || d.FoldersAdded+d.FoldersRemoved+d.FoldersRenamed > 0)
+	return d.Known && (d.NotImported || d.Messages() > 0 || d.Mailboxes > 0 || d.FoldersAdded+d.FoldersRemoved+d.FoldersRenamed > 0 || len(d.Items) > 0)
 }
 
 // ArchiveInfo is what an account's local archive says, read without

@@ -309,6 +309,11 @@ func ExportDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 			}
 		}
 	}
+	if !opts.DryRun {
+		if err := saveConflicts(ctx, et, "dav-conflicts", res.Conflicts); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 

@@ -37,6 +37,10 @@ type DAVCollectionReport struct {
 type DAVVerifyReport struct {
 	Collections []DAVCollectionReport `json:"collections"`
 	Mismatches  []DAVMismatch         `json:"mismatches,omitempty"`
+	// Conflicts are target hrefs that differ because the last export
+	// found them changed at the target and kept the target's version:
+	// reported, not mismatches (a cut-over proceeds with a warning).
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // VerifyDAV compares every live collection of kind in the archive with
@@ -59,6 +63,10 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 		return nil, err
 	}
 	cols, err := a.DAVCollections(ctx, kind, false)
+	if err != nil {
+		return nil, err
+	}
+	conflicts, err := loadConflicts(ctx, et, "dav-conflicts")
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +109,11 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 				return nil, fmt.Errorf("get %s from the target: %w", href, err)
 			}
 			if Normalize(kind, got) != Normalize(kind, want) {
-				rep.Mismatches = append(rep.Mismatches, DAVMismatch{c.Href, href, "content"})
+				if conflicts[href] {
+					rep.Conflicts = append(rep.Conflicts, href)
+				} else {
+					rep.Mismatches = append(rep.Mismatches, DAVMismatch{c.Href, href, "content"})
+				}
 				continue
 			}
 			cr.Matched++

@@ -59,9 +59,17 @@
 //     created is deleted, conflicts keep the target's version);
 //     [VerifyDAV] compares after [VCardRules], which undo only what Cyrus
 //     rewrites on store.
-//   - Files, identities, vacation: the archive tables exist (migration
-//     0003, archive/SCHEMA.md); their sources, targets and Import/Export
-//     pairs follow the same pattern (WebDAV files by path).
+//   - Files: [FileSource] (vandelay/sources/webdav, a Takeout's Drive),
+//     [ImportFiles] (a PROPFIND Depth 1 walk, bytes streamed into the blob
+//     store by archive.PutBlobStream, incremental by ETag); [FileTarget]
+//     (vandelay/targets/webdav) and [ExportFiles], convergent the same way;
+//     [VerifyFiles] by path, size and SHA-256.
+//   - Vacation: [VacationFromSieve] reads it from the active script into
+//     archive.SetVacation; [ExportVacationJMAP] sets a JMAP target's
+//     VacationResponse. Identities: the table exists, no source fills it.
+//   - A Takeout's calendars and contacts are [DAVSource]s and its Drive a
+//     [FileSource] (vandelay/sources/takeout), so the same Import/Export
+//     pairs carry them.
 //
 // The registry of these source kinds is sources.Data, beside sources.Mail,
 // built from the same sources.Spec so that flags and plan backends describe

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/internal/sievevacation"
 )
 
 // SieveSource is one account's Sieve scripts at a source (ManageSieve).
@@ -76,7 +78,76 @@ func ImportSieve(ctx context.Context, src SieveSource, a *archive.Archive, opts 
 	if err != nil {
 		return nil, err
 	}
-	return a.SyncSieve(ctx, src.Describe(), scripts, &archive.SieveSyncOptions{DryRun: opts.DryRun, AllowSourceChange: opts.AllowSourceChange})
+	res, err := a.SyncSieve(ctx, src.Describe(), scripts, &archive.SieveSyncOptions{DryRun: opts.DryRun, AllowSourceChange: opts.AllowSourceChange})
+	if err != nil {
+		return res, err
+	}
+	changed, err := a.SetVacation(ctx, VacationFromSieve(scripts), opts.DryRun)
+	if err != nil {
+		return res, err
+	}
+	res.VacationChanged = changed
+	return res, nil
+}
+
+// VacationFromSieve returns the vacation response the active script (or a
+// script it includes, followed up to 4 levels) sets, nil when none does.
+// Dates come from currentdate tests around the action; a :mime reason is
+// split into its body (text/html goes to HTMLBody). The script bytes stay
+// what is migrated to a Sieve target; this is the copy for a JMAP
+// VacationResponse target.
+func VacationFromSieve(scripts []archive.NewSieveScript) *archive.Vacation {
+	byName := map[string]archive.NewSieveScript{}
+	var cur *archive.NewSieveScript
+	for i, s := range scripts {
+		byName[s.Name] = s
+		if s.Active {
+			cur = &scripts[i]
+		}
+	}
+	seen := map[string]bool{}
+	var walk func(s archive.NewSieveScript, depth int) *archive.Vacation
+	walk = func(s archive.NewSieveScript, depth int) *archive.Vacation {
+		if depth > 4 || seen[s.Name] {
+			return nil
+		}
+		seen[s.Name] = true
+		p, err := sievevacation.Parse(s.Body)
+		if err != nil {
+			return nil // the script is migrated as bytes; no structured copy
+		}
+		if p.Vacation != nil {
+			return vacationOf(s.Name, p.Vacation)
+		}
+		for _, inc := range p.Includes {
+			if next, ok := byName[inc]; ok {
+				if v := walk(next, depth+1); v != nil {
+					return v
+				}
+			}
+		}
+		return nil
+	}
+	if cur == nil {
+		return nil
+	}
+	return walk(*cur, 0)
+}
+
+func vacationOf(script string, sv *sievevacation.Vacation) *archive.Vacation {
+	v := &archive.Vacation{Enabled: true, From: sv.Start, To: sv.End, Subject: sv.Subject, TextBody: sv.Reason,
+		Days: sv.Days, Seconds: sv.Seconds, FromAddress: sv.From, Addresses: sv.Addresses, SourceRef: "sieve:" + script}
+	if sv.MIME {
+		hdr, body, ok := strings.Cut(strings.ReplaceAll(sv.Reason, "\r\n", "\n"), "\n\n")
+		if !ok {
+			body = ""
+		}
+		v.TextBody = body
+		if strings.Contains(strings.ToLower(hdr), "text/html") {
+			v.TextBody, v.HTMLBody = "", body
+		}
+	}
+	return v
 }
 
 // SieveExportOptions configure [ExportSieve]. A nil pointer means the

@@ -10,13 +10,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/mailmig/mailmig/engine/executor"
-
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/diag"
+	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 )
@@ -127,22 +126,44 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 		return nil, diags
 	}
 	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, Waves: waves, PlanPath: planPath})
+	setTransports(m, ch)
 	if ch != nil {
 		ch.PlanFiles = planFileHashes(m)
 	}
 	return ch, diags.Append(d2, unsupportedData(m))
 }
 
+// setTransports fills each change's Data with how the account's data
+// kinds move (executor.Transports), for accounts whose data names more
+// than mail: plan and apply -dry-run print it per kind.
+func setTransports(m *plan.Migration, ch *engine.Changes) {
+	if ch == nil {
+		return
+	}
+	for _, w := range ch.Waves {
+		for _, c := range w.Changes {
+			a := m.Account(c.Account)
+			if a == nil || !slices.ContainsFunc(a.Data, func(k plan.DataKind) bool { return k != plan.DataMail }) {
+				continue
+			}
+			c.Data = executor.Transports(m, a)
+		}
+	}
+}
+
 // unsupportedData warns once when accounts ask for data kinds that apply's
 // executor does not move yet: it moves mail, Sieve scripts when both
 // backends have a managesieve endpoint (executor.MovesSieve), contacts and
 // calendars when both have a carddav/caldav endpoint (or the source an
-// exchange one) and the account a password (executor.MovesDAV).
+// exchange one) and the account a password (executor.MovesDAV), files when
+// both have a webdav endpoint and the account a password
+// (executor.MovesFiles).
 func unsupportedData(m *plan.Migration) diag.Diagnostics {
 	kinds := map[plan.DataKind]int{}
 	for _, a := range m.Accounts {
 		for _, k := range a.Data {
-			moved := k == plan.DataMail || k == plan.DataSieve && executor.MovesSieve(m, a) || executor.MovesDAV(m, a, k)
+			moved := k == plan.DataMail || k == plan.DataSieve && executor.MovesSieve(m, a) || executor.MovesDAV(m, a, k) ||
+				k == plan.DataFiles && executor.MovesFiles(m, a)
 			if !moved {
 				kinds[k]++
 			}
@@ -158,7 +179,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint (or the source is Microsoft Graph, whose inbox rules become Sieve), and contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint (or the source is Microsoft Graph, whose inbox rules become Sieve), contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and files where both have a webdav endpoint, when the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

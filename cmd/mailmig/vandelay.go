@@ -31,6 +31,7 @@ var vandelayCommands = map[string]command{
 	"export":         {synopsis: "Export an archive onto a JMAP server (convergent; --dry-run, --prune)", run: runVandelayExport},
 	"export-caldav":  {synopsis: "Export an archive's calendars onto a CalDAV server (convergent; --dry-run)", run: runVandelayExportCalDAV},
 	"export-carddav": {synopsis: "Export an archive's address books onto a CardDAV server (convergent; --dry-run)", run: runVandelayExportCardDAV},
+	"export-webdav":  {synopsis: "Export an archive's file trees onto a WebDAV folder (convergent; --dry-run, --verify)", run: runVandelayExportWebDAV},
 	"export-sieve":   {synopsis: "Export an archive's Sieve scripts onto a ManageSieve server (convergent; --dry-run)", run: runVandelayExportSieve},
 	"verify":         {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
 }

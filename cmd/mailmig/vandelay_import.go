@@ -64,7 +64,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	secretFile := fs.String("client-secret-file", "", "exchange-graph: read the app's client secret from `FILE`")
 	fs.BoolVar(&cfg.OAuth.DeviceCode, "device-code", false, "exchange-graph: sign the user in with a device code (shown on stderr) instead of the app's secret")
 	fs.StringVar(&cfg.OAuth.Authority, "authority", "", "exchange-graph: the login endpoint (default https://login.microsoftonline.com; national clouds differ)")
-	fs.StringVar(&cfg.Path, "path", "", "Maildir root, or Takeout .zip/.tgz/.mbox file or directory")
+	fs.StringVar(&cfg.Path, "path", "", "Maildir root, Takeout .zip/.tgz/.mbox file or directory, or the WebDAV tree's root path (\"{user}\" is replaced by --user)")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.BoolVar(&cfg.SubscribedOnly, "subscribed-only", false, "import only subscribed mailboxes (and INBOX)")
@@ -113,6 +113,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	if cfg.OAuth.DeviceCode {
 		// The sign-in message (URL and code) is for the user, not the log.
 		cfg.OAuth.Prompt = func(msg string) { v.Note(msg) }
+	}
+	if isData && dk.NewFiles != nil {
+		return importFiles(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
 	}
 	if isData && dk.NewDAV != nil {
 		return importDAV(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)

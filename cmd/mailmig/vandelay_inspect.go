@@ -91,6 +91,11 @@ func inspectMailboxes(ctx context.Context, a *archive.Archive, v *views.View, su
 			return err
 		}
 		v.SieveScripts(ss)
+		vr, err := a.Vacation(ctx)
+		if err != nil {
+			return err
+		}
+		v.Vacation(vr)
 	}
 	return nil
 }

@@ -176,6 +176,9 @@ func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive
 		if err != nil {
 			return n, fmt.Errorf("verify %s: %w", k, err)
 		}
+		for _, href := range rep.Conflicts {
+			log.Warn("dav item conflict: the target's own version kept; not counted as a mismatch", "kind", string(k), "item", href)
+		}
 		for _, mm := range rep.Mismatches {
 			n++
 			*named = append(*named, state.Mismatch{Kind: string(k) + "-" + mm.Kind, Mailbox: mm.Collection, Item: mm.Href})

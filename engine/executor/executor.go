@@ -296,6 +296,11 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 		n, err = x.importDAV(ctx, job.Account, a, log)
 		c.Objects += n
 	}
+	if err == nil {
+		var n int64
+		n, err = x.importFiles(ctx, job.Account, a, log)
+		c.Objects += n
+	}
 	return c, err
 }
 
@@ -421,6 +426,11 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 		n, err = x.exportDAV(ctx, job.Account, a, log)
 		cnt.Objects += n
 	}
+	if err == nil {
+		var n int64
+		n, err = x.exportFiles(ctx, job.Account, a, log)
+		cnt.Objects += n
+	}
 	return cnt, err
 }
 
@@ -470,6 +480,10 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		return state.Counts{}, err
 	}
 	cnt.Mismatches += n
+	if n, err = x.verifyFiles(ctx, job.Account, a, log, &named); err != nil {
+		return state.Counts{}, err
+	}
+	cnt.Mismatches += n
 	for i, mm := range rep.Mismatches {
 		if i == 5 {
 			break
@@ -508,6 +522,7 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 		return engine.Delta{}, err
 	}
 	var known []archive.MailboxCursor
+	var checks []dataCheck
 	a, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: x.log})
 	switch {
 	case errors.Is(err, archive.ErrNotExist):
@@ -517,6 +532,11 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 		return engine.Delta{}, err
 	default:
 		known, err = a.Cursors(ctx)
+		if err == nil {
+			// What the archive holds of the other kinds, read now: the
+			// lock is released before any source is asked.
+			checks = x.dataChecks(ctx, acct, a, x.log)
+		}
 		a.Close()
 		if err != nil {
 			return engine.Delta{}, err
@@ -531,7 +551,11 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 	if err != nil {
 		return engine.Delta{}, fmt.Errorf("probe %s: %w", acct.From, err)
 	}
-	return probeDelta(r), nil
+	d := probeDelta(r)
+	if !d.NotImported {
+		d.Items = runDataChecks(ctx, checks, x.log)
+	}
+	return d, nil
 }
 
 // probeDelta turns a probe's result into the engine's Delta.

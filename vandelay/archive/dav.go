@@ -148,6 +148,13 @@ func (a *Archive) DAVCursor(ctx context.Context, kind string, src Source, href s
 	return c, nil
 }
 
+// CollectionID returns the id of the source's live collection of
+// kind at href (a calendar, an address book or a file tree), 0 when the
+// archive has none.
+func (a *Archive) CollectionID(ctx context.Context, kind string, src Source, href string) (int64, error) {
+	return davCollectionID(ctx, a.db, kind, src, href)
+}
+
 // SyncDAVCollection applies what one import found in one collection, in
 // one transaction: the collection is created or its properties updated,
 // items added or replaced by hash (the ETag alone changing is recorded

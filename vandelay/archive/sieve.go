@@ -56,6 +56,9 @@ type SieveResult struct {
 	Activated int  `json:"activated"`
 	Unchanged int  `json:"unchanged"`
 	DryRun    bool `json:"dry_run,omitempty"`
+	// VacationChanged reports that the vacation response read from the
+	// active script changed (set by vandelay.ImportSieve).
+	VacationChanged bool `json:"vacation_changed,omitempty"`
 }
 
 // Changes is the number of changes the result counts.

@@ -29,8 +29,10 @@ import (
 	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 	"github.com/mailmig/mailmig/vandelay/sources/takeout"
+	"github.com/mailmig/mailmig/vandelay/sources/webdav"
 	davtarget "github.com/mailmig/mailmig/vandelay/targets/dav"
 	managesievetarget "github.com/mailmig/mailmig/vandelay/targets/managesieve"
+	webdavtarget "github.com/mailmig/mailmig/vandelay/targets/webdav"
 )
 
 // Spec describes a source as a plan backend or the command line gives it.
@@ -256,16 +258,16 @@ func maildirOptions(s *Spec) *maildir.Options {
 }
 
 // DataKind is one registered source kind of a non-mail data kind (issue
-// 12: Sieve, CardDAV and CalDAV now; WebDAV and Takeout's calendars,
-// contacts and files next). Each entry constructs the small items-oriented
+// 12: Sieve, CardDAV, CalDAV, WebDAV files and a Takeout's calendars,
+// contacts and Drive). Each entry constructs the small items-oriented
 // source interface of its data kind (vandelay.SieveSource …) from the same
 // Spec as the mail kinds, so that flags and plan backends describe every
 // kind one way.
 type DataKind struct {
 	// Summary describes the kind in one line.
 	Summary string
-	// Data is the data kind the source holds: "sieve", "contacts" or
-	// "calendars".
+	// Data is the data kind the source holds: "sieve", "contacts",
+	// "calendars" or "files".
 	Data string
 	// Settings are the groups of Spec fields the kind reads.
 	Settings []Setting
@@ -274,6 +276,8 @@ type DataKind struct {
 	// NewDAV creates an address-book or calendar source (Data "contacts"
 	// or "calendars").
 	NewDAV func(*Spec) (vandelay.DAVSource, error)
+	// NewFiles creates a file-tree source (Data "files").
+	NewFiles func(*Spec) (vandelay.FileSource, error)
 }
 
 // Data maps a non-mail source kind to its entry.
@@ -354,6 +358,38 @@ var Data = map[string]DataKind{
 			return dav.New(&dav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 		},
 	},
+	"webdav": {
+		Summary:  "an account's file tree over WebDAV (RFC 4918), walked by PROPFIND Depth 1, incremental by ETag",
+		Data:     "files",
+		Settings: []Setting{SetServer, SetLogin, SetPath},
+		NewFiles: func(s *Spec) (vandelay.FileSource, error) {
+			return webdav.New(&webdav.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
+		},
+	},
+	"takeout-calendars": {
+		Summary:  "the calendars of a Google Takeout (.zip, .tgz or directory): one per .ics, split into one object per UID",
+		Data:     "calendars",
+		Settings: []Setting{SetPath, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return takeout.NewCalendars(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
+		},
+	},
+	"takeout-contacts": {
+		Summary:  "the contacts of a Google Takeout (.zip, .tgz or directory): one address book per .vcf (label)",
+		Data:     "contacts",
+		Settings: []Setting{SetPath, SetUser},
+		NewDAV: func(s *Spec) (vandelay.DAVSource, error) {
+			return takeout.NewContacts(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
+		},
+	},
+	"takeout-drive": {
+		Summary:  "the Drive files of a Google Takeout (.zip, .tgz or directory) with their folder tree",
+		Data:     "files",
+		Settings: []Setting{SetPath, SetUser},
+		NewFiles: func(s *Spec) (vandelay.FileSource, error) {
+			return takeout.NewDrive(&takeout.DataOptions{Path: s.Path, User: s.User, Logger: s.Logger})
+		},
+	},
 	"caldav": {
 		Summary:  "an account's calendars over CalDAV (RFC 4791), incremental by sync-collection (RFC 6578)",
 		Data:     "calendars",
@@ -373,6 +409,15 @@ var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarg
 	},
 	"caldav": func(ctx context.Context, s *Spec) (vandelay.DAVTarget, error) {
 		return davtarget.Open(ctx, &davtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, CalDAV: true, Logger: s.Logger})
+	},
+}
+
+// FileTargets maps a file target kind to its constructor (Server, Login
+// and Path, the tree's root, of the Spec are read). The JMAP FileNode
+// target joins here when written.
+var FileTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.FileTarget, error){
+	"webdav": func(ctx context.Context, s *Spec) (vandelay.FileTarget, error) {
+		return webdavtarget.Open(ctx, &webdavtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
 	},
 }
 

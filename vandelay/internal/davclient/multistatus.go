@@ -84,6 +84,10 @@ type prop struct {
 	AddressBookDescription string       `xml:"urn:ietf:params:xml:ns:carddav addressbook-description"`
 	CalendarDescription    string       `xml:"urn:ietf:params:xml:ns:caldav calendar-description"`
 	Comps                  []comp       `xml:"urn:ietf:params:xml:ns:caldav supported-calendar-component-set>comp"`
+	// WebDAV files (RFC 4918 15): size, media type and modified time.
+	ContentLength string `xml:"DAV: getcontentlength"`
+	ContentType   string `xml:"DAV: getcontenttype"`
+	LastModified  string `xml:"DAV: getlastmodified"`
 	// Pointers: an absent element (not found) differs from an empty item.
 	AddressData  *string `xml:"urn:ietf:params:xml:ns:carddav address-data"`
 	CalendarData *string `xml:"urn:ietf:params:xml:ns:caldav calendar-data"`
@@ -113,7 +117,8 @@ func merge(dst, src *prop) {
 		dst.ResourceType = src.ResourceType
 	}
 	for _, f := range []struct{ d, s *string }{{&dst.DisplayName, &src.DisplayName}, {&dst.ETag, &src.ETag}, {&dst.SyncToken, &src.SyncToken},
-		{&dst.CTag, &src.CTag}, {&dst.Color, &src.Color}, {&dst.AddressBookDescription, &src.AddressBookDescription}, {&dst.CalendarDescription, &src.CalendarDescription}} {
+		{&dst.CTag, &src.CTag}, {&dst.Color, &src.Color}, {&dst.AddressBookDescription, &src.AddressBookDescription}, {&dst.CalendarDescription, &src.CalendarDescription},
+		{&dst.ContentLength, &src.ContentLength}, {&dst.ContentType, &src.ContentType}, {&dst.LastModified, &src.LastModified}} {
 		if *f.s != "" {
 			*f.d = *f.s
 		}

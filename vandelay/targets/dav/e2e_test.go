@@ -485,6 +485,10 @@ func TestCardDAVConflict(t *testing.T) {
 			t.Errorf("%s at the target: %q, want the user's version kept", n, b)
 		}
 	}
+	// Verify lists the kept version as a conflict, not a mismatch.
+	if rep := e.verify(t, "after the conflicts"); len(rep.Conflicts) != 1 || !strings.HasSuffix(rep.Conflicts[0], "/edit.vcf") {
+		t.Errorf("verify conflicts: %v, want edit.vcf", rep.Conflicts)
+	}
 }
 
 // TestCardDAVStaleSyncToken: a sync-token Radicale no longer accepts

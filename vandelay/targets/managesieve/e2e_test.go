@@ -151,7 +151,7 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 		}
 	}
 
-	if got, want := importOnce(), (archive.SieveResult{Added: 5, Activated: 1}); got != want {
+	if got, want := importOnce(), (archive.SieveResult{Added: 5, Activated: 1, VacationChanged: true}); got != want {
 		t.Errorf("first import: %+v, want %+v", got, want)
 	}
 	// The archive holds the source's bytes exactly.
@@ -225,7 +225,7 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 	if err := src.SetActive(ctx, "extra"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := importOnce(), (archive.SieveResult{Added: 1, Changed: 1, Deleted: 1, Activated: 1, Unchanged: 3}); got != want {
+	if got, want := importOnce(), (archive.SieveResult{Added: 1, Changed: 1, Deleted: 1, Activated: 1, Unchanged: 3, VacationChanged: true}); got != want {
 		t.Errorf("second import: %+v, want %+v", got, want)
 	}
 	second := exportOnce()

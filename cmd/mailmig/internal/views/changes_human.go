@@ -105,6 +105,9 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
 		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, ReasonText(c, wc.Note))
+		if l := DataText(c.Data); l != "" {
+			fmt.Fprintf(w, "      %s\n", l)
+		}
 		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
@@ -186,4 +189,29 @@ func RunningLine(r *engine.RunningApply) string {
 		return "An apply may be running on another host (" + who + "; it holds the lock, whether it is alive cannot be checked from here): actions in flight may be running."
 	}
 	return "An apply is running now (" + who + "): actions in flight are running, not interrupted; the changes are what a new apply would do once it ends."
+}
+
+// DataText words how each data kind moves: "data: mail over jmap, sieve
+// over managesieve; stays at the source: files (needs a webdav endpoint
+// at both backends …)"; "" when the change carries none.
+func DataText(ts []engine.DataTransport) string {
+	var moved, stays []string
+	for _, t := range ts {
+		if t.Via != "" {
+			moved = append(moved, string(t.Kind)+" over "+t.Via)
+		} else {
+			stays = append(stays, string(t.Kind)+" ("+t.Note+")")
+		}
+	}
+	out := ""
+	if len(moved) > 0 {
+		out = "data: " + strings.Join(moved, ", ")
+	}
+	if len(stays) > 0 {
+		if out != "" {
+			out += "; "
+		}
+		out += "stays at the source: " + strings.Join(stays, ", ")
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/plan"
 )
 
 // interruptedText words the reasons of interrupted cut-overs.
@@ -146,12 +147,24 @@ func describeDelta(d engine.Delta) string {
 			parts = append(parts, plural(int64(f.n), "folder")+" "+f.verb)
 		}
 	}
+	var items []string
+	for _, it := range d.Items {
+		items = append(items, plural(it.Changed, dataNoun[it.Kind]))
+	}
+	if len(items) > 0 {
+		parts = append(parts, strings.Join(items, ", ")+" changed")
+	}
 	s := strings.Join(parts, ", ")
 	if !d.Since.IsZero() {
 		s += " since " + fmtReasonTime(d.Since)
 	}
 	return s
 }
+
+// dataNoun names one item of a data kind in reasons ("3 events, 1 script
+// changed").
+var dataNoun = map[plan.DataKind]string{plan.DataSieve: "script", plan.DataCalendars: "event",
+	plan.DataContacts: "contact", plan.DataFiles: "file", plan.DataMail: "message"}
 
 // fmtReasonTime formats a time for reasons, in UTC.
 func fmtReasonTime(t time.Time) string {

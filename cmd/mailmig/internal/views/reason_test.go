@@ -6,6 +6,7 @@ import (
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
 )
 
 // TestReasonText words every reason code; the texts are the ones the
@@ -44,6 +45,12 @@ func TestReasonText(t *testing.T) {
 			"12 new, 3 changed since 2026-11-27 22:10 UTC"},
 		"probe": {engine.Change{Reason: engine.Reason{Code: engine.ReasonSourceChanged}, Delta: &engine.Delta{Known: true, Approx: true, New: 12, Mailboxes: 3, FoldersAdded: 1, Since: t2210}},
 			"12 new, 3 mailboxes changed, 1 folder added since 2026-11-27 22:10 UTC"},
+		"data kinds": {engine.Change{Reason: engine.Reason{Code: engine.ReasonSourceChanged}, Delta: &engine.Delta{Known: true, New: 2, Since: t2210,
+			Items: []engine.DataDelta{{Kind: plan.DataCalendars, Changed: 3}, {Kind: plan.DataSieve, Changed: 1}}}},
+			"2 new, 3 events, 1 script changed since 2026-11-27 22:10 UTC"},
+		"data kinds only": {engine.Change{Reason: engine.Reason{Code: engine.ReasonSourceChanged}, Delta: &engine.Delta{Known: true,
+			Items: []engine.DataDelta{{Kind: plan.DataFiles, Changed: 2}}}},
+			"2 files changed"},
 		"flags only": {engine.Change{Reason: engine.Reason{Code: engine.ReasonSourceChanged}, Delta: &engine.Delta{Known: true, Approx: true, Mailboxes: 1}},
 			"1 mailbox changed"},
 		"not imported": {engine.Change{Reason: engine.Reason{Code: engine.ReasonSourceChanged}, Delta: &engine.Delta{Known: true, NotImported: true, New: 40}},

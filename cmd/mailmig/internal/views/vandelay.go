@@ -74,6 +74,36 @@ func (v *View) SieveImportResult(r *archive.SieveResult, asJSON bool) {
 	prefix := dryRunPrefix(r.DryRun)
 	fmt.Fprintf(v.Out, "%ssieve scripts: %d added, %d changed, %d deleted, %d unchanged; active script changed: %s\n",
 		prefix, r.Added, r.Changed, r.Deleted, r.Unchanged, map[bool]string{true: "yes", false: "no"}[r.Activated > 0])
+	if r.VacationChanged {
+		fmt.Fprintf(v.Out, "%svacation response changed (read from the active script)\n", prefix)
+	}
+}
+
+// Vacation shows the archived vacation response; nothing when there is
+// none.
+func (v *View) Vacation(vr *archive.Vacation) {
+	if vr == nil {
+		return
+	}
+	state := "disabled"
+	if vr.Enabled {
+		state = "enabled"
+	}
+	fmt.Fprintf(v.Out, "vacation response: %s (%s)", state, vr.SourceRef)
+	if !vr.From.IsZero() || !vr.To.IsZero() {
+		fmt.Fprintf(v.Out, ", %s – %s", dateOrOpen(vr.From), dateOrOpen(vr.To))
+	}
+	if vr.Days > 0 {
+		fmt.Fprintf(v.Out, ", every %d days", vr.Days)
+	}
+	fmt.Fprintf(v.Out, "\n  subject: %q\n", vr.Subject)
+}
+
+func dateOrOpen(t time.Time) string {
+	if t.IsZero() {
+		return "open"
+	}
+	return t.Format("2006-01-02 15:04Z")
 }
 
 // SieveScripts lists the archive's Sieve scripts (name, size, the active
@@ -330,4 +360,28 @@ func dryRunPrefix(dryRun bool) string {
 		return "dry run, nothing written: would have "
 	}
 	return ""
+}
+
+// FilesImportResult prints a files import's counts, or its JSON form.
+func (v *View) FilesImportResult(r *vandelay.FilesImportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	fmt.Fprintf(v.Out, "%sfiles: %d added, %d changed, %d deleted, %d unchanged; %d bytes fetched\n",
+		dryRunPrefix(r.DryRun), r.Added, r.Changed, r.Deleted, r.Unchanged, r.Bytes)
+}
+
+// FilesExportResult prints a files export's counts and conflicts, or its
+// JSON form.
+func (v *View) FilesExportResult(r *vandelay.FilesExportResult, asJSON bool) {
+	if asJSON {
+		writeJSON(v.Out, r)
+		return
+	}
+	fmt.Fprintf(v.Out, "%sfolders created: %d; files: %d put, %d updated, %d deleted, %d unchanged\n",
+		dryRunPrefix(r.DryRun), r.Folders, r.Put, r.Updated, r.Deleted, r.Unchanged)
+	for _, p := range r.Conflicts {
+		fmt.Fprintf(v.Out, "conflict: %q was changed at the target (or existed there with other content); the target's version was kept\n", p)
+	}
 }

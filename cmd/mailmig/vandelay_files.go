@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+)
+
+// importFiles runs "mailmig vandelay import webdav": the library's
+// ImportFiles, its result through the view, errors mapped to the
+// import's exit codes.
+func importFiles(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
+	src, err := dk.NewFiles(cfg)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer src.Close()
+	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	res, err := vandelay.ImportFiles(ctx, src, a, opts)
+	if err != nil {
+		if res != nil && res.Changes() > 0 {
+			v.FilesImportResult(res, asJSON)
+			v.Errorf("%v\nThe archive is consistent; run the same command again to resume.", err)
+			return exitVandelayPartial
+		}
+		return dataImportFailed(v, err)
+	}
+	v.FilesImportResult(res, asJSON)
+	return exitOK
+}
+
+// runVandelayExportWebDAV is "mailmig vandelay export-webdav": flags to
+// the target's options, vandelay.ExportFiles (and VerifyFiles with
+// --verify), the result to the view.
+func runVandelayExportWebDAV(ctx context.Context, g *globals, args []string, s Streams) int {
+	v := views.New(s.Out, s.Err, false)
+	o := &sources.Spec{}
+	fs := flag.NewFlagSet("vandelay export-webdav", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: mailmig vandelay export-webdav [flags] ARCHIVE\n\n"+
+			"Exports the archive's file trees onto a WebDAV folder (RFC 4918),\n"+
+			"convergent: folders are created (MKCOL), files streamed with If-None-Match: *\n"+
+			"to create and If-Match to update, a file changed at the target is a conflict\n"+
+			"and kept, and only what this export created is deleted.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.Address, "server", "", "target WebDAV server `host:port`")
+	tlsMode := fs.String("tls", "implicit", "transport: implicit (https) or none (http, needs --allow-cleartext)")
+	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
+	fs.StringVar(&o.User, "user", "", "the account whose files are written")
+	fs.StringVar(&o.Path, "path", "/", "the target folder's path on the server (\"{user}\" is replaced by --user)")
+	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
+	passFile := fs.String("password-file", "", "read the password from `FILE`")
+	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
+	verify := fs.Bool("verify", false, "afterwards compare every file by size and SHA-256")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	if code, done := parseArchiveArgs(fs, args, s); done {
+		return code
+	}
+	o.TLS = vandelay.TLSMode(*tlsMode)
+	o.Logger = g.logger(s)
+	if o.Address == "" || o.User == "" {
+		v.Errorf("--server and --user are required.")
+		return exitVandelayUsage
+	}
+	var err error
+	if o.Password, err = readSecret("password", *passEnv, *passFile, s); err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	tg, err := sources.FileTargets["webdav"](ctx, o)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
+	defer tg.Close()
+	res, err := vandelay.ExportFiles(ctx, a, tg, &vandelay.DAVExportOptions{DryRun: *dryRun})
+	if res != nil {
+		v.FilesExportResult(res, *jsonOut)
+	}
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayPartial
+	}
+	if *verify && !*dryRun {
+		rep, err := vandelay.VerifyFiles(ctx, a, tg)
+		if err != nil {
+			v.Errorf("verify: %v", err)
+			return exitVandelayPartial
+		}
+		fmt.Fprintf(s.Out, "verify: %d equal, %d mismatches\n", rep.Matched, len(rep.Mismatches))
+		for _, m := range rep.Mismatches {
+			fmt.Fprintf(s.Out, "mismatch: %s %q\n", m.Kind, m.Path)
+		}
+		if len(rep.Mismatches) > 0 {
+			return exitVandelayPartial
+		}
+	}
+	if len(res.Conflicts) > 0 {
+		return exitVandelayPartial
+	}
+	return exitOK
+}

@@ -1,0 +1,177 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/state"
+	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/sources"
+)
+
+// Files ride along with the account's mail steps like contacts and
+// calendars: import after the mail import, export after the mail export,
+// verify beside the mail verify, when the account's data has "files",
+// both backends have a webdav endpoint and the account has a password
+// (WebDAV servers take the user's own login). The webdav endpoint's URL
+// names the folder of all users ("http://host/files/"): the account's
+// tree is the login's folder below it, or the URL with "{user}" replaced
+// when it has one.
+
+// MovesFiles reports whether apply moves the account's files.
+func MovesFiles(m *plan.Migration, acct *plan.Account) bool {
+	if !acct.Password.IsSet() {
+		return false
+	}
+	want := false
+	for _, d := range acct.Data {
+		want = want || d == plan.DataFiles
+	}
+	from, to := m.Backend(acct.From), m.Backend(acct.To)
+	return want && from != nil && to != nil && from.Endpoint(plan.ProtoWebDAV) != nil && to.Endpoint(plan.ProtoWebDAV) != nil
+}
+
+// filesSpec describes a backend's WebDAV tree of the account.
+func filesSpec(b *plan.Backend, user string, acct *plan.Account, log *slog.Logger) (*sources.Spec, error) {
+	spec, err := davSpec(b, plan.ProtoWebDAV, user, acct, log)
+	if err != nil {
+		return nil, err
+	}
+	if u, _ := url.Parse(b.Endpoint(plan.ProtoWebDAV).URL); u != nil && strings.Contains(u.Path, "{user}") {
+		spec.Path = u.Path // decoded: "{user}" as written
+	} else {
+		spec.Path = strings.TrimSuffix(spec.Path, "/") + "/{user}/"
+	}
+	return spec, nil
+}
+
+// importFiles syncs the account's tree; file changes count as Objects.
+func (x *Executor) importFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	if !MovesFiles(x.m, acct) {
+		return 0, nil
+	}
+	spec, err := filesSpec(x.m.Backend(acct.From), acct.SourceLogin, acct, log)
+	if err != nil {
+		return 0, err
+	}
+	src, err := sources.Data["webdav"].NewFiles(spec)
+	if err != nil {
+		return 0, err
+	}
+	defer src.Close()
+	res, err := vandelay.ImportFiles(ctx, src, a, nil)
+	if res == nil {
+		return 0, fmt.Errorf("import files from %s: %w", acct.From, err)
+	}
+	log.Info("files imported", "added", res.Added, "changed", res.Changed, "deleted", res.Deleted, "bytes", res.Bytes)
+	if err != nil {
+		return int64(res.Changes()), fmt.Errorf("import files from %s: %w", acct.From, err)
+	}
+	return int64(res.Changes()), nil
+}
+
+func (x *Executor) openFileTarget(ctx context.Context, acct *plan.Account, log *slog.Logger) (vandelay.FileTarget, error) {
+	b := x.m.Backend(acct.To)
+	spec, err := filesSpec(b, acct.TargetLogin, acct, log)
+	if err != nil {
+		return nil, err
+	}
+	t, err := sources.FileTargets["webdav"](ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("webdav target %s: %w", b.Name, err)
+	}
+	return t, nil
+}
+
+// exportFiles reconciles the account's files onto the target. Conflicts
+// are logged and do not fail the step: the target's version is kept.
+func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	if !MovesFiles(x.m, acct) {
+		return 0, nil
+	}
+	t, err := x.openFileTarget(ctx, acct, log)
+	if err != nil {
+		return 0, err
+	}
+	defer t.Close()
+	res, err := vandelay.ExportFiles(ctx, a, t, nil)
+	if res == nil {
+		return 0, fmt.Errorf("export files to %s: %w", acct.To, err)
+	}
+	for _, p := range res.Conflicts {
+		log.Warn("file conflict: the target's own version kept", "path", p)
+	}
+	if err != nil {
+		return int64(res.Changes()), fmt.Errorf("export files to %s: %w", acct.To, err)
+	}
+	log.Info("files exported", "folders", res.Folders, "put", res.Put, "updated", res.Updated, "deleted", res.Deleted)
+	return int64(res.Changes()), nil
+}
+
+// verifyFiles counts files missing or different at the target.
+func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
+	if !MovesFiles(x.m, acct) {
+		return 0, nil
+	}
+	t, err := x.openFileTarget(ctx, acct, log)
+	if err != nil {
+		return 0, err
+	}
+	defer t.Close()
+	rep, err := vandelay.VerifyFiles(ctx, a, t)
+	if err != nil {
+		return 0, fmt.Errorf("verify files: %w", err)
+	}
+	for _, p := range rep.Conflicts {
+		log.Warn("file conflict: the target's own version kept; not counted as a mismatch", "path", p)
+	}
+	for _, mm := range rep.Mismatches {
+		*named = append(*named, state.Mismatch{Kind: "files-" + mm.Kind, Item: mm.Path})
+		log.Warn("verify mismatch", "kind", "files "+mm.Kind, "item", mm.Path)
+	}
+	return int64(len(rep.Mismatches)), nil
+}
+
+// Transports says how each data kind of the account moves with this
+// executor (what plan and apply -dry-run print): mail over JMAP, Sieve
+// over ManageSieve, contacts and calendars over CardDAV and CalDAV, files
+// over WebDAV, each where both backends have the endpoint (and, for the
+// HTTP kinds, the account a password); the others stay at the source.
+func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
+	var out []engine.DataTransport
+	for _, k := range acct.Data {
+		t := engine.DataTransport{Kind: k}
+		switch k {
+		case plan.DataMail:
+			t.Via = "jmap"
+		case plan.DataSieve:
+			if MovesSieve(m, acct) {
+				t.Via = string(plan.ProtoManageSieve)
+			} else {
+				t.Note = "needs a managesieve endpoint at both backends"
+			}
+		case plan.DataContacts, plan.DataCalendars:
+			if MovesDAV(m, acct, k) {
+				t.Via = string(davKinds[k].proto)
+			} else {
+				t.Note = "needs a " + string(davKinds[k].proto) + " endpoint at both backends and the account's password"
+			}
+		case plan.DataFiles:
+			if MovesFiles(m, acct) {
+				t.Via = string(plan.ProtoWebDAV)
+			} else {
+				t.Note = "needs a webdav endpoint at both backends and the account's password"
+			}
+		default:
+			t.Note = "not moved by this build"
+		}
+		out = append(out, t)
+	}
+	return out
+}
