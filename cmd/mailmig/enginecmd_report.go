@@ -113,6 +113,10 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 		return nil, diags
 	}
 	ch, d2 := engine.Diff(m, obs, &engine.DiffOptions{Clock: clock, Targets: targets, PlanPath: planPath})
+	if refresh && w.CopyBack != nil {
+		// Rollbacks of cut-over accounts say how much mail they return.
+		engine.CountCopyBacks(ctx, ch, m, w.CopyBack)
+	}
 	return ch, diags.Append(d2, unsupportedData(m))
 }
 

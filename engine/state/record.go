@@ -100,12 +100,15 @@ type Counts struct {
 	Objects int64 `json:"objects,omitempty"`
 	// Mismatches found by verify.
 	Mismatches int64 `json:"mismatches,omitempty"`
+	// CopiedBack counts the messages a rollback copied from the target
+	// to the source (they arrived on the target after the cut-over).
+	CopiedBack int64 `json:"copied_back,omitempty"`
 }
 
 // Add returns c+o field by field.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{c.Messages + o.Messages, c.New + o.New, c.Changed + o.Changed, c.Deleted + o.Deleted,
-		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches}
+		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches, c.CopiedBack + o.CopiedBack}
 }
 
 // IsZero reports whether every count is zero.

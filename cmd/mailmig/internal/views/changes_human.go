@@ -102,6 +102,9 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 			flags += " " + v.paint(colorBold+colorRed, "[DESTRUCTIVE]")
 		}
 		fmt.Fprintf(w, "  %s %-9s%s%s (%s)\n", v.paint(color, sym), c.Action, c.Account, flags, ReasonText(c, wc.Note))
+		if t := CopyBackText(c); t != "" {
+			fmt.Fprintf(w, "      %s\n", t)
+		}
 		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
