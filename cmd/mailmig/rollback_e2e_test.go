@@ -212,6 +212,11 @@ func TestRollbackKilledMidCopyBack(t *testing.T) {
 	if show := x.cli(exitOK, "state", "show", a.Email); !regexpLine(show, `^route: +cyrus$`) {
 		t.Errorf("the route moved before the copy-back completed:\n%s", show)
 	}
+	// The plan finishes the interrupted rollback and says what is left.
+	plan := x.cli(exitChanges, "plan", "-detailed-exitcode")
+	if !regexp.MustCompile(`- rollback +\S+ \[DESTRUCTIVE\].*\n +copies back \d+ messages that arrived on cyrus after the cut-over to legacy first`).MatchString(plan) {
+		t.Errorf("the plan does not finish the rollback with its copy-back count:\n%s", plan)
+	}
 	out2 := x.cli(exitOK, "rollback", "-auto-approve", a.Email)
 	t.Logf("second rollback:\n%s", out2)
 	checkCopiedBack(t, x.s, a, ids)
