@@ -32,16 +32,19 @@ func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
 	return from != nil && to != nil && from.Endpoint(plan.ProtoManageSieve) != nil && to.Endpoint(plan.ProtoManageSieve) != nil
 }
 
-func sieveServer(ep *plan.Endpoint) vandelay.Server {
+// sieveServer is the backend's ManageSieve endpoint with the backend's
+// timeouts.
+func sieveServer(b *plan.Backend) vandelay.Server {
+	ep := b.Endpoint(plan.ProtoManageSieve)
 	return vandelay.Server{Address: ep.Address, ServerName: ep.ServerName, InsecureSkipVerify: ep.InsecureSkipVerify,
-		TLS: vandelay.TLSMode(ep.TLS), AllowCleartext: ep.TLS == plan.TLSNone}
+		TLS: vandelay.TLSMode(ep.TLS), AllowCleartext: ep.TLS == plan.TLSNone, Timeouts: Timeouts(b)}
 }
 
 // sieveSpec describes the account's ManageSieve source like sourceSpec
 // does its mail source (same logins and master credentials).
 func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spec, error) {
 	b := x.m.Backend(acct.From)
-	spec := &sources.Spec{Login: vandelay.Login{User: acct.SourceLogin}, Logger: log, Server: sieveServer(b.Endpoint(plan.ProtoManageSieve))}
+	spec := &sources.Spec{Login: vandelay.Login{User: acct.SourceLogin}, Logger: log, Server: sieveServer(b)}
 	if spec.User == "" {
 		spec.User = acct.Address
 	}
@@ -81,7 +84,7 @@ func (x *Executor) importSieve(ctx context.Context, acct *plan.Account, a *archi
 // user), else with the account's password.
 func (x *Executor) openSieveTarget(ctx context.Context, acct *plan.Account) (vandelay.SieveTarget, error) {
 	b := x.m.Backend(acct.To)
-	o := &sources.Spec{Server: sieveServer(b.Endpoint(plan.ProtoManageSieve)), Login: vandelay.Login{User: acct.TargetLogin}}
+	o := &sources.Spec{Server: sieveServer(b), Login: vandelay.Login{User: acct.TargetLogin}}
 	if o.User == "" {
 		o.User = acct.Address
 	}
