@@ -135,6 +135,9 @@ type CopyBack struct {
 	// Messages arrived on the target after the cut-over (or were read
 	// back by an interrupted rollback and not yet copied).
 	Messages int64 `json:"messages"`
+	// Flags counts exported messages whose flags (keywords) the user
+	// changed on the target; the rollback sets them on the source too.
+	Flags int64 `json:"flags,omitempty"`
 	// Error says why they could not be counted ("" when counted).
 	Error string `json:"error,omitempty"`
 }

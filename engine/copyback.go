@@ -23,8 +23,9 @@ type CopyBacker interface {
 	// complete one copies nothing.
 	CopyBack(ctx context.Context, job *Job) (state.Counts, error)
 	// CountCopyBack says how many messages CopyBack would copy for the
-	// account from target to source, changing nothing.
-	CountCopyBack(ctx context.Context, acct *plan.Account, source, target string) (int64, error)
+	// account from target to source (and whose flags it would set),
+	// changing nothing.
+	CountCopyBack(ctx context.Context, acct *plan.Account, source, target string) (CopyBack, error)
 }
 
 // ErrNoCopyBack is CountCopyBack's answer for an account that mailmig
@@ -56,15 +57,14 @@ func CountCopyBacks(ctx context.Context, ch *Changes, m *plan.Migration, cb Copy
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				n, err := cb.CountCopyBack(ctx, acct, c.Source, c.Target)
+				cbk, err := cb.CountCopyBack(ctx, acct, c.Source, c.Target)
 				if errors.Is(err, ErrNoCopyBack) {
 					return
 				}
-				cbk := &CopyBack{Messages: n}
 				if err != nil {
 					cbk.Error = err.Error()
 				}
-				c.CopyBack = cbk
+				c.CopyBack = &cbk
 			}()
 		}
 	}

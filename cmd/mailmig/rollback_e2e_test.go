@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,7 +132,8 @@ func checkCopiedBack(t *testing.T, s *peers.Set, a peers.Account, ids []string) 
 // Cyrus) and flags two of them there, then rolls back with "mailmig
 // rollback": the prompt's change says 5 messages will be copied back,
 // and afterwards the 5 are in Dovecot's INBOX exactly once, hash-equal
-// with Cyrus's copies, the two flagged; the route is on Dovecot. After
+// with Cyrus's copies, the two flagged; a migrated message flagged on
+// Cyrus is flagged on Dovecot too; the route is on Dovecot. After
 // the release a second cut-over succeeds with nothing extra on the target
 // (verify finds 0 mismatches) and every message is on Cyrus once.
 func TestRollbackCopiesBack(t *testing.T) {
@@ -140,9 +142,18 @@ func TestRollbackCopiesBack(t *testing.T) {
 	x.cutOverAll()
 	ids := x.deliverAfter(a, 5)
 	flagOnCyrus(t, x.s, a, ids[:2])
+	// A migrated message the user flags on the target.
+	var seeded string
+	for id := range x.expected[a.Email] {
+		if strings.Contains(id, "-seed-") {
+			seeded = id
+			break
+		}
+	}
+	flagOnCyrus(t, x.s, a, []string{seeded})
 
 	out := x.cli(exitOK, "rollback", "-auto-approve", a.Email)
-	if !strings.Contains(out, "copies back 5 messages that arrived on cyrus after the cut-over to legacy first") {
+	if !strings.Contains(out, "copies back 5 messages that arrived on cyrus after the cut-over to legacy first, and the flags of 1 message changed there") {
 		t.Errorf("the rollback did not say what it copies back:\n%s", out)
 	}
 	show := x.cli(exitOK, "state", "show", a.Email)
@@ -159,8 +170,12 @@ func TestRollbackCopiesBack(t *testing.T) {
 			t.Errorf("%s: flags on Dovecot %v", id, flags[id])
 		}
 	}
-	if j := readJournal(t, x.dir); !regexp.MustCompile(`"action":"rollback","outcome":"ok"[^\n]*"copied_back":5`).MatchString(j) {
-		t.Errorf("the journal does not record 5 messages copied back:\n%s", j)
+	_, dflags := bodies(t, x.s.Dovecot.IMAP, a)
+	if !slices.Contains(dflags[seeded], imap.FlagFlagged) {
+		t.Errorf("%s, flagged on Cyrus after the cut-over: %v on Dovecot", seeded, dflags[seeded])
+	}
+	if j := readJournal(t, x.dir); !regexp.MustCompile(`"action":"rollback","outcome":"ok"[^\n]*"copied_back":5,"reflagged":1`).MatchString(j) {
+		t.Errorf("the journal does not record 5 messages copied back and 1 re-flagged:\n%s", j)
 	}
 
 	// Migrate again: the copied-back mail is on the source now, so the

@@ -103,12 +103,15 @@ type Counts struct {
 	// CopiedBack counts the messages a rollback copied from the target
 	// to the source (they arrived on the target after the cut-over).
 	CopiedBack int64 `json:"copied_back,omitempty"`
+	// Reflagged counts the source copies whose flags a rollback set as
+	// the user had changed them on the target.
+	Reflagged int64 `json:"reflagged,omitempty"`
 }
 
 // Add returns c+o field by field.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{c.Messages + o.Messages, c.New + o.New, c.Changed + o.Changed, c.Deleted + o.Deleted,
-		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches, c.CopiedBack + o.CopiedBack}
+		c.Bytes + o.Bytes, c.Mailboxes + o.Mailboxes, c.Objects + o.Objects, c.Mismatches + o.Mismatches, c.CopiedBack + o.CopiedBack, c.Reflagged + o.Reflagged}
 }
 
 // IsZero reports whether every count is zero.

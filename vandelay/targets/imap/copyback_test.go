@@ -238,13 +238,28 @@ func TestCopyBack(t *testing.T) {
 	ctx := context.Background()
 	before := readView(t, s.Dovecot.IMAP, acct)
 	want := deliverToTarget(t, s, acct, 5)
+	// The user flags one migrated message on the target and marks another
+	// unread.
+	cy := login(t, s.Cyrus.IMAP, acct)
+	if _, err := cy.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range []*imap.StoreFlags{{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagFlagged}}, {Op: imap.StoreFlagsDel, Flags: []imap.Flag{imap.FlagSeen}}} {
+		sd, err := cy.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Subject", Value: fmt.Sprintf("before %d", i)}}}, nil).Wait()
+		if err != nil || len(sd.AllUIDs()) != 1 {
+			t.Fatalf("find message %d on Cyrus: %v %v", i, sd, err)
+		}
+		if err := cy.Store(imap.UIDSetNum(sd.AllUIDs()...), st, nil).Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	cnt, err := tj.ReadBack(ctx, a, jcl, id, &tj.ReadBackOptions{CountOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cnt.Pending != 5 || cnt.New != 5 {
-		t.Fatalf("count: %+v, want 5 to copy back", cnt)
+	if cnt.Pending != 5 || cnt.New != 5 || len(cnt.Reflag) != 2 {
+		t.Fatalf("count: %+v, want 5 to copy back and 2 to re-flag", cnt)
 	}
 	rb, err := tj.ReadBack(ctx, a, jcl, id, nil)
 	if err != nil {
@@ -265,7 +280,20 @@ func TestCopyBack(t *testing.T) {
 	if res.Appended != 6 || res.Matched != 0 || res.MailboxesCreated != 1 {
 		t.Fatalf("copy back: %+v, want 6 appended, 1 mailbox created", res)
 	}
+	var changes []ti.KeywordChange
+	for _, k := range rb.Reflag {
+		changes = append(changes, ti.KeywordChange{ArchiveID: k.ArchiveID, Add: k.Add, Remove: k.Remove})
+	}
+	if n, err := ti.Reflag(ctx, a, c, changes, nil); err != nil || n != 2 {
+		t.Fatalf("reflag: %d, %v; want 2 copies", n, err)
+	}
 	after := readView(t, s.Dovecot.IMAP, acct)
+	if f := after.flags[hashOf(msg("before", 0, 800))]; f != `\flagged \seen` {
+		t.Errorf("message flagged on the target: %q on the source", f)
+	}
+	if f := after.flags[hashOf(msg("before", 1, 800))]; f != "" {
+		t.Errorf("message marked unread on the target: %q on the source", f)
+	}
 	for h, boxes := range want {
 		for _, b := range boxes {
 			if n := after.copies[b][h]; n != 1 {
@@ -318,6 +346,8 @@ func TestCopyBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// (rb2.Reflag still lists the two flag changes: the archive learns the
+	// source's flags at its next import; setting them again is a no-op.)
 	if rb2.New != 0 || rb2.Recorded != 0 || rb2.Pending != 0 || res2.Appended+res2.Matched != 0 {
 		t.Fatalf("second run: read back %+v, copy back %+v; want nothing", rb2, res2)
 	}

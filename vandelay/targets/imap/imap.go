@@ -313,3 +313,92 @@ func messageID(body []byte) string {
 	h, _ := textproto.NewReader(bufio.NewReader(&buf)).ReadMIMEHeader()
 	return strings.Trim(strings.Join(strings.Fields(h.Get("Message-Id")), ""), "<>")
 }
+
+// KeywordChange is a change of one archive message's keywords to carry
+// to every copy the source holds (see targets/jmap.KeywordChange).
+type KeywordChange struct {
+	ArchiveID   int64
+	Add, Remove []string
+}
+
+// Reflag sets keyword changes made on a target after the cut-over on the
+// source's copies of the messages: UID STORE +FLAGS / -FLAGS in every
+// mailbox the archive says holds one (its locations, keyed by UID). A
+// mailbox whose UIDVALIDITY no longer matches the archive's cursor is
+// skipped (its UIDs mean other messages now); the next import reads what
+// the source has. Setting a flag that is already set changes nothing, so
+// a repeated run is harmless. It returns the number of copies changed.
+func Reflag(ctx context.Context, a *archive.Archive, c *imapclient.Client, changes []KeywordChange, opts *Options) (int, error) {
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	if opts == nil {
+		opts = &Options{}
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	byID := map[int64]KeywordChange{}
+	ids := make([]int64, 0, len(changes))
+	for _, ch := range changes {
+		byID[ch.ArchiveID] = ch
+		ids = append(ids, ch.ArchiveID)
+	}
+	copies, err := a.Copies(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	curs, err := a.Cursors(ctx)
+	if err != nil {
+		return 0, err
+	}
+	boxes := map[int64]archive.MailboxCursor{}
+	for _, cu := range curs {
+		boxes[cu.ID] = cu
+	}
+	perBox := map[int64][]archive.Copy{}
+	for _, cp := range copies {
+		perBox[cp.MailboxID] = append(perBox[cp.MailboxID], cp)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	n := 0
+	for box, cps := range perBox {
+		mb, ok := boxes[box]
+		if !ok {
+			continue
+		}
+		sd, err := c.Select(mb.Path, nil).Wait()
+		if err != nil {
+			log.Warn("cannot select mailbox to copy flags back", "mailbox", mb.Path, "err", err)
+			continue
+		}
+		if mb.Cursor.Validity != 0 && uint64(sd.UIDValidity) != mb.Cursor.Validity {
+			log.Warn("UIDVALIDITY changed; flags not copied back", "mailbox", mb.Path)
+			continue
+		}
+		for _, cp := range cps {
+			u, err := strconv.ParseUint(cp.Key, 10, 32)
+			if err != nil {
+				continue // not an IMAP UID
+			}
+			ch := byID[cp.MessageID]
+			set := imap.UIDSetNum(imap.UID(u))
+			for op, kws := range map[imap.StoreFlagsOp][]string{imap.StoreFlagsAdd: ch.Add, imap.StoreFlagsDel: ch.Remove} {
+				flags := Flags(kws)
+				if len(flags) == 0 {
+					continue
+				}
+				if err := c.Store(set, &imap.StoreFlags{Op: op, Silent: true, Flags: flags}, nil).Close(); err != nil {
+					if ctx.Err() != nil {
+						return n, ctx.Err()
+					}
+					return n, fmt.Errorf("store flags in %q: %w", mb.Path, err)
+				}
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -41,6 +42,18 @@ type ReadBackResult struct {
 	Recorded, Pending int
 	// Bytes is what was downloaded.
 	Bytes int64
+	// Reflag are the exported messages whose keywords the user changed
+	// on the target (read, flagged …): the rollback sets the same on the
+	// source's copies. Keywords a server sets by itself ($hasattachment)
+	// are left out.
+	Reflag []KeywordChange
+}
+
+// KeywordChange is what changed in one archive message's keywords on the
+// target: JMAP keywords to add and to remove.
+type KeywordChange struct {
+	ArchiveID   int64
+	Add, Remove []string
 }
 
 // readBackBatchBytes bounds the bodies held in memory between two archive
@@ -69,7 +82,7 @@ func ReadBack(ctx context.Context, a *archive.Archive, c *jc.Client, accountID s
 	}
 	name := TargetName(c, accountID)
 	res := &ReadBackResult{Target: name}
-	emaps, bmaps := map[string]bool{}, map[string]int64{}
+	emaps, bmaps := map[string]int64{}, map[string]int64{}
 	tgt, err := a.ExportTarget(ctx, name)
 	switch {
 	case errors.Is(err, archive.ErrNotFound):
@@ -82,7 +95,7 @@ func ReadBack(ctx context.Context, a *archive.Archive, c *jc.Client, accountID s
 			return nil, err
 		}
 		for _, m := range em {
-			emaps[m.RemoteID] = true
+			emaps[m.RemoteID] = m.ArchiveID
 		}
 		bm, err := tgt.Mappings(ctx, archive.KindMailbox)
 		if err != nil {
@@ -103,11 +116,14 @@ func ReadBack(ctx context.Context, a *archive.Archive, c *jc.Client, accountID s
 	res.TargetEmails = len(all)
 	var fresh []jc.Email
 	for _, e := range all {
-		if !emaps[e.ID] && !returned[e.ID] {
+		if _, mapped := emaps[e.ID]; !mapped && !returned[e.ID] {
 			fresh = append(fresh, e)
 		}
 	}
 	res.New = len(fresh)
+	if res.Reflag, err = keywordChanges(ctx, a, all, emaps); err != nil {
+		return nil, err
+	}
 	pending, err := a.Returns(ctx, name, true)
 	if err != nil {
 		return nil, err
@@ -270,4 +286,56 @@ func download(ctx context.Context, c *jc.Client, accountID, blobID string) ([]by
 		return nil, fmt.Errorf("download target blob %s: %w", blobID, err)
 	}
 	return b, nil
+}
+
+// keywordChanges compares the keywords of the target's exported emails
+// with their archive messages'.
+func keywordChanges(ctx context.Context, a *archive.Archive, all []jc.Email, emaps map[string]int64) ([]KeywordChange, error) {
+	target := map[int64]map[string]bool{}
+	for _, e := range all {
+		id, ok := emaps[e.ID]
+		if !ok {
+			continue
+		}
+		kws := map[string]bool{}
+		for k, on := range e.Keywords {
+			if on && archive.FlagFromKeyword(k) != "" {
+				kws[strings.ToLower(k)] = true
+			}
+		}
+		target[id] = kws
+	}
+	if len(target) == 0 {
+		return nil, nil
+	}
+	var out []KeywordChange
+	for m, err := range a.Messages(ctx, nil) {
+		if err != nil {
+			return nil, err
+		}
+		got, ok := target[m.ID]
+		if !ok {
+			continue
+		}
+		had := map[string]bool{}
+		var ch KeywordChange
+		for _, k := range m.Keywords {
+			l := strings.ToLower(k)
+			had[l] = true
+			if !got[l] && archive.FlagFromKeyword(k) != "" {
+				ch.Remove = append(ch.Remove, k)
+			}
+		}
+		for k := range got {
+			if !had[k] {
+				ch.Add = append(ch.Add, k)
+			}
+		}
+		if len(ch.Add)+len(ch.Remove) > 0 {
+			ch.ArchiveID = m.ID
+			sort.Strings(ch.Add)
+			out = append(out, ch)
+		}
+	}
+	return out, nil
 }
