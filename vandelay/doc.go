@@ -73,9 +73,9 @@
 // (vandelay/targets/imap: CopyBack, Reflag) writes them onto the source
 // over APPEND and UID STORE. Both are convergent: a killed run repeated
 // reads and appends only what is missing, matched by Message-ID/size and
-// SHA-256 as the JMAP export matches. The IMAP target cannot import it
-// itself (sources/imap imports this package), so the engine's executor
-// joins the two.
+// SHA-256 as the JMAP export matches. Its connection comes from the IMAP
+// source's dialer (sources/imap.Dial), which imports this package, so the
+// engine's executor joins the two halves.
 //
 // # Import semantics (all sources)
 //
