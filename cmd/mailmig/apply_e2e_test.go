@@ -34,6 +34,7 @@ type e2e struct {
 	dir      string
 	planFile string
 	lmtp     string
+	imap     string // the proxy's IMAP listener
 	mu       sync.Mutex
 	expected map[string]map[string]bool // account → Message-IDs delivered or seeded
 	seq      int
@@ -96,6 +97,7 @@ wave "all" {
 proxy {
   listen {
     lmtp = "127.0.0.1:0"
+    imap = "127.0.0.2:0"
   }
 }
 `, s.Dovecot.IMAP, s.Dovecot.LMTP, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL())
@@ -121,6 +123,9 @@ proxy {
 	for _, a := range p.Addrs {
 		if f := strings.Fields(a); len(f) == 2 && f[0] == "lmtp" {
 			x.lmtp = f[1]
+		}
+		if f := strings.Fields(a); len(f) == 2 && f[0] == "imap" {
+			x.imap = f[1]
 		}
 	}
 	if x.lmtp == "" {

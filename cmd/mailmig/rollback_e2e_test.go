@@ -132,8 +132,9 @@ func checkCopiedBack(t *testing.T, s *peers.Set, a peers.Account, ids []string) 
 // Cyrus) and flags two of them there, then rolls back with "mailmig
 // rollback": the prompt's change says 5 messages will be copied back,
 // and afterwards the 5 are in Dovecot's INBOX exactly once, hash-equal
-// with Cyrus's copies, the two flagged; a migrated message flagged on
-// Cyrus is flagged on Dovecot too; the route is on Dovecot. After
+// with Cyrus's copies and visible through the proxy's IMAP, the two
+// flagged; a migrated message flagged on Cyrus is flagged on Dovecot too;
+// the route is on Dovecot. After
 // the release a second cut-over succeeds with nothing extra on the target
 // (verify finds 0 mismatches) and every message is on Cyrus once.
 func TestRollbackCopiesBack(t *testing.T) {
@@ -161,6 +162,13 @@ func TestRollbackCopiesBack(t *testing.T) {
 		t.Fatalf("not routed back:\n%s", show)
 	}
 	flags := checkCopiedBack(t, x.s, a, ids)
+	// The user sees them through the proxy, which routes to Dovecot again.
+	viaProxy, _ := bodies(t, x.imap, a)
+	for _, id := range ids {
+		if len(viaProxy[id]) != 1 {
+			t.Errorf("%s: %d copies through the proxy, want 1", id, len(viaProxy[id]))
+		}
+	}
 	for i, id := range ids {
 		flagged := false
 		for _, f := range flags[id] {
