@@ -203,6 +203,9 @@ func TestRollbackKilledMidCopyBack(t *testing.T) {
 	x.cutOverAll()
 	ids := x.deliverAfter(a, 40)
 	before, _ := bodies(t, x.s.Dovecot.IMAP, a)
+	// The copy-back honours the source's limits: 20 messages a second
+	// make it last about 2 s, so the kill lands in the middle of it.
+	slow(t, x.planFile)
 
 	cmd := exec.Command(os.Args[0], "-f", x.planFile, "rollback", "-auto-approve", a.Email)
 	cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=1")
@@ -255,4 +258,17 @@ func readJournal(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// slow limits the legacy backend to 20 messages a second.
+func slow(t *testing.T, planFile string) {
+	t.Helper()
+	b, err := os.ReadFile(planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "backend \"legacy\" {\n", "backend \"legacy\" {\n  limits {\n    messages_per_second = 20\n  }\n", 1)
+	if err := os.WriteFile(planFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

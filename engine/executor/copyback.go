@@ -77,7 +77,7 @@ func (x *Executor) CopyBack(ctx context.Context, job *engine.Job) (state.Counts,
 		return cnt, fmt.Errorf("source %s: %w", acct.From, err)
 	}
 	defer c.Close()
-	opts := &ti.Options{Logger: log}
+	opts := &ti.Options{Logger: log, Throttle: spec.Throttle}
 	if job.Progress != nil {
 		opts.Progress = func(done, total int) { job.Progress(int64(done), int64(total)) }
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
+	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
 
@@ -28,6 +29,9 @@ type Options struct {
 	// Progress, when set, is called after each message with the number
 	// done and the total.
 	Progress func(done, total int)
+	// Throttle limits the messages and bytes per second written, as the
+	// backend's limits block limits an import; nil means unlimited.
+	Throttle *vandelay.Throttle
 }
 
 // Result reports what [CopyBack] did.
@@ -73,6 +77,7 @@ func CopyBack(ctx context.Context, a *archive.Archive, c *imapclient.Client, tar
 	// One SELECT per mailbox; the order of arrival inside each.
 	slices.SortStableFunc(rs, func(x, y archive.Return) int { return strings.Compare(x.Mailbox, y.Mailbox) })
 	w := newWriter(a, c, opts.Logger)
+	w.throttle = opts.Throttle
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
 	for i, r := range rs {
@@ -103,6 +108,7 @@ type writer struct {
 	selected string
 	taken    map[string]map[imap.UID]bool // per mailbox: matched or appended in this run
 	refused  map[string]bool              // names the server would not create
+	throttle *vandelay.Throttle
 }
 
 func newWriter(a *archive.Archive, c *imapclient.Client, log *slog.Logger) *writer {
@@ -138,6 +144,12 @@ func (w *writer) put(ctx context.Context, it Item) (string, error) {
 		w.res.Matched++
 		w.take(it.Mailbox, uid)
 		return uidKey(uid), nil
+	}
+	if err := w.throttle.WaitMessage(ctx); err != nil {
+		return "", err
+	}
+	if err := w.throttle.WaitBytes(ctx, int64(len(body))); err != nil {
+		return "", err
 	}
 	cmd := w.c.Append(it.Mailbox, int64(len(body)), &imap.AppendOptions{Flags: Flags(it.Keywords), Time: it.ReceivedAt})
 	if _, err := cmd.Write(body); err != nil {
