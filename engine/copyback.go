@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
@@ -37,6 +38,11 @@ var ErrNoCopyBack = errors.New("no archive: mailmig did not copy this account, s
 // copyBackCounters bounds the targets asked at once by CountCopyBacks.
 const copyBackCounters = 4
 
+// copyBackCountTimeout bounds one count, so that a hung target costs a
+// plan seconds, not its full timeouts; the change then says it could not
+// be counted.
+const copyBackCountTimeout = 30 * time.Second
+
 // CountCopyBacks fills the CopyBack of every rollback in ch that needs
 // one, asking cb (a few at a time); a count that fails keeps its error,
 // for the views to show. Accounts not in m are left alone.
@@ -57,7 +63,9 @@ func CountCopyBacks(ctx context.Context, ch *Changes, m *plan.Migration, cb Copy
 				defer wg.Done()
 				sem <- struct{}{}
 				defer func() { <-sem }()
-				cbk, err := cb.CountCopyBack(ctx, acct, c.Source, c.Target)
+				cctx, cancel := context.WithTimeout(ctx, copyBackCountTimeout)
+				defer cancel()
+				cbk, err := cb.CountCopyBack(cctx, acct, c.Source, c.Target)
 				if errors.Is(err, ErrNoCopyBack) {
 					return
 				}
