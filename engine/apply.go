@@ -476,8 +476,19 @@ func (a *applier) execChange(c *Change) *Result {
 	case Cutover:
 		return a.cutover(c, job, r, log)
 	case Rollback:
-		a.hooks.step(c, "rollback")
-		err = a.env.Router.SetRoute(a.ctx, Key(c.Account), c.Source, false)
+		// Mail that arrived on the target after the cut-over goes back to
+		// the source first; if that fails the route stays where it is.
+		if cb, ok := a.env.Executor.(CopyBacker); ok && c.NeedsCopyBack() {
+			a.hooks.step(c, "copy back")
+			r.Counts, err = cb.CopyBack(a.ctx, job)
+			if err != nil {
+				err = fmt.Errorf("copy back from %s to %s: %w", c.Target, c.Source, err)
+			}
+		}
+		if err == nil {
+			a.hooks.step(c, "rollback")
+			err = a.env.Router.SetRoute(a.ctx, Key(c.Account), c.Source, false)
+		}
 		if err == nil {
 			next := state.PhaseCatchingUp
 			if c.Phase == state.PhasePending {

@@ -161,6 +161,10 @@ type Change struct {
 	// LastVerify is what the verify of the account's last cut-over found
 	// when it rolled that cut-over back, if so.
 	LastVerify *LastVerify `json:"last_verify,omitempty"`
+	// CopyBack is what a rollback of an account that was cut over will
+	// copy from the target back to the source, when counted (see
+	// CountCopyBacks).
+	CopyBack *CopyBack `json:"copy_back,omitempty"`
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`
@@ -178,6 +182,26 @@ type DataTransport struct {
 	Kind plan.DataKind `json:"kind"`
 	Via  string        `json:"via,omitempty"`
 	Note string        `json:"note,omitempty"`
+}
+
+// CopyBack is the count of what a rollback copies back.
+type CopyBack struct {
+	// Messages arrived on the target after the cut-over (or were read
+	// back by an interrupted rollback and not yet copied).
+	Messages int64 `json:"messages"`
+	// Flags counts exported messages whose flags (keywords) the user
+	// changed on the target; the rollback sets them on the source too.
+	Flags int64 `json:"flags,omitempty"`
+	// Error says why they could not be counted ("" when counted).
+	Error string `json:"error,omitempty"`
+}
+
+// NeedsCopyBack reports whether the change is a rollback of an account
+// whose route was on the target (cut over, or flipped), so that mail may
+// have arrived there: the rollback copies it back before routing back.
+func (c *Change) NeedsCopyBack() bool {
+	return c.Action == Rollback && c.Target != "" && c.Target != c.Source &&
+		(c.Phase == state.PhaseDone || c.Phase == state.PhaseCutOver)
 }
 
 // Waiting is an account with nothing to do now.

@@ -359,7 +359,9 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 			c := mk(Cutover, Reason{Code: ReasonFinishCutover, Backend: a.To, Interrupted: inflight, At: phase})
 			c.Resume = true
 			return []*Change{c}, ""
-		case gate && !stay && !held && sa != nil && sa.Exported:
+		case gate && !stay && !held && sa != nil && sa.Exported && inflight != Rollback.String():
+			// An interrupted rollback is finished, never turned into a
+			// new cut-over.
 			// The wave's note (gateNote) completes the reason.
 			return []*Change{mk(Cutover, Reason{Code: ReasonRetryCutover, Interrupted: inflight, At: phase})}, ""
 		default:

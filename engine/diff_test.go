@@ -239,6 +239,14 @@ func TestDiff(t *testing.T) {
 			want:    []string{"> cutover a@example.test"},
 			reasons: []Reason{{Code: ReasonRetryCutover, Interrupted: "cutover", At: state.PhaseFrozen}},
 		},
+		"interrupted rollback of a done account is finished inside the window": {
+			now:     night,
+			st:      newState().done("a@example.test").add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "rollback"}),
+			routes:  onTarget,
+			targets: []string{"a@example.test"},
+			want:    []string{"- rollback a@example.test"},
+			reasons: []Reason{{Code: ReasonLeftFrozen, Backend: "legacy", Interrupted: "rollback", At: state.PhaseDone}},
+		},
 		"interrupted import is retried": {
 			now:     day,
 			st:      newState().add(state.Record{Type: state.TypeStart, Account: "a@example.test", Action: "import"}),

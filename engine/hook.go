@@ -36,8 +36,8 @@ type Hook interface {
 	// PreAction is called before a change starts.
 	PreAction(c *Change)
 	// Step is called when a change enters a step ("freeze", "final
-	// catch-up", "verify", "flip", "unfreeze", "rollback", "import",
-	// "export").
+	// catch-up", "verify", "flip", "unfreeze", "copy back", "rollback",
+	// "import", "export").
 	Step(c *Change, step string)
 	// Progress reports work within a step: done of total units (total 0:
 	// unknown).

@@ -203,7 +203,10 @@
 //     the wait for the server's first reply (an HTTP response's header,
 //     an IMAP or POP3 greeting), default "60s". idle: how long a
 //     connection may receive nothing while a reply is awaited, default
-//     "5m". A timeout counts as a failure for breaker_failures.
+//     "5m". A timeout counts as a failure for breaker_failures. The
+//     proxy's connections to the backend follow connect, tls_handshake
+//     and response_header (as the wait for an IMAP, POP3 or ManageSieve
+//     greeting) too, inside its 30 s bound on a whole backend login.
 //
 // Which data kinds a backend can hold follows from its endpoints (see
 // [Backend.Provides]): mail from imap, pop3, jmap, maildir, takeout or

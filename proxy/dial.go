@@ -17,9 +17,62 @@ import (
 	proxyproto "github.com/pires/go-proxyproto"
 )
 
-// DialTimeout bounds connecting to a backend, including the PROXY header
-// and an implicit TLS handshake.
+// DialTimeout bounds connecting to a backend when its endpoint sets no
+// connect timeout.
 const DialTimeout = 10 * time.Second
+
+// Default timeouts of the steps after connecting, for endpoints that set
+// none.
+const (
+	// DefaultTLSTimeout bounds a TLS handshake with a backend (implicit
+	// or after STARTTLS).
+	DefaultTLSTimeout = 10 * time.Second
+	// DefaultGreetingTimeout bounds the wait for a backend's greeting.
+	DefaultGreetingTimeout = 30 * time.Second
+)
+
+// Timeouts bound the steps of reaching a backend endpoint: the plan's
+// backend timeouts block (connect, tls_handshake, response_header). A
+// zero field takes its default. The protocol's whole login dialogue stays
+// bounded by its own BackendTimeout as well.
+type Timeouts struct {
+	// Connect bounds the TCP connection and the PROXY header. Default:
+	// DialTimeout.
+	Connect time.Duration
+	// TLS bounds a TLS handshake. Default: DefaultTLSTimeout.
+	TLS time.Duration
+	// Greeting bounds the wait for the backend's greeting. Default:
+	// DefaultGreetingTimeout.
+	Greeting time.Duration
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// ClientHandshake runs the TLS client handshake toward the endpoint on
+// nc (implicit TLS, or after STARTTLS) within its TLS timeout.
+func ClientHandshake(ctx context.Context, nc net.Conn, ep Endpoint) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, orDefault(ep.Timeouts.TLS, DefaultTLSTimeout))
+	defer cancel()
+	tc := tls.Client(nc, ClientTLS(ep))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// GreetingDeadline makes reads on nc fail when the backend's greeting
+// does not arrive within the endpoint's greeting timeout (a backend that
+// accepts connections and says nothing); the returned func lifts it once
+// the greeting is read.
+func GreetingDeadline(nc net.Conn, ep Endpoint) (done func()) {
+	nc.SetReadDeadline(time.Now().Add(orDefault(ep.Timeouts.Greeting, DefaultGreetingTimeout)))
+	return func() { nc.SetReadDeadline(time.Time{}) }
+}
 
 // ErrPlaintext means credentials would cross an unencrypted connection to
 // a backend whose endpoint does not allow it.
@@ -30,14 +83,14 @@ var ErrPlaintext = errors.New("backend connection is not encrypted and plaintext
 // STARTTLS toward the backend is the protocol's business (see
 // ClientTLS).
 func Dial(ctx context.Context, ep Endpoint, client, local netip.AddrPort) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
+	cctx, cancel := context.WithTimeout(ctx, orDefault(ep.Timeouts.Connect, DialTimeout))
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", ep.Address)
+	nc, err := d.DialContext(cctx, "tcp", ep.Address)
 	if err != nil {
 		return nil, fmt.Errorf("connect to backend %s: %w", ep.Address, err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
+	if dl, ok := cctx.Deadline(); ok {
 		nc.SetDeadline(dl)
 	}
 	if ep.ProxyProtocol && client.IsValid() {
@@ -52,8 +105,9 @@ func Dial(ctx context.Context, ep Endpoint, client, local netip.AddrPort) (net.C
 		}
 	}
 	if ep.TLS == TLSImplicit {
-		tc := tls.Client(nc, ClientTLS(ep))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		nc.SetDeadline(time.Time{})
+		tc, err := ClientHandshake(ctx, nc, ep)
+		if err != nil {
 			nc.Close()
 			return nil, fmt.Errorf("tls to backend %s: %w", ep.Address, err)
 		}

@@ -94,6 +94,10 @@ type Endpoint struct {
 	// XCLIENT sends the client's address with XCLIENT when the backend
 	// offers it (SMTP, LMTP, submission, ManageSieve).
 	XCLIENT bool
+	// Timeouts bound connecting, TLS and the greeting (IMAP, POP3 and
+	// ManageSieve logins; Dial for every protocol). Default: see
+	// Timeouts.
+	Timeouts Timeouts
 }
 
 // Backend is one backend of the plan with its endpoints and login mode.

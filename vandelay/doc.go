@@ -75,6 +75,18 @@
 // built from the same sources.Spec so that flags and plan backends describe
 // every kind one way.
 //
+// # Copy-back (rollback, issue 14)
+//
+// [ReadBack] reads what arrived on a JMAP target after the cut-over into
+// the archive (pending archive.Return rows: emails the export did not put
+// there) and lists the keyword changes of exported ones; the IMAP target
+// (vandelay/targets/imap: CopyBack, Reflag) writes them onto the source
+// over APPEND and UID STORE. Both are convergent: a killed run repeated
+// reads and appends only what is missing, matched by Message-ID/size and
+// SHA-256 as the JMAP export matches. Its connection comes from the IMAP
+// source's dialer (sources/imap.Dial), which imports this package, so the
+// engine's executor joins the two halves.
+//
 // # Import semantics (all sources)
 //
 //   - One archive message per distinct content; a message in several

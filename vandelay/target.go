@@ -173,3 +173,18 @@ func IsTargetRefusal(err error) bool {
 	var pe *jmap.ProblemError
 	return errors.As(err, &pe)
 }
+
+// The read-back's types (see targets/jmap.ReadBack).
+type (
+	// ReadBackOptions are the settings of [ReadBack].
+	ReadBackOptions = tj.ReadBackOptions
+	// ReadBackResult is what [ReadBack] found.
+	ReadBackResult = tj.ReadBackResult
+)
+
+// ReadBack reads what arrived on the target after the cut-over into the
+// archive (see targets/jmap.ReadBack), for a rollback to copy it back to
+// the source.
+func ReadBack(ctx context.Context, a *archive.Archive, t *Target, opts *ReadBackOptions) (*ReadBackResult, error) {
+	return tj.ReadBack(ctx, a, t.Client, t.AccountID, opts)
+}

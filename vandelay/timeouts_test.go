@@ -10,6 +10,7 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/sources/imap"
+	"github.com/mailmig/mailmig/vandelay/sources/managesieve"
 	"github.com/mailmig/mailmig/vandelay/sources/pop3"
 )
 
@@ -47,6 +48,9 @@ func silent(t *testing.T) string {
 // TestTimeoutsHungServer: the IMAP and POP3 dialers give up on a server
 // that accepts and never greets within the configured timeouts (the
 // defaults would wait a minute), with ErrConnect, in every TLS mode.
+//
+// ManageSieve (the Sieve source and target's client) follows the same
+// timeouts.
 func TestTimeoutsHungServer(t *testing.T) {
 	addr := silent(t)
 	to := vandelay.Timeouts{Connect: time.Second, TLSHandshake: 500 * time.Millisecond, ResponseHeader: 500 * time.Millisecond, Idle: time.Second}
@@ -60,6 +64,14 @@ func TestTimeoutsHungServer(t *testing.T) {
 			},
 			"pop3": func(ctx context.Context) error {
 				_, err := pop3.Probe(ctx, &pop3.Options{Server: srv, Login: login}, nil)
+				return err
+			},
+			"managesieve": func(ctx context.Context) error {
+				src, err := managesieve.New(&managesieve.Options{Server: srv, Login: login})
+				if err != nil {
+					return err
+				}
+				_, err = src.Scripts(ctx)
 				return err
 			},
 		} {

@@ -35,7 +35,7 @@ type e2e struct {
 	planFile string
 	lmtp     string
 	pop3     string // the proxy's POP3 listener (e2eOptions.Clients)
-	imap     string // the proxy's IMAP listener (e2eOptions.Clients)
+	imap     string // the proxy's IMAP listener (127.0.0.2, or 127.0.0.3 with e2eOptions.Clients)
 	mu       sync.Mutex
 	expected map[string]map[string]bool // account → Message-IDs delivered or seeded
 	seq      int
@@ -73,7 +73,9 @@ func newE2EWith(t *testing.T, n int, o e2eOptions) *e2e {
 	}
 	x.planFile = filepath.Join(x.dir, "migration.hcl")
 	s := x.s
-	legacyPOP3, cyrusPOP3, listeners := "", "", ""
+	// The proxy's IMAP listener (rollback tests read the copied-back mail
+	// through it) takes another loopback address than the backends.
+	legacyPOP3, cyrusPOP3, listeners := "", "", "    imap = \"127.0.0.2:0\"\n"
 	if o.Clients {
 		legacyPOP3 = fmt.Sprintf("  pop3 {\n    address = %q\n    tls     = \"none\"\n  }\n", s.Dovecot.POP3)
 		cyrusPOP3 = fmt.Sprintf("  pop3 {\n    address = %q\n    tls     = \"none\"\n  }\n", s.Cyrus.POP3)

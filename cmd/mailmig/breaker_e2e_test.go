@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -348,6 +349,23 @@ func TestBreakerE2E(t *testing.T) {
 	seq = check("state", "probe of the refusing target", code, out, took, seq, 0, "refused")
 	if !strings.Contains(out, "Backend unreachable") {
 		t.Fatalf("the plan before the second apply does not warn about the open breaker:\n%s", out)
+	}
+
+	// state list and state show name the open breaker, since when and
+	// its last error.
+	for _, args := range [][]string{{"state", "list"}, {"state", "show", b.accts[0].Email}} {
+		var sout bytes.Buffer
+		if code := run(context.Background(), append([]string{"-f", refusedPlan}, args...), Streams{In: strings.NewReader(""), Out: &sout, Err: &sout}); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", args, code, sout.String())
+		}
+		if !regexp.MustCompile(`(?m)^  cyrus: open since \S.*; last error: .*refused`).MatchString(sout.String()) {
+			t.Errorf("%v does not list the open breaker of cyrus:\n%s", args, sout.String())
+		}
+	}
+	var jout bytes.Buffer
+	run(context.Background(), []string{"-f", refusedPlan, "state", "show", "-json", b.accts[0].Email}, Streams{In: strings.NewReader(""), Out: &jout, Err: &jout})
+	if !strings.Contains(jout.String(), `"open_breakers": [`) || !strings.Contains(jout.String(), `"backend": "cyrus"`) {
+		t.Errorf("state show -json without the open breaker:\n%s", jout.String())
 	}
 
 	// A fresh state: refusals open the breaker as timeouts did.

@@ -42,6 +42,9 @@ type world struct {
 	Detector engine.ChangeDetector
 	// Archives reads the accounts' archives; nil means none.
 	Archives engine.ArchiveReader
+	// CopyBack counts what rollbacks would copy back (with refresh);
+	// nil means not counted.
+	CopyBack engine.CopyBacker
 	// Close releases everything.
 	Close func() error
 }
@@ -129,7 +132,8 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		}
 		w.Exec = x
 	}
-	w.Detector = executor.New(m, archiveDir(m), log)
+	x := executor.New(m, archiveDir(m), log)
+	w.Detector, w.CopyBack = x, x
 	w.Archives = executor.NewArchiveReader(m, archiveDir(m), log)
 	return w, nil
 }

@@ -130,6 +130,10 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 	if ch != nil {
 		ch.PlanFiles = planFileHashes(m)
 	}
+	if refresh && w.CopyBack != nil {
+		// Rollbacks of cut-over accounts say how much mail they return.
+		engine.CountCopyBacks(ctx, ch, m, w.CopyBack)
+	}
 	return ch, diags.Append(d2, unsupportedData(m))
 }
 

@@ -25,7 +25,10 @@ func proxyBackends(m *plan.Migration) ([]*proxy.Backend, error) {
 			b.MasterUser, b.MasterPassword = pb.Master.User, pb.Master.Password.Reveal()
 		}
 		for _, e := range pb.Endpoints {
-			ep := proxy.Endpoint{Address: e.Address, TLS: proxy.TLSMode(e.TLS)}
+			ep := proxy.Endpoint{Address: e.Address, TLS: proxy.TLSMode(e.TLS),
+				// The backend's timeouts block: its response_header is
+				// the wait for a greeting.
+				Timeouts: proxy.Timeouts{Connect: pb.Timeouts.Connect, TLS: pb.Timeouts.TLSHandshake, Greeting: pb.Timeouts.ResponseHeader}}
 			if ep.TLS == "" {
 				ep.TLS = proxy.TLSNone
 			}

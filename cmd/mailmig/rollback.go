@@ -13,9 +13,16 @@ import (
 const rollbackHelp = `Usage: mailmig [global options] rollback [options] ACCOUNT
 
   Routes ACCOUNT back to its source backend, unfrozen: for an account that
-  was cut over (done) or that an interrupted cut-over left frozen. Its data
-  stays on the target. The account is then held: no plan cuts it over again
-  until "mailmig state release ACCOUNT". Journaled like every action.
+  was cut over (done) or that an interrupted cut-over left frozen. Mail that
+  arrived on the target after the cut-over is first copied back to the
+  source (IMAP APPEND with flags and internal date; folders made on the
+  target are created), so that the user loses nothing; the prompt says how
+  many messages. Nothing is deleted on either side, and changes to mail that
+  was migrated (flags, moves, deletions on the target) are not copied back.
+  If the copy-back fails the route stays on the target; run the rollback
+  again, it copies only what is missing. The account is then held: no plan
+  cuts it over again until "mailmig state release ACCOUNT". Journaled like
+  every action.
 
 Options:
   -auto-approve   Do not ask for confirmation.
@@ -80,8 +87,13 @@ func runRollback(ctx context.Context, g *globals, args []string, s Streams) int 
 	ch := &engine.Changes{FormatVersion: engine.FormatVersion, Lineage: j.Lineage(), Serial: j.Serial(), PlanHash: m.Hash, Created: clock.Now().UTC(),
 		Waves:   []*engine.WaveChanges{{Name: c.Wave, Status: engine.WaveOpen, Accounts: 1, Phases: map[state.Phase]int{phase: 1}, Changes: []*engine.Change{c}}},
 		Summary: engine.Summary{Rollback: 1, Changes: 1, Accounts: 1}}
+	question := "Do you want to roll " + pa.Address + " back to " + pa.From + "?"
+	if c.NeedsCopyBack() && w.CopyBack != nil {
+		engine.CountCopyBacks(ctx, ch, m, w.CopyBack)
+		question = views.CopyBackQuestion(c)
+	}
 	v.Changes(ch, nil)
-	if !*auto && !confirmApply(s, "Do you want to roll "+pa.Address+" back to "+pa.From+"?") {
+	if !*auto && !confirmApply(s, question) {
 		fmt.Fprintln(s.Out, "\nRollback cancelled.")
 		return exitError
 	}

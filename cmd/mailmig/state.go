@@ -21,9 +21,11 @@ const stateHelp = `Usage: mailmig [global options] state <subcommand> [options] 
 
 Subcommands:
   list                 Every account the journal or the plan knows: phase,
-                       wave, route, last pass, notes.
+                       wave, route, last pass, notes; then the backends
+                       whose circuit breaker is open (since, last error).
   show ACCOUNT         Everything known about one account, its archive
-                       included (read without disturbing a running import).
+                       included (read without disturbing a running import),
+                       and the open circuit breakers of its backends.
   lock                 Show who holds the apply lock, if anyone.
   force-unlock ID      Remove the lock with this id (after a crashed apply
                        on another machine; a dead process's lock on this
@@ -130,6 +132,10 @@ func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*
 	if run != nil {
 		l.Running = run
 	}
+	planned := map[string]*plan.Account{}
+	for _, a := range m.Accounts {
+		planned[engine.Key(a.Address)] = a
+	}
 	for k, x := range seen {
 		if r, ok := routes[k]; ok {
 			x.Route, x.Frozen = r.Backend, r.Frozen
@@ -138,7 +144,13 @@ func stateAccounts(ctx context.Context, g *globals, v *views.View, s Streams) (*
 			x.InFlightStatus = inFlightStatus(run)
 			x.RunningApply = run
 		}
+		backends := []string{x.Source, x.Target}
+		if pa := planned[k]; pa != nil {
+			backends = append(backends, pa.From, pa.To)
+		}
+		x.Breakers = views.OpenBreakers(st, backends...)
 	}
+	l.Breakers = views.OpenBreakers(st)
 	sort.SliceStable(l.Accounts, func(i, j int) bool { return l.Accounts[i].Address < l.Accounts[j].Address })
 	return l, m, true
 }

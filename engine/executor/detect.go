@@ -24,9 +24,15 @@ type dataCheck struct {
 // calendars by a sync of each collection (items whose bytes differ, and
 // removals); files by a walk compared by ETag (or size and time). Nothing
 // is written. A kind whose snapshot cannot be read is logged and left out:
-// the next import finds its changes all the same.
+// the next import finds its changes all the same. An Exchange source's
+// other kinds are not probed: Graph's calendars have no cheap change
+// query (they are read whole by the import), and the mail probe already
+// decides whether the account needs a pass.
 func (x *Executor) dataChecks(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) []dataCheck {
 	var out []dataCheck
+	if b := x.m.Backend(acct.From); b != nil && b.Exchange != nil {
+		return nil
+	}
 	add := func(k plan.DataKind, run func(context.Context) (int64, error), err error) {
 		if err != nil {
 			log.Warn("not probed", "kind", string(k), "err", err)
@@ -68,7 +74,7 @@ func runDataChecks(ctx context.Context, checks []dataCheck, log *slog.Logger) []
 }
 
 func (x *Executor) sieveCheck(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (func(context.Context) (int64, error), error) {
-	spec, err := x.sieveSpec(acct, log)
+	kind, spec, err := x.sieveSource(acct, log)
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +83,7 @@ func (x *Executor) sieveCheck(ctx context.Context, acct *plan.Account, a *archiv
 		return nil, err
 	}
 	return func(ctx context.Context) (int64, error) {
-		src, err := sources.Data["managesieve"].NewSieve(spec)
+		src, err := sources.Data[kind].NewSieve(spec)
 		if err != nil {
 			return 0, err
 		}
@@ -104,11 +110,11 @@ func (x *Executor) sieveCheck(ctx context.Context, acct *plan.Account, a *archiv
 
 func (x *Executor) davCheck(ctx context.Context, acct *plan.Account, k plan.DataKind, a *archive.Archive, log *slog.Logger) (func(context.Context) (int64, error), error) {
 	dk := davKinds[k]
-	spec, err := davSpec(x.m.Backend(acct.From), dk.proto, acct.SourceLogin, acct, log)
+	kind, spec, err := x.davSource(acct, k, log)
 	if err != nil {
 		return nil, err
 	}
-	src, err := sources.Data[dk.kind].NewDAV(spec)
+	src, err := sources.Data[kind].NewDAV(spec)
 	if err != nil {
 		return nil, err
 	}

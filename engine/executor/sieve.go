@@ -41,16 +41,19 @@ func graphRules(b *plan.Backend) bool {
 	return b.Endpoint(plan.ProtoManageSieve) == nil && b.Exchange != nil && b.Exchange.API == "graph"
 }
 
-func sieveServer(ep *plan.Endpoint) vandelay.Server {
+// sieveServer is the backend's ManageSieve endpoint with the backend's
+// timeouts.
+func sieveServer(b *plan.Backend) vandelay.Server {
+	ep := b.Endpoint(plan.ProtoManageSieve)
 	return vandelay.Server{Address: ep.Address, ServerName: ep.ServerName, InsecureSkipVerify: ep.InsecureSkipVerify,
-		TLS: vandelay.TLSMode(ep.TLS), AllowCleartext: ep.TLS == plan.TLSNone}
+		TLS: vandelay.TLSMode(ep.TLS), AllowCleartext: ep.TLS == plan.TLSNone, Timeouts: Timeouts(b)}
 }
 
 // sieveSpec describes the account's ManageSieve source like sourceSpec
 // does its mail source (same logins and master credentials).
 func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spec, error) {
 	b := x.m.Backend(acct.From)
-	spec := &sources.Spec{Login: vandelay.Login{User: acct.SourceLogin}, Logger: log, Server: sieveServer(b.Endpoint(plan.ProtoManageSieve))}
+	spec := &sources.Spec{Login: vandelay.Login{User: acct.SourceLogin}, Logger: log, Server: sieveServer(b)}
 	if spec.User == "" {
 		spec.User = acct.Address
 	}
@@ -65,18 +68,21 @@ func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spe
 	return spec, nil
 }
 
+// sieveSource names the registry kind of the account's Sieve source and
+// its spec: ManageSieve, or Microsoft Graph's inbox rules.
+func (x *Executor) sieveSource(acct *plan.Account, log *slog.Logger) (string, *sources.Spec, error) {
+	if graphRules(x.m.Backend(acct.From)) {
+		_, spec, err := x.sourceSpec(acct, nil, log)
+		return "exchange-graph-rules", spec, err
+	}
+	spec, err := x.sieveSpec(acct, log)
+	return "managesieve", spec, err
+}
+
 // importSieve syncs the account's scripts into a; the result's changes
 // are counted as Objects.
 func (x *Executor) importSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
-	kind := "managesieve"
-	var spec *sources.Spec
-	var err error
-	if graphRules(x.m.Backend(acct.From)) {
-		kind = "exchange-graph-rules"
-		_, spec, err = x.sourceSpec(acct, nil, log)
-	} else {
-		spec, err = x.sieveSpec(acct, log)
-	}
+	kind, spec, err := x.sieveSource(acct, log)
 	if err != nil {
 		return 0, err
 	}
@@ -98,7 +104,7 @@ func (x *Executor) importSieve(ctx context.Context, acct *plan.Account, a *archi
 // user), else with the account's password.
 func (x *Executor) openSieveTarget(ctx context.Context, acct *plan.Account) (vandelay.SieveTarget, error) {
 	b := x.m.Backend(acct.To)
-	o := &sources.Spec{Server: sieveServer(b.Endpoint(plan.ProtoManageSieve)), Login: vandelay.Login{User: acct.TargetLogin}}
+	o := &sources.Spec{Server: sieveServer(b), Login: vandelay.Login{User: acct.TargetLogin}}
 	if o.User == "" {
 		o.User = acct.Address
 	}

@@ -120,13 +120,20 @@ type Counts struct {
 	// increments: the latest value is the account's (docs/export.md).
 	Duplicates     int64 `json:"duplicates,omitempty"`
 	KeywordsMerged int64 `json:"keywords_merged,omitempty"`
+	// CopiedBack counts the messages a rollback copied from the target
+	// to the source (they arrived on the target after the cut-over).
+	CopiedBack int64 `json:"copied_back,omitempty"`
+	// Reflagged counts the source copies whose flags a rollback set as
+	// the user had changed them on the target.
+	Reflagged int64 `json:"reflagged,omitempty"`
 }
 
 // Add returns c+o field by field.
 func (c Counts) Add(o Counts) Counts {
 	return Counts{Messages: c.Messages + o.Messages, New: c.New + o.New, Changed: c.Changed + o.Changed, Deleted: c.Deleted + o.Deleted,
 		Bytes: c.Bytes + o.Bytes, Mailboxes: c.Mailboxes + o.Mailboxes, Objects: c.Objects + o.Objects, Mismatches: c.Mismatches + o.Mismatches,
-		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged}
+		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged,
+		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged}
 }
 
 // IsZero reports whether every count is zero.

@@ -3,7 +3,6 @@ package imap
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"fmt"
 	"io"
@@ -155,7 +154,9 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		nc.Close()
 		return nil, nil, err
 	}
+	greeted := proxy.GreetingDeadline(nc, ep)
 	greeting, err := b.readLine()
+	greeted()
 	if err != nil {
 		return fail(fmt.Errorf("read backend greeting: %w", err))
 	}
@@ -171,8 +172,8 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		if res.status != "OK" {
 			return fail(fmt.Errorf("backend refused STARTTLS: %s", res.status))
 		}
-		tc := tls.Client(nc, proxy.ClientTLS(ep))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := proxy.ClientHandshake(ctx, nc, ep)
+		if err != nil {
 			return fail(fmt.Errorf("tls to backend: %w", err))
 		}
 		b.nc, b.br, b.caps = tc, bufio.NewReaderSize(tc, 4096), nil

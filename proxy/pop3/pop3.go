@@ -3,7 +3,6 @@ package pop3
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -402,7 +401,9 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		nc.Close()
 		return nil, false, "", err
 	}
+	greeted := proxy.GreetingDeadline(nc, ep)
 	g, err := b.line()
+	greeted()
 	if err != nil {
 		return fail(fmt.Errorf("read backend greeting: %w", err))
 	}
@@ -417,8 +418,8 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		if !strings.HasPrefix(r, "+OK") {
 			return fail(fmt.Errorf("backend refused STLS"))
 		}
-		tc := tls.Client(nc, proxy.ClientTLS(ep))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := proxy.ClientHandshake(ctx, nc, ep)
+		if err != nil {
 			return fail(fmt.Errorf("tls to backend: %w", err))
 		}
 		b.nc, b.br = tc, bufio.NewReaderSize(tc, 1024)

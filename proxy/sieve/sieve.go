@@ -3,7 +3,6 @@ package sieve
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -408,7 +407,9 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		nc.Close()
 		return nil, "", err
 	}
+	greeted := proxy.GreetingDeadline(nc, ep)
 	g, err := b.response()
+	greeted()
 	if err != nil {
 		return fail(fmt.Errorf("read backend greeting: %w", err))
 	}
@@ -424,8 +425,8 @@ func dialLogin(ctx context.Context, c *proxy.Conn, ep proxy.Endpoint, be *proxy.
 		if !strings.HasPrefix(strings.ToUpper(r), "OK") {
 			return fail(fmt.Errorf("backend refused STARTTLS"))
 		}
-		tc := tls.Client(nc, proxy.ClientTLS(ep))
-		if err := tc.HandshakeContext(ctx); err != nil {
+		tc, err := proxy.ClientHandshake(ctx, nc, ep)
+		if err != nil {
 			return fail(fmt.Errorf("tls to backend: %w", err))
 		}
 		b.nc, b.br = tc, bufio.NewReaderSize(tc, 4096)

@@ -53,6 +53,14 @@
 // whether the export created the target object, and the ModSeq exported;
 // [ExportTarget.SetState] keeps state strings (JMAP "Email" state, …).
 //
+// # Copy-back
+//
+// [Archive.AddReturns] records mail that arrived on a target after the
+// cut-over (read back by targets/jmap.ReadBack) as pending [Return]s with
+// their bytes; the IMAP target writes them to the source and
+// [Archive.MarkReturned] marks each. They are not messages: the source's
+// next import makes them ones.
+//
 // # Overview
 //
 // [Archive.Overview] reads, in one read transaction and on read-only

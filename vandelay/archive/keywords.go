@@ -71,3 +71,33 @@ func splitKeywords(s string) []string {
 	}
 	return strings.Split(s, " ")
 }
+
+// targetOnlyKeywords are keywords a JMAP server sets by itself (Cyrus's
+// attachment markers): not the user's, so not written to an IMAP server.
+var targetOnlyKeywords = map[string]bool{"$hasattachment": true, "$hasnoattachment": true}
+
+// FlagFromKeyword maps a JMAP keyword back to an IMAP flag, the reverse of
+// [KeywordFromFlag]: $seen → \Seen, $answered → \Answered, $flagged →
+// \Flagged, $draft → \Draft, the registered $-keywords in their usual
+// spelling ($forwarded → $Forwarded), other keywords as they are. Keywords
+// a server sets by itself ($hasattachment) map to "".
+func FlagFromKeyword(kw string) string {
+	switch l := strings.ToLower(kw); {
+	case l == KeywordSeen:
+		return `\Seen`
+	case l == KeywordAnswered:
+		return `\Answered`
+	case l == KeywordFlagged:
+		return `\Flagged`
+	case l == KeywordDraft:
+		return `\Draft`
+	case targetOnlyKeywords[l]:
+		return ""
+	case registeredFlags[l] != "":
+		return registeredFlags[l]
+	}
+	return kw
+}
+
+var registeredFlags = map[string]string{KeywordForwarded: "$Forwarded", KeywordJunk: "$Junk", KeywordNotJunk: "$NotJunk",
+	KeywordPhishing: "$Phishing", KeywordImportant: "$Important", "$mdnsent": "$MDNSent"}

@@ -85,13 +85,13 @@ func Dial(ctx context.Context, o *Options) (*Client, error) {
 	if sn == "" {
 		sn = host
 	}
-	mo := managesieveclient.Options{Dialer: &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}}
+	// The connection is ours (the library's Dialer has no TLS or
+	// greeting bound): the server's timeouts apply to connecting, the TLS
+	// handshake and the greeting, as for the IMAP and POP3 sources.
+	var mo managesieveclient.Options
 	tlsCfg := &tls.Config{ServerName: sn, InsecureSkipVerify: o.InsecureSkipVerify}
 	switch o.TLS {
-	case vandelay.TLSImplicit, "":
-		mo.TLSConfig = tlsCfg
-	case vandelay.TLSStartTLS:
-		mo.TLSConfig, mo.STARTTLS = tlsCfg, true
+	case vandelay.TLSImplicit, "", vandelay.TLSStartTLS:
 	case vandelay.TLSNone:
 		if !o.AllowCleartext {
 			return nil, fmt.Errorf("%w: refusing to send credentials without TLS; pass --allow-cleartext for a trusted network", vandelay.ErrUsage)
@@ -103,10 +103,30 @@ func Dial(ctx context.Context, o *Options) (*Client, error) {
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
-	dctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	mc, err := managesieveclient.Dial(dctx, o.Address, mo)
+	to := o.Timeouts.OrDefaults()
+	conn, err := to.DialSession(ctx, "tcp", o.Address)
 	if err != nil {
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, o.Address, err)
+	}
+	greet := to.ResponseHeader
+	switch o.TLS {
+	case vandelay.TLSImplicit, "":
+		tc, err := to.Handshake(ctx, conn, tlsCfg)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, o.Address, err)
+		}
+		conn = tc
+	case vandelay.TLSStartTLS:
+		mo.TLSConfig, mo.STARTTLS = tlsCfg, true
+		greet += to.TLSHandshake
+	}
+	dctx, cancel := context.WithTimeout(ctx, greet)
+	defer cancel()
+	conn.SetDeadline(time.Now().Add(greet))
+	mc, err := managesieveclient.NewClient(dctx, conn, mo)
+	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, o.Address, err)
 	}
 	// The library is done once the connection is up: it has read the

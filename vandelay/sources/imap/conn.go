@@ -211,3 +211,15 @@ func (c *XOAUTH2Client) Next(challenge []byte) ([]byte, error) {
 }
 
 var _ sasl.Client = (*XOAUTH2Client)(nil)
+
+// Dial connects and logs in as a source would (TLS mode, master login,
+// SASL, COMPRESS=DEFLATE, the timeouts), for a caller that writes to the
+// server: the IMAP target (package vandelay/targets/imap) uses it to copy
+// mail back onto a source. The caller closes the client.
+func Dial(ctx context.Context, opts *Options) (*imapclient.Client, error) {
+	src, err := New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return src.(*Source).dial(ctx)
+}

@@ -108,6 +108,9 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 		if l := DataText(c.Data); l != "" {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
+		if t := CopyBackText(c); t != "" {
+			fmt.Fprintf(w, "      %s\n", t)
+		}
 		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
 			fmt.Fprintf(w, "      %s\n", l)
 		}

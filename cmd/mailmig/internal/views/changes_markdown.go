@@ -136,6 +136,9 @@ func waveDetails(wc *engine.WaveChanges, budget int) string {
 				flag += " **destructive**"
 			}
 			reason := ReasonText(c, wc.Note)
+			if t := CopyBackText(c); t != "" {
+				reason += "; " + t
+			}
 			if adv := VerifyAdvice(c.Account, c.LastVerify); adv != nil {
 				// The table has one line per change: the advice joins it.
 				reason += "; " + strings.Join(adv, "; ")

@@ -3,6 +3,7 @@ package views
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -32,6 +33,40 @@ type StateAccount struct {
 	// RunningApply is that holder. Set when InFlight is.
 	InFlightStatus string               `json:"in_flight_status,omitempty"`
 	RunningApply   *engine.RunningApply `json:"running_apply,omitempty"`
+	// Breakers are the open circuit breakers of the account's source and
+	// target backends.
+	Breakers []OpenBreaker `json:"open_breakers,omitempty"`
+}
+
+// OpenBreaker is a backend whose circuit breaker is open: apply sends it
+// no work until a probe at the start of the next apply succeeds.
+type OpenBreaker struct {
+	Backend   string    `json:"backend"`
+	Since     time.Time `json:"since,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// OpenBreakers lists the state's open breakers by backend name; only
+// those of the named backends when any are given.
+func OpenBreakers(st *state.State, backends ...string) []OpenBreaker {
+	var out []OpenBreaker
+	for name, b := range st.Breakers {
+		if len(backends) > 0 && !slices.Contains(backends, name) {
+			continue
+		}
+		out = append(out, OpenBreaker{Backend: name, Since: b.Opened, LastError: b.Error})
+	}
+	slices.SortFunc(out, func(x, y OpenBreaker) int { return strings.Compare(x.Backend, y.Backend) })
+	return out
+}
+
+func (v *View) breakerLines(bs []OpenBreaker) {
+	for _, b := range bs {
+		fmt.Fprintf(v.Out, "  %s: open since %s; last error: %s\n", b.Backend, fmtWhen(b.Since), orDash(b.LastError))
+	}
+	if len(bs) > 0 {
+		fmt.Fprintln(v.Out, "  The next apply probes each once and sends it work again when the probe succeeds.")
+	}
 }
 
 // StateList is the JSON form of "mailmig state list".
@@ -43,6 +78,8 @@ type StateList struct {
 	// Running is the apply that holds the lock, when it is not known to
 	// be gone.
 	Running *engine.RunningApply `json:"running,omitempty"`
+	// Breakers are the backends whose circuit breaker is open.
+	Breakers []OpenBreaker `json:"open_breakers,omitempty"`
 }
 
 // StateListHuman prints a table of accounts.
@@ -79,6 +116,10 @@ func (v *View) StateListHuman(l *StateList) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Address, a.Phase, orDash(wave), route, fmtWhen(a.LastPass), strings.Join(notes, ", "))
 	}
 	tw.Flush()
+	if len(l.Breakers) > 0 {
+		fmt.Fprintf(v.Out, "\nOpen circuit breakers (%d):\n", len(l.Breakers))
+		v.breakerLines(l.Breakers)
+	}
 }
 
 // StateShowHuman prints everything known about one account.
@@ -132,6 +173,10 @@ func (v *View) StateShowHuman(a *StateAccount) {
 	}
 	row("last record", fmt.Sprintf("seq %d at %s", a.LastSeq, fmtWhen(a.Changed)))
 	tw.Flush()
+	if len(a.Breakers) > 0 {
+		fmt.Fprintf(v.Out, "\nOpen circuit breakers of its backends:\n")
+		v.breakerLines(a.Breakers)
+	}
 	if len(a.VerifyMismatches) > 0 {
 		fmt.Fprintf(v.Out, "\nMismatches of the last failed cut-over (%d of %d):\n", len(a.VerifyMismatches), max(a.Mismatches, int64(len(a.VerifyMismatches))))
 		for _, m := range a.VerifyMismatches {
