@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Environment variables that name a running set of peers (see package doc).
@@ -175,6 +177,37 @@ const (
 // PostgresUser.
 func (p *Postgres) DatabaseDSN(name string) string {
 	return "postgres://" + PostgresUser + ":" + PostgresPassword + "@" + p.Addr + "/" + name + "?sslmode=disable"
+}
+
+// NewDatabase creates an empty database for one test and returns its DSN;
+// the test's cleanup drops it (with any connections left).
+func (p *Postgres) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t_%d_%d", time.Now().UnixNano(), rand.IntN(1e6))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.DSN)
+	if err != nil {
+		t.Fatalf("connect to the peers' PostgreSQL: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, p.DSN)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return p.DatabaseDSN(name)
 }
 
 // Stop shuts the cluster down fast, keeping its data; Start brings it
