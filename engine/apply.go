@@ -64,6 +64,16 @@ type Router interface {
 	SetRoute(ctx context.Context, account, backend string, frozen bool) error
 }
 
+// Barrier waits until every proxy has seen an account's latest route
+// change (a route table shared by a fleet of proxies acknowledges each
+// change). Implementations are safe for concurrent use.
+type Barrier interface {
+	// AwaitRoute returns nil once every live proxy has applied the
+	// account's latest route change, or an error after the barrier's own
+	// timeout (or when ctx ends).
+	AwaitRoute(ctx context.Context, account string) error
+}
+
 // Recorder is the journal as Apply sees it (*state.Journal implements it).
 type Recorder interface {
 	Append(r state.Record) (state.Record, error)
@@ -98,6 +108,10 @@ type Env struct {
 	// the route table) and nothing can reach the source any more. Default:
 	// 0; cmd/mailmig uses DefaultSettleDelay.
 	SettleDelay time.Duration
+	// Barrier, when set, replaces SettleDelay: after freezing, a cut-over
+	// waits until every proxy acknowledged the freeze, and rolls back
+	// when the barrier times out. Default: nil.
+	Barrier Barrier
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -521,7 +535,20 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		return a.transition(c, state.PhaseFrozen)
 	})
 	step("final catch-up", func() error {
-		if d := a.env.SettleDelay; d > 0 {
+		if b := a.env.Barrier; b != nil {
+			// The barrier has its own timeout; Stop ends it early too.
+			bctx, cancel := context.WithCancel(a.ctx)
+			stop := context.AfterFunc(a.env.Stop, cancel)
+			e := b.AwaitRoute(bctx, k)
+			stop()
+			cancel()
+			if stopped() != nil {
+				return errStopped
+			}
+			if e != nil {
+				return fmt.Errorf("freeze not acknowledged by every proxy: %w", e)
+			}
+		} else if d := a.env.SettleDelay; d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {

@@ -62,8 +62,10 @@
 // limit, the wave's max_parallel and each backend's connection limit (each
 // change uses one connection per backend it touches). Rate limiters
 // (messages/s, bytes/s) are shared per backend and handed to the executor
-// in each Job. After freezing, a cut-over waits Env.SettleDelay so that
-// every proxy has noticed the freeze before the final catch-up. Every action writes a start record before and a finish record
+// in each Job. After freezing, a cut-over waits until every proxy has
+// noticed the freeze before the final catch-up: with Env.Barrier (a route
+// table in PostgreSQL) until every live proxy acknowledged it, rolling back
+// when it times out; otherwise a fixed Env.SettleDelay. Every action writes a start record before and a finish record
 // after it runs, so after a kill -9 the journal shows the action in flight
 // and the next Diff resumes or rolls it back. Cancelling stopCtx (first
 // Ctrl-C) lets running actions finish (a cut-over that has frozen the

@@ -144,7 +144,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out))
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
-		OpenBreakers: openBreakers(j.State())}
+		Barrier: w.Barrier, OpenBreakers: openBreakers(j.State())}
 	// The first Ctrl-C cancels ctx (Env.Stop): nothing new starts. The
 	// actions run under abort, which only the second Ctrl-C ends; the
 	// engine then rolls a frozen cut-over back and journals it before

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/mailmig/mailmig/proxy/imap"
 	"github.com/mailmig/mailmig/proxy/pop3"
 	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 	"github.com/mailmig/mailmig/proxy/sieve"
 	"github.com/mailmig/mailmig/proxy/smtp"
 )
@@ -48,6 +50,10 @@ Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
                     e.g. 127.0.0.1:9465. Default: off.
   -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
+  -id NAME          This proxy's name in a fleet sharing a route table in
+                    PostgreSQL ("mailmig routes proxies" lists them; keep
+                    it stable across restarts). Default: host name and
+                    process id.
   -max-conns-per-ip N
                     Open connections allowed per client IP and listener.
                     Default: 200.
@@ -58,6 +64,7 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 	fs := newFlagSet("proxy", proxyHelp, s)
 	admin := fs.String("admin", "", "")
 	drain := fs.Duration("drain", 30*time.Second, "")
+	id := fs.String("id", "", "")
 	perIP := fs.Int("max-conns-per-ip", proxy.DefaultMaxConnsPerIP, "")
 	vars := varFlags{}
 	fs.Var(vars, "var", "")
@@ -88,13 +95,13 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	log := g.logger(s)
-	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log, MaxConnsPerIP: *perIP})
+	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log, MaxConnsPerIP: *perIP, ID: *id})
 	if err != nil {
 		fmtErr(v, "Cannot start the proxy", err)
 		return exitError
 	}
 	if p.Unroutable {
-		fmt.Fprintf(s.Err, "Warning: the route table %s is empty and has no default backend: every login is refused and every inbound message bounced until routes are added. Set default_backend (and domains) in the plan's proxy block, or run \"mailmig routes default BACKEND\".\n", m.Routes.SQLite)
+		fmt.Fprintf(s.Err, "Warning: the route table %s is empty and has no default backend: every login is refused and every inbound message bounced until routes are added. Set default_backend (and domains) in the plan's proxy block, or run \"mailmig routes default BACKEND\".\n", routeTableName(m))
 	}
 	for _, a := range p.Addrs {
 		fmt.Fprintf(s.Out, "listening: %s\n", a)
@@ -134,6 +141,9 @@ type proxyRun struct {
 	// MaxConnsPerIP limits connections per client IP and listener.
 	// Default: proxy.DefaultMaxConnsPerIP.
 	MaxConnsPerIP int
+	// ID names the proxy in a PostgreSQL route table's fleet. Default:
+	// pgroutes.DefaultID.
+	ID string
 }
 
 // runningProxy is a started proxy.
@@ -159,11 +169,12 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	if err != nil {
 		return nil, err
 	}
-	st, err := routes.Open(ctx, m.Routes.SQLite)
+	st, err := openRouteDB(ctx, m, true)
 	if err != nil {
 		return nil, err
 	}
 	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -172,16 +183,35 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			}
 		}
 	}()
-	cleanups = append(cleanups, func() { stopWatch(); st.Close() })
+	cleanups = append(cleanups, func() { stopWatch(); <-watchDone; st.Close() })
 	unroutable, err := applyProxyRouting(ctx, st, pb, log)
 	if err != nil {
+		close(watchDone)
 		return nil, err
 	}
-	w, err := routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
-	if err != nil {
-		return nil, err
+	var w *routes.Watcher
+	if pg, ok := st.(*pgroutes.Store); ok {
+		// A fleet: follow the database's notifications and acknowledge
+		// every change (the cut-over's barrier waits for that).
+		var addrs []string
+		for _, l := range pb.Listeners {
+			addrs = append(addrs, l.Protocol+" "+l.Address)
+		}
+		f, ferr := pgroutes.Follow(ctx, pg, &pgroutes.FollowOptions{ID: run.ID, Address: strings.Join(addrs, ", "), Lease: m.Routes.Lease, Logger: log})
+		if ferr != nil {
+			close(watchDone)
+			return nil, ferr
+		}
+		w = f.Watcher()
+		go func() { f.Run(wctx); close(watchDone) }()
+	} else {
+		w, err = routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
+		if err != nil {
+			close(watchDone)
+			return nil, err
+		}
+		go func() { w.Run(wctx); close(watchDone) }()
 	}
-	go w.Run(wctx)
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
 	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout, AuthFailureDelay: pb.AuthFailureDelay}
@@ -300,6 +330,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		}
 		router.Close()
 		stopWatch()
+		<-watchDone // a follower unregisters itself on the way out
 		errs = append(errs, st.Close())
 		return errors.Join(errs...)
 	}
