@@ -23,7 +23,7 @@ func TestApplyMatchesRebuild(t *testing.T) {
 	}
 	for i := range 50 {
 		a := fmt.Sprintf("u%d@example.test", i)
-		rs[a] = Route{Account: a, Backend: "old", State: Active, Generation: 1, Updated: time.Unix(1, 0).UTC()}
+		rs[a] = Route{Account: a, Backend: "old", State: Active, Generation: 1, Updated: time.Unix(1_800_000_000, 0).UTC()}
 	}
 	defer func(n int) { maxOverlay = n }(maxOverlay)
 	maxOverlay = 40
@@ -37,7 +37,7 @@ func TestApplyMatchesRebuild(t *testing.T) {
 			r := rs[a]
 			r.Account, r.Backend, r.Generation = a, []string{"old", "new"}[step%2], r.Generation+1
 			r.State = []State{Active, Frozen}[step%3%2]
-			r.Updated = time.Unix(int64(step+1), 0).UTC()
+			r.Updated = time.Unix(1_800_000_000+int64(step), 0).UTC()
 			rs[a] = r
 			d.Routes[a] = &r
 		case 3:

@@ -3,6 +3,8 @@ package routes
 import (
 	"errors"
 	"maps"
+	"sync"
+	"sync/atomic"
 	"slices"
 	"strings"
 	"time"
@@ -98,34 +100,74 @@ type Table struct {
 	over *overlay
 }
 
-// entry is a stored route without its key: the account is the map key and
-// backend names are interned, which keeps a million routes near 100 MB.
+// entry is a stored route without its key, in 16 bytes: the account is the
+// map key, backend names are numbered process-wide (nameID), the
+// generation is 32 bits (four billion changes of one account) and the time
+// of the last change is kept to the second. A million routes take about
+// 60 MB of map plus their keys.
 type entry struct {
-	backend    string
-	generation int64
-	updated    int64 // Unix nanoseconds
+	backend    uint32
+	generation uint32
+	updated    uint32 // seconds since epoch2000; 0 means unknown
 	frozen     bool
 	deleted    bool // in an overlay: the route was removed
 }
 
+// epoch2000 is the origin of entry.updated (good until 2136).
+const epoch2000 = 946684800
+
 func toEntry(r Route) entry {
-	var u int64
-	if !r.Updated.IsZero() {
-		u = r.Updated.UnixNano()
+	var u uint32
+	if !r.Updated.IsZero() && r.Updated.Unix() > epoch2000 {
+		u = uint32(r.Updated.Unix() - epoch2000)
 	}
-	return entry{backend: r.Backend, generation: r.Generation, updated: u, frozen: r.State == Frozen}
+	return entry{backend: nameID(r.Backend), generation: uint32(r.Generation), updated: u, frozen: r.State == Frozen}
 }
 
 func (e entry) route(account string) Route {
-	r := Route{Account: account, Backend: e.backend, State: Active, Generation: e.generation}
+	r := Route{Account: account, Backend: nameOf(e.backend), State: Active, Generation: int64(e.generation)}
 	if e.frozen {
 		r.State = Frozen
 	}
 	if e.updated != 0 {
-		r.Updated = time.Unix(0, e.updated).UTC()
+		r.Updated = time.Unix(int64(e.updated)+epoch2000, 0).UTC()
 	}
 	return r
 }
+
+// names numbers backend names for every table of the process: a plan has a
+// handful of backends, and a number is 4 bytes where a string is 16.
+var names struct {
+	mu   sync.Mutex
+	ids  map[string]uint32
+	list atomic.Pointer[[]string] // immutable; replaced on every new name
+}
+
+func init() {
+	names.ids = map[string]uint32{"": 0}
+	names.list.Store(&[]string{""})
+}
+
+// nameID returns the number of a backend name, numbering it when new.
+func nameID(s string) uint32 {
+	if s == "" {
+		return 0
+	}
+	names.mu.Lock()
+	defer names.mu.Unlock()
+	if id, ok := names.ids[s]; ok {
+		return id
+	}
+	old := *names.list.Load()
+	list := append(old[:len(old):len(old)], s)
+	id := uint32(len(old))
+	names.ids[s] = id
+	names.list.Store(&list)
+	return id
+}
+
+// nameOf returns the backend name numbered id.
+func nameOf(id uint32) string { return (*names.list.Load())[id] }
 
 // overlay is the changed part of an overlay Table. An alias mapped to ""
 // was removed.
@@ -142,17 +184,6 @@ const MaxOverlay = 4096
 // maxOverlay is MaxOverlay; tests lower it to cross the threshold often.
 var maxOverlay = MaxOverlay
 
-// interner shares backend name strings between the entries of a table.
-type interner map[string]string
-
-func (in interner) get(s string) string {
-	if v, ok := in[s]; ok {
-		return v
-	}
-	in[s] = s
-	return s
-}
-
 // NewTable builds a snapshot from routes, aliases (identifier → account
 // key), explicit domains and a default backend. Keys are normalised. It is
 // what Store.Snapshot uses and what tests may use without a store.
@@ -164,10 +195,8 @@ func NewTable(version int64, def string, rs []Route, aliases map[string]string, 
 		aliases: make(map[string]string, len(aliases)),
 		domains: make(map[string]bool, len(domains)),
 	}
-	names := interner{}
 	for _, r := range rs {
 		r.Account = Normalize(r.Account)
-		r.Backend = names.get(r.Backend)
 		t.routes[r.Account] = toEntry(r)
 		if d := Domain(r.Account); d != "" {
 			t.domains[d] = true
@@ -376,7 +405,9 @@ func (t *Table) Apply(version int64, d Delta) (*Table, []Change) {
 			continue
 		}
 		r.Account = k
-		o.routes[k] = toEntry(*r)
+		e := toEntry(*r)
+		o.routes[k] = e
+		*r = e.route(k) // the change reports what the table holds
 		if dom := Domain(k); dom != "" && !t.KnownDomain(dom) {
 			o.domains[dom] = true
 		}
@@ -518,4 +549,45 @@ func Diff(old, cur *Table) []Change {
 	}
 	sortChanges(out)
 	return out
+}
+
+// Builder builds a large Table row by row, without holding every row twice
+// (a slice of Routes and then the table). Not safe for concurrent use.
+type Builder struct {
+	t *Table
+}
+
+// NewBuilder starts a table of about hint routes.
+func NewBuilder(hint int) *Builder {
+	return &Builder{t: &Table{routes: make(map[string]entry, hint), aliases: map[string]string{}, domains: map[string]bool{}}}
+}
+
+// Add adds a route. account must already be normalised (stores keep their
+// keys normalised), which saves a copy of every key.
+func (b *Builder) Add(account, backend string, frozen bool, generation int64, updated time.Time) {
+	e := toEntry(Route{Backend: backend, Generation: generation, Updated: updated})
+	e.frozen = frozen
+	b.t.routes[account] = e
+	if i := strings.LastIndexByte(account, '@'); i >= 0 && !b.t.domains[account[i+1:]] {
+		b.t.domains[account[i+1:]] = true
+	}
+}
+
+// Table finishes the table with the aliases, explicit domains, default
+// backend and version. The Builder must not be used afterwards.
+func (b *Builder) Table(version int64, def string, aliases map[string]string, domains []string) *Table {
+	t := b.t
+	b.t = nil
+	t.Version, t.Default = version, def
+	for id, acct := range aliases {
+		id = Normalize(id)
+		t.aliases[id] = Normalize(acct)
+		if d := Domain(id); d != "" {
+			t.domains[d] = true
+		}
+	}
+	for _, d := range domains {
+		t.domains[Normalize(d)] = true
+	}
+	return t
 }

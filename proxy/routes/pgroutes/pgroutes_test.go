@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/mailmig/mailmig/internal/pgdb"
 	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/internal/pgdb"
 	"github.com/mailmig/mailmig/proxy/routes"
 	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
