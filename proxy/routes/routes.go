@@ -3,10 +3,10 @@ package routes
 import (
 	"errors"
 	"maps"
-	"sync"
-	"sync/atomic"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mailmig/mailmig/plan/canon"
