@@ -116,8 +116,9 @@
 //   - path — the state directory. Default: "state/".
 //   - postgres — a PostgreSQL connection string (a postgres:// URL or
 //     key=value pairs) for a state shared by several machines. Default:
-//     none (local files under path). Not yet used by apply: the journal and
-//     lock in PostgreSQL are a later slice of the fleet work.
+//     none (local files under path). Checked, then refused with an error in
+//     this release: the journal and lock in PostgreSQL are the next slice of
+//     the fleet work.
 //   - password_ref — the database password as "env:NAME" or "file:PATH",
 //     kept out of the connection string. Default: none.
 //

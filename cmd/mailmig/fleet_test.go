@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"strings"
@@ -334,5 +335,86 @@ func TestFleetDatabaseOutage(t *testing.T) {
 	}
 	if !strings.Contains(p1.stderr.String(), "out of reach") {
 		t.Errorf("the proxy did not log the outage:\n%s", p1.stderr)
+	}
+}
+
+// TestFleetApplyBarrier: `mailmig apply` with the route table in
+// PostgreSQL waits for the fleet after freezing. A proxy that stays live
+// but never acknowledges makes the barrier time out and the cut-over roll
+// back (the account back on its source, unfrozen); with a proxy that
+// follows, the same cut-over completes.
+func TestFleetApplyBarrier(t *testing.T) {
+	s := needPeers(t)
+	dsn := s.Postgres.NewDatabase(t)
+	u, _ := url.Parse(dsn)
+	pw, _ := u.User.Password()
+	u.User = url.User(u.User.Username())
+	dir := t.TempDir()
+	plan := strings.Replace(crashPlan, `canary            = 1`, `canary            = 0`, 1) + fmt.Sprintf(`
+routes {
+  postgres        = %q
+  password_ref    = "env:MAILMIG_TEST_PGPASS"
+  lease           = "2s"
+  barrier_timeout = "2s"
+}
+`, u.String())
+	if err := os.WriteFile(filepath.Join(dir, "migration.hcl"), []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	world := filepath.Join(dir, "world.json")
+	writeWorld(t, world, &fakeData{Source: map[string]int64{"a@example.test": 3, "b@example.test": 3, "c@example.test": 3, "d@example.test": 3}})
+	apply := func() (string, error) {
+		cmd := exec.Command(os.Args[0], "apply", "-auto-approve", "-target", "a@example.test")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=1", "MAILMIG_TEST_WORLD="+world, "MAILMIG_TEST_PGPASS="+pw)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := apply(); err != nil {
+		t.Fatalf("staging: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	st, err := pgroutes.Open(ctx, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// A proxy that heartbeats (for an hour) and never applies anything.
+	if _, err := st.Pool().Exec(ctx, `INSERT INTO mailmig_proxies VALUES ('stuck', 'imap 192.0.2.1:143', now(), now() + interval '1 hour', 2000, 0, now())`); err != nil {
+		t.Fatal(err)
+	}
+	out, err := apply()
+	if err == nil || !strings.Contains(out, "not acknowledged") || !strings.Contains(out, "stuck") {
+		t.Fatalf("apply with a stuck proxy: %v\n%s", err, out)
+	}
+	if r, err := st.Get(ctx, "a@example.test"); err != nil || r.Backend != "legacy" || r.State != "active" {
+		t.Fatalf("route after the barrier timed out: %+v %v", r, err)
+	}
+	if _, err := st.Pool().Exec(ctx, `DELETE FROM mailmig_proxies WHERE id = 'stuck'`); err != nil {
+		t.Fatal(err)
+	}
+	f, err := pgroutes.Follow(ctx, st, &pgroutes.FollowOptions{ID: "live", Lease: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { f.Run(fctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// The rolled-back cut-over halted the wave: release the account (as
+	// an operator would) and cut over again.
+	var rout, rerr bytes.Buffer
+	if code := run(ctx, []string{"-f", filepath.Join(dir, "migration.hcl"), "state", "release", "a@example.test"},
+		Streams{In: strings.NewReader(""), Out: &rout, Err: &rerr}); code != exitOK {
+		t.Fatalf("state release: %d\n%s%s", code, rout.String(), rerr.String())
+	}
+	if out, err = apply(); err != nil {
+		t.Fatalf("apply with a live proxy: %v\n%s", err, out)
+	}
+	if r, err := st.Get(ctx, "a@example.test"); err != nil || r.Backend != "target" || r.State != "active" {
+		t.Fatalf("route after the cut-over with a live proxy: %+v %v\n%s", r, err, out)
+	}
+	if f.Applied() == 0 {
+		t.Error("the live proxy acknowledged nothing")
 	}
 }

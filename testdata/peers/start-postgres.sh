@@ -4,7 +4,8 @@
 #
 # usage: start-postgres.sh BASE_DIR PORT_OFFSET
 #   port: 20000 + PORT_OFFSET + 70
-#   role: mailmig / mailmigpw (CREATEDB, so each test makes a database of its own)
+#   role: mailmig / mailmigpw (CREATEDB and pg_signal_backend, so each test makes
+#   and drops a database of its own)
 #   database: mailmig
 #   DSN: postgres://mailmig:mailmigpw@127.0.0.1:PORT/mailmig?sslmode=disable
 # The cluster lives in BASE/data, owned by the postgres user (initdb refuses
@@ -56,6 +57,9 @@ wait_port "$PORT" 30
 if [ "${fresh:-0}" = 1 ]; then
   as_pg "$BIN/psql" -q -h "$BASE/run" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 <<SQL
 CREATE ROLE mailmig LOGIN CREATEDB PASSWORD 'mailmigpw';
+-- DROP DATABASE ... WITH (FORCE) of a test's database must be able to end
+-- an autovacuum worker there.
+GRANT pg_signal_backend TO mailmig;
 CREATE DATABASE mailmig OWNER mailmig;
 SQL
 fi
