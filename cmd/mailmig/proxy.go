@@ -190,6 +190,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		return nil, err
 	}
 	var w *routes.Watcher
+	var follower *pgroutes.Follower
 	if pg, ok := st.(*pgroutes.Store); ok {
 		// A fleet: follow the database's notifications and acknowledge
 		// every change (the cut-over's barrier waits for that).
@@ -202,7 +203,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			close(watchDone)
 			return nil, ferr
 		}
-		w = f.Watcher()
+		w, follower = f.Watcher(), f
 		go func() { f.Run(wctx); close(watchDone) }()
 	} else {
 		w, err = routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
@@ -319,6 +320,11 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		rp.Addrs = append(rp.Addrs, "admin "+a.String())
 	}
 	srv.Start()
+	if follower != nil {
+		if err := follower.SetAddress(ctx, strings.Join(rp.Addrs, ", ")); err != nil {
+			log.Warn("proxy address not recorded", "err", err)
+		}
+	}
 	rp.Stop = func(ctx context.Context) error {
 		var errs []error
 		for _, f := range before {

@@ -90,6 +90,18 @@ func Follow(ctx context.Context, st *Store, opts *FollowOptions) (*Follower, err
 	return f, nil
 }
 
+// SetAddress replaces the address operators see (the proxy knows its
+// listeners' real addresses only after binding them).
+func (f *Follower) SetAddress(ctx context.Context, addr string) error {
+	f.mu.Lock()
+	f.addr = addr
+	f.mu.Unlock()
+	if _, err := f.st.pool.Exec(ctx, `UPDATE mailmig_proxies SET address = $2 WHERE id = $1`, f.id, addr); err != nil {
+		return fmt.Errorf("record the address of proxy %s: %w", f.id, err)
+	}
+	return nil
+}
+
 // Watcher returns the watcher the proxy's router reads.
 func (f *Follower) Watcher() *routes.Watcher { return f.w }
 
@@ -259,7 +271,7 @@ func (f *Follower) ack(ctx context.Context, v int64) error {
 		applied_at = CASE WHEN applied = $2 THEN applied_at ELSE now() END WHERE id = $1`, f.id, v)
 	if err == nil && tag.RowsAffected() == 0 {
 		_, err = f.st.pool.Exec(ctx, `INSERT INTO mailmig_proxies (id, address, started, heartbeat, lease_ms, applied, applied_at)
-			VALUES ($1, $2, now(), now(), $3, $4, now()) ON CONFLICT (id) DO NOTHING`, f.id, f.addr, f.lease.Milliseconds(), v)
+			VALUES ($1, $2, now(), now(), $3, $4, now()) ON CONFLICT (id) DO NOTHING`, f.id, f.address(), f.lease.Milliseconds(), v)
 	}
 	if err != nil {
 		return fmt.Errorf("acknowledge route change %d: %w", v, err)
@@ -268,6 +280,12 @@ func (f *Follower) ack(ctx context.Context, v int64) error {
 	f.applied = v
 	f.mu.Unlock()
 	return nil
+}
+
+func (f *Follower) address() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.addr
 }
 
 // checkLease installs the degraded table once the database has been out of
