@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,7 +33,8 @@ type fleet struct {
 	dsn      string // with the password, for the test's own checks
 }
 
-func newFleet(t *testing.T) *fleet {
+// newFleet makes the plan with the given route lease.
+func newFleet(t *testing.T, lease string) *fleet {
 	s := needPeers(t)
 	f := &fleet{t: t, s: s, a: s.NewAccount(t), dir: t.TempDir()}
 	f.dsn = s.Postgres.NewDatabase(t)
@@ -49,7 +51,7 @@ func newFleet(t *testing.T) *fleet {
 	plan := fmt.Sprintf(`routes {
   postgres        = %q
   password_ref    = "env:MAILMIG_TEST_PGPASS"
-  lease           = "2s"
+  lease           = %q
   barrier_timeout = "15s"
 }
 backend "legacy" {
@@ -70,7 +72,7 @@ proxy {
   }
   hold_logins = "500ms"
 }
-`, u.String(), s.Dovecot.IMAP, s.Dovecot2.IMAP)
+`, u.String(), lease, s.Dovecot.IMAP, s.Dovecot2.IMAP)
 	if err := os.WriteFile(f.planFile, []byte(plan), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -172,13 +174,24 @@ func (f *fleet) barrier(timeout time.Duration) *pgroutes.Barrier {
 // lease and goes ahead without it, `routes proxies` shows it dead, and the
 // proxy, restarted, refuses the frozen account until it is unfrozen.
 func TestFleetFlip(t *testing.T) {
-	f := newFleet(t)
+	f := newFleet(t, "2s")
 	f.cli("routes", "set", f.a.Email, "legacy")
 	var px []*proxyProcess
 	for _, id := range []string{"p1", "p2", "p3"} {
-		px = append(px, startProxyProcess(t, f.dir, f.planFile, 1, "-id", id))
+		px = append(px, startProxyProcess(t, f.dir, f.planFile, 2, "-id", id, "-admin", "127.0.0.1:0"))
 	}
 	f.waitLive("p1", "p2", "p3")
+	// The admin listener shows the fleet too, with the bound addresses.
+	resp, err := http.Get("http://" + px[0].addr["admin"] + "/fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fv pgroutes.FleetView
+	err = json.NewDecoder(resp.Body).Decode(&fv)
+	resp.Body.Close()
+	if err != nil || fv.Self != "p1" || len(fv.Proxies) != 3 || !strings.Contains(fv.Proxies[1].Address, px[1].addr["imap"]) {
+		t.Fatalf("GET /fleet: %+v %v", fv, err)
+	}
 	var sessions []*imapclient.Client
 	for _, p := range px {
 		c, n, err := f.login(p.addr["imap"])
@@ -248,7 +261,9 @@ func TestFleetFlip(t *testing.T) {
 // account that was in transition when contact was lost; once the database
 // is back they catch up, acknowledge, and follow the next flip.
 func TestFleetDatabaseOutage(t *testing.T) {
-	f := newFleet(t)
+	// A lease long enough that the route change below is surely within
+	// one lease of the outage, short enough to run out within it.
+	f := newFleet(t, "4s")
 	other := f.s.NewAccount(t)
 	f.cli("routes", "set", other.Email, "legacy")
 	f.cli("routes", "set", f.a.Email, "legacy")
@@ -301,7 +316,10 @@ func TestFleetDatabaseOutage(t *testing.T) {
 	// After the lease the account in transition is refused.
 	refused := false
 	for range 100 {
-		if _, _, err := f.login(p1.addr["imap"]); err != nil && strings.Contains(err.Error(), "UNAVAILABLE") {
+		c, _, err := f.login(p1.addr["imap"])
+		if err == nil {
+			c.Close()
+		} else if strings.Contains(err.Error(), "UNAVAILABLE") {
 			refused = true
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -48,7 +49,9 @@ const proxyHelp = `Usage: mailmig [global options] proxy [options]
 
 Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
-                    e.g. 127.0.0.1:9465. Default: off.
+                    e.g. 127.0.0.1:9465, and with the routes in PostgreSQL
+                    /fleet (JSON: every proxy, its lag and the last change
+                    it applied). Default: off.
   -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
   -id NAME          This proxy's name in a fleet sharing a route table in
                     PostgreSQL ("mailmig routes proxies" lists them; keep
@@ -313,7 +316,15 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		rp.Addrs = append(rp.Addrs, l.Protocol+" "+addr.String())
 	}
 	if run.Admin != "" {
-		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, srv.AdminHandler())
+		var h http.Handler = srv.AdminHandler()
+		if follower != nil {
+			// The fleet view of a route table in PostgreSQL.
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.Handle("GET /fleet", follower.Handler())
+			h = mux
+		}
+		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, h)
 		if err != nil {
 			return nil, err
 		}

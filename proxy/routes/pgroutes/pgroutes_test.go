@@ -228,19 +228,35 @@ func TestBarrierExcludesDeadProxy(t *testing.T) {
 	if _, err := st.Set(ctx, "alice@example.test", "source"); err != nil {
 		t.Fatal(err)
 	}
-	follow(t, st, "alive", 3*time.Second)
-	// Registered, never run: a proxy killed right after its last ack.
+	alive, _ := follow(t, st, "alive", 3*time.Second)
+	// Registered, never run: a proxy killed right after its last ack. Its
+	// heartbeat is set by hand, so that the test does not race its lease
+	// (TestFleetFlip in cmd/mailmig lets a real lease run out).
 	if _, err := pgroutes.Follow(ctx, st, &pgroutes.FollowOptions{ID: "dead", Lease: 2 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Freeze(ctx, "alice@example.test"); err != nil {
+	heartbeat := func(at string) {
+		t.Helper()
+		if _, err := st.Pool().Exec(ctx, `UPDATE mailmig_proxies SET heartbeat = `+at+` WHERE id = 'dead'`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heartbeat("now() + interval '1 hour'")
+	r, err := st.Freeze(ctx, "alice@example.test")
+	if err != nil {
 		t.Fatal(err)
 	}
+	seq, err := st.RouteSeq(ctx, r.Account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the live proxy to apply the freeze", func() bool { return alive.Applied() >= seq })
 	short := &pgroutes.Barrier{Store: st, Timeout: 200 * time.Millisecond}
-	err := short.AwaitRoute(ctx, "alice@example.test")
+	err = short.AwaitRoute(ctx, "alice@example.test")
 	if !errors.Is(err, pgroutes.ErrBarrier) || !strings.Contains(err.Error(), "dead") || strings.Contains(err.Error(), "alive") {
 		t.Fatalf("short barrier: %v, want ErrBarrier naming only the dead proxy", err)
 	}
+	heartbeat("now() - interval '1 minute'") // its lease ran out
 	long := &pgroutes.Barrier{Store: st, Timeout: 15 * time.Second}
 	if err := long.AwaitRoute(ctx, "alice@example.test"); err != nil {
 		t.Fatalf("barrier after the dead proxy's lease: %v", err)
