@@ -3,17 +3,21 @@
 //
 //	fleetbench -dsn URL flip  -proxies 3 -flips 300
 //	fleetbench -dsn URL load  -routes 1000000
+//	fleetbench load-sqlite -routes 1000000 FILE
 //
 // flip starts -proxies follower processes (this binary, "follow"), then
 // changes one route at a time and reports, from the database's own clock,
 // how long after each write the last proxy acknowledged it (p50, p99, max).
 // load fills the table with -routes accounts (COPY) and reports how long a
 // follower takes to load it, its heap and RSS, and the cost of one lookup.
+// load-sqlite does the same with today's SQLite route table (a proxy's
+// start-up: routes.Open and one Snapshot), for comparison.
 // The database should be empty: load and flip create the schema.
 package main
 
 import (
 	"context"
+	"database/sql"
 	"flag"
 	"fmt"
 	"os"
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/mailmig/mailmig/proxy/routes"
 	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
@@ -44,6 +49,8 @@ func main() {
 		err = flip(ctx, *dsn, *proxies, *flips)
 	case "load":
 		err = load(ctx, *dsn, *n)
+	case "load-sqlite":
+		err = loadSQLite(ctx, flag.Arg(1), *n)
 	case "follow":
 		err = follow(ctx, *dsn, *id)
 	default:
@@ -224,4 +231,61 @@ func rss() uint64 {
 		}
 	}
 	return 0
+}
+
+func loadSQLite(ctx context.Context, path string, n int) error {
+	if path == "" {
+		return fmt.Errorf("load-sqlite needs a file")
+	}
+	st, err := routes.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return err
+	}
+	var have int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM routes`).Scan(&have); err != nil {
+		return err
+	}
+	if have < n {
+		start := time.Now()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		for i := have; i < n; i++ {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO routes VALUES (?, ?, 'active', 1, ?)`,
+				fmt.Sprintf("user%07d@example%d.test", i, i%50), []string{"legacy", "stalwart"}[i%2], now); err != nil {
+				return err
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+		fmt.Printf("filled %d SQLite routes in %v\n", n-have, time.Since(start).Round(time.Millisecond))
+	}
+	db.Close()
+	runtime.GC()
+	rss0 := rss()
+	start := time.Now()
+	st, err = routes.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	w, err := routes.NewWatcher(ctx, st, nil)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Printf("SQLite watcher loaded %d routes in %v; heap in use %d MB, RSS %d MB (%d MB before)\n",
+		w.Table().Len(), took.Round(time.Millisecond), m.HeapInuse>>20, rss()>>20, rss0>>20)
+	return nil
 }
