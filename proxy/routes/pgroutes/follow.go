@@ -45,6 +45,10 @@ type Follower struct {
 	log   *slog.Logger
 	now   func() time.Time
 
+	// inst orders the two writers of the watcher's table (catch-up and
+	// the lease check), so that a strict table never lands after the
+	// catch-up that ended the outage.
+	inst     sync.Mutex
 	mu       sync.Mutex
 	contact  time.Time     // start of the last successful round trip
 	truth    *routes.Table // the last table read from the database
@@ -242,10 +246,11 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	case upto > truth.Version:
 		next, changes = truth.Apply(upto, d)
 	}
+	f.inst.Lock()
 	f.mu.Lock()
 	shown := f.w.Table()
 	wasDegraded := f.degraded
-	f.truth, f.degraded = next, false
+	f.truth, f.degraded, f.contact = next, false, start
 	f.mu.Unlock()
 	if wasDegraded {
 		// The installed table was stricter than the truth: compare with
@@ -255,13 +260,8 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	} else if next != truth {
 		f.w.Install(next, changes)
 	}
-	if err := f.ack(cctx, next.Version); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.contact = start
-	f.mu.Unlock()
-	return nil
+	f.inst.Unlock()
+	return f.ack(cctx, next.Version)
 }
 
 // ack records the applied number and the heartbeat. The row is recreated
@@ -292,6 +292,8 @@ func (f *Follower) address() string {
 // reach for longer than the lease: from then on a barrier may have gone
 // ahead without this proxy.
 func (f *Follower) checkLease() {
+	f.inst.Lock()
+	defer f.inst.Unlock()
 	f.mu.Lock()
 	if f.degraded || f.now().Sub(f.contact) <= f.lease {
 		f.mu.Unlock()
