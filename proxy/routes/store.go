@@ -133,10 +133,31 @@ func (s *Store) Snapshot(ctx context.Context) (*Table, error) {
 		}
 	}
 	rows.Close()
-	rs, err := queryRoutes(ctx, conn, `SELECT account, backend, state, generation, updated FROM routes`)
-	if err != nil {
-		return nil, err
+	// Rows go straight into the table (no slice of a million Routes
+	// first); the count sizes its map.
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM routes`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
 	}
+	b := NewBuilder(n)
+	rows, err = conn.QueryContext(ctx, `SELECT account, backend, state, generation, updated FROM routes`)
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	for rows.Next() {
+		var acct, backend, state string
+		var gen, updated int64
+		if err := rows.Scan(&acct, &backend, &state, &gen, &updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read routes: %w", err)
+		}
+		b.Add(Normalize(acct), backend, State(state) == Frozen, gen, time.Unix(0, updated))
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	rows.Close()
 	aliases := map[string]string{}
 	rows, err = conn.QueryContext(ctx, `SELECT identifier, account FROM aliases`)
 	if err != nil {
@@ -165,7 +186,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Table, error) {
 		domains = append(domains, d)
 	}
 	rows.Close()
-	return NewTable(version, def, rs, aliases, domains), nil
+	return b.Table(version, def, aliases, domains), nil
 }
 
 type querier interface {
