@@ -96,6 +96,18 @@ type FlipPreparer interface {
 	PrepareFlip(ctx context.Context, job *Job) error
 }
 
+// Barrier waits until every proxy has seen an account's latest route
+// change (a route table in PostgreSQL shared by a fleet of proxies
+// acknowledges each change). Implementations are safe for concurrent use.
+// A cut-over waits for it after the freeze, then (when the Router is also
+// a FreezeWaiter) for the freeze acknowledgement.
+type Barrier interface {
+	// AwaitRoute returns nil once every live proxy has applied the
+	// account's latest route change, or an error after the barrier's own
+	// timeout (or when ctx ends).
+	AwaitRoute(ctx context.Context, account string) error
+}
+
 // Recorder is the journal as Apply sees it (*state.Journal implements it).
 type Recorder interface {
 	Append(r state.Record) (state.Record, error)
@@ -136,6 +148,10 @@ type Env struct {
 	// freeze when the Router is a FreezeWaiter; a cut-over whose freeze is
 	// not acknowledged in time rolls back. Default: DefaultFreezeTimeout.
 	FreezeTimeout time.Duration
+	// Barrier, when set, replaces SettleDelay: after freezing, a cut-over
+	// waits until every proxy applied the freeze, and rolls back when the
+	// barrier times out. Default: nil.
+	Barrier Barrier
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -591,11 +607,29 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		return a.transition(c, state.PhaseFrozen)
 	})
 	step("final catch-up", func() error {
+		waited := false
+		if b := a.env.Barrier; b != nil {
+			// The barrier has its own timeout; Stop ends it early too.
+			bctx, cancel := context.WithCancel(a.ctx)
+			stop := context.AfterFunc(a.env.Stop, cancel)
+			e := b.AwaitRoute(bctx, k)
+			stop()
+			cancel()
+			if stopped() != nil {
+				return errStopped
+			}
+			if e != nil {
+				return fmt.Errorf("freeze not acknowledged by every proxy: %w", e)
+			}
+			waited = true
+		}
 		if fw, ok := rt.(FreezeWaiter); ok {
 			if e := a.awaitFreeze(fw, k); e != nil {
 				return e
 			}
-		} else if d := a.env.SettleDelay; d > 0 {
+			waited = true
+		}
+		if d := a.env.SettleDelay; d > 0 && !waited {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -148,6 +150,8 @@ type harness struct {
 	dir   string
 	clock FixedClock
 	par   int
+	// barrier is Env.Barrier; nil means none.
+	barrier Barrier
 }
 
 func newHarness(t *testing.T) *harness {
@@ -180,7 +184,7 @@ func (h *harness) plan(targets ...string) *Changes {
 func (h *harness) apply(ch *Changes, stop context.Context, hs ...Hook) *ApplyResult {
 	h.t.Helper()
 	m := testPlan()
-	res, err := Apply(context.Background(), ch, &Env{Plan: m, Executor: h.w, Router: h.w, Journal: h.j, Limiters: NewLimiters(m), Parallelism: h.par, Stop: stop}, hs...)
+	res, err := Apply(context.Background(), ch, &Env{Plan: m, Executor: h.w, Router: h.w, Journal: h.j, Limiters: NewLimiters(m), Parallelism: h.par, Stop: stop, Barrier: h.barrier}, hs...)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -253,6 +257,65 @@ func TestApplyLifecycle(t *testing.T) {
 		t.Fatal("no-op apply advanced the serial")
 	}
 	h.verifyJournal()
+}
+
+// barrierFunc is a Barrier from a function.
+type barrierFunc func(ctx context.Context, account string) error
+
+func (f barrierFunc) AwaitRoute(ctx context.Context, account string) error { return f(ctx, account) }
+
+// TestApplyCutoverBarrier: with a barrier the cut-over waits for it after
+// the freeze (and only then), and a barrier that times out rolls the
+// account back.
+func TestApplyCutoverBarrier(t *testing.T) {
+	for name, fail := range map[string]bool{"acknowledged": false, "timed out": true} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t)
+			h.apply(h.plan(), nil)
+			h.apply(h.plan(), nil) // catch-up of the pilot
+			var mu sync.Mutex
+			var seen []string
+			h.barrier = barrierFunc(func(_ context.Context, account string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				r := h.w.routes[account]
+				seen = append(seen, fmt.Sprintf("%s %s frozen=%v", account, r.Backend, r.Frozen))
+				if fail {
+					return errors.New("proxies did not acknowledge the route change")
+				}
+				return nil
+			})
+			res := h.apply(h.plan(), nil)
+			// Each cut-over (a and b run in parallel) waits once, right
+			// after its freeze: frozen, still on the source.
+			if !slices.Contains(seen, "a@example.test legacy frozen=true") {
+				t.Fatalf("barrier saw %q", seen)
+			}
+			for _, s := range seen {
+				if !strings.HasSuffix(s, " legacy frozen=true") {
+					t.Fatalf("barrier saw %q", seen)
+				}
+			}
+			var a *Result
+			for _, r := range res.Results {
+				if r.Change.ID == "cutover:a@example.test" {
+					a = r
+				}
+			}
+			switch {
+			case a == nil:
+				t.Fatal("no cut-over of a")
+			case fail && (a.Outcome != state.OutcomeRolledBack || !strings.Contains(a.Err.Error(), "not acknowledged")):
+				t.Fatalf("a with a failing barrier: %+v", a)
+			case !fail && a.Outcome != state.OutcomeOK:
+				t.Fatalf("a: %+v", a)
+			}
+			if r := h.w.routes["a@example.test"]; r.Frozen || (fail && r.Backend != "legacy") || (!fail && r.Backend != "stalwart") {
+				t.Fatalf("route after the cut-over: %+v", r)
+			}
+			h.verifyJournal()
+		})
+	}
 }
 
 func TestApplyCutoverFailureRollsBack(t *testing.T) {

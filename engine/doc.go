@@ -62,8 +62,9 @@
 // limit, the wave's max_parallel and each backend's connection limit (each
 // change uses one connection per backend it touches). Rate limiters
 // (messages/s, bytes/s) are shared per backend and handed to the executor
-// in each Job. After freezing, a cut-over waits until every live proxy has
-// acknowledged the freeze (FreezeWaiter: the account has no session and no
+// in each Job. After freezing, a cut-over waits for Env.Barrier when set
+// (a route table in PostgreSQL: every live proxy applied the freeze), then
+// until every live proxy has acknowledged the freeze (FreezeWaiter: the account has no session and no
 // SMTP/LMTP delivery in flight on it any more) before the final catch-up,
 // at most Env.FreezeTimeout, and rolls back otherwise; with a Router that
 // cannot tell, it sleeps Env.SettleDelay instead. An Executor that is a

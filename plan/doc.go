@@ -114,6 +114,13 @@
 // Where the journal, snapshots and the apply lock live. At most one block.
 //
 //   - path — the state directory. Default: "state/".
+//   - postgres — a PostgreSQL connection string (a postgres:// URL or
+//     key=value pairs) for a state shared by several machines. Default:
+//     none (local files under path). Checked, then refused with an error in
+//     this release: the journal and lock in PostgreSQL are the next slice of
+//     the fleet work.
+//   - password_ref — the database password as "env:NAME" or "file:PATH",
+//     kept out of the connection string. Default: none.
 //
 // # routes
 //
@@ -121,6 +128,19 @@
 //
 //   - sqlite — the SQLite file of the route table. Default: "state/routes.db"
 //     (inside the state path).
+//   - postgres — a PostgreSQL connection string: the route table lives in
+//     that database, shared by a fleet of proxies, which follow changes
+//     through LISTEN/NOTIFY and acknowledge each one; a cut-over then waits
+//     for every live proxy instead of a fixed settle delay. Default: none
+//     (sqlite). Not together with sqlite.
+//   - password_ref — the database password as "env:NAME" or "file:PATH".
+//     Default: none.
+//   - lease — how long a proxy counts as alive after its last heartbeat,
+//     and how long it may lose the database before it refuses frozen
+//     accounts with temporary errors. Default: "10s".
+//   - barrier_timeout — how long a freeze waits for every live proxy's
+//     acknowledgement before the cut-over rolls the account back. Default:
+//     "30s".
 //
 // # backend "NAME"
 //

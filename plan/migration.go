@@ -169,6 +169,9 @@ func (r Range) IsZero() bool { return r == Range{} }
 type State struct {
 	// Path is the state directory. Default: "state/" next to the plan.
 	Path string
+	// Postgres, when set, keeps the journal and the apply lock in
+	// PostgreSQL instead of Path. Default: nil (local files).
+	Postgres *Postgres
 	// DeclRange is the block's position, or zero when the block is absent.
 	DeclRange Range
 }
@@ -178,8 +181,38 @@ type Routes struct {
 	// SQLite is the route table's SQLite file. Default: "state/routes.db"
 	// next to the plan.
 	SQLite string
+	// Postgres, when set, keeps the route table in PostgreSQL, shared by
+	// a fleet of proxies, instead of SQLite. Default: nil.
+	Postgres *Postgres
+	// Lease is how long a proxy registered in PostgreSQL counts as alive
+	// after its last heartbeat, and how long it may lose the database
+	// before it refuses frozen accounts. Default: 10s.
+	Lease time.Duration
+	// BarrierTimeout is how long a cut-over waits for every live proxy to
+	// acknowledge a freeze before it rolls the account back. Default: 30s.
+	BarrierTimeout time.Duration
 	// DeclRange is the block's position, or zero when the block is absent.
 	DeclRange Range
+}
+
+// Default route leases and barrier timeouts.
+const (
+	DefaultRouteLease     = 10 * time.Second
+	DefaultBarrierTimeout = 30 * time.Second
+)
+
+// Postgres names a PostgreSQL database.
+type Postgres struct {
+	// DSN is the connection string: a postgres:// URL or key=value
+	// pairs, normally without the password.
+	DSN string
+	// PasswordRef is the password_ref ("env:NAME" or "file:PATH") the
+	// password came from; "" when the DSN carries it (or none is needed).
+	PasswordRef string
+	// Password is the resolved password_ref.
+	Password Secret
+	// Range is the position of the postgres attribute.
+	Range Range
 }
 
 // Protocol names an endpoint kind of a backend.

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +20,7 @@ import (
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
 
 // clock judges cut-over windows. The test binary sets a fixed clock from
@@ -38,6 +38,9 @@ type world struct {
 	Router engine.Router
 	// Routes reads the route table; nil when it does not exist yet.
 	Routes engine.RouteReader
+	// Barrier waits for a fleet of proxies to acknowledge a freeze; nil
+	// for a SQLite route table (the cut-over waits a settle delay).
+	Barrier engine.Barrier
 	// Detector answers -refresh; nil when no source supports it.
 	Detector engine.ChangeDetector
 	// Archives reads the accounts' archives; nil means none.
@@ -53,9 +56,9 @@ type world struct {
 // which must not create anything. The test binary replaces it with fakes.
 var openWorld = openRealWorld
 
-// routeStore adapts the proxy's SQLite route table to the engine's
-// RouteReader and Router.
-type routeStore struct{ s *routes.Store }
+// routeStore adapts the proxy's route table (SQLite or PostgreSQL) to the
+// engine's RouteReader and Router.
+type routeStore struct{ s routes.DB }
 
 func (r routeStore) Routes(ctx context.Context) (map[string]engine.Route, error) {
 	rs, err := r.s.List(ctx)
@@ -81,34 +84,31 @@ func (r routeStore) SetRoute(ctx context.Context, account, backend string, froze
 	return err
 }
 
+// ackRouteStore is the SQLite route table, whose proxies acknowledge a
+// freeze once the account is quiet on them.
+type ackRouteStore struct {
+	routeStore
+	acks *routes.Store
+}
+
 // AwaitFreeze waits for every live proxy's acknowledgement of the freeze
 // (routes.Store.AwaitFreeze: a proxy acknowledges once the account has no
 // session and no delivery in flight on it; with no proxy registered there
 // is nothing to wait for).
-func (r routeStore) AwaitFreeze(ctx context.Context, account string) error {
-	_, err := r.s.AwaitFreeze(ctx, account, 0)
+func (r ackRouteStore) AwaitFreeze(ctx context.Context, account string) error {
+	_, err := r.acks.AwaitFreeze(ctx, account, 0)
 	return err
 }
 
 var (
-	_ engine.FreezeWaiter = routeStore{}
+	_ engine.FreezeWaiter = ackRouteStore{}
 	_ engine.Router       = routeStore{}
 	_ engine.RouteReader  = routeStore{}
 )
 
-// openRoutes opens the plan's route table; without write it returns nil
-// when the table does not exist yet.
-func openRoutes(ctx context.Context, m *plan.Migration, write bool) (*routes.Store, error) {
-	path := m.Routes.SQLite
-	if path == "" {
-		return nil, errors.New("the plan names no route table")
-	}
-	if !write {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-	}
-	return routes.Open(ctx, path)
+// openRoutes opens the plan's route table (see openRouteDB).
+func openRoutes(ctx context.Context, m *plan.Migration, write bool) (routes.DB, error) {
+	return openRouteDB(ctx, m, write)
 }
 
 func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog.Logger) (*world, error) {
@@ -122,13 +122,20 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		w.Routes, w.Close = rs, st.Close
 		if write {
 			w.Router = rs
+			if sq, ok := st.(*routes.Store); ok {
+				w.Router = ackRouteStore{rs, sq}
+			}
+			if pg, ok := st.(*pgroutes.Store); ok {
+				w.Barrier = &pgroutes.Barrier{Store: pg, Timeout: m.Routes.BarrierTimeout}
+			}
 		}
 	}
 	if write {
 		x := executor.New(m, archiveDir(m), log)
-		if st != nil {
-			// Cut-overs write the POP3 UIDL maps next to the routes.
-			x.SetUIDLStore(st)
+		if us, ok := st.(executor.UIDLStore); ok {
+			// Cut-overs write the POP3 UIDL maps next to the routes (the
+			// SQLite table; not yet the PostgreSQL one).
+			x.SetUIDLStore(us)
 		}
 		w.Exec = x
 	}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/mailmig/mailmig/proxy/imap"
 	"github.com/mailmig/mailmig/proxy/pop3"
 	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 	"github.com/mailmig/mailmig/proxy/sieve"
 	"github.com/mailmig/mailmig/proxy/smtp"
 )
@@ -46,8 +49,14 @@ const proxyHelp = `Usage: mailmig [global options] proxy [options]
 
 Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
-                    e.g. 127.0.0.1:9465. Default: off.
+                    e.g. 127.0.0.1:9465, and with the routes in PostgreSQL
+                    /fleet (JSON: every proxy, its lag and the last change
+                    it applied). Default: off.
   -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
+  -id NAME          This proxy's name in a fleet sharing a route table in
+                    PostgreSQL ("mailmig routes proxies" lists them; keep
+                    it stable across restarts). Default: host name and
+                    process id.
   -max-conns-per-ip N
                     Open connections allowed per client IP and listener.
                     Default: 200.
@@ -58,6 +67,7 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 	fs := newFlagSet("proxy", proxyHelp, s)
 	admin := fs.String("admin", "", "")
 	drain := fs.Duration("drain", 30*time.Second, "")
+	id := fs.String("id", "", "")
 	perIP := fs.Int("max-conns-per-ip", proxy.DefaultMaxConnsPerIP, "")
 	vars := varFlags{}
 	fs.Var(vars, "var", "")
@@ -88,13 +98,13 @@ func runProxy(ctx context.Context, g *globals, args []string, s Streams) int {
 		return exitError
 	}
 	log := g.logger(s)
-	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log, MaxConnsPerIP: *perIP})
+	p, err := startProxy(ctx, m, &proxyRun{Admin: *admin, Logger: log, MaxConnsPerIP: *perIP, ID: *id})
 	if err != nil {
 		fmtErr(v, "Cannot start the proxy", err)
 		return exitError
 	}
 	if p.Unroutable {
-		fmt.Fprintf(s.Err, "Warning: the route table %s is empty and has no default backend: every login is refused and every inbound message bounced until routes are added. Set default_backend (and domains) in the plan's proxy block, or run \"mailmig routes default BACKEND\".\n", m.Routes.SQLite)
+		fmt.Fprintf(s.Err, "Warning: the route table %s is empty and has no default backend: every login is refused and every inbound message bounced until routes are added. Set default_backend (and domains) in the plan's proxy block, or run \"mailmig routes default BACKEND\".\n", routeTableName(m))
 	}
 	for _, a := range p.Addrs {
 		fmt.Fprintf(s.Out, "listening: %s\n", a)
@@ -134,6 +144,9 @@ type proxyRun struct {
 	// MaxConnsPerIP limits connections per client IP and listener.
 	// Default: proxy.DefaultMaxConnsPerIP.
 	MaxConnsPerIP int
+	// ID names the proxy in a PostgreSQL route table's fleet. Default:
+	// pgroutes.DefaultID.
+	ID string
 }
 
 // runningProxy is a started proxy.
@@ -159,11 +172,12 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	if err != nil {
 		return nil, err
 	}
-	st, err := routes.Open(ctx, m.Routes.SQLite)
+	st, err := openRouteDB(ctx, m, true)
 	if err != nil {
 		return nil, err
 	}
 	wctx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
 	var cleanups []func()
 	defer func() {
 		if err != nil {
@@ -172,27 +186,51 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			}
 		}
 	}()
-	cleanups = append(cleanups, func() { stopWatch(); st.Close() })
+	cleanups = append(cleanups, func() { stopWatch(); <-watchDone; st.Close() })
 	unroutable, err := applyProxyRouting(ctx, st, pb, log)
 	if err != nil {
+		close(watchDone)
 		return nil, err
 	}
-	w, err := routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
-	if err != nil {
-		return nil, err
+	var w *routes.Watcher
+	var follower *pgroutes.Follower
+	if pg, ok := st.(*pgroutes.Store); ok {
+		// A fleet: follow the database's notifications and acknowledge
+		// every change (the cut-over's barrier waits for that).
+		var addrs []string
+		for _, l := range pb.Listeners {
+			addrs = append(addrs, l.Protocol+" "+l.Address)
+		}
+		f, ferr := pgroutes.Follow(ctx, pg, &pgroutes.FollowOptions{ID: run.ID, Address: strings.Join(addrs, ", "), Lease: m.Routes.Lease, Logger: log})
+		if ferr != nil {
+			close(watchDone)
+			return nil, ferr
+		}
+		w, follower = f.Watcher(), f
+		go func() { f.Run(wctx); close(watchDone) }()
+	} else {
+		w, err = routes.NewWatcher(ctx, st, &routes.WatchOptions{Interval: run.PollInterval, Logger: log})
+		if err != nil {
+			close(watchDone)
+			return nil, err
+		}
+		go func() { w.Run(wctx); close(watchDone) }()
 	}
-	go w.Run(wctx)
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
-	// The proxy registers in the route table and acknowledges every
+	// The proxy registers in the SQLite route table and acknowledges every
 	// freeze once the account is quiet here; the cut-over waits for that.
-	host, _ := os.Hostname()
-	acker := proxy.NewFreezeAcker(router, w, st, proxy.NewProxyID(), fmt.Sprintf("%s pid %d", host, os.Getpid()), log)
-	stopAcker, err := acker.Start(wctx)
-	if err != nil {
-		return nil, err
+	// (A PostgreSQL table's followers acknowledge each change instead:
+	// docs/fleet.md.)
+	stopAcker := func() {}
+	if as, ok := st.(proxy.AckStore); ok {
+		host, _ := os.Hostname()
+		acker := proxy.NewFreezeAcker(router, w, as, proxy.NewProxyID(), fmt.Sprintf("%s pid %d", host, os.Getpid()), log)
+		if stopAcker, err = acker.Start(wctx); err != nil {
+			return nil, err
+		}
+		cleanups = append(cleanups, stopAcker)
 	}
-	cleanups = append(cleanups, stopAcker)
 	opts := &proxy.Options{Router: router, Logger: log, PreAuthTimeout: pb.PreAuthTimeout, IdleTimeout: pb.IdleTimeout, AuthFailureDelay: pb.AuthFailureDelay}
 	if pb.AuthFailureDelay == 0 {
 		opts.AuthFailureDelay = -1 // "0s" in the plan: no fixed delay
@@ -239,7 +277,11 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		case "imap", "imaps":
 			cfg.Protocol, cfg.Handler = proxy.IMAP, imap.New(nil)
 		case "pop3", "pop3s":
-			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(&pop3.Options{UIDLs: st})
+			po := &pop3.Options{}
+			if um, ok := st.(pop3.UIDLMaps); ok {
+				po.UIDLs = um
+			}
+			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(po)
 		case "managesieve":
 			cfg.Protocol, cfg.Handler = proxy.ManageSieve, sieve.New(nil)
 		case "smtp", "lmtp", "submission", "submissions":
@@ -291,13 +333,26 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		rp.Addrs = append(rp.Addrs, l.Protocol+" "+addr.String())
 	}
 	if run.Admin != "" {
-		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, srv.AdminHandler())
+		var h http.Handler = srv.AdminHandler()
+		if follower != nil {
+			// The fleet view of a route table in PostgreSQL.
+			mux := http.NewServeMux()
+			mux.Handle("/", h)
+			mux.Handle("GET /fleet", follower.Handler())
+			h = mux
+		}
+		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, h)
 		if err != nil {
 			return nil, err
 		}
 		rp.Addrs = append(rp.Addrs, "admin "+a.String())
 	}
 	srv.Start()
+	if follower != nil {
+		if err := follower.SetAddress(ctx, strings.Join(rp.Addrs, ", ")); err != nil {
+			log.Warn("proxy address not recorded", "err", err)
+		}
+	}
 	rp.Stop = func(ctx context.Context) error {
 		var errs []error
 		for _, f := range before {
@@ -310,6 +365,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		router.Close()
 		stopAcker()
 		stopWatch()
+		<-watchDone // a follower unregisters itself on the way out
 		errs = append(errs, st.Close())
 		return errors.Join(errs...)
 	}

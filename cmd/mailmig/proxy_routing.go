@@ -18,7 +18,7 @@ import (
 // again; domains are only ever added here). unroutable reports a table
 // that routes nothing: no route, no alias and no default backend, which
 // it also logs at warn level.
-func applyProxyRouting(ctx context.Context, st *routes.Store, pb *plan.Proxy, log *slog.Logger) (unroutable bool, err error) {
+func applyProxyRouting(ctx context.Context, st routes.DB, pb *plan.Proxy, log *slog.Logger) (unroutable bool, err error) {
 	t, err := st.Snapshot(ctx)
 	if err != nil {
 		return false, fmt.Errorf("read the route table: %w", err)
@@ -46,7 +46,7 @@ func applyProxyRouting(ctx context.Context, st *routes.Store, pb *plan.Proxy, lo
 	}
 	if t.Default == "" && len(t.Routes()) == 0 && len(t.Aliases()) == 0 {
 		log.Warn("route table empty and no default backend: every login is refused and every inbound message bounced",
-			"addr", st.Path())
+			"addr", st.Where())
 		return true, nil
 	}
 	return false, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
 
 const routesHelp = `Usage: mailmig [global options] routes [options] <subcommand> [args]
@@ -34,6 +35,9 @@ Subcommands:
   domain add|rm DOMAIN...       Accept mail for DOMAIN (SMTP relay control).
   import FILE                   Load a Stalwart proxy map (identifier<TAB>backend).
   export [FILE]                 Write the table as a Stalwart proxy map.
+  proxies                       The proxies following a route table in
+                                PostgreSQL: live or not, the last change
+                                each applied and how far behind it is.
 
 Options:
   -db FILE   Route table file; overrides the plan (no plan is read then).
@@ -76,6 +80,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 	want := map[string][2]int{ // subcommand → min, max arguments
 		"list": {0, 0}, "set": {2, 2}, "freeze": {1, 1}, "unfreeze": {1, 1}, "delete": {1, 1},
 		"alias": {2, 3}, "default": {0, 1}, "domain": {2, 1 << 20}, "import": {1, 1}, "export": {0, 1},
+		"proxies": {0, 0},
 	}
 	n, ok := want[sub]
 	if !ok {
@@ -86,18 +91,34 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		fmt.Fprintf(s.Err, "Error: wrong number of arguments for routes %s.\n\nRun \"mailmig routes -h\" for help.\n", sub)
 		return exitError
 	}
-	write := sub != "list" && sub != "export" && !(sub == "default" && len(subArgs) == 0)
+	write := sub != "list" && sub != "export" && sub != "proxies" && !(sub == "default" && len(subArgs) == 0)
 
 	// The table: -db, else the plan's routes block.
 	var m *plan.Migration
-	path := *db
-	if path == "" {
+	var st routes.DB
+	if path := *db; path != "" {
+		if sub == "proxies" {
+			fmtErr(v, "No fleet", errors.New("a SQLite route table has no registered proxies; proxies register in a route table in PostgreSQL (routes { postgres = \"…\" })"))
+			return exitError
+		}
+		if !write {
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				fmtErr(v, "No route table", fmt.Errorf("%s does not exist yet; \"mailmig routes set\" or \"mailmig apply\" creates it", path))
+				return exitError
+			}
+		}
+		lite, err := routes.Open(ctx, path)
+		if err != nil {
+			fmtErr(v, "Cannot open the route table", err)
+			return exitError
+		}
+		st = lite
+	} else {
 		var ok bool
 		m, ok = loadPlanReadOnly(g, v)
 		if !ok {
 			return exitError
 		}
-		path = m.Routes.SQLite
 		if write {
 			release, ok := lockState(v, m, "routes "+sub)
 			if !ok {
@@ -105,17 +126,19 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			}
 			defer release()
 		}
-	}
-	if !write {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			fmtErr(v, "No route table", fmt.Errorf("%s does not exist yet; \"mailmig routes set\" or \"mailmig apply\" creates it", path))
+		var err error
+		if st, err = openRouteDB(ctx, m, write); err != nil {
+			fmtErr(v, "Cannot open the route table", err)
 			return exitError
 		}
-	}
-	st, err := routes.Open(ctx, path)
-	if err != nil {
-		fmtErr(v, "Cannot open the route table", err)
-		return exitError
+		if st == nil {
+			what := "does not exist yet"
+			if m.Routes.Postgres != nil {
+				what = "has no mailmig schema yet"
+			}
+			fmtErr(v, "No route table", fmt.Errorf("%s %s; \"mailmig routes set\" or \"mailmig apply\" creates it", routeTableName(m), what))
+			return exitError
+		}
 	}
 	defer st.Close()
 
@@ -145,6 +168,16 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot read the route table", err)
 		}
 		return listRoutes(s.Out, t, *jsonOut)
+	case "proxies":
+		pg, ok := st.(*pgroutes.Store)
+		if !ok {
+			return fail("No fleet", errors.New("a SQLite route table has no registered proxies; proxies register in a route table in PostgreSQL (routes { postgres = \"…\" })"))
+		}
+		ps, seq, err := pg.Proxies(ctx)
+		if err != nil {
+			return fail("Cannot read the proxies", err)
+		}
+		return listProxies(s.Out, ps, seq, *jsonOut)
 	case "set":
 		if !checkBackend(subArgs[1]) {
 			return exitError

@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mailmig/mailmig/proxy/routes"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
 
 func listRoutes(w io.Writer, t *routes.Table, asJSON bool) int {
@@ -45,5 +47,40 @@ func listRoutes(w io.Writer, t *routes.Table, asJSON bool) int {
 	if d := t.Domains(); len(d) > 0 {
 		fmt.Fprintf(w, "Known domains: %s\n", strings.Join(d, " "))
 	}
+	return exitOK
+}
+
+// proxiesView is the JSON form of "routes proxies".
+type proxiesView struct {
+	// Change is the route table's last change number.
+	Change  int64            `json:"change"`
+	Proxies []pgroutes.Proxy `json:"proxies"`
+}
+
+func listProxies(w io.Writer, ps []pgroutes.Proxy, seq int64, asJSON bool) int {
+	if asJSON {
+		if ps == nil {
+			ps = []pgroutes.Proxy{}
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(proxiesView{Change: seq, Proxies: ps})
+		return exitOK
+	}
+	fmt.Fprintf(w, "Route table at change %d.\n", seq)
+	if len(ps) == 0 {
+		fmt.Fprintln(w, "No proxies registered.")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROXY\tSTATUS\tAPPLIED\tLAG\tLAST HEARTBEAT\tADDRESS")
+	for _, p := range ps {
+		status := "live"
+		if !p.Live {
+			status = "dead (lease " + p.Lease.String() + " expired)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", p.ID, status, p.Applied, p.Lag, p.Heartbeat.Format(time.RFC3339), p.Address)
+	}
+	tw.Flush()
 	return exitOK
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Environment variables that name a running set of peers (see package doc).
@@ -53,6 +55,7 @@ type Set struct {
 	Radicale     *DAV          // Radicale CalDAV/CardDAV, +40
 	WebDAV       *DAV          // Apache mod_dav_fs, +50
 	NginxMail    *NginxMail    // nginx mail proxy in front of Dovecot, +60..+68
+	Postgres     *Postgres     // PostgreSQL 15, ROOT/postgres, +70
 
 	scripts string
 }
@@ -155,6 +158,80 @@ type NginxMail struct {
 	RoutesFile                       string
 }
 
+// Postgres is a PostgreSQL cluster with the login role PostgresUser, which
+// may create databases: tests make one of their own with NewDatabase.
+type Postgres struct {
+	Base string // instance directory (data/, run/, log/)
+	Addr string // "127.0.0.1:port"
+	// DSN is the URL of the "mailmig" database as PostgresUser.
+	DSN string
+}
+
+// Fixed PostgreSQL credentials configured by start-postgres.sh.
+const (
+	PostgresUser     = "mailmig"
+	PostgresPassword = "mailmigpw"
+)
+
+// DatabaseDSN returns the URL of database name on this cluster as
+// PostgresUser.
+func (p *Postgres) DatabaseDSN(name string) string {
+	return "postgres://" + PostgresUser + ":" + PostgresPassword + "@" + p.Addr + "/" + name + "?sslmode=disable"
+}
+
+// NewDatabase creates an empty database for one test and returns its DSN;
+// the test's cleanup drops it (with any connections left).
+func (p *Postgres) NewDatabase(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("t_%d_%d", time.Now().UnixNano(), rand.IntN(1e6))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.DSN)
+	if err != nil {
+		t.Fatalf("connect to the peers' PostgreSQL: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, p.DSN)
+		if err != nil {
+			t.Logf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Logf("drop database %s: %v", name, err)
+		}
+	})
+	return p.DatabaseDSN(name)
+}
+
+// Stop shuts the cluster down fast, keeping its data; Start brings it
+// back. Tests of an outage use them; the set's stop covers the rest.
+func (p *Postgres) Stop(t testing.TB) { p.ctl(t, "stop") }
+
+// Start starts the cluster again after Stop (a no-op when it runs).
+func (p *Postgres) Start(t testing.TB) { p.ctl(t, "") }
+
+func (p *Postgres) ctl(t testing.TB, verb string) {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(p.Addr)
+	n, _ := strconv.Atoi(port)
+	args := []string{filepath.Join(findScripts(), "start-postgres.sh"), p.Base, strconv.Itoa(n - BasePort - 70)}
+	if verb != "" {
+		args = append(args, verb)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "bash", args...).CombinedOutput(); err != nil {
+		t.Fatalf("start-postgres.sh %s: %v\n%s", verb, err, out)
+	}
+}
+
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
 // newSet describes the set under root at offset without checking it.
@@ -182,15 +259,17 @@ func newSet(root string, offset int, scripts string) *Set {
 			AdminUser: WebDAVAdminUser, AdminPassword: WebDAVAdminPassword},
 		NginxMail: &NginxMail{Base: filepath.Join(root, "nginx-mail"), IMAP: addr(p + 60), POP3: addr(p + 62),
 			SMTP: addr(p + 66), AuthHTTP: addr(p + 68), RoutesFile: filepath.Join(root, "nginx-mail", "routes.json")},
+		Postgres: &Postgres{Base: filepath.Join(root, "postgres"), Addr: addr(p + 70),
+			DSN: "postgres://" + PostgresUser + ":" + PostgresPassword + "@" + addr(p+70) + "/mailmig?sslmode=disable"},
 	}
 }
 
 // portIndexes are the listeners of one set (offsets from BasePort+offset).
 var portIndexes = []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-	20, 22, 25, 26, 30, 32, 34, 35, 38, 40, 50, 60, 62, 66, 68}
+	20, 22, 25, 26, 30, 32, 34, 35, 38, 40, 50, 60, 62, 66, 68, 70}
 
 // readyPorts are the listeners polled to decide that a set answers.
-var readyPorts = []int{0, 2, 4, 5, 6, 7, 10, 20, 30, 32, 34, 35, 38, 40, 50, 60}
+var readyPorts = []int{0, 2, 4, 5, 6, 7, 10, 20, 30, 32, 34, 35, 38, 40, 50, 60, 70}
 
 func portOpen(port int) bool { return portOpenAddr(addr(port)) }
 
@@ -352,7 +431,7 @@ func Installed() string {
 	var missing []string
 	for _, f := range []string{"/usr/sbin/dovecot", "/usr/bin/doveadm", "/usr/lib/cyrus/bin/master",
 		"/usr/sbin/saslpasswd2", "/usr/bin/radicale", "/usr/sbin/apache2", "/usr/sbin/nginx",
-		"/usr/lib/nginx/modules/ngx_mail_module.so", "/usr/bin/python3", "/usr/bin/curl"} {
+		"/usr/lib/nginx/modules/ngx_mail_module.so", "/usr/bin/python3", "/usr/bin/curl", "/usr/lib/postgresql/15/bin/initdb"} {
 		if _, err := os.Stat(f); err != nil {
 			missing = append(missing, f)
 		}

@@ -16,7 +16,8 @@
 //
 // # Store and locking
 //
-// Store keeps the table in one SQLite file (WAL mode). Every write runs in
+// Store keeps the table in one SQLite file (WAL mode); package pgroutes
+// keeps it in PostgreSQL for a fleet of proxies (both are a DB). Every write runs in
 // one IMMEDIATE transaction, so the engine, `mailmig routes` and any number
 // of proxies may share the file; a writer waits up to the busy timeout for
 // another. Every write also increments a change counter. Readers never
@@ -49,7 +50,12 @@
 //
 //   - Identifiers, account keys and domains are stored in lower case with
 //     surrounding space removed; lookups normalise the same way.
-//   - A Table is never modified after it was built; share it freely.
+//   - A Table is never modified after it was built; share it freely. A
+//     table made by Apply overlays the changed entries on its
+//     predecessor's maps, which it shares.
+//   - Entries are packed (16 bytes: backend names numbered process-wide,
+//     32-bit generation, update time to the second) so that a million
+//     routes fit in about 110 MB.
 //   - Subscriber callbacks run on the Watcher's goroutine, one after the
 //     other; they must not block (hand work to a goroutine instead).
 package routes

@@ -85,6 +85,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Path returns the file the store was opened from.
 func (s *Store) Path() string { return s.path }
 
+// Where implements DB: the file.
+func (s *Store) Where() string { return s.path }
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
@@ -134,10 +137,31 @@ func (s *Store) Snapshot(ctx context.Context) (*Table, error) {
 		}
 	}
 	rows.Close()
-	rs, err := queryRoutes(ctx, conn, `SELECT account, backend, state, generation, updated FROM routes`)
-	if err != nil {
-		return nil, err
+	// Rows go straight into the table (no slice of a million Routes
+	// first); the count sizes its map.
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM routes`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
 	}
+	b := NewBuilder(n)
+	rows, err = conn.QueryContext(ctx, `SELECT account, backend, state, generation, updated FROM routes`)
+	if err != nil {
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	for rows.Next() {
+		var acct, backend, state string
+		var gen, updated int64
+		if err := rows.Scan(&acct, &backend, &state, &gen, &updated); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read routes: %w", err)
+		}
+		b.Add(Normalize(acct), backend, State(state) == Frozen, gen, time.Unix(0, updated))
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, fmt.Errorf("read routes: %w", err)
+	}
+	rows.Close()
 	aliases := map[string]string{}
 	rows, err = conn.QueryContext(ctx, `SELECT identifier, account FROM aliases`)
 	if err != nil {
@@ -166,7 +190,7 @@ func (s *Store) Snapshot(ctx context.Context) (*Table, error) {
 		domains = append(domains, d)
 	}
 	rows.Close()
-	return NewTable(version, def, rs, aliases, domains), nil
+	return b.Table(version, def, aliases, domains), nil
 }
 
 type querier interface {
@@ -449,6 +473,11 @@ func (s *Store) RemoveDomain(ctx context.Context, domain string) error {
 // account routed (active) to its destination backend. Entries whose
 // identifier is already an alias update the alias's account instead.
 func (s *Store) ImportMapping(ctx context.Context, ms []Mapping) (int, error) {
+	return ImportMapping(ctx, s, ms)
+}
+
+// ImportMapping is DB.ImportMapping for any DB.
+func ImportMapping(ctx context.Context, s DB, ms []Mapping) (int, error) {
 	n := 0
 	for _, m := range ms {
 		t, err := s.Snapshot(ctx)
@@ -456,7 +485,7 @@ func (s *Store) ImportMapping(ctx context.Context, ms []Mapping) (int, error) {
 			return n, err
 		}
 		acct := Normalize(m.Identifier)
-		if a, ok := t.aliases[acct]; ok {
+		if a, ok := t.alias(acct); ok {
 			acct = a
 		}
 		if _, err := s.Set(ctx, acct, m.Destination); err != nil {
@@ -470,6 +499,11 @@ func (s *Store) ImportMapping(ctx context.Context, ms []Mapping) (int, error) {
 // ExportMapping returns the table as Stalwart mapping entries: one line per
 // account and one per alias, each naming the account's backend.
 func (s *Store) ExportMapping(ctx context.Context) ([]Mapping, error) {
+	return ExportMapping(ctx, s)
+}
+
+// ExportMapping is DB.ExportMapping for any DB.
+func ExportMapping(ctx context.Context, s DB) ([]Mapping, error) {
 	t, err := s.Snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -478,12 +512,13 @@ func (s *Store) ExportMapping(ctx context.Context) ([]Mapping, error) {
 	for _, r := range t.Routes() {
 		out = append(out, Mapping{Identifier: r.Account, Destination: r.Backend})
 	}
-	for id, acct := range t.aliases {
-		if r, ok := t.routes[acct]; ok {
+	n := len(out)
+	for id, acct := range t.Aliases() {
+		if r, ok := t.route(acct); ok {
 			out = append(out, Mapping{Identifier: id, Destination: r.Backend})
 		}
 	}
-	slices.SortFunc(out[len(t.routes):], func(a, b Mapping) int { return strings.Compare(a.Identifier, b.Identifier) })
+	slices.SortFunc(out[n:], func(a, b Mapping) int { return strings.Compare(a.Identifier, b.Identifier) })
 	return out, nil
 }
 

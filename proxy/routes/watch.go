@@ -65,6 +65,28 @@ func NewWatcher(ctx context.Context, src Source, opts *WatchOptions) (*Watcher, 
 	return w, nil
 }
 
+// NewFollower returns a Watcher over the table t that has no Source: the
+// caller follows the store itself (PostgreSQL's notifications) and hands
+// every new table to Install. Run and Refresh do nothing on it.
+func NewFollower(t *Table, opts *WatchOptions) *Watcher {
+	w := &Watcher{interval: DefaultPollInterval, log: slog.New(slog.DiscardHandler), subs: map[int]func(Change){}}
+	if opts != nil && opts.Logger != nil {
+		w.log = opts.Logger
+	}
+	w.table.Store(t)
+	return w
+}
+
+// Install makes t the current table and tells subscribers about changes,
+// which the caller computed (Table.Apply, or Diff against Table()). Calls
+// must not overlap.
+func (w *Watcher) Install(t *Table, changes []Change) {
+	w.reload.Lock()
+	defer w.reload.Unlock()
+	w.table.Store(t)
+	w.notify(changes)
+}
+
 // Table returns the current snapshot. It never returns nil.
 func (w *Watcher) Table() *Table { return w.table.Load() }
 
@@ -86,6 +108,9 @@ func (w *Watcher) Subscribe(fn func(Change)) (cancel func()) {
 // Refresh polls once: when the change counter moved, it reloads the table
 // and notifies subscribers.
 func (w *Watcher) Refresh(ctx context.Context) error {
+	if w.src == nil {
+		return nil
+	}
 	w.reload.Lock()
 	defer w.reload.Unlock()
 	v, err := w.src.Version(ctx)
@@ -101,9 +126,14 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 		return err
 	}
 	w.table.Store(t)
-	changes := Diff(old, t)
+	w.notify(Diff(old, t))
+	return nil
+}
+
+// notify logs the changes and calls every subscriber for each.
+func (w *Watcher) notify(changes []Change) {
 	if len(changes) == 0 {
-		return nil
+		return
 	}
 	w.mu.Lock()
 	fns := make([]func(Change), 0, len(w.subs))
@@ -124,12 +154,15 @@ func (w *Watcher) Refresh(ctx context.Context) error {
 			fn(c)
 		}
 	}
-	return nil
 }
 
 // Run polls until ctx ends and then returns ctx.Err(). Poll errors are
 // logged and retried at the next tick; the last good table stays in use.
 func (w *Watcher) Run(ctx context.Context) error {
+	if w.src == nil {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
 	for {
@@ -143,3 +176,30 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// DB is a route table that can be read and edited: the SQLite Store, or
+// the PostgreSQL store of a fleet of proxies (package pgroutes). Its
+// methods are safe for concurrent use.
+type DB interface {
+	Source
+	// Where names the table for messages (a file, or a database without
+	// its password).
+	Where() string
+	Get(ctx context.Context, account string) (Route, error)
+	List(ctx context.Context) ([]Route, error)
+	Update(ctx context.Context, account string, fn func(r *Route, ok bool) error) (Route, error)
+	Set(ctx context.Context, account, backend string) (Route, error)
+	Freeze(ctx context.Context, account string) (Route, error)
+	Unfreeze(ctx context.Context, account string) (Route, error)
+	Delete(ctx context.Context, account string) error
+	AddAlias(ctx context.Context, identifier, account string) error
+	RemoveAlias(ctx context.Context, identifier string) error
+	SetDefault(ctx context.Context, backend string) error
+	AddDomains(ctx context.Context, domains ...string) error
+	RemoveDomain(ctx context.Context, domain string) error
+	ImportMapping(ctx context.Context, ms []Mapping) (int, error)
+	ExportMapping(ctx context.Context) ([]Mapping, error)
+	Close() error
+}
+
+var _ DB = (*Store)(nil)

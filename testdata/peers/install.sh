@@ -3,7 +3,7 @@
 # packages. Idempotent and fast when everything is already there (no apt-get
 # call at all then). Run as root.
 #
-# usage: install.sh [all|dovecot|cyrus|radicale|webdav|nginx|synctools]...
+# usage: install.sh [all|dovecot|cyrus|radicale|webdav|nginx|postgres|synctools]...
 #
 # Gotchas handled here:
 #  * No daemon may auto-start from a postinst (Dovecot/exim4/apache2/nginx would
@@ -30,6 +30,7 @@ has cyrus && pkgs+=(cyrus-common cyrus-caldav cyrus-admin cyrus-clients sasl2-bi
 has radicale && pkgs+=(radicale)
 has webdav && pkgs+=(apache2 apache2-utils)
 has nginx && pkgs+=(nginx libnginx-mod-mail)
+has postgres && pkgs+=(postgresql)
 has synctools && pkgs+=(isync offlineimap3 libmail-imapclient-perl)
 
 missing=()

@@ -1,0 +1,26 @@
+routes {
+  postgres = "mysql://db.example.net/mailmig"
+}
+
+backend "legacy" {
+  imap {
+    address = "127.0.0.1:20000"
+    tls     = "none"
+  }
+}
+
+backend "target" {
+  jmap {
+    url = "http://127.0.0.1:20038/.well-known/jmap"
+  }
+}
+
+accounts "staff" {
+  from = backend.legacy
+  to   = backend.target
+  list = ["alice@example.test", "bob@example.test"]
+}
+
+wave "all" {
+  accounts = accounts.staff
+}

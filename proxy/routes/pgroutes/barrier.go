@@ -1,0 +1,144 @@
+package pgroutes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultBarrierTimeout is the default of Barrier.Timeout.
+const DefaultBarrierTimeout = 30 * time.Second
+
+// ErrBarrier means live proxies did not acknowledge a change in time.
+var ErrBarrier = errors.New("proxies did not acknowledge the route change")
+
+// Barrier waits for the fleet to acknowledge route changes. Its methods are
+// safe for concurrent use.
+type Barrier struct {
+	// Store is the route table.
+	Store *Store
+	// Timeout bounds AwaitRoute. Default: DefaultBarrierTimeout.
+	Timeout time.Duration
+	// Poll is the interval between checks. Default: 10ms.
+	Poll time.Duration
+}
+
+// AwaitRoute waits until every live proxy has applied the account's latest
+// route change. A proxy counts as live while its heartbeat is younger than
+// its lease: one that died is waited for until then, and ignored after.
+// It returns an error wrapping ErrBarrier, naming the proxies that lag,
+// after the timeout.
+func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
+	timeout, poll := b.Timeout, b.Poll
+	if timeout <= 0 {
+		timeout = DefaultBarrierTimeout
+	}
+	if poll <= 0 {
+		poll = 10 * time.Millisecond
+	}
+	seq, err := b.Store.RouteSeq(ctx, account)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	var lag []string
+	for {
+		lag, err = b.lagging(ctx, seq)
+		if err == nil && len(lag) == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("wait for the proxies to see change %d: %w", seq, err)
+			}
+			return fmt.Errorf("%w %d within %s: %s (live, behind)", ErrBarrier, seq, timeout, strings.Join(lag, ", "))
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// lagging returns the live proxies that have not applied seq.
+func (b *Barrier) lagging(ctx context.Context, seq int64) ([]string, error) {
+	rows, err := b.Store.pool.Query(ctx, `SELECT id FROM mailmig_proxies
+		WHERE applied < $1 AND heartbeat > now() - lease_ms * interval '1 millisecond'`, seq)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	slices.Sort(ids)
+	return ids, err
+}
+
+// Proxy is one registered proxy as operators see it.
+type Proxy struct {
+	ID      string    `json:"id"`
+	Address string    `json:"address"`
+	Started time.Time `json:"started"`
+	// Heartbeat is the time of the last contact.
+	Heartbeat time.Time     `json:"heartbeat"`
+	Lease     time.Duration `json:"lease"`
+	// Live is false once the heartbeat is older than the lease.
+	Live bool `json:"live"`
+	// Applied is the last change number the proxy applied, at AppliedAt.
+	Applied   int64     `json:"applied"`
+	AppliedAt time.Time `json:"applied_at"`
+	// Lag is how many change numbers the proxy is behind.
+	Lag int64 `json:"lag"`
+}
+
+// Proxies lists the registered proxies and the table's change number.
+func (s *Store) Proxies(ctx context.Context) ([]Proxy, int64, error) {
+	var out []Proxy
+	var seq int64
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `SELECT seq FROM mailmig_route_meta`).Scan(&seq); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT id, address, started, heartbeat, lease_ms, applied, applied_at,
+			heartbeat > now() - lease_ms * interval '1 millisecond' FROM mailmig_proxies ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		var p Proxy
+		var ms int64
+		_, err = pgx.ForEachRow(rows, []any{&p.ID, &p.Address, &p.Started, &p.Heartbeat, &ms, &p.Applied, &p.AppliedAt, &p.Live}, func() error {
+			q := p
+			q.Lease = time.Duration(ms) * time.Millisecond
+			q.Lag = seq - q.Applied
+			q.Started, q.Heartbeat, q.AppliedAt = q.Started.UTC(), q.Heartbeat.UTC(), q.AppliedAt.UTC()
+			out = append(out, q)
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the proxies from %s: %w", s.where, err)
+	}
+	return out, seq, nil
+}
+
+// Acks returns, for the changes numbered from..to, how long after the
+// change the last live proxy applied it: the flip latency the fleet
+// figures report. It reads mailmig_route_changes.at and the proxies'
+// applied_at, so it needs the proxies to have applied exactly these
+// numbers one by one (a benchmark writes one change at a time).
+func (s *Store) Acks(ctx context.Context, seq int64) (time.Duration, error) {
+	var d time.Duration
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(max(p.applied_at) - min(c.at), interval '0')
+		FROM mailmig_route_changes c, mailmig_proxies p WHERE c.seq = $1 AND p.applied >= $1`, seq).Scan(&d)
+	return d, err
+}

@@ -1,0 +1,42 @@
+// Package pgroutes keeps the proxy's route table in PostgreSQL, shared by a
+// fleet of proxies and the machines that run cut-overs.
+//
+// # Changes and sequence numbers
+//
+// Every write is one transaction that first bumps the counter in
+// mailmig_route_meta (taking its row lock, so writers are serialised and
+// commit in counter order), then changes the rows and logs one
+// mailmig_route_changes row per changed key with that number, and
+// notifies the channel "mailmig_routes" with it. PostgreSQL delivers the
+// notification only after the commit.
+//
+// # Followers
+//
+// A proxy loads the whole table once (Store.Snapshot) and then follows it
+// (Follower): it LISTENs, and on every notification, and at every
+// heartbeat in case one was missed, reads the change rows above the last
+// number it applied, with the current values of the keys they name, in one
+// repeatable-read transaction, and applies them to its in-memory table as
+// an overlay (routes.Table.Apply), so a change costs the changed keys, not
+// the table. After a reconnect it catches up the same way; when the log
+// was pruned past its number it reloads everything.
+//
+// Each follower registers itself in mailmig_proxies (id, address, lease)
+// and records there, with a heartbeat, the highest change number it has
+// applied. That is its acknowledgement.
+//
+// # Barrier
+//
+// Barrier.AwaitRoute waits until every live proxy (heartbeat younger than
+// its lease) has acknowledged the account's latest change; the cut-over
+// uses it after the freeze instead of a fixed settle delay. A proxy that
+// died is waited for until its lease runs out, then ignored.
+//
+// A proxy that cannot reach the database for longer than its lease
+// assumes it may have been excluded from a barrier: it keeps serving from
+// its last table, but treats as frozen every account that was frozen or
+// changed within the lease before contact was lost ("in transition"), so
+// logins and deliveries for them get temporary errors until it has caught
+// up again. An account whose cut-over starts after the proxy lost contact
+// is not known to it; see docs/fleet.md.
+package pgroutes
