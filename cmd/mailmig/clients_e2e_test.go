@@ -460,6 +460,7 @@ func TestIMAPClientsAcrossCutover(t *testing.T) {
 	if _, out, err := syncAll("before"); err != nil {
 		t.Fatalf("offlineimap before: %v\n%s", err, out)
 	}
+	sourceValidity := cache.uidValidity
 	x.migrate()
 	x.deliverAll("after")
 	mbOut, oiOut, oiErr := syncAll("after")
@@ -498,7 +499,15 @@ func TestIMAPClientsAcrossCutover(t *testing.T) {
 			t.Errorf("CONDSTORE cache has %s %d times", id, got[id])
 		}
 	}
-	if cache.resyncs != 2 {
+	switch {
+	case cache.uidValidity == sourceValidity:
+		// Dovecot and Cyrus derive UIDVALIDITY from the mailbox's creation
+		// time; the test creates both within seconds, so they can be equal
+		// (a real target's mailbox is created long after the source's).
+		// The clients then cannot see the change; the Maildir checks above
+		// still hold because the export keeps the source's order.
+		t.Logf("source and target INBOX share UIDVALIDITY %d (created in the same second): the resync is not checked", sourceValidity)
+	case cache.resyncs != 2:
 		t.Errorf("the CONDSTORE client resynced %d times, want 2 (first sync, new UIDVALIDITY)", cache.resyncs)
 	}
 	// Nothing came back: the server holds each message once.
