@@ -151,8 +151,9 @@ type RouteReader interface {
 
 // ChangeDetector asks an account's source cheaply what changed since the
 // archive's last pass (IMAP STATUS with HIGHESTMODSEQ/UIDNEXT/MESSAGES per
-// folder, JMAP state strings, DAV sync tokens). It must be safe for
-// concurrent use.
+// folder, JMAP state strings, DAV sync tokens); for an account never
+// imported, how big it is at the source (Delta.Source). It must be safe
+// for concurrent use.
 type ChangeDetector interface {
 	Detect(ctx context.Context, acct *plan.Account) (Delta, error)
 }
@@ -189,7 +190,8 @@ type ObserveOptions struct {
 // Observe gathers the observed state for m from the journal fold st and
 // the options' readers: the route table, the archives of accounts that
 // are not done and, with a Detector, the sources' deltas of accounts that
-// were imported (bounded parallelism overall and per source backend).
+// are not done (for accounts never imported: their size at the source;
+// bounded parallelism overall and per source backend).
 // Archive and refresh problems are warnings: the account is then planned
 // from the journal alone.
 func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *ObserveOptions) (*Observed, diag.Diagnostics) {

@@ -515,7 +515,7 @@ func journalMismatch(mm verify.Mismatch) state.Mismatch {
 // the archive's cursors: "12 new, 3 mailboxes changed". The archive is
 // opened read-only (shared lock, failing at once when an import holds it)
 // and closed before the source is asked. A missing archive probes as "not
-// imported yet".
+// imported yet", with the account's size at the source (Delta.Source).
 func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
 	kind, spec, err := x.sourceSpec(acct, nil, x.log)
 	if err != nil {
