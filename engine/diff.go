@@ -334,7 +334,7 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 	mk := func(act Action, reason Reason) *Change {
 		c := &Change{ID: act.String() + ":" + k, Account: a.Address, Action: act, Reason: reason, Phase: phase,
 			Wave: wave, Source: a.From, Target: a.To, Destructive: act.Destructive(), Fingerprint: Fingerprint(sa, route, hasRoute)}
-		if delta.Known && (act == CatchUp || act == Cutover) {
+		if delta.Known && (act == CatchUp || act == Cutover || (act == Import && delta.Source != nil)) {
 			dd := delta
 			c.Delta = &dd
 		}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -454,4 +456,45 @@ func maskReason(got, want Reason) Reason {
 		}
 	}
 	return got
+}
+
+// TestDiffImportSourceSize: the size a refresh counted at the source of an
+// account never imported rides on its import change (and survives the
+// saved JSON form); an account probed without a size gets no delta there.
+func TestDiffImportSourceSize(t *testing.T) {
+	m := testPlan()
+	size := &SourceSize{Messages: 3000, Bytes: 204_162_662, BytesFrom: "status-size", Approx: true}
+	obs := &Observed{State: &newState().st, Refreshed: true, Deltas: map[string]Delta{
+		"a@example.test": {Known: true, Approx: true, NotImported: true, New: 3000, Source: size},
+		"b@example.test": {Known: true, Approx: true}, // a Takeout: nothing to ask
+	}}
+	ch, diags := Diff(m, obs, &DiffOptions{Clock: FixedClock{day}, Targets: []string{"a@example.test", "b@example.test"}})
+	if diags.HasErrors() {
+		t.Fatal(diags.Err())
+	}
+	data, err := json.Marshal(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadChanges(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*Change{}
+	for _, c := range back.All() {
+		got[c.ID] = c
+	}
+	a := got["import:a@example.test"]
+	if a == nil || a.Delta == nil || a.Delta.Source == nil || *a.Delta.Source != *size {
+		t.Errorf("import of a = %+v, want its source size %+v", a, size)
+	}
+	if !bytes.Contains(data, []byte(`"source_size":{"messages":3000,"bytes":204162662,"bytes_from":"status-size","approx":true}`)) {
+		t.Errorf("JSON has no source_size object: %s", data)
+	}
+	if b := got["import:b@example.test"]; b == nil || b.Delta != nil {
+		t.Errorf("import of b = %+v, want no delta", b)
+	}
+	if e := got["export:a@example.test"]; e == nil || e.Delta != nil {
+		t.Errorf("export of a = %+v, want no delta", e)
+	}
 }

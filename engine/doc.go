@@ -17,9 +17,9 @@
 // archives of accounts that are not done (ArchiveReader: counts, cursors,
 // last import and export, how much is not exported yet; read without
 // blocking a running import) and, with a ChangeDetector (-refresh), a
-// cheap probe of each imported account's source (IMAP LIST-STATUS or
-// STATUS, POP3 STAT, Maildir counts against the archive's cursors; no
-// SELECT, no FETCH), bounded overall and by each source backend's
+// cheap probe of each account's source (IMAP LIST-STATUS or STATUS, POP3
+// STAT, Maildir counts against the archive's cursors; no SELECT, no FETCH;
+// before the first import the account's size, Delta.Source), bounded overall and by each source backend's
 // limits.connections. Accounts without an archive cost one lookup in a
 // directory listing. Probe results (Delta) and never-exported archive
 // messages make catch-ups, appear in the reasons and count toward the

@@ -55,6 +55,27 @@ type Delta struct {
 	// contacts, events, files added, changed or deleted at the source),
 	// for the kinds the executor moves; absent when nothing changed.
 	Items []DataDelta `json:"items,omitempty"`
+	// Source is the account's size at the source, counted by the probe
+	// of an account never imported (the plan shows how big its first
+	// import is); nil otherwise.
+	Source *SourceSize `json:"source_size,omitempty"`
+}
+
+// SourceSize is an account's in-scope mail at its source as a cheap probe
+// counts it (IMAP LIST-STATUS MESSAGES and SIZE, POP3 STAT, JMAP
+// Mailbox/get totalEmails, Maildir file sizes).
+type SourceSize struct {
+	Messages int64 `json:"messages"`
+	// Bytes is the total size, or -1 when the source cannot tell it
+	// cheaply (IMAP without STATUS=SIZE, JMAP, Exchange).
+	Bytes int64 `json:"bytes"`
+	// BytesFrom says where Bytes comes from: "status-size" (IMAP STATUS
+	// SIZE, RFC 8438), "stat" (POP3 STAT), "files" (Maildir file sizes);
+	// "" when unknown.
+	BytesFrom string `json:"bytes_from,omitempty"`
+	// Approx marks counts from the source's counters: the import may find
+	// a few more or fewer (new mail, sizes counted with other line ends).
+	Approx bool `json:"approx,omitempty"`
 }
 
 // DataDelta is what changed at the source in one data kind.
@@ -130,8 +151,9 @@ type RouteReader interface {
 
 // ChangeDetector asks an account's source cheaply what changed since the
 // archive's last pass (IMAP STATUS with HIGHESTMODSEQ/UIDNEXT/MESSAGES per
-// folder, JMAP state strings, DAV sync tokens). It must be safe for
-// concurrent use.
+// folder, JMAP state strings, DAV sync tokens); for an account never
+// imported, how big it is at the source (Delta.Source). It must be safe
+// for concurrent use.
 type ChangeDetector interface {
 	Detect(ctx context.Context, acct *plan.Account) (Delta, error)
 }
@@ -168,7 +190,8 @@ type ObserveOptions struct {
 // Observe gathers the observed state for m from the journal fold st and
 // the options' readers: the route table, the archives of accounts that
 // are not done and, with a Detector, the sources' deltas of accounts that
-// were imported (bounded parallelism overall and per source backend).
+// are not done (for accounts never imported: their size at the source;
+// bounded parallelism overall and per source backend).
 // Archive and refresh problems are warnings: the account is then planned
 // from the journal alone.
 func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *ObserveOptions) (*Observed, diag.Diagnostics) {
@@ -210,8 +233,10 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 		}
 		it := item{a: a, k: k}
 		it.archive = opts.Archives != nil && opts.Archives.Has(a)
-		// Nothing to compare with before the first import.
-		it.detect = opts.Detector != nil && sa != nil && sa.Imported
+		// Before the first import there is nothing to compare with, but
+		// the probe counts the account's size at the source.
+		// (An account the plan keeps where it is copies nothing.)
+		it.detect = opts.Detector != nil && ((sa != nil && sa.Imported) || a.From != a.To)
 		if sa != nil {
 			it.since = sa.LastPass
 		}
@@ -268,8 +293,12 @@ func Observe(ctx context.Context, m *plan.Migration, st *state.State, opts *Obse
 				}
 				mu.Lock()
 				if err != nil {
+					consequence := "The account is planned as if nothing changed since its last pass."
+					if sa := st.Account(it.k); sa == nil || !sa.Imported {
+						consequence = "Its size at the source is unknown until its first import."
+					}
 					warns = warns.Append(diag.Diagnostic{Severity: diag.Warning, Account: it.a.Address, Summary: "Cannot refresh account",
-						Detail: fmt.Sprintf("%v. The account is planned as if nothing changed since its last pass.", err)})
+						Detail: fmt.Sprintf("%v. %s", err, consequence)})
 				} else {
 					d.Known = true
 					if d.Since.IsZero() {

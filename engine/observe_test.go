@@ -55,7 +55,8 @@ func (d *slowDetector) Detect(ctx context.Context, a *plan.Account) (Delta, erro
 }
 
 // TestObserve: archives are read for accounts that have one and are not
-// done; Detect runs for imported accounts that are not done, at most
+// done; Detect runs for accounts that are not done (imported ones for
+// their delta, the others for their size at the source), at most
 // limits.connections at once per source backend.
 func TestObserve(t *testing.T) {
 	m := testPlan()
@@ -86,9 +87,9 @@ func TestObserve(t *testing.T) {
 	if len(diags) != 1 || diags[0].Account != "e@example.test" || diags[0].Summary != "Cannot read the archive" {
 		t.Errorf("diagnostics = %+v", diags)
 	}
-	// b, c and f..k were imported and are not done.
-	if len(det.calls) != 8 || len(obs.Deltas) != 8 {
-		t.Errorf("detected %v (%d deltas), want b, c, f…k", det.calls, len(obs.Deltas))
+	// All but the done a: b, c and f..k were imported, d and e not yet.
+	if len(det.calls) != 10 || len(obs.Deltas) != 10 {
+		t.Errorf("detected %v (%d deltas), want b…k", det.calls, len(obs.Deltas))
 	}
 	if det.peak > 2 {
 		t.Errorf("%d Detect calls at once; legacy's limits.connections is 2", det.peak)
@@ -122,12 +123,14 @@ func (downDetector) Detect(context.Context, *plan.Account) (Delta, error) {
 func TestObserveWarningsSummarised(t *testing.T) {
 	m := testPlan()
 	st := newState()
+	only := map[string]bool{}
 	for i := range 9 {
 		addr := string(rune('k'+i)) + "@example.test"
 		m.Accounts = append(m.Accounts, &plan.Account{Address: addr, From: "legacy", To: "stalwart"})
 		st.staged(addr, 1)
+		only[addr] = true
 	}
-	_, diags := Observe(context.Background(), m, &st.st, &ObserveOptions{Detector: downDetector{}})
+	_, diags := Observe(context.Background(), m, &st.st, &ObserveOptions{Detector: downDetector{}, Accounts: only})
 	var got []string
 	for _, d := range diags {
 		got = append(got, d.Account+"|"+d.Summary)
@@ -139,5 +142,8 @@ func TestObserveWarningsSummarised(t *testing.T) {
 	}
 	if !strings.Contains(diags[5].Detail, "4 more accounts (e.g. p@example.test)") {
 		t.Errorf("summary detail %q", diags[5].Detail)
+	}
+	if strings.Contains(diags[0].Detail, "size at the source") {
+		t.Errorf("an imported account's warning talks of its size: %q", diags[0].Detail)
 	}
 }

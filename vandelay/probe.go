@@ -23,6 +23,12 @@ type ProbeMailbox struct {
 	// since the archive's last sync of it (Maildir: a directory modified
 	// after the cursor was saved), even if the count is equal.
 	Touched bool
+	// Size is the mailbox's size in bytes when the probe could ask for it
+	// cheaply (IMAP STATUS SIZE, POP3 STAT, Maildir file sizes); SizeFrom
+	// names where it came from ("status-size", "stat", "files"), "" when
+	// the size is unknown.
+	Size     int64
+	SizeFrom string
 }
 
 // ProbeResult is what a probe found changed at a source since the
@@ -36,6 +42,12 @@ type ProbeResult struct {
 	// Mailboxes and Messages are the source's in-scope totals.
 	Mailboxes int   `json:"mailboxes"`
 	Messages  int64 `json:"messages"`
+	// Bytes is the in-scope total size, or -1 when the source cannot tell
+	// it cheaply (IMAP without STATUS=SIZE, JMAP). BytesFrom says where it
+	// comes from, as [SourceCheck.SizeFrom] does ("status-size", "stat",
+	// "files", "quota").
+	Bytes     int64  `json:"bytes"`
+	BytesFrom string `json:"bytes_from,omitempty"`
 	// New and Deleted estimate messages added and removed at the source.
 	New     int64 `json:"new,omitempty"`
 	Deleted int64 `json:"deleted,omitempty"`
@@ -95,6 +107,7 @@ func CompareMailboxes(src []ProbeMailbox, known []archive.MailboxCursor) *ProbeR
 	var added []ProbeMailbox
 	for _, m := range src {
 		r.Messages += m.Messages
+		r.addSize(m)
 		k := byPath[m.Path]
 		if k == nil {
 			added = append(added, m)
@@ -143,6 +156,32 @@ func CompareMailboxes(src []ProbeMailbox, known []archive.MailboxCursor) *ProbeR
 		r.NotImported = true
 	}
 	return r
+}
+
+// NeverSynced reports whether the archive's cursors record no completed
+// sync: the probe's counts are then the source's totals, and a probe that
+// can ask the size cheaply should (the plan shows the account's size
+// before its first import).
+func NeverSynced(known []archive.MailboxCursor) bool {
+	for _, k := range known {
+		if k.Selectable && !k.Cursor.Updated.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// addSize adds one mailbox's size to the total: the total is known only
+// when every mailbox's size is (one unknown makes it -1).
+func (r *ProbeResult) addSize(m ProbeMailbox) {
+	switch {
+	case r.Bytes < 0:
+	case m.SizeFrom == "":
+		r.Bytes, r.BytesFrom = -1, ""
+	default:
+		r.Bytes += m.Size
+		r.BytesFrom = m.SizeFrom
+	}
 }
 
 // compareOne adds one mailbox's estimate.

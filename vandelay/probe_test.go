@@ -91,3 +91,27 @@ func FuzzCompareMailboxes(f *testing.F) {
 		}
 	})
 }
+
+// TestCompareMailboxesSize: the total size is known only when every
+// mailbox's is; NeverSynced tells when a probe should ask for it.
+func TestCompareMailboxesSize(t *testing.T) {
+	for name, tc := range map[string]struct {
+		src       []ProbeMailbox
+		bytes     int64
+		bytesFrom string
+	}{
+		"all known":     {[]ProbeMailbox{{Path: "INBOX", Messages: 2, Size: 300, SizeFrom: "status-size"}, {Path: "Sent", Messages: 1, Size: 50, SizeFrom: "status-size"}}, 350, "status-size"},
+		"one unknown":   {[]ProbeMailbox{{Path: "INBOX", Messages: 2, Size: 300, SizeFrom: "status-size"}, {Path: "Sent", Messages: 1}}, -1, ""},
+		"first unknown": {[]ProbeMailbox{{Path: "INBOX", Messages: 2}, {Path: "Sent", Messages: 1, Size: 50, SizeFrom: "stat"}}, -1, ""},
+	} {
+		r := CompareMailboxes(tc.src, nil)
+		if r.Bytes != tc.bytes || r.BytesFrom != tc.bytesFrom || r.Messages != 3 || !r.NotImported {
+			t.Errorf("%s: %+v, want %d bytes from %q", name, r, tc.bytes, tc.bytesFrom)
+		}
+	}
+	synced := []archive.MailboxCursor{{Path: "INBOX", Selectable: true, Cursor: archive.Cursor{Updated: time.Unix(1, 0)}}}
+	unsynced := []archive.MailboxCursor{{Path: "INBOX", Selectable: true}}
+	if !NeverSynced(nil) || !NeverSynced(unsynced) || NeverSynced(synced) {
+		t.Error("NeverSynced: want true for no cursors and unsaved ones, false for a saved one")
+	}
+}

@@ -207,11 +207,18 @@ func (f *fakeExec) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 // Detect is a fake probe: like the real one (counters, no FETCH) it
 // reports new messages as the growth of the source over the archive,
 // re-flagged messages only as changed mailboxes (one when the world says
-// some changed and names no count), and folders added or removed.
+// some changed and names no count), and folders added or removed. An
+// account without an archive probes as not imported, with its size at the
+// source (1 KiB a message, as fakeChecker counts).
 func (f *fakeExec) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	k := engine.Key(acct.Address)
+	if _, ok := f.d.Archive[k]; !ok {
+		n := f.d.Source[k]
+		return engine.Delta{Approx: true, NotImported: true, New: n,
+			Source: &engine.SourceSize{Messages: n, Bytes: n << 10, BytesFrom: "status-size", Approx: true}}, nil
+	}
 	p := f.d.Probe[k]
 	d := engine.Delta{Approx: true, Mailboxes: p.Mailboxes, FoldersAdded: p.Added, FoldersRemoved: p.Removed}
 	if n := f.d.Source[k] - f.d.Archive[k]; n > 0 {

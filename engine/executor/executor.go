@@ -515,7 +515,7 @@ func journalMismatch(mm verify.Mismatch) state.Mismatch {
 // the archive's cursors: "12 new, 3 mailboxes changed". The archive is
 // opened read-only (shared lock, failing at once when an import holds it)
 // and closed before the source is asked. A missing archive probes as "not
-// imported yet".
+// imported yet", with the account's size at the source (Delta.Source).
 func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta, error) {
 	kind, spec, err := x.sourceSpec(acct, nil, x.log)
 	if err != nil {
@@ -559,8 +559,17 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 }
 
 // probeDelta turns a probe's result into the engine's Delta.
+// A probe with nothing to compare with counted the source's totals: they
+// are the account's size before its first import.
 func probeDelta(r *vandelay.ProbeResult) engine.Delta {
-	return engine.Delta{New: r.New, Deleted: r.Deleted, Mailboxes: int64(r.MailboxesChanged),
+	d := engine.Delta{New: r.New, Deleted: r.Deleted, Mailboxes: int64(r.MailboxesChanged),
 		FoldersAdded: len(r.Added), FoldersRemoved: len(r.Removed), FoldersRenamed: len(r.Renamed),
 		Approx: r.Approx, NotImported: r.NotImported}
+	if r.NotImported {
+		d.Source = &engine.SourceSize{Messages: r.Messages, Bytes: r.Bytes, BytesFrom: r.BytesFrom, Approx: r.Approx}
+		if r.BytesFrom == "" {
+			d.Source.Bytes = -1
+		}
+	}
+	return d
 }

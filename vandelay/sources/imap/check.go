@@ -50,7 +50,7 @@ func Check(ctx context.Context, opts *Options) (*vandelay.SourceCheck, error) {
 	} else {
 		r.Unknown = append(r.Unknown, "quota: the server offers no QUOTA")
 	}
-	if caps.Has(imap.CapStatusSize) || caps.Has(imap.CapIMAP4rev2) {
+	if hasStatusSize(caps) {
 		list, err := s.listStatus(ctx, c, &imap.StatusOptions{NumMessages: true, Size: true})
 		if err != nil {
 			return nil, err
@@ -76,4 +76,10 @@ func Check(ctx context.Context, opts *Options) (*vandelay.SourceCheck, error) {
 		r.Unknown = append(r.Unknown, "size: the server offers neither STATUS=SIZE nor QUOTA")
 	}
 	return r, nil
+}
+
+// hasStatusSize reports whether the server answers STATUS SIZE (RFC 8438;
+// IMAP4rev2 includes it).
+func hasStatusSize(caps imap.CapSet) bool {
+	return caps.Has(imap.CapStatusSize) || caps.Has(imap.CapIMAP4rev2)
 }

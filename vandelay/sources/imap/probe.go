@@ -33,7 +33,7 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 // Probe is the package-level Probe on this source's configuration; it
 // leaves its connection open until Close.
 func (s *Source) Probe(ctx context.Context, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
-	list, err := s.probeList(ctx)
+	list, err := s.probeList(ctx, vandelay.NeverSynced(known))
 	if err != nil {
 		return nil, err
 	}
@@ -41,8 +41,10 @@ func (s *Source) Probe(ctx context.Context, known []archive.MailboxCursor) (*van
 }
 
 // probeList logs in and lists the in-scope selectable mailboxes with their
-// counters.
-func (s *Source) probeList(ctx context.Context) ([]vandelay.ProbeMailbox, error) {
+// counters; with sized, and a server that offers STATUS=SIZE (RFC 8438,
+// part of IMAP4rev2), also their sizes in the same LIST … RETURN (STATUS
+// …), as Check reads them.
+func (s *Source) probeList(ctx context.Context, sized bool) ([]vandelay.ProbeMailbox, error) {
 	c, err := s.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -50,7 +52,8 @@ func (s *Source) probeList(ctx context.Context) ([]vandelay.ProbeMailbox, error)
 	s.addConn(c)
 	caps := s.caps(c)
 	condstore := caps.Has(imap.CapCondStore) || caps.Has(imap.CapIMAP4rev2)
-	list, err := s.list(ctx, c, condstore)
+	sized = sized && hasStatusSize(caps)
+	list, err := s.listStatus(ctx, c, &imap.StatusOptions{NumMessages: true, UIDNext: true, UIDValidity: true, HighestModSeq: condstore, Size: sized})
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +73,9 @@ func (s *Source) probeList(ctx context.Context) ([]vandelay.ProbeMailbox, error)
 		pm := vandelay.ProbeMailbox{Path: mi.Path, UIDValidity: uint64(st.UIDValidity), UIDNext: uint64(st.UIDNext), HighestModSeq: st.HighestModSeq}
 		if st.NumMessages != nil {
 			pm.Messages = int64(*st.NumMessages)
+		}
+		if sized && st.Size != nil {
+			pm.Size, pm.SizeFrom = *st.Size, "status-size"
 		}
 		out = append(out, pm)
 	}

@@ -237,3 +237,59 @@ func BenchmarkProbe(b *testing.B) {
 		}
 	}
 }
+
+// TestProbeSourceSize: before the first import the probe counts the
+// account's messages and bytes in its one LIST … RETURN (STATUS (MESSAGES
+// SIZE …)), equal to what was seeded; a server without STATUS=SIZE gives
+// the count and says the bytes are unknown. With a completed import the
+// size is not asked for.
+func TestProbeSourceSize(t *testing.T) {
+	a := newAccount(t)
+	c := a.client(t)
+	if err := c.Create("Größen", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var msgs, size int64
+	for i, mb := range []string{"INBOX", "INBOX", "INBOX", "Größen", "Größen"} {
+		msg := testMessage(31, i, 1000+i*700)
+		a.appendMsg(t, c, mb, msg, nil, time.Now())
+		msgs++
+		size += int64(len(msg))
+	}
+	front := newCommandFront(t, a.addr)
+	probe := func(t *testing.T, known []archive.MailboxCursor, ignore ...imap.Cap) *vandelay.ProbeResult {
+		t.Helper()
+		src, err := imapsrc.New(a.config(func(c *imapsrc.Options) { c.Address = front.ln.Addr().String() }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imapsrc.IgnoreCaps(src, ignore...)
+		defer src.Close()
+		front.take()
+		r, err := src.(*imapsrc.Source).Probe(context.Background(), known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range front.take() {
+			switch strings.TrimPrefix(c, "UID ") {
+			case "SELECT", "EXAMINE", "FETCH", "SEARCH":
+				t.Errorf("probe sent %s", c)
+			}
+		}
+		return r
+	}
+	r := probe(t, nil)
+	if !r.NotImported || r.Messages != msgs || r.Bytes != size || r.BytesFrom != "status-size" {
+		t.Errorf("probe without archive: %d messages, %d bytes from %q (%+v), want %d messages, %d bytes from status-size",
+			r.Messages, r.Bytes, r.BytesFrom, r, msgs, size)
+	}
+	r = probe(t, nil, imap.CapStatusSize, imap.CapIMAP4rev2)
+	if !r.NotImported || r.Messages != msgs || r.Bytes != -1 || r.BytesFrom != "" {
+		t.Errorf("probe without STATUS=SIZE: %d messages, %d bytes from %q, want %d messages, bytes unknown (-1)", r.Messages, r.Bytes, r.BytesFrom, msgs)
+	}
+	ar := vandelaytest.OpenArchive(t)
+	vandelaytest.Import(t, ar, a.factory()(t), nil)
+	if r := probe(t, overview(t, ar)); r.NotImported || r.Bytes != -1 {
+		t.Errorf("probe after the import: %+v, want a delta without size", r)
+	}
+}

@@ -145,8 +145,9 @@ func TestProbe(t *testing.T) {
 	if !r.Changed() || r.New != 1 || r.Deleted != 1 || len(r.Added) != 1 || r.Added[0] != "Neu" {
 		t.Errorf("probe after changes: %+v", r)
 	}
-	// 10 messages, one of them in two mailboxes: 11 copies, as totalEmails counts.
-	if r, err := jmapsrc.Probe(ctx, ca.options(f.URL()), nil); err != nil || !r.NotImported || r.Messages != 11 {
+	// 10 messages, one of them in two mailboxes: 11 copies, as totalEmails
+	// counts; Mailbox/get has no size.
+	if r, err := jmapsrc.Probe(ctx, ca.options(f.URL()), nil); err != nil || !r.NotImported || r.Messages != 11 || r.Bytes != -1 || r.BytesFrom != "" {
 		t.Errorf("probe without an archive: %+v, %v", r, err)
 	}
 }

@@ -34,7 +34,7 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 		return nil, err
 	}
 	c, acct := t.Client, t.AccountID
-	r := &vandelay.ProbeResult{Approx: true}
+	r := &vandelay.ProbeResult{Approx: true, Bytes: -1}
 	pos, ok := storedPosition(known)
 	byRef := map[string]archive.MailboxCursor{}
 	for _, k := range known {
@@ -175,7 +175,9 @@ func totals(ctx context.Context, c *jc.Client, acct string, scope *vandelay.Scop
 	if err := json.Unmarshal(resp.List, &list); err != nil {
 		return nil, sourceErr(ctx, "decode mailboxes", err)
 	}
-	r := &vandelay.ProbeResult{Approx: true, NotImported: true}
+	// Mailbox/get has no size; the quota, where offered, counts more than
+	// mail (and Check reports it): bytes unknown.
+	r := &vandelay.ProbeResult{Approx: true, NotImported: true, Bytes: -1}
 	for i, mi := range mailboxInfos(list) {
 		if !scope.InScope(mi.Path) || (scope.SubscribedOnly && !mi.Subscribed && mi.Role != archive.RoleInbox) {
 			continue

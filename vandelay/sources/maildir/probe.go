@@ -17,6 +17,8 @@ import (
 // message is read), and marks a folder changed when new/ or cur/ was
 // modified after the folder's cursor was saved (flag changes rename files
 // in cur/). known are archive.Overview's Cursors; the scope is Sync's.
+// Before the first import (no cursor saved) it also adds up the files'
+// sizes.
 func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*vandelay.ProbeResult, error) {
 	src, err := New(opts)
 	if err != nil {
@@ -31,6 +33,9 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 	for _, k := range known {
 		saved[k.Path] = k.Cursor.Updated
 	}
+	// Before the first import the plan shows the account's size: one stat
+	// per file, still no message read.
+	sized := vandelay.NeverSynced(known)
 	subs := s.subscriptions()
 	var list []vandelay.ProbeMailbox
 	for _, f := range folders {
@@ -45,6 +50,16 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 			return nil, err
 		}
 		pm := vandelay.ProbeMailbox{Path: f.path, Messages: int64(len(files))}
+		if sized {
+			pm.SizeFrom = "files"
+			for _, mf := range files {
+				// A file gone since the listing (delivered mail moved
+				// from new/ to cur/) is counted without its size.
+				if fi, err := os.Stat(mf.file); err == nil {
+					pm.Size += fi.Size()
+				}
+			}
+		}
 		if v, ok := strings.CutPrefix(f.ref, "uidvalidity:"); ok {
 			pm.UIDValidity, _ = strconv.ParseUint(v, 10, 32) // for renames only
 		}

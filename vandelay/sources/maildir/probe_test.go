@@ -23,11 +23,21 @@ func TestProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	var crlf, lf int64 // the seeded size with CRLF and with LF line ends
 	for i := range 3 {
+		for _, m := range []string{"Subject: w" + string(rune('a'+i)) + "\r\n\r\nhello\r\n", "Subject: o" + string(rune('a'+i)) + "\r\n\r\nhello\r\n"} {
+			crlf += int64(len(m))
+			lf += int64(len(strings.ReplaceAll(m, "\r\n", "\n")))
+		}
 		vandelaytest.AppendIMAP(t, cl, "Work", []byte("Subject: w"+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
 		vandelaytest.AppendIMAP(t, cl, "Old", []byte("Subject: o"+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
 	}
 	cfg := &maildir.Options{Path: s.Dovecot.MaildirPath(acct.Email), User: acct.Email}
+	// Before the first import the probe adds up the files (Dovecot stores
+	// them with LF line ends by default).
+	if r, err := maildir.Probe(context.Background(), cfg, nil); err != nil || !r.NotImported || r.Messages != 6 || (r.Bytes != crlf && r.Bytes != lf) || r.BytesFrom != "files" {
+		t.Errorf("probe before the import: %+v, %v; want 6 messages, %d (LF) or %d (CRLF) bytes from files", r, err, lf, crlf)
+	}
 	a := vandelaytest.OpenArchive(t)
 	src, err := maildir.New(cfg)
 	if err != nil {

@@ -259,11 +259,11 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 		return nil, err
 	}
 	s.c = c
-	n, _, err := c.Stat(ctx)
+	n, size, err := c.Stat(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%w: STAT: %w", vandelay.ErrConnect, err)
 	}
-	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n)}}, known), nil
+	return vandelay.CompareMailboxes([]vandelay.ProbeMailbox{{Path: "INBOX", Messages: int64(n), Size: int64(size), SizeFrom: "stat"}}, known), nil
 }
 
 // Check is the pre-flight check of a POP3 maildrop: login and STAT, whose

@@ -17,10 +17,17 @@ func TestProbe(t *testing.T) {
 	s := peers.Get(t)
 	acct := s.NewAccount(t)
 	cl := vandelaytest.DialIMAP(t, s.Dovecot.IMAP, acct.Email, acct.Password)
+	var seeded int64
 	for i := range 4 {
-		vandelaytest.AppendIMAP(t, cl, "INBOX", []byte("Subject: old "+string(rune('a'+i))+"\r\n\r\nhello\r\n"), time.Now())
+		msg := []byte("Subject: old " + string(rune('a'+i)) + "\r\n\r\nhello\r\n")
+		seeded += int64(len(msg))
+		vandelaytest.AppendIMAP(t, cl, "INBOX", msg, time.Now())
 	}
 	cfg := &pop3.Options{Server: vandelay.Server{Address: s.Dovecot.POP3, TLS: vandelay.TLSNone, AllowCleartext: true}, Login: vandelay.Login{User: acct.Email, Password: acct.Password}}
+	// Before the first import STAT's two numbers are the account's size.
+	if r, err := pop3.Probe(context.Background(), cfg, nil); err != nil || !r.NotImported || r.Messages != 4 || r.Bytes != seeded || r.BytesFrom != "stat" {
+		t.Errorf("probe before the import: %+v, %v; want 4 messages, %d bytes from stat", r, err, seeded)
+	}
 	a := vandelaytest.OpenArchive(t)
 	src, err := pop3.New(cfg)
 	if err != nil {

@@ -67,7 +67,7 @@ func ReasonText(c *engine.Change, waveNote string) string {
 		case a != nil && a.Messages > 0:
 			have = fmt.Sprintf("; the archive already holds %s, only what is missing is fetched", plural(a.Messages, "message"))
 		}
-		return fmt.Sprintf("first full import from %s%s%s", r.Backend, have, retry)
+		return fmt.Sprintf("first full import from %s%s%s%s", r.Backend, sourceSize(c), have, retry)
 	case engine.ReasonFirstExport:
 		return fmt.Sprintf("first export onto %s", r.Backend)
 	case engine.ReasonExportPending:
@@ -94,6 +94,21 @@ func ReasonText(c *engine.Change, waveNote string) string {
 		return fmt.Sprintf("last pass copied %s, above the threshold of %s: catch up first so the cut-over's frozen time stays short", what, fmtInt(r.Threshold))
 	}
 	return string(r.Code) // a code this mailmig does not know (a newer saved file)
+}
+
+// sourceSize words the account's size at the source that a refresh
+// counted before its first import: "; 3,000 messages, 194.7 MiB at the
+// source", or "; 3,000 messages at the source (size unknown)" when the
+// source cannot tell bytes cheaply. It is "" without a refresh.
+func sourceSize(c *engine.Change) string {
+	if c.Delta == nil || c.Delta.Source == nil {
+		return ""
+	}
+	sz := c.Delta.Source
+	if sz.Bytes < 0 {
+		return fmt.Sprintf("; %s at the source (size unknown)", plural(sz.Messages, "message"))
+	}
+	return fmt.Sprintf("; %s, %s at the source", plural(sz.Messages, "message"), fmtBytes(sz.Bytes))
 }
 
 // sourceChanges words what changed at the source (the change's refresh
