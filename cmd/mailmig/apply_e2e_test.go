@@ -355,7 +355,7 @@ func TestApplyEndToEnd(t *testing.T) {
 			t.Fatalf("catch-up:\n%s", out)
 		}
 		out = x.cli(exitChanges, "plan", "-detailed-exitcode")
-		if strings.Contains(out, "> cutover") {
+		if strings.Count(out, "> cutover") == len(x.accts) {
 			break
 		}
 		if i == 4 || !strings.Contains(out, "~ catch-up") {
