@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
+	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
 	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
@@ -44,7 +45,8 @@ Options:
   -json      list: print JSON.
 
 Edits with a plan take the state lock, like apply, so they never interleave
-with a running apply; with -db only SQLite's own locking applies.
+with a running apply, and each is recorded in the journal (who, what, when);
+with -db only SQLite's own locking applies and nothing is journaled.
 `
 
 // routesView is the JSON form of "routes list".
@@ -187,7 +189,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot set the route", err)
 		}
 		printRoute(r)
-		return journalRouteEdit(g, v, s, m, sub, r.Account, r.Backend)
+		return journalRouteEdit(g, v, s, m, state.Record{Action: sub, Account: r.Account, Backend: r.Backend})
 	case "freeze", "unfreeze":
 		f := st.Freeze
 		if sub == "unfreeze" {
@@ -198,13 +200,13 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot "+sub+" the route", err)
 		}
 		printRoute(r)
-		return journalRouteEdit(g, v, s, m, sub, r.Account, r.Backend)
+		return journalRouteEdit(g, v, s, m, state.Record{Action: sub, Account: r.Account, Backend: r.Backend})
 	case "delete":
 		if err := st.Delete(ctx, subArgs[0]); err != nil {
 			return fail("Cannot delete the route", err)
 		}
 		fmt.Fprintf(s.Out, "Deleted the route of %s.\n", routes.Normalize(subArgs[0]))
-		return journalRouteEdit(g, v, s, m, sub, routes.Normalize(subArgs[0]), "")
+		return journalRouteEdit(g, v, s, m, state.Record{Action: sub, Account: routes.Normalize(subArgs[0])})
 	case "alias":
 		switch {
 		case subArgs[0] == "add" && len(subArgs) == 3:
@@ -212,11 +214,13 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 				return fail("Cannot add the alias", err)
 			}
 			fmt.Fprintf(s.Out, "%s now follows the route of %s.\n", routes.Normalize(subArgs[1]), routes.Normalize(subArgs[2]))
+			return journalRouteEdit(g, v, s, m, state.Record{Action: "alias add", Account: routes.Normalize(subArgs[2]), Note: "alias " + routes.Normalize(subArgs[1])})
 		case subArgs[0] == "rm" && len(subArgs) == 2:
 			if err := st.RemoveAlias(ctx, subArgs[1]); err != nil {
 				return fail("Cannot remove the alias", err)
 			}
 			fmt.Fprintf(s.Out, "Removed the alias %s.\n", routes.Normalize(subArgs[1]))
+			return journalRouteEdit(g, v, s, m, state.Record{Action: "alias rm", Note: "alias " + routes.Normalize(subArgs[1])})
 		default:
 			fmt.Fprintf(s.Err, "Error: use \"routes alias add IDENTIFIER ACCOUNT\" or \"routes alias rm IDENTIFIER\".\n")
 			return exitError
@@ -245,9 +249,10 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		}
 		if b == "" {
 			fmt.Fprintln(s.Out, "Removed the default backend.")
-		} else {
-			fmt.Fprintf(s.Out, "Default backend: %s\n", b)
+			return journalRouteEdit(g, v, s, m, state.Record{Action: "default", Note: "removed"})
 		}
+		fmt.Fprintf(s.Out, "Default backend: %s\n", b)
+		return journalRouteEdit(g, v, s, m, state.Record{Action: "default", Backend: b})
 	case "domain":
 		switch subArgs[0] {
 		case "add":
@@ -255,8 +260,13 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 				return fail("Cannot add the domains", err)
 			}
 		case "rm":
-			for _, d := range subArgs[1:] {
+			for i, d := range subArgs[1:] {
 				if err := st.RemoveDomain(ctx, d); err != nil {
+					// The domains before d are gone: the journal says so
+					// before the error is reported.
+					if i > 0 {
+						journalRouteEdit(g, v, s, m, state.Record{Action: "domain rm", Note: strings.Join(subArgs[1:1+i], " ")})
+					}
 					return fail("Cannot remove the domain", err)
 				}
 			}
@@ -265,6 +275,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return exitError
 		}
 		fmt.Fprintf(s.Out, "Domains updated.\n")
+		return journalRouteEdit(g, v, s, m, state.Record{Action: "domain " + subArgs[0], Note: strings.Join(subArgs[1:], " ")})
 	case "import":
 		f, err := os.Open(subArgs[0])
 		if err != nil {
@@ -285,6 +296,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 			return fail("Cannot import the map", err)
 		}
 		fmt.Fprintf(s.Out, "Imported %d routes.\n", n)
+		return journalRouteEdit(g, v, s, m, state.Record{Action: "import", Note: fmt.Sprintf("%s: %d routes", subArgs[0], n)})
 	case "export":
 		ms, err := st.ExportMapping(ctx)
 		if err != nil {

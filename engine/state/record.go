@@ -37,10 +37,13 @@ const (
 	// (Approver: the person who typed "yes", "auto-approve", or the
 	// approver of a saved changes file). It names no account.
 	TypeApplyStart RecordType = "apply-start"
-	// TypeRouteEdit records a change of the route table by hand
-	// ("mailmig routes set|freeze|unfreeze|delete"): Action is the
-	// subcommand, Account the route, Backend the backend it points at
-	// afterwards.
+	// TypeRouteEdit records a change of the route table by hand (every
+	// "mailmig routes" edit made with a plan): Action is the subcommand
+	// ("set", "freeze", "unfreeze", "delete", "alias add", "alias rm",
+	// "default", "domain add", "domain rm", "import"), Account the route
+	// (the account an alias follows), Backend the backend it (or the
+	// default) points at afterwards, Note the other arguments (the alias,
+	// the domains, the imported file).
 	TypeRouteEdit RecordType = "route-edit"
 )
 
