@@ -103,10 +103,23 @@ func (s *Source) dial(ctx context.Context) (*pop3client.Client, error) {
 	}
 	// pop3client applies a context's deadline to the handshake and the
 	// greeting: bound them by the connect, TLS and greeting timeouts.
-	dctx, cancel := context.WithTimeout(ctx, to.Connect+to.TLSHandshake+to.ResponseHeader)
+	bound := to.Connect + to.TLSHandshake + to.ResponseHeader
+	dctx, cancel := context.WithTimeout(ctx, bound)
 	c, err := pop3client.Dial(dctx, cfg.Address, opts)
-	cancel()
 	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
+	}
+	// Not cancelled now: pop3client's guard goroutine for the greeting
+	// may not have run yet, and seeing dctx done it would set the
+	// connection's deadline in the past, so that the login fails with an
+	// i/o timeout (seen under load, in a cut-over's POP3 listing). dctx
+	// ends by itself at its deadline, long after the guard has returned.
+	time.AfterFunc(bound, cancel)
+	// The greeting's read deadline stays on the connection; later
+	// commands without a deadline of their own must not inherit it.
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		c.Close()
 		return nil, fmt.Errorf("%w: connect to %s: %w", vandelay.ErrConnect, cfg.Address, err)
 	}
 	user, authz := cfg.User, ""
