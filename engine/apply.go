@@ -547,6 +547,9 @@ func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
 	in.Bytes += out.Bytes
 	// The export's view of what the target folds together (totals).
 	in.Duplicates, in.KeywordsMerged = out.Duplicates, out.KeywordsMerged
+	// Conflicts are found again by every export while they last: the
+	// export's count is the account's.
+	in.Conflicts = out.Conflicts
 	return in, nil
 }
 
@@ -653,6 +656,13 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	step("verify", func() error {
 		v, e := a.env.Executor.Verify(a.ctx, job)
 		r.Counts.Mismatches = v.Mismatches
+		// Verify's count of conflicts (items the user had changed on the
+		// target, kept there) is the latest: they do not stop the
+		// cut-over, the finish record carries them as its warning.
+		if v.Conflicts > 0 {
+			r.Counts.Conflicts = v.Conflicts
+			log.Warn("cut-over proceeds with conflicts: the target's version kept", "conflicts", v.Conflicts)
+		}
 		if ve, ok := errors.AsType[*VerifyError](e); ok {
 			r.Mismatches = ve.Mismatches
 			if len(r.Mismatches) > state.MaxRecordedMismatches {

@@ -21,6 +21,9 @@ type fakeWorld struct {
 	routes   map[string]Route
 	fail     map[string]string // "account/step" → error text
 	mismatch map[string]int64
+	// conflicts are what exports and verifies report kept at the
+	// target's version (nil: none).
+	conflicts map[string]int64
 	// named, when it has the account, makes Verify name its mismatches
 	// (a *VerifyError), as the real executor does.
 	named map[string][]state.Mismatch
@@ -95,7 +98,7 @@ func (w *fakeWorld) Export(ctx context.Context, job *Job) (state.Counts, error) 
 	k := Key(job.Account.Address)
 	n := w.archive[k] - w.target[k]
 	w.target[k] = w.archive[k]
-	return state.Counts{Messages: n, Bytes: n * 1000}, nil
+	return state.Counts{Messages: n, Bytes: n * 1000, Conflicts: w.conflicts[k]}, nil
 }
 
 func (w *fakeWorld) Verify(ctx context.Context, job *Job) (state.Counts, error) {
@@ -106,7 +109,7 @@ func (w *fakeWorld) Verify(ctx context.Context, job *Job) (state.Counts, error) 
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	k := Key(job.Account.Address)
-	c := state.Counts{Messages: w.target[k], Mismatches: w.mismatch[k]}
+	c := state.Counts{Messages: w.target[k], Mismatches: w.mismatch[k], Conflicts: w.conflicts[k]}
 	if w.source[k] != w.target[k] {
 		c.Mismatches++
 	}
@@ -351,6 +354,37 @@ func TestApplyCutoverFailureRollsBack(t *testing.T) {
 	ch = h.plan()
 	if ch.Waves[0].Status != WaveHalted {
 		t.Fatalf("wave status %s", ch.Waves[0].Status)
+	}
+	h.verifyJournal()
+}
+
+// TestApplyCutoverWithConflicts: conflicts (the user's own versions kept
+// at the target) do not stop a cut-over; its finish record carries their
+// count, and so do the catch-up's.
+func TestApplyCutoverWithConflicts(t *testing.T) {
+	h := newHarness(t)
+	h.apply(h.plan(), nil)
+	h.w.conflicts = map[string]int64{"a@example.test": 3}
+	h.apply(h.plan(), nil) // catch-up of the pilot
+	res := h.apply(h.plan(), nil)
+	var a *Result
+	for _, r := range res.Results {
+		if r.Change.ID == "cutover:a@example.test" {
+			a = r
+		}
+	}
+	if a == nil || a.Outcome != state.OutcomeOK || a.Counts.Conflicts != 3 || a.Counts.Mismatches != 0 {
+		t.Fatalf("a: %+v", a)
+	}
+	got := map[string]int64{}
+	state.ReadRecords(h.dir, func(rec *state.Record) bool {
+		if rec.Type == state.TypeFinish && rec.Account == "a@example.test" && rec.Outcome == state.OutcomeOK && rec.Counts != nil {
+			got[rec.Action] = rec.Counts.Conflicts
+		}
+		return true
+	})
+	if got["catch-up"] != 3 || got["cutover"] != 3 {
+		t.Errorf("journaled conflicts by action: %v, want 3 for catch-up and cutover", got)
 	}
 	h.verifyJournal()
 }

@@ -389,6 +389,11 @@ func ExportSieve(ctx context.Context, a *archive.Archive, t SieveTarget, opts *S
 			}
 		}
 	}
+	if !opts.DryRun {
+		if err := saveConflicts(ctx, et, "sieve-conflicts", res.Conflicts); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -404,12 +409,19 @@ type SieveMismatch struct {
 type SieveVerifyReport struct {
 	Scripts    int             `json:"scripts"` // live scripts in the archive
 	Mismatches []SieveMismatch `json:"mismatches,omitempty"`
+	// Conflicts name scripts whose bytes differ because the last export
+	// found a script of that name that the user already had at the
+	// target and kept it: reported, not mismatches (a cut-over proceeds
+	// with a warning), like DAV items and files.
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // VerifySieve compares the archive's live scripts with the target's: each
 // one present with the same SHA-256, and the same script active. Scripts
 // the target holds beyond the archive's are not differences (the user's
-// own). A script the target refused is reported "missing".
+// own). A script the target refused is reported "missing"; one the last
+// export kept as a conflict (the user's own script of that name) is
+// listed in Conflicts, not as a mismatch.
 func VerifySieve(ctx context.Context, a *archive.Archive, t SieveTarget) (*SieveVerifyReport, error) {
 	scripts, err := a.SieveScripts(ctx, false)
 	if err != nil {
@@ -426,6 +438,14 @@ func VerifySieve(ctx context.Context, a *archive.Archive, t SieveTarget) (*Sieve
 			remoteActive = r.Name
 		}
 	}
+	var conflicts map[string]bool
+	if et, err := a.ExportTarget(ctx, t.Name()); err == nil {
+		if conflicts, err = loadConflicts(ctx, et, "sieve-conflicts"); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, archive.ErrNotFound) {
+		return nil, err
+	}
 	rep := &SieveVerifyReport{Scripts: len(scripts)}
 	wantActive, ours := "", map[string]bool{}
 	for _, s := range scripts {
@@ -441,7 +461,11 @@ func VerifySieve(ctx context.Context, a *archive.Archive, t SieveTarget) (*Sieve
 		if err != nil {
 			return nil, fmt.Errorf("get sieve script %q from the target: %w", s.Name, err)
 		}
-		if archive.Hash(b) != s.Hash {
+		switch {
+		case archive.Hash(b) == s.Hash:
+		case conflicts[s.Name]:
+			rep.Conflicts = append(rep.Conflicts, s.Name)
+		default:
 			rep.Mismatches = append(rep.Mismatches, SieveMismatch{s.Name, "content"})
 		}
 	}

@@ -130,8 +130,9 @@ func (x *Executor) openDAVTarget(ctx context.Context, acct *plan.Account, k plan
 
 // exportDAV reconciles every moved DAV kind onto the target. Refused items
 // and conflicts are logged and do not fail the step (a re-run cannot fix
-// them; the target's version is kept).
-func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+// them; the target's version is kept); conflicts are added to
+// cnt.Conflicts.
+func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
 		if !MovesDAV(x.m, acct, k) {
@@ -150,6 +151,7 @@ func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive
 			for _, href := range res.Conflicts {
 				log.Warn("dav item conflict: the target's own version kept", "item", href)
 			}
+			cnt.Conflicts += int64(len(res.Conflicts))
 			n += int64(res.Changes())
 		}
 		if err != nil {
@@ -160,8 +162,9 @@ func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive
 	return n, nil
 }
 
-// verifyDAV counts items missing or different at the target.
-func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
+// verifyDAV counts items missing or different at the target; conflicts
+// are added to cnt.Conflicts.
+func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
 		if !MovesDAV(x.m, acct, k) {
@@ -179,6 +182,7 @@ func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive
 		for _, href := range rep.Conflicts {
 			log.Warn("dav item conflict: the target's own version kept; not counted as a mismatch", "kind", string(k), "item", href)
 		}
+		cnt.Conflicts += int64(len(rep.Conflicts))
 		for _, mm := range rep.Mismatches {
 			n++
 			*named = append(*named, state.Mismatch{Kind: string(k) + "-" + mm.Kind, Mailbox: mm.Collection, Item: mm.Href})

@@ -419,16 +419,16 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
 	}
 	if err == nil && MovesSieve(x.m, job.Account) {
-		cnt.Objects, err = x.exportSieve(ctx, job.Account, a, log)
+		cnt.Objects, err = x.exportSieve(ctx, job.Account, a, log, &cnt)
 	}
 	if err == nil {
 		var n int64
-		n, err = x.exportDAV(ctx, job.Account, a, log)
+		n, err = x.exportDAV(ctx, job.Account, a, log, &cnt)
 		cnt.Objects += n
 	}
 	if err == nil {
 		var n int64
-		n, err = x.exportFiles(ctx, job.Account, a, log)
+		n, err = x.exportFiles(ctx, job.Account, a, log, &cnt)
 		cnt.Objects += n
 	}
 	return cnt, err
@@ -437,7 +437,8 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 // Verify compares the source with the archive (verify.Source: a dry-run
 // import must find nothing) and the archive with the target
 // (verify.Target, every blob hashed). Counts.Mismatches counts the
-// differences.
+// differences; Counts.Conflicts the contacts, events, files and Sieve
+// scripts the last export kept at the target's version (not mismatches).
 func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	log := x.logOr(job.Log)
 	src, err := x.openSource(job.Account, job.Source, log)
@@ -469,18 +470,18 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		named = append(named, journalMismatch(mm))
 	}
 	if MovesSieve(x.m, job.Account) {
-		n, err := x.verifySieve(ctx, job.Account, a, log, &named)
+		n, err := x.verifySieve(ctx, job.Account, a, log, &named, &cnt)
 		if err != nil {
 			return state.Counts{}, err
 		}
 		cnt.Mismatches += n
 	}
-	n, err := x.verifyDAV(ctx, job.Account, a, log, &named)
+	n, err := x.verifyDAV(ctx, job.Account, a, log, &named, &cnt)
 	if err != nil {
 		return state.Counts{}, err
 	}
 	cnt.Mismatches += n
-	if n, err = x.verifyFiles(ctx, job.Account, a, log, &named); err != nil {
+	if n, err = x.verifyFiles(ctx, job.Account, a, log, &named, &cnt); err != nil {
 		return state.Counts{}, err
 	}
 	cnt.Mismatches += n

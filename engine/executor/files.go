@@ -90,8 +90,9 @@ func (x *Executor) openFileTarget(ctx context.Context, acct *plan.Account, log *
 }
 
 // exportFiles reconciles the account's files onto the target. Conflicts
-// are logged and do not fail the step: the target's version is kept.
-func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+// are logged, added to cnt.Conflicts and do not fail the step: the
+// target's version is kept.
+func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts) (int64, error) {
 	if !MovesFiles(x.m, acct) {
 		return 0, nil
 	}
@@ -107,6 +108,7 @@ func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archi
 	for _, p := range res.Conflicts {
 		log.Warn("file conflict: the target's own version kept", "path", p)
 	}
+	cnt.Conflicts += int64(len(res.Conflicts))
 	if err != nil {
 		return int64(res.Changes()), fmt.Errorf("export files to %s: %w", acct.To, err)
 	}
@@ -114,8 +116,9 @@ func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archi
 	return int64(res.Changes()), nil
 }
 
-// verifyFiles counts files missing or different at the target.
-func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
+// verifyFiles counts files missing or different at the target;
+// conflicts are added to cnt.Conflicts.
+func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
 	if !MovesFiles(x.m, acct) {
 		return 0, nil
 	}
@@ -131,6 +134,7 @@ func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archi
 	for _, p := range rep.Conflicts {
 		log.Warn("file conflict: the target's own version kept; not counted as a mismatch", "path", p)
 	}
+	cnt.Conflicts += int64(len(rep.Conflicts))
 	for _, mm := range rep.Mismatches {
 		*named = append(*named, state.Mismatch{Kind: "files-" + mm.Kind, Item: mm.Path})
 		log.Warn("verify mismatch", "kind", "files "+mm.Kind, "item", mm.Path)

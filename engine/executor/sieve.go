@@ -125,8 +125,9 @@ func (x *Executor) openSieveTarget(ctx context.Context, acct *plan.Account) (van
 
 // exportSieve reconciles the scripts onto the target. A script the target
 // refuses is logged with the target's text and does not fail the step
-// (re-running cannot fix it; verify lists it as missing).
-func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+// (re-running cannot fix it; verify lists it as missing); conflicts are
+// logged and added to cnt.Conflicts. The changes are returned.
+func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts) (int64, error) {
 	t, err := x.openSieveTarget(ctx, acct)
 	if err != nil {
 		return 0, err
@@ -140,6 +141,7 @@ func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archi
 		for _, name := range res.Conflicts {
 			log.Warn("sieve script conflict: the target's own version kept", "script", name)
 		}
+		cnt.Conflicts += int64(len(res.Conflicts))
 	}
 	if err != nil {
 		return 0, fmt.Errorf("export sieve scripts to %s: %w", acct.To, err)
@@ -150,8 +152,9 @@ func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archi
 
 // verifySieve counts content and activation differences as mismatches;
 // scripts missing at the target (refused ones) are logged, not counted,
-// since no re-run can bring them.
-func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch) (int64, error) {
+// since no re-run can bring them; conflicts (the user's own script of
+// that name kept) are logged and added to cnt.Conflicts.
+func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
 	t, err := x.openSieveTarget(ctx, acct)
 	if err != nil {
 		return 0, err
@@ -161,6 +164,10 @@ func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archi
 	if err != nil {
 		return 0, fmt.Errorf("verify sieve scripts: %w", err)
 	}
+	for _, name := range rep.Conflicts {
+		log.Warn("sieve script conflict: the target's own version kept; not counted as a mismatch", "script", name)
+	}
+	cnt.Conflicts += int64(len(rep.Conflicts))
 	var n int64
 	for _, mm := range rep.Mismatches {
 		if mm.Kind == "missing" {

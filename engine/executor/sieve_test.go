@@ -60,7 +60,22 @@ func TestSieveSteps(t *testing.T) {
 	if err := src.SetActive(ctx, "b"); err != nil {
 		t.Fatal(err)
 	}
+	// "mine" is also at the target with the user's own bytes: a conflict
+	// the export keeps, verify lists (not a mismatch) and both count.
+	if err := src.Put(ctx, "mine", []byte("discard;\r\n")); err != nil {
+		t.Fatal(err)
+	}
 	src.Close()
+	tgt, err := sources.SieveTargets["managesieve"](ctx, &sources.Spec{
+		Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+		Login:  vandelay.Login{User: acct.Email, Password: acct.Password}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tgt.Put(ctx, "mine", []byte("keep;\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	tgt.Close()
 
 	m := &plan.Migration{Backends: []*plan.Backend{
 		{Name: "legacy", Endpoints: []*plan.Endpoint{
@@ -75,27 +90,30 @@ func TestSieveSteps(t *testing.T) {
 		Data: []plan.DataKind{plan.DataMail, plan.DataSieve}}
 	x := New(m, t.TempDir(), nil)
 	job := &engine.Job{Account: pa, Source: engine.NewLimiter("legacy", 2, 0, 0), Target: engine.NewLimiter("cyrus", 2, 0, 0)}
-	for i, want := range []int64{2 + 1, 0} { // 2 added + the active one; then nothing
+	// Import: 3 added + the active one; export: 2 put (not the
+	// conflict) + the activation; then nothing. The conflict is found
+	// again by every export while it lasts.
+	for i, want := range [][2]int64{{3 + 1, 2 + 1}, {0, 0}} {
 		c, err := x.Import(ctx, job)
 		if err != nil {
 			t.Fatalf("import %d: %v", i, err)
 		}
-		if c.Objects != want {
-			t.Errorf("import %d: %d objects, want %d", i, c.Objects, want)
+		if c.Objects != want[0] {
+			t.Errorf("import %d: %d objects, want %d", i, c.Objects, want[0])
 		}
 		c, err = x.Export(ctx, job)
 		if err != nil {
 			t.Fatalf("export %d: %v", i, err)
 		}
-		if c.Objects != want {
-			t.Errorf("export %d: %d objects, want %d", i, c.Objects, want)
+		if c.Objects != want[1] || c.Conflicts != 1 {
+			t.Errorf("export %d: %d objects, %d conflicts, want %d and 1", i, c.Objects, c.Conflicts, want[1])
 		}
 	}
 	c, err := x.Verify(ctx, job)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Mismatches != 0 {
-		t.Errorf("verify: %d mismatches", c.Mismatches)
+	if c.Mismatches != 0 || c.Conflicts != 1 {
+		t.Errorf("verify: %d mismatches, %d conflicts, want 0 and 1", c.Mismatches, c.Conflicts)
 	}
 }

@@ -62,6 +62,10 @@ type Account struct {
 	LastError  string `json:"last_error,omitempty"`
 	// Mismatches adds up what the verifies of failed cut-overs found.
 	Mismatches int64 `json:"mismatches"`
+	// Conflicts are the items the latest export, catch-up or cut-over
+	// kept at the target's version (the user had changed them there):
+	// the latest count, like Duplicates.
+	Conflicts int64 `json:"conflicts,omitempty"`
 }
 
 // Interval is a span of time; End is zero while it lasts.
@@ -96,6 +100,7 @@ type Totals struct {
 	Errors         int           `json:"errors"`
 	RolledBack     int           `json:"rolled_back"`
 	Mismatches     int64         `json:"mismatches"`
+	Conflicts      int64         `json:"conflicts,omitempty"`
 }
 
 func (t *Totals) add(a *Account) {
@@ -107,6 +112,7 @@ func (t *Totals) add(a *Account) {
 	t.Errors += a.Errors
 	t.RolledBack += a.RolledBack
 	t.Mismatches += a.Mismatches
+	t.Conflicts += a.Conflicts
 	if a.Phase == state.PhaseDone {
 		t.Done++
 	}
@@ -225,7 +231,7 @@ func (b *Builder) finish(a *Account, r *state.Record) {
 		switch r.Action {
 		case "export", "catch-up", "cutover":
 			// Totals at the export's end: the latest counts.
-			a.Duplicates, a.KeywordsMerged = c.Duplicates, c.KeywordsMerged
+			a.Duplicates, a.KeywordsMerged, a.Conflicts = c.Duplicates, c.KeywordsMerged, c.Conflicts
 		}
 		if r.Action == "cutover" {
 			a.CutOver = r.Time

@@ -129,6 +129,11 @@ type Counts struct {
 	// Reflagged counts the source copies whose flags a rollback set as
 	// the user had changed them on the target.
 	Reflagged int64 `json:"reflagged,omitempty"`
+	// Conflicts are contacts, events, files and Sieve scripts the user
+	// already had changed (or had, by the same name) on the target: the
+	// export kept the target's version and verify does not count them as
+	// mismatches, so the cut-over proceeds; the count is the warning.
+	Conflicts int64 `json:"conflicts,omitempty"`
 }
 
 // Add returns c+o field by field.
@@ -136,7 +141,7 @@ func (c Counts) Add(o Counts) Counts {
 	return Counts{Messages: c.Messages + o.Messages, New: c.New + o.New, Changed: c.Changed + o.Changed, Deleted: c.Deleted + o.Deleted,
 		Bytes: c.Bytes + o.Bytes, Mailboxes: c.Mailboxes + o.Mailboxes, Objects: c.Objects + o.Objects, Mismatches: c.Mismatches + o.Mismatches,
 		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged,
-		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged}
+		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, Conflicts: c.Conflicts + o.Conflicts}
 }
 
 // IsZero reports whether every count is zero.

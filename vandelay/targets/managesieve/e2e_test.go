@@ -312,6 +312,30 @@ func TestSieveDovecotToCyrus(t *testing.T) {
 			t.Error("user's script deleted")
 		}
 	})
+	// Verify lists the kept script as a conflict, not a mismatch: the
+	// cut-over proceeds with a warning, like for DAV items and files.
+	func() {
+		tg, err := managesieve.Open(ctx, &managesieve.Options{
+			Server: vandelay.Server{Address: s.Cyrus.ManageSieve, TLS: vandelay.TLSNone, AllowCleartext: true},
+			Login:  vandelay.Login{User: acct.Email, Password: acct.Password},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tg.Close()
+		rep, err := vandelay.VerifySieve(ctx, a, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mm := range rep.Mismatches {
+			if mm.Name == "mine" {
+				t.Errorf("conflict counted as a mismatch: %+v", rep)
+			}
+		}
+		if !cmp.Equal(rep.Conflicts, []string{"mine"}) {
+			t.Errorf("verify conflicts: %v, want [mine]", rep.Conflicts)
+		}
+	}()
 }
 
 func names(t *testing.T, c *sieveclient.Client) []string {

@@ -244,6 +244,10 @@ func event(r *state.Record) string {
 			if r.Counts.Mismatches > 0 {
 				parts = append(parts, fmt.Sprintf("%d verify mismatches", r.Counts.Mismatches))
 			}
+			if r.Counts.Conflicts > 0 {
+				// Kept at the target's version: a warning, not a failure.
+				parts = append(parts, countNoun(int(r.Counts.Conflicts), "conflict")+" (target's version kept)")
+			}
 		}
 		if r.DurationMS > 0 {
 			parts = append(parts, (time.Duration(r.DurationMS) * time.Millisecond).String())

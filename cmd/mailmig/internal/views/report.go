@@ -96,9 +96,15 @@ func reportSummary(r *report.Report) string {
 	if len(parts) > 0 {
 		s += ": " + strings.Join(parts, ", ")
 	}
-	return fmt.Sprintf("%s. %s messages, %s moved; %s duplicate copies collapsed, keywords of %s messages merged; frozen %s in all; %s, %d rolled back, %s.",
+	s = fmt.Sprintf("%s. %s messages, %s moved; %s duplicate copies collapsed, keywords of %s messages merged; frozen %s in all; %s, %d rolled back, %s",
 		s, fmtInt(t.Messages), fmtBytes(t.Bytes), fmtInt(t.Duplicates), fmtInt(t.KeywordsMerged), fmtDur(t.TimeFrozen),
 		countNoun(t.Errors, "error"), t.RolledBack, mismatchNoun(t.Mismatches))
+	if t.Conflicts > 0 {
+		// Only when there are some: the user's own versions kept at the
+		// target, a warning the cut-over went past.
+		s += fmt.Sprintf("; %s kept at the target's version", countNoun(int(t.Conflicts), "conflict"))
+	}
+	return s + "."
 }
 
 func totalsCells(t report.Totals, cut string) string {
