@@ -38,7 +38,7 @@ var ErrTooNew = errors.New("archive schema is newer than this mailmig")
 var migrationFS embed.FS
 
 // Migration is one numbered schema step. The steps are the files
-// migrations/NNNN_name.sql, applied in order inside one transaction each;
+// migrations/NNNN_name.sql, applied in order, all pending ones inside one transaction;
 // PRAGMA user_version records the last one applied.
 type Migration struct {
 	// Version is the NNNN prefix of the file name.
@@ -281,22 +281,32 @@ func (a *Archive) migrate(ctx context.Context) error {
 	if cur < len(ms) && a.readOnly {
 		return fmt.Errorf("schema version %d is older than %d; open it read-write once to migrate", cur, len(ms))
 	}
+	if cur == len(ms) {
+		return nil
+	}
+	// Every pending migration in one transaction: a run killed while
+	// creating or upgrading an archive leaves it at a version this build
+	// wrote whole (the old one, or the newest), never in between, so a
+	// read-only reader after the kill finds what it expects.
+	tx, err := a.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
 	for _, m := range ms[cur:] {
-		tx, err := a.db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", m.Version)); err != nil {
-			tx.Rollback()
-			return err
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("apply migration %s: %w", m.Name, err)
-		}
+	}
+	last := ms[len(ms)-1]
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", last.Version)); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply migrations %s to %s: %w", ms[cur].Name, last.Name, err)
+	}
+	for _, m := range ms[cur:] {
 		a.log.Info("archive migrated", "version", m.Version, "migration", m.Name)
 	}
 	return nil
