@@ -16,29 +16,19 @@ import (
 // exit codes (a collection that failed while the others synced is a
 // partial run).
 func importDAV(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
-	src, err := dk.NewDAV(cfg)
-	if err != nil {
-		v.Errorf("%v", err)
-		return exitVandelayUsage
-	}
-	defer src.Close()
-	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
-	if err != nil {
-		v.Errorf("%v", err)
-		return exitVandelayArchive
-	}
-	defer a.Close()
-	res, err := vandelay.ImportDAV(ctx, src, a, opts)
-	if res != nil {
-		v.DAVImportResult(src.Kind(), res, asJSON)
-	}
-	switch {
-	case err != nil:
-		return dataImportFailed(v, err)
-	case len(res.Failed) > 0:
-		return exitVandelayPartial
-	}
-	return exitOK
+	return runDataImport(ctx, v, cfg, archivePath, dk.NewDAV, func(src vandelay.DAVSource, a *archive.Archive) int {
+		res, err := vandelay.ImportDAV(ctx, src, a, opts)
+		if res != nil {
+			v.DAVImportResult(src.Kind(), res, asJSON)
+		}
+		switch {
+		case err != nil:
+			return dataImportFailed(v, err)
+		case len(res.Failed) > 0:
+			return exitVandelayPartial
+		}
+		return exitOK
+	})
 }
 
 // runVandelayExportCardDAV is "mailmig vandelay export-carddav".

@@ -15,29 +15,19 @@ import (
 // ImportFiles, its result through the view, errors mapped to the
 // import's exit codes.
 func importFiles(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
-	src, err := dk.NewFiles(cfg)
-	if err != nil {
-		v.Errorf("%v", err)
-		return exitVandelayUsage
-	}
-	defer src.Close()
-	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
-	if err != nil {
-		v.Errorf("%v", err)
-		return exitVandelayArchive
-	}
-	defer a.Close()
-	res, err := vandelay.ImportFiles(ctx, src, a, opts)
-	if err != nil {
-		if res != nil && res.Changes() > 0 {
-			v.FilesImportResult(res, asJSON)
-			v.Errorf("%v\nThe archive is consistent; run the same command again to resume.", err)
-			return exitVandelayPartial
+	return runDataImport(ctx, v, cfg, archivePath, dk.NewFiles, func(src vandelay.FileSource, a *archive.Archive) int {
+		res, err := vandelay.ImportFiles(ctx, src, a, opts)
+		if err != nil {
+			if res != nil && res.Changes() > 0 {
+				v.FilesImportResult(res, asJSON)
+				v.Errorf("%v\nThe archive is consistent; run the same command again to resume.", err)
+				return exitVandelayPartial
+			}
+			return dataImportFailed(v, err)
 		}
-		return dataImportFailed(v, err)
-	}
-	v.FilesImportResult(res, asJSON)
-	return exitOK
+		v.FilesImportResult(res, asJSON)
+		return exitOK
+	})
 }
 
 // runVandelayExportWebDAV is "mailmig vandelay export-webdav": flags to

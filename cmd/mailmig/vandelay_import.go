@@ -207,7 +207,22 @@ func printKindDefaults(fs *flag.FlagSet, k sources.Kind) {
 // ImportSieve, its result through the view, errors mapped to the import's
 // exit codes.
 func importSieve(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
-	src, err := dk.NewSieve(cfg)
+	return runDataImport(ctx, v, cfg, archivePath, dk.NewSieve, func(src vandelay.SieveSource, a *archive.Archive) int {
+		res, err := vandelay.ImportSieve(ctx, src, a, opts)
+		if err != nil {
+			return dataImportFailed(v, err)
+		}
+		v.SieveImportResult(res, asJSON)
+		return exitOK
+	})
+}
+
+// runDataImport is the frame of a non-mail kind's import command: the
+// kind's source from newSource (a usage error when refused), the archive
+// opened, run with both, both closed after it.
+func runDataImport[S interface{ Close() error }](ctx context.Context, v *views.View, cfg *sources.Spec, archivePath string,
+	newSource func(*sources.Spec) (S, error), run func(S, *archive.Archive) int) int {
+	src, err := newSource(cfg)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayUsage
@@ -219,12 +234,7 @@ func importSieve(ctx context.Context, v *views.View, dk sources.DataKind, cfg *s
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	res, err := vandelay.ImportSieve(ctx, src, a, opts)
-	if err != nil {
-		return dataImportFailed(v, err)
-	}
-	v.SieveImportResult(res, asJSON)
-	return exitOK
+	return run(src, a)
 }
 
 // dataImportFailed reports a failed import of a non-mail kind and maps its
