@@ -23,7 +23,7 @@
 // common result ([ProbeResult], computed by [CompareMailboxes]). The
 // adapters live in vandelay/sources/{imap,pop3,jmap,maildir,takeout} and
 // vandelay/sources/exchange/{graph,ews} (Microsoft Exchange, the one
-// source tested against recorded exchanges, package exchangetest); the
+// source tested against recorded exchanges, package recorded); the
 // registry of source kinds (constructor, probe and the settings each kind
 // reads) is the map in package vandelay/sources, a separate package
 // because the adapters import this one. Every source runs the conformance

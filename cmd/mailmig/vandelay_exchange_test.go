@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
+	"github.com/mailmig/mailmig/internal/recorded"
 )
 
 // TestVandelayExchange runs "mailmig vandelay import exchange-ews" and
@@ -22,8 +22,8 @@ func TestVandelayExchange(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("EWS_PW", "fixture-password")
 	t.Setenv("APP_SECRET", "fixture-secret")
-	ews := exchangetest.New(t, "../../vandelay/sources/exchange/ews/testdata/ews-run1.txtar")
-	graph := exchangetest.New(t, "../../vandelay/sources/exchange/graph/testdata/graph-denied.txtar")
+	ews := recorded.New(t, "../../vandelay/sources/exchange/ews/testdata/ews-run1.txtar")
+	graph := recorded.New(t, "../../vandelay/sources/exchange/graph/testdata/graph-denied.txtar")
 	runs := []struct {
 		args []string
 		code int

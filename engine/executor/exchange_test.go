@@ -7,8 +7,8 @@ import (
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/plan"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 )
 
 // TestExchangeSteps runs the executor's steps for an account whose plan
@@ -27,7 +27,7 @@ func TestExchangeSteps(t *testing.T) {
 	defer cancel()
 	const dir = "../../vandelay/sources/exchange/graph/testdata/"
 	// Import order: mail, Sieve (the inbox rules), contacts, calendars.
-	srv := exchangetest.New(t, dir+"graph-run1.txtar", dir+"graph-rules.txtar", dir+"graph-dav-run1.txtar")
+	srv := recorded.New(t, dir+"graph-run1.txtar", dir+"graph-rules.txtar", dir+"graph-dav-run1.txtar")
 	m := &plan.Migration{Backends: []*plan.Backend{
 		{Name: "m365", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoExchange, URL: srv.URL + "/v1.0"}},
 			Exchange: &plan.Exchange{API: "graph", URL: srv.URL + "/v1.0", Authority: srv.URL, Tenant: "tenant-1", ClientID: "app-1",

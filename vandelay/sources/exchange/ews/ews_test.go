@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/ews"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
 
@@ -30,7 +30,7 @@ func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-func options(srv *exchangetest.Server, sl *sleeps) *ews.Options {
+func options(srv *recorded.Server, sl *sleeps) *ews.Options {
 	return &ews.Options{URL: srv.URL + "/EWS/Exchange.asmx",
 		Login: vandelay.Login{User: "alice@contoso.example", MasterUser: "svc-migration", Password: "fixture-password"},
 		HTTP:  srv.Client(), Sleep: sl.sleep}
@@ -42,7 +42,7 @@ var mimeRE = regexp.MustCompile(`(?s)<t:ItemId Id="([^"]+)"|<t:MimeContent Chara
 // carry (base64-decoded), the truth the archive must hold byte for byte.
 func served(t *testing.T, script string) map[string]*vandelaytest.WantMessage {
 	t.Helper()
-	ex, err := exchangetest.ParseFile(script)
+	ex, err := recorded.ParseFile(script)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func with(m *vandelaytest.WantMessage, received string, kws ...string) *vandelay
 // SyncState read again without duplicates.
 func TestEWSImport(t *testing.T) {
 	r1, r2 := "testdata/ews-run1.txtar", "testdata/ews-run2.txtar"
-	srv := exchangetest.New(t, r1)
+	srv := recorded.New(t, r1)
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 	src, err := ews.New(options(srv, &sl))
@@ -171,7 +171,7 @@ func TestEWSOptions(t *testing.T) {
 // SOAP body.
 func FuzzParseResponse(f *testing.F) {
 	for _, p := range []string{"testdata/ews-run1.txtar", "testdata/ews-run2.txtar"} {
-		ex, err := exchangetest.ParseFile(p)
+		ex, err := recorded.ParseFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func FuzzParseResponse(f *testing.F) {
 // EWS: the items are Exchange's own iCalendar and vCard, kept byte for
 // byte, with their UIDs read from them.
 func TestEWSCalendarsContacts(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/ews-dav.txtar")
+	srv := recorded.New(t, "testdata/ews-dav.txtar")
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 	ctx := context.Background()

@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/mailmig/mailmig/internal/peers"
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 	"github.com/mailmig/mailmig/vandelay/verify"
@@ -27,7 +27,7 @@ func TestGraphToCyrus(t *testing.T) {
 	acct := s.NewAccount(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv := exchangetest.New(t, "testdata/graph-run1.txtar")
+	srv := recorded.New(t, "testdata/graph-run1.txtar")
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 	vandelay.WarmUpIMAP(ctx, s.Cyrus.IMAP, acct.Email, acct.Password, nil, nil)

@@ -8,9 +8,9 @@ import (
 	"github.com/emersion/go-ical"
 	"github.com/emersion/go-vcard"
 
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
 )
@@ -48,7 +48,7 @@ func items(t *testing.T, a *archive.Archive, kind string) map[string][]byte {
 // vCard and iCalendar mapping, then a second run records one deleted
 // contact and one deleted event and nothing else.
 func TestGraphContactsCalendars(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/graph-dav-run1.txtar")
+	srv := recorded.New(t, "testdata/graph-dav-run1.txtar")
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 	ctx := context.Background()

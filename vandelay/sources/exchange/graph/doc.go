@@ -6,7 +6,7 @@
 //
 // It is verified against recorded exchanges only (testdata/*.txtar,
 // written by testdata/make-fixtures.py from Microsoft's documented
-// examples and served by package exchangetest, which checks every
+// examples and served by package recorded, which checks every
 // request); no tenant is available to the tests.
 //
 // Implementation notes:

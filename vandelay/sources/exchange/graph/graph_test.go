@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/oauth"
 	"github.com/mailmig/mailmig/vandelay/vandelaytest"
@@ -41,7 +41,7 @@ func (s *sleeps) take() []time.Duration {
 	return out
 }
 
-func options(srv *exchangetest.Server, sl *sleeps) *graph.Options {
+func options(srv *recorded.Server, sl *sleeps) *graph.Options {
 	return &graph.Options{URL: srv.URL + "/v1.0", User: "alice@contoso.example",
 		OAuth: oauth.Config{Authority: srv.URL, Tenant: "tenant-1", ClientID: "app-1", ClientSecret: "fixture-secret"},
 		Sleep: sl.sleep, HTTP: srv.Client()}
@@ -51,7 +51,7 @@ func options(srv *exchangetest.Server, sl *sleeps) *graph.Options {
 // of the script serves, the truth the archive must hold byte for byte.
 func served(t *testing.T, script, name string) *vandelaytest.WantMessage {
 	t.Helper()
-	ex, err := exchangetest.ParseFile(script)
+	ex, err := recorded.ParseFile(script)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func importOnce(t *testing.T, a *archive.Archive, opts *graph.Options) *archive.
 // duplicates); the third changes nothing.
 func TestGraphImport(t *testing.T) {
 	r1, r2 := "testdata/graph-run1.txtar", "testdata/graph-run2.txtar"
-	srv := exchangetest.New(t, r1)
+	srv := recorded.New(t, r1)
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 
@@ -160,7 +160,7 @@ func TestGraphImport(t *testing.T) {
 
 // TestGraphErrors checks how refusals are classified.
 func TestGraphErrors(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/graph-denied.txtar")
+	srv := recorded.New(t, "testdata/graph-denied.txtar")
 	var sl sleeps
 	src, err := graph.New(options(srv, &sl))
 	if err != nil {
@@ -211,7 +211,7 @@ func wantRun1(t *testing.T) *vandelaytest.Want {
 // archive ends exactly as after an uninterrupted import — nothing lost,
 // nothing doubled.
 func TestGraphInterrupted(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/graph-interrupted.txtar")
+	srv := recorded.New(t, "testdata/graph-interrupted.txtar")
 	var sl sleeps
 	a := vandelaytest.OpenArchive(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/graph"
 )
 
@@ -13,7 +13,7 @@ import (
 // and checks it line by line, including the report of what Sieve cannot
 // express.
 func TestRulesSieve(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/graph-rules.txtar")
+	srv := recorded.New(t, "testdata/graph-rules.txtar")
 	var sl sleeps
 	r, err := graph.NewRules(options(srv, &sl))
 	if err != nil {

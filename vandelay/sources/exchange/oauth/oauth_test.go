@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mailmig/mailmig/vandelay/sources/exchange/exchangetest"
+	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/internal/httpx"
 	"github.com/mailmig/mailmig/vandelay/sources/exchange/oauth"
 )
@@ -16,7 +16,7 @@ import (
 // polls at the interval (plus 5 s after slow_down), and a dropped access
 // token is renewed with the refresh token.
 func TestDeviceCode(t *testing.T) {
-	srv := exchangetest.New(t, "testdata/device-code.txtar")
+	srv := recorded.New(t, "testdata/device-code.txtar")
 	var waits []time.Duration
 	c := httpx.New(1)
 	c.HTTP = srv.Client()

@@ -1,9 +1,11 @@
-// Package exchangetest serves recorded Microsoft Graph and EWS exchanges
-// to the Exchange sources' tests. Exchange cannot run on a test machine,
-// so this is the one place mailmig is tested against recordings instead of
-// a real server (docs/import.md says so). The recordings are written by
-// hand from Microsoft's documented request and response examples, not
-// captured from a tenant.
+// Package recorded serves recorded protocol exchanges to tests of peers
+// that cannot run on a test machine: Microsoft Graph and EWS (Exchange),
+// and the JMAP-standard capabilities (RFC 9661 Sieve, RFC 9610 contacts,
+// calendars, FileNode, identities, vacation) that no server in the harness
+// offers. Everything else is tested against real servers; docs say which
+// paths are checked against recordings. The recordings are written by hand
+// from the specifications' and vendors' documented request and response
+// examples, not captured from a live server.
 //
 // A script is a txtar archive of exchanges: a file "NAME.req" and a file
 // "NAME.resp" per exchange. The server checks every request it receives
@@ -40,7 +42,7 @@
 // identical requests (a 429 and the retry that succeeds) are answered in
 // the order written. Concurrent requests for different resources match
 // independently of their arrival order.
-package exchangetest
+package recorded
 
 import (
 	"bytes"
