@@ -58,6 +58,11 @@
 // proxy.Server installs them on its HTTP listeners (ListenerConfig.HTTP),
 // which is how `mailmig proxy` runs the proxy.
 //
+// A request body that sends nothing for Options.BodyIdleTimeout is cut
+// (408): an upload may take as long as it needs while it moves, but a
+// client cannot hold a backend connection open by stalling. CONNECT and
+// TRACE are refused (405) before routing.
+//
 // Panics in request handling are recovered, logged and counted (Panics
 // and proxy.Panics).
 package httpproxy

@@ -52,6 +52,11 @@ type Options struct {
 	// MaxSessionBytes bounds a JMAP session object the proxy rewrites.
 	// Default: 4 MiB.
 	MaxSessionBytes int64
+	// BodyIdleTimeout cuts a request body that sends nothing for this
+	// long: an authenticated client trickling an upload would otherwise
+	// hold a backend connection (and the account's freeze) open forever.
+	// A whole upload may take as long as it needs. Default: 60 s.
+	BodyIdleTimeout time.Duration
 	// FailureDelay makes every refused request with credentials take the
 	// same time (see proxy.FailureDelay; the proxy.Server's, so that all
 	// fronts learn the backends' refusal times). Nil: no delay.
@@ -113,6 +118,9 @@ func New(opts *Options) (*Proxy, error) {
 	}
 	if o.MaxSessionBytes <= 0 {
 		o.MaxSessionBytes = 4 << 20
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 60 * time.Second
 	}
 	if o.Transport == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
@@ -246,6 +254,8 @@ type reqInfo struct {
 	// cancel ends the request toward the backend; a stream that the
 	// account's flip ends uses it to stop waiting for the next event.
 	cancel context.CancelFunc
+	// body is the request body, when it has one.
+	body *idleBody
 }
 
 // ServeHTTP routes one request.
@@ -261,6 +271,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		}
 	}()
+	if r.Method == http.MethodConnect || r.Method == http.MethodTrace {
+		// Not a JMAP or DAV method: CONNECT would ask a backend to open a
+		// tunnel with the client's credentials, TRACE would echo them.
+		// Refused before any routing, the same for every client.
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK, REPORT, MKCALENDAR, ACL")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
 	ctx := r.Context()
 	client, limited := p.clientIP(r)
 	if limited && !p.opts.AuthLimiter.AuthAllowedIP(client) {
@@ -420,6 +438,10 @@ func (p *Proxy) forwardConn(w http.ResponseWriter, r *http.Request, b *proxy.Bac
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	info := &reqInfo{target: target.url, rt: target.rt, public: p.origin(r), backend: b.Name, account: account, cs: cs, cancel: cancel}
+	if r.Body != nil && r.Body != http.NoBody {
+		info.body = &idleBody{rc: r.Body, ctl: http.NewResponseController(w), idle: p.opts.BodyIdleTimeout}
+		r.Body = info.body
+	}
 	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, reqKey{}, info)))
 	if info.cs != nil && info.cs.isHijacked() {
 		// An upgraded connection (WebSocket) ended: the server will not
@@ -538,10 +560,19 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
+	if info != nil && info.body != nil && info.body.failed() {
+		// The client's upload stalled (or broke off), which also
+		// cancels the request: the backend is fine, and the credentials
+		// were not refused. A client still there reads 408.
+		p.log.Debug("request body stalled", "backend", info.backend, "err", err)
+		w.Header().Set("Connection", "close")
+		http.Error(w, "request body timed out", http.StatusRequestTimeout)
+		return
+	}
 	if errors.Is(err, context.Canceled) {
 		return // the client went away
 	}
-	info, _ := r.Context().Value(reqKey{}).(*reqInfo)
 	backend := ""
 	if info != nil {
 		backend = info.backend
