@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"mime"
 	"path"
+	"strings"
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -135,10 +135,7 @@ func (t *FileTarget) Put(ctx context.Context, p string, body io.Reader, size int
 	case ifMatch == "" && exists, ifMatch != "" && (!exists || cur.BlobID == nil || *cur.BlobID != ifMatch):
 		return "", vandelay.ErrDAVPrecondition
 	}
-	ctype := mime.TypeByExtension(path.Ext(p))
-	if ctype == "" {
-		ctype = "application/octet-stream"
-	}
+	ctype := mediaType(p)
 	used := false
 	blob, err := t.c.Upload(ctx, t.accountID, ctype, size, func() (io.ReadCloser, error) {
 		// The export streams from the archive; a retried upload would
@@ -172,6 +169,27 @@ func (t *FileTarget) Put(ctx context.Context, p string, body io.Reader, size int
 	}
 	t.byPath[p] = jmap.FileNode{ID: resp.CreatedID("f"), ParentID: parent, Name: name, BlobID: &blob.BlobID, Size: size}
 	return blob.BlobID, nil
+}
+
+// mediaTypes are the types set on FileNodes by the name's extension: a
+// fixed table, not the system's mime.types, so that what the export sends
+// does not depend on the machine. WebDAV cannot send a type either (the
+// server derives it); a JMAP server may keep or re-derive this one.
+var mediaTypes = map[string]string{
+	".txt": "text/plain", ".md": "text/markdown", ".html": "text/html", ".htm": "text/html", ".css": "text/css",
+	".csv": "text/csv", ".pdf": "application/pdf", ".json": "application/json", ".xml": "application/xml",
+	".zip": "application/zip", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+	".svg": "image/svg+xml", ".webp": "image/webp", ".ics": "text/calendar", ".vcf": "text/vcard",
+	".mp3": "audio/mpeg", ".mp4": "video/mp4", ".odt": "application/vnd.oasis.opendocument.text",
+	".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+	".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+func mediaType(p string) string {
+	if t, ok := mediaTypes[strings.ToLower(path.Ext(p))]; ok {
+		return t
+	}
+	return "application/octet-stream"
 }
 
 // Open implements vandelay.FileTarget.
