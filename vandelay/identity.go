@@ -125,6 +125,11 @@ func ExportIdentitiesJMAP(ctx context.Context, a *archive.Archive, c *jmap.Clien
 	}
 	set := func(args map[string]any) (*jmap.SetResponse, error) {
 		r, err := jmap.Set(ctx, c, usingIdentity, accountID, "Identity", args)
+		var me *jmap.MethodError
+		if errors.As(err, &me) && me.Type == jmap.ErrUnknownMethod {
+			// Cyrus 3.6: one read-only identity per account.
+			return nil, fmt.Errorf("%w: Identity/set (the server has read-only identities)", ErrNoCapability)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("write the target's identities: %w", err)
 		}
@@ -242,9 +247,14 @@ func ExportIdentitiesJMAP(ctx context.Context, a *archive.Archive, c *jmap.Clien
 // IdentityVerifyReport is what [VerifyIdentitiesJMAP] compared.
 type IdentityVerifyReport struct {
 	Matched int `json:"matched"`
-	// Mismatches are emails of archived identities the target lacks or
-	// holds with other fields.
+	// Mismatches are emails of archived identities the target holds with
+	// other fields.
 	Mismatches []string `json:"mismatches,omitempty"`
+	// Missing are emails the target has no identity for: refused by the
+	// target (forbiddenFrom) or a target whose identities are read-only.
+	// No re-run brings them, so they are reported apart (like a refused
+	// Sieve script).
+	Missing []string `json:"missing,omitempty"`
 	Conflicts  []string `json:"conflicts,omitempty"`
 }
 
@@ -266,9 +276,10 @@ func VerifyIdentitiesJMAP(ctx context.Context, a *archive.Archive, c *jmap.Clien
 	if err != nil {
 		return nil, fmt.Errorf("read the target's identities: %w", err)
 	}
-	have := map[string]bool{}
+	have, emails := map[string]bool{}, map[string]bool{}
 	for _, r := range remote {
 		have[identityKey(r)] = true
+		emails[r.Email] = true
 	}
 	var conflicts map[string]bool
 	if et, err := a.ExportTarget(ctx, "jmap-identity "+c.SessionURL()+" "+accountID); err == nil {
@@ -284,6 +295,8 @@ func VerifyIdentitiesJMAP(ctx context.Context, a *archive.Archive, c *jmap.Clien
 			rep.Matched++
 		case conflicts[i.Email]:
 			rep.Conflicts = append(rep.Conflicts, i.Email)
+		case !emails[i.Email]:
+			rep.Missing = append(rep.Missing, i.Email)
 		default:
 			rep.Mismatches = append(rep.Mismatches, i.Email)
 		}

@@ -104,7 +104,7 @@ func ImportJMAPData(ctx context.Context, c *jmap.Client, accountID string, src a
 	res := &JMAPDataResult{DryRun: opts.DryRun}
 	want := map[string]bool{}
 	for _, k := range JMAPDataKinds {
-		want[k] = c.Session().Has(JMAPKindCapability[k])
+		want[k] = c.Session().Offers(JMAPKindCapability[k])
 	}
 	if opts.Kinds != nil {
 		asked := map[string]bool{}
@@ -270,7 +270,7 @@ func importJMAPSieve(ctx context.Context, c *jmap.Client, accountID string, src 
 		return err
 	}
 	res.Sieve = sr
-	if !c.Session().Has(jmap.CapVacationResponse) {
+	if !c.Session().Offers(jmap.CapVacationResponse) {
 		// Without a VacationResponse of its own, the source's vacation
 		// is what its active script says (as for ManageSieve).
 		changed, err := a.SetVacation(ctx, VacationFromSieve(scripts), opts.DryRun)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Capabilities of the JMAP-standard data kinds beside mail, which both the
@@ -23,6 +24,27 @@ const (
 func (s *Session) Has(cap string) bool {
 	_, ok := s.Capabilities[cap]
 	return ok
+}
+
+// Offers reports whether the session offers cap in a way mailmig can use:
+// [Session.Has], except that Cyrus (a session naming any of its own
+// https://cyrusimap.org/ns/jmap/ capabilities) is taken not to offer
+// urn:ietf:params:jmap:vacationresponse: Cyrus 3.6 advertises it, but its
+// httpd crashes on VacationResponse/get (signal 11, every account), and a
+// crashed request would be retried for minutes. Its vacation travels in
+// the Sieve script instead (docs/export.md).
+func (s *Session) Offers(cap string) bool {
+	if !s.Has(cap) {
+		return false
+	}
+	if cap == CapVacationResponse {
+		for c := range s.Capabilities {
+			if strings.HasPrefix(c, "https://cyrusimap.org/ns/jmap/") {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // SieveScript is RFC 9661 2's object.
