@@ -254,8 +254,8 @@ type IdentityVerifyReport struct {
 	// target (forbiddenFrom) or a target whose identities are read-only.
 	// No re-run brings them, so they are reported apart (like a refused
 	// Sieve script).
-	Missing []string `json:"missing,omitempty"`
-	Conflicts  []string `json:"conflicts,omitempty"`
+	Missing   []string `json:"missing,omitempty"`
+	Conflicts []string `json:"conflicts,omitempty"`
 }
 
 // VerifyIdentitiesJMAP compares the archive's live identities with the

@@ -52,9 +52,9 @@ type syncer struct {
 	// boxes maps an in-scope JMAP Mailbox id to its archive mailbox;
 	// all holds every Mailbox id of the last Mailbox/get (nil when the
 	// run has not asked: then an unknown id makes it ask).
-	boxes     map[string]int64
-	paths     map[int64]string
-	all       map[string]bool
+	boxes map[string]int64
+	paths map[int64]string
+	all   map[string]bool
 	// sortOrder is each Mailbox's sortOrder of the last Mailbox/get,
 	// kept in the archive (SetSortOrders) for a JMAP target.
 	sortOrder map[string]int
