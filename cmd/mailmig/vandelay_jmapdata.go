@@ -12,8 +12,7 @@ import (
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/jmap"
-	"github.com/mailmig/mailmig/vandelay/targets/jmapdata"
+	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // parseObjects splits an --objects list into mail and the JMAP data kinds
@@ -41,26 +40,20 @@ func parseObjects(list string) (mail bool, kinds []string, err error) {
 // importJMAPKinds runs vandelay.ImportJMAPData for "vandelay import jmap
 // --objects …" with the source's own client and prints the result.
 func importJMAPKinds(ctx context.Context, v *views.View, src vandelay.MailSource, a *archive.Archive, kinds []string, opts *vandelay.JMAPDataOptions, asJSON bool) int {
-	ds, ok := src.(interface {
-		DataClient(ctx context.Context) (*jmap.Client, string, error)
-	})
-	if !ok {
-		v.Errorf("--objects %s: only a jmap source has them", strings.Join(kinds, ","))
-		return exitVandelayUsage
-	}
-	c, accountID, err := ds.DataClient(ctx)
-	if err != nil {
-		return dataImportFailed(v, err)
-	}
-	for _, k := range kinds {
-		if !c.Session().Offers(vandelay.JMAPKindCapability[k]) {
-			v.Note(fmt.Sprintf("%s: the source's session does not offer %s; not imported.", k, vandelay.JMAPKindCapability[k]))
-		}
-	}
 	opts.Kinds = kinds
-	res, err := vandelay.ImportJMAPData(ctx, c, accountID, src.Describe(), a, opts)
+	res, err := sources.ImportJMAPData(ctx, src, a, opts)
 	if res != nil {
 		printJMAPImport(v, res, asJSON)
+		got := map[string]bool{vandelay.JMAPKindSieve: res.Sieve != nil, vandelay.JMAPKindIdentity: res.Identities != nil,
+			vandelay.JMAPKindVacation: res.Vacation, vandelay.JMAPKindFiles: res.Files != nil}
+		for _, k := range res.Unchanged {
+			got[k] = true
+		}
+		for _, k := range kinds {
+			if !got[k] && err == nil {
+				v.Note(fmt.Sprintf("%s: the source's session does not offer %s; not imported.", k, vandelay.JMAPKindCapability[k]))
+			}
+		}
 	}
 	if err != nil {
 		return dataImportFailed(v, err)
@@ -132,7 +125,7 @@ func exportJMAPKinds(ctx context.Context, v *views.View, a *archive.Archive, tg 
 		rep := jmapKindReport{Kind: k}
 		switch k {
 		case vandelay.JMAPKindSieve:
-			t, err := jmapdata.NewSieveTarget(c, acct)
+			t, err := sources.JMAPSieveTarget(tg)
 			if err != nil {
 				return fail(k, err)
 			}
@@ -180,7 +173,7 @@ func exportJMAPKinds(ctx context.Context, v *views.View, a *archive.Archive, tg 
 			}
 			rep.Result = res
 		case vandelay.JMAPKindFiles:
-			t, err := jmapdata.NewFileTarget(c, acct)
+			t, err := sources.JMAPFileTarget(tg)
 			if err != nil {
 				return fail(k, err)
 			}
