@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/internal/recorded"
@@ -20,7 +21,9 @@ import (
 // checked): a target whose session offers urn:ietf:params:jmap:sieve gets
 // the account's scripts over JMAP (the ManageSieve path is marked
 // skipped), identities and the vacation response send nothing when the
-// archive has none, files are not asked for; a re-run changes nothing.
+// archive has none (and the vacation read from a Sieve script is not sent:
+// the script carries it), files are not asked for; a re-run changes
+// nothing; a vacation response read from a JMAP source is set.
 func TestExportJMAPData(t *testing.T) {
 	ctx := context.Background()
 	dir := "../../vandelay/targets/jmapdata/testdata/"
@@ -64,6 +67,18 @@ func TestExportJMAPData(t *testing.T) {
 	srv.Load(dir + "sieve-rerun.txtar")
 	if n, err = x.exportJMAPData(ctx, acct, a, target, log, &cnt, via); err != nil || n != 0 {
 		t.Fatalf("re-run: %d changes, %v", n, err)
+	}
+
+	// A vacation response read from a JMAP source is set with
+	// VacationResponse/set (apply wires ExportVacationJMAP in).
+	if _, err := a.SetVacation(ctx, &archive.Vacation{Enabled: true, From: time.Date(2014, 10, 30, 6, 12, 0, 0, time.UTC),
+		To: time.Date(2014, 11, 3, 0, 0, 0, 0, time.UTC), Subject: "I am in Tahiti", TextBody: "I'm on holiday until November 3rd.",
+		SourceRef: "jmap:VacationResponse"}, false); err != nil {
+		t.Fatal(err)
+	}
+	srv.Load(dir+"sieve-rerun.txtar", "testdata/vacation-jmap.txtar")
+	if n, err = x.exportJMAPData(ctx, acct, a, target, log, &cnt, via); err != nil || n != 1 {
+		t.Fatalf("vacation: %d changes, %v", n, err)
 	}
 }
 
