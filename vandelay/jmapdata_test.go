@@ -133,3 +133,38 @@ func TestIdentitiesJMAP(t *testing.T) {
 		t.Fatalf("edited at the target, deleted at the source: %+v %v", res, err)
 	}
 }
+
+// TestImportJMAPDataKilled: an import cancelled right after the
+// identities were served loses nothing and doubles nothing — the re-run
+// asks SieveScript/changes for the scripts (their cursor was stored after
+// their sync) and reads the identities and files, which were not stored,
+// whole, and stores the vacation (stored last); the archive then holds
+// everything once.
+func TestImportJMAPDataKilled(t *testing.T) {
+	srv, c := dialRecorded(t)
+	a := openArchive(t)
+	srv.Load("testdata/jmapdata/import-killed.txtar")
+	ctx, cancel := context.WithCancel(context.Background())
+	srv.OnServe(func(name string) {
+		if name == "identity-get" {
+			cancel()
+		}
+	})
+	if _, err := vandelay.ImportJMAPData(ctx, c, "u1", jmapSource, a, nil); err == nil {
+		t.Fatal("the cancelled import reported no error")
+	}
+	if ids, _ := a.Identities(context.Background(), true); len(ids) != 0 {
+		t.Fatalf("identities stored by the killed run: %+v", ids)
+	}
+	srv.OnServe(nil)
+	srv.Load("testdata/jmapdata/import-resume.txtar")
+	res, err := vandelay.ImportJMAPData(context.Background(), c, "u1", jmapSource, a, nil)
+	if err != nil || !reflect.DeepEqual(res.Unchanged, []string{"sieve"}) || res.Identities.Added != 2 || res.Files.Added != 3 || !res.VacationChanged {
+		t.Fatalf("resumed import: %+v %v", res, err)
+	}
+	scripts, _ := a.SieveScripts(context.Background(), true)
+	ids, _ := a.Identities(context.Background(), true)
+	if len(scripts) != 2 || len(ids) != 2 {
+		t.Errorf("after the resume: %d scripts, %d identities; want 2 and 2", len(scripts), len(ids))
+	}
+}
