@@ -66,7 +66,14 @@
 //     [VerifyFiles] by path, size and SHA-256.
 //   - Vacation: [VacationFromSieve] reads it from the active script into
 //     archive.SetVacation; [ExportVacationJMAP] sets a JMAP target's
-//     VacationResponse. Identities: the table exists, no source fills it.
+//     VacationResponse. Identities: [ExportIdentitiesJMAP] and
+//     [VerifyIdentitiesJMAP] (RFC 8621 6), filled by a JMAP source.
+//   - Over JMAP (the standard capabilities): vandelay/targets/jmapdata
+//     implements [SieveTarget] with RFC 9661 SieveScript and [FileTarget]
+//     with FileNode, so [ExportSieve] and [ExportFiles] run unchanged over
+//     either transport; [ImportJMAPData] reads Sieve scripts, identities,
+//     the vacation response and files from a JMAP source, one /changes
+//     cursor per type (a no-change run is one request).
 //   - A Takeout's calendars and contacts are [DAVSource]s and its Drive a
 //     [FileSource] (vandelay/sources/takeout), so the same Import/Export
 //     pairs carry them.

@@ -157,11 +157,12 @@ func setTransports(m *plan.Migration, ch *engine.Changes) {
 
 // unsupportedData warns once when accounts ask for data kinds that apply's
 // executor does not move yet: it moves mail, Sieve scripts when both
-// backends have a managesieve endpoint (executor.MovesSieve), contacts and
-// calendars when both have a carddav/caldav endpoint (or the source an
-// exchange one) and the account a password (executor.MovesDAV), files when
-// both have a webdav endpoint and the account a password
-// (executor.MovesFiles).
+// source can give them and the target has a managesieve or jmap endpoint
+// (executor.MovesSieve; over JMAP when the target's session offers RFC
+// 9661, decided at the step), contacts and calendars when both have a
+// carddav/caldav endpoint (or the source an exchange one) and the account
+// a password (executor.MovesDAV), files likewise over webdav or the
+// target's FileNode (executor.MovesFiles).
 func unsupportedData(m *plan.Migration) diag.Diagnostics {
 	kinds := map[plan.DataKind]int{}
 	for _, a := range m.Accounts {
@@ -183,7 +184,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts where both backends have a managesieve endpoint (or the source is Microsoft Graph, whose inbox rules become Sieve), contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and files where both have a webdav endpoint, when the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts from a managesieve endpoint (or Microsoft Graph, whose inbox rules become Sieve, or a jmap source) onto the target's JMAP session where it offers urn:ietf:params:jmap:sieve or else its managesieve endpoint, contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and files from a webdav endpoint (or a jmap source) onto the target's FileNode or webdav endpoint, when the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

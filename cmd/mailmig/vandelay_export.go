@@ -86,7 +86,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	fs.SetOutput(s.Err)
 	var tf targetFlags
 	tf.register(fs)
-	objects := fs.String("objects", "mail", "what to export (mail)")
+	objects := fs.String("objects", "mail", "what to export: mail, sieve, identities, vacation, files (the others over the target's JMAP session: RFC 9661, RFC 8621 Identity and VacationResponse, FileNode; each verified after) or all")
 	prune := fs.Bool("prune", false, "destroy target emails and non-role mailboxes the archive does not hold")
 	yes := fs.Bool("yes", false, "do not ask for confirmation (--prune)")
 	dryRun := fs.Bool("dry-run", false, "list what would be created, updated and destroyed; change nothing")
@@ -104,11 +104,10 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 	if code, done := parseArchiveArgs(fs, args, s); done {
 		return code
 	}
-	for _, o := range strings.Split(*objects, ",") {
-		if o = strings.TrimSpace(o); o != "mail" && o != "" {
-			v.Errorf("--objects %q: this command exports mail only; Sieve scripts go with \"mailmig vandelay export-sieve\".", o)
-			return exitVandelayUsage
-		}
+	exportMail, dataKinds, err := parseObjects(*objects)
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
 	}
 	if *prune && !*yes && !*dryRun {
 		if !confirm(s, "Prune destroys every email and non-role mailbox on the target that the archive does not hold. Type yes to continue: ") {
@@ -139,12 +138,20 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		v.Errorf("%v", err)
 		return code
 	}
+	if !exportMail {
+		return exportJMAPKinds(ctx, v, a, tg, dataKinds, *dryRun, *jsonOut)
+	}
 	prog := v.NewExportProgress(*progress, tg.AccountID)
 	res, err := vandelay.Export(ctx, a, tg, &vandelay.ExportOptions{Logger: log, DryRun: *dryRun, Prune: *prune,
 		BatchSize: *batch, Workers: *workers, NoInlineBlobs: !*inline, Progress: prog.Update})
 	prog.Finish()
 	if res != nil {
 		v.ExportResult(res, *dryRun, *jsonOut)
+	}
+	if err == nil && len(dataKinds) > 0 {
+		if code := exportJMAPKinds(ctx, v, a, tg, dataKinds, *dryRun, *jsonOut); code != exitOK {
+			return code
+		}
 	}
 	switch {
 	case err == nil && res.Partial():

@@ -78,6 +78,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	progress := fs.String("progress", "auto", "progress display: auto, bar, plain or none")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	objects := fs.String("objects", "mail", "jmap: what to import: mail, sieve, identities, vacation, files (each the source's session offers, with its own /changes cursor) or all")
 	var prof profileFlags
 	prof.register(fs)
 	if code, done := parseArchiveArgs(fs, args[1:], s); done {
@@ -123,6 +124,14 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	if isData {
 		return importSieve(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun}, *jsonOut)
 	}
+	importMail, dataKinds, err := parseObjects(*objects)
+	if err == nil && len(dataKinds) > 0 && kind != "jmap" {
+		err = fmt.Errorf("--objects %s: only a jmap source has them", strings.Join(dataKinds, ","))
+	}
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayUsage
+	}
 	src, err := k.New(cfg)
 	if err != nil {
 		v.Errorf("%v", err)
@@ -136,6 +145,10 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayArchive
 	}
 	defer a.Close()
+	dataOpts := &vandelay.JMAPDataOptions{DryRun: *dryRun, AllowSourceChange: *allowChange}
+	if !importMail {
+		return importJMAPKinds(ctx, v, src, a, dataKinds, dataOpts, *jsonOut)
+	}
 	prog := v.NewImportProgress(*progress, src.Describe().Account)
 	res, syncErr := vandelay.Import(ctx, src, a, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun, Progress: prog})
 	prog.Finish()
@@ -150,6 +163,10 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	var partial *vandelay.PartialError
 	errors.As(syncErr, &partial)
 	v.ImportResult(res, *jsonOut)
+	if syncErr == nil && len(dataKinds) > 0 {
+		// The other kinds after the mail, as apply does.
+		return importJMAPKinds(ctx, v, src, a, dataKinds, dataOpts, *jsonOut)
+	}
 	switch {
 	case syncErr == nil:
 		return exitOK
@@ -182,7 +199,7 @@ var importFlagSettings = map[string]sources.Setting{
 	"tenant": sources.SetApp, "client-id": sources.SetApp, "client-secret-env": sources.SetApp, "client-secret-file": sources.SetApp,
 	"device-code": sources.SetApp, "authority": sources.SetApp,
 	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
-	"account-id": sources.SetAccount, "account-name": sources.SetAccount,
+	"account-id": sources.SetAccount, "account-name": sources.SetAccount, "objects": sources.SetAccount,
 	"connections": sources.SetConnections, "batch": sources.SetConnections,
 	"max-connections": sources.SetThrottle, "max-messages-per-second": sources.SetThrottle, "max-bytes-per-second": sources.SetThrottle,
 }

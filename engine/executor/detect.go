@@ -40,7 +40,11 @@ func (x *Executor) dataChecks(ctx context.Context, acct *plan.Account, a *archiv
 		}
 		out = append(out, dataCheck{k, run})
 	}
-	if MovesSieve(x.m, acct) {
+	// Kinds read over a JMAP source's session are not probed here: the
+	// mail probe's /changes already decides whether the account needs a
+	// pass, and the import asks each type's /changes.
+	from := x.m.Backend(acct.From)
+	if MovesSieve(x.m, acct) && sieveFrom(from) {
 		run, err := x.sieveCheck(ctx, acct, a, log)
 		add(plan.DataSieve, run, err)
 	}
@@ -50,7 +54,7 @@ func (x *Executor) dataChecks(ctx context.Context, acct *plan.Account, a *archiv
 			add(k, run, err)
 		}
 	}
-	if MovesFiles(x.m, acct) {
+	if MovesFiles(x.m, acct) && filesFrom(from, acct) {
 		run, err := x.filesCheck(ctx, acct, a, log)
 		add(plan.DataFiles, run, err)
 	}

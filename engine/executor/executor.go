@@ -293,6 +293,11 @@ func (x *Executor) Import(ctx context.Context, job *engine.Job) (state.Counts, e
 	}
 	if err == nil {
 		var n int64
+		n, err = x.importJMAPData(ctx, job.Account, src, a, log)
+		c.Objects += n
+	}
+	if err == nil {
+		var n int64
 		n, err = x.importDAV(ctx, job.Account, a, log)
 		c.Objects += n
 	}
@@ -418,15 +423,21 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	if err == nil && res.Partial() {
 		err = fmt.Errorf("export skipped %d item(s), e.g. %s %s: %s", len(res.Skipped), res.Skipped[0].Kind, res.Skipped[0].Name, res.Skipped[0].Reason)
 	}
-	if err == nil && MovesSieve(x.m, job.Account) {
-		cnt.Objects, err = x.exportSieve(ctx, job.Account, a, log, &cnt)
+	via := map[plan.DataKind]bool{}
+	if err == nil {
+		cnt.Objects, err = x.exportJMAPData(ctx, job.Account, a, t, log, &cnt, via)
+	}
+	if err == nil && MovesSieve(x.m, job.Account) && !via[plan.DataSieve] {
+		var n int64
+		n, err = x.exportSieve(ctx, job.Account, a, log, &cnt)
+		cnt.Objects += n
 	}
 	if err == nil {
 		var n int64
 		n, err = x.exportDAV(ctx, job.Account, a, log, &cnt)
 		cnt.Objects += n
 	}
-	if err == nil {
+	if err == nil && !via[plan.DataFiles] {
 		var n int64
 		n, err = x.exportFiles(ctx, job.Account, a, log, &cnt)
 		cnt.Objects += n
@@ -469,7 +480,13 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 	for _, mm := range append(srep.Mismatches, rep.Mismatches...) {
 		named = append(named, journalMismatch(mm))
 	}
-	if MovesSieve(x.m, job.Account) {
+	via := map[plan.DataKind]bool{}
+	nj, err := x.verifyJMAPData(ctx, job.Account, a, t, log, &named, &cnt, via)
+	if err != nil {
+		return state.Counts{}, err
+	}
+	cnt.Mismatches += nj
+	if MovesSieve(x.m, job.Account) && !via[plan.DataSieve] {
 		n, err := x.verifySieve(ctx, job.Account, a, log, &named, &cnt)
 		if err != nil {
 			return state.Counts{}, err
@@ -481,10 +498,12 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		return state.Counts{}, err
 	}
 	cnt.Mismatches += n
-	if n, err = x.verifyFiles(ctx, job.Account, a, log, &named, &cnt); err != nil {
-		return state.Counts{}, err
+	if !via[plan.DataFiles] {
+		if n, err = x.verifyFiles(ctx, job.Account, a, log, &named, &cnt); err != nil {
+			return state.Counts{}, err
+		}
+		cnt.Mismatches += n
 	}
-	cnt.Mismatches += n
 	for i, mm := range rep.Mismatches {
 		if i == 5 {
 			break

@@ -12,29 +12,44 @@ import (
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // Files ride along with the account's mail steps like contacts and
 // calendars: import after the mail import, export after the mail export,
 // verify beside the mail verify, when the account's data has "files",
-// both backends have a webdav endpoint and the account has a password
-// (WebDAV servers take the user's own login). The webdav endpoint's URL
-// names the folder of all users ("http://host/files/"): the account's
-// tree is the login's folder below it, or the URL with "{user}" replaced
-// when it has one.
+// the source has a webdav endpoint and the account a password (WebDAV
+// servers take the user's own login) — or the source is a JMAP mail
+// source whose session offers FileNode — and the target has a webdav or
+// jmap endpoint: the export uses FileNode when the target's session
+// offers it (decided at the step, jmapdata.go), else WebDAV. The webdav
+// endpoint's URL names the folder of all users ("http://host/files/"):
+// the account's tree is the login's folder below it, or the URL with
+// "{user}" replaced when it has one.
 
 // MovesFiles reports whether apply moves the account's files.
 func MovesFiles(m *plan.Migration, acct *plan.Account) bool {
-	if !acct.Password.IsSet() {
-		return false
-	}
 	want := false
 	for _, d := range acct.Data {
 		want = want || d == plan.DataFiles
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return want && from != nil && to != nil && from.Endpoint(plan.ProtoWebDAV) != nil && to.Endpoint(plan.ProtoWebDAV) != nil
+	if !want || from == nil || to == nil || to.Endpoint(plan.ProtoWebDAV) == nil && to.Endpoint(plan.ProtoJMAP) == nil {
+		return false
+	}
+	return filesFrom(from, acct) || jmapMailSource(from)
+}
+
+// filesFrom reports whether the account's files are read over the
+// backend's WebDAV endpoint.
+func filesFrom(b *plan.Backend, acct *plan.Account) bool {
+	return b.Endpoint(plan.ProtoWebDAV) != nil && acct.Password.IsSet()
+}
+
+// filesTo reports whether the target takes files over WebDAV.
+func filesTo(b *plan.Backend, acct *plan.Account) bool {
+	return b.Endpoint(plan.ProtoWebDAV) != nil && acct.Password.IsSet()
 }
 
 // filesSpec describes a backend's WebDAV tree of the account.
@@ -53,7 +68,7 @@ func filesSpec(b *plan.Backend, user string, acct *plan.Account, log *slog.Logge
 
 // importFiles syncs the account's tree; file changes count as Objects.
 func (x *Executor) importFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
-	if !MovesFiles(x.m, acct) {
+	if !MovesFiles(x.m, acct) || !filesFrom(x.m.Backend(acct.From), acct) {
 		return 0, nil
 	}
 	spec, err := filesSpec(x.m.Backend(acct.From), acct.SourceLogin, acct, log)
@@ -96,6 +111,10 @@ func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archi
 	if !MovesFiles(x.m, acct) {
 		return 0, nil
 	}
+	if !filesTo(x.m.Backend(acct.To), acct) {
+		log.Warn("files not moved: the target's session does not offer " + jmap.CapFileNode + " and it has no webdav endpoint (or the account no password)")
+		return 0, nil
+	}
 	t, err := x.openFileTarget(ctx, acct, log)
 	if err != nil {
 		return 0, err
@@ -119,7 +138,7 @@ func (x *Executor) exportFiles(ctx context.Context, acct *plan.Account, a *archi
 // verifyFiles counts files missing or different at the target;
 // conflicts are added to cnt.Conflicts.
 func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
-	if !MovesFiles(x.m, acct) {
+	if !MovesFiles(x.m, acct) || !filesTo(x.m.Backend(acct.To), acct) {
 		return 0, nil
 	}
 	t, err := x.openFileTarget(ctx, acct, log)
@@ -143,12 +162,26 @@ func (x *Executor) verifyFiles(ctx context.Context, acct *plan.Account, a *archi
 }
 
 // Transports says how each data kind of the account moves with this
-// executor (what plan and apply -dry-run print): mail over JMAP, Sieve
-// over ManageSieve, contacts and calendars over CardDAV and CalDAV, files
-// over WebDAV, each where both backends have the endpoint (and, for the
-// HTTP kinds, the account a password); the others stay at the source.
+// executor (what plan and apply -dry-run print): mail over JMAP; Sieve
+// and files over JMAP when the target's session offers RFC 9661 or
+// FileNode, else over ManageSieve or WebDAV — decided at the step from
+// the session, so a target with both is printed "jmap (urn:…) or
+// managesieve"; contacts and calendars over CardDAV and CalDAV; each
+// where the source can give it (and, for the HTTP kinds, the account has
+// a password); the others stay at the source.
 func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
 	var out []engine.DataTransport
+	to := m.Backend(acct.To)
+	over := func(cap string, dedicated plan.Protocol, hasDedicated bool) string {
+		j := to != nil && to.Endpoint(plan.ProtoJMAP) != nil
+		switch {
+		case j && hasDedicated:
+			return "jmap (" + cap + ") or " + string(dedicated)
+		case j:
+			return "jmap (" + cap + ")"
+		}
+		return string(dedicated)
+	}
 	for _, k := range acct.Data {
 		t := engine.DataTransport{Kind: k}
 		switch k {
@@ -156,9 +189,9 @@ func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
 			t.Via = "jmap"
 		case plan.DataSieve:
 			if MovesSieve(m, acct) {
-				t.Via = string(plan.ProtoManageSieve)
+				t.Via = over(jmap.CapSieve, plan.ProtoManageSieve, to.Endpoint(plan.ProtoManageSieve) != nil)
 			} else {
-				t.Note = "needs a managesieve endpoint at both backends"
+				t.Note = "needs a managesieve endpoint (or a jmap source) at the source and a managesieve or jmap endpoint at the target"
 			}
 		case plan.DataContacts, plan.DataCalendars:
 			if MovesDAV(m, acct, k) {
@@ -168,9 +201,9 @@ func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
 			}
 		case plan.DataFiles:
 			if MovesFiles(m, acct) {
-				t.Via = string(plan.ProtoWebDAV)
+				t.Via = over(jmap.CapFileNode, plan.ProtoWebDAV, filesTo(to, acct))
 			} else {
-				t.Note = "needs a webdav endpoint at both backends and the account's password"
+				t.Note = "needs a webdav endpoint and the account's password (or a jmap source) at the source, and a webdav or jmap endpoint at the target"
 			}
 		default:
 			t.Note = "not moved by this build"

@@ -25,10 +25,12 @@ func TestMovesFiles(t *testing.T) {
 		acct *plan.Account
 		want bool
 	}{
-		"both webdav":      {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataFiles}}, true},
-		"files not asked":  {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataMail}}, false},
-		"no password":      {&plan.Account{From: "a", To: "b", Data: []plan.DataKind{plan.DataFiles}}, false},
-		"target jmap only": {&plan.Account{From: "a", To: "jmaponly", Password: pw, Data: []plan.DataKind{plan.DataFiles}}, false},
+		"both webdav":     {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataFiles}}, true},
+		"files not asked": {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataMail}}, false},
+		"no password":     {&plan.Account{From: "a", To: "b", Data: []plan.DataKind{plan.DataFiles}}, false},
+		// Over FileNode when the target's session offers it (at the step).
+		"target jmap only": {&plan.Account{From: "a", To: "jmaponly", Password: pw, Data: []plan.DataKind{plan.DataFiles}}, true},
+		"jmap source":      {&plan.Account{From: "jmaponly", To: "b", Data: []plan.DataKind{plan.DataFiles}}, true},
 	} {
 		if got := MovesFiles(m, tc.acct); got != tc.want {
 			t.Errorf("%s: MovesFiles = %v, want %v", name, got, tc.want)

@@ -9,17 +9,21 @@ import (
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
 // Sieve scripts ride along with the account's mail steps: the import
 // reads them after the mail (same archive), the export writes them after
-// the mail, verify compares them. They move only when the account's data
-// has "sieve" and both backends have a managesieve endpoint — or the
-// source is Microsoft Graph, whose inbox rules become one Sieve script
-// (exchange-graph-rules) — (the JMAP
-// SieveScript path, RFC 9661, is not written yet); MovesSieve says so, and
-// the plan's warning uses it.
+// the mail, verify compares them. They move when the account's data has
+// "sieve", the source has a managesieve endpoint — or is Microsoft Graph,
+// whose inbox rules become one Sieve script (exchange-graph-rules), or a
+// JMAP mail source whose session offers RFC 9661 — and the target has a
+// managesieve or jmap endpoint. Which of the two the export uses is
+// decided at the step from the target's session (jmapdata.go: over JMAP
+// when it offers urn:ietf:params:jmap:sieve); a target that offers
+// neither keeps nothing, with a warning. MovesSieve says so, and the
+// plan's warning uses it.
 
 // MovesSieve reports whether apply moves the account's Sieve scripts.
 func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
@@ -31,7 +35,15 @@ func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
 		return false
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return from != nil && to != nil && (from.Endpoint(plan.ProtoManageSieve) != nil || graphRules(from)) && to.Endpoint(plan.ProtoManageSieve) != nil
+	return from != nil && to != nil && (sieveFrom(from) || jmapMailSource(from)) &&
+		(to.Endpoint(plan.ProtoManageSieve) != nil || to.Endpoint(plan.ProtoJMAP) != nil)
+}
+
+// sieveFrom reports whether the backend's scripts are read from a
+// dedicated source (ManageSieve, or Graph's inbox rules) rather than
+// over its JMAP session.
+func sieveFrom(b *plan.Backend) bool {
+	return b.Endpoint(plan.ProtoManageSieve) != nil || graphRules(b)
 }
 
 // graphRules reports whether the backend's Sieve scripts come from its
@@ -82,6 +94,9 @@ func (x *Executor) sieveSource(acct *plan.Account, log *slog.Logger) (string, *s
 // importSieve syncs the account's scripts into a; the result's changes
 // are counted as Objects.
 func (x *Executor) importSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
+	if !sieveFrom(x.m.Backend(acct.From)) {
+		return 0, nil // read over the source's JMAP session (importJMAPData)
+	}
 	kind, spec, err := x.sieveSource(acct, log)
 	if err != nil {
 		return 0, err
@@ -128,6 +143,10 @@ func (x *Executor) openSieveTarget(ctx context.Context, acct *plan.Account) (van
 // (re-running cannot fix it; verify lists it as missing); conflicts are
 // logged and added to cnt.Conflicts. The changes are returned.
 func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts) (int64, error) {
+	if x.m.Backend(acct.To).Endpoint(plan.ProtoManageSieve) == nil {
+		log.Warn("sieve scripts not moved: the target's session does not offer " + jmap.CapSieve + " and it has no managesieve endpoint")
+		return 0, nil
+	}
 	t, err := x.openSieveTarget(ctx, acct)
 	if err != nil {
 		return 0, err
@@ -155,6 +174,9 @@ func (x *Executor) exportSieve(ctx context.Context, acct *plan.Account, a *archi
 // since no re-run can bring them; conflicts (the user's own script of
 // that name kept) are logged and added to cnt.Conflicts.
 func (x *Executor) verifySieve(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
+	if x.m.Backend(acct.To).Endpoint(plan.ProtoManageSieve) == nil {
+		return 0, nil
+	}
 	t, err := x.openSieveTarget(ctx, acct)
 	if err != nil {
 		return 0, err

@@ -21,6 +21,7 @@ func TestMovesSieve(t *testing.T) {
 		{Name: "a", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP}, ms}},
 		{Name: "b", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}, ms}},
 		{Name: "jmaponly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}}},
+		{Name: "imapjmap", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP}, {Protocol: plan.ProtoJMAP}}},
 	}}
 	for name, tc := range map[string]struct {
 		acct *plan.Account
@@ -28,8 +29,13 @@ func TestMovesSieve(t *testing.T) {
 	}{
 		"both managesieve": {&plan.Account{From: "a", To: "b", Data: []plan.DataKind{plan.DataMail, plan.DataSieve}}, true},
 		"sieve not asked":  {&plan.Account{From: "a", To: "b", Data: []plan.DataKind{plan.DataMail}}, false},
-		"target jmap only": {&plan.Account{From: "a", To: "jmaponly", Data: []plan.DataKind{plan.DataSieve}}, false},
-		"unknown backend":  {&plan.Account{From: "a", To: "nope", Data: []plan.DataKind{plan.DataSieve}}, false},
+		// Over RFC 9661 when the target's session offers it (at the step).
+		"target jmap only": {&plan.Account{From: "a", To: "jmaponly", Data: []plan.DataKind{plan.DataSieve}}, true},
+		// A JMAP mail source gives its scripts over its session.
+		"jmap source": {&plan.Account{From: "jmaponly", To: "b", Data: []plan.DataKind{plan.DataSieve}}, true},
+		// Mail over IMAP: the source's jmap endpoint is not asked.
+		"imap source with jmap": {&plan.Account{From: "imapjmap", To: "b", Data: []plan.DataKind{plan.DataSieve}}, false},
+		"unknown backend":       {&plan.Account{From: "a", To: "nope", Data: []plan.DataKind{plan.DataSieve}}, false},
 	} {
 		if got := MovesSieve(m, tc.acct); got != tc.want {
 			t.Errorf("%s: MovesSieve = %v, want %v", name, got, tc.want)

@@ -414,7 +414,7 @@ var DAVTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.DAVTarg
 
 // FileTargets maps a file target kind to its constructor (Server, Login
 // and Path, the tree's root, of the Spec are read). The JMAP FileNode
-// target joins here when written.
+// target, which needs an open session instead, is [JMAPFileTarget].
 var FileTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.FileTarget, error){
 	"webdav": func(ctx context.Context, s *Spec) (vandelay.FileTarget, error) {
 		return webdavtarget.Open(ctx, &webdavtarget.Options{Server: s.Server, Login: s.Login, Path: s.Path, Logger: s.Logger})
@@ -424,7 +424,7 @@ var FileTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.FileTa
 // SieveTargets maps a Sieve target kind to its constructor (Server and
 // Login of the Spec are read; a master user logs in with MasterForm, which
 // for Cyrus is vandelay.MasterAuthzID). The JMAP SieveScript target (RFC
-// 9661) joins here when written.
+// 9661), which needs an open session instead, is [JMAPSieveTarget].
 var SieveTargets = map[string]func(ctx context.Context, s *Spec) (vandelay.SieveTarget, error){
 	"managesieve": func(ctx context.Context, s *Spec) (vandelay.SieveTarget, error) {
 		return managesievetarget.Open(ctx, &managesievetarget.Options{Server: s.Server, Login: s.Login, Logger: s.Logger})

@@ -52,9 +52,12 @@ type syncer struct {
 	// boxes maps an in-scope JMAP Mailbox id to its archive mailbox;
 	// all holds every Mailbox id of the last Mailbox/get (nil when the
 	// run has not asked: then an unknown id makes it ask).
-	boxes     map[string]int64
-	paths     map[int64]string
-	all       map[string]bool
+	boxes map[string]int64
+	paths map[int64]string
+	all   map[string]bool
+	// sortOrder is each Mailbox's sortOrder of the last Mailbox/get,
+	// kept in the archive (SetSortOrders) for a JMAP target.
+	sortOrder map[string]int
 	mbState   string
 	refreshed bool
 
@@ -477,6 +480,10 @@ func (y *syncer) listMailboxes(ctx context.Context) (string, error) {
 	}
 	infos := mailboxInfos(list)
 	y.all = map[string]bool{}
+	y.sortOrder = map[string]int{}
+	for _, m := range list {
+		y.sortOrder[m.ID] = m.SortOrder
+	}
 	var inScope []archive.MailboxInfo
 	var refs []string
 	listed := map[string]bool{}
@@ -495,6 +502,17 @@ func (y *syncer) listMailboxes(ctx context.Context) (string, error) {
 	}
 	boxes, err := y.run.SyncMailboxes(ctx, inScope, scopeFn)
 	if err != nil {
+		return "", err
+	}
+	orders := make(map[string]int, len(inScope))
+	for i, mi := range inScope {
+		p := mi.Path
+		if strings.EqualFold(p, "INBOX") {
+			p = "INBOX"
+		}
+		orders[p] = y.sortOrder[refs[i]]
+	}
+	if _, err := y.run.SetSortOrders(ctx, orders); err != nil {
 		return "", err
 	}
 	y.boxes, y.paths = map[string]int64{}, map[int64]string{}

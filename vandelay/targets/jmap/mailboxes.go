@@ -29,6 +29,12 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The sort orders a JMAP source gave (none for other sources: the
+	// target's own order is then left alone).
+	orders, err := e.a.MailboxSortOrders(ctx)
+	if err != nil {
+		return err
+	}
 	remote, mbState, err := e.c.Mailboxes(ctx, e.acct)
 	if err != nil {
 		return fmt.Errorf("read target mailboxes: %w", err)
@@ -119,6 +125,9 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 				if r.IsSubscribed != b.Subscribed {
 					patch["isSubscribed"] = b.Subscribed
 				}
+				if o, ok := orders[b.ID]; ok && r.SortOrder != o {
+					patch["sortOrder"] = o
+				}
 				if len(patch) == 0 {
 					newMaps = append(newMaps, archive.Mapping{Kind: archive.KindMailbox, ArchiveID: b.ID, RemoteID: r.ID, Created: m.Created, ModSeq: b.ModSeq})
 					continue
@@ -157,6 +166,10 @@ func (e *exporter) syncMailboxes(ctx context.Context) error {
 				continue
 			}
 			create := map[string]any{"name": b.Name, "parentId": nullable(parent), "isSubscribed": b.Subscribed}
+			if o, ok := orders[b.ID]; ok && o != 0 {
+				// A JMAP source's order (0, the default, is not sent).
+				create["sortOrder"] = o
+			}
 			if b.Role != "" && byRole[b.Role] == "" {
 				create["role"] = b.Role
 				byRole[b.Role] = "(pending)"
