@@ -67,6 +67,12 @@ func props(vc vcard.Card) []prop {
 				if !validName(k) {
 					continue // not a parameter vCard can write back
 				}
+				if singleValued[strings.ToUpper(k)] && len(v) > 1 {
+					// go-vcard splits every parameter value at its
+					// commas, quoted or not: LABEL="Main St, Town"
+					// is one value.
+					v = []string{strings.Join(v, ",")}
+				}
 				for _, x := range v {
 					ps[strings.ToUpper(k)] = append(ps[strings.ToUpper(k)], caretDecode(x))
 				}
@@ -437,7 +443,7 @@ func applyJSProp(c Card, p *prop) bool {
 		return false
 	}
 	var v any
-	dec := json.NewDecoder(strings.NewReader(p.value))
+	dec := json.NewDecoder(strings.NewReader(textValue(p.value)))
 	dec.UseNumber()
 	if dec.Decode(&v) != nil {
 		return false
@@ -704,3 +710,9 @@ func validName(s string) bool {
 	}
 	return true
 }
+
+// singleValued are the parameters whose value is one text (RFC 6350 5,
+// RFC 9554, RFC 9555), not a list.
+var singleValued = map[string]bool{"LABEL": true, "JSPTR": true, "GEO": true, "TZ": true, "MEDIATYPE": true, "LANGUAGE": true,
+	"VALUE": true, "ALTID": true, "CALSCALE": true, "PREF": true, "PROP-ID": true, "CC": true, "SERVICE-TYPE": true,
+	"USERNAME": true, "AUTHOR": true, "AUTHOR-NAME": true, "CREATED": true, "DERIVED": true, "PHONETIC": true, "SCRIPT": true, "ENCODING": true}

@@ -266,10 +266,9 @@ func toVCard(c Card, forceIDs map[string]bool) ([]byte, error) {
 	}
 	w := &writer{forceIDs: forceIDs}
 	w.buf.WriteString("BEGIN:VCARD\r\nVERSION:4.0\r\n")
-	done := map[string]bool{"@type": true, "uid": true}
-	if v, _ := c["version"].(string); v == "1.0" {
-		done["version"] = true
-	}
+	// "@type" and "version" are the Card's frame: the card read back is
+	// a JSContact 1.0 Card whatever they said.
+	done := map[string]bool{"@type": true, "uid": true, "version": true}
 	w.line("", "UID", nil, escURI(uid))
 	simple := func(key, prop string, conv func(string) (string, bool)) {
 		if s, ok := c[key].(string); ok {
@@ -300,7 +299,7 @@ func toVCard(c Card, forceIDs map[string]bool) ([]byte, error) {
 		done[mapName] = true
 		for _, k := range sortedKeys(mapName, m) {
 			obj, ok := m[k].(map[string]any)
-			if !ok || !writeEntry(&entry{w: w, mapName: mapName, key: k, obj: obj, used: map[string]bool{"@type": true}}) {
+			if !ok || k == "" || !writeEntry(&entry{w: w, mapName: mapName, key: k, obj: obj, used: map[string]bool{"@type": true}}) {
 				w.jsprop([]string{mapName, k}, m[k])
 			}
 		}
@@ -406,7 +405,10 @@ func writeName(w *writer, name map[string]any) {
 		used["full"] = true
 		w.line("", "FN", nil, escText(full))
 	}
-	if comps, ok := name["components"].([]any); ok {
+	if comps, ok := name["components"].([]any); ok && len(comps) == 0 {
+		used["components"] = true
+		w.jsprop([]string{"name", "components"}, comps)
+	} else if ok {
 		used["components"] = true
 		fields := make([][]string, len(nameKinds))
 		exact, last := true, 0

@@ -1,0 +1,141 @@
+package vandelay_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mailmig/mailmig/internal/recorded"
+	"github.com/mailmig/mailmig/vandelay"
+	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/jmap"
+)
+
+// The JMAP contacts paths (RFC 9610) are checked against recordings
+// written from RFC 9610's and RFC 9553's examples: no server in the
+// harness offers urn:ietf:params:jmap:contacts (Cyrus 3.6 has only its
+// own cyrusimap.org namespace). The recorded server checks every request
+// body the client sends.
+
+const recDir = "testdata/contacts-jmap/"
+
+var davSrc = archive.Source{Kind: "carddav", Endpoint: "https://dav.example.test/", Account: "jane"}
+
+func syncBook(t *testing.T, a *archive.Archive, items []archive.NewItem, deleted ...string) {
+	t.Helper()
+	cs := &archive.CollectionSync{Collection: archive.NewCollection{Href: "/dav/jane/kontakte/", DisplayName: "Kontakte", Description: "Privat – Familie & Freunde"},
+		Items: items, Deleted: deleted}
+	if _, err := a.SyncDAVCollection(context.Background(), archive.CollectionAddressBook, davSrc, cs, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func vcard(href, body string) archive.NewItem {
+	return archive.NewItem{Href: "/dav/jane/kontakte/" + href, ETag: `"` + href + `"`, MediaType: "text/vcard", Body: []byte(strings.ReplaceAll(body, "\n", "\r\n"))}
+}
+
+const (
+	janeV1 = "BEGIN:VCARD\nVERSION:4.0\nUID:urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6\nFN:Jane Doe\nN:Doe;Jane;;;\nEMAIL;TYPE=work:jane_doe@example.com\nEND:VCARD\n"
+	janeV2 = "BEGIN:VCARD\nVERSION:4.0\nUID:urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6\nFN:Jane Doe\nN:Doe;Jane;;;\nEMAIL;TYPE=work;PREF=1:jane.doe@example.com\nNOTE:Neue Adresse seit Dezember\nEND:VCARD\n"
+	janeV3 = "BEGIN:VCARD\nVERSION:4.0\nUID:urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6\nFN:Jane Doe\nN:Doe;Jane;;;\nEMAIL;TYPE=work;PREF=1:jane.doe@example.com\nNOTE:Seit Dezember in Berlin\nEND:VCARD\n"
+	john   = "BEGIN:VCARD\nVERSION:3.0\nUID:22B2C7DF-9120-4969-8460-05956FE6B065\nFN:John Q. Public\nN:Public;John;Quinlan;Mr.;Esq.\nTEL;TYPE=CELL,HOME:+1-555-555-5555\nEND:VCARD\n"
+	robbie = "BEGIN:VCARD\nVERSION:4.0\nUID:urn:uuid:0b1c2d3e-0000-4000-8000-00000000000f\nKIND:x-robot\nFN:Robbie\nEND:VCARD\n"
+)
+
+func recordedClient(t *testing.T, session string) (*recorded.Server, *jmap.Client) {
+	t.Helper()
+	srv := recorded.New(t, recDir+session)
+	c, err := jmap.Discover(context.Background(), srv.URL+"/jmap/session", &jmap.Options{Auth: jmap.BasicAuth{User: "john@example.com", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, c
+}
+
+func openArchive(t *testing.T) *archive.Archive {
+	t.Helper()
+	a, err := archive.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// TestExportContactsJMAP: first export, a re-run that sends nothing but
+// one observing request, an edit and a delete carried exactly, a card the
+// server refuses (its text reported, the others go on), a conflict (the
+// user's edit at the target kept), verify, and a card the user deleted at
+// the target put back.
+func TestExportContactsJMAP(t *testing.T) {
+	ctx := context.Background()
+	a := openArchive(t)
+	srv, c := recordedClient(t, "session.txtar")
+	syncBook(t, a, []archive.NewItem{vcard("jane.vcf", janeV1), vcard("john.vcf", john)})
+
+	srv.Load(recDir + "export-1-first.txtar")
+	r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A13824", nil)
+	if err != nil || r.Collections != 1 || r.Put != 2 || r.Changes() != 3 || len(r.Refused)+len(r.Conflicts) != 0 {
+		t.Fatalf("first export: %+v %v", r, err)
+	}
+
+	srv.Load(recDir + "export-2-nochange.txtar")
+	before := c.Stats().Requests.Load()
+	if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A13824", nil); err != nil || r.Changes() != 0 || r.Unchanged != 2 {
+		t.Errorf("no-change export: %+v %v", r, err)
+	}
+	if n := c.Stats().Requests.Load() - before; n != 1 {
+		t.Errorf("no-change export sent %d requests, want 1", n)
+	}
+
+	syncBook(t, a, []archive.NewItem{vcard("jane.vcf", janeV2), vcard("robbie.vcf", robbie)}, "/dav/jane/kontakte/john.vcf")
+	srv.Load(recDir + "export-3-edit.txtar")
+	r, err = vandelay.ExportContactsJMAP(ctx, a, c, "A13824", nil)
+	if err != nil || r.Updated != 1 || r.Deleted != 1 || r.Put != 0 || len(r.Conflicts) != 0 {
+		t.Errorf("export of an edit, a delete and a refused card: %+v %v", r, err)
+	}
+	wantRefused := map[string]string{"/dav/jane/kontakte/robbie.vcf": "invalidProperties [kind]: unknown kind x-robot"}
+	if !reflect.DeepEqual(r.Refused, wantRefused) {
+		t.Errorf("refused: %q, want %q", r.Refused, wantRefused)
+	}
+
+	syncBook(t, a, []archive.NewItem{vcard("jane.vcf", janeV3)})
+	srv.Load(recDir + "export-4-conflict.txtar")
+	r, err = vandelay.ExportContactsJMAP(ctx, a, c, "A13824", nil)
+	if err != nil || r.Changes() != 0 || !reflect.DeepEqual(r.Conflicts, []string{"/dav/jane/kontakte/jane.vcf"}) || len(r.Refused) != 1 {
+		t.Errorf("export over the user's edit: %+v %v, want a conflict", r, err)
+	}
+
+	srv.Load(recDir + "export-5-verify.txtar")
+	rep, err := vandelay.VerifyContactsJMAP(ctx, a, c, "A13824")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMis := []vandelay.DAVMismatch{{Collection: "/dav/jane/kontakte/", Href: "/dav/jane/kontakte/robbie.vcf", Kind: "missing"}}
+	if !reflect.DeepEqual(rep.Conflicts, []string{"/dav/jane/kontakte/jane.vcf"}) || !reflect.DeepEqual(rep.Mismatches, wantMis) ||
+		len(rep.Collections) != 1 || rep.Collections[0].Items != 2 || rep.Collections[0].Matched != 0 || rep.Collections[0].Target != "ab1" {
+		t.Errorf("verify: %+v", rep)
+	}
+
+	srv.Load(recDir + "export-6-putback.txtar")
+	r, err = vandelay.ExportContactsJMAP(ctx, a, c, "A13824", nil)
+	if err != nil || r.Put != 1 || r.Changes() != 1 || len(r.Conflicts) != 0 || len(r.Refused) != 1 {
+		t.Errorf("export after the user deleted the card at the target: %+v %v", r, err)
+	}
+}
+
+// TestExportContactsJMAPNoCapability: a session without the standard
+// capability (Cyrus 3.6) is refused before any request.
+func TestExportContactsJMAPNoCapability(t *testing.T) {
+	a := openArchive(t)
+	_, c := recordedClient(t, "session-nocap.txtar")
+	if _, err := vandelay.ExportContactsJMAP(context.Background(), a, c, "A13824", nil); !errors.Is(err, vandelay.ErrNoCapability) {
+		t.Errorf("export: %v, want ErrNoCapability", err)
+	}
+	if _, err := vandelay.ImportContactsJMAP(context.Background(), c, "A13824", a, nil); !errors.Is(err, vandelay.ErrUsage) {
+		t.Errorf("import: %v, want ErrUsage", err)
+	}
+}
