@@ -139,3 +139,72 @@ func TestExportContactsJMAPNoCapability(t *testing.T) {
 		t.Errorf("import: %v, want ErrUsage", err)
 	}
 }
+
+// TestImportContactsJMAP: the first import lists and reads every card and
+// stores each as the vCard 4.0 of its JSContact; a no-change catch-up is
+// one request; changes come through ContactCard/changes (an edit, a
+// delete, an add); cannotCalculateChanges lists the cards and reads only
+// the one whose "updated" moved.
+func TestImportContactsJMAP(t *testing.T) {
+	ctx := context.Background()
+	a := openArchive(t)
+	srv, c := recordedClient(t, "session.txtar")
+	run := func(script string) (*vandelay.DAVImportResult, vandelay.ContactsJMAPStats, int64) {
+		t.Helper()
+		srv.Load(recDir + script)
+		before := c.Stats().Requests.Load()
+		src := vandelay.NewContactsJMAPSource(c, "A13824")
+		r, err := vandelay.ImportDAV(ctx, src, a, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", script, err)
+		}
+		return r, src.Stats(), c.Stats().Requests.Load() - before
+	}
+	r, st, _ := run("import-1-first.txtar")
+	if r.Collections != 1 || r.Added != 2 || r.Changes() != 2 || !st.Full || st.Read != 2 {
+		t.Fatalf("first import: %+v %+v", r, st)
+	}
+	cols, _ := a.DAVCollections(ctx, archive.CollectionAddressBook, false)
+	if len(cols) != 1 || cols[0].Href != "ab1" || cols[0].DisplayName != "Personal" {
+		t.Fatalf("collections: %+v", cols)
+	}
+	items, _ := a.DAVItems(ctx, cols[0].ID, false)
+	group, _ := a.BlobBytes(ctx, items[1].Hash)
+	wantGroup := "BEGIN:VCARD\r\nVERSION:4.0\r\nUID:urn:uuid:ab4310aa-fa43-11e9-8f0b-362b9e155667\r\nKIND:group\r\nREV:20261201T100005Z\r\nFN:The Doe family\r\n" +
+		"MEMBER:urn:uuid:03a0e51f-d1aa-4385-8a53-e29025acd8af\r\nMEMBER:urn:uuid:b8767877-b4a1-4c70-9acc-505d3819e519\r\nEND:VCARD\r\n"
+	if items[1].Href != "c2.vcf" || items[1].MediaType != "text/vcard" || string(group) != wantGroup || items[1].ETag != "2026-12-01T10:00:05Z" {
+		t.Errorf("stored group card %+v:\n%s\nwant\n%s", items[1], group, wantGroup)
+	}
+	johnVCF, _ := a.BlobBytes(ctx, items[0].Hash)
+	for _, l := range []string{"N:Doe;John;;;", "EMAIL;TYPE=work:john.doe@example.com", `JSPROP;JSPTR=speakToAs:{"grammaticalGender":"masculine"}`,
+		`JSPROP;JSPTR=name/isOrdered:true`} {
+		if !strings.Contains(string(johnVCF), l+"\r\n") {
+			t.Errorf("stored card lacks %q:\n%s", l, johnVCF)
+		}
+	}
+
+	r, _, n := run("import-2-nochange.txtar")
+	if r.Changes() != 0 || n != 1 {
+		t.Errorf("no-change catch-up: %+v in %d requests, want nothing in 1", r, n)
+	}
+
+	r, st, _ = run("import-3-changes.txtar")
+	if r.Added != 1 || r.Changed != 1 || r.Deleted != 1 || st.Full || st.Read != 2 {
+		t.Errorf("catch-up of an add, an edit and a delete: %+v %+v", r, st)
+	}
+
+	r, st, _ = run("import-4-cannotcalc.txtar")
+	if r.Changed != 1 || r.Changes() != 1 || !st.Full || st.Read != 1 {
+		t.Errorf("cannotCalculateChanges fallback: %+v %+v, want 1 changed and 1 card read", r, st)
+	}
+	items, _ = a.DAVItems(ctx, cols[0].ID, true)
+	var live []string
+	for _, it := range items {
+		if !it.Deleted {
+			live = append(live, it.Href)
+		}
+	}
+	if !reflect.DeepEqual(live, []string{"c1.vcf", "c3.vcf"}) {
+		t.Errorf("archive after the fallback: %q", live)
+	}
+}
