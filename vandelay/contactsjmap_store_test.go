@@ -28,6 +28,10 @@ type cardStore struct {
 	log     []cardChange
 	next    int
 	methods []string
+	// cut makes the next request with a ContactCard/set fail with HTTP
+	// 500 after the set was applied: the answer is lost, as when the
+	// export is killed or the connection drops at that moment.
+	cut bool
 }
 
 type cardChange struct {
@@ -79,6 +83,13 @@ func newCardStore(t *testing.T) (*cardStore, string) {
 			}
 			results[id] = res
 			out = append(out, []any{name, res, id})
+		}
+		for _, m := range st.methods {
+			if m == "ContactCard/set" && st.cut {
+				st.cut = false
+				http.Error(w, "connection lost", http.StatusInternalServerError)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{"methodResponses": out, "sessionState": "1"})

@@ -208,3 +208,50 @@ func TestImportContactsJMAP(t *testing.T) {
 		t.Errorf("archive after the fallback: %q", live)
 	}
 }
+
+// TestExportContactsJMAPResume: the answer to the first ContactCard/set
+// is lost after the server applied it (a killed export, a dropped
+// connection). The re-run finds the cards it made by UID from the intents
+// it recorded, creates only the others, and nothing is doubled.
+func TestExportContactsJMAPResume(t *testing.T) {
+	ctx := context.Background()
+	a := openArchive(t)
+	var items []archive.NewItem
+	for i, name := range []string{"anna", "bert", "carl", "dora", "emil"} {
+		items = append(items, vcard(name+".vcf", "BEGIN:VCARD\nVERSION:4.0\nUID:urn:uuid:00000000-0000-4000-8000-00000000000"+string(rune('1'+i))+
+			"\nFN:"+strings.ToUpper(name[:1])+name[1:]+"\nEND:VCARD\n"))
+	}
+	syncBook(t, a, items)
+	store, url := newCardStore(t)
+	c, err := jmap.Discover(ctx, url, &jmap.Options{Auth: jmap.BasicAuth{User: "alice", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.cut = true
+	if _, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err == nil {
+		t.Fatal("export with the answer lost: no error")
+	}
+	store.mu.Lock()
+	made := len(store.cards)
+	store.mu.Unlock()
+	if made != 3 { // maxObjectsInSet 3: the first set was applied
+		t.Fatalf("the store holds %d cards after the lost answer, want 3", made)
+	}
+	r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil)
+	if err != nil || r.Put != 2 || r.Unchanged != 3 || len(r.Conflicts)+len(r.Refused) != 0 {
+		t.Fatalf("re-run: %+v %v, want 2 put and the 3 made before adopted", r, err)
+	}
+	store.mu.Lock()
+	made = len(store.cards)
+	store.mu.Unlock()
+	if made != 5 {
+		t.Errorf("the store holds %d cards, want 5 (nothing doubled)", made)
+	}
+	rep, err := vandelay.VerifyContactsJMAP(ctx, a, c, "A1")
+	if err != nil || len(rep.Mismatches) != 0 || rep.Collections[0].Matched != 5 {
+		t.Errorf("verify: %+v %v", rep, err)
+	}
+	if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err != nil || r.Changes() != 0 {
+		t.Errorf("no-change re-run: %+v %v", r, err)
+	}
+}

@@ -453,7 +453,7 @@ func applyJSProp(c Card, p *prop) bool {
 	for i, s := range segs {
 		segs[i] = strings.NewReplacer("~1", "/", "~0", "~").Replace(s)
 	}
-	if len(segs) > 3 || segs[0] == "" || segs[0] == "uid" || segs[0] == "@type" || segs[0] == "version" {
+	if len(segs) > 3 || segs[0] == "" || segs[0] == "uid" || segs[0] == "@type" || segs[0] == "version" || segs[0] == "vCardProps" {
 		return false
 	}
 	var m map[string]any = c

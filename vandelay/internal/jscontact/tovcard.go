@@ -354,10 +354,9 @@ func toVCard(c Card, forceIDs map[string]bool) ([]byte, error) {
 	if vp, ok := c["vCardProps"].([]any); ok {
 		done["vCardProps"] = true
 		for _, x := range vp {
-			if !writeRaw(w, x) {
-				w.jsprop([]string{"vCardProps"}, vp)
-				break
-			}
+			// An entry that is not [name, params, type, value] (RFC
+			// 9555 3.3.1) is no vCard property: it is dropped.
+			writeRaw(w, x)
 		}
 	}
 	for _, k := range sortedAll(c) {
