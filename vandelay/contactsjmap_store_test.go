@@ -238,14 +238,6 @@ func (st *cardStore) call(name string, args map[string]any) (map[string]any, str
 	return nil, "unknownMethod"
 }
 
-// edit changes a card as a user at the target would.
-func (st *cardStore) edit(id, key string, v any) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.cards[id][key] = v
-	st.bump(id, false)
-}
-
 func (st *cardStore) take() []string {
 	st.mu.Lock()
 	defer st.mu.Unlock()

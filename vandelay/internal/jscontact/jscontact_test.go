@@ -191,7 +191,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, c := range corpus.Contacts() {
 		cases = append(cases, rt{c.Name, c.Body})
 	}
-	for _, c := range []rt{
+	cases = append(cases, []rt{
 		{"3.0 inline photo", string(vcf3("PHOTO;ENCODING=B;TYPE=PNG:iVBO Rw0K"))},
 		{"TYPE=pref", string(vcf3("TEL;TYPE=HOME,PREF:+1"))},
 		{"lower case", string(vcf3("KIND:GROUP", "EMAIL;TYPE=WORK:a@b"))},
@@ -206,9 +206,7 @@ func TestRoundTrip(t *testing.T) {
 		{"FN with LANGUAGE", string(vcf("FN;LANGUAGE=de:Jürgen", "FN;LANGUAGE=en:Juergen"))},
 		{"ADR with RFC 9554 components", string(vcf("ADR:;;Main St;Town;;1;US;Room 3;;;;"))},
 		{"quoted parameter", string(vcf(`X-A;X-P="a:b;c":v`))},
-	} {
-		cases = append(cases, c)
-	}
+	}...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c1, err := FromVCard([]byte(tc.body))
