@@ -8,7 +8,6 @@ import (
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
-	"github.com/mailmig/mailmig/vandelay/jmap"
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
@@ -53,9 +52,9 @@ func runVandelayExportJMAPContacts(ctx context.Context, g *globals, args []strin
 		v.Errorf("%v", err)
 		return exitVandelayUsage
 	}
-	var auth jmap.Auth = vandelay.BasicAuth{User: o.User, Password: o.Password}
+	topts := &vandelay.TargetOptions{URL: o.URL, Auth: vandelay.BasicAuth{User: o.User, Password: o.Password}, AccountID: o.AccountID, Logger: o.Logger}
 	if o.Token != "" {
-		auth = vandelay.BearerAuth{Token: o.Token}
+		topts.Auth = vandelay.BearerAuth{Token: o.Token}
 	}
 	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
 	if err != nil {
@@ -63,7 +62,7 @@ func runVandelayExportJMAPContacts(ctx context.Context, g *globals, args []strin
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	t, err := vandelay.OpenTarget(ctx, &vandelay.TargetOptions{URL: o.URL, Auth: auth, AccountID: o.AccountID, Logger: o.Logger})
+	t, err := vandelay.OpenTarget(ctx, topts)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayConnect
