@@ -40,7 +40,7 @@ type cardChange struct {
 	destroyed bool
 }
 
-func newCardStore(t *testing.T) (*cardStore, string) {
+func newCardStore(t testing.TB) (*cardStore, string) {
 	st := &cardStore{books: map[string]map[string]any{}, cards: map[string]map[string]any{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/jmap/session", func(w http.ResponseWriter, r *http.Request) {

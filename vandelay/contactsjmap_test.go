@@ -3,6 +3,7 @@ package vandelay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -24,7 +25,7 @@ const recDir = "testdata/contacts-jmap/"
 
 var davSrc = archive.Source{Kind: "carddav", Endpoint: "https://dav.example.test/", Account: "jane"}
 
-func syncBook(t *testing.T, a *archive.Archive, items []archive.NewItem, deleted ...string) {
+func syncBook(t testing.TB, a *archive.Archive, items []archive.NewItem, deleted ...string) {
 	t.Helper()
 	cs := &archive.CollectionSync{Collection: archive.NewCollection{Href: "/dav/jane/kontakte/", DisplayName: "Kontakte", Description: "Privat – Familie & Freunde"},
 		Items: items, Deleted: deleted}
@@ -55,7 +56,7 @@ func recordedClient(t *testing.T, session string) (*recorded.Server, *jmap.Clien
 	return srv, c
 }
 
-func openArchive(t *testing.T) *archive.Archive {
+func openArchive(t testing.TB) *archive.Archive {
 	t.Helper()
 	a, err := archive.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), nil)
 	if err != nil {
@@ -253,5 +254,46 @@ func TestExportContactsJMAPResume(t *testing.T) {
 	}
 	if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err != nil || r.Changes() != 0 {
 		t.Errorf("no-change re-run: %+v %v", r, err)
+	}
+}
+
+// BenchmarkContactsJMAPNoChange: a no-change export and a no-change
+// import of an account with 2,000 contacts over JMAP (the in-test RFC
+// 9610 store on loopback): each is one request; the rest is the archive.
+//
+//	go test -run '^$' -bench ContactsJMAPNoChange -benchtime 5x ./vandelay
+func BenchmarkContactsJMAPNoChange(b *testing.B) {
+	ctx := context.Background()
+	a := openArchive(b)
+	var items []archive.NewItem
+	for i := range 2000 {
+		items = append(items, vcard(fmt.Sprintf("p%04d.vcf", i), fmt.Sprintf("BEGIN:VCARD\nVERSION:3.0\nUID:bench-%04d\nFN:Person Nummer %d\nN:Nummer %d;Person;;;\n"+
+			"EMAIL;TYPE=INTERNET,HOME:p%d@example.test\nTEL;TYPE=CELL:+49 170 %07d\nNOTE:Ein Hinweis über Person %d\nEND:VCARD\n", i, i, i, i, i, i)))
+	}
+	syncBook(b, a, items)
+	_, url := newCardStore(b)
+	c, err := jmap.Discover(ctx, url, &jmap.Options{Auth: jmap.BasicAuth{User: "alice", Password: "pw"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err != nil || r.Put != 2000 {
+		b.Fatalf("first export: %+v %v", r, err)
+	}
+	a2 := openArchive(b)
+	if r, err := vandelay.ImportContactsJMAP(ctx, c, "A1", a2, nil); err != nil || r.Added != 2000 {
+		b.Fatalf("first import: %+v %v", r, err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		before := c.Stats().Requests.Load()
+		if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err != nil || r.Changes() != 0 {
+			b.Fatalf("no-change export: %+v %v", r, err)
+		}
+		if r, err := vandelay.ImportContactsJMAP(ctx, c, "A1", a2, nil); err != nil || r.Changes() != 0 {
+			b.Fatalf("no-change import: %+v %v", r, err)
+		}
+		if n := c.Stats().Requests.Load() - before; n != 2 {
+			b.Fatalf("%d requests, want 2", n)
+		}
 	}
 }
