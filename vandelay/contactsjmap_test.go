@@ -297,3 +297,34 @@ func BenchmarkContactsJMAPNoChange(b *testing.B) {
 		}
 	}
 }
+
+// TestExportContactsJMAPDryRun: a dry run counts what it would create and
+// writes nothing, at the target or in the archive's mapping.
+func TestExportContactsJMAPDryRun(t *testing.T) {
+	ctx := context.Background()
+	a := openArchive(t)
+	syncBook(t, a, []archive.NewItem{vcard("jane.vcf", janeV1), vcard("john.vcf", john)})
+	store, url := newCardStore(t)
+	c, err := jmap.Discover(ctx, url, &jmap.Options{Auth: jmap.BasicAuth{User: "alice", Password: "pw"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", &vandelay.DAVExportOptions{DryRun: true})
+		if err != nil || !r.DryRun || r.Collections != 1 || r.Put != 2 {
+			t.Fatalf("dry run %d: %+v %v", i, r, err)
+		}
+	}
+	if m := store.take(); len(m) != 4 || m[0] != "AddressBook/get" || m[1] != "ContactCard/get" {
+		t.Errorf("dry runs called %q, want only reads", m)
+	}
+	store.mu.Lock()
+	n := len(store.books) + len(store.cards)
+	store.mu.Unlock()
+	if n != 0 {
+		t.Errorf("a dry run wrote %d objects", n)
+	}
+	if r, err := vandelay.ExportContactsJMAP(ctx, a, c, "A1", nil); err != nil || r.Collections != 1 || r.Put != 2 {
+		t.Errorf("export after the dry runs: %+v %v", r, err)
+	}
+}
