@@ -55,6 +55,7 @@ func ImportDAV(ctx context.Context, src DAVSource, a *archive.Archive, opts *Imp
 	if opts == nil {
 		opts = &ImportOptions{}
 	}
+	hintCursor(ctx, a, src)
 	cols, err := src.Collections(ctx)
 	if err != nil {
 		return nil, err

@@ -34,6 +34,9 @@ var vandelayCommands = map[string]command{
 	"export-webdav":  {synopsis: "Export an archive's file trees onto a WebDAV folder (convergent; --dry-run, --verify)", run: runVandelayExportWebDAV},
 	"export-sieve":   {synopsis: "Export an archive's Sieve scripts onto a ManageSieve server (convergent; --dry-run)", run: runVandelayExportSieve},
 	"verify":         {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
+
+	// The JMAP-standard data kinds (vandelay_jmap*.go).
+	"export-jmap-contacts": {synopsis: "Export an archive's address books onto a JMAP server as JSContact cards (RFC 9610; convergent; --dry-run, --verify)", run: runVandelayExportJMAPContacts},
 }
 
 // Exit codes of "mailmig vandelay import" (docs/import.md).

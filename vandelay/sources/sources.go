@@ -294,6 +294,12 @@ var Data = map[string]DataKind{
 			return graph.NewRules(o)
 		},
 	},
+	"jmap-contacts": {
+		Summary:  "a JMAP account's address books and contact cards (RFC 9610), each card archived as the vCard 4.0 of its JSContact (RFC 9555), incremental with ContactCard/changes",
+		Data:     "contacts",
+		Settings: []Setting{SetURL, SetLogin, SetAccount},
+		NewDAV:   func(s *Spec) (vandelay.DAVSource, error) { return jmapsrc.NewContacts(jmapOptions(s)) },
+	},
 	"exchange-ews-contacts": {
 		Summary:  "an on-premises Exchange mailbox's contact folders over EWS, as the vCards Exchange serves, incremental with SyncState",
 		Data:     "contacts",
