@@ -2,7 +2,6 @@ package vandelay_test
 
 import (
 	"context"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -23,16 +22,6 @@ func dialRecorded(t *testing.T) (*recorded.Server, *jmap.Client) {
 		t.Fatal(err)
 	}
 	return srv, c
-}
-
-func openArchive(t *testing.T) *archive.Archive {
-	t.Helper()
-	a, err := archive.Open(context.Background(), filepath.Join(t.TempDir(), "a.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
 }
 
 // TestImportJMAPData imports Sieve scripts, identities, the vacation
