@@ -54,7 +54,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	passFile := fs.String("password-file", "", "read the password from `FILE`")
 	fs.StringVar(&cfg.MasterUser, "master-user", "", "log in as this master user on --user's behalf (the password is the master's)")
 	fs.StringVar(&cfg.MasterForm, "master-form", "star", "master login form: star (user*master) or authzid (SASL PLAIN)")
-	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login); jmap: basic (default) or bearer")
+	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login); jmap: basic (default) or bearer; exchange-ews: basic or ntlm (default: what the server offers, NTLM first)")
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")

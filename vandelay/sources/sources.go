@@ -171,7 +171,7 @@ var Mail = map[string]Kind{
 		},
 	},
 	"exchange-ews": {
-		Summary:  "an on-premises Exchange mailbox over EWS (Basic, impersonation by a master user), incremental with SyncState",
+		Summary:  "an on-premises Exchange mailbox over EWS (NTLM or Basic, impersonation by a master user), incremental with SyncState",
 		Settings: []Setting{SetURL, SetLogin, SetScope},
 		New: func(s *Spec) (vandelay.MailSource, error) {
 			o, err := ewsOptions(s)

@@ -74,6 +74,7 @@ type Source struct {
 	cfg    Options
 	log    *slog.Logger
 	client *httpx.Client
+	auth   *authTransport
 
 	mu      sync.Mutex
 	version string
@@ -81,7 +82,8 @@ type Source struct {
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// basic sets HTTP Basic credentials; nothing to refresh after a 401.
+// basic sets HTTP Basic credentials; nothing to refresh after a 401. The
+// transport sends them as they are, or takes them for NTLM (auth.go).
 type basic struct{ user, pass string }
 
 func (b basic) Authorize(_ context.Context, req *http.Request) error {
@@ -103,8 +105,9 @@ func New(opts *Options) (*Source, error) {
 	if cfg.User == "" || cfg.Password == "" {
 		return nil, fmt.Errorf("%w: exchange-ews source needs the mailbox (--user) and a password", vandelay.ErrUsage)
 	}
-	if a := strings.ToLower(cfg.Auth); a != "" && a != "basic" {
-		return nil, fmt.Errorf("%w: exchange-ews supports Basic authentication only (NTLM and OAuth are not implemented), not %q", vandelay.ErrUsage, cfg.Auth)
+	mode, err := authMode(cfg.Auth)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Version == "" {
 		cfg.Version = Versions[0]
@@ -124,9 +127,10 @@ func New(opts *Options) (*Source, error) {
 	if cfg.MasterUser != "" {
 		login = cfg.MasterUser
 	}
+	hc, auth := withAuth(hc, cfg.URL, mode, log)
 	c := httpx.New(cfg.Concurrency)
 	c.HTTP, c.Auth, c.Sleep, c.Log = hc, basic{login, cfg.Password}, cfg.Sleep, log
-	return &Source{cfg: cfg, log: log, client: c, version: cfg.Version}, nil
+	return &Source{cfg: cfg, log: log, client: c, auth: auth, version: cfg.Version}, nil
 }
 
 // Describe implements vandelay.MailSource.
@@ -193,7 +197,7 @@ func (s *Source) call(ctx context.Context, op string, body func(version string) 
 			resp, err = se.Body, nil // a SOAP fault comes as HTTP 500
 		}
 		if err != nil {
-			return nil, classify(err)
+			return nil, s.classify(err)
 		}
 		env, err := ParseResponse(resp)
 		var re *ResponseError
@@ -252,11 +256,17 @@ func (s *Source) versionRefused(re *ResponseError, version string) bool {
 	return false
 }
 
-func classify(err error) error {
+func (s *Source) classify(err error) error {
 	var se *httpx.StatusError
 	switch {
 	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
-		return fmt.Errorf("%w: EWS refused the credentials (HTTP %d; Basic authentication must be enabled on the EWS virtual directory)", vandelay.ErrAuth, se.Status)
+		scheme := s.auth.chosen()
+		if scheme == "" {
+			scheme = "auto"
+		}
+		return fmt.Errorf("%w: EWS refused the credentials (HTTP %d, %s authentication; --auth basic or ntlm forces one)", vandelay.ErrAuth, se.Status, scheme)
+	case errors.Is(err, vandelay.ErrAuth):
+		return err
 	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
