@@ -19,6 +19,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // Limits of the retry loop.
@@ -80,16 +82,10 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.URL, e.Status, bytes.TrimSpace(b))
 }
 
-// Sleep waits d unless ctx ends first.
+// Sleep waits d unless ctx ends first, through the waiter a test put in
+// ctx with vandelay.WithWaits.
 func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return vandelay.Wait(ctx, d)
 }
 
 // Do sends the request made by mk (called again for each attempt, so the
