@@ -16,8 +16,8 @@ import (
 // reads them after the mail (same archive), the export writes them after
 // the mail, verify compares them. They move only when the account's data
 // has "sieve" and both backends have a managesieve endpoint — or the
-// source is Microsoft Graph, whose inbox rules become one Sieve script
-// (exchange-graph-rules) — (the JMAP
+// source is Exchange, whose inbox rules become one Sieve script
+// (exchange-graph-rules or exchange-ews-rules) — (the JMAP
 // SieveScript path, RFC 9661, is not written yet); MovesSieve says so, and
 // the plan's warning uses it.
 
@@ -31,14 +31,23 @@ func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
 		return false
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return from != nil && to != nil && (from.Endpoint(plan.ProtoManageSieve) != nil || graphRules(from)) && to.Endpoint(plan.ProtoManageSieve) != nil
+	return from != nil && to != nil && (from.Endpoint(plan.ProtoManageSieve) != nil || exchangeRules(from) != "") && to.Endpoint(plan.ProtoManageSieve) != nil
 }
 
-// graphRules reports whether the backend's Sieve scripts come from its
-// Outlook inbox rules (an exchange endpoint with api = "graph" and no
-// managesieve endpoint).
-func graphRules(b *plan.Backend) bool {
-	return b.Endpoint(plan.ProtoManageSieve) == nil && b.Exchange != nil && b.Exchange.API == "graph"
+// exchangeRules names the registry kind that reads the backend's Sieve
+// scripts from its Outlook inbox rules (an exchange endpoint and no
+// managesieve endpoint), "" when they do not come from there.
+func exchangeRules(b *plan.Backend) string {
+	if b.Endpoint(plan.ProtoManageSieve) != nil || b.Exchange == nil {
+		return ""
+	}
+	switch b.Exchange.API {
+	case "graph":
+		return "exchange-graph-rules"
+	case "ews":
+		return "exchange-ews-rules"
+	}
+	return ""
 }
 
 // sieveServer is the backend's ManageSieve endpoint with the backend's
@@ -69,11 +78,11 @@ func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spe
 }
 
 // sieveSource names the registry kind of the account's Sieve source and
-// its spec: ManageSieve, or Microsoft Graph's inbox rules.
+// its spec: ManageSieve, or Exchange's inbox rules.
 func (x *Executor) sieveSource(acct *plan.Account, log *slog.Logger) (string, *sources.Spec, error) {
-	if graphRules(x.m.Backend(acct.From)) {
+	if kind := exchangeRules(x.m.Backend(acct.From)); kind != "" {
 		_, spec, err := x.sourceSpec(acct, nil, log)
-		return "exchange-graph-rules", spec, err
+		return kind, spec, err
 	}
 	spec, err := x.sieveSpec(acct, log)
 	return "managesieve", spec, err

@@ -294,6 +294,18 @@ var Data = map[string]DataKind{
 			return graph.NewRules(o)
 		},
 	},
+	"exchange-ews-rules": {
+		Summary:  "an on-premises Exchange mailbox's inbox rules over EWS (GetInboxRules), as one Sieve script (what Sieve cannot express is listed in its comments)",
+		Data:     "sieve",
+		Settings: []Setting{SetURL, SetLogin},
+		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.NewRules(o)
+		},
+	},
 	"exchange-ews-contacts": {
 		Summary:  "an on-premises Exchange mailbox's contact folders over EWS, as the vCards Exchange serves, incremental with SyncState",
 		Data:     "contacts",

@@ -208,6 +208,10 @@ func (s *Source) call(ctx context.Context, op string, body func(version string) 
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		msgs := env.Body.Response.ResponseMessages.Messages
+		if r := env.Body.Response; len(msgs) == 0 && r.ResponseClass != "" {
+			msgs = []responseMessage{{XMLName: r.XMLName, ResponseClass: r.ResponseClass, ResponseCode: r.ResponseCode,
+				MessageText: r.MessageText, InboxRules: r.InboxRules}}
+		}
 		wait := int64(-1)
 		for i := range msgs {
 			if errors.As(msgs[i].err(), &re) {
