@@ -63,6 +63,9 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Now is the clock that places the window of a series without an end
+	// (SeriesHorizon). Default: time.Now.
+	Now func() time.Time
 }
 
 // Source imports one mailbox through Microsoft Graph.
