@@ -74,6 +74,7 @@ var exchangeSchema = &hcl.BodySchema{
 		{Name: "client_id"},
 		{Name: "client_secret"},
 		{Name: "authority"},
+		{Name: "app_rate"},
 		{Name: "ca_file"},
 		{Name: "insecure_skip_verify"},
 	},
@@ -345,6 +346,13 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	}
 	if s, _, ok := l.attrString(content.Attributes, "client_id"); ok {
 		x.ClientID = s
+	}
+	if f, attr, ok := l.attrNumber(content.Attributes, "app_rate"); ok {
+		if v, _ := f.Float64(); v < 0 {
+			l.errorf(attr.Expr.Range(), "Number out of range", "app_rate (requests per second shared by the app's mailboxes) must not be negative; leave it out for the default.")
+		} else {
+			x.AppRate = v
+		}
 	}
 	if s, _, ok := l.attrSecret(content.Attributes, "client_secret"); ok {
 		x.ClientSecret = s

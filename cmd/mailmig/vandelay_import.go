@@ -64,6 +64,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	secretFile := fs.String("client-secret-file", "", "exchange-graph: read the app's client secret from `FILE`")
 	fs.BoolVar(&cfg.OAuth.DeviceCode, "device-code", false, "exchange-graph: sign the user in with a device code (shown on stderr) instead of the app's secret")
 	fs.StringVar(&cfg.OAuth.Authority, "authority", "", "exchange-graph: the login endpoint (default https://login.microsoftonline.com; national clouds differ)")
+	fs.Float64Var(&cfg.AppRate, "app-rate", 0, "exchange-graph: requests per second the app registration's mailboxes share in this process (default 100)")
 	fs.StringVar(&cfg.Path, "path", "", "Maildir root, Takeout .zip/.tgz/.mbox file or directory, or the WebDAV tree's root path (\"{user}\" is replaced by --user)")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
@@ -180,7 +181,7 @@ var importFlagSettings = map[string]sources.Setting{
 	"master-form": sources.SetLogin, "auth": sources.SetLogin, "token-env": sources.SetLogin, "token-file": sources.SetLogin,
 	"no-compress": sources.SetCompress, "path": sources.SetPath, "url": sources.SetURL,
 	"tenant": sources.SetApp, "client-id": sources.SetApp, "client-secret-env": sources.SetApp, "client-secret-file": sources.SetApp,
-	"device-code": sources.SetApp, "authority": sources.SetApp,
+	"device-code": sources.SetApp, "authority": sources.SetApp, "app-rate": sources.SetApp,
 	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
 	"account-id": sources.SetAccount, "account-name": sources.SetAccount,
 	"connections": sources.SetConnections, "batch": sources.SetConnections,

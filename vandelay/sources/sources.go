@@ -67,6 +67,10 @@ type Spec struct {
 	// OAuth is exchange-graph's app registration and grant (tenant,
 	// client id, secret or device code).
 	OAuth oauth.Config
+	// AppRate is the requests per second all exchange-graph mailboxes of
+	// one app registration share in this process. Default:
+	// graph.DefaultAppRate.
+	AppRate float64
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
 }
@@ -233,7 +237,7 @@ func graphOptions(s *Spec) (*graph.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &graph.Options{URL: s.URL, User: s.User, OAuth: s.OAuth, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
+	return &graph.Options{URL: s.URL, User: s.User, OAuth: s.OAuth, AppRate: s.AppRate, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
 }
 
 func ewsOptions(s *Spec) (*ews.Options, error) {

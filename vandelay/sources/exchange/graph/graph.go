@@ -27,6 +27,9 @@ const DefaultURL = "https://graph.microsoft.com/v1.0"
 
 // Limits.
 const (
+	// DefaultAppRate is the requests per second one app registration
+	// sends from one process, all mailboxes together (Options.AppRate).
+	DefaultAppRate = httpx.DefaultAppRate
 	// MaxConcurrency is Microsoft's limit of concurrent requests per
 	// mailbox for Outlook resources; more only earns 429s.
 	MaxConcurrency = 4
@@ -63,6 +66,10 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
+	// AppRate is the requests per second shared by every mailbox of the
+	// app registration (authority, tenant, client id) in this process,
+	// on top of the 4 in flight per mailbox. Default: DefaultAppRate.
+	AppRate float64
 	// Now is the clock that places the window of a series without an end
 	// (SeriesHorizon). Default: time.Now.
 	Now func() time.Time
@@ -114,6 +121,7 @@ func New(opts *Options) (*Source, error) {
 	}
 	c := httpx.New(cfg.Concurrency)
 	c.HTTP, c.Auth, c.Sleep, c.Log = hc, tokens, cfg.Sleep, log
+	c.Budget = httpx.AppBudget(strings.Join([]string{cfg.OAuth.Authority, cfg.OAuth.Tenant, cfg.OAuth.ClientID}, "\x00"), cfg.AppRate, 0)
 	return &Source{cfg: cfg, log: log, client: c, tokens: tokens,
 		base: strings.TrimRight(cfg.URL, "/") + "/users/" + url.PathEscape(cfg.User)}, nil
 }

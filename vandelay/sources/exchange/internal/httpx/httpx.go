@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/mailmig/mailmig/vandelay"
 )
 
@@ -54,6 +56,10 @@ type Client struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Log receives throttling notes. Default: discard.
 	Log *slog.Logger
+	// Budget is shared by the clients of all mailboxes of one app
+	// registration (AppBudget); each request waits for a token. nil:
+	// none.
+	Budget *rate.Limiter
 
 	sem chan struct{}
 }
@@ -142,8 +148,15 @@ func (c *Client) Do(ctx context.Context, mk func() (*http.Request, error)) (*htt
 	}
 }
 
-// once sends one request holding a concurrency slot.
+// once sends one request holding a concurrency slot, after a token of
+// the app's budget (taken before the slot, so that a mailbox waiting
+// for its app does not hold its slots).
 func (c *Client) once(ctx context.Context, hc *http.Client, req *http.Request) (*http.Response, []byte, error) {
+	if c.Budget != nil {
+		if err := c.Budget.Wait(ctx); err != nil {
+			return nil, nil, fmt.Errorf("the app's request budget: %w", err)
+		}
+	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
