@@ -173,6 +173,13 @@ var Mail = map[string]Kind{
 			}
 			return graph.Probe(ctx, o, known)
 		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.Check(ctx, o)
+		},
 	},
 	"exchange-ews": {
 		Summary:  "an on-premises Exchange mailbox over EWS (NTLM or Basic, impersonation by a master user), incremental with SyncState",
@@ -190,6 +197,13 @@ var Mail = map[string]Kind{
 				return nil, err
 			}
 			return ews.Probe(ctx, o, known)
+		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.Check(ctx, o)
 		},
 	},
 	"jmap": {
