@@ -114,6 +114,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	if cfg.OAuth.DeviceCode {
 		// The sign-in message (URL and code) is for the user, not the log.
 		cfg.OAuth.Prompt = func(msg string) { v.Note(msg) }
+		// The sign-in is kept beside the archive (mode 0600) so that the
+		// next run of the same import refreshes instead of asking again.
+		cfg.OAuth.CacheFile = archivePath + ".graph-token"
 	}
 	if isData && dk.NewFiles != nil {
 		return importFiles(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
