@@ -290,8 +290,10 @@ func authError(err error) error {
 // Folder is a mail folder of the mailbox.
 type Folder struct {
 	ID, ParentID, Name string
-	Path, Role         string
-	Total              int64
+	// Path has Sep between levels: "/" unless a folder name contains one
+	// (itemsync.Separator).
+	Path, Sep, Role string
+	Total           int64
 }
 
 // distinguished are the folders asked for by name to find the root and
@@ -395,13 +397,18 @@ func (s *Source) folders(ctx context.Context, keep func(*object) bool) ([]*Folde
 			break
 		}
 	}
+	names := make([]string, 0, len(byID))
+	for _, f := range byID {
+		names = append(names, f.Name)
+	}
+	sep := itemsync.Separator(names)
 	var out []*Folder
 	for _, f := range byID {
-		p, ok := pathOf(f, byID, roles, root)
+		p, ok := pathOf(f, byID, roles, root, sep)
 		if !ok {
 			continue // below a folder that is not a mail folder
 		}
-		f.Path, f.Role = p, roles[f.ID]
+		f.Path, f.Sep, f.Role = p, sep, roles[f.ID]
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -415,16 +422,16 @@ func isMailFolder(o *object) bool {
 	return o.FolderClass == "" || o.FolderClass == "IPF.Note" || strings.HasPrefix(o.FolderClass, "IPF.Note.")
 }
 
-// pathOf joins the display names up to the root ("/" between levels);
+// pathOf joins the display names up to the root (sep between levels);
 // the top-level inbox is "INBOX", as the archive names it.
-func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root string) (string, bool) {
+func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root, sep string) (string, bool) {
 	var parts []string
 	cur := f
 	for depth := 0; ; depth++ {
 		if cur == nil || depth > 64 {
 			return "", false
 		}
-		name := strings.ReplaceAll(cur.Name, "/", "_")
+		name := itemsync.Name(cur.Name, sep)
 		if cur.ParentID == root && roles[cur.ID] == archive.RoleInbox {
 			name = "INBOX"
 		}
@@ -435,7 +442,7 @@ func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root st
 		cur = byID[cur.ParentID]
 	}
 	slices.Reverse(parts)
-	return strings.Join(parts, "/"), true
+	return strings.Join(parts, sep), true
 }
 
 // itemProps are the properties SyncFolderItems returns per item (ids and
@@ -625,7 +632,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 		if !s.cfg.InScope(f.Path) {
 			continue
 		}
-		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: "/", Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "ews:" + f.ID})
+		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: f.Sep, Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "ews:" + f.ID})
 		todo = append(todo, f)
 	}
 	boxes, err := run.SyncMailboxes(ctx, infos, s.cfg.InScope)

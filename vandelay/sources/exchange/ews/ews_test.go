@@ -132,17 +132,35 @@ func TestEWSImport(t *testing.T) {
 	m2 := served(t, r2)
 	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{}}
 	for p, role := range map[string]string{"Deleted Items": archive.RoleTrash, "Drafts": archive.RoleDrafts, "Junk E-Mail": archive.RoleJunk,
-		"INBOX": archive.RoleInbox, "INBOX/Projects 2027": "", "Sent Items": archive.RoleSent} {
+		"INBOX": archive.RoleInbox, "INBOX.Projects 2026/2027": "", "Sent Items": archive.RoleSent} {
 		want.Mailboxes[p] = &vandelaytest.WantMailbox{Role: role, Messages: map[string]*vandelaytest.WantMessage{}}
 	}
 	want.Add("Deleted Items", with(m2["AAMkItemE2M"], "2026-11-10T09:00:02Z"))
 	want.Add("INBOX", with(m["AAMkItemE1"], "2026-11-09T08:00:05Z", "Red_category"))
 	want.Add("INBOX", with(m["AAMkItemE3"], "2026-11-11T10:00:01Z", "$seen", "Blue_category"))
 	want.Add("INBOX", with(m2["AAMkItemE6"], "2026-12-01T12:00:03Z"))
-	want.Add("INBOX/Projects 2027", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
+	want.Add("INBOX.Projects 2026/2027", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
 	want.Add("Sent Items", with(m["AAMkItemE5"], "2026-11-09T09:30:00Z", "$seen"))
 	want.Add("Sent Items", with(m2["AAMkItemE7"], "2026-12-02T13:00:00Z", "$seen"))
 	vandelaytest.Check(t, a, want)
+
+	// A "/" in a folder name is kept: the mailbox's paths use "." instead.
+	mbs, err := a.Mailboxes(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mb := range mbs {
+		if mb.Path == "INBOX.Projects 2026/2027" {
+			found = true
+			if mb.Name != "Projects 2026/2027" || mb.Sep != "." {
+				t.Errorf("renamed folder stored as name %q, separator %q", mb.Name, mb.Sep)
+			}
+		}
+	}
+	if !found {
+		t.Error("no mailbox INBOX.Projects 2026/2027")
+	}
 
 	srv.Load("testdata/ews-probe.txtar")
 	known, err := a.Cursors(context.Background())

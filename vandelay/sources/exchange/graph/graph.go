@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -220,9 +221,14 @@ type Folder struct {
 	ChildFolderCount int    `json:"childFolderCount"`
 	TotalItemCount   int64  `json:"totalItemCount"`
 	IsHidden         bool   `json:"isHidden"`
-	// Path is the folder's full path ("/" between levels), Role its role.
+	// Path is the folder's full path (Sep between levels), Role its role.
 	Path string `json:"-"`
-	Role string `json:"-"`
+	// Sep is the mailbox's hierarchy separator: "/" unless a folder name
+	// contains one (itemsync.Separator).
+	Sep string `json:"-"`
+	// parts are the path's levels.
+	parts []string
+	Role  string `json:"-"`
 }
 
 type folderPage struct {
@@ -251,9 +257,9 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 	q := fmt.Sprintf("?includeHiddenFolders=true&$top=%d", s.cfg.PageSize)
 	type level struct {
 		url    string
-		prefix string
+		prefix []string
 	}
-	queue := []level{{s.base + "/mailFolders" + q, ""}}
+	queue := []level{{s.base + "/mailFolders" + q, nil}}
 	for len(queue) > 0 {
 		lv := queue[0]
 		queue = queue[1:]
@@ -267,18 +273,34 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 				return nil, fmt.Errorf("list folders: %w", err)
 			}
 			for _, f := range p.Value {
-				f.Path = lv.prefix + strings.ReplaceAll(f.DisplayName, "/", "_")
+				name := f.DisplayName
 				f.Role = roles[f.ID]
-				if f.Role == archive.RoleInbox && lv.prefix == "" {
-					f.Path = "INBOX" // as the archive names the inbox; its children follow
+				if f.Role == archive.RoleInbox && len(lv.prefix) == 0 {
+					name = "INBOX" // as the archive names the inbox; its children follow
 				}
+				f.parts = append(slices.Clip(lv.prefix), name)
 				out = append(out, f)
 				if f.ChildFolderCount > 0 {
-					queue = append(queue, level{s.base + "/mailFolders/" + url.PathEscape(f.ID) + "/childFolders" + q, f.Path + "/"})
+					queue = append(queue, level{s.base + "/mailFolders/" + url.PathEscape(f.ID) + "/childFolders" + q, f.parts})
 				}
 			}
 			next = p.NextLink
 		}
+	}
+	names := make([]string, len(out))
+	for i, f := range out {
+		names[i] = f.DisplayName
+	}
+	sep := itemsync.Separator(names)
+	if sep == "/" && slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "/") }) {
+		s.log.Warn("folder names contain every separator candidate; \"/\" in names becomes \"_\"")
+	}
+	for _, f := range out {
+		levels := make([]string, len(f.parts))
+		for i, p := range f.parts {
+			levels[i] = itemsync.Name(p, sep)
+		}
+		f.Path, f.Sep = strings.Join(levels, sep), sep
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
@@ -520,7 +542,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 		if !s.cfg.InScope(f.Path) {
 			continue
 		}
-		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: "/", Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "graph:" + f.ID})
+		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: f.Sep, Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "graph:" + f.ID})
 		todo = append(todo, f)
 	}
 	boxes, err := run.SyncMailboxes(ctx, infos, s.cfg.InScope)
