@@ -197,7 +197,9 @@
 //     on top of Microsoft's 4 requests in flight per mailbox. With api =
 //     "ews" (on-premises):
 //     url (the EWS endpoint, https://host/EWS/Exchange.asmx) is required,
-//     and the backend's login and master block give the credentials.
+//     and the backend's login and master block give the credentials,
+//     sent with NTLM or Basic as the server offers (auth = "ntlm" or
+//     "basic" forces one).
 //     ca_file and insecure_skip_verify as above.
 //
 // Blocks of a backend that are not endpoints:

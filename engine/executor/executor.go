@@ -152,6 +152,9 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 				spec.OAuth.ClientSecret = b.Exchange.ClientSecret.Reveal()
 				spec.OAuth.Authority = b.Exchange.Authority
 				spec.AppRate = b.Exchange.AppRate
+				if b.Exchange.API == "ews" {
+					spec.Auth = b.Exchange.Auth
+				}
 			}
 			break
 		}
