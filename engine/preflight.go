@@ -189,7 +189,7 @@ func Preflight(ctx context.Context, m *plan.Migration, chk Checker, opts *Prefli
 			continue
 		}
 		ac := &AccountCheck{Account: acct.Address,
-			Source: SideCheck{Backend: acct.From, Login: sourceLogin(acct), SecretRef: secretRef(m.Backend(acct.From), acct), Size: -1},
+			Source: SideCheck{Backend: acct.From, Login: sourceLoginAt(m.Backend(acct.From), acct), SecretRef: secretRef(m.Backend(acct.From), acct), Size: -1},
 			Target: SideCheck{Backend: acct.To, Login: targetLogin(m.Backend(acct.To), acct), SecretRef: secretRef(m.Backend(acct.To), acct)}}
 		r.Accounts = append(r.Accounts, ac)
 		if opts.State != nil {
@@ -364,6 +364,21 @@ func sourceLogin(acct *plan.Account) string {
 	return acct.Address
 }
 
+// sourceLoginAt is the login the source sees: a Microsoft Graph app
+// signs in as its registration (tenant/client id) for every mailbox.
+func sourceLoginAt(b *plan.Backend, acct *plan.Account) string {
+	if graphApp(b) {
+		return b.Exchange.Tenant + "/" + b.Exchange.ClientID
+	}
+	return sourceLogin(acct)
+}
+
+// graphApp reports whether b is read through Microsoft Graph with the
+// plan's app registration.
+func graphApp(b *plan.Backend) bool {
+	return b != nil && b.Exchange != nil && b.Exchange.API == "graph"
+}
+
 // targetLogin is the login the target sees: the master user for a master
 // login (acting for the account), else the account's target login.
 func targetLogin(b *plan.Backend, acct *plan.Account) string {
@@ -379,6 +394,8 @@ func targetLogin(b *plan.Backend, acct *plan.Account) string {
 // secretRef names the secret a login at b uses, never its value.
 func secretRef(b *plan.Backend, acct *plan.Account) string {
 	switch {
+	case graphApp(b):
+		return "backend." + b.Name + ".exchange.client_secret"
 	case b != nil && b.Login == plan.LoginMaster && b.Master != nil && b.Master.PasswordRef != "":
 		return b.Master.PasswordRef
 	case b != nil && b.Login == plan.LoginMaster:

@@ -74,6 +74,8 @@ var exchangeSchema = &hcl.BodySchema{
 		{Name: "client_id"},
 		{Name: "client_secret"},
 		{Name: "authority"},
+		{Name: "app_rate"},
+		{Name: "auth"},
 		{Name: "ca_file"},
 		{Name: "insecure_skip_verify"},
 	},
@@ -345,6 +347,22 @@ func (l *loader) decodeExchange(blk *hcl.Block, e *Endpoint) *Exchange {
 	}
 	if s, _, ok := l.attrString(content.Attributes, "client_id"); ok {
 		x.ClientID = s
+	}
+	if s, attr, ok := l.attrString(content.Attributes, "auth"); ok {
+		switch s {
+		case "basic", "ntlm":
+			x.Auth = s
+		default:
+			l.errorf(attr.Expr.Range(), "Invalid EWS authentication",
+				"The Exchange auth %q is not known. Use \"ntlm\" or \"basic\" to force one, or leave it out to use what the server offers (NTLM first).", s)
+		}
+	}
+	if f, attr, ok := l.attrNumber(content.Attributes, "app_rate"); ok {
+		if v, _ := f.Float64(); v < 0 {
+			l.errorf(attr.Expr.Range(), "Number out of range", "app_rate (requests per second shared by the app's mailboxes) must not be negative; leave it out for the default.")
+		} else {
+			x.AppRate = v
+		}
 	}
 	if s, _, ok := l.attrSecret(content.Attributes, "client_secret"); ok {
 		x.ClientSecret = s

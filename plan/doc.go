@@ -192,9 +192,14 @@
 //     permissions), all required; url defaults to
 //     https://graph.microsoft.com/v1.0 and authority (the login endpoint
 //     of the tokens) to https://login.microsoftonline.com; national clouds
-//     set both. With api = "ews" (on-premises):
+//     set both. app_rate (requests per second, default 100) is the
+//     budget every mailbox of the app registration shares in one apply,
+//     on top of Microsoft's 4 requests in flight per mailbox. With api =
+//     "ews" (on-premises):
 //     url (the EWS endpoint, https://host/EWS/Exchange.asmx) is required,
-//     and the backend's login and master block give the credentials.
+//     and the backend's login and master block give the credentials,
+//     sent with NTLM or Basic as the server offers (auth = "ntlm" or
+//     "basic" forces one).
 //     ca_file and insecure_skip_verify as above.
 //
 // Blocks of a backend that are not endpoints:

@@ -437,6 +437,12 @@ type Exchange struct {
 	// Authority is the login endpoint that issues graph's tokens.
 	// Default: "" (https://login.microsoftonline.com).
 	Authority string
+	// Auth forces ews's authentication: "ntlm" or "basic"; "" uses what
+	// the server offers, NTLM first.
+	Auth string
+	// AppRate is the requests per second all mailboxes of graph's app
+	// registration share in one apply (0: the default, 100).
+	AppRate float64
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

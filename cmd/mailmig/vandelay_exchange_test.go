@@ -4,21 +4,28 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mailmig/mailmig/internal/recorded"
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // TestVandelayExchange runs "mailmig vandelay import exchange-ews" and
 // "… exchange-graph" against the recorded exchanges of the adapters'
 // testdata: the EWS import by impersonation fills the archive (waiting
-// out the recorded 1.5 s ErrorServerBusy back-off), a refused Graph client
+// out the recorded 1.5 s ErrorServerBusy back-off, recorded rather than spent), a refused Graph client
 // secret exits as a login failure, and neither secret is printed.
 func TestVandelayExchange(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	var waits []time.Duration
+	ctx = vandelay.WithWaits(ctx, func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d) // one request at a time: the recorded busy answer
+		return ctx.Err()
+	})
 	dir := t.TempDir()
 	t.Setenv("EWS_PW", "fixture-password")
 	t.Setenv("APP_SECRET", "fixture-secret")
@@ -51,6 +58,9 @@ func TestVandelayExchange(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), r.out) || !strings.Contains(errb.String(), r.err) {
 			t.Errorf("run %d: stdout %q (want %q), stderr %q (want %q)", i, out.String(), r.out, errb.String(), r.err)
+		}
+		if i == 0 && !slices.Equal(waits, []time.Duration{1500 * time.Millisecond}) {
+			t.Errorf("waits %v, want the recorded 1.5 s back-off", waits)
 		}
 		if all := out.String() + errb.String(); strings.Contains(all, "fixture-password") || strings.Contains(all, "fixture-secret") {
 			t.Errorf("run %d printed a secret", i)

@@ -54,7 +54,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	passFile := fs.String("password-file", "", "read the password from `FILE`")
 	fs.StringVar(&cfg.MasterUser, "master-user", "", "log in as this master user on --user's behalf (the password is the master's)")
 	fs.StringVar(&cfg.MasterForm, "master-form", "star", "master login form: star (user*master) or authzid (SASL PLAIN)")
-	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login); jmap: basic (default) or bearer")
+	fs.StringVar(&cfg.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login); jmap: basic (default) or bearer; exchange-ews: basic or ntlm (default: what the server offers, NTLM first)")
 	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
 	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	fs.BoolVar(&cfg.NoCompress, "no-compress", false, "do not use IMAP COMPRESS=DEFLATE even when the server offers it")
@@ -64,6 +64,7 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	secretFile := fs.String("client-secret-file", "", "exchange-graph: read the app's client secret from `FILE`")
 	fs.BoolVar(&cfg.OAuth.DeviceCode, "device-code", false, "exchange-graph: sign the user in with a device code (shown on stderr) instead of the app's secret")
 	fs.StringVar(&cfg.OAuth.Authority, "authority", "", "exchange-graph: the login endpoint (default https://login.microsoftonline.com; national clouds differ)")
+	fs.Float64Var(&cfg.AppRate, "app-rate", 0, "exchange-graph: requests per second the app registration's mailboxes share in this process (default 100)")
 	fs.StringVar(&cfg.Path, "path", "", "Maildir root, Takeout .zip/.tgz/.mbox file or directory, or the WebDAV tree's root path (\"{user}\" is replaced by --user)")
 	fs.Var((*regexpList)(&cfg.Include), "include", "import only mailboxes whose path matches `REGEXP` (repeatable)")
 	fs.Var((*regexpList)(&cfg.Exclude), "exclude", "skip mailboxes whose path matches `REGEXP` (repeatable)")
@@ -114,6 +115,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	if cfg.OAuth.DeviceCode {
 		// The sign-in message (URL and code) is for the user, not the log.
 		cfg.OAuth.Prompt = func(msg string) { v.Note(msg) }
+		// The sign-in is kept beside the archive (mode 0600) so that the
+		// next run of the same import refreshes instead of asking again.
+		cfg.OAuth.CacheFile = archivePath + ".graph-token"
 	}
 	if isData && dk.NewFiles != nil {
 		return importFiles(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
@@ -197,7 +201,7 @@ var importFlagSettings = map[string]sources.Setting{
 	"master-form": sources.SetLogin, "auth": sources.SetLogin, "token-env": sources.SetLogin, "token-file": sources.SetLogin,
 	"no-compress": sources.SetCompress, "path": sources.SetPath, "url": sources.SetURL,
 	"tenant": sources.SetApp, "client-id": sources.SetApp, "client-secret-env": sources.SetApp, "client-secret-file": sources.SetApp,
-	"device-code": sources.SetApp, "authority": sources.SetApp,
+	"device-code": sources.SetApp, "authority": sources.SetApp, "app-rate": sources.SetApp,
 	"include": sources.SetScope, "exclude": sources.SetScope, "subscribed-only": sources.SetSelection, "include-deleted": sources.SetSelection,
 	"account-id": sources.SetAccount, "account-name": sources.SetAccount, "objects": sources.SetAccount,
 	"connections": sources.SetConnections, "batch": sources.SetConnections,

@@ -2,6 +2,8 @@ package executor
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -9,6 +11,7 @@ import (
 	"github.com/mailmig/mailmig/internal/peers"
 	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // TestExchangeSteps runs the executor's steps for an account whose plan
@@ -16,15 +19,22 @@ import (
 // recorded Graph exchanges, onto the real Cyrus: import of mail,
 // contacts, calendars and inbox rules (as Sieve), the plan's probe (one delta request per folder,
 // no item), export (JMAP, CardDAV, CalDAV, ManageSieve) and verify.
-// The recorded 429s make the client wait their Retry-After (2 s and 3 s).
+// The recorded 429s ask for waits of their Retry-After (2 s and 3 s),
+// recorded through vandelay.WithWaits rather than spent.
 func TestExchangeSteps(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits for the recorded Retry-After values")
-	}
 	s := peers.Get(t)
 	acct := s.NewAccount(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// The recorded Retry-After waits are recorded, not spent.
+	var mu sync.Mutex
+	var waits []time.Duration
+	ctx = vandelay.WithWaits(ctx, func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		defer mu.Unlock()
+		waits = append(waits, d)
+		return ctx.Err()
+	})
 	const dir = "../../vandelay/sources/exchange/graph/testdata/"
 	// Import order: mail, Sieve (the inbox rules), contacts, calendars.
 	srv := recorded.New(t, dir+"graph-run1.txtar", dir+"graph-rules.txtar", dir+"graph-dav-run1.txtar")
@@ -53,6 +63,11 @@ func TestExchangeSteps(t *testing.T) {
 	if c.Messages != 6 || c.Objects != 6+2 {
 		t.Errorf("import: %d messages and %d objects, want 6 and 8", c.Messages, c.Objects)
 	}
+	mu.Lock()
+	if want := []time.Duration{2 * time.Second, 3 * time.Second}; !slices.Equal(slices.Sorted(slices.Values(waits)), want) {
+		t.Errorf("waits %v, want the recorded Retry-After values %v", waits, want)
+	}
+	mu.Unlock()
 	if !MovesDAV(m, pa, plan.DataContacts) || !MovesDAV(m, pa, plan.DataCalendars) || !MovesSieve(m, pa) {
 		t.Error("contacts, calendars or rules from an exchange backend are not moved")
 	}

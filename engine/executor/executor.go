@@ -151,6 +151,10 @@ func (x *Executor) sourceSpec(acct *plan.Account, lim *engine.Limiter, log *slog
 				spec.OAuth.Tenant, spec.OAuth.ClientID = b.Exchange.Tenant, b.Exchange.ClientID
 				spec.OAuth.ClientSecret = b.Exchange.ClientSecret.Reveal()
 				spec.OAuth.Authority = b.Exchange.Authority
+				spec.AppRate = b.Exchange.AppRate
+				if b.Exchange.API == "ews" {
+					spec.Auth = b.Exchange.Auth
+				}
 			}
 			break
 		}

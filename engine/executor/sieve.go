@@ -16,8 +16,9 @@ import (
 // Sieve scripts ride along with the account's mail steps: the import
 // reads them after the mail (same archive), the export writes them after
 // the mail, verify compares them. They move when the account's data has
-// "sieve", the source has a managesieve endpoint — or is Microsoft Graph,
-// whose inbox rules become one Sieve script (exchange-graph-rules), or a
+// "sieve", the source has a managesieve endpoint — or is Exchange, whose
+// inbox rules become one Sieve script (exchange-graph-rules or
+// exchange-ews-rules), or a
 // JMAP mail source whose session offers RFC 9661 — and the target has a
 // managesieve or jmap endpoint. Which of the two the export uses is
 // decided at the step from the target's session (jmapdata.go: over JMAP
@@ -40,17 +41,26 @@ func MovesSieve(m *plan.Migration, acct *plan.Account) bool {
 }
 
 // sieveFrom reports whether the backend's scripts are read from a
-// dedicated source (ManageSieve, or Graph's inbox rules) rather than
+// dedicated source (ManageSieve, or Exchange's inbox rules) rather than
 // over its JMAP session.
 func sieveFrom(b *plan.Backend) bool {
-	return b.Endpoint(plan.ProtoManageSieve) != nil || graphRules(b)
+	return b.Endpoint(plan.ProtoManageSieve) != nil || exchangeRules(b) != ""
 }
 
-// graphRules reports whether the backend's Sieve scripts come from its
-// Outlook inbox rules (an exchange endpoint with api = "graph" and no
-// managesieve endpoint).
-func graphRules(b *plan.Backend) bool {
-	return b.Endpoint(plan.ProtoManageSieve) == nil && b.Exchange != nil && b.Exchange.API == "graph"
+// exchangeRules names the registry kind that reads the backend's Sieve
+// scripts from its Outlook inbox rules (an exchange endpoint and no
+// managesieve endpoint), "" when they do not come from there.
+func exchangeRules(b *plan.Backend) string {
+	if b.Endpoint(plan.ProtoManageSieve) != nil || b.Exchange == nil {
+		return ""
+	}
+	switch b.Exchange.API {
+	case "graph":
+		return "exchange-graph-rules"
+	case "ews":
+		return "exchange-ews-rules"
+	}
+	return ""
 }
 
 // sieveServer is the backend's ManageSieve endpoint with the backend's
@@ -81,11 +91,11 @@ func (x *Executor) sieveSpec(acct *plan.Account, log *slog.Logger) (*sources.Spe
 }
 
 // sieveSource names the registry kind of the account's Sieve source and
-// its spec: ManageSieve, or Microsoft Graph's inbox rules.
+// its spec: ManageSieve, or Exchange's inbox rules.
 func (x *Executor) sieveSource(acct *plan.Account, log *slog.Logger) (string, *sources.Spec, error) {
-	if graphRules(x.m.Backend(acct.From)) {
+	if kind := exchangeRules(x.m.Backend(acct.From)); kind != "" {
 		_, spec, err := x.sourceSpec(acct, nil, log)
-		return "exchange-graph-rules", spec, err
+		return kind, spec, err
 	}
 	spec, err := x.sieveSpec(acct, log)
 	return "managesieve", spec, err

@@ -37,6 +37,11 @@
 //     as MIME is served (txtar files keep LF).
 //   - X-Fixture-Optional: 1 (request) lets the exchange go unused.
 //   - X-Fixture-Repeat: 1 (request) lets it be served any number of times.
+//   - X-Fixture-Prefix: NAME (request) compares header NAME by prefix, for
+//     a value with random parts (an NTLM AUTHENTICATE message); the test
+//     reads the whole value with Requests and checks it itself.
+//
+// A header written with nothing after the colon must be absent.
 //
 // Exchanges are matched in file order, first unused match first, so two
 // identical requests (a 429 and the retry that succeeds) are answered in
@@ -56,6 +61,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,12 +81,22 @@ type Exchange struct {
 	Body         []byte
 	Optional     bool
 	Repeat       bool
+	// Prefix names the headers compared by prefix.
+	Prefix map[string]bool
 	// Response side.
 	Status     int
 	RespHeader http.Header
 	RespBody   []byte
 
 	used int
+	got  []Request
+}
+
+// Request is what the client sent for an exchange: its headers and the
+// client's address (the same address means the same connection).
+type Request struct {
+	Header     http.Header
+	RemoteAddr string
 }
 
 // Server is an httptest server answering from a script.
@@ -161,6 +177,18 @@ func (s *Server) OnServe(fn func(name string)) {
 	s.onServe = fn
 }
 
+// Requests returns the requests served by the named exchange, in order.
+func (s *Server) Requests(name string) []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.ex {
+		if e.Name == name {
+			return slices.Clone(e.got)
+		}
+	}
+	return nil
+}
+
 // Used reports how often the named exchange was served.
 func (s *Server) Used(name string) int {
 	s.mu.Lock()
@@ -203,6 +231,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hit.used++
+	hit.got = append(hit.got, Request{Header: r.Header.Clone(), RemoteAddr: r.RemoteAddr})
 	onServe := s.onServe
 	s.mu.Unlock()
 	base := s.URL
@@ -229,7 +258,11 @@ func (e *Exchange) mismatch(r *http.Request, body []byte) string {
 		return fmt.Sprintf("query %v, want %v", q, e.Query)
 	}
 	for k, want := range e.Header {
-		if got := strings.Join(r.Header.Values(k), ", "); got != strings.Join(want, ", ") {
+		got := strings.Join(r.Header.Values(k), ", ")
+		if e.Prefix[http.CanonicalHeaderKey(k)] && strings.HasPrefix(got, strings.Join(want, ", ")) {
+			continue
+		}
+		if got != strings.Join(want, ", ") {
 			return fmt.Sprintf("header %s: %q, want %q", k, got, strings.Join(want, ", "))
 		}
 	}
@@ -408,8 +441,15 @@ func (e *Exchange) parseRequest(b []byte) error {
 	e.Method, e.Path, e.Query = method, u.Path, u.Query()
 	e.Optional = h.Get("X-Fixture-Optional") != ""
 	e.Repeat = h.Get("X-Fixture-Repeat") != ""
+	for _, k := range h.Values("X-Fixture-Prefix") {
+		if e.Prefix == nil {
+			e.Prefix = map[string]bool{}
+		}
+		e.Prefix[http.CanonicalHeaderKey(k)] = true
+	}
 	h.Del("X-Fixture-Optional")
 	h.Del("X-Fixture-Repeat")
+	h.Del("X-Fixture-Prefix")
 	e.Header, e.Body = h, body
 	return nil
 }

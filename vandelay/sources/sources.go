@@ -67,6 +67,10 @@ type Spec struct {
 	// OAuth is exchange-graph's app registration and grant (tenant,
 	// client id, secret or device code).
 	OAuth oauth.Config
+	// AppRate is the requests per second all exchange-graph mailboxes of
+	// one app registration share in this process. Default:
+	// graph.DefaultAppRate.
+	AppRate float64
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
 }
@@ -169,9 +173,16 @@ var Mail = map[string]Kind{
 			}
 			return graph.Probe(ctx, o, known)
 		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			o, err := graphOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return graph.Check(ctx, o)
+		},
 	},
 	"exchange-ews": {
-		Summary:  "an on-premises Exchange mailbox over EWS (Basic, impersonation by a master user), incremental with SyncState",
+		Summary:  "an on-premises Exchange mailbox over EWS (NTLM or Basic, impersonation by a master user), incremental with SyncState",
 		Settings: []Setting{SetURL, SetLogin, SetScope},
 		New: func(s *Spec) (vandelay.MailSource, error) {
 			o, err := ewsOptions(s)
@@ -186,6 +197,13 @@ var Mail = map[string]Kind{
 				return nil, err
 			}
 			return ews.Probe(ctx, o, known)
+		},
+		Check: func(ctx context.Context, s *Spec) (*vandelay.SourceCheck, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.Check(ctx, o)
 		},
 	},
 	"jmap": {
@@ -233,7 +251,7 @@ func graphOptions(s *Spec) (*graph.Options, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &graph.Options{URL: s.URL, User: s.User, OAuth: s.OAuth, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
+	return &graph.Options{URL: s.URL, User: s.User, OAuth: s.OAuth, AppRate: s.AppRate, Scope: s.Scope, HTTP: hc, Logger: s.Logger}, nil
 }
 
 func ewsOptions(s *Spec) (*ews.Options, error) {
@@ -299,6 +317,18 @@ var Data = map[string]DataKind{
 		Data:     "contacts",
 		Settings: []Setting{SetURL, SetLogin, SetAccount},
 		NewDAV:   func(s *Spec) (vandelay.DAVSource, error) { return jmapsrc.NewContacts(jmapOptions(s)) },
+	},
+	"exchange-ews-rules": {
+		Summary:  "an on-premises Exchange mailbox's inbox rules over EWS (GetInboxRules), as one Sieve script (what Sieve cannot express is listed in its comments)",
+		Data:     "sieve",
+		Settings: []Setting{SetURL, SetLogin},
+		NewSieve: func(s *Spec) (vandelay.SieveSource, error) {
+			o, err := ewsOptions(s)
+			if err != nil {
+				return nil, err
+			}
+			return ews.NewRules(o)
+		},
 	},
 	"exchange-ews-contacts": {
 		Summary:  "an on-premises Exchange mailbox's contact folders over EWS, as the vCards Exchange serves, incremental with SyncState",

@@ -74,6 +74,7 @@ type Source struct {
 	cfg    Options
 	log    *slog.Logger
 	client *httpx.Client
+	auth   *authTransport
 
 	mu      sync.Mutex
 	version string
@@ -81,7 +82,8 @@ type Source struct {
 
 var _ vandelay.MailSource = (*Source)(nil)
 
-// basic sets HTTP Basic credentials; nothing to refresh after a 401.
+// basic sets HTTP Basic credentials; nothing to refresh after a 401. The
+// transport sends them as they are, or takes them for NTLM (auth.go).
 type basic struct{ user, pass string }
 
 func (b basic) Authorize(_ context.Context, req *http.Request) error {
@@ -103,8 +105,9 @@ func New(opts *Options) (*Source, error) {
 	if cfg.User == "" || cfg.Password == "" {
 		return nil, fmt.Errorf("%w: exchange-ews source needs the mailbox (--user) and a password", vandelay.ErrUsage)
 	}
-	if a := strings.ToLower(cfg.Auth); a != "" && a != "basic" {
-		return nil, fmt.Errorf("%w: exchange-ews supports Basic authentication only (NTLM and OAuth are not implemented), not %q", vandelay.ErrUsage, cfg.Auth)
+	mode, err := authMode(cfg.Auth)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Version == "" {
 		cfg.Version = Versions[0]
@@ -124,9 +127,10 @@ func New(opts *Options) (*Source, error) {
 	if cfg.MasterUser != "" {
 		login = cfg.MasterUser
 	}
+	hc, auth := withAuth(hc, cfg.URL, mode, log)
 	c := httpx.New(cfg.Concurrency)
 	c.HTTP, c.Auth, c.Sleep, c.Log = hc, basic{login, cfg.Password}, cfg.Sleep, log
-	return &Source{cfg: cfg, log: log, client: c, version: cfg.Version}, nil
+	return &Source{cfg: cfg, log: log, client: c, auth: auth, version: cfg.Version}, nil
 }
 
 // Describe implements vandelay.MailSource.
@@ -193,7 +197,7 @@ func (s *Source) call(ctx context.Context, op string, body func(version string) 
 			resp, err = se.Body, nil // a SOAP fault comes as HTTP 500
 		}
 		if err != nil {
-			return nil, classify(err)
+			return nil, s.classify(err)
 		}
 		env, err := ParseResponse(resp)
 		var re *ResponseError
@@ -204,6 +208,10 @@ func (s *Source) call(ctx context.Context, op string, body func(version string) 
 			return nil, fmt.Errorf("%s: %w", op, err)
 		}
 		msgs := env.Body.Response.ResponseMessages.Messages
+		if r := env.Body.Response; len(msgs) == 0 && r.ResponseClass != "" {
+			msgs = []responseMessage{{XMLName: r.XMLName, ResponseClass: r.ResponseClass, ResponseCode: r.ResponseCode,
+				MessageText: r.MessageText, InboxRules: r.InboxRules}}
+		}
 		wait := int64(-1)
 		for i := range msgs {
 			if errors.As(msgs[i].err(), &re) {
@@ -252,11 +260,17 @@ func (s *Source) versionRefused(re *ResponseError, version string) bool {
 	return false
 }
 
-func classify(err error) error {
+func (s *Source) classify(err error) error {
 	var se *httpx.StatusError
 	switch {
 	case errors.As(err, &se) && (se.Status == http.StatusUnauthorized || se.Status == http.StatusForbidden):
-		return fmt.Errorf("%w: EWS refused the credentials (HTTP %d; Basic authentication must be enabled on the EWS virtual directory)", vandelay.ErrAuth, se.Status)
+		scheme := s.auth.chosen()
+		if scheme == "" {
+			scheme = "auto"
+		}
+		return fmt.Errorf("%w: EWS refused the credentials (HTTP %d, %s authentication; --auth basic or ntlm forces one)", vandelay.ErrAuth, se.Status, scheme)
+	case errors.Is(err, vandelay.ErrAuth):
+		return err
 	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return err
 	}
@@ -276,8 +290,10 @@ func authError(err error) error {
 // Folder is a mail folder of the mailbox.
 type Folder struct {
 	ID, ParentID, Name string
-	Path, Role         string
-	Total              int64
+	// Path has Sep between levels: "/" unless a folder name contains one
+	// (itemsync.Separator).
+	Path, Sep, Role string
+	Total           int64
 }
 
 // distinguished are the folders asked for by name to find the root and
@@ -381,13 +397,18 @@ func (s *Source) folders(ctx context.Context, keep func(*object) bool) ([]*Folde
 			break
 		}
 	}
+	names := make([]string, 0, len(byID))
+	for _, f := range byID {
+		names = append(names, f.Name)
+	}
+	sep := itemsync.Separator(names)
 	var out []*Folder
 	for _, f := range byID {
-		p, ok := pathOf(f, byID, roles, root)
+		p, ok := pathOf(f, byID, roles, root, sep)
 		if !ok {
 			continue // below a folder that is not a mail folder
 		}
-		f.Path, f.Role = p, roles[f.ID]
+		f.Path, f.Sep, f.Role = p, sep, roles[f.ID]
 		out = append(out, f)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -401,16 +422,16 @@ func isMailFolder(o *object) bool {
 	return o.FolderClass == "" || o.FolderClass == "IPF.Note" || strings.HasPrefix(o.FolderClass, "IPF.Note.")
 }
 
-// pathOf joins the display names up to the root ("/" between levels);
+// pathOf joins the display names up to the root (sep between levels);
 // the top-level inbox is "INBOX", as the archive names it.
-func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root string) (string, bool) {
+func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root, sep string) (string, bool) {
 	var parts []string
 	cur := f
 	for depth := 0; ; depth++ {
 		if cur == nil || depth > 64 {
 			return "", false
 		}
-		name := strings.ReplaceAll(cur.Name, "/", "_")
+		name := itemsync.Name(cur.Name, sep)
 		if cur.ParentID == root && roles[cur.ID] == archive.RoleInbox {
 			name = "INBOX"
 		}
@@ -421,7 +442,7 @@ func pathOf(f *Folder, byID map[string]*Folder, roles map[string]string, root st
 		cur = byID[cur.ParentID]
 	}
 	slices.Reverse(parts)
-	return strings.Join(parts, "/"), true
+	return strings.Join(parts, sep), true
 }
 
 // itemProps are the properties SyncFolderItems returns per item (ids and
@@ -611,7 +632,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 		if !s.cfg.InScope(f.Path) {
 			continue
 		}
-		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: "/", Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "ews:" + f.ID})
+		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: f.Sep, Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "ews:" + f.ID})
 		todo = append(todo, f)
 	}
 	boxes, err := run.SyncMailboxes(ctx, infos, s.cfg.InScope)

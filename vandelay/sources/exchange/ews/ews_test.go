@@ -75,6 +75,22 @@ func with(m *vandelaytest.WantMessage, received string, kws ...string) *vandelay
 	return &c
 }
 
+// run1Want is the archive after the first import (ews-run1.txtar), m the
+// served messages.
+func run1Want(m map[string]*vandelaytest.WantMessage) *vandelaytest.Want {
+	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{}}
+	for p, role := range map[string]string{"Deleted Items": archive.RoleTrash, "Drafts": archive.RoleDrafts, "Junk E-Mail": archive.RoleJunk,
+		"INBOX": archive.RoleInbox, "INBOX/Projects": "", "Sent Items": archive.RoleSent} {
+		want.Mailboxes[p] = &vandelaytest.WantMailbox{Role: role, Messages: map[string]*vandelaytest.WantMessage{}}
+	}
+	want.Add("INBOX", with(m["AAMkItemE1"], "2026-11-09T08:00:05Z", "$seen", "Red_category"))
+	want.Add("INBOX", with(m["AAMkItemE2"], "2026-11-10T09:00:02Z"))
+	want.Add("INBOX", with(m["AAMkItemE3"], "2026-11-11T10:00:01Z", "$seen"))
+	want.Add("INBOX/Projects", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
+	want.Add("Sent Items", with(m["AAMkItemE5"], "2026-11-09T09:30:00Z", "$seen"))
+	return want
+}
+
 // TestEWSImport runs two imports against testdata/ews-run{1,2}.txtar: the
 // first negotiates the version, impersonates the mailbox, pages
 // SyncFolderItems by SyncState, waits out ErrorServerBusy and fills the
@@ -95,17 +111,7 @@ func TestEWSImport(t *testing.T) {
 		t.Errorf("waits %v, want the server's 1500 ms back-off", sl.d)
 	}
 	m := served(t, r1)
-	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{}}
-	for p, role := range map[string]string{"Deleted Items": archive.RoleTrash, "Drafts": archive.RoleDrafts, "Junk E-Mail": archive.RoleJunk,
-		"INBOX": archive.RoleInbox, "INBOX/Projects": "", "Sent Items": archive.RoleSent} {
-		want.Mailboxes[p] = &vandelaytest.WantMailbox{Role: role, Messages: map[string]*vandelaytest.WantMessage{}}
-	}
-	want.Add("INBOX", with(m["AAMkItemE1"], "2026-11-09T08:00:05Z", "$seen", "Red_category"))
-	want.Add("INBOX", with(m["AAMkItemE2"], "2026-11-10T09:00:02Z"))
-	want.Add("INBOX", with(m["AAMkItemE3"], "2026-11-11T10:00:01Z", "$seen"))
-	want.Add("INBOX/Projects", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
-	want.Add("Sent Items", with(m["AAMkItemE5"], "2026-11-09T09:30:00Z", "$seen"))
-	vandelaytest.Check(t, a, want)
+	vandelaytest.Check(t, a, run1Want(m))
 	if res.MessagesAdded != 4 || res.Fetched != 5 {
 		t.Errorf("first import: %d added, %d fetched; want 4 distinct messages from 5 fetches", res.MessagesAdded, res.Fetched)
 	}
@@ -124,19 +130,37 @@ func TestEWSImport(t *testing.T) {
 		t.Errorf("second import counted %+v, want %+v", got, wantCounts)
 	}
 	m2 := served(t, r2)
-	want = &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{}}
+	want := &vandelaytest.Want{CheckRoles: true, CheckDates: true, Mailboxes: map[string]*vandelaytest.WantMailbox{}}
 	for p, role := range map[string]string{"Deleted Items": archive.RoleTrash, "Drafts": archive.RoleDrafts, "Junk E-Mail": archive.RoleJunk,
-		"INBOX": archive.RoleInbox, "INBOX/Projects 2027": "", "Sent Items": archive.RoleSent} {
+		"INBOX": archive.RoleInbox, "INBOX.Projects 2026/2027": "", "Sent Items": archive.RoleSent} {
 		want.Mailboxes[p] = &vandelaytest.WantMailbox{Role: role, Messages: map[string]*vandelaytest.WantMessage{}}
 	}
 	want.Add("Deleted Items", with(m2["AAMkItemE2M"], "2026-11-10T09:00:02Z"))
 	want.Add("INBOX", with(m["AAMkItemE1"], "2026-11-09T08:00:05Z", "Red_category"))
 	want.Add("INBOX", with(m["AAMkItemE3"], "2026-11-11T10:00:01Z", "$seen", "Blue_category"))
 	want.Add("INBOX", with(m2["AAMkItemE6"], "2026-12-01T12:00:03Z"))
-	want.Add("INBOX/Projects 2027", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
+	want.Add("INBOX.Projects 2026/2027", with(m["AAMkItemE4"], "2026-11-11T10:00:01Z", "$seen"))
 	want.Add("Sent Items", with(m["AAMkItemE5"], "2026-11-09T09:30:00Z", "$seen"))
 	want.Add("Sent Items", with(m2["AAMkItemE7"], "2026-12-02T13:00:00Z", "$seen"))
 	vandelaytest.Check(t, a, want)
+
+	// A "/" in a folder name is kept: the mailbox's paths use "." instead.
+	mbs, err := a.Mailboxes(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mb := range mbs {
+		if mb.Path == "INBOX.Projects 2026/2027" {
+			found = true
+			if mb.Name != "Projects 2026/2027" || mb.Sep != "." {
+				t.Errorf("renamed folder stored as name %q, separator %q", mb.Name, mb.Sep)
+			}
+		}
+	}
+	if !found {
+		t.Error("no mailbox INBOX.Projects 2026/2027")
+	}
 
 	srv.Load("testdata/ews-probe.txtar")
 	known, err := a.Cursors(context.Background())
@@ -157,7 +181,7 @@ func TestEWSOptions(t *testing.T) {
 	for name, o := range map[string]*ews.Options{
 		"no url":   {Login: vandelay.Login{User: "a@b.example", Password: "x"}},
 		"no user":  {URL: "https://ex.example/EWS/Exchange.asmx", Login: vandelay.Login{Password: "x"}},
-		"ntlm":     {URL: "https://ex.example/EWS/Exchange.asmx", Login: vandelay.Login{User: "a@b.example", Password: "x", Auth: "ntlm"}},
+		"kerberos": {URL: "https://ex.example/EWS/Exchange.asmx", Login: vandelay.Login{User: "a@b.example", Password: "x", Auth: "kerberos"}},
 		"relative": {URL: "/EWS/Exchange.asmx", Login: vandelay.Login{User: "a@b.example", Password: "x"}},
 	} {
 		if _, err := ews.New(o); !errors.Is(err, vandelay.ErrUsage) {

@@ -32,7 +32,13 @@ type Envelope struct {
 	Body struct {
 		Fault    *fault `xml:"Fault"`
 		Response struct {
-			XMLName          xml.Name
+			XMLName xml.Name
+			// GetInboxRules answers without ResponseMessages: its class,
+			// code and rules are on the response element.
+			ResponseClass    string     `xml:"ResponseClass,attr"`
+			ResponseCode     string     `xml:"ResponseCode"`
+			MessageText      string     `xml:"MessageText"`
+			InboxRules       inboxRules `xml:"InboxRules"`
 			ResponseMessages struct {
 				Messages []responseMessage `xml:",any"`
 			} `xml:"ResponseMessages"`
@@ -75,6 +81,7 @@ type responseMessage struct {
 	Items struct {
 		List []object `xml:",any"`
 	} `xml:"Items"`
+	InboxRules inboxRules `xml:"InboxRules"`
 }
 
 // change is a Create, Update, Delete or ReadFlagChange of

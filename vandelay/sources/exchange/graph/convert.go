@@ -191,11 +191,14 @@ type event struct {
 	Organizer struct {
 		EmailAddress emailAddress `json:"emailAddress"`
 	} `json:"organizer"`
-	Attendees    []attendee  `json:"attendees"`
-	Categories   []string    `json:"categories"`
-	Recurrence   *recurrence `json:"recurrence"`
-	Created      string      `json:"createdDateTime"`
-	LastModified string      `json:"lastModifiedDateTime"`
+	Attendees  []attendee  `json:"attendees"`
+	Categories []string    `json:"categories"`
+	Recurrence *recurrence `json:"recurrence"`
+	// OriginalStart is an occurrence's or exception's start as the series
+	// has it (before an exception moved it), in UTC.
+	OriginalStart string `json:"originalStart"`
+	Created       string `json:"createdDateTime"`
+	LastModified  string `json:"lastModifiedDateTime"`
 }
 
 type recurrence struct {
@@ -292,9 +295,30 @@ var partstat = map[string]string{"accepted": "ACCEPTED", "declined": "DECLINED",
 	"none": "NEEDS-ACTION", "notResponded": "NEEDS-ACTION", "organizer": "ACCEPTED"}
 var roles = map[string]string{"required": "REQ-PARTICIPANT", "optional": "OPT-PARTICIPANT", "resource": "NON-PARTICIPANT"}
 
+// series is what the instances of a series master within a window say
+// (dav.go reads them): the original starts of the occurrences that are
+// there (plain and changed), and the changed ones in full.
+type series struct {
+	From, To   time.Time
+	Present    []time.Time
+	Exceptions [][]byte
+}
+
+// occurrenceSlack is how far an instance's originalStart may lie from the
+// occurrence the RRULE computes: the RRULE is written in UTC from the
+// master's start, while Exchange expands the series in its own time zone,
+// so across a daylight-saving change the two differ by up to an hour.
+// Graph's patterns repeat daily at most, so a few hours cannot reach the
+// neighbouring occurrence.
+const occurrenceSlack = 3 * time.Hour
+
 // eventICal maps a Graph event (a single event or a series master) to an
-// iCalendar object with one VEVENT (RFC 5545) and returns its UID.
-func eventICal(raw []byte) ([]byte, string, error) {
+// iCalendar object and returns its UID. With ser (a series master), the
+// occurrences the RRULE computes within the window that have no instance
+// become EXDATEs (cancelled occurrences), and each changed occurrence
+// (an exception) becomes a VEVENT with the master's UID and a
+// RECURRENCE-ID naming the occurrence it replaces (RFC 5545 3.8.4.4).
+func eventICal(raw []byte, ser *series) ([]byte, string, error) {
 	var e event
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return nil, "", fmt.Errorf("event JSON: %w", err)
@@ -306,13 +330,98 @@ func eventICal(raw []byte) ([]byte, string, error) {
 	if uid == "" {
 		return nil, "", errors.New("event without id")
 	}
+	ev, err := vevent(&e, uid)
+	if err != nil {
+		return nil, uid, err
+	}
+	cal := ical.NewCalendar()
+	cal.Props.SetText(ical.PropVersion, "2.0")
+	cal.Props.SetText(ical.PropProductID, "-//mailmig//Microsoft Graph//EN")
+	cal.Children = append(cal.Children, ev.Component)
+	if ser != nil && e.Recurrence != nil {
+		overrides, err := occurrences(ev, &e, uid, ser)
+		if err != nil {
+			return nil, uid, err
+		}
+		cal.Children = append(cal.Children, overrides...)
+	}
+	var b bytes.Buffer
+	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
+		return nil, uid, fmt.Errorf("encode iCalendar: %w", err)
+	}
+	return b.Bytes(), uid, nil
+}
+
+// occurrences adds the EXDATEs to the master ev and returns the
+// exceptions' VEVENTs.
+func occurrences(ev *ical.Event, master *event, uid string, ser *series) ([]*ical.Component, error) {
+	set, err := ev.RecurrenceSet(time.UTC)
+	if err != nil || set == nil {
+		return nil, fmt.Errorf("series %q: expand the recurrence: %v", uid, err)
+	}
+	expected := set.Between(ser.From, ser.To, true)
+	// match finds the computed occurrence an original start belongs to.
+	match := func(orig time.Time) (time.Time, bool) {
+		for _, t := range expected {
+			if d := t.Sub(orig); d > -occurrenceSlack && d < occurrenceSlack {
+				return t, true
+			}
+		}
+		return time.Time{}, false
+	}
+	present := map[time.Time]bool{}
+	for _, o := range ser.Present {
+		if t, ok := match(o); ok {
+			present[t] = true
+		}
+	}
+	setTime := func(props ical.Props, name string, t time.Time) {
+		p := ical.NewProp(name)
+		if master.IsAllDay {
+			p.SetDate(t)
+		} else {
+			p.SetDateTime(t.UTC())
+		}
+		props.Add(p)
+	}
+	for _, t := range expected {
+		if !present[t] {
+			setTime(ev.Props, ical.PropExceptionDates, t)
+		}
+	}
+	var out []*ical.Component
+	for _, raw := range ser.Exceptions {
+		var x event
+		if err := json.Unmarshal(raw, &x); err != nil {
+			return nil, fmt.Errorf("series %q: exception JSON: %w", uid, err)
+		}
+		orig, err := time.Parse(time.RFC3339Nano, x.OriginalStart)
+		if err != nil {
+			return nil, fmt.Errorf("series %q: exception %q: originalStart %q", uid, x.ID, x.OriginalStart)
+		}
+		if t, ok := match(orig); ok {
+			orig = t
+		}
+		x.Recurrence = nil
+		xe, err := vevent(&x, uid)
+		if err != nil {
+			return nil, fmt.Errorf("series %q: exception %q: %w", uid, x.ID, err)
+		}
+		setTime(xe.Props, ical.PropRecurrenceID, orig)
+		out = append(out, xe.Component)
+	}
+	return out, nil
+}
+
+// vevent maps one Graph event to a VEVENT with the given UID.
+func vevent(e *event, uid string) (*ical.Event, error) {
 	start, err := graphTime(e.Start)
 	if err != nil {
-		return nil, uid, fmt.Errorf("event start: %w", err)
+		return nil, fmt.Errorf("event start: %w", err)
 	}
 	end, err := graphTime(e.End)
 	if err != nil {
-		return nil, uid, fmt.Errorf("event end: %w", err)
+		return nil, fmt.Errorf("event end: %w", err)
 	}
 	ev := ical.NewEvent()
 	ev.Props.SetText(ical.PropUID, uid)
@@ -389,20 +498,12 @@ func eventICal(raw []byte) ([]byte, string, error) {
 	if e.Recurrence != nil {
 		rule, err := rrule(e.Recurrence)
 		if err != nil {
-			return nil, uid, err
+			return nil, err
 		}
 		p := ical.NewProp(ical.PropRecurrenceRule)
 		p.SetValueType(ical.ValueRecurrence)
 		p.Value = rule
 		ev.Props.Add(p)
 	}
-	cal := ical.NewCalendar()
-	cal.Props.SetText(ical.PropVersion, "2.0")
-	cal.Props.SetText(ical.PropProductID, "-//mailmig//Microsoft Graph//EN")
-	cal.Children = append(cal.Children, ev.Component)
-	var b bytes.Buffer
-	if err := ical.NewEncoder(&b).Encode(cal); err != nil {
-		return nil, uid, fmt.Errorf("encode iCalendar: %w", err)
-	}
-	return b.Bytes(), uid, nil
+	return ev, nil
 }

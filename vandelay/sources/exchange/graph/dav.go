@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -198,7 +199,11 @@ func (d *DAV) syncCalendar(ctx context.Context, c archive.NewCollection, cur *ar
 	for _, it := range items {
 		href := c.Href + name(it.id) + ".ics"
 		live[href] = true
-		body, uid, err := eventICal(it.raw)
+		ser, err := d.series(ctx, it.raw)
+		if err != nil {
+			return nil, err
+		}
+		body, uid, err := eventICal(it.raw, ser)
 		ni := archive.NewItem{Href: href, UID: uid, MediaType: "text/calendar", Body: body}
 		if err != nil {
 			ni.ParseError, ni.Body = err.Error(), it.raw
@@ -215,6 +220,82 @@ func (d *DAV) syncCalendar(ctx context.Context, c archive.NewCollection, cur *ar
 	return cs, nil
 }
 
+// SeriesHorizon is how far past the run a series without an end date
+// (or with a number of occurrences) is read for changed and cancelled
+// occurrences: Graph lists a series' instances only within a window.
+// Occurrences beyond it follow the RRULE unchanged.
+const SeriesHorizon = 366 * 24 * time.Hour
+
+// series reads a series master's instances (events/{id}/instances, which
+// needs a window: from the day before the series starts to the day after
+// it ends, or to SeriesHorizon past now) with only their ids, types and
+// original starts, then each exception in full. nil for other events.
+func (d *DAV) series(ctx context.Context, raw []byte) (*series, error) {
+	var m struct {
+		ID         string `json:"id"`
+		Type       string `json:"type"`
+		Recurrence *struct {
+			Range struct {
+				Type      string `json:"type"`
+				StartDate string `json:"startDate"`
+				EndDate   string `json:"endDate"`
+			} `json:"range"`
+		} `json:"recurrence"`
+	}
+	if err := json.Unmarshal(raw, &m); err != nil || m.Type != "seriesMaster" || m.Recurrence == nil || m.ID == "" {
+		return nil, nil // eventICal reports an unreadable event
+	}
+	from, err := time.Parse("2006-01-02", m.Recurrence.Range.StartDate)
+	if err != nil {
+		return nil, nil
+	}
+	from = from.Add(-24 * time.Hour)
+	now := time.Now
+	if d.s.cfg.Now != nil {
+		now = d.s.cfg.Now
+	}
+	to := now().UTC().Truncate(24 * time.Hour).Add(SeriesHorizon)
+	if end, err := time.Parse("2006-01-02", m.Recurrence.Range.EndDate); err == nil && m.Recurrence.Range.Type == "endDate" {
+		to = end.Add(48 * time.Hour)
+	}
+	q := url.Values{"startDateTime": {from.Format(time.RFC3339)}, "endDateTime": {to.Format(time.RFC3339)},
+		"$select": {"id,type,originalStart"}, "$top": {"100"}}
+	u := d.s.base + "/events/" + url.PathEscape(m.ID) + "/instances?" + q.Encode()
+	insts, _, err := d.collect(ctx, u, false)
+	if err != nil {
+		return nil, fmt.Errorf("instances of series %s: %w", m.ID, err)
+	}
+	// The last day of the window is left out of the comparison: an
+	// occurrence there may be cut by the window on one side only.
+	ser := &series{From: from, To: to.Add(-24 * time.Hour)}
+	for _, it := range insts {
+		var in struct {
+			Type          string `json:"type"`
+			OriginalStart string `json:"originalStart"`
+		}
+		if err := json.Unmarshal(it.raw, &in); err != nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, in.OriginalStart)
+		if err != nil {
+			continue
+		}
+		ser.Present = append(ser.Present, t)
+		if in.Type == "exception" {
+			var full jsonRaw
+			if err := d.s.get(ctx, d.s.base+"/events/"+url.PathEscape(it.id), &full, calendarPrefer...); err != nil {
+				return nil, fmt.Errorf("changed occurrence %s: %w", it.id, err)
+			}
+			ser.Exceptions = append(ser.Exceptions, full)
+		}
+	}
+	return ser, nil
+}
+
+// calendarPrefer: times in UTC and bodies as text make the iCalendar
+// simple and stable; the event's own time zone is kept in X-MS-TZID.
+var calendarPrefer = []string{`outlook.timezone="UTC"`, `outlook.body-content-type="text"`}
+
 type rawItem struct {
 	id      string
 	removed bool
@@ -228,9 +309,7 @@ func (d *DAV) collect(ctx context.Context, u string, delta bool) ([]rawItem, str
 	next := u
 	prefer := []string{fmt.Sprintf("odata.maxpagesize=%d", d.s.cfg.PageSize)}
 	if d.calendar {
-		// Times in UTC and bodies as text make the iCalendar simple and
-		// stable; the event's own time zone is kept in X-MS-TZID.
-		prefer = append(prefer, `outlook.timezone="UTC"`, `outlook.body-content-type="text"`)
+		prefer = append(prefer, calendarPrefer...)
 	}
 	for pages := 0; pages < maxPages; pages++ {
 		var p struct {

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -138,6 +139,7 @@ func TestGraphContactsCalendars(t *testing.T) {
 	if p := get("vt2").Props.Get(ical.PropRecurrenceRule); p == nil || p.Value != "FREQ=WEEKLY;BYDAY=MO,WE,FR;UNTIL=20270630T235959Z" {
 		t.Errorf("stand-up RRULE %v", p)
 	}
+	checkSeries(t, events)
 	holiday := get("vt3")
 	if p := holiday.Props.Get(ical.PropDateTimeStart); p == nil || p.Value != "20261224" || p.ValueType() != ical.ValueDate {
 		t.Errorf("holiday DTSTART %v", p)
@@ -148,4 +150,46 @@ func TestGraphContactsCalendars(t *testing.T) {
 
 	srv.Load("testdata/graph-dav-run2.txtar")
 	run(0, 2, 2) // the review and the stand-up listed again, unchanged
+}
+
+// checkSeries checks the stand-up series' changed and cancelled
+// occurrences (read from its instances): two EXDATEs at the RRULE's
+// times, one of them matched across the summer-time shift of the
+// instances' original starts, and one override VEVENT with the master's
+// UID and the RECURRENCE-ID of the occurrence it replaces.
+func checkSeries(t *testing.T, events map[string][]byte) {
+	t.Helper()
+	var cal *ical.Calendar
+	for uid, b := range events {
+		if strings.HasSuffix(uid, "vt2") {
+			c, err := ical.NewDecoder(strings.NewReader(string(b))).Decode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cal = c
+		}
+	}
+	if cal == nil || len(cal.Children) != 2 {
+		t.Fatalf("stand-up: %v, want the master and one override", cal)
+	}
+	master, over := cal.Children[0], cal.Children[1]
+	var ex []string
+	for _, p := range master.Props.Values(ical.PropExceptionDates) {
+		ex = append(ex, p.Value)
+	}
+	if want := []string{"20261111T083000Z", "20270402T083000Z"}; !slices.Equal(ex, want) {
+		t.Errorf("stand-up EXDATE %v, want %v (cancelled occurrences)", ex, want)
+	}
+	for prop, want := range map[string]string{
+		ical.PropUID: master.Props.Get(ical.PropUID).Value, ical.PropRecurrenceID: "20261113T083000Z",
+		ical.PropDateTimeStart: "20261113T100000Z", ical.PropDateTimeEnd: "20261113T101500Z",
+		ical.PropSummary: "Team stand-up (moved to 10:00)", ical.PropLocation: "Room 2.01",
+	} {
+		if p := over.Props.Get(prop); p == nil || p.Value != want {
+			t.Errorf("override %s = %v, want %q", prop, p, want)
+		}
+	}
+	if over.Props.Get(ical.PropRecurrenceRule) != nil {
+		t.Error("the override carries an RRULE")
+	}
 }

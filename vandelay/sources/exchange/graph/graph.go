@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -27,6 +28,9 @@ const DefaultURL = "https://graph.microsoft.com/v1.0"
 
 // Limits.
 const (
+	// DefaultAppRate is the requests per second one app registration
+	// sends from one process, all mailboxes together (Options.AppRate).
+	DefaultAppRate = httpx.DefaultAppRate
 	// MaxConcurrency is Microsoft's limit of concurrent requests per
 	// mailbox for Outlook resources; more only earns 429s.
 	MaxConcurrency = 4
@@ -63,6 +67,13 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives diagnostics. Default: discard.
 	Logger *slog.Logger
+	// AppRate is the requests per second shared by every mailbox of the
+	// app registration (authority, tenant, client id) in this process,
+	// on top of the 4 in flight per mailbox. Default: DefaultAppRate.
+	AppRate float64
+	// Now is the clock that places the window of a series without an end
+	// (SeriesHorizon). Default: time.Now.
+	Now func() time.Time
 }
 
 // Source imports one mailbox through Microsoft Graph.
@@ -111,6 +122,7 @@ func New(opts *Options) (*Source, error) {
 	}
 	c := httpx.New(cfg.Concurrency)
 	c.HTTP, c.Auth, c.Sleep, c.Log = hc, tokens, cfg.Sleep, log
+	c.Budget = httpx.AppBudget(strings.Join([]string{cfg.OAuth.Authority, cfg.OAuth.Tenant, cfg.OAuth.ClientID}, "\x00"), cfg.AppRate, 0)
 	return &Source{cfg: cfg, log: log, client: c, tokens: tokens,
 		base: strings.TrimRight(cfg.URL, "/") + "/users/" + url.PathEscape(cfg.User)}, nil
 }
@@ -209,9 +221,14 @@ type Folder struct {
 	ChildFolderCount int    `json:"childFolderCount"`
 	TotalItemCount   int64  `json:"totalItemCount"`
 	IsHidden         bool   `json:"isHidden"`
-	// Path is the folder's full path ("/" between levels), Role its role.
+	// Path is the folder's full path (Sep between levels), Role its role.
 	Path string `json:"-"`
-	Role string `json:"-"`
+	// Sep is the mailbox's hierarchy separator: "/" unless a folder name
+	// contains one (itemsync.Separator).
+	Sep string `json:"-"`
+	// parts are the path's levels.
+	parts []string
+	Role  string `json:"-"`
 }
 
 type folderPage struct {
@@ -240,9 +257,9 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 	q := fmt.Sprintf("?includeHiddenFolders=true&$top=%d", s.cfg.PageSize)
 	type level struct {
 		url    string
-		prefix string
+		prefix []string
 	}
-	queue := []level{{s.base + "/mailFolders" + q, ""}}
+	queue := []level{{s.base + "/mailFolders" + q, nil}}
 	for len(queue) > 0 {
 		lv := queue[0]
 		queue = queue[1:]
@@ -256,18 +273,34 @@ func (s *Source) Folders(ctx context.Context) ([]*Folder, error) {
 				return nil, fmt.Errorf("list folders: %w", err)
 			}
 			for _, f := range p.Value {
-				f.Path = lv.prefix + strings.ReplaceAll(f.DisplayName, "/", "_")
+				name := f.DisplayName
 				f.Role = roles[f.ID]
-				if f.Role == archive.RoleInbox && lv.prefix == "" {
-					f.Path = "INBOX" // as the archive names the inbox; its children follow
+				if f.Role == archive.RoleInbox && len(lv.prefix) == 0 {
+					name = "INBOX" // as the archive names the inbox; its children follow
 				}
+				f.parts = append(slices.Clip(lv.prefix), name)
 				out = append(out, f)
 				if f.ChildFolderCount > 0 {
-					queue = append(queue, level{s.base + "/mailFolders/" + url.PathEscape(f.ID) + "/childFolders" + q, f.Path + "/"})
+					queue = append(queue, level{s.base + "/mailFolders/" + url.PathEscape(f.ID) + "/childFolders" + q, f.parts})
 				}
 			}
 			next = p.NextLink
 		}
+	}
+	names := make([]string, len(out))
+	for i, f := range out {
+		names[i] = f.DisplayName
+	}
+	sep := itemsync.Separator(names)
+	if sep == "/" && slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, "/") }) {
+		s.log.Warn("folder names contain every separator candidate; \"/\" in names becomes \"_\"")
+	}
+	for _, f := range out {
+		levels := make([]string, len(f.parts))
+		for i, p := range f.parts {
+			levels[i] = itemsync.Name(p, sep)
+		}
+		f.Path, f.Sep = strings.Join(levels, sep), sep
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
@@ -509,7 +542,7 @@ func (s *Source) Sync(ctx context.Context, run *archive.Run, progress vandelay.P
 		if !s.cfg.InScope(f.Path) {
 			continue
 		}
-		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: "/", Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "graph:" + f.ID})
+		infos = append(infos, archive.MailboxInfo{Path: f.Path, Sep: f.Sep, Role: f.Role, Subscribed: true, Selectable: true, SourceRef: "graph:" + f.ID})
 		todo = append(todo, f)
 	}
 	boxes, err := run.SyncMailboxes(ctx, infos, s.cfg.InScope)

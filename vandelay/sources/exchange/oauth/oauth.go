@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +62,13 @@ type Config struct {
 	Prompt func(message string)
 	// RefreshToken, when set with DeviceCode, skips the sign-in.
 	RefreshToken string
+	// CacheFile, with DeviceCode, keeps the sign-in between runs: the
+	// refresh token is read from it at the start (when it was written for
+	// the same authority, tenant and client) and written to it, mode 0600
+	// and replaced whole, whenever the token endpoint hands out a new one.
+	// A cached token the endpoint refuses (invalid_grant) means a new
+	// sign-in. The file holds a credential: keep it with the archive.
+	CacheFile string
 }
 
 // Token is an access token and when it expires.
@@ -103,11 +112,14 @@ func New(cfg Config, client *httpx.Client) (*Source, error) {
 	if !cfg.DeviceCode && cfg.ClientSecret == "" {
 		return nil, errors.New("a client secret is required for the client credentials grant (or use the device code sign-in)")
 	}
-	if cfg.DeviceCode && cfg.Prompt == nil && cfg.RefreshToken == "" {
-		return nil, errors.New("the device code sign-in needs a prompt")
-	}
 	if cfg.Authority == "" {
 		cfg.Authority = DefaultAuthority
+	}
+	if cfg.RefreshToken == "" && cfg.DeviceCode && cfg.CacheFile != "" {
+		cfg.RefreshToken = readCache(&cfg)
+	}
+	if cfg.DeviceCode && cfg.Prompt == nil && cfg.RefreshToken == "" {
+		return nil, errors.New("the device code sign-in needs a prompt")
 	}
 	s := &Source{cfg: cfg, client: client, now: time.Now}
 	if cfg.RefreshToken != "" {
@@ -158,6 +170,12 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 		if tok != nil && tok.Refresh == "" {
 			tok.Refresh = s.tok.Refresh // the old one stays valid when none is returned
 		}
+		var oe *Error
+		if errors.As(err, &oe) && oe.Code == "invalid_grant" && s.cfg.DeviceCode && s.cfg.Prompt != nil {
+			// Expired or revoked (a kept sign-in from an earlier run): sign
+			// in again.
+			tok, err = s.device(ctx)
+		}
 	case s.cfg.DeviceCode:
 		tok, err = s.device(ctx)
 	default:
@@ -167,8 +185,68 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if s.cfg.DeviceCode && s.cfg.CacheFile != "" && tok.Refresh != "" && (s.tok == nil || s.tok.Refresh != tok.Refresh) {
+		if err := s.writeCache(tok.Refresh); err != nil {
+			return "", err
+		}
+	}
 	s.tok = tok
 	return tok.Access, nil
+}
+
+// cache is the CacheFile's content.
+type cache struct {
+	Authority    string `json:"authority"`
+	Tenant       string `json:"tenant"`
+	ClientID     string `json:"client_id"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// readCache returns the cached refresh token for this app, "" when there
+// is none (a missing or unreadable file only means a new sign-in).
+func readCache(cfg *Config) string {
+	b, err := os.ReadFile(cfg.CacheFile)
+	if err != nil {
+		return ""
+	}
+	var c cache
+	if json.Unmarshal(b, &c) != nil || c.Authority != cfg.Authority || c.Tenant != cfg.Tenant || c.ClientID != cfg.ClientID {
+		return ""
+	}
+	return c.RefreshToken
+}
+
+// writeCache replaces the CacheFile (created 0600, renamed into place).
+func (s *Source) writeCache(refresh string) error {
+	b, err := json.Marshal(cache{Authority: s.cfg.Authority, Tenant: s.cfg.Tenant, ClientID: s.cfg.ClientID, RefreshToken: refresh})
+	if err != nil {
+		return err
+	}
+	dir, base := filepath.Split(s.cfg.CacheFile)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, base+".*")
+	if err != nil {
+		return fmt.Errorf("keep the sign-in: %w", err)
+	}
+	defer os.Remove(f.Name())
+	// CreateTemp makes the file 0600; Chmod says so for any umask.
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("keep the sign-in: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("keep the sign-in: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keep the sign-in: %w", err)
+	}
+	if err := os.Rename(f.Name(), s.cfg.CacheFile); err != nil {
+		return fmt.Errorf("keep the sign-in: %w", err)
+	}
+	return nil
 }
 
 type tokenResponse struct {

@@ -2,7 +2,10 @@ package oauth_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +59,68 @@ func TestConfigRefused(t *testing.T) {
 		if _, err := oauth.New(cfg, httpx.New(1)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestDeviceCodeKept: a device-code sign-in is kept in the cache file
+// (mode 0600) and the next run refreshes it without asking the user; the
+// rotated refresh token replaces the cached one. A cache written for
+// another app is not used.
+func TestDeviceCodeKept(t *testing.T) {
+	cacheFile := filepath.Join(t.TempDir(), "alice.db.graph-token")
+	srv := recorded.New(t, "testdata/device-code.txtar")
+	c := httpx.New(1)
+	c.HTTP = srv.Client()
+	c.Sleep = func(ctx context.Context, d time.Duration) error { return nil }
+	cfg := oauth.Config{Authority: srv.URL, Tenant: "organizations", ClientID: "app-2", DeviceCode: true, CacheFile: cacheFile,
+		Prompt: func(string) {}}
+	s, err := oauth.New(cfg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := s.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Invalidate()
+	if _, err := s.Token(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cached := func(want string) {
+		t.Helper()
+		fi, err := os.Stat(cacheFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("cache file mode %v, want 0600", fi.Mode().Perm())
+		}
+		b, _ := os.ReadFile(cacheFile)
+		if !strings.Contains(string(b), `"refresh_token":"`+want+`"`) || strings.Contains(string(b), "user-tok") {
+			t.Errorf("cache %s, want refresh token %s and no access token", b, want)
+		}
+	}
+	cached("refresh-2")
+
+	srv.Load("testdata/device-cache.txtar")
+	cfg.Prompt = func(string) { t.Error("asked the user again") }
+	s, err = oauth.New(cfg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := s.Token(ctx); err != nil || tok != "user-tok-3" {
+		t.Fatalf("kept sign-in: %q, %v", tok, err)
+	}
+	cached("refresh-3")
+
+	// Without a prompt, only a kept sign-in can start: this app's can,
+	// another app's cannot.
+	cfg.Prompt = nil
+	if _, err := oauth.New(cfg, c); err != nil {
+		t.Errorf("kept sign-in not found: %v", err)
+	}
+	cfg.ClientID = "app-3"
+	if _, err := oauth.New(cfg, c); err == nil {
+		t.Error("another app's kept sign-in was used")
 	}
 }

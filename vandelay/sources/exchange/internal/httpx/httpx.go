@@ -19,6 +19,10 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mailmig/mailmig/vandelay"
 )
 
 // Limits of the retry loop.
@@ -52,6 +56,10 @@ type Client struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Log receives throttling notes. Default: discard.
 	Log *slog.Logger
+	// Budget is shared by the clients of all mailboxes of one app
+	// registration (AppBudget); each request waits for a token. nil:
+	// none.
+	Budget *rate.Limiter
 
 	sem chan struct{}
 }
@@ -80,16 +88,10 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.URL, e.Status, bytes.TrimSpace(b))
 }
 
-// Sleep waits d unless ctx ends first.
+// Sleep waits d unless ctx ends first, through the waiter a test put in
+// ctx with vandelay.WithWaits.
 func Sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return vandelay.Wait(ctx, d)
 }
 
 // Do sends the request made by mk (called again for each attempt, so the
@@ -146,8 +148,15 @@ func (c *Client) Do(ctx context.Context, mk func() (*http.Request, error)) (*htt
 	}
 }
 
-// once sends one request holding a concurrency slot.
+// once sends one request holding a concurrency slot, after a token of
+// the app's budget (taken before the slot, so that a mailbox waiting
+// for its app does not hold its slots).
 func (c *Client) once(ctx context.Context, hc *http.Client, req *http.Request) (*http.Response, []byte, error) {
+	if c.Budget != nil {
+		if err := c.Budget.Wait(ctx); err != nil {
+			return nil, nil, fmt.Errorf("the app's request budget: %w", err)
+		}
+	}
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -143,3 +143,30 @@ func Category(name string) string {
 	}
 	return b.String()
 }
+
+// separators are the hierarchy separators an Exchange mailbox's archive
+// paths may use, in order of preference.
+var separators = []string{"/", ".", "\\", "|"}
+
+// Separator picks the hierarchy separator for a mailbox whose folders
+// have these display names: "/" unless a name contains it, else the
+// first of ".", "\", "|" that no name contains, so that a folder named
+// "Q1/Q2" is kept whole, as an IMAP source keeps a name that contains
+// a character other than its server's delimiter (the archive stores the
+// separator with each mailbox, and the export creates one JMAP mailbox
+// per level by name). Only when every candidate occurs is "/" kept and
+// the names' "/" replaced (Name does it); the log says so.
+func Separator(names []string) string {
+	for _, sep := range separators {
+		if !slices.ContainsFunc(names, func(n string) bool { return strings.Contains(n, sep) }) {
+			return sep
+		}
+	}
+	return "/"
+}
+
+// Name is a folder's display name as one level of a path with sep:
+// unchanged, unless it contains sep (Separator found no free one).
+func Name(displayName, sep string) string {
+	return strings.ReplaceAll(displayName, sep, "_")
+}
