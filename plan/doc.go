@@ -113,12 +113,14 @@
 //
 // Where the journal, snapshots and the apply lock live. At most one block.
 //
-//   - path — the state directory. Default: "state/".
+//   - path — the state directory. Default: "state/". With postgres it
+//     keeps only what stays on the machine doing the copying (the
+//     accounts' archives and logs).
 //   - postgres — a PostgreSQL connection string (a postgres:// URL or
-//     key=value pairs) for a state shared by several machines. Default:
-//     none (local files under path). Checked, then refused with an error in
-//     this release: the journal and lock in PostgreSQL are the next slice of
-//     the fleet work.
+//     key=value pairs): the journal, its snapshot and the apply lock live
+//     in that database, shared by every machine that runs mailmig with the
+//     plan (a CI runner that is thrown away after each job included).
+//     Default: none (local files under path).
 //   - password_ref — the database password as "env:NAME" or "file:PATH",
 //     kept out of the connection string. Default: none.
 //

@@ -169,8 +169,9 @@ func (r Range) IsZero() bool { return r == Range{} }
 type State struct {
 	// Path is the state directory. Default: "state/" next to the plan.
 	Path string
-	// Postgres, when set, keeps the journal and the apply lock in
-	// PostgreSQL instead of Path. Default: nil (local files).
+	// Postgres, when set, keeps the journal, its snapshot and the apply
+	// lock in PostgreSQL instead of Path (which then keeps only the
+	// archives and logs). Default: nil (local files).
 	Postgres *Postgres
 	// DeclRange is the block's position, or zero when the block is absent.
 	DeclRange Range

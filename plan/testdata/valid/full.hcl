@@ -14,7 +14,9 @@ variable "graph_secret" {
 }
 
 state {
-  path = "var/state"
+  path         = "var/state"
+  postgres     = "postgres://mailmig@db.example.net:5432/mailmig_state"
+  password_ref = "file:secret.txt"
 }
 
 routes {
