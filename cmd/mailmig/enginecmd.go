@@ -208,7 +208,12 @@ func redactor(m *plan.Migration) func(string) string {
 
 // openJournal opens the plan's journal. Read-only opens create nothing.
 func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Journal, error) {
-	return state.Open(statePath(m), &state.Options{
+	ctx := context.Background()
+	b, err := openState(ctx, m, !readOnly)
+	if err != nil {
+		return nil, err
+	}
+	j, err := b.OpenJournal(ctx, &state.Options{
 		ReadOnly: readOnly,
 		Actor:    actor(),
 		RunID:    state.RunIDFromEnv(os.Getenv),
@@ -218,6 +223,12 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 		Lineage:  newLineage,
 		Logger:   log,
 	})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	j.CloseWith(b)
+	return j, nil
 }
 
 // lockState takes the state lock for op, as every command that changes the
@@ -226,8 +237,15 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 // a warning. release unlocks and reports a failure to do so; ok is false when
 // the lock could not be had (the diagnostic is already shown).
 func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok bool) {
-	lock, taken, err := state.Acquire(statePath(m), actor(), op)
+	ctx := context.Background()
+	b, err := openState(ctx, m, true)
 	if err != nil {
+		fmtErr(v, "Cannot lock the state", err)
+		return nil, false
+	}
+	lock, taken, err := b.Lock(ctx, actor(), op)
+	if err != nil {
+		b.Close()
 		var le *state.LockError
 		if errors.As(err, &le) {
 			v.Diagnostics(errDiag("State locked", err), nil)
@@ -243,6 +261,7 @@ func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok 
 		if err := lock.Unlock(); err != nil {
 			fmtErr(v, "Cannot unlock the state", err)
 		}
+		b.Close()
 	}, true
 }
 
