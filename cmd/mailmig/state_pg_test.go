@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mailmig/mailmig/engine/state"
 )
 
@@ -184,5 +186,64 @@ func TestStateMigrate(t *testing.T) {
 	p.ok(p.local, "routes", "set", "carol@example.test", "legacy")
 	if res := p.verify(p.local); res.Records != 8 {
 		t.Fatalf("after an edit of the copy: %+v", res)
+	}
+}
+
+// TestStatePostgresBadInput: an unreachable server, a wrong password, a
+// database without the schema (for a command that only reads) and a
+// schema from a newer release each stop the command with an error that
+// says what to do, and never show the password.
+func TestStatePostgresBadInput(t *testing.T) {
+	p := newPGStatePlan(t)
+	// Create the schema, then make it "newer" on a second database.
+	pw := os.Getenv("MAILMIG_TEST_PGPASS")
+	u, _ := url.Parse(p.dsn)
+	u.User = url.User(u.User.Username())
+	good := u.String()
+	unreachable := strings.Replace(good, u.Host, "127.0.0.1:1", 1)
+	newer := needPeers(t).Postgres.NewDatabase(t)
+	nu, _ := url.Parse(newer)
+	nu.User = url.User(nu.User.Username())
+	for _, tc := range []struct {
+		name, dsn, pass string
+		prep            func()
+		args            []string
+		want            string
+	}{
+		{name: "unreachable", dsn: unreachable, pass: pw, args: []string{"journal", "verify"}, want: "annot reach PostgreSQL at mailmig@127.0.0.1:1"},
+		{name: "wrong password", dsn: good, pass: "not-the-password", args: []string{"journal", "verify"}, want: "refused the login"},
+		{name: "no schema", dsn: good, pass: pw, args: []string{"plan"}, want: "then run \"mailmig apply\" (or \"mailmig state migrate -to postgres\" to bring a local state) to create it"},
+		{name: "newer schema", dsn: nu.String(), pass: pw, prep: func() {
+			ctx := context.Background()
+			c, err := pgx.Connect(ctx, newer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if _, err := c.Exec(ctx, `CREATE TABLE mailmig_schema (version integer NOT NULL); INSERT INTO mailmig_schema VALUES (9999)`); err != nil {
+				t.Fatal(err)
+			}
+		}, args: []string{"apply", "-auto-approve"}, want: "upgrade mailmig"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.prep != nil {
+				tc.prep()
+			}
+			t.Setenv("MAILMIG_TEST_PGPASS", tc.pass)
+			plan := filepath.Join(p.dir, "bad.hcl")
+			body := fmt.Sprintf("state {\n  postgres     = %q\n  password_ref = \"env:MAILMIG_TEST_PGPASS\"\n}\n", tc.dsn) +
+				"backend \"legacy\" {\n  imap {\n    address = \"127.0.0.1:1\"\n    tls     = \"none\"\n  }\n}\n"
+			if err := os.WriteFile(plan, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out := p.run(plan, tc.args...)
+			t.Log(out)
+			if code == exitOK || !strings.Contains(oneLine(out), tc.want) {
+				t.Fatalf("exit %d, want an error with %q:\n%s", code, tc.want, out)
+			}
+			if strings.Contains(out, pw) {
+				t.Fatalf("the password is in the output:\n%s", out)
+			}
+		})
 	}
 }

@@ -44,7 +44,9 @@ func Open(ctx context.Context, dsn string, opts *pgdb.Options) (*Store, error) {
 	pool, err := pgdb.Open(ctx, dsn, opts)
 	if err != nil {
 		if errors.Is(err, pgdb.ErrNoSchema) {
-			return nil, fmt.Errorf("%w (for the state: check that the connection string names the right database; \"mailmig apply\" or \"mailmig state migrate\" creates the schema)", err)
+			// pgdb's advice names the route table's commands; say what
+			// creates the state's.
+			return nil, fmt.Errorf("PostgreSQL %s: %w; check that the connection string names the right database, then run \"mailmig apply\" (or \"mailmig state migrate -to postgres\" to bring a local state) to create it", pgdb.Where(cfg.ConnConfig), pgdb.ErrNoSchema)
 		}
 		return nil, err
 	}
