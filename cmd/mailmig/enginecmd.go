@@ -254,7 +254,9 @@ func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok 
 		}
 		return nil, false
 	}
-	if taken != nil {
+	if taken != nil && taken.LiveSession != nil {
+		v.Diagnostics(warnDiag("Took over a lock whose session ended", fmt.Sprintf("The lock %s of %s (%s, pid %d on %s) belonged to a database session that ended (its process died or lost the database); it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID, taken.Host)), nil)
+	} else if taken != nil {
 		v.Diagnostics(warnDiag("Took over a stale lock", fmt.Sprintf("The lock %s of %s (%s, pid %d) was left by a process that no longer runs; it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID)), nil)
 	}
 	return func() {

@@ -29,6 +29,7 @@ type Store struct {
 	mu       sync.Mutex
 	lockConn *pgx.Conn // the session holding the apply lock, nil when not held
 	lockID   string
+	lockLost bool // the lock's session ended while held
 }
 
 var _ state.RecordStore = (*Store)(nil)
@@ -118,13 +119,17 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		n   int64
 		err error
 	)
-	if s.lockConn != nil {
+	switch {
+	case s.lockLost:
+		return ErrLockLost
+	case s.lockConn != nil:
 		tag, e := s.lockConn.Exec(ctx, q, int64(seq), string(line))
 		n, err = tag.RowsAffected(), e
 		if err != nil && s.lockConn.IsClosed() {
+			s.lockLost = true
 			return fmt.Errorf("%w: %w", ErrLockLost, err)
 		}
-	} else {
+	default:
 		tag, e := s.pool.Exec(ctx, q, int64(seq), string(line))
 		n, err = tag.RowsAffected(), e
 	}
@@ -212,6 +217,8 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 	case err == nil:
 		var p state.LockInfo
 		if json.Unmarshal(prev, &p) == nil {
+			dead := false
+			p.LiveSession = &dead
 			taken = &p
 		}
 	case !errors.Is(err, pgx.ErrNoRows):
@@ -249,13 +256,21 @@ func (s *Store) unlock(id string) error {
 	if conn == nil || s.lockID != id {
 		return errors.New("unlock: this process no longer holds the lock")
 	}
-	s.lockConn, s.lockID = nil, ""
+	lost := s.lockLost || conn.IsClosed()
+	s.lockConn, s.lockID, s.lockLost = nil, "", false
+	if lost {
+		// The lock ended with its session; the run already reported
+		// that (ErrLockLost), and the row is a dead holder's, which the
+		// next taker takes over.
+		conn.Close(context.Background())
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), state.RemoteTimeout)
 	defer cancel()
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, `DELETE FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
 		if conn.IsClosed() {
-			return fmt.Errorf("unlock: %w", ErrLockLost)
+			return nil // as above
 		}
 		return fmt.Errorf("unlock: %w", err)
 	}
