@@ -38,8 +38,10 @@ type world struct {
 	Router engine.Router
 	// Routes reads the route table; nil when it does not exist yet.
 	Routes engine.RouteReader
-	// Barrier waits for a fleet of proxies to acknowledge a freeze; nil
-	// for a SQLite route table (the cut-over waits a settle delay).
+	// Barrier is what a cut-over waits on after the freeze and after the
+	// flip: the SQLite table's acknowledgements or the PostgreSQL fleet's
+	// barrier; nil without a route table to write (the cut-over then
+	// sleeps the settle delay).
 	Barrier engine.Barrier
 	// Detector answers -refresh; nil when no source supports it.
 	Detector engine.ChangeDetector
@@ -84,26 +86,34 @@ func (r routeStore) SetRoute(ctx context.Context, account, backend string, froze
 	return err
 }
 
-// ackRouteStore is the SQLite route table, whose proxies acknowledge a
-// freeze once the account is quiet on them.
-type ackRouteStore struct {
-	routeStore
-	acks *routes.Store
-}
+// sqliteBarrier is the SQLite route table's barrier: its proxies
+// acknowledge each generation of a frozen route once the account is quiet
+// on them. After the freeze and after the flip (the route is still frozen
+// then, at a new generation) the cut-over waits for every live proxy's
+// acknowledgement of the current generation (routes.Store.AwaitFreeze: no
+// session and no delivery in flight on the proxy; with no proxy
+// registered there is nothing to wait for).
+type sqliteBarrier struct{ acks *routes.Store }
 
-// AwaitFreeze waits for every live proxy's acknowledgement of the freeze
-// (routes.Store.AwaitFreeze: a proxy acknowledges once the account has no
-// session and no delivery in flight on it; with no proxy registered there
-// is nothing to wait for).
-func (r ackRouteStore) AwaitFreeze(ctx context.Context, account string) error {
-	_, err := r.acks.AwaitFreeze(ctx, account, 0)
+func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
+	_, err := b.acks.AwaitFreeze(ctx, account, 0)
 	return err
 }
 
+// fleetBarrier is the PostgreSQL fleet's barrier: every live proxy has
+// applied the account's latest change (pgroutes.Barrier, with the plan's
+// barrier_timeout), the same wait after the freeze and after the flip.
+type fleetBarrier struct{ b *pgroutes.Barrier }
+
+func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
+	return b.b.AwaitRoute(ctx, account)
+}
+
 var (
-	_ engine.FreezeWaiter = ackRouteStore{}
-	_ engine.Router       = routeStore{}
-	_ engine.RouteReader  = routeStore{}
+	_ engine.Barrier     = sqliteBarrier{}
+	_ engine.Barrier     = fleetBarrier{}
+	_ engine.Router      = routeStore{}
+	_ engine.RouteReader = routeStore{}
 )
 
 // openRoutes opens the plan's route table (see openRouteDB).
@@ -122,11 +132,11 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		w.Routes, w.Close = rs, st.Close
 		if write {
 			w.Router = rs
-			if sq, ok := st.(*routes.Store); ok {
-				w.Router = ackRouteStore{rs, sq}
-			}
-			if pg, ok := st.(*pgroutes.Store); ok {
-				w.Barrier = &pgroutes.Barrier{Store: pg, Timeout: m.Routes.BarrierTimeout}
+			switch st := st.(type) {
+			case *routes.Store:
+				w.Barrier = sqliteBarrier{st}
+			case *pgroutes.Store:
+				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}}
 			}
 		}
 	}
