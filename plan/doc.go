@@ -392,6 +392,11 @@
 //     the accounts in the route table are accepted anyway. `mailmig proxy`
 //     adds them to the route table at start and removes none (`mailmig
 //     routes domain rm` does). Default: none.
+//   - admin_token_ref — the bearer token of the route-mapping API on the
+//     admin listener (`mailmig proxy -admin ADDR`: look up, set and delete
+//     a mapping, statistics; docs/fleet.md), as "env:NAME" or "file:PATH".
+//     Requests without it are refused with 401. Default: none, and the API
+//     is off (only /healthz, /metrics and /fleet are served).
 //
 // # Example
 //

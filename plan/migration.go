@@ -660,6 +660,11 @@ type Proxy struct {
 	// order; `mailmig proxy` adds them to the route table at start.
 	// Default: none.
 	Domains []string
+	// AdminTokenRef is the admin_token_ref ("env:NAME" or "file:PATH")
+	// and AdminToken its value: the bearer token the route-mapping API on
+	// the admin listener asks for. Default: none (the API is off).
+	AdminTokenRef string
+	AdminToken    Secret
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

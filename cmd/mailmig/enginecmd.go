@@ -197,6 +197,14 @@ func redactor(m *plan.Migration) func(string) string {
 	for _, a := range m.Accounts {
 		add(a.Password)
 	}
+	for _, pg := range []*plan.Postgres{m.State.Postgres, m.Routes.Postgres} {
+		if pg != nil {
+			add(pg.Password)
+		}
+	}
+	if m.Proxy != nil {
+		add(m.Proxy.AdminToken)
+	}
 	for _, v := range m.Variables {
 		if s, ok := v.Value.(plan.Secret); ok {
 			add(s)

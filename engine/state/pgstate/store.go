@@ -29,6 +29,7 @@ type Store struct {
 	mu       sync.Mutex
 	lockConn *pgx.Conn // the session holding the apply lock, nil when not held
 	lockID   string
+	lockInfo state.LockInfo
 	lockLost bool // the lock's session ended while held
 }
 
@@ -189,7 +190,9 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lockConn != nil {
-		return nil, nil, errors.New("this process holds the apply lock already")
+		// Another command of this process (an admin API edit while
+		// another runs) holds it: locked like by anyone else.
+		return nil, nil, &state.LockError{Info: s.lockInfo}
 	}
 	conn, err := pgx.ConnectConfig(ctx, s.cfg.Copy())
 	if err != nil {
@@ -231,7 +234,7 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
-	s.lockConn, s.lockID = conn, info.ID
+	s.lockConn, s.lockID, s.lockInfo = conn, info.ID, info
 	return &lock{s: s, id: info.ID}, taken, nil
 }
 

@@ -208,4 +208,5 @@ proxy {
   proxy_protocol_untrusted        = "plain"
   default_backend                 = backend.legacy
   domains                         = ["example.test", "Example.ORG", "example.test"]
+  admin_token_ref                 = "file:secret.txt"
 }
