@@ -249,6 +249,13 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 		return exitOK
 	}
 	fmt.Fprintf(s.Out, "Locked by %s for %s since %s (host %s, pid %d).\nLock id: %s\n", info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"), info.Host, info.PID, info.ID)
+	if info.LiveSession != nil {
+		if *info.LiveSession {
+			fmt.Fprintf(s.Out, "Its database session is alive (%s).\n", b.Where())
+		} else {
+			fmt.Fprintf(s.Out, "Its database session ended: the lock went with it, and the next command that locks takes it over.\n")
+		}
+	}
 	return exitOK
 }
 

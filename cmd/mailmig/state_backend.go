@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/mailmig/mailmig/engine/state"
@@ -23,6 +24,9 @@ func openState(ctx context.Context, m *plan.Migration, write bool) (state.Backen
 	pg := m.State.Postgres
 	if pg == nil {
 		return state.Dir(statePath(m)), nil
+	}
+	if pg.Password.Deferred() {
+		return nil, fmt.Errorf("the state database's password_ref %s is not set", pg.PasswordRef)
 	}
 	pgStates.Lock()
 	defer pgStates.Unlock()
