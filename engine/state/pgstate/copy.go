@@ -54,17 +54,16 @@ func (s *Store) Import(ctx context.Context, lines state.Lines) (uint64, error) {
 		})
 	}()
 	var n uint64
-	var cur row
 	src := pgx.CopyFromFunc(func() ([]any, error) {
 		r, ok := <-rows
 		if !ok {
-			return nil, nil
+			return nil, nil // the end
 		}
 		if r.seq != n+1 {
 			return nil, fmt.Errorf("journal record %d follows record %d", r.seq, n)
 		}
-		n, cur = r.seq, r
-		return []any{int64(cur.seq), string(cur.line)}, nil
+		n = r.seq
+		return []any{int64(r.seq), string(r.line)}, nil
 	})
 	_, err = tx.CopyFrom(ctx, pgx.Identifier{"mailmig_journal"}, []string{"seq", "line"}, src)
 	close(stop)
