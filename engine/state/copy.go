@@ -31,9 +31,11 @@ func DirLines(dir string) Lines {
 		for seq := uint64(1); ; seq++ {
 			line, err := br.ReadSlice('\n')
 			if errors.Is(err, bufio.ErrBufferFull) {
-				// A long line: gather it.
+				// A long line: copy what the buffer holds before the next
+				// read reuses it, then gather the rest.
+				head := append([]byte(nil), line...)
 				rest, rerr := br.ReadBytes('\n')
-				line, err = append(append([]byte(nil), line...), rest...), rerr
+				line, err = append(head, rest...), rerr
 			}
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
