@@ -67,17 +67,6 @@ type Router interface {
 	SetRoute(ctx context.Context, account, backend string, frozen bool) error
 }
 
-// FreezeWaiter is implemented by Routers whose proxies acknowledge a
-// freeze (the SQLite route table in cmd/mailmig; a fleet store the same
-// way). AwaitFreeze returns once every live proxy has seen the account
-// frozen, ended its sessions and has no delivery of it in flight, so that
-// nothing can reach the source any more; it must give up when ctx ends.
-// A cut-over calls it right after the freeze, instead of sleeping
-// Env.SettleDelay, and starts its final catch-up when it returns.
-type FreezeWaiter interface {
-	AwaitFreeze(ctx context.Context, account string) error
-}
-
 // VerifyWarmer is implemented by Executors whose verify can do most of
 // its work before the account is frozen (hash the target's copies of what
 // is already there). A cut-over calls WarmVerify before the freeze, so
@@ -96,16 +85,41 @@ type FlipPreparer interface {
 	PrepareFlip(ctx context.Context, job *Job) error
 }
 
-// Barrier waits until every proxy has seen an account's latest route
-// change (a route table in PostgreSQL shared by a fleet of proxies
-// acknowledges each change). Implementations are safe for concurrent use.
-// A cut-over waits for it after the freeze, then (when the Router is also
-// a FreezeWaiter) for the freeze acknowledgement.
+// RouteEvent names the route change of a cut-over that a Barrier waits
+// for.
+type RouteEvent string
+
+// Route events of a cut-over.
+const (
+	// RouteFrozen: the account was frozen on its source. Once every live
+	// proxy has acted on it, nothing reaches the source any more and the
+	// final catch-up may start.
+	RouteFrozen RouteEvent = "freeze"
+	// RouteFlipped: the account, still frozen, was routed to its target.
+	// Once every live proxy has acted on it, none routes the account to
+	// the source any more and it may be unfrozen.
+	RouteFlipped RouteEvent = "flip"
+)
+
+// Barrier is the one thing a cut-over waits on: the proxies' word that
+// they act on an account's latest route change. cmd/mailmig has two: the
+// SQLite route table's acknowledgements (each live proxy has seen the
+// frozen route's generation, ended the account's sessions and has no
+// delivery of it in flight) and a PostgreSQL fleet's barrier (each live
+// proxy has applied the change's sequence number). Implementations are
+// safe for concurrent use.
+//
+// A cut-over calls AwaitRoute after the freeze, before its final
+// catch-up (RouteFrozen), and after the flip, before it unfreezes
+// (RouteFlipped); a wait that fails or outlasts Env.BarrierTimeout rolls
+// the account back to its source. Without a Barrier the cut-over sleeps
+// Env.SettleDelay after the freeze instead, and does not wait after the
+// flip.
 type Barrier interface {
-	// AwaitRoute returns nil once every live proxy has applied the
-	// account's latest route change, or an error after the barrier's own
-	// timeout (or when ctx ends).
-	AwaitRoute(ctx context.Context, account string) error
+	// AwaitRoute returns nil once every live proxy has acted on the
+	// account's latest route change, or an error when that does not
+	// happen in time (its own timeout, or ctx).
+	AwaitRoute(ctx context.Context, account string, ev RouteEvent) error
 }
 
 // Recorder is the journal as Apply sees it (*state.Journal implements it).
@@ -138,20 +152,18 @@ type Env struct {
 	// Logger receives progress logs. Default: discard.
 	Logger *slog.Logger
 	// SettleDelay is how long a cut-over waits after freezing before its
-	// final catch-up when the Router is not a FreezeWaiter, so that every
-	// proxy has noticed the freeze (they poll the route table). It is a
-	// guess: a delivery still in flight after it lands on the source
-	// after the final sync. Default: 0; cmd/mailmig uses
-	// DefaultSettleDelay.
+	// final catch-up when there is no Barrier, so that every proxy has
+	// noticed the freeze (they poll the route table). It is a guess: a
+	// delivery still in flight after it lands on the source after the
+	// final sync. Default: 0; cmd/mailmig uses DefaultSettleDelay.
 	SettleDelay time.Duration
-	// FreezeTimeout bounds the wait for the proxies' acknowledgement of a
-	// freeze when the Router is a FreezeWaiter; a cut-over whose freeze is
-	// not acknowledged in time rolls back. Default: DefaultFreezeTimeout.
-	FreezeTimeout time.Duration
-	// Barrier, when set, replaces SettleDelay: after freezing, a cut-over
-	// waits until every proxy applied the freeze, and rolls back when the
-	// barrier times out. Default: nil.
+	// Barrier, when set, replaces SettleDelay: a cut-over waits on it
+	// after the freeze and after the flip, and rolls back when a wait
+	// fails. Default: nil.
 	Barrier Barrier
+	// BarrierTimeout bounds each wait on the Barrier (which may have a
+	// shorter timeout of its own). Default: DefaultBarrierTimeout.
+	BarrierTimeout time.Duration
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -192,11 +204,11 @@ func (r *ApplyResult) Err() error {
 // a change within a second).
 const DefaultSettleDelay = 1500 * time.Millisecond
 
-// DefaultFreezeTimeout is the default of Env.FreezeTimeout: long enough
+// DefaultBarrierTimeout is the default of Env.BarrierTimeout: long enough
 // for a large message still arriving over a slow link when the freeze
 // came, short enough that a stuck proxy does not hold an account frozen
 // for long (held logins give up after 30 s by default).
-const DefaultFreezeTimeout = 60 * time.Second
+const DefaultBarrierTimeout = 60 * time.Second
 
 // DefaultParallelism is the default number of concurrent changes.
 const DefaultParallelism = 10
@@ -610,29 +622,11 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		return a.transition(c, state.PhaseFrozen)
 	})
 	step("final catch-up", func() error {
-		waited := false
-		if b := a.env.Barrier; b != nil {
-			// The barrier has its own timeout; Stop ends it early too.
-			bctx, cancel := context.WithCancel(a.ctx)
-			stop := context.AfterFunc(a.env.Stop, cancel)
-			e := b.AwaitRoute(bctx, k)
-			stop()
-			cancel()
-			if stopped() != nil {
-				return errStopped
-			}
-			if e != nil {
-				return fmt.Errorf("freeze not acknowledged by every proxy: %w", e)
-			}
-			waited = true
-		}
-		if fw, ok := rt.(FreezeWaiter); ok {
-			if e := a.awaitFreeze(fw, k); e != nil {
+		if a.env.Barrier != nil {
+			if e := a.awaitBarrier(k, RouteFrozen); e != nil {
 				return e
 			}
-			waited = true
-		}
-		if d := a.env.SettleDelay; d > 0 && !waited {
+		} else if d := a.env.SettleDelay; d > 0 {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
@@ -692,7 +686,13 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 			return fmt.Errorf("flip: %w", e)
 		}
 		flipped = true
-		return a.transition(c, state.PhaseCutOver)
+		if e := a.transition(c, state.PhaseCutOver); e != nil {
+			return e
+		}
+		if a.env.Barrier != nil {
+			return a.awaitBarrier(k, RouteFlipped)
+		}
+		return nil
 	})
 	if err == nil || (flipped && errors.Is(err, errStopped)) {
 		// Past the flip a stop still unfreezes: that is quick and safe.
@@ -738,22 +738,22 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 	return r
 }
 
-// awaitFreeze waits for the proxies' acknowledgement of a freeze, at most
-// Env.FreezeTimeout; a stop ends the wait like it ends the settle delay.
-func (a *applier) awaitFreeze(fw FreezeWaiter, account string) error {
-	d := a.env.FreezeTimeout
+// awaitBarrier waits on Env.Barrier for ev, at most Env.BarrierTimeout; a
+// stop ends the wait like it ends the settle delay.
+func (a *applier) awaitBarrier(account string, ev RouteEvent) error {
+	d := a.env.BarrierTimeout
 	if d <= 0 {
-		d = DefaultFreezeTimeout
+		d = DefaultBarrierTimeout
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, d)
 	defer cancel()
 	stop := context.AfterFunc(a.env.Stop, cancel)
 	defer stop()
-	if err := fw.AwaitFreeze(ctx, account); err != nil {
+	if err := a.env.Barrier.AwaitRoute(ctx, account, ev); err != nil {
 		if a.env.Stop.Err() != nil || a.ctx.Err() != nil {
 			return errStopped
 		}
-		return fmt.Errorf("wait for the proxies to acknowledge the freeze: %w", err)
+		return fmt.Errorf("the proxies did not acknowledge the %s: %w", ev, err)
 	}
 	return nil
 }

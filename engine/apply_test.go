@@ -263,13 +263,15 @@ func TestApplyLifecycle(t *testing.T) {
 }
 
 // barrierFunc is a Barrier from a function.
-type barrierFunc func(ctx context.Context, account string) error
+type barrierFunc func(ctx context.Context, account string, ev RouteEvent) error
 
-func (f barrierFunc) AwaitRoute(ctx context.Context, account string) error { return f(ctx, account) }
+func (f barrierFunc) AwaitRoute(ctx context.Context, account string, ev RouteEvent) error {
+	return f(ctx, account, ev)
+}
 
 // TestApplyCutoverBarrier: with a barrier the cut-over waits for it after
-// the freeze (and only then), and a barrier that times out rolls the
-// account back.
+// the freeze (frozen on the source) and after the flip (frozen on the
+// target), and a barrier that times out rolls the account back.
 func TestApplyCutoverBarrier(t *testing.T) {
 	for name, fail := range map[string]bool{"acknowledged": false, "timed out": true} {
 		t.Run(name, func(t *testing.T) {
@@ -278,24 +280,28 @@ func TestApplyCutoverBarrier(t *testing.T) {
 			h.apply(h.plan(), nil) // catch-up of the pilot
 			var mu sync.Mutex
 			var seen []string
-			h.barrier = barrierFunc(func(_ context.Context, account string) error {
+			h.barrier = barrierFunc(func(_ context.Context, account string, ev RouteEvent) error {
 				mu.Lock()
 				defer mu.Unlock()
 				r := h.w.routes[account]
-				seen = append(seen, fmt.Sprintf("%s %s frozen=%v", account, r.Backend, r.Frozen))
+				seen = append(seen, fmt.Sprintf("%s %s %s frozen=%v", ev, account, r.Backend, r.Frozen))
 				if fail {
 					return errors.New("proxies did not acknowledge the route change")
 				}
 				return nil
 			})
 			res := h.apply(h.plan(), nil)
-			// Each cut-over (a and b run in parallel) waits once, right
-			// after its freeze: frozen, still on the source.
-			if !slices.Contains(seen, "a@example.test legacy frozen=true") {
+			// Each cut-over (a and b run in parallel) waits right after
+			// its freeze (frozen, still on the source) and, unless that
+			// failed, after its flip (frozen, on the target).
+			if !slices.Contains(seen, "freeze a@example.test legacy frozen=true") {
+				t.Fatalf("barrier saw %q", seen)
+			}
+			if fail == slices.Contains(seen, "flip a@example.test stalwart frozen=true") {
 				t.Fatalf("barrier saw %q", seen)
 			}
 			for _, s := range seen {
-				if !strings.HasSuffix(s, " legacy frozen=true") {
+				if !strings.HasSuffix(s, " legacy frozen=true") && !strings.HasSuffix(s, " stalwart frozen=true") {
 					t.Fatalf("barrier saw %q", seen)
 				}
 			}
@@ -308,7 +314,7 @@ func TestApplyCutoverBarrier(t *testing.T) {
 			switch {
 			case a == nil:
 				t.Fatal("no cut-over of a")
-			case fail && (a.Outcome != state.OutcomeRolledBack || !strings.Contains(a.Err.Error(), "not acknowledged")):
+			case fail && (a.Outcome != state.OutcomeRolledBack || !strings.Contains(a.Err.Error(), "did not acknowledge the freeze")):
 				t.Fatalf("a with a failing barrier: %+v", a)
 			case !fail && a.Outcome != state.OutcomeOK:
 				t.Fatalf("a: %+v", a)

@@ -62,12 +62,14 @@
 // limit, the wave's max_parallel and each backend's connection limit (each
 // change uses one connection per backend it touches). Rate limiters
 // (messages/s, bytes/s) are shared per backend and handed to the executor
-// in each Job. After freezing, a cut-over waits for Env.Barrier when set
-// (a route table in PostgreSQL: every live proxy applied the freeze), then
-// until every live proxy has acknowledged the freeze (FreezeWaiter: the account has no session and no
-// SMTP/LMTP delivery in flight on it any more) before the final catch-up,
-// at most Env.FreezeTimeout, and rolls back otherwise; with a Router that
-// cannot tell, it sleeps Env.SettleDelay instead. An Executor that is a
+// in each Job. A cut-over waits on one Barrier (Env.Barrier) after the
+// freeze, before its final catch-up, and after the flip, before it
+// unfreezes: each time until every live proxy has acted on the change
+// (with the SQLite route table: ended the account's sessions and has no
+// SMTP/LMTP delivery of it in flight; with a PostgreSQL fleet: applied the
+// change's sequence number), at most Env.BarrierTimeout, and rolls back
+// otherwise; without a Barrier it sleeps Env.SettleDelay after the freeze
+// instead. An Executor that is a
 // VerifyWarmer hashes the target before the freeze, so that the verify
 // inside it costs what changed; a FlipPreparer writes what the proxy needs
 // after the flip (the POP3 UIDL map) before it. Every action writes a start record before and a finish record

@@ -11,17 +11,18 @@ import (
 )
 
 // ackRouter is the fake world's route table with proxies that acknowledge
-// freezes (FreezeWaiter): it records "await ACCOUNT" among the world's
-// calls, so the order against the executor's shows, and can withhold it.
+// route changes (a Barrier): it records "await EVENT ACCOUNT" among the
+// world's calls, so the order against the executor's shows, and can
+// withhold it.
 type ackRouter struct {
 	*fakeWorld
 	never bool // never acknowledge: wait for ctx
 }
 
-func (r *ackRouter) AwaitFreeze(ctx context.Context, account string) error {
+func (r *ackRouter) AwaitRoute(ctx context.Context, account string, ev RouteEvent) error {
 	r.mu.Lock()
 	rt := r.routes[account]
-	r.calls = append(r.calls, "await "+account)
+	r.calls = append(r.calls, "await "+string(ev)+" "+account+" "+rt.Backend)
 	r.mu.Unlock()
 	if !rt.Frozen {
 		return errors.New("not frozen")
@@ -33,13 +34,14 @@ func (r *ackRouter) AwaitFreeze(ctx context.Context, account string) error {
 	return nil
 }
 
-var _ FreezeWaiter = (*ackRouter)(nil)
+var _ Barrier = (*ackRouter)(nil)
 
-// TestApplyFreezeAck: with a Router that is a FreezeWaiter the cut-over
-// waits for the acknowledgement right after the freeze and starts the
-// final catch-up after it, without the settle delay (set to an hour here:
-// it would hang the test); a freeze that is never acknowledged rolls the
-// account back after FreezeTimeout, unfrozen on its source.
+// TestApplyFreezeAck: with a Barrier the cut-over waits for the
+// acknowledgement right after the freeze and starts the final catch-up
+// after it, without the settle delay (set to an hour here: it would hang
+// the test), and waits again after the flip, before it unfreezes; a freeze
+// that is never acknowledged rolls the account back after
+// BarrierTimeout, unfrozen on its source.
 func TestApplyFreezeAck(t *testing.T) {
 	for _, never := range []bool{false, true} {
 		h := newHarness(t)
@@ -53,14 +55,14 @@ func TestApplyFreezeAck(t *testing.T) {
 		h.w.calls = nil
 		m := testPlan()
 		res, err := Apply(context.Background(), ch, &Env{Plan: m, Executor: h.w, Router: rt, Journal: h.j, Limiters: NewLimiters(m),
-			SettleDelay: time.Hour, FreezeTimeout: 50 * time.Millisecond})
+			SettleDelay: time.Hour, Barrier: rt, BarrierTimeout: 50 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
 		calls := strings.Join(h.w.calls, ",")
 		r := h.w.routes["a@example.test"]
 		if !never {
-			if res.OK != 1 || calls != "await a@example.test,import a@example.test,export a@example.test,verify a@example.test" {
+			if res.OK != 1 || calls != "await freeze a@example.test legacy,import a@example.test,export a@example.test,verify a@example.test,await flip a@example.test stalwart" {
 				t.Fatalf("acknowledged: %+v, calls %s", res.Results[0], calls)
 			}
 			if r.Backend != "stalwart" || r.Frozen {
@@ -68,10 +70,10 @@ func TestApplyFreezeAck(t *testing.T) {
 			}
 			continue
 		}
-		if res.RolledBack != 1 || calls != "await a@example.test" {
+		if res.RolledBack != 1 || calls != "await freeze a@example.test legacy" {
 			t.Fatalf("never acknowledged: %+v, calls %s", res.Results[0], calls)
 		}
-		if e := res.Results[0].Err; e == nil || !strings.Contains(e.Error(), "acknowledge the freeze") {
+		if e := res.Results[0].Err; e == nil || !strings.Contains(e.Error(), "did not acknowledge the freeze") {
 			t.Fatalf("error %v", e)
 		}
 		if r.Backend != "legacy" || r.Frozen || h.phase("a@example.test") != state.PhaseCatchingUp {

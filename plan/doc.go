@@ -113,12 +113,14 @@
 //
 // Where the journal, snapshots and the apply lock live. At most one block.
 //
-//   - path — the state directory. Default: "state/".
+//   - path — the state directory. Default: "state/". With postgres it
+//     keeps only what stays on the machine doing the copying (the
+//     accounts' archives and logs).
 //   - postgres — a PostgreSQL connection string (a postgres:// URL or
-//     key=value pairs) for a state shared by several machines. Default:
-//     none (local files under path). Checked, then refused with an error in
-//     this release: the journal and lock in PostgreSQL are the next slice of
-//     the fleet work.
+//     key=value pairs): the journal, its snapshot and the apply lock live
+//     in that database, shared by every machine that runs mailmig with the
+//     plan (a CI runner that is thrown away after each job included).
+//     Default: none (local files under path).
 //   - password_ref — the database password as "env:NAME" or "file:PATH",
 //     kept out of the connection string. Default: none.
 //
@@ -395,6 +397,11 @@
 //     the accounts in the route table are accepted anyway. `mailmig proxy`
 //     adds them to the route table at start and removes none (`mailmig
 //     routes domain rm` does). Default: none.
+//   - admin_token_ref — the bearer token of the route-mapping API on the
+//     admin listener (`mailmig proxy -admin ADDR`: look up, set and delete
+//     a mapping, statistics; docs/fleet.md), as "env:NAME" or "file:PATH".
+//     Requests without it are refused with 401. Default: none, and the API
+//     is off (only /healthz, /metrics and /fleet are served).
 //
 // # Example
 //

@@ -603,14 +603,10 @@ func (l *loader) decodeState(blocks []*hcl.Block) {
 			l.m.State.Path = l.resolvePath(p)
 		}
 	}
+	// With postgres, the journal, its snapshot and the apply lock live
+	// in the database; path keeps what stays on the machine that does the
+	// copying (the accounts' archives and logs).
 	l.m.State.Postgres = l.decodePostgres(content.Attributes, "state")
-	if pg := l.m.State.Postgres; pg != nil {
-		// todo: the journal, snapshots and apply lock in PostgreSQL are the
-		// next slice of issue 18; until then refuse rather than silently
-		// keep the state in local files a CI runner throws away.
-		l.errorf(content.Attributes["postgres"].Expr.Range(), "State in PostgreSQL not available yet",
-			"This release keeps the journal, its snapshots and the apply lock in the state directory only; the route table can already live in PostgreSQL (routes { postgres = \"…\" }). Remove postgres and password_ref from the state block.")
-	}
 }
 
 func (l *loader) decodeRoutes(blocks []*hcl.Block) {

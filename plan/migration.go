@@ -169,8 +169,9 @@ func (r Range) IsZero() bool { return r == Range{} }
 type State struct {
 	// Path is the state directory. Default: "state/" next to the plan.
 	Path string
-	// Postgres, when set, keeps the journal and the apply lock in
-	// PostgreSQL instead of Path. Default: nil (local files).
+	// Postgres, when set, keeps the journal, its snapshot and the apply
+	// lock in PostgreSQL instead of Path (which then keeps only the
+	// archives and logs). Default: nil (local files).
 	Postgres *Postgres
 	// DeclRange is the block's position, or zero when the block is absent.
 	DeclRange Range
@@ -665,6 +666,11 @@ type Proxy struct {
 	// order; `mailmig proxy` adds them to the route table at start.
 	// Default: none.
 	Domains []string
+	// AdminTokenRef is the admin_token_ref ("env:NAME" or "file:PATH")
+	// and AdminToken its value: the bearer token the route-mapping API on
+	// the admin listener asks for. Default: none (the API is off).
+	AdminTokenRef string
+	AdminToken    Secret
 	// DeclRange is the position of the block.
 	DeclRange Range
 }

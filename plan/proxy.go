@@ -58,6 +58,7 @@ var proxySchema = &hcl.BodySchema{
 		{Name: "proxy_protocol_untrusted"},
 		{Name: "default_backend"},
 		{Name: "domains"},
+		{Name: "admin_token_ref"},
 	},
 	Blocks: []hcl.BlockHeaderSchema{{Type: "listen"}, {Type: "tls"}},
 }
@@ -201,6 +202,10 @@ func (l *loader) decodeProxy(blocks []*hcl.Block) {
 	}
 	l.decodeProxyProtocol(p, content.Attributes)
 	l.decodeProxyRouting(p, content.Attributes)
+	if ref, attr, ok := l.attrString(content.Attributes, "admin_token_ref"); ok {
+		p.AdminTokenRef = ref
+		p.AdminToken, _ = l.resolvePasswordRef(ref, attr.Expr.Range())
+	}
 }
 
 // decodeProxyRouting decodes default_backend and domains, which

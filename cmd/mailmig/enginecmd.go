@@ -38,8 +38,10 @@ type world struct {
 	Router engine.Router
 	// Routes reads the route table; nil when it does not exist yet.
 	Routes engine.RouteReader
-	// Barrier waits for a fleet of proxies to acknowledge a freeze; nil
-	// for a SQLite route table (the cut-over waits a settle delay).
+	// Barrier is what a cut-over waits on after the freeze and after the
+	// flip: the SQLite table's acknowledgements or the PostgreSQL fleet's
+	// barrier; nil without a route table to write (the cut-over then
+	// sleeps the settle delay).
 	Barrier engine.Barrier
 	// Detector answers -refresh; nil when no source supports it.
 	Detector engine.ChangeDetector
@@ -84,26 +86,34 @@ func (r routeStore) SetRoute(ctx context.Context, account, backend string, froze
 	return err
 }
 
-// ackRouteStore is the SQLite route table, whose proxies acknowledge a
-// freeze once the account is quiet on them.
-type ackRouteStore struct {
-	routeStore
-	acks *routes.Store
-}
+// sqliteBarrier is the SQLite route table's barrier: its proxies
+// acknowledge each generation of a frozen route once the account is quiet
+// on them. After the freeze and after the flip (the route is still frozen
+// then, at a new generation) the cut-over waits for every live proxy's
+// acknowledgement of the current generation (routes.Store.AwaitFreeze: no
+// session and no delivery in flight on the proxy; with no proxy
+// registered there is nothing to wait for).
+type sqliteBarrier struct{ acks *routes.Store }
 
-// AwaitFreeze waits for every live proxy's acknowledgement of the freeze
-// (routes.Store.AwaitFreeze: a proxy acknowledges once the account has no
-// session and no delivery in flight on it; with no proxy registered there
-// is nothing to wait for).
-func (r ackRouteStore) AwaitFreeze(ctx context.Context, account string) error {
-	_, err := r.acks.AwaitFreeze(ctx, account, 0)
+func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
+	_, err := b.acks.AwaitFreeze(ctx, account, 0)
 	return err
 }
 
+// fleetBarrier is the PostgreSQL fleet's barrier: every live proxy has
+// applied the account's latest change (pgroutes.Barrier, with the plan's
+// barrier_timeout), the same wait after the freeze and after the flip.
+type fleetBarrier struct{ b *pgroutes.Barrier }
+
+func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
+	return b.b.AwaitRoute(ctx, account)
+}
+
 var (
-	_ engine.FreezeWaiter = ackRouteStore{}
-	_ engine.Router       = routeStore{}
-	_ engine.RouteReader  = routeStore{}
+	_ engine.Barrier     = sqliteBarrier{}
+	_ engine.Barrier     = fleetBarrier{}
+	_ engine.Router      = routeStore{}
+	_ engine.RouteReader = routeStore{}
 )
 
 // openRoutes opens the plan's route table (see openRouteDB).
@@ -122,11 +132,11 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		w.Routes, w.Close = rs, st.Close
 		if write {
 			w.Router = rs
-			if sq, ok := st.(*routes.Store); ok {
-				w.Router = ackRouteStore{rs, sq}
-			}
-			if pg, ok := st.(*pgroutes.Store); ok {
-				w.Barrier = &pgroutes.Barrier{Store: pg, Timeout: m.Routes.BarrierTimeout}
+			switch st := st.(type) {
+			case *routes.Store:
+				w.Barrier = sqliteBarrier{st}
+			case *pgroutes.Store:
+				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}}
 			}
 		}
 	}
@@ -187,6 +197,14 @@ func redactor(m *plan.Migration) func(string) string {
 	for _, a := range m.Accounts {
 		add(a.Password)
 	}
+	for _, pg := range []*plan.Postgres{m.State.Postgres, m.Routes.Postgres} {
+		if pg != nil {
+			add(pg.Password)
+		}
+	}
+	if m.Proxy != nil {
+		add(m.Proxy.AdminToken)
+	}
 	for _, v := range m.Variables {
 		if s, ok := v.Value.(plan.Secret); ok {
 			add(s)
@@ -208,7 +226,12 @@ func redactor(m *plan.Migration) func(string) string {
 
 // openJournal opens the plan's journal. Read-only opens create nothing.
 func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Journal, error) {
-	return state.Open(statePath(m), &state.Options{
+	ctx := context.Background()
+	b, err := openState(ctx, m, !readOnly)
+	if err != nil {
+		return nil, err
+	}
+	j, err := b.OpenJournal(ctx, &state.Options{
 		ReadOnly: readOnly,
 		Actor:    actor(),
 		RunID:    state.RunIDFromEnv(os.Getenv),
@@ -218,6 +241,12 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 		Lineage:  newLineage,
 		Logger:   log,
 	})
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	j.CloseWith(b)
+	return j, nil
 }
 
 // lockState takes the state lock for op, as every command that changes the
@@ -226,8 +255,15 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 // a warning. release unlocks and reports a failure to do so; ok is false when
 // the lock could not be had (the diagnostic is already shown).
 func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok bool) {
-	lock, taken, err := state.Acquire(statePath(m), actor(), op)
+	ctx := context.Background()
+	b, err := openState(ctx, m, true)
 	if err != nil {
+		fmtErr(v, "Cannot lock the state", err)
+		return nil, false
+	}
+	lock, taken, err := b.Lock(ctx, actor(), op)
+	if err != nil {
+		b.Close()
 		var le *state.LockError
 		if errors.As(err, &le) {
 			v.Diagnostics(errDiag("State locked", err), nil)
@@ -236,13 +272,16 @@ func lockState(v *views.View, m *plan.Migration, op string) (release func(), ok 
 		}
 		return nil, false
 	}
-	if taken != nil {
+	if taken != nil && taken.LiveSession != nil {
+		v.Diagnostics(warnDiag("Took over a lock whose session ended", fmt.Sprintf("The lock %s of %s (%s, pid %d on %s) belonged to a database session that ended (its process died or lost the database); it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID, taken.Host)), nil)
+	} else if taken != nil {
 		v.Diagnostics(warnDiag("Took over a stale lock", fmt.Sprintf("The lock %s of %s (%s, pid %d) was left by a process that no longer runs; it was taken over.", taken.ID, taken.Owner, taken.Operation, taken.PID)), nil)
 	}
 	return func() {
 		if err := lock.Unlock(); err != nil {
 			fmtErr(v, "Cannot unlock the state", err)
 		}
+		b.Close()
 	}, true
 }
 

@@ -413,7 +413,7 @@ routes {
 		t.Fatal(err)
 	}
 	out, err := apply()
-	if err == nil || !strings.Contains(out, "not acknowledged") || !strings.Contains(out, "stuck") {
+	if err == nil || !strings.Contains(out, "did not acknowledge the freeze") || !strings.Contains(out, "stuck") {
 		t.Fatalf("apply with a stuck proxy: %v\n%s", err, out)
 	}
 	if r, err := st.Get(ctx, "a@example.test"); err != nil || r.Backend != "legacy" || r.State != "active" {

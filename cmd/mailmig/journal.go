@@ -51,8 +51,14 @@ func runJournal(ctx context.Context, g *globals, args []string, s Streams) int {
 	if fs.NArg() == 1 {
 		acct = engine.Key(fs.Arg(0))
 	}
+	b, err := openState(ctx, m, false)
+	if err != nil {
+		fmtErr(v, "Cannot read the journal", err)
+		return exitError
+	}
+	defer b.Close()
 	var recs []*state.Record
-	err := state.ReadRecords(statePath(m), func(r *state.Record) bool {
+	err = b.ReadRecords(ctx, func(r *state.Record) bool {
 		if acct == "" || engine.Key(r.Account) == acct {
 			c := *r
 			recs = append(recs, &c)
@@ -101,7 +107,14 @@ func runJournalVerify(g *globals, args []string, s Streams) int {
 	if !ok {
 		return exitError
 	}
-	res, err := state.Verify(statePath(m))
+	ctx := context.Background()
+	b, err := openState(ctx, m, false)
+	if err != nil {
+		fmtErr(v, "Cannot verify the journal", err)
+		return exitError
+	}
+	defer b.Close()
+	res, err := b.Verify(ctx)
 	if err != nil {
 		fmtErr(v, "Cannot verify the journal", err)
 		return exitError

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
@@ -13,7 +15,12 @@ import (
 // holder died (a crash: what it left in flight is interrupted), or the
 // lock cannot be read.
 func runningApply(m *plan.Migration) *engine.RunningApply {
-	info, err := state.ReadLock(statePath(m))
+	b, err := openState(context.Background(), m, false)
+	if err != nil {
+		return nil
+	}
+	defer b.Close()
+	info, err := b.ReadLock(context.Background())
 	if err != nil || info == nil {
 		return nil
 	}

@@ -51,7 +51,9 @@ Options:
   -admin ADDR       Serve /healthz and /metrics (Prometheus text) on ADDR,
                     e.g. 127.0.0.1:9465, and with the routes in PostgreSQL
                     /fleet (JSON: every proxy, its lag and the last change
-                    it applied). Default: off.
+                    it applied); with the plan's proxy admin_token_ref the
+                    mapping API too (bearer token: GET/PUT/DELETE
+                    /api/mapping/ACCOUNT, GET /api/stats). Default: off.
   -drain DURATION   How long to wait for sessions on shutdown. Default: 30s.
   -id NAME          This proxy's name in a fleet sharing a route table in
                     PostgreSQL ("mailmig routes proxies" lists them; keep
@@ -334,11 +336,20 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	}
 	if run.Admin != "" {
 		var h http.Handler = srv.AdminHandler()
-		if follower != nil {
-			// The fleet view of a route table in PostgreSQL.
+		api, err := newAdminAPI(m, log)
+		if err != nil {
+			return nil, err
+		}
+		if follower != nil || api != nil {
 			mux := http.NewServeMux()
 			mux.Handle("/", h)
-			mux.Handle("GET /fleet", follower.Handler())
+			if follower != nil {
+				// The fleet view of a route table in PostgreSQL.
+				mux.Handle("GET /fleet", follower.Handler())
+			}
+			if api != nil {
+				mux.Handle("/api/", api)
+			}
 			h = mux
 		}
 		a, err := srv.ListenHTTP(run.Admin, proxy.TLSNone, h)

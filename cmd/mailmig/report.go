@@ -123,7 +123,14 @@ func checkWaves(v *views.View, m *plan.Migration, waves []string) bool {
 // plan's accounts and the route table.
 func buildReport(ctx context.Context, g *globals, v *views.View, s Streams, m *plan.Migration, waves []string) (*report.Report, bool) {
 	b := report.NewBuilder()
-	if err := state.ReadRecords(statePath(m), func(r *state.Record) bool { b.Add(r); return true }); err != nil {
+	sb, err := openState(ctx, m, false)
+	if err != nil {
+		fmtErr(v, "Cannot read the journal", err)
+		return nil, false
+	}
+	err = sb.ReadRecords(ctx, func(r *state.Record) bool { b.Add(r); return true })
+	sb.Close()
+	if err != nil {
 		fmtErr(v, "Cannot read the journal", err)
 		return nil, false
 	}

@@ -33,9 +33,16 @@ Subcommands:
   release ACCOUNT      Clear a hold (after "mailmig rollback") and the
                        failure count that halts a wave, so that the
                        account may be cut over again. Journaled.
+  migrate -to WHERE    Copy the state between the state directory and the
+                       PostgreSQL database of state { postgres }: -to
+                       postgres or -to local. The journal keeps its hash
+                       chain (verified before and after); with routes {
+                       postgres } the route table is copied too. Refused
+                       when the target already holds a state.
 
 Options:
   -json       Print JSON (list, show, lock).
+  -to WHERE   migrate: "postgres" or "local".
   -no-color   Disable colour.
 `
 
@@ -53,13 +60,14 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 	jsonOut := fs.Bool("json", false, "")
 	noColor := fs.Bool("no-color", false, "")
 	note := fs.String("note", "", "")
+	to := fs.String("to", "", "")
 	if code, done := parseFlags(fs, rest, s); done {
 		return code
 	}
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
 	machineOutput(v, *jsonOut, false)
-	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1}
+	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1, "migrate": 0}
 	n, ok := want[sub]
 	if !ok {
 		fmt.Fprintf(s.Err, "Error: unknown state subcommand %q.\n\n%s", sub, stateHelp)
@@ -78,6 +86,8 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 		return stateLock(g, v, s, *jsonOut)
 	case "force-unlock":
 		return stateForceUnlock(g, v, s, fs.Arg(0))
+	case "migrate":
+		return stateMigrate(ctx, g, v, s, *to)
 	}
 	return stateRelease(g, v, s, fs.Arg(0), *note)
 }
@@ -216,7 +226,14 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 	if !ok {
 		return exitError
 	}
-	info, err := state.ReadLock(statePath(m))
+	ctx := context.Background()
+	b, err := openState(ctx, m, false)
+	if err != nil {
+		fmtErr(v, "Cannot read the lock", err)
+		return exitError
+	}
+	defer b.Close()
+	info, err := b.ReadLock(ctx)
 	if err != nil {
 		fmtErr(v, "Cannot read the lock", err)
 		return exitError
@@ -232,6 +249,13 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 		return exitOK
 	}
 	fmt.Fprintf(s.Out, "Locked by %s for %s since %s (host %s, pid %d).\nLock id: %s\n", info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"), info.Host, info.PID, info.ID)
+	if info.LiveSession != nil {
+		if *info.LiveSession {
+			fmt.Fprintf(s.Out, "Its database session is alive (%s).\n", b.Where())
+		} else {
+			fmt.Fprintf(s.Out, "Its database session ended: the lock went with it, and the next command that locks takes it over.\n")
+		}
+	}
 	return exitOK
 }
 
@@ -240,7 +264,14 @@ func stateForceUnlock(g *globals, v *views.View, s Streams, id string) int {
 	if !ok {
 		return exitError
 	}
-	info, err := state.ForceUnlock(statePath(m), id)
+	ctx := context.Background()
+	b, err := openState(ctx, m, false)
+	if err != nil {
+		fmtErr(v, "Cannot force-unlock", err)
+		return exitError
+	}
+	defer b.Close()
+	info, err := b.ForceUnlock(ctx, id)
 	if errors.Is(err, state.ErrNotLocked) {
 		fmt.Fprintln(s.Out, "The state is not locked.")
 		return exitOK

@@ -65,6 +65,11 @@ type Journal struct {
 	state   *State
 	repair  string
 	snapPos int64 // offset covered by the snapshot read at Open (0: none)
+
+	// remote, when set, stores the records instead of f (Remote).
+	remote     RecordStore
+	snapSerial uint64      // serial covered by the remote snapshot (0: none)
+	closers    []io.Closer // closed by Close (CloseWith)
 }
 
 // Open opens (or, unless read-only, creates) the journal in dir and folds
@@ -359,7 +364,7 @@ var ErrReadOnly = errors.New("journal opened read-only")
 func (j *Journal) Append(r Record) (Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.opts.ReadOnly || j.f == nil {
+	if j.opts.ReadOnly || (j.f == nil && j.remote == nil) {
 		return r, ErrReadOnly
 	}
 	if j.seq == 0 && r.Type != TypeInit {
@@ -411,6 +416,9 @@ func (j *Journal) appendLocked(r Record) (Record, error) {
 		return r, fmt.Errorf("journal record %d is not a single line of at most %d bytes", r.Seq, maxLine)
 	}
 	head := hashLine(line)
+	if j.remote != nil {
+		return j.appendRemote(r, line, head)
+	}
 	line = append(line, '\n')
 	if _, err := j.f.Write(line); err != nil {
 		// Leave no partial line behind for the next append.
@@ -436,16 +444,21 @@ func (j *Journal) sync() error {
 	return nil
 }
 
-// Close closes the journal file.
+// Close closes the journal file (a remote journal holds nothing of its
+// own) and what CloseWith added.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.f == nil {
-		return nil
+	var errs []error
+	if j.f != nil {
+		errs = append(errs, j.f.Close())
+		j.f = nil
 	}
-	err := j.f.Close()
-	j.f = nil
-	return err
+	for _, c := range j.closers {
+		errs = append(errs, c.Close())
+	}
+	j.closers = nil
+	return errors.Join(errs...)
 }
 
 // NewLineage returns a new random lineage id in UUID form.

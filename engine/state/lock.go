@@ -22,6 +22,11 @@ type LockInfo struct {
 	Created   time.Time `json:"created"`
 	Host      string    `json:"host"`
 	PID       int       `json:"pid"`
+	// LiveSession, set for a lock kept in PostgreSQL, says whether the
+	// database session holding it still exists: a lock there is a
+	// session's advisory lock, which ends with its connection, so the
+	// database knows the holder's liveness on any host.
+	LiveSession *bool `json:"live_session,omitempty"`
 }
 
 // ErrLocked is matched by errors.Is on a *LockError.
@@ -171,6 +176,12 @@ const (
 
 // Liveness checks the lock's holder: its host, then its pid.
 func (i *LockInfo) Liveness() Liveness {
+	if i.LiveSession != nil {
+		if *i.LiveSession {
+			return LockAlive
+		}
+		return LockDead
+	}
 	host, _ := os.Hostname()
 	if i.Host != host {
 		return LockElsewhere

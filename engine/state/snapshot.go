@@ -25,6 +25,12 @@ func readSnapshot(dir string) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeSnapshot(b)
+}
+
+// decodeSnapshot decodes a snapshot of the state directory or of a
+// RecordStore (whose Offset is 0: records are counted by seq there).
+func decodeSnapshot(b []byte) (*snapshot, error) {
 	var s snapshot
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w", err)
@@ -52,6 +58,9 @@ func (j *Journal) WriteSnapshot() error {
 	defer j.mu.Unlock()
 	if j.opts.ReadOnly {
 		return ErrReadOnly
+	}
+	if j.remote != nil {
+		return j.writeSnapshotRemote()
 	}
 	if j.seq == 0 || j.size == j.snapPos {
 		return nil

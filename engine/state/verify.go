@@ -47,11 +47,7 @@ func Verify(dir string) (*VerifyResult, error) {
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<16)
-	var prev string
-	fail := func(problem string) (*VerifyResult, error) {
-		res.BrokenSeq, res.Problem = res.Records+1, problem
-		return res, nil
-	}
+	c := chainCheck{res: res}
 	for {
 		line, err := br.ReadBytes('\n')
 		if err == io.EOF {
@@ -63,38 +59,68 @@ func Verify(dir string) (*VerifyResult, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read journal: %w", err)
 		}
-		body := line[:len(line)-1]
-		r, perr := parseRecord(body)
-		n := res.Records + 1
-		switch {
-		case perr != nil:
-			return fail(fmt.Sprintf("line %d is not a valid record: %v", n, perr))
-		case r.Seq != n:
-			return fail(fmt.Sprintf("line %d has seq %d, want %d (a record was removed, inserted or renumbered)", n, r.Seq, n))
-		case n == 1 && (r.Type != TypeInit || r.Lineage == ""):
-			return fail("the first record is not the init record with the lineage")
-		case n > 1 && r.Type == TypeInit:
-			return fail(fmt.Sprintf("record %d is a second init record", n))
-		case r.Prev != prev:
-			return fail(fmt.Sprintf("record %d does not carry the hash of record %d: one of them was modified", n, n-1))
+		if !c.add(line[:len(line)-1]) {
+			return res, nil
 		}
-		if n == 1 {
-			res.Lineage = r.Lineage
-		}
-		prev = hashLine(body)
-		res.Records = n
 	}
-	res.Head = prev
-	if serial, head, ok := SnapshotHead(dir); ok {
+	serial, head, ok := SnapshotHead(dir)
+	c.finish(serial, head, ok)
+	return res, nil
+}
+
+// chainCheck verifies a journal record by record, wherever its lines
+// are stored (a file or a table): both Verify and the remote backends'
+// use it, so the rules are one.
+type chainCheck struct {
+	res  *VerifyResult
+	prev string
+}
+
+// add checks the next record's line (without its newline). It returns
+// false at the first broken record, which res then names.
+func (c *chainCheck) add(body []byte) bool {
+	res := c.res
+	fail := func(problem string) bool {
+		res.BrokenSeq, res.Problem = res.Records+1, problem
+		return false
+	}
+	r, perr := parseRecord(body)
+	n := res.Records + 1
+	switch {
+	case perr != nil:
+		return fail(fmt.Sprintf("line %d is not a valid record: %v", n, perr))
+	case r.Seq != n:
+		return fail(fmt.Sprintf("line %d has seq %d, want %d (a record was removed, inserted or renumbered)", n, r.Seq, n))
+	case n == 1 && (r.Type != TypeInit || r.Lineage == ""):
+		return fail("the first record is not the init record with the lineage")
+	case n > 1 && r.Type == TypeInit:
+		return fail(fmt.Sprintf("record %d is a second init record", n))
+	case r.Prev != c.prev:
+		return fail(fmt.Sprintf("record %d does not carry the hash of record %d: one of them was modified", n, n-1))
+	}
+	if n == 1 {
+		res.Lineage = r.Lineage
+	}
+	c.prev = hashLine(body)
+	res.Records = n
+	return true
+}
+
+// finish compares the end of an unbroken chain with the snapshot (serial
+// and head of the record it covers; ok false without one), which catches
+// edits of the last records and truncation, and sets OK.
+func (c *chainCheck) finish(serial uint64, head string, ok bool) {
+	res := c.res
+	res.Head = c.prev
+	if ok {
 		switch {
 		case serial > res.Records:
 			res.BrokenSeq, res.Problem = res.Records+1, fmt.Sprintf("the snapshot covers %d records but the journal has only %d: records were removed from the end", serial, res.Records)
-			return res, nil
+			return
 		case serial == res.Records && head != res.Head:
 			res.BrokenSeq, res.Problem = res.Records, fmt.Sprintf("record %d does not match the hash kept in the snapshot: it was modified", res.Records)
-			return res, nil
+			return
 		}
 	}
 	res.OK = true
-	return res, nil
 }

@@ -33,7 +33,7 @@ import (
 // Neither table touches the change counter: heartbeats and acks do not
 // make the proxies reload the route table. A fleet store (PostgreSQL) puts
 // the same two facts behind the same calls (proxy.FreezeAcker writes them,
-// engine.FreezeWaiter waits for them).
+// the engine waits for them through cmd/mailmig's engine.Barrier).
 
 // DefaultLease is how old a proxy's heartbeat may be before the proxy
 // counts as gone and is no longer waited for.

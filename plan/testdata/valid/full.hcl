@@ -14,7 +14,9 @@ variable "graph_secret" {
 }
 
 state {
-  path = "var/state"
+  path         = "var/state"
+  postgres     = "postgres://mailmig@db.example.net:5432/mailmig_state"
+  password_ref = "file:secret.txt"
 }
 
 routes {
@@ -206,4 +208,5 @@ proxy {
   proxy_protocol_untrusted        = "plain"
   default_backend                 = backend.legacy
   domains                         = ["example.test", "Example.ORG", "example.test"]
+  admin_token_ref                 = "file:secret.txt"
 }
