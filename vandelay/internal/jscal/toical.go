@@ -19,7 +19,6 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // DefaultProdID is the PRODID of an object whose event has no prodId.
 const DefaultProdID = "-//mailmig//jscal//EN"
 
-
 func str(m map[string]any, k string) string {
 	s, _ := m[k].(string)
 	return s
