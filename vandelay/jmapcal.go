@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/internal/jscal"
@@ -812,4 +811,3 @@ func VerifyCalendarsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client
 	return rep, nil
 }
 
-var _ = strings.TrimSpace

@@ -2,6 +2,7 @@ package vandelay_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/mailmig/mailmig/internal/recorded"
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/internal/jscal"
 	"github.com/mailmig/mailmig/vandelay/jmap"
 )
 
@@ -167,4 +169,138 @@ func TestExportCalendarsJMAPNoCapability(t *testing.T) {
 	if _, err := vandelay.ImportCalendarsJMAP(ctx, c, "a1", a, nil); !errors.Is(err, vandelay.ErrNoCapability) {
 		t.Errorf("import: %v, want ErrNoCapability", err)
 	}
+}
+
+// TestImportCalendarsJMAP: a first import lists the source's events and
+// reads them; a no-change run is one small request (Calendar/get,
+// CalendarEvent/changes and two empty gets); an addition, an edit and a
+// deletion at the source come through /changes exactly; when the server
+// answers cannotCalculateChanges the import lists every event's version
+// and reads only the one whose version changed. What the archive keeps
+// is the iCalendar the converter writes, which converts back to the
+// event the source served.
+func TestImportCalendarsJMAP(t *testing.T) {
+	ctx := context.Background()
+	a, err := archive.Open(ctx, filepath.Join(t.TempDir(), "a.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	dir := "testdata/jmapcal/"
+	srv := recorded.New(t, dir+"session.txtar", dir+"import-run1.txtar")
+	c := jmapClient(t, srv)
+	r, err := vandelay.ImportCalendarsJMAP(ctx, c, "a1", a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Collections != 2 || r.Added != 3 || r.Changes() != 3 || len(r.Unparsable) != 0 {
+		t.Fatalf("first import: %+v", r)
+	}
+	checkImported(t, a, map[string]string{"ev1": "Some event", "ev2": "Calculus I", "ev3": "FooBar team meeting"})
+
+	srv.Load(dir+"session.txtar", dir+"import-run2.txtar")
+	if r, err := vandelay.ImportCalendarsJMAP(ctx, c, "a1", a, nil); err != nil || r.Changes() != 0 || r.Collections != 2 {
+		t.Fatalf("no-change import: %+v %v", r, err)
+	}
+
+	srv.Load(dir+"session.txtar", dir+"import-run3.txtar")
+	r, err = vandelay.ImportCalendarsJMAP(ctx, c, "a1", a, nil)
+	if err != nil || r.Added != 1 || r.Changed != 1 || r.Deleted != 1 {
+		t.Fatalf("import after changes: %+v %v, want exactly 1 added, 1 changed, 1 deleted", r, err)
+	}
+	checkImported(t, a, map[string]string{"ev1": "Some event (later)", "ev3": "FooBar team meeting", "ev4": "April Fool's Day"})
+
+	srv.Load(dir+"session.txtar", dir+"import-run4.txtar")
+	r, err = vandelay.ImportCalendarsJMAP(ctx, c, "a1", a, nil)
+	if err != nil || r.Added != 0 || r.Changed != 1 || r.Deleted != 1 {
+		t.Fatalf("import after cannotCalculateChanges: %+v %v, want exactly 1 changed, 1 deleted", r, err)
+	}
+	checkImported(t, a, map[string]string{"ev1": "Some event (later)", "ev3": "FooBar team meeting (moved)"})
+
+	// The archived iCalendar converts back to the event as served (the
+	// participants, virtual location and reply-to of RFC 8984's example
+	// included).
+	ex, err := recorded.ParseFile(dir + "import-run4.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served struct {
+		MethodResponses [][]json.RawMessage `json:"methodResponses"`
+	}
+	for _, e := range ex {
+		if e.Name == "read-changed" {
+			json.Unmarshal(e.RespBody, &served)
+		}
+	}
+	var get struct {
+		List []jscal.Event `json:"list"`
+	}
+	json.Unmarshal(served.MethodResponses[0][1], &get)
+	item := archivedItem(t, a, "ev3")
+	back, err := jscal.ToEvent(item)
+	if err != nil || len(get.List) != 1 || jscal.Canonical(back) != jscal.Canonical(get.List[0]) {
+		t.Errorf("ev3 read back from the archive (%v):\n got %s\nwant %s", err, jscal.Canonical(back), jscal.Canonical(get.List[0]))
+	}
+}
+
+func archivedItem(t *testing.T, a *archive.Archive, href string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	cols, _ := a.DAVCollections(ctx, archive.CollectionCalendar, false)
+	for _, col := range cols {
+		items, _ := a.DAVItems(ctx, col.ID, false)
+		for _, it := range items {
+			if it.Href == href {
+				b, err := a.BlobBytes(ctx, it.Hash)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return b
+			}
+		}
+	}
+	t.Fatalf("no archived item %s", href)
+	return nil
+}
+
+// checkImported checks the archive's live events by id: each title, and
+// that the stored iCalendar converts back.
+func checkImported(t *testing.T, a *archive.Archive, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	cols, err := a.DAVCollections(ctx, archive.CollectionCalendar, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, col := range cols {
+		items, _ := a.DAVItems(ctx, col.ID, false)
+		for _, it := range items {
+			body, err := a.BlobBytes(ctx, it.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it.MediaType != "text/calendar" || it.ParseError != "" || !strings.HasPrefix(string(body), "BEGIN:VCALENDAR\r\n") {
+				t.Errorf("%s%s: %s %q", col.Href, it.Href, it.MediaType, it.ParseError)
+			}
+			got[it.Href] = summary(string(body))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("archive holds %v, want %v", got, want)
+	}
+	for id, title := range want {
+		if got[id] != title {
+			t.Errorf("event %s: title %q, want %q", id, got[id], title)
+		}
+	}
+}
+
+func summary(ics string) string {
+	for _, l := range strings.Split(ics, "\r\n") {
+		if s, ok := strings.CutPrefix(l, "SUMMARY:"); ok {
+			return strings.ReplaceAll(s, "\\,", ",")
+		}
+	}
+	return ""
 }
