@@ -810,4 +810,3 @@ func VerifyCalendarsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client
 	}
 	return rep, nil
 }
-
