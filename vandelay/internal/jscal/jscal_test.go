@@ -94,7 +94,13 @@ func TestToEvent(t *testing.T) {
 			}
 		})
 	}
-	e, _ := ToEvent(corpusObject(t, "attach.ics"))
+	e, _ := ToEvent(corpusObject(t, "weekly.ics"))
+	if p := get(e, "recurrenceOverrides/2026-12-21T09:00:00").(map[string]any); p == nil {
+		t.Error("weekly: no override")
+	} else if v, ok := p["alerts"]; !ok || v != nil {
+		t.Errorf("weekly: the override has no VALARM, its patch must remove the master's alerts (\"alerts\": null), got %v %v", v, ok)
+	}
+	e, _ = ToEvent(corpusObject(t, "attach.ics"))
 	if h := get(e, "links/k1/href").(string); !strings.HasPrefix(h, "data:application/pdf;base64,UERGLUFuaGFuZy") {
 		t.Errorf("inline attachment: href %.60s…, want a data: URL", h)
 	}

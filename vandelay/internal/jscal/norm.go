@@ -47,8 +47,10 @@ var defaults = map[string]any{
 // Normalize returns e's content in the form used to compare two events:
 // JSON-decoded (numbers float64), without JMAP's server members, null
 // values, members equal to their RFC 8984 default and empty objects and
-// arrays (an empty recurrenceOverrides patch, an RDATE, is kept). Two
-// servers' spellings of one event normalise to the same value.
+// arrays; in a recurrenceOverrides patch only the members' own values
+// are cleaned (an empty patch, an RDATE, is kept, and so are its nulls
+// and defaults, which change the master). Two servers' spellings of one
+// event normalise to the same value.
 func Normalize(e Event) Event {
 	b, err := json.Marshal(e)
 	if err != nil {
@@ -67,13 +69,33 @@ func Normalize(e Event) Event {
 
 func clean(m map[string]any, parent string) {
 	for k, v := range m {
+		if parent == "recurrenceOverrides" {
+			// A patch: its nulls remove a member of the master and its
+			// default values replace another value there, so only the
+			// members' own values are cleaned.
+			if x, ok := v.(map[string]any); ok {
+				for pk, pv := range x {
+					switch y := pv.(type) {
+					case map[string]any:
+						clean(y, pk)
+					case []any:
+						for _, it := range y {
+							if o, ok := it.(map[string]any); ok {
+								clean(o, pk)
+							}
+						}
+					}
+				}
+			}
+			continue
+		}
 		switch x := v.(type) {
 		case nil:
 			delete(m, k)
 			continue
 		case map[string]any:
 			clean(x, k)
-			if len(x) == 0 && parent != "recurrenceOverrides" {
+			if len(x) == 0 {
 				delete(m, k)
 				continue
 			}
@@ -88,7 +110,7 @@ func clean(m map[string]any, parent string) {
 				continue
 			}
 		}
-		if d, ok := defaults[k]; ok && parent != "recurrenceOverrides" && canon(d) == canon(v) {
+		if d, ok := defaults[k]; ok && canon(d) == canon(v) {
 			delete(m, k)
 		}
 	}
