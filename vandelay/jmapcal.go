@@ -592,7 +592,9 @@ func (x *calExport) set(creates, updates, destroys []pending, cur map[string]jsc
 		for len(creates) > 0 && n < max {
 			p := creates[0]
 			creates = creates[1:]
-			cid := fmt.Sprintf("e%d", p.it.ID)
+			// Creation ids count within the call (items come in href
+			// order), so a request is the same for the same archive.
+			cid := fmt.Sprintf("e%d", len(create)+1)
 			create[cid] = p.want
 			byCID[cid] = p
 			// The intent first (no id, ModSeq 0): a run killed after the
