@@ -304,3 +304,33 @@ func summary(ics string) string {
 	}
 	return ""
 }
+
+// TestExportCalendarsJMAPInterrupted: the server applies a
+// CalendarEvent/set but its answer never arrives (cut off), so the
+// export stops with the creations' intents recorded and no ids. The
+// re-run finds each event by its uid (CalendarEvent/query), sees it is
+// what it would send and adopts it: nothing is created twice.
+func TestExportCalendarsJMAPInterrupted(t *testing.T) {
+	ctx := context.Background()
+	a, err := archive.Open(ctx, filepath.Join(t.TempDir(), "a.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	syncCal(t, a, kalender, map[string]string{"floating.ics": corpusBody(t, "floating.ics"), "simple.ics": simpleEvent})
+	dir := "testdata/jmapcal/"
+	srv := recorded.New(t, dir+"session.txtar", dir+"interrupted-run1.txtar")
+	c := jmapClient(t, srv)
+	if r, err := vandelay.ExportCalendarsJMAP(ctx, a, c, "a1", nil); err == nil {
+		t.Fatalf("export with the answer cut off: %+v, want an error", r)
+	}
+	srv.Load(dir+"session.txtar", dir+"interrupted-run2.txtar")
+	r, err := vandelay.ExportCalendarsJMAP(ctx, a, c, "a1", nil)
+	if err != nil || r.Changes() != 0 || r.Unchanged != 2 || len(r.Conflicts)+len(r.Refused) != 0 {
+		t.Fatalf("re-run: %+v %v, want both events adopted", r, err)
+	}
+	srv.Load(dir+"session.txtar", dir+"interrupted-run3.txtar")
+	if r, err := vandelay.ExportCalendarsJMAP(ctx, a, c, "a1", nil); err != nil || r.Changes() != 0 || r.Unchanged != 2 {
+		t.Fatalf("no-change run: %+v %v", r, err)
+	}
+}
