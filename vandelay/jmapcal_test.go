@@ -309,7 +309,9 @@ func summary(ics string) string {
 // CalendarEvent/set but its answer never arrives (cut off), so the
 // export stops with the creations' intents recorded and no ids. The
 // re-run finds each event by its uid (CalendarEvent/query), sees it is
-// what it would send and adopts it: nothing is created twice.
+// what it would send and adopts it: nothing is created twice. A later
+// run answered cannotCalculateChanges compares every event and writes
+// nothing.
 func TestExportCalendarsJMAPInterrupted(t *testing.T) {
 	ctx := context.Background()
 	a, err := archive.Open(ctx, filepath.Join(t.TempDir(), "a.db"), nil)
@@ -332,5 +334,11 @@ func TestExportCalendarsJMAPInterrupted(t *testing.T) {
 	srv.Load(dir+"session.txtar", dir+"interrupted-run3.txtar")
 	if r, err := vandelay.ExportCalendarsJMAP(ctx, a, c, "a1", nil); err != nil || r.Changes() != 0 || r.Unchanged != 2 {
 		t.Fatalf("no-change run: %+v %v", r, err)
+	}
+	// The target no longer knows the stored state: every exported event
+	// is read and compared, nothing is written.
+	srv.Load(dir+"session.txtar", dir+"interrupted-run4.txtar")
+	if r, err := vandelay.ExportCalendarsJMAP(ctx, a, c, "a1", nil); err != nil || r.Changes() != 0 || r.Unchanged != 2 || len(r.Conflicts) != 0 {
+		t.Fatalf("run after cannotCalculateChanges: %+v %v", r, err)
 	}
 }
