@@ -31,6 +31,26 @@ func importDAV(ctx context.Context, v *views.View, dk sources.DataKind, cfg *sou
 	})
 }
 
+// importAccountData runs the import of a data kind read account-wide
+// ("mailmig vandelay import jmap-calendars"): the kind's Import, its
+// result through the DAV view.
+func importAccountData(ctx context.Context, v *views.View, kind string, dk sources.DataKind, cfg *sources.Spec, archivePath string, opts *vandelay.ImportOptions, asJSON bool) int {
+	a, err := archive.Open(ctx, archivePath, &archive.Options{Logger: cfg.Logger})
+	if err != nil {
+		v.Errorf("%v", err)
+		return exitVandelayArchive
+	}
+	defer a.Close()
+	res, err := dk.Import(ctx, cfg, a, opts)
+	if res != nil {
+		v.DAVImportResult(kind, res, asJSON)
+	}
+	if err != nil {
+		return dataImportFailed(v, err)
+	}
+	return exitOK
+}
+
 // runVandelayExportCardDAV is "mailmig vandelay export-carddav".
 func runVandelayExportCardDAV(ctx context.Context, g *globals, args []string, s Streams) int {
 	return runVandelayExportDAV(ctx, g, args, s, "carddav")

@@ -125,6 +125,9 @@ func runVandelayImport(ctx context.Context, g *globals, args []string, s Streams
 	if isData && dk.NewDAV != nil {
 		return importDAV(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
 	}
+	if isData && dk.Import != nil {
+		return importAccountData(ctx, v, kind, dk, cfg, archivePath, &vandelay.ImportOptions{DryRun: *dryRun}, *jsonOut)
+	}
 	if isData {
 		return importSieve(ctx, v, dk, cfg, archivePath, &vandelay.ImportOptions{AllowSourceChange: *allowChange, DryRun: *dryRun}, *jsonOut)
 	}

@@ -296,10 +296,20 @@ type DataKind struct {
 	NewDAV func(*Spec) (vandelay.DAVSource, error)
 	// NewFiles creates a file-tree source (Data "files").
 	NewFiles func(*Spec) (vandelay.FileSource, error)
+	// Import runs one whole import of a kind read account-wide rather
+	// than per collection (jmap-calendars: one /changes state for every
+	// calendar, so that a no-change run is one request).
+	Import func(ctx context.Context, s *Spec, a *archive.Archive, opts *vandelay.ImportOptions) (*vandelay.DAVImportResult, error)
 }
 
 // Data maps a non-mail source kind to its entry.
 var Data = map[string]DataKind{
+	vandelay.KindJMAPCalendars: {
+		Summary:  "a JMAP account's calendars (urn:ietf:params:jmap:calendars), stored as iCalendar converted from JSCalendar, incremental with CalendarEvent/changes",
+		Data:     "calendars",
+		Settings: []Setting{SetURL, SetLogin, SetAccount},
+		Import:   importJMAPCalendars,
+	},
 	"exchange-graph-rules": {
 		Summary:  "a Microsoft 365 mailbox's inbox rules through Microsoft Graph, as one Sieve script (what Sieve cannot express is listed in its comments)",
 		Data:     "sieve",
