@@ -184,7 +184,7 @@ func unsupportedData(m *plan.Migration) diag.Diagnostics {
 		}
 	}
 	return diag.Diagnostics{diag.Warnf("Some data kinds are not migrated",
-		"The plan asks for %s; apply moves mail, sieve scripts from a managesieve endpoint (or Microsoft Graph, whose inbox rules become Sieve, or a jmap source) onto the target's JMAP session where it offers urn:ietf:params:jmap:sieve or else its managesieve endpoint, contacts and calendars where both have a carddav or caldav endpoint (or the source an exchange one) and files from a webdav endpoint (or a jmap source) onto the target's FileNode or webdav endpoint, when the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
+		"The plan asks for %s; apply moves mail, sieve scripts from a managesieve endpoint (or Exchange, whose inbox rules become Sieve, or a jmap source) onto the target's JMAP session where it offers urn:ietf:params:jmap:sieve or else its managesieve endpoint, contacts and calendars from a carddav or caldav endpoint (or an exchange or jmap source) onto the target's JMAP session where it offers them or else its carddav or caldav endpoint, and files from a webdav endpoint (or a jmap source) onto the target's FileNode or webdav endpoint, when the account has a password, in this build, and leaves the rest on the source. Remove the other kinds from data to silence this warning.", strings.Join(parts, ", "))}
 }
 
 // fmtErr prints "Error: …" for failures outside diagnostics.

@@ -16,10 +16,13 @@ import (
 // Contacts and calendars ride along with the account's mail steps like
 // Sieve scripts: import after the mail import, export after the mail
 // export, verify beside the mail verify, when the account's data has
-// "contacts" (or "calendars"), both backends have a carddav (caldav)
-// endpoint — or the source an exchange endpoint, read through Graph or
-// EWS — and the account has a password: DAV servers take the user's
-// own login (Cyrus's DAV has no admin impersonation), so a master login
+// "contacts" (or "calendars"). They are read over the source's carddav
+// (caldav) endpoint — or its exchange endpoint, through Graph or EWS —
+// or, from a JMAP mail source, over its session (RFC 9610, JMAP
+// Calendars); they are written over the target's JMAP session when it
+// offers the capability, else over its carddav (caldav) endpoint. The DAV
+// paths need the account's password: DAV servers take the user's own
+// login (Cyrus's DAV has no admin impersonation), so a master login
 // cannot be used. MovesDAV says so, and plan output names the kinds that
 // stay behind.
 
@@ -35,9 +38,13 @@ var davKinds = map[plan.DataKind]struct {
 
 // MovesDAV reports whether apply moves the account's data kind k
 // (contacts or calendars).
+// The kind is read over the source's DAV endpoint (or Exchange), or over
+// a JMAP mail source's session when it offers RFC 9610 / JMAP Calendars;
+// it is written over the target's JMAP session when that offers the
+// capability (decided at the step, jmapdata.go), else over the target's
+// DAV endpoint.
 func MovesDAV(m *plan.Migration, acct *plan.Account, k plan.DataKind) bool {
-	dk, ok := davKinds[k]
-	if !ok || !acct.Password.IsSet() {
+	if _, ok := davKinds[k]; !ok {
 		return false
 	}
 	want := false
@@ -45,7 +52,22 @@ func MovesDAV(m *plan.Migration, acct *plan.Account, k plan.DataKind) bool {
 		want = want || d == k
 	}
 	from, to := m.Backend(acct.From), m.Backend(acct.To)
-	return want && from != nil && to != nil && (from.Endpoint(dk.proto) != nil || from.Exchange != nil) && to.Endpoint(dk.proto) != nil
+	return want && from != nil && to != nil &&
+		(davFrom(from, acct, k) || jmapMailSource(from)) &&
+		(davTo(to, acct, k) || to.Endpoint(plan.ProtoJMAP) != nil)
+}
+
+// davFrom reports whether the account's kind k is read over the source's
+// CalDAV/CardDAV endpoint or its Exchange API (with the account's own
+// password: DAV servers have no admin impersonation).
+func davFrom(b *plan.Backend, acct *plan.Account, k plan.DataKind) bool {
+	return acct.Password.IsSet() && (b.Endpoint(davKinds[k].proto) != nil || b.Exchange != nil)
+}
+
+// davTo reports whether the target takes the kind k over its
+// CalDAV/CardDAV endpoint.
+func davTo(b *plan.Backend, acct *plan.Account, k plan.DataKind) bool {
+	return acct.Password.IsSet() && b.Endpoint(davKinds[k].proto) != nil
 }
 
 // davSource returns the registry kind and the settings of the account's
@@ -89,8 +111,8 @@ func davSpec(b *plan.Backend, proto plan.Protocol, user string, acct *plan.Accou
 func (x *Executor) importDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
-		if !MovesDAV(x.m, acct, k) {
-			continue
+		if !MovesDAV(x.m, acct, k) || !davFrom(x.m.Backend(acct.From), acct, k) {
+			continue // or read over a JMAP source's session (importJMAPData)
 		}
 		kind, spec, err := x.davSource(acct, k, log)
 		if err != nil {
@@ -132,10 +154,10 @@ func (x *Executor) openDAVTarget(ctx context.Context, acct *plan.Account, k plan
 // and conflicts are logged and do not fail the step (a re-run cannot fix
 // them; the target's version is kept); conflicts are added to
 // cnt.Conflicts.
-func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts) (int64, error) {
+func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts, via map[plan.DataKind]bool) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
-		if !MovesDAV(x.m, acct, k) {
+		if !MovesDAV(x.m, acct, k) || via[k] || !davTo(x.m.Backend(acct.To), acct, k) {
 			continue
 		}
 		t, err := x.openDAVTarget(ctx, acct, k, log)
@@ -164,10 +186,10 @@ func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive
 
 // verifyDAV counts items missing or different at the target; conflicts
 // are added to cnt.Conflicts.
-func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts) (int64, error) {
+func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts, via map[plan.DataKind]bool) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
-		if !MovesDAV(x.m, acct, k) {
+		if !MovesDAV(x.m, acct, k) || via[k] || !davTo(x.m.Backend(acct.To), acct, k) {
 			continue
 		}
 		t, err := x.openDAVTarget(ctx, acct, k, log)

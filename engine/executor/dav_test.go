@@ -19,6 +19,7 @@ func TestMovesDAV(t *testing.T) {
 		{Name: "a", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP}, cd}},
 		{Name: "b", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}, cd}},
 		{Name: "jmaponly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}}},
+		{Name: "imaponly", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoIMAP}}},
 	}}
 	pw := plan.NewSecret("pw")
 	for name, tc := range map[string]struct {
@@ -30,7 +31,12 @@ func TestMovesDAV(t *testing.T) {
 		"no caldav":          {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataCalendars}}, plan.DataCalendars, false},
 		"contacts not asked": {&plan.Account{From: "a", To: "b", Password: pw, Data: []plan.DataKind{plan.DataMail}}, plan.DataContacts, false},
 		"no password":        {&plan.Account{From: "a", To: "b", Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, false},
-		"target jmap only":   {&plan.Account{From: "a", To: "jmaponly", Password: pw, Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, false},
+		// Over the target's session when it offers RFC 9610 (decided at
+		// the step), and without the password the DAV paths need.
+		"target jmap only":               {&plan.Account{From: "a", To: "jmaponly", Password: pw, Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, true},
+		"jmap to jmap":                   {&plan.Account{From: "jmaponly", To: "jmaponly", Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, true},
+		"source without dav":             {&plan.Account{From: "imaponly", To: "b", Password: pw, Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, false},
+		"dav source no password to jmap": {&plan.Account{From: "a", To: "jmaponly", Data: []plan.DataKind{plan.DataContacts}}, plan.DataContacts, false},
 	} {
 		if got := MovesDAV(m, tc.acct, tc.k); got != tc.want {
 			t.Errorf("%s: MovesDAV = %v, want %v", name, got, tc.want)

@@ -49,7 +49,7 @@ func (x *Executor) dataChecks(ctx context.Context, acct *plan.Account, a *archiv
 		add(plan.DataSieve, run, err)
 	}
 	for _, k := range []plan.DataKind{plan.DataCalendars, plan.DataContacts} {
-		if MovesDAV(x.m, acct, k) {
+		if MovesDAV(x.m, acct, k) && davFrom(from, acct, k) {
 			run, err := x.davCheck(ctx, acct, k, a, log)
 			add(k, run, err)
 		}

@@ -438,7 +438,7 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	}
 	if err == nil {
 		var n int64
-		n, err = x.exportDAV(ctx, job.Account, a, log, &cnt)
+		n, err = x.exportDAV(ctx, job.Account, a, log, &cnt, via)
 		cnt.Objects += n
 	}
 	if err == nil && !via[plan.DataFiles] {
@@ -497,7 +497,7 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		}
 		cnt.Mismatches += n
 	}
-	n, err := x.verifyDAV(ctx, job.Account, a, log, &named, &cnt)
+	n, err := x.verifyDAV(ctx, job.Account, a, log, &named, &cnt, via)
 	if err != nil {
 		return state.Counts{}, err
 	}

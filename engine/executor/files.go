@@ -195,15 +195,15 @@ func Transports(m *plan.Migration, acct *plan.Account) []engine.DataTransport {
 			}
 		case plan.DataContacts, plan.DataCalendars:
 			if MovesDAV(m, acct, k) {
-				t.Via = string(davKinds[k].proto)
+				t.Via = over(davCaps[k], davKinds[k].proto, davTo(to, acct, k))
 			} else {
-				t.Note = "needs a " + string(davKinds[k].proto) + " endpoint at both backends and the account's password"
+				t.Note = "needs a " + string(davKinds[k].proto) + " endpoint with the account's password, or a jmap source, at the source, and a " + string(davKinds[k].proto) + " or jmap endpoint at the target"
 			}
 		case plan.DataFiles:
 			if MovesFiles(m, acct) {
 				t.Via = over(jmap.CapFileNode, plan.ProtoWebDAV, filesTo(to, acct))
 			} else {
-				t.Note = "needs a webdav endpoint and the account's password (or a jmap source) at the source, and a webdav or jmap endpoint at the target"
+				t.Note = "needs a webdav endpoint with the account's password, or a jmap source, at the source, and a webdav or jmap endpoint at the target"
 			}
 		default:
 			t.Note = "not moved by this build"

@@ -55,11 +55,8 @@ type jmapEnv struct {
 }
 
 // jmapKind is one data kind that can move over a JMAP target's session.
-// Adding a kind (contacts, calendars: vandelay.ExportContactsJMAP and
-// VerifyContactsJMAP, with the DAV functions' signatures) is one entry:
-//
-//	{name: "contacts", data: plan.DataContacts, cap: "urn:ietf:params:jmap:contacts",
-//		export: davExport(vandelay.ExportContactsJMAP), verify: davVerify("contacts", vandelay.VerifyContactsJMAP)},
+// Adding a kind is one entry (contacts and calendars use the DAV
+// functions' result types through davExport and davVerify).
 type jmapKind struct {
 	// name is the log's name of the kind, and vandelay.JMAPKind* where
 	// the import reads it from a JMAP source.
@@ -82,6 +79,16 @@ var jmapKinds = []jmapKind{
 	{name: vandelay.JMAPKindIdentity, cap: jmap.CapSubmission, export: exportIdentitiesJMAP, verify: verifyIdentitiesJMAP},
 	{name: vandelay.JMAPKindVacation, cap: jmap.CapVacationResponse, export: exportVacationJMAP, skip: vacationInScript},
 	{name: vandelay.JMAPKindFiles, data: plan.DataFiles, cap: jmap.CapFileNode, export: exportFilesJMAP, verify: verifyFilesJMAP},
+	{name: "contacts", data: plan.DataContacts, cap: vandelay.CapContacts,
+		export: davExport(vandelay.ExportContactsJMAP), verify: davVerify("contacts", vandelay.VerifyContactsJMAP)},
+	{name: "calendars", data: plan.DataCalendars, cap: vandelay.CapCalendars,
+		export: davExport(vandelay.ExportCalendarsJMAP), verify: davVerify("calendars", vandelay.VerifyCalendarsJMAP)},
+}
+
+// davCaps names the JMAP capability of each DAV kind.
+var davCaps = map[plan.DataKind]string{
+	plan.DataContacts:  vandelay.CapContacts,
+	plan.DataCalendars: vandelay.CapCalendars,
 }
 
 // wants reports whether the account's data names k (kinds that ride with
@@ -237,9 +244,6 @@ func davVerify(kind string, fn func(context.Context, *archive.Archive, *jmap.Cli
 	}
 }
 
-var _ = davExport // used by the contacts and calendars entries when they land
-var _ = davVerify
-
 // jmapKindsFor returns the kinds that move over the target's session for
 // the account: wanted, offered, not skipped. The others are logged.
 func jmapKindsFor(ctx context.Context, e *jmapEnv, log *slog.Logger) []jmapKind {
@@ -380,5 +384,29 @@ func (x *Executor) importJMAPData(ctx context.Context, acct *plan.Account, src a
 		return 0, fmt.Errorf("import from %s over jmap: %w", acct.From, err)
 	}
 	log.Info("imported over jmap", "changes", res.Changes(), "unchanged", strings.Join(res.Unchanged, ","), "full", strings.Join(res.Full, ","))
-	return int64(res.Changes()), nil
+	n := int64(res.Changes())
+	// Contacts and calendars the source's session offers, when no DAV
+	// endpoint of the source carries them.
+	for _, d := range []struct {
+		k  plan.DataKind
+		fn func(context.Context, *jmap.Client, string, *archive.Archive, *vandelay.ImportOptions) (*vandelay.DAVImportResult, error)
+	}{{plan.DataContacts, vandelay.ImportContactsJMAP}, {plan.DataCalendars, vandelay.ImportCalendarsJMAP}} {
+		if !MovesDAV(x.m, acct, d.k) || davFrom(b, acct, d.k) {
+			continue
+		}
+		if !c.Session().Offers(davCaps[d.k]) {
+			log.Warn("not moved: the source's session does not offer it", "kind", string(d.k), "capability", davCaps[d.k])
+			continue
+		}
+		r, err := d.fn(ctx, c, accountID, a, nil)
+		if err != nil {
+			return n, fmt.Errorf("import %s from %s over jmap: %w", d.k, acct.From, err)
+		}
+		n += int64(r.Changes())
+		log.Info("imported over jmap", "kind", string(d.k), "added", r.Added, "changed", r.Changed, "deleted", r.Deleted)
+		for coll, e := range r.Failed {
+			return n, fmt.Errorf("import %s from %s over jmap: collection %s: %s", d.k, acct.From, coll, e)
+		}
+	}
+	return n, nil
 }
