@@ -198,6 +198,25 @@ func fileHashes(t *testing.T, ctx context.Context, x *Executor, acct *plan.Accou
 	return out
 }
 
+// fileCount is the number of files and folders in the account's tree at
+// a backend (one PROPFIND).
+func fileCount(t *testing.T, ctx context.Context, x *Executor, acct *plan.Account, backend string) int {
+	t.Helper()
+	spec, err := filesSpec(x.m.Backend(backend), "", acct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := sources.FileTargets["webdav"](ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ft.Walk(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(l)
+}
+
 // copyBackFixture migrates an account with Sieve, contacts, calendars and
 // files Dovecot/Radicale/Apache → Cyrus/Apache (import and export), for
 // the copy-back tests.
@@ -353,8 +372,82 @@ func TestCopyBackData(t *testing.T) {
 	if cb, err := x.CountCopyBack(ctx, acct, "legacy", "cyrus"); err != nil || cb != (engine.CopyBack{}) {
 		t.Errorf("count after the catch-up: %+v %v", cb, err)
 	}
-	_ = bytes.MinRead
-	_ = os.Getpid
-	_ = exec.Command
-	_ = syscall.SIGKILL
+}
+
+// TestCopyBackDataKilled SIGKILLs a copy-back (a child process running
+// the executor's CopyBack) while it writes 40 files created on the target
+// back to the source, then runs it again: every file is at the source
+// once, hash-equal with the target, and a third run copies nothing.
+func TestCopyBackDataKilled(t *testing.T) {
+	if dir := os.Getenv("MAILMIG_COPYBACK_CHILD"); dir != "" {
+		// The child: the rollback's copy-back, until it ends or is killed.
+		email, pw := os.Getenv("MAILMIG_COPYBACK_USER"), os.Getenv("MAILMIG_COPYBACK_PASSWORD")
+		acct := &plan.Account{Address: email, From: "legacy", To: "cyrus", Password: plan.NewSecret(pw),
+			Data: []plan.DataKind{plan.DataMail, plan.DataSieve, plan.DataContacts, plan.DataCalendars, plan.DataFiles}}
+		x := New(dataBackends(peers.Get(t)), dir, nil)
+		job := &engine.Job{Account: acct, Source: engine.NewLimiter("legacy", 2, 0, 0), Target: engine.NewLimiter("cyrus", 2, 0, 0),
+			Change: &engine.Change{Account: email, Action: engine.Rollback, Phase: state.PhaseDone, Source: "legacy", Target: "cyrus"}}
+		if _, err := x.CopyBack(context.Background(), job); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	f := newCopyBackFixture(t, ctx, dir)
+	const n = 40
+	fhome := f.s.WebDAV.HomeURL(f.a.Email)
+	for i := 0; i < n; i++ {
+		davDo(t, ctx, f.a, "PUT", fmt.Sprintf("%sdst/neu-%02d.txt", fhome, i), "", strings.Repeat(fmt.Sprint(i), 100+i), http.StatusCreated)
+	}
+	before := fileCount(t, ctx, f.x, f.acct, "legacy")
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCopyBackDataKilled$")
+	cmd.Env = append(os.Environ(), "MAILMIG_COPYBACK_CHILD="+dir, "MAILMIG_COPYBACK_USER="+f.a.Email, "MAILMIG_COPYBACK_PASSWORD="+f.a.Password,
+		// The child uses this set of servers, never one of its own.
+		peers.EnvRoot+"="+f.s.Root, fmt.Sprintf("%s=%d", peers.EnvOffset, f.s.Offset), peers.EnvKeep+"=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	killed := false
+	for deadline := time.Now().Add(120 * time.Second); !killed && time.Now().Before(deadline); {
+		select {
+		case err := <-exited:
+			t.Fatalf("the copy-back finished before the kill (%v):\n%s", err, out.String())
+		case <-time.After(5 * time.Millisecond): // polling the other process's progress
+		}
+		if now := fileCount(t, ctx, f.x, f.acct, "legacy"); now > before+4 {
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-exited
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("the copy-back never started:\n%s", out.String())
+	}
+	mid := fileCount(t, ctx, f.x, f.acct, "legacy") - before
+	t.Logf("killed after %d of %d files were copied back", mid, n)
+
+	c, err := f.x.CopyBack(ctx, f.job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the second run copied %d", c.CopiedBackObjects)
+	if c.CopiedBackObjects < int64(n-mid) || c.CopiedBackObjects > int64(n-mid+1) {
+		// One file may have been written by the killed run after the
+		// last poll, or before its record: at most one is written again.
+		t.Errorf("the second run copied %d files, want %d (or one more)", c.CopiedBackObjects, n-mid)
+	}
+	from, to := fileHashes(t, ctx, f.x, f.acct, "legacy"), fileHashes(t, ctx, f.x, f.acct, "cyrus")
+	if fmt.Sprint(from) != fmt.Sprint(to) {
+		t.Errorf("files at the source %v, at the target %v", from, to)
+	}
+	if c, err := f.x.CopyBack(ctx, f.job); err != nil || c.CopiedBackObjects != 0 {
+		t.Errorf("third run: %+v %v", c, err)
+	}
 }
