@@ -165,6 +165,9 @@ type Change struct {
 	// copy from the target back to the source, when counted (see
 	// CountCopyBacks).
 	CopyBack *CopyBack `json:"copy_back,omitempty"`
+	// Freeze estimates how long a cut-over keeps the account frozen, from
+	// its last catch-up (nil when none was journaled with its duration).
+	Freeze *FreezeEstimate `json:"freeze_estimate,omitempty"`
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`

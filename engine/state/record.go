@@ -148,6 +148,15 @@ func (c Counts) Add(o Counts) Counts {
 		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, CopiedBackObjects: c.CopiedBackObjects + o.CopiedBackObjects, Conflicts: c.Conflicts + o.Conflicts}
 }
 
+// Changes is what a pass changed: its new, changed and deleted messages
+// and its other objects, else (a count without the split) its messages.
+func (c Counts) Changes() int64 {
+	if n := c.New + c.Changed + c.Deleted + c.Objects; n > 0 {
+		return n
+	}
+	return c.Messages
+}
+
 // IsZero reports whether every count is zero.
 func (c Counts) IsZero() bool { return c == Counts{} }
 
