@@ -18,7 +18,9 @@ import (
 // message, RemoteID "<UIDVALIDITY>/<UID>". A message in several
 // mailboxes has one mapping per mailbox, since IMAP has one copy in
 // each.
-func kindIMAPMessage(mailboxID int64) string { return "IMAPMessage " + strconv.FormatInt(mailboxID, 10) }
+func kindIMAPMessage(mailboxID int64) string {
+	return "IMAPMessage " + strconv.FormatInt(mailboxID, 10)
+}
 
 // ExportResult reports what [Export] did.
 type ExportResult struct {
@@ -26,13 +28,15 @@ type ExportResult struct {
 	// on the server (the same bytes, from an earlier run killed before
 	// its record, or there before); Unchanged ones were exported before
 	// and have not changed in the archive since.
-	Appended, Matched, Unchanged int
+	Appended  int `json:"appended"`
+	Matched   int `json:"matched"`
+	Unchanged int `json:"unchanged"`
 	// Reflagged copies had their flags set to the archive's keywords.
-	Reflagged int
+	Reflagged int `json:"reflagged"`
 	// MailboxesCreated counts folders created on the server.
-	MailboxesCreated int
+	MailboxesCreated int `json:"mailboxes_created"`
 	// Bytes is the size of what was appended.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 }
 
 // Export writes the archive's mail onto the IMAP server c is logged in to
@@ -247,4 +251,3 @@ func splitRemote(s string) (string, uint32) {
 	}
 	return v, uint32(n)
 }
-
