@@ -2,6 +2,7 @@ package imap
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -135,6 +136,7 @@ func exportMailbox(ctx context.Context, a *archive.Archive, et *archive.ExportTa
 	}
 	w.selected = box
 	validity := strconv.FormatUint(uint64(sd.UIDValidity), 10)
+	var idx *mailboxIndex // listed when a copy is not mapped: a re-run lists nothing
 	record := func(m archive.Mapping) error { return et.PutMappings(ctx, []archive.Mapping{m}) }
 	for msg, err := range a.Messages(ctx, &archive.MessageFilter{MailboxID: mb.ID}) {
 		if err != nil {
@@ -174,7 +176,12 @@ func exportMailbox(ctx context.Context, a *archive.Archive, et *archive.ExportTa
 			return err
 		}
 		it := Item{Mailbox: box, Blob: msg.Blob, Size: msg.Size, ReceivedAt: msg.ReceivedAt, Keywords: msg.Keywords}
-		found, err := w.find(it, body)
+		if idx == nil {
+			if idx, err = indexMailbox(w.c, sd.NumMessages); err != nil {
+				return fmt.Errorf("list %q: %w", box, err)
+			}
+		}
+		found, err := idx.find(w, it, body)
 		if err != nil {
 			return err
 		}
@@ -250,4 +257,58 @@ func splitRemote(s string) (string, uint32) {
 		return "", 0
 	}
 	return v, uint32(n)
+}
+
+// mailboxIndex is what the selected mailbox held when the export came to
+// it, by Message-ID and by size: one FETCH per mailbox instead of one
+// SEARCH per message (a header SEARCH is not indexed on Cyrus).
+type mailboxIndex struct {
+	byID   map[string][]imap.UID
+	bySize map[int64][]imap.UID
+	size   map[imap.UID]int64
+}
+
+func indexMailbox(c *imapclient.Client, n uint32) (*mailboxIndex, error) {
+	idx := &mailboxIndex{byID: map[string][]imap.UID{}, bySize: map[int64][]imap.UID{}, size: map[imap.UID]int64{}}
+	if n == 0 {
+		return idx, nil
+	}
+	sec := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range msgs {
+		idx.size[m.UID] = m.RFC822Size
+		idx.bySize[m.RFC822Size] = append(idx.bySize[m.RFC822Size], m.UID)
+		if mid := messageID(m.FindBodySection(sec)); mid != "" {
+			idx.byID[mid] = append(idx.byID[mid], m.UID)
+		}
+	}
+	return idx, nil
+}
+
+// find is writer.find over the index: the candidates with the message's
+// Message-ID (else its size) and size that this run has not taken, then
+// their bytes decide.
+func (idx *mailboxIndex) find(w *writer, it Item, body []byte) (imap.UID, error) {
+	cands := idx.bySize[int64(len(body))]
+	if mid := messageID(body); mid != "" {
+		cands = idx.byID[mid]
+	}
+	want := sha256.Sum256(body)
+	sec := &imap.FetchItemBodySection{Peek: true}
+	for _, u := range cands {
+		if idx.size[u] != int64(len(body)) || w.taken[it.Mailbox][u] {
+			continue
+		}
+		got, err := w.c.Fetch(imap.UIDSetNum(u), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{sec}}).Collect()
+		if err != nil {
+			return 0, fmt.Errorf("fetch %q UID %d: %w", it.Mailbox, u, err)
+		}
+		if len(got) == 1 && sha256.Sum256(got[0].FindBodySection(sec)) == want {
+			return u, nil
+		}
+	}
+	return 0, nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,4 +241,32 @@ func TestExportKillResume(t *testing.T) {
 	if len(got.copies["INBOX"]) != len(want) {
 		t.Errorf("INBOX on Cyrus holds %d distinct messages, want %d", len(got.copies["INBOX"]), len(want))
 	}
+}
+
+// TestBenchExportIMAP times an IMAP export of MAILMIG_BENCH_EXPORT_IMAP
+// messages (2 KiB to 12 KiB) Dovecot → archive → Cyrus, then the no-change
+// re-run; skipped unless the variable is set (just bench-export-imap).
+func TestBenchExportIMAP(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("MAILMIG_BENCH_EXPORT_IMAP"))
+	if n <= 0 {
+		t.Skip("set MAILMIG_BENCH_EXPORT_IMAP=N to run")
+	}
+	s := peers.Get(t)
+	acct := s.NewAccount(t)
+	c := login(t, s.Dovecot.IMAP, acct)
+	var bytes int64
+	for i := range n {
+		body := msg("bench", i, 2048+(i%11)*1024)
+		bytes += int64(len(body))
+		appendMsg(t, c, "INBOX", body, []imap.Flag{imap.FlagSeen}, time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC))
+	}
+	a, _ := importDovecot(t, s, acct)
+	start := time.Now()
+	res := exportTo(t, s, acct, a)
+	first := time.Since(start)
+	start = time.Now()
+	again := exportTo(t, s, acct, a)
+	second := time.Since(start)
+	t.Logf("export-imap: %d messages, %.1f MiB in %.2f s (%.0f msg/s); no-change re-run %.3f s (%+v)", res.Appended, float64(bytes)/(1<<20), first.Seconds(),
+		float64(res.Appended)/first.Seconds(), second.Seconds(), *again)
 }
