@@ -11,8 +11,6 @@ import (
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources"
-	imapsrc "github.com/mailmig/mailmig/vandelay/sources/imap"
-	ti "github.com/mailmig/mailmig/vandelay/targets/imap"
 )
 
 // runVandelayExportIMAP is "mailmig vandelay export-imap": the archive's
@@ -63,16 +61,14 @@ func runVandelayExportIMAP(ctx context.Context, g *globals, args []string, s Str
 		return exitVandelayArchive
 	}
 	defer a.Close()
-	c, err := imapsrc.Dial(ctx, &imapsrc.Options{Server: o.Server, Login: o.Login, Logger: o.Logger})
-	if err != nil {
+	res, err := sources.ExportIMAP(ctx, a, o)
+	if res == nil && err != nil {
 		v.Errorf("%v", err)
 		if errors.Is(err, vandelay.ErrUsage) {
 			return exitVandelayUsage
 		}
 		return exitVandelayConnect
 	}
-	defer c.Close()
-	res, err := ti.Export(ctx, a, c, "imap "+o.Address+" "+o.User, &ti.Options{Logger: o.Logger})
 	if res != nil {
 		if *jsonOut {
 			b, _ := json.MarshalIndent(res, "", "  ")
