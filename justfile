@@ -155,8 +155,18 @@ bench-freeze:
     eval "$peers_env"
     MAILMIG_BENCH_FREEZE=${MAILMIG_BENCH_FREEZE:-3000} go test -count=1 -run '^TestBenchFreezeTime$' -v -timeout 30m ./cmd/mailmig | grep -E 'seeded|staged|FREEZE TIME|phases while frozen|^(ok|FAIL|---)'
 
+# IMAP export (vandelay export-imap) of 1,000 messages Dovecot → archive → Cyrus, and its no-change re-run.
+bench-export-imap:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    MAILMIG_BENCH_EXPORT_IMAP=${MAILMIG_BENCH_EXPORT_IMAP:-1000} go test -count=1 -run '^TestBenchExportIMAP$' -v -timeout 30m ./vandelay/targets/imap | grep -E 'export-imap:|^(ok|FAIL|---)'
+
 # Every benchmark.
-bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze
+bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze bench-export-imap
 
 fmt:
     gofmt -w .

@@ -165,6 +165,9 @@ type Change struct {
 	// copy from the target back to the source, when counted (see
 	// CountCopyBacks).
 	CopyBack *CopyBack `json:"copy_back,omitempty"`
+	// Freeze estimates how long a cut-over keeps the account frozen, from
+	// its last catch-up (nil when none was journaled with its duration).
+	Freeze *FreezeEstimate `json:"freeze_estimate,omitempty"`
 	// Fingerprint digests what was observed about the account; apply
 	// refuses saved changes whose fingerprints no longer match.
 	Fingerprint string `json:"fingerprint"`
@@ -192,6 +195,14 @@ type CopyBack struct {
 	// Flags counts exported messages whose flags (keywords) the user
 	// changed on the target; the rollback sets them on the source too.
 	Flags int64 `json:"flags,omitempty"`
+	// Sieve, Contacts, Calendars and Files count the Sieve scripts,
+	// contacts, calendar objects and files created or changed on the
+	// target after the cut-over (for the data kinds the account moves)
+	// that the rollback copies back too.
+	Sieve     int64 `json:"sieve,omitempty"`
+	Contacts  int64 `json:"contacts,omitempty"`
+	Calendars int64 `json:"calendars,omitempty"`
+	Files     int64 `json:"files,omitempty"`
 	// Error says why they could not be counted ("" when counted).
 	Error string `json:"error,omitempty"`
 }

@@ -449,7 +449,13 @@ func (d *differ) planAccount(e *entry, wi *waveInfo, gate bool, gateNote string)
 		// The wave's note (gateNote) and the change's Delta complete it.
 		r := thrReason
 		r.Code, r.Time = ReasonWithinThreshold, sa.LastPass
-		return []*Change{mk(Cutover, r)}, ""
+		c := mk(Cutover, r)
+		known := int64(-1)
+		if delta.Known {
+			known = delta.Messages() + unexported
+		}
+		c.Freeze = freezeEstimate(sa, known)
+		return []*Change{c}, ""
 	case changed:
 		return []*Change{mk(CatchUp, retried(Reason{Code: ReasonSourceChanged, Unexported: unexported}))}, ""
 	case inflight != "":

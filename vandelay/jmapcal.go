@@ -720,15 +720,6 @@ func applyMembers(e jscal.Event, got map[string]any) jscal.Event {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
-
 // VerifyCalendarsJMAP compares every live calendar of the archive with
 // the JMAP target, like [VerifyDAV]: each event present with the same
 // content hash of its normalised JSCalendar (jscal.Hash: JMAP's server

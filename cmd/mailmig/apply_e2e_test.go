@@ -52,6 +52,10 @@ type e2eOptions struct {
 	Seed int
 	// PollInterval is the proxy's route-table poll. Default: 20ms.
 	PollInterval time.Duration
+	// Data moves Sieve scripts and contacts too: both backends get
+	// managesieve and carddav endpoints (Dovecot and Radicale, Cyrus's
+	// own), the accounts data = ["mail", "sieve", "contacts"].
+	Data bool
 }
 
 func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
@@ -83,6 +87,12 @@ func newE2EWith(t *testing.T, n int, o e2eOptions) *e2e {
 		// clients' listeners take other loopback addresses.
 		listeners = "    imap = \"127.0.0.3:0\"\n    pop3 = \"127.0.0.4:0\"\n"
 	}
+	data := `["mail"]`
+	if o.Data {
+		legacyPOP3 += fmt.Sprintf("  managesieve {\n    address = %q\n    tls     = \"none\"\n  }\n  carddav {\n    url = %q\n  }\n", s.Dovecot.ManageSieve, s.Radicale.URL)
+		cyrusPOP3 += fmt.Sprintf("  managesieve {\n    address = %q\n    tls     = \"none\"\n  }\n  carddav {\n    url = %q\n  }\n", s.Cyrus.ManageSieve, "http://"+s.Cyrus.HTTP+"/")
+		data = `["mail", "sieve", "contacts"]`
+	}
 	planText := fmt.Sprintf(`state {
   path = "state/"
 }
@@ -113,7 +123,7 @@ accounts "staff" {
   from = backend.legacy
   to   = backend.cyrus
   list = csv("accounts.csv")
-  data = ["mail"]
+  data = %s
 }
 wave "all" {
   accounts          = accounts.staff
@@ -124,7 +134,7 @@ proxy {
     lmtp = "127.0.0.1:0"
 %s  }
 }
-`, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, listeners)
+`, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, data, listeners)
 	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
 	}

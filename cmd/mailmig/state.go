@@ -26,6 +26,8 @@ Subcommands:
   show ACCOUNT         Everything known about one account, its archive
                        included (read without disturbing a running import),
                        and the open circuit breakers of its backends.
+                       With -mismatches: every mismatch the account's last
+                       verify found (the journal names the first 20).
   lock                 Show who holds the apply lock, if anyone.
   force-unlock ID      Remove the lock with this id (after a crashed apply
                        on another machine; a dead process's lock on this
@@ -43,6 +45,7 @@ Subcommands:
 Options:
   -json       Print JSON (list, show, lock).
   -to WHERE   migrate: "postgres" or "local".
+  -mismatches show: list every mismatch of the last verify.
   -no-color   Disable colour.
 `
 
@@ -61,6 +64,7 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 	noColor := fs.Bool("no-color", false, "")
 	note := fs.String("note", "", "")
 	to := fs.String("to", "", "")
+	mismatches := fs.Bool("mismatches", false, "")
 	if code, done := parseFlags(fs, rest, s); done {
 		return code
 	}
@@ -81,6 +85,9 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 	case "list":
 		return stateList(ctx, g, v, s, *jsonOut)
 	case "show":
+		if *mismatches {
+			return stateMismatches(g, v, s, fs.Arg(0), *jsonOut)
+		}
 		return stateShow(ctx, g, v, s, fs.Arg(0), *jsonOut)
 	case "lock":
 		return stateLock(g, v, s, *jsonOut)
@@ -200,6 +207,39 @@ func stateShow(ctx context.Context, g *globals, v *views.View, s Streams, accoun
 	}
 	fmtErr(v, "Unknown account", fmt.Errorf("neither the plan nor the journal knows %s", account))
 	return exitError
+}
+
+// stateMismatches prints every mismatch the account's last verify found
+// (executor.MismatchList, saved beside its archive).
+func stateMismatches(g *globals, v *views.View, s Streams, account string, jsonOut bool) int {
+	m, ok := loadPlanReadOnly(g, v)
+	if !ok {
+		return exitError
+	}
+	pa := m.Account(account)
+	if pa == nil {
+		fmtErr(v, "Unknown account", fmt.Errorf("the plan does not name %s", account))
+		return exitError
+	}
+	l, err := executor.NewArchiveReader(m, archiveDir(m), g.logger(s)).Mismatches(pa)
+	if err != nil {
+		fmtErr(v, "Cannot read the mismatches", err)
+		return exitError
+	}
+	if jsonOut {
+		if l == nil {
+			l = &executor.MismatchList{Account: pa.Address, Mismatches: []state.Mismatch{}}
+		}
+		if err := v.JSON(l); err != nil {
+			return exitError
+		}
+		return exitOK
+	}
+	if l == nil {
+		l = &executor.MismatchList{}
+	}
+	v.MismatchList(pa.Address, l.Time, l.Total, l.Mismatches)
+	return exitOK
 }
 
 // readArchive adds what the account's archive says now (shared,

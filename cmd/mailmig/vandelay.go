@@ -32,6 +32,7 @@ var vandelayCommands = map[string]command{
 	"export-caldav":  {synopsis: "Export an archive's calendars onto a CalDAV server (convergent; --dry-run)", run: runVandelayExportCalDAV},
 	"export-carddav": {synopsis: "Export an archive's address books onto a CardDAV server (convergent; --dry-run)", run: runVandelayExportCardDAV},
 	"export-webdav":  {synopsis: "Export an archive's file trees onto a WebDAV folder (convergent; --dry-run, --verify)", run: runVandelayExportWebDAV},
+	"export-imap":    {synopsis: "Export an archive's mail onto an IMAP server (convergent; IMAP → IMAP through the archive)", run: runVandelayExportIMAP},
 	"export-sieve":   {synopsis: "Export an archive's Sieve scripts onto a ManageSieve server (convergent; --dry-run)", run: runVandelayExportSieve},
 	"verify":         {synopsis: "Compare an archive with its JMAP target (counts, hashes, keywords, mailboxes)", run: runVandelayVerify},
 

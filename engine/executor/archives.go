@@ -137,6 +137,17 @@ func (r *ArchiveReader) Archive(ctx context.Context, acct *plan.Account) (engine
 	return archiveInfo(o), nil
 }
 
+// dataTarget reports whether an export target's name is one of the
+// non-mail targets' (vandelay.SieveTarget, DAVTarget, FileTarget Name).
+func dataTarget(name string) bool {
+	for _, p := range []string{"managesieve ", "carddav ", "caldav ", "webdav "} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // archiveInfo summarises an overview for the engine. Of several export
 // targets the most recently written one is the account's current target.
 func archiveInfo(o *archive.Overview) engine.ArchiveInfo {
@@ -152,6 +163,13 @@ func archiveInfo(o *archive.Overview) engine.ArchiveInfo {
 	}
 	var best *archive.ExportStatus
 	for i := range o.Exports {
+		if dataTarget(o.Exports[i].Name) {
+			// The Sieve, DAV and file exports write their mappings after
+			// the mail's: taken for the current target, their zero emails
+			// made every account moving those kinds look unexported, and
+			// apply caught up forever instead of cutting over.
+			continue
+		}
 		if e := &o.Exports[i]; best == nil || !e.LastExport.Before(best.LastExport) {
 			best = e
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -33,7 +34,7 @@ func between(acct *plan.Account, source, target string) *plan.Account {
 // rollback killed in between copies on its next run exactly what is
 // missing. A source without an IMAP endpoint cannot take mail back: then
 // the copy-back fails (and the rollback with it) when there is something
-// to copy.
+// to copy. The account's other data kinds follow the mail (copyBackData).
 func (x *Executor) CopyBack(ctx context.Context, job *engine.Job) (state.Counts, error) {
 	log := x.logOr(job.Log)
 	acct := between(job.Account, job.Change.Source, job.Change.Target)
@@ -46,6 +47,18 @@ func (x *Executor) CopyBack(ctx context.Context, job *engine.Job) (state.Counts,
 		return state.Counts{}, err
 	}
 	defer x.closeArchive(ctx, acct, a, log)
+	cnt, err := x.copyBackMail(ctx, job, acct, a, log)
+	if err != nil {
+		return cnt, err
+	}
+	dc, err := x.copyBackData(ctx, acct, a, false, log)
+	cnt.CopiedBackObjects += dc.Copied
+	cnt.Objects += dc.Copied
+	return cnt, err
+}
+
+// copyBackMail is CopyBack's mail half.
+func (x *Executor) copyBackMail(ctx context.Context, job *engine.Job, acct *plan.Account, a *archive.Archive, log *slog.Logger) (state.Counts, error) {
 	t, err := x.openTarget(ctx, acct, job.Target, log)
 	if err != nil {
 		return state.Counts{}, err
@@ -125,5 +138,8 @@ func (x *Executor) CountCopyBack(ctx context.Context, acct *plan.Account, source
 	if err != nil {
 		return engine.CopyBack{}, err
 	}
-	return engine.CopyBack{Messages: int64(rb.Pending), Flags: int64(len(rb.Reflag))}, nil
+	cb := engine.CopyBack{Messages: int64(rb.Pending), Flags: int64(len(rb.Reflag))}
+	dc, err := x.copyBackData(ctx, acct, a, true, x.log)
+	cb.Sieve, cb.Contacts, cb.Calendars, cb.Files = dc.Sieve, dc.Contacts, dc.Calendars, dc.Files
+	return cb, err
 }

@@ -514,8 +514,12 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		}
 		log.Warn("verify mismatch", "mailbox", mm.Mailbox, "kind", mm.Kind, "item", mm.Item)
 	}
+	if err := x.saveMismatches(job.Account, cnt.Mismatches, named); err != nil {
+		log.Warn("the full list of mismatches is not saved", "err", err)
+	}
 	if cnt.Mismatches > 0 {
-		// The engine journals the first ones; the total is in cnt.
+		// The engine journals the first ones; the total is in cnt, the
+		// full list in the file saveMismatches wrote.
 		if len(named) > state.MaxRecordedMismatches {
 			named = named[:state.MaxRecordedMismatches]
 		}

@@ -129,6 +129,10 @@ type Counts struct {
 	// Reflagged counts the source copies whose flags a rollback set as
 	// the user had changed them on the target.
 	Reflagged int64 `json:"reflagged,omitempty"`
+	// CopiedBackObjects counts the Sieve scripts, contacts, calendar
+	// objects and files a rollback copied from the target to the source
+	// (created or changed there after the cut-over).
+	CopiedBackObjects int64 `json:"copied_back_objects,omitempty"`
 	// Conflicts are contacts, events, files and Sieve scripts the user
 	// already had changed (or had, by the same name) on the target: the
 	// export kept the target's version and verify does not count them as
@@ -141,7 +145,16 @@ func (c Counts) Add(o Counts) Counts {
 	return Counts{Messages: c.Messages + o.Messages, New: c.New + o.New, Changed: c.Changed + o.Changed, Deleted: c.Deleted + o.Deleted,
 		Bytes: c.Bytes + o.Bytes, Mailboxes: c.Mailboxes + o.Mailboxes, Objects: c.Objects + o.Objects, Mismatches: c.Mismatches + o.Mismatches,
 		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged,
-		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, Conflicts: c.Conflicts + o.Conflicts}
+		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, CopiedBackObjects: c.CopiedBackObjects + o.CopiedBackObjects, Conflicts: c.Conflicts + o.Conflicts}
+}
+
+// Changes is what a pass changed: its new, changed and deleted messages
+// and its other objects, else (a count without the split) its messages.
+func (c Counts) Changes() int64 {
+	if n := c.New + c.Changed + c.Deleted + c.Objects; n > 0 {
+		return n
+	}
+	return c.Messages
 }
 
 // IsZero reports whether every count is zero.

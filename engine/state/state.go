@@ -50,6 +50,12 @@ type Account struct {
 	// this was small.
 	LastPass       time.Time `json:"last_pass,omitzero"`
 	LastPassCounts Counts    `json:"last_pass_counts,omitzero"`
+	// LastCatchUpMS is how long the last successful catch-up took and
+	// LastCatchUpChanges what it changed (Counts.Changes): a cut-over's
+	// final sync does what a catch-up does, so plan estimates the time
+	// frozen from them.
+	LastCatchUpMS      int64 `json:"last_catch_up_ms,omitempty"`
+	LastCatchUpChanges int64 `json:"last_catch_up_changes,omitempty"`
 	// InFlight is the action started and not finished (a crash or kill
 	// during it), with the seq of its start record.
 	InFlight    string `json:"in_flight,omitempty"`
@@ -159,6 +165,9 @@ func (s *State) Apply(r *Record) {
 				a.LastExport = r.Time
 			case "catch-up":
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
+				// A catch-up under 1 ms has no duration_ms: count it as 1,
+				// so that a journaled catch-up is always known here.
+				a.LastCatchUpMS, a.LastCatchUpChanges = max(r.DurationMS, 1), c.Changes()
 			case "cutover":
 				a.FailedCutovers, a.Mismatches, a.VerifyMismatches = 0, 0, nil
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c

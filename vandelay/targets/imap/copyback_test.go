@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(childCopyBack())
 	}
+	if os.Getenv(exportChildEnv) == "1" {
+		os.Exit(childExport())
+	}
 	peers.Main(m)
 }
 

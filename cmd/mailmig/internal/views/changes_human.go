@@ -111,6 +111,9 @@ func (v *View) writeWave(w io.Writer, wc *engine.WaveChanges) {
 		if t := CopyBackText(c); t != "" {
 			fmt.Fprintf(w, "      %s\n", t)
 		}
+		if t := FreezeText(c); t != "" {
+			fmt.Fprintf(w, "      %s\n", t)
+		}
 		for _, l := range VerifyAdvice(c.Account, c.LastVerify) {
 			fmt.Fprintf(w, "      %s\n", l)
 		}

@@ -139,6 +139,9 @@ func waveDetails(wc *engine.WaveChanges, budget int) string {
 			if t := CopyBackText(c); t != "" {
 				reason += "; " + t
 			}
+			if t := FreezeText(c); t != "" {
+				reason += "; " + t
+			}
 			if adv := VerifyAdvice(c.Account, c.LastVerify); adv != nil {
 				// The table has one line per change: the advice joins it.
 				reason += "; " + strings.Join(adv, "; ")

@@ -3,6 +3,7 @@ package views
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
@@ -95,4 +96,30 @@ func VerifyAdvice(account string, lv *engine.LastVerify) []string {
 		out = append(out, fmt.Sprintf("%d %s: %s", n[k], k, adv))
 	}
 	return out
+}
+
+// MismatchList prints every mismatch of an account's last verify, one a
+// line: when it ran (zero: no verify ran), the verify's total count and
+// the mismatches it named.
+func (v *View) MismatchList(account string, when time.Time, total int64, ms []state.Mismatch) {
+	switch {
+	case when.IsZero():
+		fmt.Fprintf(v.Out, "No verify of %s has run yet.\n", account)
+		return
+	case len(ms) == 0 && total == 0:
+		fmt.Fprintf(v.Out, "The last verify of %s (%s) found no mismatch.\n", account, fmtWhen(when))
+		return
+	}
+	noun := "mismatches"
+	if total == 1 {
+		noun = "mismatch"
+	}
+	fmt.Fprintf(v.Out, "The last verify of %s (%s) found %d %s", account, fmtWhen(when), total, noun)
+	if int64(len(ms)) < total {
+		fmt.Fprintf(v.Out, "; %d named (the others are source differences a dry-run import counts)", len(ms))
+	}
+	fmt.Fprintln(v.Out, ":")
+	for _, m := range ms {
+		fmt.Fprintf(v.Out, "  %s\n", MismatchText(m))
+	}
 }
