@@ -136,57 +136,58 @@ func (r *blobReader) load() error {
 
 func (r *blobReader) Close() error { return nil }
 
-// blobStored reports whether the blob row exists (committed, or inserted
-// by tx).
-func blobStored(ctx context.Context, tx *ptx, hash string) (bool, error) {
-	var one int
-	err := tx.QueryRowContext(ctx, "SELECT 1 FROM blobs WHERE hash = ?", hash).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+// insertPacked records a blob whose bytes go to the pack at off, unless a
+// blob with that hash is recorded already; tx syncs the pack before it
+// commits (ptx.Commit).
+func insertPacked(ctx context.Context, tx *ptx, hash string, size, off int64, now time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at, pack_offset) VALUES (?, ?, 0, ?, ?)",
+		hash, size, now.Unix(), off)
 	if err != nil {
 		return false, fmt.Errorf("store blob: %w", err)
 	}
-	return true, nil
-}
-
-// insertPacked records a blob whose bytes were appended to the pack at
-// off; tx syncs the pack before it commits (ptx.Commit).
-func insertPacked(ctx context.Context, tx *ptx, hash string, size, off int64, now time.Time) error {
-	tx.packed = true
-	if _, err := tx.ExecContext(ctx, "INSERT INTO blobs(hash, size, chunks, created_at, pack_offset) VALUES (?, ?, 0, ?, ?)",
-		hash, size, now.Unix(), off); err != nil {
-		return fmt.Errorf("store blob: %w", err)
+	n, err := res.RowsAffected()
+	if n > 0 {
+		tx.packed = true
 	}
-	return nil
+	return n > 0, err
 }
 
 // putBlob stores body under its hash unless present; it reports whether it
 // wrote a new blob. The bytes go to the pack file (one buffered append),
 // the row that says where to the database.
 func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Time) (bool, error) {
-	if ok, err := blobStored(ctx, tx, hash); ok || err != nil {
-		return false, err
-	}
-	off, err := tx.a.pack.append(body)
-	if err != nil {
-		return false, fmt.Errorf("store blob: %w", err)
-	}
-	return true, insertPacked(ctx, tx, hash, int64(len(body)), off, now)
+	return tx.a.pack.appendIf(func(off int64) (bool, error) {
+		return insertPacked(ctx, tx, hash, int64(len(body)), off, now)
+	}, body, nil, int64(len(body)))
 }
 
 // putBlobFrom is putBlob for a body of size bytes read from r, so that a
 // large message is never held whole in memory; from a file (the IMAP
 // source's spool) the kernel copies it into the pack. r must yield exactly
-// size bytes; when it fails, nothing is stored (the bytes it wrote are
-// taken off the pack again).
+// size bytes; when it fails, nothing is stored (the row is rolled back
+// and the bytes it wrote are taken off the pack).
 func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, now time.Time) (stored bool, err error) {
-	if ok, err := blobStored(ctx, tx, hash); ok || err != nil {
-		return false, err
+	// A savepoint, because the row is inserted before the reader has
+	// yielded everything: when it fails, the row must go, not the batch
+	// (whose other messages a saved cursor may already cover).
+	if _, err := tx.ExecContext(ctx, "SAVEPOINT put_blob"); err != nil {
+		return false, fmt.Errorf("store blob: %w", err)
 	}
-	off, _, err := tx.a.pack.appendFrom(r, size)
+	defer func() {
+		if err != nil {
+			if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO put_blob"); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if _, rerr := tx.ExecContext(ctx, "RELEASE put_blob"); rerr != nil {
+			stored, err = false, errors.Join(err, rerr)
+		}
+	}()
+	stored, err = tx.a.pack.appendIf(func(off int64) (bool, error) {
+		return insertPacked(ctx, tx, hash, size, off, now)
+	}, nil, r, size)
 	if err != nil {
-		return false, fmt.Errorf("store blob: read body: %w", err)
+		return false, fmt.Errorf("store blob: %w", err)
 	}
-	return true, insertPacked(ctx, tx, hash, size, off, now)
+	return stored, nil
 }

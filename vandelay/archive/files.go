@@ -87,15 +87,12 @@ func (a *Archive) PutBlobStream(ctx context.Context, r io.Reader) (string, int64
 		return "", 0, err
 	}
 	defer tx.Rollback()
-	stored, err := blobStored(ctx, tx, hash)
-	if err == nil && !stored {
-		err = insertPacked(ctx, tx, hash, size, off, time.Now())
-	}
-	if err == nil {
+	added, err := insertPacked(ctx, tx, hash, size, off, time.Now())
+	if err == nil && added {
 		err = tx.Commit()
 	}
-	if err != nil || stored {
-		a.pack.undo(off, size)
+	if err != nil || !added {
+		a.pack.undo(off, size) // stored already: the new copy goes again
 	}
 	if err != nil {
 		return "", 0, fmt.Errorf("store blob: %w", err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"syscall"
 )
 
 // PackSuffix names an archive's pack file: the archive's path plus this
@@ -21,6 +20,9 @@ const PackSuffix = "-pack"
 // the other, with nothing between them: the database holds the offsets and
 // lengths, and the hash of each blob's bytes.
 const packMagic = "mmpack1\n"
+
+// PackHeader is the size of a pack file's header: an empty pack's size.
+const PackHeader = len(packMagic)
 
 // packBuffer is how many appended bytes are gathered before one write:
 // most messages are tens of kilobytes, and one write of 1 MiB costs about
@@ -55,6 +57,10 @@ type pack struct {
 	end   int64
 	buf   []byte
 	dirty bool // appended since the last sync
+	// broken is set when writing the file failed: bytes that rows of the
+	// open transaction point to may be missing, so nothing may commit
+	// (sync fails) until the archive is opened again.
+	broken error
 }
 
 // openPack opens the pack file at path for an archive whose committed blobs
@@ -167,38 +173,13 @@ func (p *pack) writableLocked() error {
 	if p.readOnly {
 		return errors.New("archive opened read-only")
 	}
+	if p.broken != nil {
+		return p.broken
+	}
 	if p.f == nil {
 		return p.createLocked()
 	}
 	return nil
-}
-
-// append adds b and returns its offset. b may be reused when it returns.
-func (p *pack) append(b []byte) (int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.writableLocked(); err != nil {
-		return 0, err
-	}
-	off := p.end
-	if len(p.buf)+len(b) > packBuffer {
-		if err := p.flushLocked(); err != nil {
-			return 0, err
-		}
-	}
-	if len(b) >= packBuffer {
-		if _, err := p.f.Write(b); err != nil {
-			return 0, p.failLocked(off, err)
-		}
-	} else {
-		if p.buf == nil {
-			p.buf = make([]byte, 0, packBuffer)
-		}
-		p.buf = append(p.buf, b...)
-	}
-	p.end += int64(len(b))
-	p.dirty = true
-	return off, nil
 }
 
 // appendFrom adds exactly n bytes read from r (n < 0: until EOF) and
@@ -215,17 +196,14 @@ func (p *pack) appendFrom(r io.Reader, n int64) (int64, int64, error) {
 		return 0, 0, err
 	}
 	off := p.end
-	src := r
-	if n >= 0 {
-		src = io.LimitReader(r, n)
-	}
-	// io.Copy uses the file's ReadFrom; WriterTo readers (a bytes.Reader)
-	// would bypass it, so hide that.
-	k, err := p.f.ReadFrom(onlyReader{src})
+	k, err := p.copyLocked(r, n)
 	if err == nil && n >= 0 && k != n {
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
+		if p.broken != nil {
+			return 0, 0, err
+		}
 		return 0, 0, p.failLocked(off, err)
 	}
 	p.end += k
@@ -233,17 +211,141 @@ func (p *pack) appendFrom(r io.Reader, n int64) (int64, int64, error) {
 	return off, k, nil
 }
 
+// appendIf appends body (or, when body is nil, n bytes read from r) when
+// record(off), called first with the offset they will have, reports true
+// (it inserts the row; the pack's lock is held, so no other append takes
+// that offset). When r fails, the bytes are taken off again and the caller
+// must drop the row (a savepoint).
+func (p *pack) appendIf(record func(off int64) (bool, error), body []byte, r io.Reader, n int64) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.writableLocked(); err != nil {
+		return false, err
+	}
+	off := p.end
+	if ok, err := record(off); !ok || err != nil {
+		return false, err
+	}
+	if body != nil {
+		if err := p.appendLocked(body); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if err := p.flushLocked(); err != nil {
+		return false, err
+	}
+	k, err := p.copyLocked(r, n)
+	if err == nil && k != n {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		if p.broken != nil {
+			return false, err
+		}
+		return false, p.failLocked(off, err)
+	}
+	p.end += k
+	p.dirty = true
+	return true, nil
+}
+
+// appendLocked buffers b (written out when the buffer is full), or writes
+// it at once when it is as large as the buffer.
+func (p *pack) appendLocked(b []byte) error {
+	if len(p.buf)+len(b) > packBuffer {
+		if err := p.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(b) >= packBuffer {
+		if _, err := p.f.Write(b); err != nil {
+			return p.breakLocked(err)
+		}
+		startWriteback(p.f, p.end, int64(len(b)))
+	} else {
+		if p.buf == nil {
+			p.buf = make([]byte, 0, packBuffer)
+		}
+		p.buf = append(p.buf, b...)
+	}
+	p.end += int64(len(b))
+	p.dirty = true
+	return nil
+}
+
+// copyLocked copies n bytes of r (n < 0: to EOF) to the file's end, the
+// buffer being empty. From a file (a spooled message) the kernel copies
+// (os.File.ReadFrom: copy_file_range); from anything else through the
+// buffer, in writes of its size.
+func (p *pack) copyLocked(r io.Reader, n int64) (int64, error) {
+	k, err := p.copyLocked1(r, n)
+	if k > 0 && err == nil {
+		startWriteback(p.f, p.end, k)
+	}
+	return k, err
+}
+
+func (p *pack) copyLocked1(r io.Reader, n int64) (int64, error) {
+	src := r
+	if n >= 0 {
+		src = io.LimitReader(r, n)
+	}
+	if _, ok := r.(*os.File); ok {
+		// A failure here may be the spool's or the pack's: assume the
+		// worse (see broken).
+		k, err := p.f.ReadFrom(src)
+		if err != nil {
+			return k, p.breakLocked(err)
+		}
+		return k, nil
+	}
+	if cap(p.buf) < packBuffer {
+		p.buf = make([]byte, 0, packBuffer)
+	}
+	rr := &readErr{r: src}
+	k, err := io.CopyBuffer(onlyWriter{p.f}, rr, p.buf[:packBuffer])
+	if err != nil && !errors.Is(err, rr.err) {
+		return k, p.breakLocked(err)
+	}
+	return k, err
+}
+
+// readErr remembers its reader's error, to tell it from a write error.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readErr) Read(b []byte) (int, error) {
+	n, err := r.r.Read(b)
+	if err != nil && err != io.EOF {
+		r.err = err
+	}
+	return n, err
+}
+
+// onlyWriter hides every method of a writer but Write (so that io.Copy
+// uses the buffer it is given).
+type onlyWriter struct{ io.Writer }
+
 // onlyReader hides every method of a reader but Read.
 type onlyReader struct{ io.Reader }
 
-// failLocked drops what a failed append wrote after off, so that the next
-// append starts there again.
+// breakLocked records a failed write (see broken).
+func (p *pack) breakLocked(err error) error {
+	p.broken = fmt.Errorf("write pack %s: %w", p.path, err)
+	return p.broken
+}
+
+// failLocked drops what an append whose reader failed wrote after off, so
+// that the next append starts there again.
 func (p *pack) failLocked(off int64, err error) error {
 	if terr := p.f.Truncate(off); terr != nil {
-		return errors.Join(err, terr)
+		return errors.Join(err, p.breakLocked(terr))
 	}
 	if _, serr := p.f.Seek(off, io.SeekStart); serr != nil {
-		return errors.Join(err, serr)
+		return errors.Join(err, p.breakLocked(serr))
 	}
 	p.buf, p.end = p.buf[:0], off
 	return err
@@ -255,7 +357,7 @@ func (p *pack) failLocked(off int64, err error) error {
 func (p *pack) undo(off, n int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.f == nil || p.end != off+n {
+	if p.f == nil || p.broken != nil || p.end != off+n {
 		return
 	}
 	if k := int64(len(p.buf)); k >= n {
@@ -274,8 +376,9 @@ func (p *pack) flushLocked() error {
 	}
 	off := p.end - int64(len(p.buf))
 	if _, err := p.f.Write(p.buf); err != nil {
-		return p.failLocked(off, err)
+		return p.breakLocked(err)
 	}
+	startWriteback(p.f, off, int64(len(p.buf)))
 	p.buf = p.buf[:0]
 	return nil
 }
@@ -285,14 +388,19 @@ func (p *pack) flushLocked() error {
 func (p *pack) sync() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.broken != nil {
+		return p.broken
+	}
 	if !p.dirty {
 		return nil
 	}
 	if err := p.flushLocked(); err != nil {
 		return fmt.Errorf("write pack %s: %w", p.path, err)
 	}
-	if err := syscall.Fdatasync(int(p.f.Fd())); err != nil {
-		return fmt.Errorf("sync pack %s: %w", p.path, err)
+	if err := fdatasync(p.f); err != nil {
+		// After a failed fsync the kernel may have dropped the dirty
+		// pages: nothing written so far can be trusted to be on disk.
+		return p.breakLocked(err)
 	}
 	p.dirty = false
 	return nil
