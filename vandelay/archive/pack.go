@@ -329,9 +329,6 @@ func (r *readErr) Read(b []byte) (int, error) {
 // uses the buffer it is given).
 type onlyWriter struct{ io.Writer }
 
-// onlyReader hides every method of a reader but Read.
-type onlyReader struct{ io.Reader }
-
 // breakLocked records a failed write (see broken).
 func (p *pack) breakLocked(err error) error {
 	p.broken = fmt.Errorf("write pack %s: %w", p.path, err)
