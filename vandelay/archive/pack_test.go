@@ -275,3 +275,34 @@ func TestPutBlobStreamPack(t *testing.T) {
 	}
 	checkBlobs(t, a, data)
 }
+
+// TestPackDryRun: a dry run counts the blobs it would store and writes
+// none of their bytes.
+func TestPackDryRun(t *testing.T) {
+	ctx := context.Background()
+	a, p := openTemp(t)
+	addMessages(t, a, body(100, 'a'))
+	size := a.pack.size()
+	r, err := a.BeginRun(ctx, src, &RunOptions{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boxes, err := r.SyncMailboxes(ctx, []MailboxInfo{mb("INBOX", "1")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := body(3*packBuffer, 'z')
+	if err := r.Add(ctx, boxes["INBOX"].ID, "2", &NewMessage{Body: big}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.Finish(ctx, true)
+	if err != nil || res.BlobsStored != 1 {
+		t.Fatalf("dry run: %+v, %v", res, err)
+	}
+	if a.pack.size() != size {
+		t.Fatalf("a dry run grew the pack from %d to %d bytes", size, a.pack.size())
+	}
+	if fi, err := os.Stat(p + PackSuffix); err != nil || fi.Size() != size {
+		t.Fatalf("pack file after a dry run: %v, %v", fi, err)
+	}
+}

@@ -508,9 +508,14 @@ func (r *Run) addLocked(ctx context.Context, tx *ptx, mailboxID int64, key, hash
 		}
 	case errors.Is(err, sql.ErrNoRows):
 		var stored bool
-		if m.Body == nil && m.Content != nil {
+		switch {
+		case r.opts.DryRun:
+			// Rolled back at the end: the row for the counts, no bytes
+			// (they would only grow the pack until the next open).
+			stored, err = insertPacked(ctx, tx, hash, m.Size, -1, now)
+		case m.Body == nil && m.Content != nil:
 			stored, err = putBlobFrom(ctx, tx, hash, m.Content, m.Size, now)
-		} else {
+		default:
 			stored, err = putBlob(ctx, tx, hash, m.Body, now)
 		}
 		if err != nil {
