@@ -39,7 +39,10 @@ var migrationFS embed.FS
 
 // Migration is one numbered schema step. The steps are the files
 // migrations/NNNN_name.sql, applied in order, all pending ones inside one transaction;
-// PRAGMA user_version records the last one applied.
+// PRAGMA user_version records the last one applied. Numbers increase
+// strictly; a gap is allowed (numbers are handed out to parallel lines of
+// work before they merge), and a step is pending when its number is above
+// the archive's version.
 type Migration struct {
 	// Version is the NNNN prefix of the file name.
 	Version int
@@ -70,8 +73,8 @@ func Migrations() ([]Migration, error) {
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].Version < ms[j].Version })
 	for i, m := range ms {
-		if m.Version != i+1 {
-			return nil, fmt.Errorf("migration %s out of sequence (want version %d)", m.Name, i+1)
+		if m.Version < 1 || i > 0 && m.Version <= ms[i-1].Version {
+			return nil, fmt.Errorf("migration %s out of sequence (two steps numbered %d, or 0)", m.Name, m.Version)
 		}
 	}
 	return ms, nil
@@ -83,7 +86,7 @@ func SchemaVersion() int {
 	if err != nil {
 		panic(err) // embedded at build time; a test checks it
 	}
-	return len(ms)
+	return ms[len(ms)-1].Version
 }
 
 // Options configure [Open]. A nil *Options means the defaults.
@@ -109,6 +112,8 @@ type Archive struct {
 	lockFile *os.File
 	log      *slog.Logger
 	readOnly bool
+	// pack holds the blob bytes (see PackSuffix).
+	pack *pack
 
 	ckptMu sync.Mutex
 	ckpts  map[*checkpointer]bool // of runs in progress
@@ -175,7 +180,12 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 	// import (docs/import.md, "Where the time goes"): 64 MiB gave 280 MB
 	// peak RSS and about 1 s of CPU in madvise and page faults at Close;
 	// 2 MiB gives about 75 MB and no measurable slowdown.
-	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-2048)", "wal_autocheckpoint(8192)"} {
+	//
+	// temp_store: statement journals (SQLite keeps one per INSERT that a
+	// constraint could abort half way: most of an import's) in memory, not
+	// in a temporary file: the profile of the 3,000-message import showed
+	// them as a third of SQLite's pwrite calls.
+	for _, p := range []string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)", "cache_size(-2048)", "wal_autocheckpoint(8192)", "temp_store(MEMORY)"} {
 		q.Add("_pragma", p)
 	}
 	if opts.ReadOnly {
@@ -201,6 +211,10 @@ func Open(ctx context.Context, path string, opts *Options) (*Archive, error) {
 		a.Close()
 		return nil, fmt.Errorf("open archive %s: %w", path, err)
 	}
+	if err := a.openPack(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("open archive %s: %w", path, err)
+	}
 	return a, nil
 }
 
@@ -211,6 +225,11 @@ func (a *Archive) Path() string { return a.path }
 func (a *Archive) Close() error {
 	a.stopCheckpointers()
 	err := a.db.Close()
+	if a.pack != nil {
+		if perr := a.pack.close(); err == nil {
+			err = perr
+		}
+	}
 	// The flock is dropped with its descriptor, after SQLite closed its own
 	// descriptors: closing ours first would also drop SQLite's POSIX locks.
 	if cerr := a.lockFile.Close(); err == nil {
@@ -219,10 +238,13 @@ func (a *Archive) Close() error {
 	return err
 }
 
-// PageSize is the SQLite page size of new archives. Blobs dominate the
-// archive; 64 KiB pages need 16 times fewer page operations than the 4 KiB
-// default for the same bytes.
-const PageSize = 65536
+// PageSize is the SQLite page size of new archives: SQLite's default
+// since blob bytes live in the pack file (schema 10) and the database holds
+// only small rows. It was 64 KiB while blobs filled the database (16 times
+// fewer page operations for the same bytes); for small rows a large page
+// costs instead, as every changed page is copied whole into the statement
+// journal and the WAL. Older archives keep their page size.
+const PageSize = 4096
 
 // setPageSize gives a new, empty database PageSize pages. SQLite ignores
 // page_size in WAL mode (and modernc applies DSN pragmas in lexical order,
@@ -259,8 +281,9 @@ func (a *Archive) migrate(ctx context.Context) error {
 		}
 		return fmt.Errorf("read schema version: %w", err)
 	}
-	if cur > len(ms) {
-		return fmt.Errorf("schema version %d, this build knows %d: %w", cur, len(ms), ErrTooNew)
+	last := ms[len(ms)-1]
+	if cur > last.Version {
+		return fmt.Errorf("schema version %d, this build knows %d: %w", cur, last.Version, ErrTooNew)
 	}
 	if cur == 0 {
 		// A file without a schema version is either empty (a first run
@@ -278,11 +301,15 @@ func (a *Archive) migrate(ctx context.Context) error {
 			return fmt.Errorf("no schema yet (a first run was interrupted before it committed anything): %w", ErrNotExist)
 		}
 	}
-	if cur < len(ms) && a.readOnly {
-		return fmt.Errorf("schema version %d is older than %d; open it read-write once to migrate", cur, len(ms))
+	if cur < last.Version && a.readOnly {
+		return fmt.Errorf("schema version %d is older than %d; open it read-write once to migrate", cur, last.Version)
 	}
-	if cur == len(ms) {
+	if cur == last.Version {
 		return nil
+	}
+	pending := ms
+	for len(pending) > 0 && pending[0].Version <= cur {
+		pending = pending[1:]
 	}
 	// Every pending migration in one transaction: a run killed while
 	// creating or upgrading an archive leaves it at a version this build
@@ -292,21 +319,20 @@ func (a *Archive) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, m := range ms[cur:] {
+	for _, m := range pending {
 		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("apply migration %s: %w", m.Name, err)
 		}
 	}
-	last := ms[len(ms)-1]
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", last.Version)); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("apply migrations %s to %s: %w", ms[cur].Name, last.Name, err)
+		return fmt.Errorf("apply migrations %s to %s: %w", pending[0].Name, last.Name, err)
 	}
-	for _, m := range ms[cur:] {
+	for _, m := range pending {
 		a.log.Info("archive migrated", "version", m.Version, "migration", m.Name)
 	}
 	return nil

@@ -33,18 +33,43 @@ func (a *Archive) HasBlob(ctx context.Context, hash string) (bool, error) {
 }
 
 // Blob opens the raw bytes stored under hash, exactly as fetched from the
-// source. The reader streams chunk by chunk; close it when done. It is
-// safe to read while other goroutines use the archive.
+// source. The reader streams (from the pack file, or chunk by chunk for a
+// blob stored before schema 10); close it when done. It is safe to read
+// while other goroutines use the archive.
 func (a *Archive) Blob(ctx context.Context, hash string) (io.ReadCloser, int64, error) {
 	var size, chunks int64
-	err := a.db.QueryRowContext(ctx, "SELECT size, chunks FROM blobs WHERE hash = ?", hash).Scan(&size, &chunks)
+	var off sql.NullInt64
+	err := a.db.QueryRowContext(ctx, "SELECT size, chunks, pack_offset FROM blobs WHERE hash = ?", hash).Scan(&size, &chunks, &off)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, fmt.Errorf("blob %s: %w", hash, ErrNotFound)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("blob %s: %w", hash, err)
 	}
+	if off.Valid {
+		return packReader{io.NewSectionReader(a.pack, off.Int64, size)}, size, nil
+	}
 	return &blobReader{ctx: ctx, db: a.db, hash: hash, chunks: chunks}, size, nil
+}
+
+// packReader reads one blob's section of the pack.
+type packReader struct{ *io.SectionReader }
+
+func (packReader) Close() error { return nil }
+
+// openPack opens the pack file, truncating what no committed blob
+// references (see pack).
+func (a *Archive) openPack(ctx context.Context) error {
+	var used int64
+	if err := a.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(pack_offset + size), 0) FROM blobs WHERE pack_offset IS NOT NULL").Scan(&used); err != nil {
+		return fmt.Errorf("read pack extent: %w", err)
+	}
+	p, err := openPack(a.path+PackSuffix, a.readOnly, used)
+	if err != nil {
+		return err
+	}
+	a.pack = p
+	return nil
 }
 
 // BlobBytes returns a whole blob in memory; for small blobs and tests.
@@ -111,34 +136,39 @@ func (r *blobReader) load() error {
 
 func (r *blobReader) Close() error { return nil }
 
-// putBlob stores body under its hash unless present; it reports whether it
-// wrote a new blob.
-func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Time) (bool, error) {
-	chunks := (len(body) + ChunkSize - 1) / ChunkSize
-	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
-		hash, len(body), chunks, now.Unix())
+// insertPacked records a blob whose bytes go to the pack at off, unless a
+// blob with that hash is recorded already; tx syncs the pack before it
+// commits (ptx.Commit).
+func insertPacked(ctx context.Context, tx *ptx, hash string, size, off int64, now time.Time) (bool, error) {
+	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at, pack_offset) VALUES (?, ?, 0, ?, ?)",
+		hash, size, now.Unix(), off)
 	if err != nil {
 		return false, fmt.Errorf("store blob: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, err // already stored
+	n, err := res.RowsAffected()
+	if n > 0 {
+		tx.packed = true
 	}
-	for n := 0; n < chunks; n++ {
-		end := min((n+1)*ChunkSize, len(body))
-		if _, err := tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)",
-			hash, n, body[n*ChunkSize:end]); err != nil {
-			return false, fmt.Errorf("store blob: %w", err)
-		}
-	}
-	return true, nil
+	return n > 0, err
 }
 
-// putBlobFrom is putBlob for a body of size bytes read from r, copied
-// through buf (ChunkSize bytes) one chunk at a time, so that a large
-// message is never held whole in memory. r must yield exactly size bytes.
-func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, buf []byte, now time.Time) (stored bool, err error) {
-	// A savepoint, because unlike a byte slice the reader can fail half
-	// way: the blob row and its first chunks must then go, not the batch
+// putBlob stores body under its hash unless present; it reports whether it
+// wrote a new blob. The bytes go to the pack file (one buffered append),
+// the row that says where to the database.
+func putBlob(ctx context.Context, tx *ptx, hash string, body []byte, now time.Time) (bool, error) {
+	return tx.a.pack.appendIf(func(off int64) (bool, error) {
+		return insertPacked(ctx, tx, hash, int64(len(body)), off, now)
+	}, body, nil, int64(len(body)))
+}
+
+// putBlobFrom is putBlob for a body of size bytes read from r, so that a
+// large message is never held whole in memory; from a file (the IMAP
+// source's spool) the kernel copies it into the pack. r must yield exactly
+// size bytes; when it fails, nothing is stored (the row is rolled back
+// and the bytes it wrote are taken off the pack).
+func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size int64, now time.Time) (stored bool, err error) {
+	// A savepoint, because the row is inserted before the reader has
+	// yielded everything: when it fails, the row must go, not the batch
 	// (whose other messages a saved cursor may already cover).
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT put_blob"); err != nil {
 		return false, fmt.Errorf("store blob: %w", err)
@@ -153,23 +183,11 @@ func putBlobFrom(ctx context.Context, tx *ptx, hash string, r io.Reader, size in
 			stored, err = false, errors.Join(err, rerr)
 		}
 	}()
-	chunks := (size + ChunkSize - 1) / ChunkSize
-	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)",
-		hash, size, chunks, now.Unix())
+	stored, err = tx.a.pack.appendIf(func(off int64) (bool, error) {
+		return insertPacked(ctx, tx, hash, size, off, now)
+	}, nil, r, size)
 	if err != nil {
 		return false, fmt.Errorf("store blob: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return false, err // already stored
-	}
-	for n := int64(0); n < chunks; n++ {
-		b := buf[:min(int64(ChunkSize), size-n*ChunkSize)]
-		if _, err := io.ReadFull(r, b); err != nil {
-			return false, fmt.Errorf("store blob: read chunk %d: %w", n, err)
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)", hash, n, b); err != nil {
-			return false, fmt.Errorf("store blob: %w", err)
-		}
-	}
-	return true, nil
+	return stored, nil
 }

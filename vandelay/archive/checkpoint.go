@@ -5,9 +5,13 @@ import (
 	"sync"
 )
 
-// checkpointEvery is how many committed bytes wake the background
-// checkpointer: about one default batch (RunOptions.BatchBytes).
-const checkpointEvery = 32 << 20
+// checkpointEvery is how many committed message bytes wake the background
+// checkpointer. It was one default batch (RunOptions.BatchBytes) while the
+// blob bytes went through the WAL; since they go to the pack file (schema
+// 10) the WAL holds a batch's rows and index pages only, about 1–2 MB per
+// 200 messages, and a checkpoint per batch mostly added fsyncs competing
+// with the pack's for the disk.
+const checkpointEvery = 256 << 20
 
 // checkpointer copies the WAL into the database file in the background
 // while a run writes (PRAGMA wal_checkpoint(PASSIVE) on a connection of

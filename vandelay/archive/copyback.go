@@ -51,7 +51,7 @@ func (a *Archive) AddReturns(ctx context.Context, rs []Return, bodies map[string
 	if err != nil {
 		return 0, fmt.Errorf("begin archive transaction: %w", err)
 	}
-	tx := &ptx{tx: stx, stmts: map[string]*sql.Stmt{}}
+	tx := &ptx{a: a, tx: stx, stmts: map[string]*sql.Stmt{}}
 	defer tx.Rollback()
 	now := time.Now()
 	for _, r := range rs {

@@ -168,7 +168,7 @@ func (a *Archive) SyncDAVCollection(ctx context.Context, kind string, src Source
 	if err != nil {
 		return nil, fmt.Errorf("begin archive transaction: %w", err)
 	}
-	tx := &ptx{tx: stx, stmts: map[string]*sql.Stmt{}}
+	tx := &ptx{a: a, tx: stx, stmts: map[string]*sql.Stmt{}}
 	defer tx.Rollback()
 	res, err := syncDAV(ctx, tx, kind, src, cs)
 	if err != nil || dryRun {

@@ -1,7 +1,8 @@
 // Package archive is mailmig's per-account mail archive: one SQLite file
 // (modernc.org/sqlite, WAL) holding an account's complete mail, the sync
-// cursors of its source and the export mapping of each target. SCHEMA.md
-// in this directory documents every table.
+// cursors of its source and the export mapping of each target, and beside
+// it a pack file (path + [PackSuffix]) holding the blob bytes. SCHEMA.md
+// in this directory documents every table and the pack file.
 //
 // # Lifecycle
 //
@@ -18,7 +19,8 @@
 //     [Archive.BeginRun] refuses a different source ([ErrSourceChanged])
 //     unless RunOptions.AllowSourceChange is set.
 //   - Blobs: raw message bytes stored once by lowercase hex SHA-256
-//     ([Hash]), exactly as the source served them, in 1 MiB chunks;
+//     ([Hash]), exactly as the source served them, appended to the pack
+//     file (before schema 10: in 1 MiB chunk rows, still read from there);
 //     [Archive.Blob] streams them.
 //   - [Mailbox]: path, separator, parent, role, subscription, selectable.
 //     Placeholder parents (IMAP \NonExistent) exist with Selectable false.
@@ -85,10 +87,11 @@
 //
 // A body reaches [Run.Add] either as bytes (NewMessage.Body, which the run
 // does not keep) or, for a large message, as a reader of Size bytes with
-// its hash (NewMessage.Content), copied into the blob store one chunk at a
-// time through one buffer under a savepoint, so that no message is held
-// whole. While a run writes, a background checkpointer copies the WAL into
-// the database file every 32 MiB committed (PRAGMA wal_checkpoint(PASSIVE)
+// its hash (NewMessage.Content), copied into the pack under a savepoint (by
+// the kernel when it is a file), so that no message is held whole. Every
+// transaction that recorded blobs syncs the pack before it commits. While
+// a run writes, a background checkpointer copies the WAL into the
+// database file every 256 MiB committed (PRAGMA wal_checkpoint(PASSIVE)
 // on a connection of its own); it never blocks the writer, and it leaves
 // [Archive.Close] only the last batch to checkpoint. Connections keep a
 // small page cache (2 MiB): see Open for why.

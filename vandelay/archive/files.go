@@ -2,12 +2,12 @@ package archive
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"time"
@@ -66,70 +66,54 @@ type FilesResult struct {
 // Changes is the number of changes.
 func (r *FilesResult) Changes() int { return r.Added + r.Changed + r.Deleted }
 
-// PutBlobStream stores what r yields in the blob store, chunk by chunk
-// (a 50 MB file is never held whole), and returns its hash and size. The
-// chunks are written under a temporary key and renamed to the hash at the
-// end, in one transaction: a killed run leaves nothing; bytes already
-// stored are kept once.
+// PutBlobStream stores what r yields in the blob store, streamed into the
+// pack file (a 50 MB file is never held whole), and returns its hash and
+// size. The row is committed after the bytes are synced: a killed run
+// leaves at most unreferenced tail bytes, which the next open drops; bytes
+// already stored are kept once (the new copy is taken off the pack again).
 func (a *Archive) PutBlobStream(ctx context.Context, r io.Reader) (string, int64, error) {
 	if a.readOnly {
 		return "", 0, errors.New("archive opened read-only")
 	}
-	tx, err := a.db.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		return "", 0, fmt.Errorf("begin archive transaction: %w", err)
-	}
-	defer tx.Rollback()
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := "tmp-" + hex.EncodeToString(rnd[:])
-	now := time.Now().Unix()
-	if _, err := tx.ExecContext(ctx, "INSERT INTO blobs(hash, size, chunks, created_at) VALUES (?, 0, 0, ?)", tmp, now); err != nil {
-		return "", 0, fmt.Errorf("store blob: %w", err)
-	}
 	h := sha256.New()
-	buf := make([]byte, ChunkSize)
-	var size int64
-	n := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return "", 0, err
-		}
-		k, rerr := io.ReadFull(r, buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if _, err := tx.ExecContext(ctx, "INSERT INTO blob_chunks(hash, n, data) VALUES (?, ?, ?)", tmp, n, buf[:k]); err != nil {
-				return "", 0, fmt.Errorf("store blob: %w", err)
-			}
-			n++
-			size += int64(k)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return "", 0, rerr
-		}
+	off, size, err := a.pack.appendFrom(&hashingReader{ctx: ctx, r: r, h: h}, -1)
+	if err != nil {
+		return "", 0, fmt.Errorf("store blob: %w", err)
 	}
 	hash := hex.EncodeToString(h.Sum(nil))
-	res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO blobs(hash, size, chunks, created_at) VALUES (?, ?, ?, ?)", hash, size, n, now)
+	tx, err := a.beginPtx(ctx)
 	if err != nil {
-		return "", 0, fmt.Errorf("store blob: %w", err)
+		a.pack.undo(off, size)
+		return "", 0, err
 	}
-	if added, _ := res.RowsAffected(); added == 1 {
-		if _, err := tx.ExecContext(ctx, "UPDATE blob_chunks SET hash = ? WHERE hash = ?", hash, tmp); err != nil {
-			return "", 0, fmt.Errorf("store blob: %w", err)
-		}
+	defer tx.Rollback()
+	added, err := insertPacked(ctx, tx, hash, size, off, time.Now())
+	if err == nil && added {
+		err = tx.Commit()
 	}
-	// Already stored, or renamed: the temporary row goes (its chunks
-	// with it when they were not renamed).
-	if _, err := tx.ExecContext(ctx, "DELETE FROM blobs WHERE hash = ?", tmp); err != nil {
-		return "", 0, fmt.Errorf("store blob: %w", err)
+	if err != nil || !added {
+		a.pack.undo(off, size) // stored already: the new copy goes again
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		return "", 0, fmt.Errorf("store blob: %w", err)
 	}
 	return hash, size, nil
+}
+
+// hashingReader hashes what it reads and stops when ctx ends.
+type hashingReader struct {
+	ctx context.Context
+	r   io.Reader
+	h   hash.Hash
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	return n, err
 }
 
 // FileCollection returns the id of the source's live file collection at
@@ -158,7 +142,7 @@ func (a *Archive) SyncFiles(ctx context.Context, src Source, root string, entrie
 	if err != nil {
 		return nil, fmt.Errorf("begin archive transaction: %w", err)
 	}
-	tx := &ptx{tx: stx, stmts: map[string]*sql.Stmt{}}
+	tx := &ptx{a: a, tx: stx, stmts: map[string]*sql.Stmt{}}
 	defer tx.Rollback()
 	var ms string
 	if err := tx.QueryRowContext(ctx, "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'modseq' RETURNING value").Scan(&ms); err != nil {

@@ -360,6 +360,11 @@ type Stats struct {
 	// Bytes is the total size of live messages; BlobBytes of stored blobs.
 	Bytes, BlobBytes int64
 	ModSeq           int64
+	// PackBytes is the size of the pack file (see PackSuffix): PackHeader
+	// plus the blobs stored in it, plus what nothing references (blobs
+	// whose bytes were stored twice by concurrent writers; blobs of
+	// deleted data are kept, there is no compaction yet).
+	PackBytes int64
 }
 
 // Stats returns the archive's totals.
@@ -375,6 +380,9 @@ func (a *Archive) Stats(ctx context.Context) (Stats, error) {
 		Scan(&s.Mailboxes, &s.Messages, &s.Tombstones, &s.Blobs, &s.Bytes, &s.BlobBytes)
 	if err != nil {
 		return s, fmt.Errorf("archive stats: %w", err)
+	}
+	if a.pack != nil {
+		s.PackBytes = a.pack.size()
 	}
 	s.ModSeq, err = a.ModSeq(ctx)
 	return s, err

@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"fmt"
 )
 
 // ptx is a write transaction that prepares each distinct statement once:
@@ -16,8 +17,21 @@ import (
 // database/sql one per result set: about 30,000 goroutines for a
 // 3,000-message import, visible in its trace as scheduling latency.
 type ptx struct {
+	a     *Archive
 	tx    *sql.Tx
 	stmts map[string]*sql.Stmt
+	// packed is set when the transaction recorded blobs in the pack:
+	// Commit syncs the pack first.
+	packed bool
+}
+
+// beginPtx starts a write transaction (not cancelled with ctx: see ptx).
+func (a *Archive) beginPtx(ctx context.Context) (*ptx, error) {
+	stx, err := a.db.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin archive transaction: %w", err)
+	}
+	return &ptx{a: a, tx: stx, stmts: map[string]*sql.Stmt{}}, nil
 }
 
 func (p *ptx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
@@ -67,8 +81,16 @@ func (p *ptx) close() {
 	p.stmts = nil
 }
 
+// Commit syncs the pack when the transaction recorded blobs in it, then
+// commits: a committed row never points at bytes a crash could lose.
 func (p *ptx) Commit() error {
 	p.close()
+	if p.packed {
+		if err := p.a.pack.sync(); err != nil {
+			p.tx.Rollback()
+			return err
+		}
+	}
 	return p.tx.Commit()
 }
 

@@ -107,7 +107,7 @@ func (a *Archive) SyncSieve(ctx context.Context, src Source, scripts []NewSieveS
 	if err != nil {
 		return nil, fmt.Errorf("begin archive transaction: %w", err)
 	}
-	tx := &ptx{tx: stx, stmts: map[string]*sql.Stmt{}}
+	tx := &ptx{a: a, tx: stx, stmts: map[string]*sql.Stmt{}}
 	defer tx.Rollback()
 	res, err := syncSieve(ctx, tx, src, scripts, opts)
 	if err != nil {

@@ -131,6 +131,9 @@ func BenchmarkImport(b *testing.B) {
 	}
 }
 
+// benchImports numbers the profiled imports of MAILMIG_BENCH_PROFILE.
+var benchImports int
+
 type importRun struct {
 	wall    time.Duration
 	maxRSS  int64 // bytes
@@ -143,8 +146,17 @@ type importRun struct {
 func runImport(b *testing.B, bin string, a account, conns int) importRun {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "bench.db")
-	cmd := exec.Command(bin, "vandelay", "import", "imap", "--server", a.addr, "--tls", "none", "--allow-cleartext",
-		"--user", a.user, "--password-env", "MAILMIG_BENCH_PW", "--progress", "none", "--connections", strconv.Itoa(conns), path)
+	args := []string{"vandelay", "import", "imap", "--server", a.addr, "--tls", "none", "--allow-cleartext",
+		"--user", a.user, "--password-env", "MAILMIG_BENCH_PW", "--progress", "none", "--connections", strconv.Itoa(conns)}
+	// MAILMIG_BENCH_PROFILE=DIR keeps a CPU profile and a trace of every
+	// import in DIR (import-N.cpu, import-N.trace) for go tool pprof/trace.
+	if dir := os.Getenv("MAILMIG_BENCH_PROFILE"); dir != "" {
+		benchImports++
+		p := filepath.Join(dir, fmt.Sprintf("import-%d", benchImports))
+		args = append(args, "--cpuprofile", p+".cpu", "--trace", p+".trace")
+	}
+	args = append(args, path)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "MAILMIG_BENCH_PW="+a.pass)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()

@@ -124,4 +124,14 @@ func TestKillAndResume(t *testing.T) {
 	}
 	defer ar.Close()
 	vandelaytest.Check(t, ar, want)
+	// Nothing doubled in the pack either: the bytes of kills' uncommitted
+	// batches were dropped (by the next run's open), so the pack holds
+	// each stored blob once.
+	st, err := ar.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PackBytes != int64(archive.PackHeader)+st.BlobBytes {
+		t.Errorf("pack file %d bytes, want %d (header + %d blobs of %d bytes)", st.PackBytes, int64(archive.PackHeader)+st.BlobBytes, st.Blobs, st.BlobBytes)
+	}
 }

@@ -221,8 +221,14 @@ func (v *View) ArchiveSummary(src *archive.Source, st archive.Stats) {
 		}
 		fmt.Fprintf(v.Out, "source:     %s %s account %s (login %s), last complete run %s\n", src.Kind, src.Endpoint, src.Account, src.Login, last)
 	}
-	fmt.Fprintf(v.Out, "messages:   %d (%.1f MB), %d tombstones\nblobs:      %d (%.1f MB)\nmailboxes:  %d\nmodseq:     %d\n\n",
-		st.Messages, float64(st.Bytes)/1e6, st.Tombstones, st.Blobs, float64(st.BlobBytes)/1e6, st.Mailboxes, st.ModSeq)
+	pack := ""
+	if st.PackBytes > 0 {
+		// The pack beside the database (archive.PackSuffix); more than the
+		// blobs' total when it holds unreferenced bytes (no compaction yet).
+		pack = fmt.Sprintf("; pack file %.1f MB", float64(st.PackBytes)/1e6)
+	}
+	fmt.Fprintf(v.Out, "messages:   %d (%.1f MB), %d tombstones\nblobs:      %d (%.1f MB%s)\nmailboxes:  %d\nmodseq:     %d\n\n",
+		st.Messages, float64(st.Bytes)/1e6, st.Tombstones, st.Blobs, float64(st.BlobBytes)/1e6, pack, st.Mailboxes, st.ModSeq)
 }
 
 // MailboxTree prints an archive's mailboxes depth-first with their counts.
