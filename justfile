@@ -165,8 +165,25 @@ bench-export-imap:
     eval "$peers_env"
     MAILMIG_BENCH_EXPORT_IMAP=${MAILMIG_BENCH_EXPORT_IMAP:-1000} go test -count=1 -run '^TestBenchExportIMAP$' -v -timeout 30m ./vandelay/targets/imap | grep -E 'export-imap:|^(ok|FAIL|---)'
 
+# Benchmark: the no-change re-run of an account with 2,000 events, 2,000
+# contacts (MAILMIG_BENCH_ITEMS) and 500 files in 20 folders, through the
+# executor's steps: import + export (a catch-up pass) and verify (what a
+# cut-over adds), Cyrus CalDAV/CardDAV and Apache WebDAV as the source, a
+# second Cyrus account and Apache tree as the target; per step in seconds.
+# Loading and the first export take minutes. Figures: docs/export.md.
+bench-kinds:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    uptime
+    go test -count=1 -run '^$' -bench NoChangeAllKinds -benchtime 3x -timeout 40m ./engine/executor
+    uptime
+
 # Every benchmark.
-bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze bench-export-imap
+bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze bench-export-imap bench-kinds
 
 fmt:
     gofmt -w .

@@ -48,7 +48,8 @@ type DAVVerifyReport struct {
 // [Normalize] (which undoes only what the target rewrites on store).
 // Items the target holds beyond the archive's are not differences (the
 // user's own). A collection never exported is reported with all its
-// items missing.
+// items missing. An item a verify found equal and the target still lists
+// with the same strong ETag is not downloaded again (verifiedCache).
 func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget) (*DAVVerifyReport, error) {
 	et, err := a.ExportTarget(ctx, t.Name())
 	if err != nil {
@@ -70,6 +71,10 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 	if err != nil {
 		return nil, err
 	}
+	cache, err := loadVerified(ctx, et, "dav-verified:"+kind)
+	if err != nil {
+		return nil, err
+	}
 	rep := &DAVVerifyReport{}
 	for _, c := range cols {
 		items, err := a.DAVItems(ctx, c.ID, false)
@@ -84,20 +89,23 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 				return nil, fmt.Errorf("list %s at the target: %w", cm.RemoteID, err)
 			}
 		}
+		// The members by unescaped path (sameHref), looked up once each.
+		etags := make(map[string]string, len(members))
+		for h, etag := range members {
+			etags[unescapePath(h)] = etag
+		}
 		for _, it := range items {
 			href := strings.TrimSuffix(cm.RemoteID, "/") + "/" + targetName(it.Href)
 			if m, ok := imaps[it.ID]; ok {
 				href = m.RemoteID
 			}
-			found := false
-			for h := range members {
-				if sameHref(h, href) {
-					found = true
-					break
-				}
-			}
+			etag, found := etags[unescapePath(href)]
 			if !found {
 				rep.Mismatches = append(rep.Mismatches, DAVMismatch{c.Href, href, "missing"})
+				continue
+			}
+			if cache.ok(href, etag, it.Hash) {
+				cr.Matched++
 				continue
 			}
 			want, err := a.BlobBytes(ctx, it.Hash)
@@ -116,9 +124,13 @@ func VerifyDAV(ctx context.Context, a *archive.Archive, kind string, t DAVTarget
 				}
 				continue
 			}
+			cache.equal(href, etag, it.Hash)
 			cr.Matched++
 		}
 		rep.Collections = append(rep.Collections, cr)
 	}
+	// A cache that cannot be written (an archive opened read-only) only
+	// means the next verify downloads again.
+	_ = cache.save(ctx, et)
 	return rep, nil
 }

@@ -601,7 +601,9 @@ type FilesMismatch struct {
 
 // VerifyFiles compares the archive's live files with the target: every
 // folder present, every file present with the same size and SHA-256 (its
-// bytes are read back). Files only the target has are not reported.
+// bytes are read back, unless a verify found them equal under the strong
+// ETag the target still lists: verifiedCache). Files only the target has
+// are not reported.
 func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesVerifyReport, error) {
 	all, err := liveFiles(ctx, a, false)
 	if err != nil {
@@ -618,11 +620,18 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 	x := &filesExport{ctx: ctx, t: t}
 	rep := &FilesVerifyReport{}
 	var conflicts map[string]bool
-	if et, err := a.ExportTarget(ctx, t.Name()); err == nil {
+	et, err := a.ExportTarget(ctx, t.Name())
+	if err == nil {
 		if conflicts, err = loadConflicts(ctx, et, "file-conflicts"); err != nil {
 			return nil, err
 		}
-	} else if !errors.Is(err, archive.ErrNotFound) {
+	} else if errors.Is(err, archive.ErrNotFound) {
+		et = nil
+	} else {
+		return nil, err
+	}
+	cache, err := loadVerified(ctx, et, "file-verified")
+	if err != nil {
 		return nil, err
 	}
 	for _, f := range all {
@@ -635,6 +644,8 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 			rep.Matched++
 		case cur.Size != f.Size:
 			rep.Mismatches = append(rep.Mismatches, FilesMismatch{"size", f.Path})
+		case cache.ok(f.Path, cur.ETag, f.Hash):
+			rep.Matched++
 		default:
 			h, err := x.targetHash(f.Path)
 			if err != nil {
@@ -643,6 +654,7 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 			if h != f.Hash {
 				rep.Mismatches = append(rep.Mismatches, FilesMismatch{"content", f.Path})
 			} else {
+				cache.equal(f.Path, cur.ETag, f.Hash)
 				rep.Matched++
 			}
 		}
@@ -651,5 +663,7 @@ func VerifyFiles(ctx context.Context, a *archive.Archive, t FileTarget) (*FilesV
 			rep.Conflicts = append(rep.Conflicts, f.Path)
 		}
 	}
+	// Best effort, as in VerifyDAV.
+	_ = cache.save(ctx, et)
 	return rep, nil
 }

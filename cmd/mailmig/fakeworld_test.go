@@ -38,7 +38,10 @@ type fakeData struct {
 	// target folded together (totals, like the real one's).
 	Duplicates     map[string]int64 `json:"duplicates,omitempty"`
 	KeywordsMerged map[string]int64 `json:"keywords_merged,omitempty"`
-	Quota          map[string]int64 `json:"quota,omitempty"`
+	// Conflicts is what the fake export reports kept at the target's
+	// own version (contacts, events, files, scripts the user edited).
+	Conflicts map[string]int64 `json:"conflicts,omitempty"`
+	Quota     map[string]int64 `json:"quota,omitempty"`
 }
 
 // fakeProbe is the part of a probe result the counts cannot give.
@@ -164,7 +167,7 @@ func (f *fakeExec) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	n := f.d.Archive[k] - f.d.Target[k]
 	f.d.Target[k] = f.d.Archive[k]
 	work(job, n)
-	return state.Counts{Messages: n, Bytes: n * 2048, Duplicates: f.d.Duplicates[k], KeywordsMerged: f.d.KeywordsMerged[k]}, f.save()
+	return state.Counts{Messages: n, Bytes: n * 2048, Duplicates: f.d.Duplicates[k], KeywordsMerged: f.d.KeywordsMerged[k], Conflicts: f.d.Conflicts[k]}, f.save()
 }
 
 // work reports n messages of 2 KiB done of n, as a real executor

@@ -6,17 +6,23 @@
 #   servers   install the real servers if missing and start a set at port
 #             offset 0 (.ci/peers); stopped again at the end
 #   seed      a few hundred generated messages (folders, flags, keywords)
-#             for alice, bob and carol@example.test on the legacy Dovecot
+#             for alice, bob and carol@example.test on the legacy Dovecot;
+#             events and contacts on the legacy Radicale and two Sieve
+#             scripts (one active) on the legacy Dovecot
 #   plan      mailmig validate, the proxy in the background, mailmig plan
 #   apply     mailmig apply -auto-approve until nothing is left: staging,
 #             catch-up, cut-over of wave "pilot", then of wave "everyone";
 #             meanwhile swaks delivers mail through the proxy (LMTP and SMTP)
 #             and curl logs in over IMAP through it, naming the backend that
 #             answers
-#   after     IMAP, POP3 and JMAP clients reach Cyrus through the proxy
+#   after     IMAP, POP3 and JMAP clients reach Cyrus through the proxy, and
+#             a CalDAV client (curl PROPFIND/REPORT) that found Radicale's
+#             calendar before now finds the same events on Cyrus
 #   check     every message (seeded or delivered, in every phase) is on
 #             Cyrus exactly once and none is left behind (democheck, plain
-#             IMAP on both servers); mailmig journal; mailmig journal verify
+#             IMAP on both servers); every event, contact and Sieve script
+#             is on Cyrus as on the source (counts and SHA-256 printed);
+#             mailmig journal; mailmig journal verify
 #
 # Usage: examples/quickstart/demo.sh [-keep]
 #   -keep (or DEMO_KEEP=1)  leave the servers running (`just peers-down`
@@ -74,7 +80,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- 1. servers ------------------------------------------------------------
-section "Real servers: Dovecot (legacy) and Cyrus (JMAP target)"
+section "Real servers: Dovecot and Radicale (legacy), Cyrus (JMAP, CalDAV, CardDAV target)"
 if [ -n "${MAILMIG_PEERS_ROOT:-}" ]; then
   echo "using the running set in $MAILMIG_PEERS_ROOT"
 elif [ "$keep" = 1 ]; then
@@ -89,7 +95,9 @@ else
 fi
 offset=${MAILMIG_PEERS_OFFSET:-$(cat "$MAILMIG_PEERS_ROOT/offset")}
 port_open $((20000 + offset)) || fail "no Dovecot on port $((20000 + offset)) (servers in ${MAILMIG_PEERS_ROOT})"
-echo "servers at port offset $offset: Dovecot IMAP 127.0.0.1:$((20000 + offset)), Cyrus IMAP 127.0.0.1:$((20030 + offset)), JMAP http://127.0.0.1:$((20038 + offset))/"
+echo "servers at port offset $offset: Dovecot IMAP 127.0.0.1:$((20000 + offset)), ManageSieve 127.0.0.1:$((20005 + offset));" \
+  "Radicale http://127.0.0.1:$((20040 + offset))/; Cyrus IMAP 127.0.0.1:$((20030 + offset)), ManageSieve 127.0.0.1:$((20035 + offset))," \
+  "JMAP and DAV http://127.0.0.1:$((20038 + offset))/"
 for p in $(seq "$proxy_port" $((proxy_port + 9))); do
   if port_open "$p"; then fail "port $p is in use; set DEMO_PROXY_PORT to a free range of 10 ports"; fi
 done
@@ -117,7 +125,7 @@ grep -v '^#' accounts.csv
 show mailmig validate
 
 # --- 3. seed ---------------------------------------------------------------
-section "Seed the legacy Dovecot: $messages generated messages per account"
+section "Seed the legacy servers: $messages generated messages per account, events, contacts and Sieve scripts"
 democheck reset
 i=0
 for u in "${accounts[@]}"; do
@@ -128,6 +136,7 @@ for u in "${accounts[@]}"; do
   gencorpus -seed "$i" -n "$messages" -folders 8 -max-size 256K -imap "127.0.0.1:$((20000 + offset))" \
     -user "$u@example.test" -pass-env "${u^^}_PASSWORD" | grep -E "$pattern" || fail "seeding $u failed"
 done
+democheck seed-data
 
 # --- 4. the proxy ----------------------------------------------------------
 section "The proxy: everyone on legacy for now"
@@ -151,6 +160,49 @@ for u in "${accounts[@]}"; do
   who=$(backend "$u") || fail "the IMAP login for $u through the proxy failed"
   echo "$u@example.test → $who"
 done
+
+# dav_xml MODE reads a WebDAV multistatus on stdin and prints, for MODE
+# principal or home, the href inside current-user-principal or
+# calendar-home-set; for calendars, the hrefs of the calendar collections;
+# for uids, the UID of each calendar-data.
+dav_xml() {
+  python3 -c '
+import sys, xml.etree.ElementTree as ET
+mode, D, C = sys.argv[1], "{DAV:}", "{urn:ietf:params:xml:ns:caldav}"
+for r in ET.fromstring(sys.stdin.buffer.read()).iter(D + "response"):
+    if mode == "calendars":
+        if r.find(D + "propstat/" + D + "prop/" + D + "resourcetype/" + C + "calendar") is not None:
+            print(r.findtext(D + "href").strip())
+    elif mode == "uids":
+        for d in r.iter(C + "calendar-data"):
+            print("\n".join(l[4:].strip() for l in (d.text or "").splitlines() if l.startswith("UID:")))
+    else:
+        for e in r.iter({"principal": D + "current-user-principal", "home": C + "calendar-home-set"}[mode]):
+            print(e.findtext(D + "href").strip())
+' "$1"
+}
+# caldav_client ACCOUNT is what a CalDAV client does with the one URL it
+# was given, the proxy's: /.well-known/caldav, its redirect, the principal,
+# the calendar home, the calendars there (PROPFIND), the events of each
+# (REPORT calendar-query). It prints where it landed and the events' UIDs.
+caldav_client() {
+  local auth="$1@example.test:$(password "$1")" base="http://127.0.0.1:$((proxy_port + 8))" loc principal home cal uids=""
+  dav() { curl -sf -m 60 -u "$auth" -X "$1" -H "Depth: $3" -H 'Content-Type: application/xml; charset=utf-8' --data "$4" "$2"; }
+  loc=$(curl -s -m 60 -o /dev/null -D - -u "$auth" -X PROPFIND -H 'Depth: 0' "$base/.well-known/caldav" | sed -n 's/^[Ll]ocation: *\([^[:space:]]*\).*/\1/p') || return 1
+  [ -n "$loc" ] || { echo "no redirect from /.well-known/caldav" >&2; return 1; }
+  [[ $loc == /* ]] && loc=$base$loc
+  [[ $loc == "$base"/* ]] || { echo "the well-known redirect left the proxy: $loc" >&2; return 1; }
+  principal=$(dav PROPFIND "$loc" 0 '<propfind xmlns="DAV:"><prop><current-user-principal/></prop></propfind>' | dav_xml principal) || return 1
+  home=$(dav PROPFIND "$base$principal" 0 '<propfind xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:calendar-home-set/></prop></propfind>' | dav_xml home) || return 1
+  for cal in $(dav PROPFIND "$base$home" 1 '<propfind xmlns="DAV:"><prop><resourcetype/></prop></propfind>' | dav_xml calendars); do
+    uids+=" $(dav REPORT "$base$cal" 1 '<C:calendar-query xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><prop><C:calendar-data/></prop><C:filter><C:comp-filter name="VCALENDAR"/></C:filter></C:calendar-query>' | dav_xml uids | sort | tr '\n' ' ')" || return 1
+  done
+  uids=$(xargs -n1 <<<"$uids" | sort -u | xargs)
+  echo "$1@example.test → principal $principal, calendar home $home: $(wc -w <<<"$uids") events and tasks: $uids"
+}
+section "A CalDAV client (curl PROPFIND, REPORT) finds its calendar through the proxy"
+caldav_before=$(caldav_client alice) || fail "the CalDAV client for alice through the proxy failed"
+echo "$caldav_before"
 
 # --- 5. mail and logins while apply runs ------------------------------------
 # set_phase NAME labels the deliveries from now on (renamed into place: the
@@ -269,19 +321,26 @@ jmap_summary() {
     python3 -c 'import json,sys; r=json.load(sys.stdin)["methodResponses"]; print("%d emails in %d mailboxes" % (r[0][1]["total"], len(r[1][1]["list"])))' |
     sed "s|^|apiUrl $api, |"
 }
-section "After the cut-over: IMAP, POP3 and JMAP clients through the proxy"
+section "After the cut-over: IMAP, POP3, JMAP and CalDAV clients through the proxy"
 for u in "${accounts[@]}"; do
   who=$(backend "$u") || fail "the IMAP login for $u through the proxy failed"
   n=$(pop3_count "$u") || fail "POP3 for $u through the proxy failed"
   jmap=$(jmap_summary "$u") || fail "JMAP for $u through the proxy failed"
   echo "$u@example.test → IMAP: $who; POP3: $n messages in INBOX; JMAP: $jmap"
 done
+# The same CalDAV discovery from the same URL now lands on Cyrus (another
+# principal and home) and finds the same events.
+caldav_after=$(caldav_client alice) || fail "the CalDAV client for alice through the proxy failed"
+echo "before: $caldav_before"
+echo "after:  $caldav_after"
+[ "${caldav_before#*: }" = "${caldav_after#*: }" ] || fail "the CalDAV client does not find the same events after the cut-over"
+[ "${caldav_before%%,*}" != "${caldav_after%%,*}" ] || fail "the CalDAV client's principal did not change with the cut-over"
 echo "deliveries through the proxy (swaks, LMTP and SMTP): $(wc -l <"$work/delivered.log") accepted;" \
   "$(wc -l <"$work/deferred.log") times deferred while the account was frozen, and retried:"
 sort "$work/deferred.log" | uniq -c | sed 's/^ */  /'
 
 
-section "Check: every message on Cyrus exactly once, nothing left behind (plain IMAP, both servers)"
+section "Check: every message on Cyrus exactly once, nothing left behind (plain IMAP, both servers); events, contacts and Sieve scripts equal (DAV and ManageSieve, both sides)"
 show democheck check -delivered "$work/delivered.log"
 
 section "State and journal"

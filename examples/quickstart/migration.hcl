@@ -1,5 +1,7 @@
-# Quickstart: three accounts move from the test harness's Dovecot ("legacy")
-# onto its Cyrus JMAP server ("target") in two waves, with the proxy in front.
+# Quickstart: three accounts move from the test harness's Dovecot ("legacy",
+# with Radicale for calendars and contacts) onto its Cyrus JMAP server
+# ("target", CalDAV and CardDAV too) in two waves, with the proxy in front:
+# mail, Sieve scripts, contacts and calendars.
 # Ports are those of the harness at offset 0 (testdata/peers; `just peers-up`).
 #
 #   export LEGACY_MASTER_PASSWORD=masterpw
@@ -55,6 +57,16 @@ backend "legacy" {
     address = "127.0.0.1:${20006 + var.peers_offset}"
     tls     = "none"
   }
+  # Calendars and address books live on a Radicale server beside Dovecot;
+  # DAV servers take each user's own login (password_ref), not the master.
+  # It is also where the proxy sends this backend's HTTP (CalDAV/CardDAV)
+  # clients.
+  caldav {
+    url = "http://127.0.0.1:${20040 + var.peers_offset}/"
+  }
+  carddav {
+    url = "http://127.0.0.1:${20040 + var.peers_offset}/"
+  }
 
   login = "master"
   master {
@@ -92,6 +104,15 @@ backend "target" {
   jmap {
     url = "http://127.0.0.1:${20038 + var.peers_offset}/.well-known/jmap"
   }
+  # Cyrus 3.6 has contacts, calendars and Sieve over JMAP only in its own
+  # namespace: they travel over its CalDAV, CardDAV and ManageSieve, which
+  # keep the original bytes.
+  caldav {
+    url = "http://127.0.0.1:${20038 + var.peers_offset}/"
+  }
+  carddav {
+    url = "http://127.0.0.1:${20038 + var.peers_offset}/"
+  }
 
   limits {
     connections = 4
@@ -102,7 +123,7 @@ accounts "staff" {
   from = backend.legacy
   to   = backend.target
   list = csv("accounts.csv")
-  data = ["mail"]
+  data = ["mail", "sieve", "contacts", "calendars"]
 }
 
 # alice's mailbox is small: she may cut over right after staging (the final

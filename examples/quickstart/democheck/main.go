@@ -4,18 +4,25 @@
 // password, never through mailmig.
 //
 //	democheck -f DIR reset            empty the plan's accounts on both sides
+//	democheck -f DIR seed-data        events, contacts, Sieve scripts on the sources
 //	democheck -f DIR check -delivered FILE
 //
 // reset deletes every message and user folder of the plan's accounts on the
 // source and the target, so that the demo can run again on a kept set of
-// test servers; it refuses backends that are not on 127.0.0.1.
+// test servers (and, where the account's data has them, every event,
+// contact and Sieve script, data.go); it refuses backends that are not on
+// 127.0.0.1. seed-data puts a few events, contacts and two Sieve scripts
+// (one active) on each account's source, for the kinds its data names.
 //
 // check compares the accounts message by message (Message-ID per folder):
 // everything still on the source must be on the target exactly as often,
 // every message of FILE (lines "PHASE ACCOUNT MESSAGE-ID", written by the
 // demo for each delivery through the proxy that was accepted) must be on
-// the target exactly once, and the target must hold nothing else. It prints
-// one line per account and exits 1 on any difference.
+// the target exactly once, and the target must hold nothing else. Then,
+// for each kind of the account's data besides mail, the events, contacts
+// and Sieve scripts on the target must be those on the source (data.go
+// says how they are compared). It prints one line per account (and per
+// kind) and exits 1 on any difference.
 package main
 
 import (
@@ -47,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	planPath := fs.String("f", ".", "the plan: a file or a directory of *.hcl files")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: democheck [-f PLAN] reset | check -delivered FILE")
+		fmt.Fprintln(stderr, "usage: democheck [-f PLAN] reset | seed-data | check -delivered FILE")
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -67,6 +74,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cmd, rest := fs.Arg(0), fs.Args()[1:]; cmd {
 	case "reset":
 		err = reset(ctx, m, stdout)
+		if err == nil {
+			err = resetData(ctx, m, stdout)
+		}
+	case "seed-data":
+		err = seedData(ctx, m, stdout)
 	case "check":
 		cf := flag.NewFlagSet("check", flag.ContinueOnError)
 		cf.SetOutput(stderr)
@@ -405,6 +417,23 @@ func check(ctx context.Context, m *plan.Migration, deliveredPath string, w io.Wr
 		fmt.Fprintf(tw, "%s\t%d in %d folders\t%d (%s)\t%d\t%s\n", a.Address, onSrc.total(), len(onSrc), nDel, strings.Join(byPhase, ", "), onDst.total(), result)
 	}
 	tw.Flush()
+	// Calendars, contacts and Sieve scripts, where the accounts' data has them.
+	dw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, a := range m.Accounts {
+		diffs, err := checkData(ctx, m, a, func(kind, src, dst, result string) {
+			if !header {
+				fmt.Fprintln(dw, "\nACCOUNT\tKIND\tON SOURCE\tON TARGET\tRESULT")
+				header = true
+			}
+			fmt.Fprintf(dw, "%s\t%s\t%s\t%s\t%s\n", a.Address, kind, src, dst, result)
+		})
+		if err != nil {
+			return err
+		}
+		problems = append(problems, diffs...)
+	}
+	dw.Flush()
 	if len(problems) > 0 {
 		for i, p := range problems {
 			if i == 20 {
@@ -413,7 +442,7 @@ func check(ctx context.Context, m *plan.Migration, deliveredPath string, w io.Wr
 			}
 			fmt.Fprintln(w, "  "+p)
 		}
-		return errors.New("the target does not hold exactly the migrated and delivered mail")
+		return errors.New("the target does not hold exactly the migrated and delivered mail, events, contacts and scripts")
 	}
 	return nil
 }

@@ -13,8 +13,11 @@ package takeout
 //     "Kalender"), so the extension decides, not the folder.
 //   - Contacts: each .vcf outside Drive is one address book (Takeout
 //     writes one per label), split into its vCards by lines.
-//   - Drive: the tree below a "Drive" folder, with the folders its member
-//     names imply, each file's modification time from the archive header.
+//   - Drive: the tree below a "Drive" folder: the folders its member
+//     names imply and the folders the input lists itself (a zip's or
+//     tar's directory entries, an extracted tree's directories), so that
+//     an empty Drive folder arrives too; each file's modification time
+//     from the archive header.
 //
 // An item's href is derived from its UID (or, for a vCard without UID,
 // from its bytes), so that a newer Takeout of the same account converges:
@@ -47,15 +50,17 @@ import (
 	"github.com/mailmig/mailmig/vandelay/archive"
 )
 
-// member is one file of the input.
+// member is one file (or, with dir, one directory) of the input.
 type member struct {
-	name  string // "/"-separated, relative to the input
+	name  string // "/"-separated, relative to the input, no trailing "/"
+	dir   bool
 	size  int64
 	mtime time.Time
 	open  func() (io.ReadCloser, error)
 }
 
-// members lists the regular files of the input at path.
+// members lists the regular files and the directories of the input at
+// path.
 func members(p string) ([]member, error) {
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -66,8 +71,17 @@ func members(p string) ([]member, error) {
 	switch {
 	case fi.IsDir():
 		err = filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			if err != nil {
 				return err
+			}
+			if d.IsDir() {
+				if rel, _ := filepath.Rel(p, q); rel != "." {
+					out = append(out, member{name: filepath.ToSlash(rel), dir: true})
+				}
+				return nil
+			}
+			if !d.Type().IsRegular() {
+				return nil
 			}
 			info, err := d.Info()
 			if err != nil {
@@ -85,6 +99,7 @@ func members(p string) ([]member, error) {
 		}
 		for _, f := range zr.File {
 			if f.FileInfo().IsDir() {
+				out = append(out, member{name: strings.TrimSuffix(f.Name, "/"), dir: true})
 				continue
 			}
 			f := f
@@ -106,6 +121,10 @@ func members(p string) ([]member, error) {
 			}
 			if terr != nil {
 				return nil, fmt.Errorf("read %s: %w", p, terr)
+			}
+			if h.Typeflag == tar.TypeDir {
+				out = append(out, member{name: strings.TrimSuffix(h.Name, "/"), dir: true})
+				continue
 			}
 			if h.Typeflag != tar.TypeReg {
 				continue
@@ -206,7 +225,7 @@ func (s *DAVSource) Collections(ctx context.Context) ([]archive.NewCollection, e
 	s.files = map[string]member{}
 	var out []archive.NewCollection
 	for _, m := range ms {
-		if _, inDrive := driveRel(m.name); inDrive || !strings.EqualFold(path.Ext(m.name), ext) {
+		if _, inDrive := driveRel(m.name); m.dir || inDrive || !strings.EqualFold(path.Ext(m.name), ext) {
 			continue
 		}
 		name := strings.TrimSuffix(path.Base(m.name), path.Ext(m.name))
@@ -531,7 +550,8 @@ func (s *FileSource) Describe() archive.Source { return describe(s.o.User, s.pat
 // Root is the collection's href.
 func (s *FileSource) Root() string { return "/takeout/drive/" }
 
-// Walk lists the Drive's files and the folders their names imply.
+// Walk lists the Drive's files, the folders their names imply and the
+// folders the input lists (empty ones too).
 func (s *FileSource) Walk(ctx context.Context) ([]archive.NewFile, string, error) {
 	ms, err := members(s.path)
 	if err != nil {
@@ -543,6 +563,14 @@ func (s *FileSource) Walk(ctx context.Context) ([]archive.NewFile, string, error
 	for _, m := range ms {
 		rel, ok := driveRel(m.name)
 		if !ok || rel == "" {
+			continue
+		}
+		if m.dir {
+			// A folder the input lists: with its parents, once.
+			for d := rel; d != "." && !dirs[d]; d = path.Dir(d) {
+				dirs[d] = true
+				out = append(out, archive.NewFile{Path: d, IsDir: true})
+			}
 			continue
 		}
 		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {

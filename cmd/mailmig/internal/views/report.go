@@ -36,15 +36,15 @@ func RenderReportMarkdown(r *report.Report) string {
 	fmt.Fprintf(&b, "; %s. Made %s.\n\n", countNoun(r.Applies, "apply run"), fmtUTC(r.Created))
 	fmt.Fprintf(&b, "**%s**\n\n", reportSummary(r))
 	b.WriteString("#### Waves\n\n")
-	b.WriteString("| wave | accounts | done | messages | bytes | duplicates collapsed | keywords merged | time frozen | cut over | errors | rolled back | mismatches |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
+	b.WriteString("| wave | accounts | done | messages | bytes | duplicates collapsed | keywords merged | time frozen | cut over | errors | rolled back | mismatches | conflicts |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, w := range r.Waves {
 		fmt.Fprintf(&b, "| %s | %d | %s |\n", mdCell(w.Name), len(w.Accounts), totalsCells(w.Totals, cutOverSpan(w)))
 	}
 	fmt.Fprintf(&b, "| **total** | %d | %s |\n\n", len(r.Accounts), totalsCells(r.Totals, ""))
 	b.WriteString("#### Accounts\n\n")
-	b.WriteString("| account | wave | state | route | messages | bytes | duplicates collapsed | keywords merged | time frozen | cut over | errors | rolled back | mismatches | last error |\n")
-	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|\n")
+	b.WriteString("| account | wave | state | route | messages | bytes | duplicates collapsed | keywords merged | time frozen | cut over | errors | rolled back | mismatches | conflicts | last error |\n")
+	b.WriteString("|---|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|\n")
 	for _, a := range r.Accounts {
 		st := string(a.Phase)
 		if !a.InPlan {
@@ -54,10 +54,10 @@ func RenderReportMarkdown(r *report.Report) string {
 		if a.Frozen {
 			route += " (frozen)"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |\n",
 			mdCell(a.Address), mdCell(orDash(a.Wave)), st, mdCell(orDash(route)), fmtInt(a.Messages), fmtBytes(a.Bytes),
 			fmtInt(a.Duplicates), fmtInt(a.KeywordsMerged), fmtDur(a.TimeFrozen), fmtTimeOrDash(a.CutOver),
-			a.Errors, a.RolledBack, fmtInt(a.Mismatches), mdCell(orDash(a.LastError)))
+			a.Errors, a.RolledBack, fmtInt(a.Mismatches), fmtInt(a.Conflicts), mdCell(orDash(a.LastError)))
 	}
 	b.WriteString("\n")
 	byAddr := make(map[string]*report.Account, len(r.Accounts))
@@ -108,9 +108,9 @@ func reportSummary(r *report.Report) string {
 }
 
 func totalsCells(t report.Totals, cut string) string {
-	return fmt.Sprintf("%d | %s | %s | %s | %s | %s | %s | %d | %d | %s",
+	return fmt.Sprintf("%d | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s",
 		t.Done, fmtInt(t.Messages), fmtBytes(t.Bytes), fmtInt(t.Duplicates), fmtInt(t.KeywordsMerged),
-		fmtDur(t.TimeFrozen), orDash(cut), t.Errors, t.RolledBack, fmtInt(t.Mismatches))
+		fmtDur(t.TimeFrozen), orDash(cut), t.Errors, t.RolledBack, fmtInt(t.Mismatches), fmtInt(t.Conflicts))
 }
 
 func cutOverSpan(w *report.Wave) string {
@@ -208,7 +208,7 @@ func WriteReportCSV(w io.Writer, r *report.Report) error {
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"kind", "name", "wave", "state", "route", "accounts", "done", "messages", "bytes",
 		"duplicates_collapsed", "keywords_merged", "time_frozen_s", "staged", "frozen_at", "cut_over",
-		"errors", "rolled_back", "mismatches", "last_error"})
+		"errors", "rolled_back", "mismatches", "conflicts", "last_error"})
 	n := func(x int64) string { return strconv.FormatInt(x, 10) }
 	secs := func(d time.Duration) string { return n(int64(d.Round(time.Second) / time.Second)) }
 	for _, a := range r.Accounts {
@@ -222,12 +222,12 @@ func WriteReportCSV(w io.Writer, r *report.Report) error {
 		}
 		_ = cw.Write([]string{"account", a.Address, a.Wave, string(a.Phase), route, "1", done, n(a.Messages), n(a.Bytes),
 			n(a.Duplicates), n(a.KeywordsMerged), secs(a.TimeFrozen), rfc(a.Staged), rfc(a.FrozenAt), rfc(a.CutOver),
-			strconv.Itoa(a.Errors), strconv.Itoa(a.RolledBack), n(a.Mismatches), a.LastError})
+			strconv.Itoa(a.Errors), strconv.Itoa(a.RolledBack), n(a.Mismatches), n(a.Conflicts), a.LastError})
 	}
 	tot := func(kind, name string, accounts int, t report.Totals, cut time.Time) []string {
 		return []string{kind, name, "", "", "", strconv.Itoa(accounts), strconv.Itoa(t.Done), n(t.Messages), n(t.Bytes),
 			n(t.Duplicates), n(t.KeywordsMerged), secs(t.TimeFrozen), "", "", rfc(cut),
-			strconv.Itoa(t.Errors), strconv.Itoa(t.RolledBack), n(t.Mismatches), ""}
+			strconv.Itoa(t.Errors), strconv.Itoa(t.RolledBack), n(t.Mismatches), n(t.Conflicts), ""}
 	}
 	for _, wv := range r.Waves {
 		_ = cw.Write(tot("wave", wv.Name, len(wv.Accounts), wv.Totals, wv.LastCutOver))

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDAVXML(t *testing.T) {
+	prop := []byte(`<current-user-principal xmlns="DAV:"><href> /dav/principals/user/a@example.test/ </href></current-user-principal><C:calendar-home-set xmlns:C="urn:ietf:params:xml:ns:caldav"><href>/home/</href></C:calendar-home-set>`)
+	if got := hrefIn(prop, "current-user-principal"); got != "/dav/principals/user/a@example.test/" {
+		t.Errorf("principal: %q", got)
+	}
+	if got := hrefIn(prop, "calendar-home-set"); got != "/home/" {
+		t.Errorf("home: %q", got)
+	}
+	if got := hrefIn(prop, "addressbook-home-set"); got != "" {
+		t.Errorf("absent: %q", got)
+	}
+	rt := []byte(`<collection xmlns="DAV:"/><C:calendar xmlns:C="urn:ietf:params:xml:ns:caldav"/>`)
+	if !hasElement(rt, "calendar") || hasElement(rt, "addressbook") {
+		t.Errorf("resourcetype %s", rt)
+	}
+}
+
+func TestSeedItems(t *testing.T) {
+	for name, body := range seedEvents("alice@example.test") {
+		if uid := uidOf([]byte(body)); !strings.HasSuffix(uid, "-alice@example.test") || !strings.HasSuffix(body, "END:VCALENDAR\r\n") {
+			t.Errorf("%s: UID %q", name, uid)
+		}
+		if strings.Contains(body, "ATTENDEE") || strings.Contains(body, "ORGANIZER") {
+			t.Errorf("%s: Cyrus would schedule it (docs/demo.md)", name)
+		}
+	}
+	seen := map[string]bool{}
+	for name, body := range seedContacts("bob@example.test") {
+		uid := uidOf([]byte(body))
+		if !strings.Contains(uid, "bob") || seen[uid] {
+			t.Errorf("%s: UID %q", name, uid)
+		}
+		seen[uid] = true
+	}
+	if d1, d2 := digest(map[string]davItem{"a": {hash: "1"}}), digest(map[string]davItem{"a": {hash: "2"}}); d1 == d2 || len(d1) != 12 {
+		t.Errorf("digests %q %q", d1, d2)
+	}
+}
