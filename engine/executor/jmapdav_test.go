@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -227,5 +228,106 @@ func TestExportJMAPCalendars(t *testing.T) {
 	if err != nil || n != 1 || len(named) != 1 || named[0].Kind != "calendars-missing" || named[0].Item != arbeit.Href+"refused.ics" ||
 		cnt.Conflicts != 3 || !via[plan.DataCalendars] || via[plan.DataContacts] {
 		t.Fatalf("verify: %d %+v, %d conflicts, via %v, %v", n, named, cnt.Conflicts, via, err)
+	}
+}
+
+// jmapSessionSource stands in for the JMAP mail source
+// (vandelay/sources/jmap) in importJMAPData: its session's client.
+type jmapSessionSource struct {
+	c         *jmap.Client
+	accountID string
+}
+
+func (s jmapSessionSource) DataClient(context.Context) (*jmap.Client, string, error) {
+	return s.c, s.accountID, nil
+}
+
+func (s jmapSessionSource) Describe() archive.Source {
+	return archive.Source{Kind: "jmap", Endpoint: s.c.SessionURL(), Account: s.accountID}
+}
+
+// TestImportJMAPContactsCalendars: from a JMAP mail source (its backend's
+// only endpoint is jmap) whose session offers RFC 9610 or JMAP
+// Calendars, importJMAPData reads the account's cards and events into the
+// archive (counted as objects), and a second run is one request that
+// changes nothing. A source backend with a CardDAV/CalDAV endpoint (and
+// the account's password) is read there instead: no JMAP request.
+func TestImportJMAPContactsCalendars(t *testing.T) {
+	ctx := context.Background()
+	m := &plan.Migration{Backends: []*plan.Backend{
+		{Name: "src", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}}},
+		{Name: "srcdav", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP},
+			{Protocol: plan.ProtoCardDAV, URL: "http://127.0.0.1:1/"}, {Protocol: plan.ProtoCalDAV, URL: "http://127.0.0.1:1/"}}},
+		{Name: "new", Endpoints: []*plan.Endpoint{{Protocol: plan.ProtoJMAP}}},
+	}}
+	acct := &plan.Account{Address: "john@example.com", From: "src", To: "new",
+		Data: []plan.DataKind{plan.DataMail, plan.DataContacts, plan.DataCalendars}}
+	x := &Executor{m: m}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	for _, tc := range []struct {
+		name, dir, sessionPath, accountID string
+		first, second                     string
+		coll                              string
+		collections, items                int
+	}{
+		{"contacts", contactsRec, "/jmap/session", "A13824", "import-1-first.txtar", "import-2-nochange.txtar", archive.CollectionAddressBook, 1, 2},
+		{"calendars", calRec, "/.well-known/jmap", "a1", "import-run1.txtar", "import-run2.txtar", archive.CollectionCalendar, 2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := openTestArchive(t)
+			srv := recorded.New(t, tc.dir+"session.txtar", tc.dir+tc.first)
+			src := jmapSessionSource{c: discover(t, srv.URL+tc.sessionPath), accountID: tc.accountID}
+			n, err := x.importJMAPData(ctx, acct, src, a, log)
+			if err != nil || n != int64(tc.items) {
+				t.Fatalf("first import: %d objects, %v; want %d", n, err, tc.items)
+			}
+			cols, err := a.DAVCollections(ctx, tc.coll, false)
+			if err != nil || len(cols) != tc.collections {
+				t.Fatalf("archive holds %d %s collections, %v; want %d", len(cols), tc.coll, err, tc.collections)
+			}
+			var items int
+			for _, c := range cols {
+				its, err := a.DAVItems(ctx, c.ID, false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, it := range its {
+					b, err := a.BlobBytes(ctx, it.Hash)
+					if err != nil || !bytes.HasPrefix(b, []byte("BEGIN:")) {
+						t.Errorf("item %s: %q %v", it.Href, b, err)
+					}
+					items++
+				}
+			}
+			if items != tc.items {
+				t.Errorf("archive holds %d items, want %d", items, tc.items)
+			}
+
+			srv.Load(tc.dir + tc.second)
+			before := src.c.Stats().Requests.Load()
+			if n, err := x.importJMAPData(ctx, acct, src, a, log); err != nil || n != 0 {
+				t.Fatalf("second import: %d objects, %v; want none", n, err)
+			}
+			if r := src.c.Stats().Requests.Load() - before; r != 1 {
+				t.Errorf("second import sent %d requests, want 1", r)
+			}
+
+			// With DAV endpoints at the source (and the password) the
+			// kinds are read there (importDAV); nothing is asked over
+			// JMAP (the recording has no exchange left to answer).
+			dav := *acct
+			dav.From, dav.Password = "srcdav", plan.NewSecret("pw")
+			if !jmapMailSource(m.Backend(dav.From)) || !davFrom(m.Backend(dav.From), &dav, plan.DataContacts) {
+				t.Fatal("srcdav: want a JMAP mail source with DAV endpoints")
+			}
+			before = src.c.Stats().Requests.Load()
+			if n, err := x.importJMAPData(ctx, &dav, src, a, log); err != nil || n != 0 {
+				t.Fatalf("import from a source with DAV endpoints: %d objects, %v", n, err)
+			}
+			if r := src.c.Stats().Requests.Load() - before; r != 0 {
+				t.Errorf("import from a source with DAV endpoints sent %d JMAP requests, want none", r)
+			}
+		})
 	}
 }
