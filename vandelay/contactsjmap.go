@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/mailmig/mailmig/vandelay/archive"
@@ -757,6 +758,9 @@ func VerifyContactsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client,
 			ids = append(ids, m.RemoteID)
 		}
 	}
+	// The mappings are a map: sorted, the request is the same on every
+	// run (and a recording of it can be checked).
+	slices.Sort(ids)
 	got, _, err := getCards(ctx, c, accountID, ids, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read the target's cards: %w", err)

@@ -70,6 +70,25 @@ func davTo(b *plan.Backend, acct *plan.Account, k plan.DataKind) bool {
 	return acct.Password.IsSet() && b.Endpoint(davKinds[k].proto) != nil
 }
 
+// davRoute says how the export and verify write the account's kind k
+// once the JMAP table has run (via): "jmap" when the target's session
+// took it, else the target's CalDAV/CardDAV protocol when it has that
+// endpoint (and the account its password), else "" — the kind stays at
+// the source (the export logs why when MovesDAV promised a path: a
+// target with only a jmap endpoint whose session turned out not to offer
+// the capability).
+func davRoute(m *plan.Migration, acct *plan.Account, k plan.DataKind, via map[plan.DataKind]bool) plan.Protocol {
+	switch {
+	case !MovesDAV(m, acct, k):
+		return ""
+	case via[k]:
+		return plan.ProtoJMAP
+	case davTo(m.Backend(acct.To), acct, k):
+		return davKinds[k].proto
+	}
+	return ""
+}
+
 // davSource returns the registry kind and the settings of the account's
 // source of the data kind k: the backend's carddav/caldav endpoint, else
 // its exchange endpoint (exchange-graph-contacts, exchange-ews-calendars
@@ -157,7 +176,12 @@ func (x *Executor) openDAVTarget(ctx context.Context, acct *plan.Account, k plan
 func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, cnt *state.Counts, via map[plan.DataKind]bool) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
-		if !MovesDAV(x.m, acct, k) || via[k] || !davTo(x.m.Backend(acct.To), acct, k) {
+		r := davRoute(x.m, acct, k, via)
+		if r == "" && MovesDAV(x.m, acct, k) {
+			log.Warn("not moved: the target's session does not offer it and the target has no endpoint for it",
+				"kind", string(k), "capability", davCaps[k], "endpoint", string(davKinds[k].proto))
+		}
+		if r != davKinds[k].proto {
 			continue
 		}
 		t, err := x.openDAVTarget(ctx, acct, k, log)
@@ -189,7 +213,7 @@ func (x *Executor) exportDAV(ctx context.Context, acct *plan.Account, a *archive
 func (x *Executor) verifyDAV(ctx context.Context, acct *plan.Account, a *archive.Archive, log *slog.Logger, named *[]state.Mismatch, cnt *state.Counts, via map[plan.DataKind]bool) (int64, error) {
 	var n int64
 	for _, k := range []plan.DataKind{plan.DataContacts, plan.DataCalendars} {
-		if !MovesDAV(x.m, acct, k) || via[k] || !davTo(x.m.Backend(acct.To), acct, k) {
+		if davRoute(x.m, acct, k, via) != davKinds[k].proto {
 			continue
 		}
 		t, err := x.openDAVTarget(ctx, acct, k, log)

@@ -272,10 +272,13 @@ func (x *Executor) exportJMAPData(ctx context.Context, acct *plan.Account, a *ar
 	e := &jmapEnv{a: a, c: t.Client, accountID: t.AccountID, acct: acct, m: x.m}
 	var n int64
 	for _, k := range jmapKindsFor(ctx, e, log) {
-		if k.data != "" {
+		out, err := k.export(ctx, e)
+		// A kind the account turns out not to take over JMAP (the
+		// session's capability without the account's) is left to its
+		// dedicated path: via is set only for a kind that moved.
+		if k.data != "" && !errors.Is(err, vandelay.ErrNoCapability) {
 			via[k.data] = true
 		}
-		out, err := k.export(ctx, e)
 		for name, text := range out.refused {
 			log.Warn("refused by the target", "kind", k.name, "item", name, "err", text)
 		}
@@ -302,15 +305,18 @@ func (x *Executor) verifyJMAPData(ctx context.Context, acct *plan.Account, a *ar
 	e := &jmapEnv{a: a, c: t.Client, accountID: t.AccountID, acct: acct, m: x.m}
 	var n int64
 	for _, k := range jmapKindsFor(ctx, e, log) {
-		if k.data != "" {
-			via[k.data] = true
-		}
 		if k.verify == nil {
+			if k.data != "" {
+				via[k.data] = true
+			}
 			continue
 		}
 		out, err := k.verify(ctx, e)
 		if errors.Is(err, vandelay.ErrNoCapability) {
-			continue
+			continue // verified over its dedicated path, as exported
+		}
+		if k.data != "" {
+			via[k.data] = true
 		}
 		if err != nil {
 			return n, fmt.Errorf("verify %s over jmap: %w", k.name, err)
