@@ -57,6 +57,9 @@ type Client struct {
 	base       *url.URL
 	user, pass string
 	hc         *http.Client
+	// WriteHeader is sent with every PUT and DELETE of an item (the
+	// CalDAV target's Scheduling-Enabled: F).
+	WriteHeader map[string]string
 }
 
 // New returns a client for the server at rawURL (scheme, host and an
@@ -403,6 +406,9 @@ var ErrPrecondition = errors.New("precondition failed: the item changed at the s
 // the new ETag when the server sends one.
 func (c *Client) Put(ctx context.Context, href, mediaType string, body []byte, ifMatch string) (string, error) {
 	hdr := map[string]string{"Content-Type": mediaType + "; charset=utf-8"}
+	for k, v := range c.WriteHeader {
+		hdr[k] = v
+	}
 	if ifMatch == "" {
 		hdr["If-None-Match"] = "*"
 	} else {
@@ -427,6 +433,9 @@ func (c *Client) Put(ctx context.Context, href, mediaType string, body []byte, i
 // is there). A 404 is success.
 func (c *Client) Delete(ctx context.Context, href, ifMatch string) error {
 	hdr := map[string]string{}
+	for k, v := range c.WriteHeader {
+		hdr[k] = v
+	}
 	if ifMatch != "" {
 		hdr["If-Match"] = ifMatch
 	}

@@ -18,6 +18,23 @@ import (
 	srcdav "github.com/mailmig/mailmig/vandelay/sources/dav"
 )
 
+// SchedulingHeader is sent as "Scheduling-Enabled: F" with every PUT
+// and DELETE of a calendar item. A migration copies events whose
+// invitations and replies were sent long ago: it must never invite,
+// reply or cancel. Cyrus treats a PUT of an event whose ORGANIZER or an
+// ATTENDEE is the account as RFC 6638 implicit scheduling (iMIP to the
+// other attendees or to the organizer, SCHEDULE-STATUS=1.1 added to the
+// stored event), and a DELETE sends a CANCEL or a declining REPLY.
+// Cyrus (3.0 and later, http_caldav.c _scheduling_enabled, checked
+// before every sched_request and sched_reply of a PUT or DELETE) skips
+// scheduling for a request with this header and stores the bytes as
+// sent: nothing to normalise, and the stored event is not marked, so the
+// user's later edits schedule as usual. Schedule-Reply: F (RFC 6638
+// 8.1) does not help: Cyrus's PUT ignores it and it cannot stop
+// requests. A server that does not know the header ignores it; see
+// docs/export.md for what an operator configures there.
+const SchedulingHeader = "Scheduling-Enabled"
+
 // Options configure [Open].
 type Options struct {
 	vandelay.Server
@@ -55,6 +72,7 @@ func Open(ctx context.Context, o *Options) (*Target, error) {
 	k := davclient.CardDAV
 	if o.CalDAV {
 		k = davclient.CalDAV
+		c.WriteHeader = map[string]string{SchedulingHeader: "F"}
 	}
 	return &Target{o: *o, c: c, k: k}, nil
 }
