@@ -729,29 +729,11 @@ func merge(card jscontact.Card, server map[string]any) jscontact.Card {
 // listed as missing with the reason in the export's Refused. Cards the
 // target holds beyond the archive's are the user's own.
 func VerifyContactsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client, accountID string) (*DAVVerifyReport, error) {
-	if _, ok := c.Session().Capabilities[CapContacts]; !ok {
-		return nil, fmt.Errorf("%w %s", ErrNoCapability, CapContacts)
-	}
-	et, err := a.ExportTarget(ctx, contactsTargetName(c, accountID))
+	v, err := loadJMAPDAVVerify(ctx, a, c, CapContacts, contactsTargetName(c, accountID), "jmap-contacts-conflicts", archive.CollectionAddressBook)
 	if err != nil {
 		return nil, err
 	}
-	cmaps, err := et.Mappings(ctx, archive.KindDAVCollection)
-	if err != nil {
-		return nil, err
-	}
-	imaps, err := et.Mappings(ctx, archive.KindDAVItem)
-	if err != nil {
-		return nil, err
-	}
-	conflicts, err := loadConflicts(ctx, et, "jmap-contacts-conflicts")
-	if err != nil {
-		return nil, err
-	}
-	cols, err := a.DAVCollections(ctx, archive.CollectionAddressBook, false)
-	if err != nil {
-		return nil, err
-	}
+	et, cmaps, imaps, conflicts, cols := v.et, v.cmaps, v.imaps, v.conflicts, v.cols
 	var ids []string
 	for _, m := range imaps {
 		if m.RemoteID != "" {
@@ -802,4 +784,42 @@ func VerifyContactsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client,
 		rep.Collections = append(rep.Collections, cr)
 	}
 	return rep, nil
+}
+
+// jmapDAVVerify is what a verify of contacts or calendars over JMAP reads
+// from the archive before asking the target: the export's mappings of
+// collections and items, the items it kept as conflicts, and the live
+// collections of the kind.
+type jmapDAVVerify struct {
+	et           *archive.ExportTarget
+	cmaps, imaps map[int64]archive.Mapping
+	conflicts    map[string]bool
+	cols         []archive.Collection
+}
+
+// loadJMAPDAVVerify checks that the session offers capability and loads
+// the export target's records (conflictsKey: its conflicts state) and
+// the archive's collections of collKind.
+func loadJMAPDAVVerify(ctx context.Context, a *archive.Archive, c *jmap.Client, capability, target, conflictsKey, collKind string) (*jmapDAVVerify, error) {
+	if _, ok := c.Session().Capabilities[capability]; !ok {
+		return nil, fmt.Errorf("%w %s", ErrNoCapability, capability)
+	}
+	v := &jmapDAVVerify{}
+	var err error
+	if v.et, err = a.ExportTarget(ctx, target); err != nil {
+		return nil, err
+	}
+	if v.cmaps, err = v.et.Mappings(ctx, archive.KindDAVCollection); err != nil {
+		return nil, err
+	}
+	if v.imaps, err = v.et.Mappings(ctx, archive.KindDAVItem); err != nil {
+		return nil, err
+	}
+	if v.conflicts, err = loadConflicts(ctx, v.et, conflictsKey); err != nil {
+		return nil, err
+	}
+	if v.cols, err = a.DAVCollections(ctx, collKind, false); err != nil {
+		return nil, err
+	}
+	return v, nil
 }

@@ -729,29 +729,11 @@ func applyMembers(e jscal.Event, got map[string]any) jscal.Event {
 // not parse are not counted (the export lists them as refused); events
 // the last export kept as conflicts are Conflicts, not mismatches.
 func VerifyCalendarsJMAP(ctx context.Context, a *archive.Archive, c *jmap.Client, accountID string) (*DAVVerifyReport, error) {
-	if _, ok := c.Session().Capabilities[CapCalendars]; !ok {
-		return nil, fmt.Errorf("%w %s", ErrNoCapability, CapCalendars)
-	}
-	et, err := a.ExportTarget(ctx, calendarsTargetName(c, accountID))
+	v, err := loadJMAPDAVVerify(ctx, a, c, CapCalendars, calendarsTargetName(c, accountID), "jmap-calendar-conflicts", archive.CollectionCalendar)
 	if err != nil {
 		return nil, err
 	}
-	cmaps, err := et.Mappings(ctx, archive.KindDAVCollection)
-	if err != nil {
-		return nil, err
-	}
-	imaps, err := et.Mappings(ctx, archive.KindDAVItem)
-	if err != nil {
-		return nil, err
-	}
-	conflicts, err := loadConflicts(ctx, et, "jmap-calendar-conflicts")
-	if err != nil {
-		return nil, err
-	}
-	cols, err := a.DAVCollections(ctx, archive.CollectionCalendar, false)
-	if err != nil {
-		return nil, err
-	}
+	et, cmaps, imaps, conflicts, cols := v.et, v.cmaps, v.imaps, v.conflicts, v.cols
 	rep := &DAVVerifyReport{}
 	for _, col := range cols {
 		items, err := a.DAVItems(ctx, col.ID, false)
