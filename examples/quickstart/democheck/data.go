@@ -54,12 +54,19 @@ var davKinds = []struct {
 // The seeded data, the same for every account but its UIDs: a weekly
 // meeting with an exception and a moved occurrence (one object, two
 // components), an all-day event, one in floating time with an alarm, and
-// a task (no ORGANIZER or ATTENDEE: Cyrus 3.6 schedules such an event
-// when it is stored, see docs/demo.md); a vCard 3.0 with non-ASCII names and a folded line, one 4.0,
+// a task, and a meeting the account organizes with the next demo
+// account and an outside address as attendees (Cyrus 3.6 would schedule
+// it on store — mail invitations, add SCHEDULE-STATUS — unless the
+// export's PUT says Scheduling-Enabled: F; the check would find the
+// changed event, and the cut-over's verify would roll it back); a vCard 3.0 with non-ASCII names and a folded line, one 4.0,
 // and a 4.0 group; two Sieve scripts, the active one including the
 // other, with a vacation reply and fileinto.
 func seedEvents(user string) map[string]string {
 	u := strings.SplitN(user, "@", 2)[0]
+	next := map[string]string{"alice": "bob", "bob": "carol", "carol": "alice"}[u]
+	if next == "" {
+		next = "alice"
+	}
 	head := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//mailmig//quickstart demo//EN\r\n"
 	tz := "BEGIN:VTIMEZONE\r\nTZID:Europe/Berlin\r\nBEGIN:STANDARD\r\nDTSTART:19701025T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\n" +
 		"RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:19700329T020000\r\nTZOFFSETFROM:+0100\r\n" +
@@ -72,6 +79,10 @@ func seedEvents(user string) map[string]string {
 		"allday.ics": head + "BEGIN:VEVENT\r\nUID:allday-" + u + "@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART;VALUE=DATE:20261224\r\nDTEND;VALUE=DATE:20261225\r\nSUMMARY:Heiligabend\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
 		"floating.ics": head + "BEGIN:VEVENT\r\nUID:floating-" + u + "@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART:20261230T180000\r\nDTEND:20261230T200000\r\nSUMMARY:Essen – schwebende Zeit\r\n" +
 			"BEGIN:VALARM\r\nACTION:DISPLAY\r\nDESCRIPTION:Erinnerung\r\nTRIGGER:-PT30M\r\nEND:VALARM\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+		"meeting.ics": head + "BEGIN:VEVENT\r\nUID:meeting-" + u + "@example.test\r\nDTSTAMP:20261201T100000Z\r\nDTSTART:20270105T130000Z\r\nDTEND:20270105T140000Z\r\n" +
+			"SUMMARY:Planung 2027\r\nORGANIZER;CN=" + u + ":mailto:" + user + "\r\nATTENDEE;CN=" + u + ";PARTSTAT=ACCEPTED:mailto:" + user + "\r\n" +
+			"ATTENDEE;CN=" + next + ";PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:" + next + "@example.test\r\n" +
+			"ATTENDEE;CN=Extern;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:partner@elsewhere.test\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
 		"todo.ics": head + "BEGIN:VTODO\r\nUID:todo-" + u + "@example.test\r\nDTSTAMP:20261201T100000Z\r\nSUMMARY:Geschenke kaufen\r\nEND:VTODO\r\nEND:VCALENDAR\r\n",
 	}
 }
