@@ -1,7 +1,6 @@
 package jscal
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	_ "time/tzdata" // IANA names are recognised the same on every machine
 
 	"github.com/emersion/go-ical"
+
+	"github.com/mailmig/mailmig/vandelay/internal/icalsafe"
 )
 
 // MaxObjectSize bounds the iCalendar object ToEvent parses (a 2 MB event
@@ -741,15 +742,6 @@ func FormatDuration(d time.Duration) string {
 	return b.String()
 }
 
-// decode parses an iCalendar stream. go-ical panics on some malformed
-// content lines (a parameter cut off at the line's end: "X;A=" reads
-// past the line), so its panic becomes a parse error here: a bad object
-// from a source is reported and kept as bytes, never a crash.
-func decode(body []byte) (cal *ical.Calendar, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			cal, err = nil, fmt.Errorf("malformed content line (%v)", r)
-		}
-	}()
-	return ical.NewDecoder(bytes.NewReader(body)).Decode()
-}
+// decode parses an iCalendar stream; go-ical's panic on a malformed
+// line is an error (icalsafe).
+func decode(body []byte) (*ical.Calendar, error) { return icalsafe.Decode(body) }

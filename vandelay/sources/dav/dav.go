@@ -29,6 +29,7 @@ import (
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/internal/davclient"
+	"github.com/mailmig/mailmig/vandelay/internal/icalsafe"
 )
 
 // The source kinds in the registry and in the archive.
@@ -245,7 +246,7 @@ func (s *Source) item(o davclient.Object) archive.NewItem {
 	it := archive.NewItem{Href: o.Href, ETag: o.ETag, Body: o.Data}
 	if s.o.CalDAV {
 		it.MediaType = "text/calendar"
-		cal, err := ical.NewDecoder(strings.NewReader(string(o.Data))).Decode()
+		cal, err := icalsafe.Decode(o.Data)
 		if err != nil {
 			it.ParseError = err.Error()
 			return it

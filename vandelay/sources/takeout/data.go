@@ -48,6 +48,7 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/internal/icalsafe"
 )
 
 // member is one file (or, with dir, one directory) of the input.
@@ -300,7 +301,7 @@ func (s *DAVSource) item(o []byte) archive.NewItem {
 	it := archive.NewItem{Body: o}
 	if s.calendar {
 		it.MediaType = "text/calendar"
-		cal, err := ical.NewDecoder(bytes.NewReader(o)).Decode()
+		cal, err := icalsafe.Decode(o)
 		if err != nil {
 			it.ParseError = err.Error()
 			it.UID = lineValue(o, "UID")

@@ -148,3 +148,15 @@ func FuzzSplitCalendar(f *testing.F) {
 		}
 	})
 }
+
+// TestItemMalformedLine: an event with a line that makes go-ical panic
+// (a parameter cut off at the line's end) is kept as bytes with its UID
+// and a parse error, not a crash of the import.
+func TestItemMalformedLine(t *testing.T) {
+	body := []byte("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:broken-1\r\nX-BAD;A=\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n")
+	s := &DAVSource{calendar: true}
+	it := s.item(body)
+	if it.ParseError == "" || it.UID != "broken-1" || string(it.Body) != string(body) {
+		t.Fatalf("item: parse error %q, UID %q, body kept %v", it.ParseError, it.UID, string(it.Body) == string(body))
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mailmig/mailmig/vandelay"
 	"github.com/mailmig/mailmig/vandelay/archive"
+	"github.com/mailmig/mailmig/vandelay/internal/icalsafe"
 )
 
 // DAV reads a mailbox's calendars or contacts over EWS and hands them to
@@ -149,7 +150,7 @@ func (d *DAV) item(href string, body []byte) archive.NewItem {
 	it := archive.NewItem{Href: href, Body: body}
 	if d.calendar {
 		it.MediaType = "text/calendar"
-		cal, err := ical.NewDecoder(strings.NewReader(string(body))).Decode()
+		cal, err := icalsafe.Decode(body)
 		if err != nil {
 			it.ParseError = err.Error()
 			return it
