@@ -92,11 +92,11 @@ func TestDemo(t *testing.T) {
 			t.Errorf("%s was not cut over", u)
 		}
 		// Events, contacts and scripts: seeded, moved, found equal.
-		if !regexp.MustCompile(`(?m)^seeded ` + u + `@example.test on legacy: 4 events in .*, 3 contacts in .*, 2 Sieve scripts \("main" active\)$`).MatchString(out) {
+		if !regexp.MustCompile(`(?m)^seeded ` + u + `@example.test on legacy: 5 events in .*, 3 contacts in .*, 2 Sieve scripts \("main" active\)$`).MatchString(out) {
 			t.Errorf("no events, contacts and scripts were seeded for %s", u)
 		}
 		for _, row := range []string{
-			`calendars +4 events, sha256 (\w{12}) +4 events, sha256 (\w{12}) +ok: same UIDs, equal by SHA-256 after the documented normalisation`,
+			`calendars +5 events, sha256 (\w{12}) +5 events, sha256 (\w{12}) +ok: same UIDs, equal by SHA-256 after the documented normalisation`,
 			`contacts +3 contacts, sha256 (\w{12}) +3 contacts, sha256 (\w{12}) +ok: same UIDs, equal by SHA-256 after the documented normalisation`,
 			`sieve +2 scripts, "main" active, sha256 (\w{12}) +2 scripts, "main" active, sha256 (\w{12}) +ok: byte-equal, same active script`,
 		} {
@@ -107,8 +107,8 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	// The CalDAV client: Radicale's principal before, Cyrus's after, the
-	// same four events.
-	const uids = `4 events and tasks: allday-alice@example.test floating-alice@example.test todo-alice@example.test weekly-alice@example.test$`
+	// same five events (the meeting with attendees among them).
+	const uids = `5 events and tasks: allday-alice@example.test floating-alice@example.test meeting-alice@example.test todo-alice@example.test weekly-alice@example.test$`
 	if !regexp.MustCompile(`(?m)^before: alice@example.test → principal /alice%40example.test/, calendar home /alice%40example.test/: ` + uids).MatchString(after) {
 		t.Errorf("the CalDAV client did not find alice's events on Radicale before the cut-over")
 	}
