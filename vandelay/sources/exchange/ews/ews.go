@@ -708,33 +708,21 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 	if err != nil {
 		return nil, err
 	}
-	cursors := map[string]archive.MailboxCursor{}
-	for _, k := range known {
-		cursors[k.Path] = k
-	}
-	var src []vandelay.ProbeMailbox
-	for _, f := range folders {
-		if !s.cfg.InScope(f.Path) {
-			continue
+	info := func(f *Folder) (string, int64) { return f.Path, f.Total }
+	return itemsync.Probe(folders, info, s.cfg.InScope, known, func(f *Folder, state string) (bool, error) {
+		msgs, err := s.call(ctx, "SyncFolderItems", func(string) string {
+			return "<m:SyncFolderItems>\n<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>\n" +
+				`<m:SyncFolderId><t:FolderId Id="` + escape(f.ID) + `"/></m:SyncFolderId>` +
+				"\n<m:SyncState>" + escape(state) + "</m:SyncState>" +
+				"\n<m:MaxChangesReturned>1</m:MaxChangesReturned>\n<m:SyncScope>NormalItems</m:SyncScope>\n</m:SyncFolderItems>"
+		})
+		if err != nil {
+			return false, authError(err)
 		}
-		pm := vandelay.ProbeMailbox{Path: f.Path, Messages: f.Total}
-		if k, ok := cursors[f.Path]; ok && k.Cursor.Extra != "" {
-			msgs, err := s.call(ctx, "SyncFolderItems", func(string) string {
-				return "<m:SyncFolderItems>\n<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape>\n" +
-					`<m:SyncFolderId><t:FolderId Id="` + escape(f.ID) + `"/></m:SyncFolderId>` +
-					"\n<m:SyncState>" + escape(k.Cursor.Extra) + "</m:SyncState>" +
-					"\n<m:MaxChangesReturned>1</m:MaxChangesReturned>\n<m:SyncScope>NormalItems</m:SyncScope>\n</m:SyncFolderItems>"
-			})
-			if err != nil {
-				return nil, fmt.Errorf("probe %s: %w", f.Path, authError(err))
-			}
-			if len(msgs) != 1 {
-				return nil, fmt.Errorf("probe %s: %d answers", f.Path, len(msgs))
-			}
-			// A refused state means a full read: changed.
-			pm.Touched = msgs[0].err() != nil || len(msgs[0].Changes.List) > 0
+		if len(msgs) != 1 {
+			return false, fmt.Errorf("%d answers", len(msgs))
 		}
-		src = append(src, pm)
-	}
-	return vandelay.CompareMailboxes(src, known), nil
+		// A refused state means a full read: changed.
+		return msgs[0].err() != nil || len(msgs[0].Changes.List) > 0, nil
+	})
 }

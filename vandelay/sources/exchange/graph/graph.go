@@ -623,29 +623,16 @@ func Probe(ctx context.Context, opts *Options, known []archive.MailboxCursor) (*
 	if err != nil {
 		return nil, err
 	}
-	cursors := map[string]archive.MailboxCursor{}
-	for _, k := range known {
-		cursors[k.Path] = k
-	}
-	var src []vandelay.ProbeMailbox
-	for _, f := range folders {
-		if !s.cfg.InScope(f.Path) {
-			continue
+	info := func(f *Folder) (string, int64) { return f.Path, f.TotalItemCount }
+	return itemsync.Probe(folders, info, s.cfg.InScope, known, func(_ *Folder, link string) (bool, error) {
+		var p deltaPage
+		err := s.get(ctx, link, &p, "odata.maxpagesize=1")
+		switch {
+		case httpx.IsStatus(err, http.StatusGone):
+			return true, nil // the link expired: a full read
+		case err != nil:
+			return false, err
 		}
-		pm := vandelay.ProbeMailbox{Path: f.Path, Messages: f.TotalItemCount}
-		if k, ok := cursors[f.Path]; ok && k.Cursor.Extra != "" {
-			var p deltaPage
-			err := s.get(ctx, k.Cursor.Extra, &p, "odata.maxpagesize=1")
-			switch {
-			case httpx.IsStatus(err, http.StatusGone):
-				pm.Touched = true
-			case err != nil:
-				return nil, fmt.Errorf("probe %s: %w", f.Path, err)
-			default:
-				pm.Touched = len(p.Value) > 0 || p.NextLink != ""
-			}
-		}
-		src = append(src, pm)
-	}
-	return vandelay.CompareMailboxes(src, known), nil
+		return len(p.Value) > 0 || p.NextLink != "", nil
+	})
 }

@@ -170,3 +170,33 @@ func Separator(names []string) string {
 func Name(displayName, sep string) string {
 	return strings.ReplaceAll(displayName, sep, "_")
 }
+
+// Probe reports what the next import would find, for Graph and EWS
+// alike: every folder in scope with its message count, and for a folder
+// whose archive cursor holds a delta link or SyncState, whether touched
+// (one cheap request of the API's own, no item fetched) says it changed.
+// Folders without a cursor are new. info gives a folder's path and
+// message count.
+func Probe[F any](folders []F, info func(F) (string, int64), inScope func(string) bool, known []archive.MailboxCursor, touched func(f F, cursor string) (bool, error)) (*vandelay.ProbeResult, error) {
+	cursors := map[string]archive.MailboxCursor{}
+	for _, k := range known {
+		cursors[k.Path] = k
+	}
+	var src []vandelay.ProbeMailbox
+	for _, f := range folders {
+		path, n := info(f)
+		if !inScope(path) {
+			continue
+		}
+		pm := vandelay.ProbeMailbox{Path: path, Messages: n}
+		if k, ok := cursors[path]; ok && k.Cursor.Extra != "" {
+			t, err := touched(f, k.Cursor.Extra)
+			if err != nil {
+				return nil, fmt.Errorf("probe %s: %w", path, err)
+			}
+			pm.Touched = t
+		}
+		src = append(src, pm)
+	}
+	return vandelay.CompareMailboxes(src, known), nil
+}
