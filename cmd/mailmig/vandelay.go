@@ -112,8 +112,6 @@ func parseSize(s string) (int64, error) {
 	return int64(n * float64(mult)), nil
 }
 
-// readSecret returns a secret from an environment variable, a file or a
-// no-echo prompt on the terminal; never from a flag value.
 // readLoginSecret fills cfg.Token for the OAuth mechanisms, else
 // cfg.Password (the master's when cfg.MasterUser is set), from the
 // --token-env/--token-file or --password-env/--password-file flags.
@@ -132,6 +130,8 @@ func readLoginSecret(cfg *sources.Spec, passEnv, passFile, tokenEnv, tokenFile s
 	return err
 }
 
+// readSecret returns a secret from an environment variable, a file or a
+// no-echo prompt on the terminal; never from a flag value.
 func readSecret(what, envName, file string, s Streams) (string, error) {
 	switch {
 	case envName != "":
@@ -211,4 +211,47 @@ func parseVandelayFlags(fs *flag.FlagSet, args []string, s Streams) (code int, d
 	}
 	fs.SetOutput(s.Err)
 	return exitOK, false
+}
+
+// targetLogin holds the flags with which an export command logs in to a
+// target server as the account (or as a master user for it), those
+// that do not land in the Spec directly.
+type targetLogin struct {
+	tls, passEnv, passFile, tokenEnv, tokenFile *string
+}
+
+// addTargetLogin registers the server and login flags of an export
+// command on fs, filling o: proto names the server ("IMAP",
+// "ManageSieve"), user describes --user.
+func addTargetLogin(fs *flag.FlagSet, o *sources.Spec, proto, user string) *targetLogin {
+	t := &targetLogin{}
+	fs.StringVar(&o.Address, "server", "", "target "+proto+" server `host:port`")
+	t.tls = fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
+	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
+	fs.BoolVar(&o.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
+	fs.StringVar(&o.ServerName, "tls-server-name", "", "TLS server name (default: the host of --server)")
+	fs.StringVar(&o.User, "user", "", user)
+	t.passEnv = fs.String("password-env", "", "read the password from environment variable `VAR`")
+	t.passFile = fs.String("password-file", "", "read the password from `FILE`")
+	fs.StringVar(&o.MasterUser, "master-user", "", "log in as this master/admin user on --user's behalf (the password is the master's)")
+	fs.StringVar(&o.MasterForm, "master-form", "authzid", "master login form: authzid (SASL PLAIN, Cyrus) or star (user*master, Dovecot)")
+	t.tokenEnv = fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
+	t.tokenFile = fs.String("token-file", "", "read the OAuth access token from `FILE`")
+	return t
+}
+
+// finish completes o after parsing: the TLS mode, the required flags and
+// the secret. A usage error is written to v; false means stop with
+// exitVandelayUsage.
+func (t *targetLogin) finish(o *sources.Spec, v *views.View, s Streams) bool {
+	o.TLS = vandelay.TLSMode(*t.tls)
+	if o.Address == "" || o.User == "" {
+		v.Errorf("--server and --user are required.")
+		return false
+	}
+	if err := readLoginSecret(o, *t.passEnv, *t.passFile, *t.tokenEnv, *t.tokenFile, s); err != nil {
+		v.Errorf("%v", err)
+		return false
+	}
+	return true
 }

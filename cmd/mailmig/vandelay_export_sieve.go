@@ -25,32 +25,15 @@ func runVandelayExportSieve(ctx context.Context, g *globals, args []string, s St
 			"active one is activated, and only scripts this export created are deleted.\n\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.Address, "server", "", "target ManageSieve server `host:port`")
-	tlsMode := fs.String("tls", "implicit", "transport: implicit, starttls or none (none needs --allow-cleartext)")
-	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
-	fs.BoolVar(&o.InsecureSkipVerify, "insecure-skip-verify", false, "do not verify the server certificate (test servers only)")
-	fs.StringVar(&o.ServerName, "tls-server-name", "", "TLS server name (default: the host of --server)")
-	fs.StringVar(&o.User, "user", "", "the account whose scripts are written")
-	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
-	passFile := fs.String("password-file", "", "read the password from `FILE`")
-	fs.StringVar(&o.MasterUser, "master-user", "", "log in as this master/admin user on --user's behalf (the password is the master's)")
-	fs.StringVar(&o.MasterForm, "master-form", "authzid", "master login form: authzid (SASL PLAIN, Cyrus) or star (user*master, Dovecot)")
+	login := addTargetLogin(fs, o, "ManageSieve", "the account whose scripts are written")
 	fs.StringVar(&o.Auth, "auth", "", "mechanism: plain, login, xoauth2 or oauthbearer (default: plain when offered, else login)")
-	tokenEnv := fs.String("token-env", "", "read the OAuth access token from environment variable `VAR`")
-	tokenFile := fs.String("token-file", "", "read the OAuth access token from `FILE`")
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if code, done := parseArchiveArgs(fs, args, s); done {
 		return code
 	}
-	o.TLS = vandelay.TLSMode(*tlsMode)
 	o.Logger = g.logger(s)
-	if o.Address == "" || o.User == "" {
-		v.Errorf("--server and --user are required.")
-		return exitVandelayUsage
-	}
-	if err := readLoginSecret(o, *passEnv, *passFile, *tokenEnv, *tokenFile, s); err != nil {
-		v.Errorf("%v", err)
+	if !login.finish(o, v, s) {
 		return exitVandelayUsage
 	}
 	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
