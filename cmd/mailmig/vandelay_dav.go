@@ -103,7 +103,7 @@ func runVandelayExportDAV(ctx context.Context, g *globals, args []string, s Stre
 		v.Errorf("%v", err)
 		return exitVandelayUsage
 	}
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayArchive

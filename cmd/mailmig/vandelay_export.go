@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -122,12 +123,7 @@ func runVandelayExport(ctx context.Context, g *globals, args []string, s Streams
 		return exitVandelayUsage
 	}
 	defer stopProf()
-	if _, err := os.Stat(fs.Arg(0)); err != nil {
-		// Open would create an empty archive; exporting one makes no sense.
-		v.Errorf("open archive %s: %v", fs.Arg(0), archive.ErrNotExist)
-		return exitVandelayArchive
-	}
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: log})
+	a, err := openExportArchive(ctx, fs.Arg(0), log)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayArchive
@@ -178,4 +174,15 @@ func confirm(s Streams, prompt string) bool {
 	fmt.Fprint(s.Err, prompt)
 	line, _ := bufio.NewReader(s.In).ReadString('\n')
 	return strings.TrimSpace(line) == "yes"
+}
+
+// openExportArchive opens the archive an export reads. archive.Open
+// creates a missing archive, which is right for an import and wrong for
+// an export: exporting an empty archive would only fail later, at the
+// login, or report nothing to do; name the missing file instead.
+func openExportArchive(ctx context.Context, path string, log *slog.Logger) (*archive.Archive, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open archive %s: %w", path, archive.ErrNotExist)
+	}
+	return archive.Open(ctx, path, &archive.Options{Logger: log})
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
-	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
@@ -38,7 +37,7 @@ func runVandelayExportIMAP(ctx context.Context, g *globals, args []string, s Str
 	if !login.finish(o, v, s) {
 		return exitVandelayUsage
 	}
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayArchive

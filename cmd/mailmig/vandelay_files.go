@@ -69,7 +69,7 @@ func runVandelayExportWebDAV(ctx context.Context, g *globals, args []string, s S
 		v.Errorf("%v", err)
 		return exitVandelayUsage
 	}
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayArchive

@@ -7,7 +7,6 @@ import (
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/vandelay"
-	"github.com/mailmig/mailmig/vandelay/archive"
 	"github.com/mailmig/mailmig/vandelay/sources"
 )
 
@@ -56,7 +55,7 @@ func runVandelayExportJMAPContacts(ctx context.Context, g *globals, args []strin
 	if o.Token != "" {
 		topts.Auth = vandelay.BearerAuth{Token: o.Token}
 	}
-	a, err := archive.Open(ctx, fs.Arg(0), &archive.Options{Logger: o.Logger})
+	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)
 	if err != nil {
 		v.Errorf("%v", err)
 		return exitVandelayArchive
