@@ -255,3 +255,35 @@ func (t *targetLogin) finish(o *sources.Spec, v *views.View, s Streams) bool {
 	}
 	return true
 }
+
+// davLogin is the login flags of an export onto an HTTP DAV server
+// (export-caldav, export-carddav, export-webdav): no STARTTLS, master user
+// or OAuth there.
+type davLogin struct{ tls, passEnv, passFile *string }
+
+// addDAVLogin registers the DAV target's server and login flags on fs.
+func addDAVLogin(fs *flag.FlagSet, o *sources.Spec, proto, user string) *davLogin {
+	t := &davLogin{}
+	fs.StringVar(&o.Address, "server", "", "target "+proto+" server `host:port`")
+	t.tls = fs.String("tls", "implicit", "transport: implicit (https) or none (http, needs --allow-cleartext)")
+	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
+	fs.StringVar(&o.User, "user", "", user)
+	t.passEnv = fs.String("password-env", "", "read the password from environment variable `VAR`")
+	t.passFile = fs.String("password-file", "", "read the password from `FILE`")
+	return t
+}
+
+// finish completes o after parsing, like targetLogin.finish.
+func (t *davLogin) finish(o *sources.Spec, v *views.View, s Streams) bool {
+	o.TLS = vandelay.TLSMode(*t.tls)
+	if o.Address == "" || o.User == "" {
+		v.Errorf("--server and --user are required.")
+		return false
+	}
+	var err error
+	if o.Password, err = readSecret("password", *t.passEnv, *t.passFile, s); err != nil {
+		v.Errorf("%v", err)
+		return false
+	}
+	return true
+}

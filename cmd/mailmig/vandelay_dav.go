@@ -81,26 +81,14 @@ func runVandelayExportDAV(ctx context.Context, g *globals, args []string, s Stre
 			"items this export created are deleted.\n\n", kind, what, proto, rfc, items)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.Address, "server", "", "target "+proto+" server `host:port`")
-	tlsMode := fs.String("tls", "implicit", "transport: implicit (https) or none (http, needs --allow-cleartext)")
-	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
-	fs.StringVar(&o.User, "user", "", "the account whose "+what+" are written")
-	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
-	passFile := fs.String("password-file", "", "read the password from `FILE`")
+	login := addDAVLogin(fs, o, proto, "the account whose "+what+" are written")
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if code, done := parseArchiveArgs(fs, args, s); done {
 		return code
 	}
-	o.TLS = vandelay.TLSMode(*tlsMode)
 	o.Logger = g.logger(s)
-	if o.Address == "" || o.User == "" {
-		v.Errorf("--server and --user are required.")
-		return exitVandelayUsage
-	}
-	var err error
-	if o.Password, err = readSecret("password", *passEnv, *passFile, s); err != nil {
-		v.Errorf("%v", err)
+	if !login.finish(o, v, s) {
 		return exitVandelayUsage
 	}
 	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)

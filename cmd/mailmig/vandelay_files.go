@@ -45,28 +45,16 @@ func runVandelayExportWebDAV(ctx context.Context, g *globals, args []string, s S
 			"and kept, and only what this export created is deleted.\n\n")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.Address, "server", "", "target WebDAV server `host:port`")
-	tlsMode := fs.String("tls", "implicit", "transport: implicit (https) or none (http, needs --allow-cleartext)")
-	fs.BoolVar(&o.AllowCleartext, "allow-cleartext", false, "allow credentials over a connection without TLS")
-	fs.StringVar(&o.User, "user", "", "the account whose files are written")
+	login := addDAVLogin(fs, o, "WebDAV", "the account whose files are written")
 	fs.StringVar(&o.Path, "path", "/", "the target folder's path on the server (\"{user}\" is replaced by --user)")
-	passEnv := fs.String("password-env", "", "read the password from environment variable `VAR`")
-	passFile := fs.String("password-file", "", "read the password from `FILE`")
 	dryRun := fs.Bool("dry-run", false, "report what would change; write nothing")
 	verify := fs.Bool("verify", false, "afterwards compare every file by size and SHA-256")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
 	if code, done := parseArchiveArgs(fs, args, s); done {
 		return code
 	}
-	o.TLS = vandelay.TLSMode(*tlsMode)
 	o.Logger = g.logger(s)
-	if o.Address == "" || o.User == "" {
-		v.Errorf("--server and --user are required.")
-		return exitVandelayUsage
-	}
-	var err error
-	if o.Password, err = readSecret("password", *passEnv, *passFile, s); err != nil {
-		v.Errorf("%v", err)
+	if !login.finish(o, v, s) {
 		return exitVandelayUsage
 	}
 	a, err := openExportArchive(ctx, fs.Arg(0), o.Logger)
