@@ -177,18 +177,8 @@ func copyRoutes(ctx context.Context, from, into routes.DB) (int, error) {
 		return 0, err
 	}
 	rs := t.Routes()
-	for _, r := range rs {
-		if _, err := into.Update(ctx, r.Account, func(n *routes.Route, _ bool) error {
-			n.Backend, n.State = r.Backend, r.State
-			return nil
-		}); err != nil {
-			return 0, fmt.Errorf("copy route %s: %w", r.Account, err)
-		}
-	}
-	for id, acct := range t.Aliases() {
-		if err := into.AddAlias(ctx, id, acct); err != nil {
-			return 0, fmt.Errorf("copy alias %s: %w", id, err)
-		}
+	if err := loadRoutes(ctx, into, rs, t.Aliases()); err != nil {
+		return 0, err
 	}
 	if ds := t.Domains(); len(ds) > 0 {
 		if err := into.AddDomains(ctx, ds...); err != nil {
@@ -199,6 +189,9 @@ func copyRoutes(ctx context.Context, from, into routes.DB) (int, error) {
 		if err := into.SetDefault(ctx, t.Default); err != nil {
 			return 0, fmt.Errorf("copy the default backend: %w", err)
 		}
+	}
+	if err := copyUIDLMaps(ctx, from, into); err != nil {
+		return 0, err
 	}
 	return len(rs), nil
 }
