@@ -352,6 +352,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			}
 			if api != nil {
 				mux.Handle("/api/", api)
+				mux.Handle("/mappings", api) // Stalwart's proxy's path
 			}
 			h = mux
 		}
