@@ -65,28 +65,30 @@ type uidlMapStore interface {
 
 // copyUIDLMaps copies the POP3 UIDL maps the cut-overs wrote, so that
 // POP3 clients of accounts already migrated keep their UIDLs behind the
-// moved route table.
-func copyUIDLMaps(ctx context.Context, from, into routes.DB) error {
+// moved route table; it returns how many it copied.
+func copyUIDLMaps(ctx context.Context, from, into routes.DB) (int, error) {
 	f, ok1 := from.(uidlMapStore)
 	t, ok2 := into.(uidlMapStore)
 	if !ok1 || !ok2 {
-		return nil
+		return 0, nil
 	}
 	accts, err := f.UIDLMapAccounts(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for _, a := range accts {
 		backend, m, err := f.UIDLMap(ctx, a)
 		if err != nil {
-			return err
+			return n, err
 		}
 		if backend == "" {
 			continue
 		}
 		if err := t.SetUIDLMap(ctx, a, backend, m); err != nil {
-			return err
+			return n, err
 		}
+		n++
 	}
-	return nil
+	return n, nil
 }

@@ -52,7 +52,7 @@ func TestStateMigrateBatches(t *testing.T) {
 	listBefore := p.routes(p.local)
 
 	out := p.ok(p.remote, "state", "migrate", "-to", "postgres")
-	if !strings.Contains(out, fmt.Sprintf("%d routes", n+1)) {
+	if !strings.Contains(out, fmt.Sprintf("%d routes, 1 POP3 UIDL maps", n+1)) {
 		t.Fatalf("migrate output:\n%s", out)
 	}
 	if got := p.routes(p.remote); got != listBefore {
