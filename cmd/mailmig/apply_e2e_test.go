@@ -56,6 +56,9 @@ type e2eOptions struct {
 	// managesieve and carddav endpoints (Dovecot and Radicale, Cyrus's
 	// own), the accounts data = ["mail", "sieve", "contacts"].
 	Data bool
+	// RoutesPostgres keeps the route table (and the POP3 UIDL maps) in a
+	// fresh PostgreSQL database of the peers instead of SQLite.
+	RoutesPostgres bool
 }
 
 func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
@@ -135,6 +138,9 @@ proxy {
 %s  }
 }
 `, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, data, listeners)
+	if o.RoutesPostgres {
+		planText = pgRoutesBlock(t, s) + planText
+	}
 	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -198,8 +198,20 @@ func (x *e2e) migrate() {
 // since, each once: the UIDLs the clients knew survive (the cut-over's
 // UIDL map), the new ones do not collide. Without the map fetchmail
 // downloaded every message a second time.
+//
+// It runs with the route table in SQLite and in PostgreSQL (the UIDL map
+// then lives in PostgreSQL too, written by the cut-over and read by the
+// proxy at each login).
 func TestPOP3AcrossCutover(t *testing.T) {
-	x := newE2EWith(t, 1, e2eOptions{Clients: true})
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) {
+			testPOP3AcrossCutover(t, e2eOptions{Clients: true, RoutesPostgres: store == "postgres"})
+		})
+	}
+}
+
+func testPOP3AcrossCutover(t *testing.T, o e2eOptions) {
+	x := newE2EWith(t, 1, o)
 	a := x.accts[0]
 	x.deliverAll("before")
 	fm := newFetchmailKeep(t, x.pop3, a)
@@ -217,6 +229,9 @@ func TestPOP3AcrossCutover(t *testing.T) {
 
 	x.migrate()
 	x.deliverAll("after")
+	if o.RoutesPostgres {
+		checkPGUIDLMap(t, x, a.Email)
+	}
 
 	if code := fm.run(); code != 0 {
 		t.Fatalf("fetchmail after the cut-over: exit %d", code)

@@ -144,7 +144,7 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 		x := executor.New(m, archiveDir(m), log)
 		if us, ok := st.(executor.UIDLStore); ok {
 			// Cut-overs write the POP3 UIDL maps next to the routes (the
-			// SQLite table; not yet the PostgreSQL one).
+			// SQLite table, or the PostgreSQL one every proxy reads).
 			x.SetUIDLStore(us)
 		}
 		w.Exec = x

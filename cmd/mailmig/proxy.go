@@ -280,7 +280,10 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			cfg.Protocol, cfg.Handler = proxy.IMAP, imap.New(nil)
 		case "pop3", "pop3s":
 			po := &pop3.Options{}
-			if um, ok := st.(pop3.UIDLMaps); ok {
+			if pg, ok := st.(*pgroutes.Store); ok {
+				// The fleet's maps, kept for a database outage.
+				po.UIDLs = &pgroutes.UIDLMaps{Store: pg}
+			} else if um, ok := st.(pop3.UIDLMaps); ok {
 				po.UIDLs = um
 			}
 			cfg.Protocol, cfg.Handler = proxy.POP3, pop3.New(po)
@@ -349,6 +352,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 			}
 			if api != nil {
 				mux.Handle("/api/", api)
+				mux.Handle("/mappings", api) // Stalwart's proxy's path
 			}
 			h = mux
 		}

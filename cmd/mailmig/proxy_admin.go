@@ -14,7 +14,6 @@ import (
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 	"github.com/mailmig/mailmig/proxy/routes"
-	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
 
 // adminAPI serves the route-mapping verbs on the proxy's admin listener,
@@ -24,6 +23,9 @@ import (
 //	PUT    /api/mapping/{account}   set it: {"backend": "NAME"}
 //	DELETE /api/mapping/{account}   delete it
 //	GET    /api/stats               counts of the route table
+//
+// (aliases, domains, freeze/unfreeze and Stalwart's own /mappings paths
+// are in proxy_admin_verbs.go.)
 //
 // Every request must carry "Authorization: Bearer TOKEN" with the plan's
 // proxy admin_token_ref; anything else is refused with 401. A set or
@@ -54,6 +56,7 @@ func newAdminAPI(m *plan.Migration, log *slog.Logger) (http.Handler, error) {
 	mux.HandleFunc("PUT /api/mapping/{account}", a.auth(a.set))
 	mux.HandleFunc("DELETE /api/mapping/{account}", a.auth(a.delete))
 	mux.HandleFunc("GET /api/stats", a.auth(a.stats))
+	a.registerVerbs(mux) // aliases, domains, freeze; Stalwart's paths
 	// Anything else under /api/ is refused the same way first, so that
 	// the API's shape is not probed without the token.
 	mux.HandleFunc("/api/", a.auth(func(w http.ResponseWriter, r *http.Request) {
@@ -62,12 +65,18 @@ func newAdminAPI(m *plan.Migration, log *slog.Logger) (http.Handler, error) {
 	return mux, nil
 }
 
-func (a *adminAPI) auth(next http.HandlerFunc) http.HandlerFunc {
+// auth refuses a request without the bearer token with 401, in JSON or
+// through deny (Stalwart's paths answer in plain text).
+func (a *adminAPI) auth(next http.HandlerFunc, deny ...func(http.ResponseWriter)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), a.token) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="mailmig admin"`)
+			if len(deny) > 0 {
+				deny[0](w)
+				return
+			}
 			apiError(w, http.StatusUnauthorized, "a bearer token (the plan's proxy admin_token_ref) is required")
 			return
 		}
@@ -143,75 +152,31 @@ func (a *adminAPI) delete(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// edit makes one change under the state lock, journals it and waits for
-// the fleet's acknowledgement where there is one.
+// edit makes one change of a mapping under the state lock, journals it
+// and waits for the fleet's acknowledgement where there is one (see
+// adminAPI.change).
 func (a *adminAPI) edit(w http.ResponseWriter, r *http.Request, action, acct, backend string, fn func(context.Context, routes.DB) (routes.Route, error)) {
-	ctx := r.Context()
 	if acct == "" {
 		apiError(w, http.StatusBadRequest, "no account")
 		return
 	}
-	b, err := openState(ctx, a.m, true)
-	if err != nil {
-		a.log.Warn("admin API "+action, "err", err)
-		apiError(w, http.StatusServiceUnavailable, "the state cannot be opened")
+	var rt routes.Route
+	res := a.change(r.Context(), r.RemoteAddr, &adminEdit{
+		rec: state.Record{Action: action, Account: acct, Backend: backend}, route: acct, notFound: "no mapping for this account",
+		apply: func(ctx context.Context, db routes.DB, rec *state.Record) (err error) {
+			rt, err = fn(ctx, db)
+			if err == nil && rec.Backend == "" && (action == "freeze" || action == "unfreeze") {
+				rec.Backend = rt.Backend // as "mailmig routes freeze" journals it
+			}
+			return err
+		},
+	})
+	if !res.made {
+		apiError(w, res.code, res.msg)
 		return
 	}
-	defer b.Close()
-	lock, _, err := b.Lock(ctx, actor(), "admin API "+action)
-	if err != nil {
-		if errors.Is(err, state.ErrLocked) {
-			apiError(w, http.StatusConflict, err.Error())
-			return
-		}
-		a.log.Warn("admin API "+action, "err", err)
-		apiError(w, http.StatusServiceUnavailable, "the state cannot be locked")
-		return
-	}
-	defer lock.Unlock()
-	db, err := openRouteDB(ctx, a.m, true)
-	if err != nil {
-		a.log.Warn("admin API "+action, "err", err)
-		apiError(w, http.StatusServiceUnavailable, "the route table cannot be opened")
-		return
-	}
-	defer db.Close()
-	rt, err := fn(ctx, db)
-	if errors.Is(err, routes.ErrNotFound) {
-		apiError(w, http.StatusNotFound, "no mapping for this account")
-		return
-	}
-	if err != nil {
-		a.log.Warn("admin API "+action, "user", acct, "err", err)
-		apiError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	j, err := openJournal(a.m, false, a.log)
-	if err == nil {
-		_, err = j.Append(state.Record{Type: state.TypeRouteEdit, Action: action, Account: acct, Backend: backend,
-			Note: "admin API from " + r.RemoteAddr})
-		j.Close()
-	}
-	if err != nil {
-		// As with "mailmig routes": the table changed, and the operator
-		// must know the journal does not say so.
-		a.log.Error("admin API: the route table changed, but the journal cannot record it", "user", acct, "err", err)
-		apiError(w, http.StatusInternalServerError, "the route table changed, but the journal cannot record it: "+err.Error())
-		return
-	}
-	a.log.Info("admin API "+action, "user", acct, "backend", backend)
-	v := mappingView{Account: rt.Account, Backend: rt.Backend, State: string(rt.State), Generation: rt.Generation}
-	code := http.StatusOK
-	if pg, ok := db.(*pgroutes.Store); ok {
-		bar := &pgroutes.Barrier{Store: pg, Timeout: a.m.Routes.BarrierTimeout}
-		ackErr := bar.AwaitRoute(ctx, acct)
-		acked := ackErr == nil
-		v.Acknowledged = &acked
-		if ackErr != nil {
-			v.AckError, code = ackErr.Error(), http.StatusGatewayTimeout
-		}
-	}
-	apiJSON(w, code, v)
+	apiJSON(w, res.code, mappingView{Account: rt.Account, Backend: rt.Backend, State: string(rt.State), Generation: rt.Generation,
+		Acknowledged: res.acked, AckError: res.ackErr})
 }
 
 // statsView is GET /api/stats.

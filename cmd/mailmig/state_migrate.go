@@ -156,49 +156,42 @@ func migrateRoutes(ctx context.Context, v *views.View, s Streams, m *plan.Migrat
 	if to == "local" {
 		from, into = pgr, lite
 	}
-	n, err := copyRoutes(ctx, from, into)
+	n, maps, err := copyRoutes(ctx, from, into)
 	if err != nil {
 		fmtErr(v, "Cannot copy the route table", err)
 		return exitError
 	}
-	fmt.Fprintf(s.Out, "Copied the route table from %s to %s: %d routes.\n", from.Where(), into.Where(), n)
+	fmt.Fprintf(s.Out, "Copied the route table from %s to %s: %d routes, %d POP3 UIDL maps.\n", from.Where(), into.Where(), n, maps)
 	return exitOK
 }
 
-func copyRoutes(ctx context.Context, from, into routes.DB) (int, error) {
+func copyRoutes(ctx context.Context, from, into routes.DB) (n, maps int, err error) {
 	t, err := into.Snapshot(ctx)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if t.Len() > 0 || len(t.Aliases()) > 0 || len(t.Domains()) > 0 || t.Default != "" {
-		return 0, fmt.Errorf("%s already holds routes; nothing was copied (copy into an empty table)", into.Where())
+		return 0, 0, fmt.Errorf("%s already holds routes; nothing was copied (copy into an empty table)", into.Where())
 	}
 	if t, err = from.Snapshot(ctx); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rs := t.Routes()
-	for _, r := range rs {
-		if _, err := into.Update(ctx, r.Account, func(n *routes.Route, _ bool) error {
-			n.Backend, n.State = r.Backend, r.State
-			return nil
-		}); err != nil {
-			return 0, fmt.Errorf("copy route %s: %w", r.Account, err)
-		}
-	}
-	for id, acct := range t.Aliases() {
-		if err := into.AddAlias(ctx, id, acct); err != nil {
-			return 0, fmt.Errorf("copy alias %s: %w", id, err)
-		}
+	if err := loadRoutes(ctx, into, rs, t.Aliases()); err != nil {
+		return 0, 0, err
 	}
 	if ds := t.Domains(); len(ds) > 0 {
 		if err := into.AddDomains(ctx, ds...); err != nil {
-			return 0, fmt.Errorf("copy domains: %w", err)
+			return 0, 0, fmt.Errorf("copy domains: %w", err)
 		}
 	}
 	if t.Default != "" {
 		if err := into.SetDefault(ctx, t.Default); err != nil {
-			return 0, fmt.Errorf("copy the default backend: %w", err)
+			return 0, 0, fmt.Errorf("copy the default backend: %w", err)
 		}
 	}
-	return len(rs), nil
+	if maps, err = copyUIDLMaps(ctx, from, into); err != nil {
+		return 0, 0, err
+	}
+	return len(rs), maps, nil
 }

@@ -34,6 +34,17 @@ type Barrier struct {
 // It returns an error wrapping ErrBarrier, naming the proxies that lag,
 // after the timeout.
 func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
+	seq, err := b.Store.RouteSeq(ctx, account)
+	if err != nil {
+		return err
+	}
+	return b.AwaitChange(ctx, seq)
+}
+
+// AwaitChange waits until every live proxy has applied change number seq
+// (an alias or domain edit, whose number Store.Version gives right after
+// it), with AwaitRoute's rules and errors.
+func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
 	timeout, poll := b.Timeout, b.Poll
 	if timeout <= 0 {
 		timeout = DefaultBarrierTimeout
@@ -41,12 +52,9 @@ func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
 	if poll <= 0 {
 		poll = 10 * time.Millisecond
 	}
-	seq, err := b.Store.RouteSeq(ctx, account)
-	if err != nil {
-		return err
-	}
 	deadline := time.Now().Add(timeout)
 	var lag []string
+	var err error
 	for {
 		lag, err = b.lagging(ctx, seq)
 		if err == nil && len(lag) == 0 {
