@@ -185,7 +185,7 @@ func TestPendingOutage(t *testing.T) {
 	rst, relay := relayed(t, dsn)
 	const lease = time.Second
 	cut, _ := follow(t, rst, "cut", lease)
-	alive, _ := follow(t, st, "alive", 5*time.Second)
+	alive, stopAlive := follow(t, st, "alive", 5*time.Second)
 	waitFor(t, "both proxies to apply alice's mark", func() bool {
 		return cut.Applied() >= aliceMark && alive.Applied() >= aliceMark && cut.Pending() == 1
 	})
@@ -278,4 +278,11 @@ func TestPendingOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the follower to drop alice's mark", func() bool { return cut.Pending() == 1 })
+	// A proxy that stops cleanly leaves the registry: no barrier waits
+	// for it, and there is nothing to forget.
+	stopAlive()
+	waitFor(t, "the stopped proxy to deregister", func() bool {
+		ps, _, err := st.Proxies(ctx)
+		return err == nil && len(ps) == 1 && ps[0].ID == "cut"
+	})
 }
