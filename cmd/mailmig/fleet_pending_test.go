@@ -229,6 +229,12 @@ func TestFleetPendingCutOff(t *testing.T) {
 		t.Fatalf("pending marks after staging: %+v, %v", ms, err)
 	}
 	pf.f.waitLive("p1") // p1 has applied the mark
+	if v := pf.f.proxies(); v.Pending != 1 || v.PendingChange != ms[0].Seq {
+		t.Fatalf("routes proxies -json: %+v, want 1 pending at change %d", v, ms[0].Seq)
+	}
+	if out := x.cli(exitOK, "routes", "proxies"); !strings.Contains(out, "1 account(s) pending a cut-over") {
+		t.Fatalf("routes proxies:\n%s", out)
+	}
 	// In contact, pending changes nothing for p1: the account is served
 	// from its source.
 	if n, err := pf.imapLogin(); err != nil || n != 25 {

@@ -187,7 +187,11 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		if err != nil {
 			return fail("Cannot read the proxies", err)
 		}
-		return listProxies(s.Out, ps, seq, *jsonOut)
+		n, last, err := pg.PendingSummary(ctx)
+		if err != nil {
+			return fail("Cannot read the proxies", err)
+		}
+		return listProxies(s.Out, ps, seq, n, last, *jsonOut)
 	case "set":
 		if !checkBackend(subArgs[1]) {
 			return exitError

@@ -198,3 +198,13 @@ func (s *Store) ForgetProxy(ctx context.Context, id string) (Proxy, error) {
 	}
 	return Proxy{}, fmt.Errorf("no proxy %q is registered in %s", id, s.where)
 }
+
+// PendingSummary returns how many accounts are pending and the change
+// number of the newest mark (0 when none): a proxy that applied that
+// number has seen every mark.
+func (s *Store) PendingSummary(ctx context.Context) (n int, last int64, err error) {
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), coalesce(max(seq), 0) FROM mailmig_route_pending`).Scan(&n, &last); err != nil {
+		return 0, 0, fmt.Errorf("read the pending marks: %w", err)
+	}
+	return n, last, nil
+}
