@@ -30,8 +30,10 @@ func TestRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	echo := func(c net.Conn) error {
-		c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	// within bounds each exchange: generous where it must succeed, short
+	// where it must not (a held connection never answers).
+	echo := func(c net.Conn, within time.Duration) error {
+		c.SetDeadline(time.Now().Add(within))
 		if _, err := c.Write([]byte("ping\n")); err != nil {
 			return err
 		}
@@ -47,18 +49,18 @@ func TestRelay(t *testing.T) {
 		return c
 	}
 	open := dial()
-	if err := echo(open); err != nil {
+	if err := echo(open, 10*time.Second); err != nil {
 		t.Fatalf("through the relay: %v", err)
 	}
 	r.Pause()
-	if err := echo(open); err == nil {
+	if err := echo(open, 10*time.Second); err == nil {
 		t.Fatal("an open connection still echoes after Pause")
 	}
-	if err := echo(dial()); err == nil {
+	if err := echo(dial(), 300*time.Millisecond); err == nil {
 		t.Fatal("a new connection is answered while paused")
 	}
 	r.Resume()
-	if err := echo(dial()); err != nil {
+	if err := echo(dial(), 10*time.Second); err != nil {
 		t.Fatalf("after Resume: %v", err)
 	}
 }
