@@ -32,8 +32,13 @@ type pendingFleet struct {
 	f     *fleet // waitLive and proxies, on the apply's plan
 }
 
+// pendingSeed is how many messages each test account starts with on Dovecot.
+const pendingSeed = 5
+
 func newPendingFleet(t *testing.T) *pendingFleet {
-	x := newE2E(t, 1)
+	// Fewer messages than the catch-up threshold: the staging run is
+	// followed directly by the cut-over.
+	x := newE2EWith(t, 1, e2eOptions{Seed: pendingSeed})
 	dsn := x.s.Postgres.NewDatabase(t)
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -62,7 +67,7 @@ routes {
   postgres        = %q
   password_ref    = "env:MAILMIG_TEST_PGPASS"
   lease           = "2s"
-  barrier_timeout = "4s"
+  barrier_timeout = "3s"
 }
 `, v.String())
 	}
@@ -220,7 +225,7 @@ func TestFleetPendingCutOff(t *testing.T) {
 	pf := newPendingFleet(t)
 	x := pf.x
 	a := x.accts[0]
-	if n, err := pf.imapLogin(); err != nil || n != 25 {
+	if n, err := pf.imapLogin(); err != nil || n != pendingSeed {
 		t.Fatalf("login through p1 before the migration: %d messages, %v", n, err)
 	}
 	x.cli(exitOK, "apply", "-auto-approve") // import and export: marks the account
@@ -237,7 +242,7 @@ func TestFleetPendingCutOff(t *testing.T) {
 	}
 	// In contact, pending changes nothing for p1: the account is served
 	// from its source.
-	if n, err := pf.imapLogin(); err != nil || n != 25 {
+	if n, err := pf.imapLogin(); err != nil || n != pendingSeed {
 		t.Fatalf("login through p1 while pending: %d messages, %v", n, err)
 	}
 
@@ -293,7 +298,7 @@ func TestFleetPendingAfterCut(t *testing.T) {
 	}
 	// What makes the barrier wait: p1 still serves the account from its
 	// source (it has never heard of a cut-over).
-	if n, err := pf.imapLogin(); err != nil || n != 25 {
+	if n, err := pf.imapLogin(); err != nil || n != pendingSeed {
 		t.Fatalf("login through p1 cut off before the mark: %d messages, %v", n, err)
 	}
 	out := pf.applyUntil(4, func(out string, code int) bool { return code != exitOK })
