@@ -164,6 +164,9 @@ type Env struct {
 	// BarrierTimeout bounds each wait on the Barrier (which may have a
 	// shorter timeout of its own). Default: DefaultBarrierTimeout.
 	BarrierTimeout time.Duration
+	// Pending, when set, is told which accounts have a cut-over ahead
+	// (see PendingMarker). Default: nil.
+	Pending PendingMarker
 	// Redact removes secrets from error texts shown to hooks and kept in
 	// results (the journal redacts on its own). Default: identity.
 	Redact func(string) string
@@ -483,6 +486,7 @@ func (a *applier) execChange(c *Change) *Result {
 		r.Outcome, r.Err = state.OutcomeFailed, err
 		return r
 	}
+	a.markPending(c, log)
 	var err error
 	switch c.Action {
 	case Import:

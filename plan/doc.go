@@ -138,11 +138,12 @@
 //   - password_ref — the database password as "env:NAME" or "file:PATH".
 //     Default: none.
 //   - lease — how long a proxy counts as alive after its last heartbeat,
-//     and how long it may lose the database before it refuses frozen
-//     accounts with temporary errors. Default: "10s".
-//   - barrier_timeout — how long a freeze waits for every live proxy's
-//     acknowledgement before the cut-over rolls the account back. Default:
-//     "30s".
+//     and how long it may lose the database before it refuses frozen,
+//     changing and pending accounts with temporary errors. Default: "10s".
+//   - barrier_timeout — how long a freeze waits for every proxy's
+//     acknowledgement (a proxy out of contact only when it never saw the
+//     account's pending mark) before the cut-over rolls the account back.
+//     Default: "30s".
 //
 // # backend "NAME"
 //

@@ -43,6 +43,9 @@ type world struct {
 	// barrier; nil without a route table to write (the cut-over then
 	// sleeps the settle delay).
 	Barrier engine.Barrier
+	// Pending marks accounts with a cut-over ahead in a PostgreSQL route
+	// table (pending.go); nil otherwise.
+	Pending *pendingMarks
 	// Detector answers -refresh; nil when no source supports it.
 	Detector engine.ChangeDetector
 	// Archives reads the accounts' archives; nil means none.
@@ -137,6 +140,7 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 				w.Barrier = sqliteBarrier{st}
 			case *pgroutes.Store:
 				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}}
+				w.Pending = &pendingMarks{st}
 			}
 		}
 	}

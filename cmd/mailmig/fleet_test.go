@@ -169,9 +169,10 @@ func (f *fleet) barrier(timeout time.Duration) *pgroutes.Barrier {
 // TestFleetFlip: three `mailmig proxy` processes follow one route table in
 // PostgreSQL. An IMAP client holds a session through each; a flip is
 // acknowledged by all three (the barrier returns), every session ends and
-// every proxy routes the next login to the new backend. Then one proxy is
-// SIGKILLed and the account frozen: the barrier waits out the dead proxy's
-// lease and goes ahead without it, `routes proxies` shows it dead, and the
+// every proxy routes the next login to the new backend. Then the account
+// is marked pending, one proxy is SIGKILLed and the account frozen: the
+// barrier waits out the dead proxy's lease and goes ahead without it (it
+// had seen the mark), `routes proxies` shows it dead, and the
 // proxy, restarted, refuses the frozen account until it is unfrozen.
 func TestFleetFlip(t *testing.T) {
 	f := newFleet(t, "2s")
@@ -221,6 +222,14 @@ func TestFleetFlip(t *testing.T) {
 		c.Close()
 	}
 
+	// The account is pending (an apply marks it at its first import) and
+	// every proxy has seen that: a proxy that dies now may be left out of
+	// the barrier after its lease (it would refuse the account if it were
+	// only cut off).
+	if _, err := b.Store.MarkPending(context.Background(), f.a.Email, "legacy"); err != nil {
+		t.Fatal(err)
+	}
+	f.waitLive("p1", "p2", "p3")
 	// SIGKILL p3 in the middle of a freeze.
 	if err := px[2].cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

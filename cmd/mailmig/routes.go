@@ -39,10 +39,14 @@ Subcommands:
   proxies                       The proxies following a route table in
                                 PostgreSQL: live or not, the last change
                                 each applied and how far behind it is.
+  proxies -forget ID            Remove a proxy that is gone for good (not
+                                live) from the registry, so that cut-overs
+                                stop waiting for it.
 
 Options:
   -db FILE   Route table file; overrides the plan (no plan is read then).
   -json      list: print JSON.
+  -forget ID proxies: remove proxy ID from the registry (journaled).
 
 Edits with a plan take the state lock, like apply, so they never interleave
 with a running apply, and each is recorded in the journal (who, what, when);
@@ -61,6 +65,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 	fs := newFlagSet("routes", routesHelp, s)
 	db := fs.String("db", "", "")
 	jsonOut := fs.Bool("json", false, "")
+	forget := fs.String("forget", "", "")
 	if code, done := parseFlags(fs, args, s); done {
 		return code
 	}
@@ -93,7 +98,7 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		fmt.Fprintf(s.Err, "Error: wrong number of arguments for routes %s.\n\nRun \"mailmig routes -h\" for help.\n", sub)
 		return exitError
 	}
-	write := sub != "list" && sub != "export" && sub != "proxies" && !(sub == "default" && len(subArgs) == 0)
+	write := sub != "list" && sub != "export" && (sub != "proxies" || *forget != "") && !(sub == "default" && len(subArgs) == 0)
 
 	// The table: -db, else the plan's routes block.
 	var m *plan.Migration
@@ -175,11 +180,18 @@ func runRoutes(ctx context.Context, g *globals, args []string, s Streams) int {
 		if !ok {
 			return fail("No fleet", errors.New("a SQLite route table has no registered proxies; proxies register in a route table in PostgreSQL (routes { postgres = \"…\" })"))
 		}
+		if *forget != "" {
+			return forgetProxy(ctx, g, v, s, m, pg, *forget)
+		}
 		ps, seq, err := pg.Proxies(ctx)
 		if err != nil {
 			return fail("Cannot read the proxies", err)
 		}
-		return listProxies(s.Out, ps, seq, *jsonOut)
+		n, last, err := pg.PendingSummary(ctx)
+		if err != nil {
+			return fail("Cannot read the proxies", err)
+		}
+		return listProxies(s.Out, ps, seq, n, last, *jsonOut)
 	case "set":
 		if !checkBackend(subArgs[1]) {
 			return exitError

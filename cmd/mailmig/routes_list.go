@@ -53,21 +53,28 @@ func listRoutes(w io.Writer, t *routes.Table, asJSON bool) int {
 // proxiesView is the JSON form of "routes proxies".
 type proxiesView struct {
 	// Change is the route table's last change number.
-	Change  int64            `json:"change"`
-	Proxies []pgroutes.Proxy `json:"proxies"`
+	Change int64 `json:"change"`
+	// Pending is how many accounts are marked for a cut-over ahead, and
+	// PendingChange the change number of the newest mark.
+	Pending       int              `json:"pending"`
+	PendingChange int64            `json:"pending_change,omitempty"`
+	Proxies       []pgroutes.Proxy `json:"proxies"`
 }
 
-func listProxies(w io.Writer, ps []pgroutes.Proxy, seq int64, asJSON bool) int {
+func listProxies(w io.Writer, ps []pgroutes.Proxy, seq int64, pending int, pendingSeq int64, asJSON bool) int {
 	if asJSON {
 		if ps == nil {
 			ps = []pgroutes.Proxy{}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(proxiesView{Change: seq, Proxies: ps})
+		enc.Encode(proxiesView{Change: seq, Pending: pending, PendingChange: pendingSeq, Proxies: ps})
 		return exitOK
 	}
 	fmt.Fprintf(w, "Route table at change %d.\n", seq)
+	if pending > 0 {
+		fmt.Fprintf(w, "%d account(s) pending a cut-over, the last marked at change %d: a proxy out of contact that had applied it holds none of their cut-overs up.\n", pending, pendingSeq)
+	}
 	if len(ps) == 0 {
 		fmt.Fprintln(w, "No proxies registered.")
 		return exitOK

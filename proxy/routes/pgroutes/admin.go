@@ -16,6 +16,9 @@ type FleetView struct {
 	Self     string `json:"self"`
 	Applied  int64  `json:"applied"`
 	Degraded bool   `json:"degraded"`
+	// Pending is how many accounts this proxy knows as pending (it
+	// refuses them while degraded).
+	Pending int `json:"pending"`
 	// Change is the route table's last change number.
 	Change  int64   `json:"change"`
 	Proxies []Proxy `json:"proxies"`
@@ -27,7 +30,7 @@ type FleetView struct {
 func (f *Follower) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /fleet", func(w http.ResponseWriter, r *http.Request) {
-		v := FleetView{Self: f.id, Applied: f.Applied(), Degraded: f.Degraded(), Proxies: []Proxy{}}
+		v := FleetView{Self: f.id, Applied: f.Applied(), Degraded: f.Degraded(), Pending: f.Pending(), Proxies: []Proxy{}}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		ps, seq, err := f.st.Proxies(ctx)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/mailmig/mailmig/proxy/routes"
 )
 
 // DefaultBarrierTimeout is the default of Barrier.Timeout.
@@ -28,23 +30,31 @@ type Barrier struct {
 	Poll time.Duration
 }
 
-// AwaitRoute waits until every live proxy has applied the account's latest
-// route change. A proxy counts as live while its heartbeat is younger than
-// its lease: one that died is waited for until then, and ignored after.
-// It returns an error wrapping ErrBarrier, naming the proxies that lag,
-// after the timeout.
+// AwaitRoute waits until every proxy has applied the account's latest
+// route change, except the proxies out of contact — heartbeat older than
+// their lease — that had applied the account's pending mark (see
+// MarkPending): those refuse the account on their own until they are back.
+// A proxy out of contact that never saw the mark may be alive and serving
+// the account from an old table, so it is waited for, like a live one. It
+// returns an error wrapping ErrBarrier, naming the proxies that lag and
+// how to forget one that is gone for good, after the timeout.
 func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
 	seq, err := b.Store.RouteSeq(ctx, account)
 	if err != nil {
 		return err
 	}
-	return b.AwaitChange(ctx, seq)
+	return b.await(ctx, account, seq)
 }
 
-// AwaitChange waits until every live proxy has applied change number seq
-// (an alias or domain edit, whose number Store.Version gives right after
-// it), with AwaitRoute's rules and errors.
+// AwaitChange waits until every proxy has applied change number seq (an
+// alias or domain edit, whose number Store.Version gives right after it),
+// with AwaitRoute's errors. No account's pending mark applies, so a proxy
+// out of contact is waited for too.
 func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
+	return b.await(ctx, "", seq)
+}
+
+func (b *Barrier) await(ctx context.Context, account string, seq int64) error {
 	timeout, poll := b.Timeout, b.Poll
 	if timeout <= 0 {
 		timeout = DefaultBarrierTimeout
@@ -53,10 +63,10 @@ func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
 		poll = 10 * time.Millisecond
 	}
 	deadline := time.Now().Add(timeout)
-	var lag []string
+	var lag []lagger
 	var err error
 	for {
-		lag, err = b.lagging(ctx, seq)
+		lag, err = b.lagging(ctx, account, seq)
 		if err == nil && len(lag) == 0 {
 			return nil
 		}
@@ -67,7 +77,7 @@ func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
 			if err != nil {
 				return fmt.Errorf("wait for the proxies to see change %d: %w", seq, err)
 			}
-			return fmt.Errorf("%w %d within %s: %s (live, behind)", ErrBarrier, seq, timeout, strings.Join(lag, ", "))
+			return fmt.Errorf("%w %d within %s: %s", ErrBarrier, seq, timeout, describeLag(lag))
 		}
 		t := time.NewTimer(poll)
 		select {
@@ -79,16 +89,58 @@ func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
 	}
 }
 
-// lagging returns the live proxies that have not applied seq.
-func (b *Barrier) lagging(ctx context.Context, seq int64) ([]string, error) {
-	rows, err := b.Store.pool.Query(ctx, `SELECT id FROM mailmig_proxies
-		WHERE applied < $1 AND heartbeat > now() - lease_ms * interval '1 millisecond'`, seq)
+// lagger is a proxy a barrier waits for.
+type lagger struct {
+	ID   string
+	Live bool
+	// Heartbeat is its last contact, for one that is not live.
+	Heartbeat time.Time
+}
+
+// lagging returns the proxies a barrier on account's change seq waits
+// for: those that have not applied seq, unless out of contact after
+// applying the account's pending mark.
+func (b *Barrier) lagging(ctx context.Context, account string, seq int64) ([]lagger, error) {
+	rows, err := b.Store.pool.Query(ctx, `SELECT id, heartbeat > now() - lease_ms * interval '1 millisecond', heartbeat
+		FROM mailmig_proxies p
+		WHERE applied < $1 AND (heartbeat > now() - lease_ms * interval '1 millisecond'
+			OR NOT EXISTS (SELECT 1 FROM mailmig_route_pending m WHERE m.account = $2 AND m.seq <= p.applied))`,
+		seq, routes.Normalize(account))
 	if err != nil {
 		return nil, err
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	slices.Sort(ids)
-	return ids, err
+	var out []lagger
+	var l lagger
+	if _, err := pgx.ForEachRow(rows, []any{&l.ID, &l.Live, &l.Heartbeat}, func() error {
+		l.Heartbeat = l.Heartbeat.UTC()
+		out = append(out, l)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b lagger) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// describeLag words the proxies a barrier gave up on.
+func describeLag(ls []lagger) string {
+	var parts []string
+	var gone []string
+	for _, l := range ls {
+		if l.Live {
+			parts = append(parts, l.ID+" (live, behind)")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s (out of contact since %s, before it saw that the account is pending: it may still route the account to its source)",
+			l.ID, l.Heartbeat.Format(time.RFC3339)))
+		gone = append(gone, l.ID)
+	}
+	s := strings.Join(parts, ", ")
+	if len(gone) > 0 {
+		s += fmt.Sprintf(`; bring %s back, or, if it is gone for good, remove it from the registry with "mailmig routes proxies -forget %s"`,
+			strings.Join(gone, ", "), gone[0])
+	}
+	return s
 }
 
 // Proxy is one registered proxy as operators see it.

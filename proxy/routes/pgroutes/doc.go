@@ -27,16 +27,19 @@
 //
 // # Barrier
 //
-// Barrier.AwaitRoute waits until every live proxy (heartbeat younger than
-// its lease) has acknowledged the account's latest change; the cut-over
-// uses it after the freeze instead of a fixed settle delay. A proxy that
-// died is waited for until its lease runs out, then ignored.
+// Barrier.AwaitRoute waits until every registered proxy has acknowledged
+// the account's latest change; the cut-over uses it after the freeze and
+// after the flip instead of a fixed settle delay. A proxy out of contact
+// (heartbeat older than its lease) is left out only if it had applied the
+// account's pending mark (MarkPending, pending.go); otherwise it may still
+// route the account to its source and is waited for until it is back or
+// an operator forgets it (Store.ForgetProxy). A proxy that stops cleanly
+// deregisters.
 //
 // A proxy that cannot reach the database for longer than its lease
 // assumes it may have been excluded from a barrier: it keeps serving from
-// its last table, but treats as frozen every account that was frozen or
-// changed within the lease before contact was lost ("in transition"), so
-// logins and deliveries for them get temporary errors until it has caught
-// up again. An account whose cut-over starts after the proxy lost contact
-// is not known to it; see docs/fleet.md.
+// its last table, but treats as frozen every account that was frozen,
+// changed within the lease before contact was lost ("in transition") or
+// pending, so logins and deliveries for them get temporary errors until
+// it has caught up again. See docs/fleet.md.
 package pgroutes

@@ -50,11 +50,12 @@ type Follower struct {
 	// catch-up that ended the outage.
 	inst     sync.Mutex
 	mu       sync.Mutex
-	contact  time.Time     // start of the last successful round trip
-	truth    *routes.Table // the last table read from the database
-	degraded bool          // a stricter table is installed (lost contact)
-	applied  int64         // last change number acknowledged
-	wake     chan struct{} // closed by Kick
+	contact  time.Time        // start of the last successful round trip
+	truth    *routes.Table    // the last table read from the database
+	pending  map[string]int64 // pending marks at truth.Version: account → change number
+	degraded bool             // a stricter table is installed (lost contact)
+	applied  int64            // last change number acknowledged
+	wake     chan struct{}    // closed by Kick
 }
 
 // Follow loads the table, registers the proxy and returns a Follower whose
@@ -77,11 +78,11 @@ func Follow(ctx context.Context, st *Store, opts *FollowOptions) (*Follower, err
 		f.id = DefaultID()
 	}
 	start := f.now()
-	t, err := st.Snapshot(ctx)
+	t, marks, err := st.snapshot(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	f.truth, f.contact = t, start
+	f.truth, f.pending, f.contact = t, marks, start
 	f.w = routes.NewFollower(t, &routes.WatchOptions{Logger: f.log})
 	if _, err := st.pool.Exec(ctx, `INSERT INTO mailmig_proxies (id, address, started, heartbeat, lease_ms, applied, applied_at)
 		VALUES ($1, $2, now(), now(), $3, $4, now())
@@ -117,6 +118,14 @@ func (f *Follower) Applied() int64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.applied
+}
+
+// Pending returns how many accounts the proxy knows as pending (marked
+// for a cut-over ahead) in the last table it read.
+func (f *Follower) Pending() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.pending)
 }
 
 // Degraded reports whether the proxy lost the database for longer than its
@@ -231,18 +240,19 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	f.mu.Lock()
 	truth := f.truth
 	f.mu.Unlock()
-	d, upto, full, err := f.st.Changes(cctx, truth.Version)
+	d, marks, upto, full, err := f.st.changes(cctx, truth.Version)
 	if err != nil {
 		return err
 	}
 	next, changes := truth, []routes.Change(nil)
+	var all map[string]int64 // a full reload's marks
 	switch {
 	case full:
-		t, err := f.st.Snapshot(cctx)
+		t, m, err := f.st.snapshot(cctx, true)
 		if err != nil {
 			return err
 		}
-		next, changes = t, routes.Diff(truth, t)
+		next, changes, all = t, routes.Diff(truth, t), m
 	case upto > truth.Version:
 		next, changes = truth.Apply(upto, d)
 	}
@@ -251,6 +261,19 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	shown := f.w.Table()
 	wasDegraded := f.degraded
 	f.truth, f.degraded, f.contact = next, false, start
+	// The marks move with the table they were read with: the number
+	// acknowledged below covers both.
+	if all != nil {
+		f.pending = all
+	} else if !full {
+		for a, seq := range marks {
+			if seq == 0 {
+				delete(f.pending, a)
+			} else {
+				f.pending[a] = seq
+			}
+		}
+	}
 	f.mu.Unlock()
 	if wasDegraded {
 		// The installed table was stricter than the truth: compare with
@@ -301,16 +324,30 @@ func (f *Follower) checkLease() {
 	}
 	f.degraded = true
 	truth, lost := f.truth, f.contact
+	pending := make([]string, 0, len(f.pending))
+	for a := range f.pending {
+		pending = append(pending, a)
+	}
 	f.mu.Unlock()
-	strict, n := InTransition(truth, lost.Add(-f.lease))
-	f.log.Warn("route database out of reach for longer than the lease: accounts in transition refused until it is back",
-		"lease", f.lease, "accounts", n)
+	strict, n := Strict(truth, lost.Add(-f.lease), pending)
+	f.log.Warn("route database out of reach for longer than the lease: accounts frozen, in transition or pending refused until it is back",
+		"lease", f.lease, "accounts", n, "pending", len(pending))
 	f.w.Install(strict, routes.Diff(truth, strict))
 }
 
 // InTransition returns t with every account that is frozen or whose route
 // changed after since marked frozen, and how many accounts that covers.
 func InTransition(t *routes.Table, since time.Time) (*routes.Table, int) {
+	return Strict(t, since, nil)
+}
+
+// Strict is the table of a proxy that lost the database for longer than
+// its lease: t with every account frozen that is frozen, whose route
+// changed after since (in transition), or that is pending (its cut-over
+// may have begun since), and how many accounts that covers. A pending
+// account without a route of its own, served by the default backend,
+// gets a frozen route there.
+func Strict(t *routes.Table, since time.Time, pending []string) (*routes.Table, int) {
 	d := routes.Delta{Routes: map[string]*routes.Route{}}
 	n := 0
 	for _, r := range t.Routes() {
@@ -323,6 +360,23 @@ func InTransition(t *routes.Table, since time.Time) (*routes.Table, int) {
 			d.Routes[r.Account] = &r
 			n++
 		}
+	}
+	for _, a := range pending {
+		if _, ok := d.Routes[a]; ok {
+			continue
+		}
+		r, ok := t.Account(a)
+		switch {
+		case ok && r.State == routes.Frozen:
+			continue // counted above
+		case !ok && t.Default == "":
+			continue // refused anyway: no route, no default
+		case !ok:
+			r = routes.Route{Account: a, Backend: t.Default}
+		}
+		r.State = routes.Frozen
+		d.Routes[a] = &r
+		n++
 	}
 	strict, _ := t.Apply(t.Version, d)
 	return strict, n

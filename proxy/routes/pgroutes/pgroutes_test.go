@@ -228,6 +228,11 @@ func TestBarrierExcludesDeadProxy(t *testing.T) {
 	if _, err := st.Set(ctx, "alice@example.test", "source"); err != nil {
 		t.Fatal(err)
 	}
+	// The apply marked the account pending before either proxy died:
+	// only a proxy that saw the mark may be left out after its lease.
+	if _, err := st.MarkPending(ctx, "alice@example.test", "target"); err != nil {
+		t.Fatal(err)
+	}
 	alive, _ := follow(t, st, "alive", 3*time.Second)
 	// Registered, never run: a proxy killed right after its last ack. Its
 	// heartbeat is set by hand, so that the test does not race its lease

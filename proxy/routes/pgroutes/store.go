@@ -126,8 +126,22 @@ func scanRoutes(rows pgx.Rows, n names) ([]routes.Route, error) {
 
 // Snapshot implements routes.Source: the whole table in one transaction.
 func (s *Store) Snapshot(ctx context.Context) (*routes.Table, error) {
+	t, _, err := s.snapshot(ctx, false)
+	return t, err
+}
+
+// snapshot reads the whole table and, with pending, the pending marks
+// (account → change number of its mark) in the same transaction.
+func (s *Store) snapshot(ctx context.Context, pending bool) (*routes.Table, map[string]int64, error) {
 	var t *routes.Table
+	var marks map[string]int64
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		if pending {
+			var err error
+			if marks, err = readMarks(ctx, tx, nil); err != nil {
+				return err
+			}
+		}
 		var seq int64
 		var def string
 		if err := tx.QueryRow(ctx, `SELECT seq, default_backend FROM mailmig_route_meta`).Scan(&seq, &def); err != nil {
@@ -167,15 +181,23 @@ func (s *Store) Snapshot(ctx context.Context) (*routes.Table, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read the route table from %s: %w", s.where, err)
+		return nil, nil, fmt.Errorf("read the route table from %s: %w", s.where, err)
 	}
-	return t, nil
+	return t, marks, nil
 }
 
 // Changes reads what changed after change number since: the new values of
 // the changed keys and the number they are current at. full is true when
 // the log no longer reaches back to since: reload with Snapshot then.
 func (s *Store) Changes(ctx context.Context, since int64) (d routes.Delta, upto int64, full bool, err error) {
+	d, _, upto, full, err = s.changes(ctx, since)
+	return d, upto, full, err
+}
+
+// changes is Changes that also returns the pending marks that changed:
+// account → the change number of its mark, 0 when the mark was removed.
+func (s *Store) changes(ctx context.Context, since int64) (d routes.Delta, marks map[string]int64, upto int64, full bool, err error) {
+	var marked []string
 	err = s.readTx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `SELECT seq, default_backend FROM mailmig_route_meta`).Scan(&upto, new(string)); err != nil {
 			return err
@@ -201,6 +223,8 @@ func (s *Store) Changes(ctx context.Context, since int64) (d routes.Delta, upto 
 			switch kind {
 			case "route":
 				accts = append(accts, key)
+			case "pending":
+				marked = append(marked, key)
 			case "alias":
 				ids = append(ids, key)
 			case "domain", "domain-":
@@ -243,6 +267,16 @@ func (s *Store) Changes(ctx context.Context, since int64) (d routes.Delta, upto 
 				d.Routes[rs[i].Account] = &rs[i]
 			}
 		}
+		if len(marked) > 0 {
+			if marks, err = readMarks(ctx, tx, marked); err != nil {
+				return err
+			}
+			for _, a := range marked {
+				if _, ok := marks[a]; !ok {
+					marks[a] = 0
+				}
+			}
+		}
 		if len(ids) > 0 {
 			d.Aliases = make(map[string]string, len(ids))
 			for _, id := range ids {
@@ -262,7 +296,7 @@ func (s *Store) Changes(ctx context.Context, since int64) (d routes.Delta, upto 
 	if err != nil {
 		err = fmt.Errorf("read route changes from %s: %w", s.where, err)
 	}
-	return d, upto, full, err
+	return d, marks, upto, full, err
 }
 
 // change is one logged key of a write.
@@ -384,9 +418,15 @@ func (s *Store) Update(ctx context.Context, account string, fn func(r *routes.Ro
 		if !next.State.Valid() {
 			return nil, fmt.Errorf("%w: state %q (want active or frozen)", routes.ErrInvalid, next.State)
 		}
+		// An account active on the target of its pending mark has been
+		// cut over: the mark goes in the same change.
+		cleared, err := clearMark(ctx, tx, account, next)
+		if err != nil {
+			return nil, err
+		}
 		if ok && next.Backend == cur.Backend && next.State == cur.State {
 			out = cur
-			return nil, nil
+			return cleared, nil
 		}
 		next.Generation = cur.Generation + 1
 		next.Updated = now.UTC()
@@ -398,7 +438,7 @@ func (s *Store) Update(ctx context.Context, account string, fn func(r *routes.Ro
 			return nil, err
 		}
 		out = next
-		return []change{{"route", account}}, nil
+		return append([]change{{"route", account}}, cleared...), nil
 	})
 	return out, err
 }
