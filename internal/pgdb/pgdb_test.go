@@ -8,16 +8,20 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// TestMigrations: numbered from 1 without gaps, each with SQL.
+// TestMigrations: numbered from 1, strictly increasing (branches built in
+// parallel each reserve their own number, so a gap may appear until they
+// are all merged), each with SQL.
 func TestMigrations(t *testing.T) {
 	ms := Migrations()
+	prev := 0
 	for i, m := range ms {
-		if m.Version != i+1 || m.Name == "" || strings.TrimSpace(m.SQL) == "" {
+		if m.Version <= prev || m.Name == "" || strings.TrimSpace(m.SQL) == "" {
 			t.Errorf("migration %d: %+v", i, m)
 		}
+		prev = m.Version
 	}
-	if Latest() != len(ms) {
-		t.Errorf("Latest() = %d with %d migrations", Latest(), len(ms))
+	if Latest() != prev {
+		t.Errorf("Latest() = %d, last migration %d", Latest(), prev)
 	}
 }
 
