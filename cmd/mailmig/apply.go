@@ -169,6 +169,10 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
 		Barrier: w.Barrier, OpenBreakers: openBreakers(j.State())}
+	if w.Budget != nil {
+		env.Budget = w.Budget
+		engine.ShareLimiters(env.Limiters, w.Budget)
+	}
 	// Every action's steps, end and executor logs also go to the
 	// account's own log (state/logs/ACCOUNT.log); standard error gets the
 	// executor's logs only from -log-level info down, as before.
@@ -192,7 +196,11 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	defer stopMsg()
 	abortMsg := context.AfterFunc(abort, func() { prog.Aborting() })
 	defer abortMsg()
-	res, err := engine.Apply(abort, ch, env, prog, alog)
+	hs := []engine.Hook{prog, alog}
+	if w.Record != nil {
+		hs = append(hs, w.Record)
+	}
+	res, err := engine.Apply(abort, ch, env, hs...)
 	stopMsg()
 	abortMsg()
 	prog.Finish()
