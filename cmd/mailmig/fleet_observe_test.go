@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -45,9 +46,11 @@ func TestPlanRecordedObservations(t *testing.T) {
 	planB := filepath.Join(dirB, "migration.hcl")
 	plan2 := func(args ...string) string {
 		t.Helper()
-		y := *x
-		y.planFile = planB
-		return y.cli(exitOK, append([]string{"plan"}, args...)...)
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), append([]string{"-f", planB, "plan"}, args...), Streams{In: strings.NewReader(""), Out: &out, Err: &errb}); code != exitOK {
+			t.Fatalf("plan on machine 2: exit %d\n%s%s", code, out.String(), errb.String())
+		}
+		return out.String() + errb.String()
 	}
 	two := plan2()
 	if _, err := os.Stat(filepath.Join(dirB, "state", "archives")); err == nil {
