@@ -77,6 +77,13 @@ func TestPlanRecordedObservations(t *testing.T) {
 		t.Errorf("machine 2's plan -refresh=false differs:\n--- machine 1\n%s\n--- machine 2\n%s", one, two)
 	}
 
+	// state show on machine 2 shows the recorded archive too.
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"-f", planB, "state", "show", x.accts[0].Email}, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}); code != exitOK ||
+		!regexp.MustCompile(`archive: +\d+ messages, \d+ bytes in \d+ mailboxes \(not on this machine: observed by worker `).MatchString(out.String()) {
+		t.Errorf("state show on machine 2: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+
 	// The shared budget: slots of both backends were created, none held.
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, dsn)

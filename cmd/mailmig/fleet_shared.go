@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
@@ -117,5 +118,33 @@ func (r *observationRecorder) PostAction(c *engine.Change, res *engine.Result) {
 	}
 	if err != nil {
 		r.log.Warn("record the archive's observation for other machines", "user", c.Account, "err", err)
+	}
+}
+
+// recordedArchive fills state show's archive from the observation
+// recorded by the machine holding it, when this one has none and the
+// state is in PostgreSQL.
+func recordedArchive(ctx context.Context, m *plan.Migration, pa *plan.Account, a *views.StateAccount) {
+	if m.State.Postgres == nil {
+		return
+	}
+	b, err := openState(ctx, m, false)
+	if err != nil {
+		a.ArchiveError = err.Error()
+		return
+	}
+	defer b.Close()
+	ref, ok := b.(state.Remote).Store.(*pgRef)
+	if !ok {
+		return
+	}
+	o, err := ref.Observation(ctx, pa.Address)
+	switch {
+	case err != nil:
+		a.ArchiveError = err.Error()
+	case o != nil:
+		info := o.Archive
+		info.Recorded = &o.By
+		a.Archive = &info
 	}
 }
