@@ -169,10 +169,6 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
 		Barrier: w.Barrier, OpenBreakers: openBreakers(j.State())}
-	if w.Budget != nil {
-		env.Budget = w.Budget
-		engine.ShareLimiters(env.Limiters, w.Budget)
-	}
 	// Every action's steps, end and executor logs also go to the
 	// account's own log (state/logs/ACCOUNT.log); standard error gets the
 	// executor's logs only from -log-level info down, as before.
@@ -196,10 +192,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	defer stopMsg()
 	abortMsg := context.AfterFunc(abort, func() { prog.Aborting() })
 	defer abortMsg()
-	hs := []engine.Hook{prog, alog}
-	if w.Record != nil {
-		hs = append(hs, w.Record)
-	}
+	hs := append([]engine.Hook{prog, alog}, shareFleet(env, w)...)
 	res, err := engine.Apply(abort, ch, env, hs...)
 	stopMsg()
 	abortMsg()

@@ -77,6 +77,22 @@ func attachPostgresState(ctx context.Context, m *plan.Migration, write bool, log
 	return nil
 }
 
+// shareFleet wires what the PostgreSQL state shares into an apply's
+// environment (every apply process — plain or worker — calls it before
+// engine.Apply): the budget, for the connection slots and the limiters'
+// rates, and the hooks to run with it (recording the archives'
+// observations). With a state directory it changes nothing.
+func shareFleet(env *engine.Env, w *world) []engine.Hook {
+	if w.Budget != nil {
+		env.Budget = w.Budget
+		engine.ShareLimiters(env.Limiters, w.Budget)
+	}
+	if w.Record != nil {
+		return []engine.Hook{w.Record}
+	}
+	return nil
+}
+
 // budgetLimits are the plan's limits per backend.
 func budgetLimits(m *plan.Migration) map[string]pgstate.BudgetLimits {
 	out := make(map[string]pgstate.BudgetLimits, len(m.Backends))

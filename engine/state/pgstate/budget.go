@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,6 +53,7 @@ type Budget struct {
 	stop    chan struct{}
 	done    chan struct{}
 	closed  bool
+	warned  atomic.Int64 // when Take last logged a failure (Unix ns)
 }
 
 type slotKey struct {
@@ -292,7 +294,12 @@ func (b *Budget) Take(ctx context.Context, backend string, kind engine.RateKind,
 		RETURNING granted, tokens`
 	var granted, left float64
 	if err := b.pool.QueryRow(ctx, q, backend, string(kind), perSecond, capacity, float64(want)).Scan(&granted, &left); err != nil {
-		b.log.Warn("take from the shared rate budget (this process keeps to the limit on its own meanwhile)", "backend", backend, "kind", kind, "err", err)
+		// Every wait tries once while the database is away: say so once
+		// a minute, not per message.
+		if now := time.Now().UnixNano(); now-b.warned.Load() > int64(time.Minute) {
+			b.warned.Store(now)
+			b.log.Warn("take from the shared rate budget (this process keeps to the limit on its own meanwhile)", "backend", backend, "kind", kind, "err", err)
+		}
 		return 0, 0, fmt.Errorf("shared %s budget of %s: %w", kind, backend, err)
 	}
 	if granted >= 1 {
