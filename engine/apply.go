@@ -140,6 +140,12 @@ type Env struct {
 	// Limiters are per backend; missing backends are unlimited with
 	// DefaultConnections.
 	Limiters map[string]*Limiter
+	// Budget, when set, shares the backends' connection slots with other
+	// apply processes: a change holds one of each of its backends' shared
+	// slots (besides this process's own count) while it runs. The
+	// limiters' rates are shared by ShareLimiters. Default: nil (limits
+	// per process).
+	Budget Budget
 	// Parallelism bounds concurrent changes. Default: 10.
 	Parallelism int
 	// Stop is cancelled by the first Ctrl-C: nothing new starts, running
@@ -429,9 +435,19 @@ func (a *applier) removeReadyLocked(n *node) {
 
 // exec runs one change on a worker goroutine and schedules its dependents.
 func (a *applier) exec(n *node) {
-	a.hooks.pre(n.c)
+	var r *Result
 	start := time.Now()
-	r := a.execChange(n.c)
+	switch release, skip, err := a.acquireBudget(n); {
+	case skip != "":
+		r = &Result{Outcome: OutcomeSkipped, Skipped: skip}
+	case err != nil:
+		r = &Result{Outcome: state.OutcomeFailed, Err: err}
+	default:
+		a.hooks.pre(n.c)
+		start = time.Now()
+		r = a.execChange(n.c)
+		release()
+	}
 	r.Change = n.c
 	r.Duration = time.Since(start)
 	if r.Err != nil {

@@ -117,6 +117,9 @@ type ArchiveInfo struct {
 	Unexported    int64 `json:"unexported,omitempty"`
 	ExportChanged int64 `json:"export_changed,omitempty"`
 	ExportDeleted int64 `json:"export_deleted,omitempty"`
+	// Recorded is set when the archive is not on this machine and these
+	// figures are what the apply that holds it recorded (RecordedArchives).
+	Recorded *RecordedBy `json:"recorded,omitempty"`
 }
 
 // ExportPending is the number of messages the next export would touch.

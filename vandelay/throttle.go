@@ -17,6 +17,9 @@ type Throttle struct {
 	// Connections caps parallel connections. 0: no cap.
 	Connections int
 	msgs, bytes *rate.Limiter
+	// sharedMsgs and sharedBytes, when set (Share), replace msgs and
+	// bytes: the tokens come from a bucket shared with other processes.
+	sharedMsgs, sharedBytes *sharedBucket
 }
 
 // NewThrottle returns a throttle. msgsPerSec and bytesPerSec of 0 mean
@@ -48,6 +51,9 @@ func (t *Throttle) WaitMessage(ctx context.Context) error {
 	if t == nil || t.msgs == nil {
 		return nil
 	}
+	if t.sharedMsgs != nil {
+		return t.sharedMsgs.wait(ctx, 1, t.msgs)
+	}
 	return t.msgs.Wait(ctx)
 }
 
@@ -55,6 +61,9 @@ func (t *Throttle) WaitMessage(ctx context.Context) error {
 func (t *Throttle) WaitBytes(ctx context.Context, n int64) error {
 	if t == nil || t.bytes == nil {
 		return nil
+	}
+	if t.sharedBytes != nil {
+		return t.sharedBytes.wait(ctx, n, t.bytes)
 	}
 	for n > 0 {
 		c := min(n, int64(t.bytes.Burst()))

@@ -53,6 +53,12 @@ type world struct {
 	// CopyBack counts what rollbacks would copy back (with refresh);
 	// nil means not counted.
 	CopyBack engine.CopyBacker
+	// Budget shares the backends' limits with the other apply processes
+	// of a PostgreSQL state; nil: limits per process.
+	Budget engine.Budget
+	// Record records the archives' observations after each change, for
+	// plan on machines without them; nil: not recorded.
+	Record engine.Hook
 	// Close releases everything.
 	Close func() error
 }
@@ -156,6 +162,10 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 	x := executor.New(m, archiveDir(m), log)
 	w.Detector, w.CopyBack = x, x
 	w.Archives = executor.NewArchiveReader(m, archiveDir(m), log)
+	if err := attachPostgresState(ctx, m, write, log, w); err != nil {
+		w.Close()
+		return nil, err
+	}
 	return w, nil
 }
 

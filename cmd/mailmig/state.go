@@ -251,6 +251,7 @@ func readArchive(ctx context.Context, m *plan.Migration, log *slog.Logger, a *vi
 	}
 	ar := executor.NewArchiveReader(m, archiveDir(m), log)
 	if !ar.Has(pa) {
+		recordedArchive(ctx, m, pa, a)
 		return
 	}
 	info, err := ar.Archive(ctx, pa)

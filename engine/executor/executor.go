@@ -35,6 +35,9 @@ type Executor struct {
 	warmed map[string]bool // target logins that logged in over IMAP once
 
 	uidls UIDLStore // where cut-overs write POP3 UIDL maps; nil: none
+	// recorded gives the refresh probe the cursors another machine
+	// recorded for an account whose archive is not here; nil: none.
+	recorded func(context.Context, *plan.Account) (*engine.Observation, error)
 
 	hashes  map[string]*verify.BlobHashes // per account: target blob hashes seen by a verify
 	topKeys map[string]map[string]string  // per account: target POP3 UIDL → header key
@@ -583,6 +586,9 @@ func (x *Executor) Detect(ctx context.Context, acct *plan.Account) (engine.Delta
 	a, err := archive.Open(ctx, x.archivePath(acct), &archive.Options{ReadOnly: true, Logger: x.log})
 	switch {
 	case errors.Is(err, archive.ErrNotExist):
+		if known, err = x.recordedCursors(ctx, acct); err != nil {
+			return engine.Delta{}, err
+		}
 	case errors.Is(err, archive.ErrInUse):
 		return engine.Delta{}, errors.New("not probed: another mailmig process (an import or export) is using the archive")
 	case err != nil:

@@ -149,7 +149,11 @@ func (v *View) StateShowHuman(a *StateAccount) {
 	case ar.InUse:
 		row("archive", "in use by a running import or export")
 	default:
-		row("archive", fmt.Sprintf("%d messages, %d bytes in %d mailboxes", ar.Messages, ar.Bytes, ar.Mailboxes))
+		seen := ""
+		if r := ar.Recorded; r != nil {
+			seen = fmt.Sprintf(" (not on this machine: observed by worker %s at %s)", r.Worker, fmtReasonTime(r.At))
+		}
+		row("archive", fmt.Sprintf("%d messages, %d bytes in %d mailboxes%s", ar.Messages, ar.Bytes, ar.Mailboxes, seen))
 		row("archive import", fmt.Sprintf("last complete %s, last run %s", fmtWhen(ar.LastImport), fmtWhen(ar.LastRun)))
 		row("archive export", fmt.Sprintf("%d on the target, next export: %d new, %d changed, %d deleted (last %s)", ar.Exported, ar.Unexported, ar.ExportChanged, ar.ExportDeleted, fmtWhen(ar.LastExport)))
 	}

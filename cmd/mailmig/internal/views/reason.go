@@ -22,12 +22,12 @@ func interruptedText(c *engine.Change, waveNote, where string) string {
 	return fmt.Sprintf("route it back to %s, unfrozen", r.Backend)
 }
 
-// ReasonText words a change's structured reason (engine.Reason) for the
-// human and Markdown views. waveNote is the note of the change's wave:
+// reasonText words a change's structured reason (engine.Reason) for the
+// human and Markdown views (ReasonText adds where the archive was read). waveNote is the note of the change's wave:
 // cut-over reasons end with it, since it says why the wave may cut over.
 // The wording is the one the engine used to build itself before reasons
 // became data, so that the goldens stay as they were.
-func ReasonText(c *engine.Change, waveNote string) string {
+func reasonText(c *engine.Change, waveNote string) string {
 	r := c.Reason
 	where := string(r.At)
 	if r.Interrupted != "" {
