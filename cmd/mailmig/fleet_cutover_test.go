@@ -513,3 +513,198 @@ func TestFleetSlowDataAcrossFreeze(t *testing.T) {
 	}
 	f.check()
 }
+
+// waitLive waits (bounded) until the named proxies are live and caught up.
+func (f *fleetMig) waitLive(ids ...string) {
+	f.t.Helper()
+	for range 400 {
+		ps, _, err := f.routes.Proxies(context.Background())
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		live := 0
+		for _, p := range ps {
+			for _, id := range ids {
+				if p.ID == id && p.Live && p.Lag == 0 {
+					live++
+				}
+			}
+		}
+		if live == len(ids) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	f.t.Fatalf("proxies %v not live and caught up", ids)
+}
+
+// TestFleetCutoverExactlyOnce (issue 18): three `mailmig proxy` processes
+// follow one route table in PostgreSQL (the state is there too). An IMAP
+// client idles through each, an LMTP delivery through each has begun its
+// DATA, and 60 messages with distinct Message-IDs are delivered
+// round-robin through the three proxies — some before the freeze, some
+// refused during it (451, retried by the sender), the rest after the flip —
+// while `mailmig apply` cuts the account over from Dovecot to Cyrus. The
+// three slow deliveries finish across the freeze and the final sync does
+// not start before they did. Afterwards every message is on Cyrus exactly
+// once (Message-ID and SHA-256 of the body), nothing is left only on
+// Dovecot, every IMAP session was ended and the next login through each
+// proxy lands on Cyrus.
+func TestFleetCutoverExactlyOnce(t *testing.T) {
+	f := newFleetMig(t, 1, 5)
+	a := f.accts[0]
+	var px []*proxyProcess
+	ids := []string{"p1", "p2", "p3"}
+	for _, id := range ids {
+		px = append(px, startProxyProcess(t, f.dir, f.planFile, 2, "-id", id))
+	}
+	f.waitLive(ids...)
+	f.stage()
+
+	// An IMAP session through each proxy, idling.
+	var sessions []*imapclient.Client
+	for i, p := range px {
+		c, err := imapclient.DialInsecure(p.addr["imap"], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.Login(a.Email, a.Password).Wait(); err != nil {
+			t.Fatalf("login through p%d: %v", i+1, err)
+		}
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Idle(); err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, c)
+	}
+	// A delivery in DATA through each proxy.
+	var slows []*slowLMTP
+	var rests [][]string
+	var slowMsgs [][]byte
+	for i, p := range px {
+		msg := f.message(a, fmt.Sprintf("slow%d", i+1))
+		s, rest := startSlowLMTP(t, p.addr["lmtp"], a.Email, msg)
+		slows, slowMsgs = append(slows, s), append(slowMsgs, msg)
+		rests = append(rests, strings.SplitAfter(strings.TrimSuffix(string(rest), "\r\n"), "\r\n"))
+	}
+
+	type result struct {
+		code int
+		out  string
+	}
+	applied := make(chan result, 1)
+	done := make(chan struct{})
+	go func() {
+		code, out := f.apply()
+		applied <- result{code, out}
+		close(done)
+	}()
+	// 60 messages round-robin through the proxies: three senders, one per
+	// proxy, each sending every third message. Messages from the 21st on
+	// wait for the freeze, so the cut-over meets deliveries on every
+	// proxy whatever the machine's speed.
+	frozen := make(chan struct{})
+	errs := make(chan error, len(px))
+	var wg sync.WaitGroup
+	for k, p := range px {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := k; i < 60; i += len(px) {
+				if i >= 20 {
+					select {
+					case <-frozen:
+					case <-done:
+					}
+				}
+				if err := lmtpDeliver(p.addr["lmtp"], a.Email, f.message(a, fmt.Sprintf("rr%d", k+1)), 90*time.Second); err != nil {
+					errs <- fmt.Errorf("delivery %d through p%d: %w", i, k+1, err)
+					return
+				}
+			}
+		}()
+	}
+	if !f.waitFrozen(a, done) {
+		r := <-applied
+		t.Fatalf("the cut-over never froze the account: exit %d\n%s", r.code, r.out)
+	}
+	close(frozen)
+	// The slow deliveries go on across the freeze, a line on each proxy
+	// every 150 ms; the barrier holds meanwhile.
+	for line := range rests[0] {
+		time.Sleep(150 * time.Millisecond)
+		if f.journalHas(a, "final-sync") {
+			t.Fatal("the final sync started while deliveries were in flight")
+		}
+		for i, s := range slows {
+			l := rests[i][line]
+			if strings.HasPrefix(l, ".") {
+				l = "." + l
+			}
+			s.send(l)
+		}
+	}
+	for i, s := range slows {
+		s.send("\r\n.\r\n")
+		if r := s.reply(); !strings.HasPrefix(r, "250") {
+			t.Errorf("the slow delivery through p%d got %q, want 250 (it began before the freeze)", i+1, r)
+			if err := lmtpDeliver(px[i].addr["lmtp"], a.Email, slowMsgs[i], 90*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.send("QUIT\r\n")
+	}
+	// Every session was ended at the freeze.
+	for i, c := range sessions {
+		select {
+		case <-c.Closed():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the IMAP session through p%d was not ended by the cut-over", i+1)
+		}
+	}
+	var r result
+	select {
+	case r = <-applied:
+	case <-time.After(3 * time.Minute):
+		t.Fatal("apply did not end")
+	}
+	if r.code != exitOK {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.out)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("temporary failures retried by the senders (frozen): %d", tempFailures.Load())
+	f.check()
+
+	// The next login through each proxy lands on Cyrus: a message put on
+	// Dovecot only now is not seen, Cyrus's messages are.
+	mark := f.message(a, "dovecot-only")
+	c, err := imapclient.DialInsecure(f.s.Dovecot.IMAP, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login(a.Email, a.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	ac := c.Append("INBOX", int64(len(mark)), nil)
+	ac.Write(mark)
+	ac.Close()
+	if _, err := ac.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	onCyrus := bodyHashes(t, f.s.Cyrus.IMAP, a)
+	for i, p := range px {
+		got := bodyHashes(t, p.addr["imap"], a)
+		if len(got) != len(onCyrus) || len(got[strings.Trim(headerValue(mark, "Message-ID"), "<>")]) != 0 {
+			t.Errorf("login through p%d after the cut-over: %d messages (Cyrus has %d), the Dovecot-only one among them: %v",
+				i+1, len(got), len(onCyrus), len(got[strings.Trim(headerValue(mark, "Message-ID"), "<>")]) != 0)
+		}
+	}
+}
