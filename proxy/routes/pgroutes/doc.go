@@ -28,9 +28,13 @@
 // # Barrier
 //
 // Barrier.AwaitRoute waits until every live proxy (heartbeat younger than
-// its lease) has acknowledged the account's latest change; the cut-over
-// uses it after the freeze instead of a fixed settle delay. A proxy that
-// died is waited for until its lease runs out, then ignored.
+// its lease) has applied the account's latest change (route edits of the
+// CLI and the admin API). The cut-over, after the freeze and after the
+// flip, uses Barrier.AwaitQuiet instead: every live proxy has acknowledged
+// the frozen route's generation in mailmig_freeze_acks, which a proxy does
+// (proxy.FreezeAcker over FreezeAcks) only once the account has no session
+// and no delivery in flight on it (acks.go). A proxy that died is waited
+// for until its lease runs out, then ignored.
 //
 // A proxy that cannot reach the database for longer than its lease
 // assumes it may have been excluded from a barrier: it keeps serving from
