@@ -559,6 +559,13 @@ func TestFleetCutoverExactlyOnce(t *testing.T) {
 		px = append(px, startProxyProcess(t, f.dir, f.planFile, 2, "-id", id))
 	}
 	f.waitLive(ids...)
+	// Each proxy acknowledges freezes (its acker started before its
+	// listeners): the barrier waits for their acknowledgements, not only
+	// for the change to be applied.
+	var acking int
+	if err := f.routes.Pool().QueryRow(context.Background(), `SELECT count(*) FROM mailmig_proxies WHERE acks_freezes`).Scan(&acking); err != nil || acking != len(ids) {
+		t.Fatalf("%d proxies acknowledge freezes, want %d (%v)", acking, len(ids), err)
+	}
 	f.stage()
 
 	// An IMAP session through each proxy, idling.
