@@ -55,6 +55,12 @@ func TestBarrierWaitsForQuiet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The admin API's wait (applied) is not held by the delivery.
+	long := &pgroutes.Barrier{Store: st, Timeout: 20 * time.Second}
+	if err := long.AwaitRoute(ctx, acct); err != nil {
+		t.Fatalf("AwaitRoute: %v", err)
+	}
+	// The cut-over's is: p1 has applied the freeze, but not acknowledged it.
 	short := &pgroutes.Barrier{Store: st, Timeout: 300 * time.Millisecond}
 	err = short.AwaitQuiet(ctx, acct)
 	if !errors.Is(err, pgroutes.ErrBarrier) || !strings.Contains(err.Error(), "p1 (live, a session or delivery of the account still open)") ||
@@ -63,11 +69,6 @@ func TestBarrierWaitsForQuiet(t *testing.T) {
 	}
 	if n, _ := ackRows(); n != 0 {
 		t.Fatalf("%d acknowledgements while the delivery is in flight", n)
-	}
-	// The admin API's wait (applied) is not held by the delivery.
-	long := &pgroutes.Barrier{Store: st, Timeout: 20 * time.Second}
-	if err := long.AwaitRoute(ctx, acct); err != nil {
-		t.Fatalf("AwaitRoute: %v", err)
 	}
 	done()
 	if err := long.AwaitQuiet(ctx, acct); err != nil {
