@@ -158,17 +158,25 @@ func (a *FreezeAcker) ack(ctx context.Context, account string, gen int64) {
 		}
 		return
 	}
+	// A store out of reach (a fleet's database during an outage) is
+	// retried with a growing pause, and no longer once the route has left
+	// this generation: the next one is acknowledged on its own.
+	pause := 100 * time.Millisecond
 	for {
 		err := a.st.AckFreeze(ctx, a.id, account, gen)
 		if err == nil {
 			a.log.Info("freeze acknowledged", "user", account, "generation", gen, "quiet_after", time.Since(start))
 			return
 		}
-		a.log.Warn("freeze acknowledgement", "user", account, "err", err)
+		if r, ok := a.w.Table().Account(account); !ok || r.State != routes.Frozen || r.Generation != gen {
+			return
+		}
+		a.log.Warn("freeze acknowledgement", "user", account, "err", err, "retry_in", pause)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 5*time.Second)
 	}
 }

@@ -109,12 +109,20 @@ func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.
 	return err
 }
 
-// fleetBarrier is the PostgreSQL fleet's barrier: every live proxy has
-// applied the account's latest change (pgroutes.Barrier, with the plan's
-// barrier_timeout), the same wait after the freeze and after the flip.
+// fleetBarrier is the PostgreSQL fleet's barrier (pgroutes.Barrier, with
+// the plan's barrier_timeout). After the freeze and after the flip every
+// live proxy has acknowledged the frozen route's generation: no session
+// and no delivery of the account in flight there (Barrier.AwaitQuiet; a
+// proxy that does not acknowledge freezes has applied the change). Any
+// other event waits for the change to be applied (Barrier.AwaitRoute, as
+// for admin API edits).
 type fleetBarrier struct{ b *pgroutes.Barrier }
 
-func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
+func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, ev engine.RouteEvent) error {
+	switch ev {
+	case engine.RouteFrozen, engine.RouteFlipped:
+		return b.b.AwaitQuiet(ctx, account)
+	}
 	return b.b.AwaitRoute(ctx, account)
 }
 

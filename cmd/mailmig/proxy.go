@@ -154,6 +154,8 @@ type proxyRun struct {
 // runningProxy is a started proxy.
 type runningProxy struct {
 	Server *proxy.Server
+	// Router routes every listener (tests read its deliveries in flight).
+	Router *proxy.TableRouter
 	// Addrs lists "protocol address" of every listener.
 	Addrs []string
 	// Unroutable is set when the route table was empty and had no
@@ -220,14 +222,21 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 	}
 	router := proxy.NewRouter(w, backends, &proxy.RouterOptions{FrozenHold: pb.HoldLogins})
 	cleanups = append(cleanups, router.Close)
-	// The proxy registers in the SQLite route table and acknowledges every
-	// freeze once the account is quiet here; the cut-over waits for that.
-	// (A PostgreSQL table's followers acknowledge each change instead:
-	// docs/fleet.md.)
+	// The proxy acknowledges every freeze once the account is quiet here
+	// (no session, no delivery in flight); the cut-over waits for that. It
+	// registers in the SQLite route table for it; in a PostgreSQL fleet
+	// the follower is its registration (docs/fleet.md).
 	stopAcker := func() {}
-	if as, ok := st.(proxy.AckStore); ok {
-		host, _ := os.Hostname()
-		acker := proxy.NewFreezeAcker(router, w, as, proxy.NewProxyID(), fmt.Sprintf("%s pid %d", host, os.Getpid()), log)
+	var acks proxy.AckStore
+	host, _ := os.Hostname()
+	ackID, ackAddr := proxy.NewProxyID(), fmt.Sprintf("%s pid %d", host, os.Getpid())
+	if follower != nil {
+		acks, ackID = follower.FreezeAcks(), follower.ID()
+	} else if as, ok := st.(proxy.AckStore); ok {
+		acks = as
+	}
+	if acks != nil {
+		acker := proxy.NewFreezeAcker(router, w, acks, ackID, ackAddr, log)
 		if stopAcker, err = acker.Start(wctx); err != nil {
 			return nil, err
 		}
@@ -247,7 +256,7 @@ func startProxy(ctx context.Context, m *plan.Migration, run *proxyRun) (_ *runni
 		}
 	}
 	srv := proxy.NewServer(opts)
-	rp := &runningProxy{Server: srv, Unroutable: unroutable}
+	rp := &runningProxy{Server: srv, Router: router, Unroutable: unroutable}
 	// Protocol servers that hold state of their own (SMTP delivery
 	// pools, HTTP tunnels) are stopped after (SMTP) or before (HTTP) the
 	// server's drain.

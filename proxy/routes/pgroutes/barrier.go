@@ -95,6 +95,9 @@ type lagger struct {
 	Live bool
 	// Heartbeat is its last contact, for one that is not live.
 	Heartbeat time.Time
+	// Open: it applied the change but has not acknowledged the freeze (a
+	// session or delivery of the account still open there; AwaitQuiet).
+	Open bool
 }
 
 // lagging returns the proxies a barrier on account's change seq waits
@@ -127,6 +130,10 @@ func describeLag(ls []lagger) string {
 	var parts []string
 	var gone []string
 	for _, l := range ls {
+		if l.Live && l.Open {
+			parts = append(parts, l.ID+" (live, a session or delivery of the account still open)")
+			continue
+		}
 		if l.Live {
 			parts = append(parts, l.ID+" (live, behind)")
 			continue

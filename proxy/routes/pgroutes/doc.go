@@ -27,14 +27,17 @@
 //
 // # Barrier
 //
-// Barrier.AwaitRoute waits until every registered proxy has acknowledged
-// the account's latest change; the cut-over uses it after the freeze and
-// after the flip instead of a fixed settle delay. A proxy out of contact
-// (heartbeat older than its lease) is left out only if it had applied the
-// account's pending mark (MarkPending, pending.go); otherwise it may still
-// route the account to its source and is waited for until it is back or
-// an operator forgets it (Store.ForgetProxy). A proxy that stops cleanly
-// deregisters.
+// Barrier.AwaitRoute waits until every registered proxy has applied the
+// account's latest change (route edits of the CLI and the admin API). The
+// cut-over, after the freeze and after the flip, uses Barrier.AwaitQuiet
+// instead: every proxy has acknowledged the frozen route's generation in
+// mailmig_freeze_acks, which a proxy does (proxy.FreezeAcker over
+// FreezeAcks) only once the account has no session and no delivery in
+// flight on it (acks.go). For both, a proxy out of contact (heartbeat older
+// than its lease) is left out only if it had applied the account's pending
+// mark (MarkPending, pending.go); otherwise it may still route the account
+// to its source and is waited for until it is back or an operator forgets
+// it (Store.ForgetProxy). A proxy that stops cleanly deregisters.
 //
 // A proxy that cannot reach the database for longer than its lease
 // assumes it may have been excluded from a barrier: it keeps serving from

@@ -55,6 +55,7 @@ type Follower struct {
 	pending  map[string]int64 // pending marks at truth.Version: account → change number
 	degraded bool             // a stricter table is installed (lost contact)
 	applied  int64            // last change number acknowledged
+	acking   bool             // acknowledges freezes (FreezeAcks.RegisterProxy)
 	wake     chan struct{}    // closed by Kick
 }
 
@@ -87,8 +88,13 @@ func Follow(ctx context.Context, st *Store, opts *FollowOptions) (*Follower, err
 	if _, err := st.pool.Exec(ctx, `INSERT INTO mailmig_proxies (id, address, started, heartbeat, lease_ms, applied, applied_at)
 		VALUES ($1, $2, now(), now(), $3, $4, now())
 		ON CONFLICT (id) DO UPDATE SET address = excluded.address, started = excluded.started, heartbeat = excluded.heartbeat,
-			lease_ms = excluded.lease_ms, applied = excluded.applied, applied_at = excluded.applied_at`,
+			lease_ms = excluded.lease_ms, applied = excluded.applied, applied_at = excluded.applied_at, acks_freezes = false`,
 		f.id, f.addr, f.lease.Milliseconds(), t.Version); err != nil {
+		return nil, fmt.Errorf("register proxy %s in %s: %w", f.id, st.where, err)
+	}
+	// A proxy restarted under the same id starts without acknowledgements:
+	// its acker acknowledges every frozen route again (acks.go).
+	if _, err := st.pool.Exec(ctx, `DELETE FROM mailmig_freeze_acks WHERE proxy = $1`, f.id); err != nil {
 		return nil, fmt.Errorf("register proxy %s in %s: %w", f.id, st.where, err)
 	}
 	f.applied = t.Version
@@ -182,7 +188,8 @@ func (f *Follower) Run(ctx context.Context) error {
 	// Unregister politely: a clean stop need not wait out its lease.
 	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	f.st.pool.Exec(uctx, `DELETE FROM mailmig_proxies WHERE id = $1`, f.id) //nolint:errcheck // best effort; the lease covers it
+	f.st.pool.Exec(uctx, `DELETE FROM mailmig_proxies WHERE id = $1`, f.id)        //nolint:errcheck // best effort; the lease covers it
+	f.st.pool.Exec(uctx, `DELETE FROM mailmig_freeze_acks WHERE proxy = $1`, f.id) //nolint:errcheck // as above; rows of a proxy not registered are never read
 	return ctx.Err()
 }
 
@@ -293,8 +300,11 @@ func (f *Follower) ack(ctx context.Context, v int64) error {
 	tag, err := f.st.pool.Exec(ctx, `UPDATE mailmig_proxies SET heartbeat = now(), applied = $2,
 		applied_at = CASE WHEN applied = $2 THEN applied_at ELSE now() END WHERE id = $1`, f.id, v)
 	if err == nil && tag.RowsAffected() == 0 {
-		_, err = f.st.pool.Exec(ctx, `INSERT INTO mailmig_proxies (id, address, started, heartbeat, lease_ms, applied, applied_at)
-			VALUES ($1, $2, now(), now(), $3, $4, now()) ON CONFLICT (id) DO NOTHING`, f.id, f.address(), f.lease.Milliseconds(), v)
+		f.mu.Lock()
+		acking := f.acking
+		f.mu.Unlock()
+		_, err = f.st.pool.Exec(ctx, `INSERT INTO mailmig_proxies (id, address, started, heartbeat, lease_ms, applied, applied_at, acks_freezes)
+			VALUES ($1, $2, now(), now(), $3, $4, now(), $5) ON CONFLICT (id) DO NOTHING`, f.id, f.address(), f.lease.Milliseconds(), v, acking)
 	}
 	if err != nil {
 		return fmt.Errorf("acknowledge route change %d: %w", v, err)

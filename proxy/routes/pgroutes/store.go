@@ -437,6 +437,11 @@ func (s *Store) Update(ctx context.Context, account string, fn func(r *routes.Ro
 			next.Account, next.Backend, string(next.State), next.Generation, next.Updated); err != nil {
 			return nil, err
 		}
+		if ok && cur.State == routes.Frozen && next.State != routes.Frozen {
+			if err := forgetAcks(ctx, tx, account); err != nil {
+				return nil, err
+			}
+		}
 		out = next
 		return append([]change{{"route", account}}, cleared...), nil
 	})
@@ -480,6 +485,9 @@ func (s *Store) Delete(ctx context.Context, account string) error {
 		}
 		if tag.RowsAffected() == 0 {
 			return nil, routes.ErrNotFound
+		}
+		if err := forgetAcks(ctx, tx, account); err != nil {
+			return nil, err
 		}
 		cs := []change{{"route", account}}
 		rows, err := tx.Query(ctx, `DELETE FROM mailmig_route_aliases WHERE account = $1 RETURNING identifier`, account)
