@@ -192,7 +192,9 @@ func (w *Workers) Heartbeat(ctx context.Context) (lost []string, err error) {
 // max), and those whose claim's lease ran out — but never one whose
 // archive another live worker keeps. Rows another worker is claiming at
 // the same moment are skipped (FOR UPDATE SKIP LOCKED), so two workers
-// never claim the same account. held are the accounts another live
+// never claim the same account. Claiming renews the worker's heartbeat;
+// a worker that is not registered (or was replaced) claims nothing
+// (ErrWorkerReplaced). held are the accounts another live
 // worker holds, or whose archive it keeps. An account in neither list
 // was free but not claimed (max reached, or another worker was claiming
 // it just then): ask again later.
@@ -222,6 +224,15 @@ func (w *Workers) Claim(ctx context.Context, accounts []string, max int) (claime
 		return nil, nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	// Claiming is a sign of life too; a worker whose name another
+	// process took over claims nothing.
+	tag, err := tx.Exec(ctx, `UPDATE mailmig_workers SET heartbeat = now() WHERE id = $1 AND instance = $2 AND stopped IS NULL`, w.id, w.instance)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, nil, fmt.Errorf("worker %s: %w", w.id, ErrWorkerReplaced)
+	}
 	rows, err := tx.Query(ctx, `SELECT c.account, coalesce(c.worker, ''), coalesce(c.archive_worker, '')
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(account, ord)
 		JOIN mailmig_claims c ON c.account = u.account

@@ -349,6 +349,9 @@ func TestRegister(t *testing.T) {
 	if _, err := w1.Heartbeat(ctx); !errors.Is(err, ErrWorkerReplaced) {
 		t.Fatalf("heartbeat of a replaced worker: %v", err)
 	}
+	if _, _, err := w1.Claim(ctx, []string{"a@example.test"}, 1); !errors.Is(err, ErrWorkerReplaced) {
+		t.Fatalf("claim of a replaced worker: %v", err)
+	}
 	kill(t, s, "w1")
 	third := s.Workers("w1", time.Minute)
 	if err := third.Register(ctx); err != nil {
