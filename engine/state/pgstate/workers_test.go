@@ -362,3 +362,41 @@ func TestRegister(t *testing.T) {
 		t.Fatalf("after re-register %+v %v", wi, err)
 	}
 }
+
+// TestLeaseRunsOut: without heartbeats a claim's lease runs out on the
+// database's clock and another worker takes the account over; with
+// them it never does.
+func TestLeaseRunsOut(t *testing.T) {
+	ctx := context.Background()
+	ws, _ := newWorkers(t, 2, 300*time.Millisecond)
+	w1, w2 := ws[0], ws[1]
+	if cs, _, err := w1.Claim(ctx, []string{"a@example.test", "b@example.test"}, 2); err != nil || len(cs) != 2 {
+		t.Fatalf("claim %+v %v", cs, err)
+	}
+	// w1 stops heartbeating (a process that hangs or lost the network):
+	// the test waits, bounded, for w2 to get both accounts.
+	got := map[string]Claim{}
+	for i := 0; i < 200 && len(got) < 2; i++ {
+		cs, _, err := w2.Claim(ctx, []string{"a@example.test", "b@example.test"}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if _, again := got[c.Account]; !again {
+				got[c.Account] = c
+			}
+		}
+		if len(got) < 2 {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	for _, a := range []string{"a@example.test", "b@example.test"} {
+		if c, ok := got[a]; !ok || !c.Takeover || c.PrevWorker != "w1" {
+			t.Fatalf("w2 got %+v", got)
+		}
+	}
+	lost, err := w1.Heartbeat(ctx)
+	if err != nil || len(lost) != 2 {
+		t.Fatalf("w1 lost %v %v", lost, err)
+	}
+}
