@@ -106,6 +106,22 @@ func (s *Store) Workers(id string, lease time.Duration) *Workers {
 // ID returns the worker's name.
 func (w *Workers) ID() string { return w.id }
 
+// Lease returns the worker's lease: heartbeat well within it (a third).
+func (w *Workers) Lease() time.Duration { return w.lease }
+
+// Held returns the accounts this worker claimed and has not released or
+// lost (as far as its last Claim, Release and Heartbeat know), sorted.
+func (w *Workers) Held() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.held))
+	for a := range w.held {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // micros passes a duration to SQL, which makes it an interval
 // ($N * interval '1 microsecond').
 func micros(d time.Duration) int64 { return d.Microseconds() }
