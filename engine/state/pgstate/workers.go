@@ -328,7 +328,7 @@ func (w *Workers) heldBy(ctx context.Context, q querier, accounts, except []stri
 			CASE WHEN c.worker IS NOT NULL AND c.worker <> $2 AND c.lease_until > now() THEN c.lease_until END
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(account, ord)
 		JOIN mailmig_claims c ON c.account = u.account
-		WHERE NOT (c.account = ANY($3))
+		WHERE NOT (c.account = ANY(coalesce($3::text[], '{}')))
 			AND ((c.worker IS NOT NULL AND c.worker <> $2 AND c.lease_until > now())
 				OR (c.archive_worker IS NOT NULL AND c.archive_worker <> $2 AND EXISTS (SELECT 1 FROM mailmig_workers aw
 					WHERE aw.id = c.archive_worker AND aw.stopped IS NULL AND aw.heartbeat + aw.lease > now())))

@@ -207,6 +207,10 @@ func TestClaimTakeover(t *testing.T) {
 	if len(held) != 2 || held[0].Worker != "w1" || held[0].Account != all[0] || held[0].LeaseUntil.IsZero() {
 		t.Fatalf("held %+v", held)
 	}
+	// max 0 claims nothing and only says what others hold.
+	if claimed, held, err := w2.Claim(ctx, all, 0); err != nil || len(claimed) != 0 || len(held) != 2 {
+		t.Fatalf("max 0: %+v %+v %v", claimed, held, err)
+	}
 	// w1 renews its claims: nothing lost.
 	if lost, err := w1.Heartbeat(ctx); err != nil || len(lost) != 0 {
 		t.Fatalf("heartbeat %v %v", lost, err)
