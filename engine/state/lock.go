@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,11 @@ type LockInfo struct {
 	// session's advisory lock, which ends with its connection, so the
 	// database knows the holder's liveness on any host.
 	LiveSession *bool `json:"live_session,omitempty"`
+	// Shared says the lock is held in shared mode by an apply worker
+	// (Backend.LockShared): any number of workers hold it together, never
+	// together with an exclusive holder. Worker names the worker.
+	Shared bool   `json:"shared,omitempty"`
+	Worker string `json:"worker,omitempty"`
 }
 
 // ErrLocked is matched by errors.Is on a *LockError.
@@ -35,10 +41,34 @@ var ErrLocked = errors.New("state is locked")
 // LockError reports the holder of a lock that could not be taken.
 type LockError struct {
 	Info LockInfo
+	// Holders are every live holder when the lock is held in shared mode
+	// by apply workers (Info is the first of them); nil otherwise.
+	Holders []LockInfo
 }
 
-// Error describes the holder and how to release the lock.
+// Error describes the holder(s) and how to release the lock.
 func (e *LockError) Error() string {
+	if e.Info.Shared {
+		hs := e.Holders
+		if len(hs) == 0 {
+			hs = []LockInfo{e.Info}
+		}
+		names := make([]string, len(hs))
+		whos := make([]string, len(hs))
+		for i, h := range hs {
+			names[i] = h.Worker
+			if names[i] == "" {
+				names[i] = h.Operation
+			}
+			whos[i] = fmt.Sprintf("%s (%s, pid %d on %s, since %s, lock id %s)", names[i], h.Owner, h.PID, h.Host, h.Created.UTC().Format(time.RFC3339), h.ID)
+		}
+		verb := "apply workers %s hold the state: %s"
+		if len(hs) == 1 {
+			verb = "apply worker %s holds the state: %s"
+		}
+		return fmt.Sprintf(verb+"; wait for them to finish or stop them (a worker that is gone lost its lock with its database session; \"mailmig state lock\" lists every holder, \"mailmig state force-unlock ID\" ends one)",
+			strings.Join(names, ", "), strings.Join(whos, "; "))
+	}
 	return fmt.Sprintf("state is locked by %s (%s since %s, lock id %s); if that run is gone, run \"mailmig state force-unlock %s\"",
 		e.Info.Owner, e.Info.Operation, e.Info.Created.UTC().Format(time.RFC3339), e.Info.ID, e.Info.ID)
 }
