@@ -31,6 +31,7 @@ type Store struct {
 	lockID   string
 	lockInfo state.LockInfo
 	lockLost bool // the lock's session ended while held
+	out      outage // waiting through an outage (outage.go)
 }
 
 var _ state.RecordStore = (*Store)(nil)
@@ -63,6 +64,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Close ends the lock's session if it is still held and closes the pool.
 func (s *Store) Close() error {
+	s.cancelKeeper()
 	s.mu.Lock()
 	if s.lockConn != nil {
 		s.lockConn.Close(context.Background())
@@ -121,15 +123,10 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		err error
 	)
 	switch {
-	case s.lockLost:
-		return ErrLockLost
-	case s.lockConn != nil:
-		tag, e := s.lockConn.Exec(ctx, q, int64(seq), string(line))
-		n, err = tag.RowsAffected(), e
-		if err != nil && s.lockConn.IsClosed() {
-			s.lockLost = true
-			return fmt.Errorf("%w: %w", ErrLockLost, err)
-		}
+	case s.lockLost || s.lockConn != nil:
+		// Through the lock's session, which is taken again after an
+		// outage when the Store waits for one (outage.go).
+		n, err = s.appendThroughLockLocked(ctx, q, seq, line)
 	default:
 		tag, e := s.pool.Exec(ctx, q, int64(seq), string(line))
 		n, err = tag.RowsAffected(), e
@@ -138,6 +135,7 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		return err
 	}
 	if n == 1 {
+		s.appendedLocked(seq, line)
 		return nil
 	}
 	cur, err := s.Line(ctx, seq)
@@ -145,6 +143,7 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		return err
 	}
 	if bytes.Equal(cur, line) {
+		s.appendedLocked(seq, line)
 		return nil // an earlier try committed it
 	}
 	return fmt.Errorf("record %d: %w; open the journal again (run the command again)", seq, state.ErrConflict)
@@ -234,7 +233,11 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
-	s.lockConn, s.lockID, s.lockInfo = conn, info.ID, info
+	if err := s.heldLocked(ctx, conn, "pg_try_advisory_lock"); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	s.lockConn, s.lockID, s.lockInfo, s.lockLost = conn, info.ID, info, false
 	return &lock{s: s, id: info.ID}, taken, nil
 }
 
@@ -253,6 +256,7 @@ func (l *lock) Unlock() error {
 }
 
 func (s *Store) unlock(id string) error {
+	s.cancelKeeper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conn := s.lockConn
