@@ -612,7 +612,8 @@ func (l *loader) decodeState(blocks []*hcl.Block) {
 	// went away; 0 stops at once.
 	if d, ok := l.attrDuration(content.Attributes, "outage_wait"); ok {
 		l.m.State.OutageWait = d // attrDuration refuses negative ones
-	}}
+	}
+}
 
 func (l *loader) decodeRoutes(blocks []*hcl.Block) {
 	l.m.Routes.SQLite = filepath.Join(l.m.State.Path, "routes.db")

@@ -30,7 +30,7 @@ type Store struct {
 	lockConn *pgx.Conn // the session holding the apply lock, nil when not held
 	lockID   string
 	lockInfo state.LockInfo
-	lockLost bool // the lock's session ended while held
+	lockLost bool   // the lock's session ended while held
 	out      outage // waiting through an outage (outage.go)
 }
 
