@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
@@ -103,10 +104,15 @@ func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.
 // fleetBarrier is the PostgreSQL fleet's barrier: every live proxy has
 // applied the account's latest change (pgroutes.Barrier, with the plan's
 // barrier_timeout), the same wait after the freeze and after the flip.
-type fleetBarrier struct{ b *pgroutes.Barrier }
+// It waits through a database outage of up to wait (outage.go).
+type fleetBarrier struct {
+	b    *pgroutes.Barrier
+	wait time.Duration
+	log  *slog.Logger
+}
 
 func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
-	return b.b.AwaitRoute(ctx, account)
+	return b.await(ctx, account)
 }
 
 var (
@@ -136,7 +142,8 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 			case *routes.Store:
 				w.Barrier = sqliteBarrier{st}
 			case *pgroutes.Store:
-				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}}
+				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}, m.State.OutageWait, orDiscard(log)}
+				w.Router = outageRouter{rs, m.State.OutageWait, orDiscard(log)}
 			}
 		}
 	}
@@ -246,6 +253,9 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 		return nil, err
 	}
 	j.CloseWith(b)
+	if !readOnly {
+		waitThroughOutages(b, m, log)
+	}
 	return j, nil
 }
 

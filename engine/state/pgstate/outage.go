@@ -70,6 +70,22 @@ func (s *Store) SetOutageWait(d time.Duration, log *slog.Logger) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s.out.wait, s.out.log = d, log
+	if s.lockConn != nil && !s.lockLost {
+		s.startKeeperLocked() // the lock was taken before the wait was set
+	}
+}
+
+// startKeeperLocked starts the keeper unless it runs or there is no wait;
+// s.mu held.
+func (s *Store) startKeeperLocked() {
+	s.out.stopMu.Lock()
+	defer s.out.stopMu.Unlock()
+	if s.out.stop != nil || s.out.wait <= 0 {
+		return
+	}
+	kctx, cancel := context.WithCancel(context.Background())
+	s.out.stop = cancel
+	go s.keep(kctx)
 }
 
 // OutageWait returns the wait set by SetOutageWait: the journal gives a
@@ -93,13 +109,7 @@ func (s *Store) heldLocked(ctx context.Context, conn *pgx.Conn, try string) erro
 		s.out.headSeq, s.out.headHash, s.out.headKnown = seq, hash, true
 	}
 	s.out.lost = nil
-	if s.out.wait > 0 {
-		kctx, cancel := context.WithCancel(context.Background())
-		s.out.stopMu.Lock()
-		s.out.stop = cancel
-		s.out.stopMu.Unlock()
-		go s.keep(kctx)
-	}
+	s.startKeeperLocked()
 	return nil
 }
 

@@ -1,0 +1,122 @@
+package pgroutes
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mailmig/mailmig/internal/pgdb"
+)
+
+// AwaitRouteThrough is AwaitRoute that waits through an outage of the
+// database of up to wait in all (0: none, as AwaitRoute). While the
+// database is out of reach it polls with a backoff, and the time it was
+// away does not count against the barrier's timeout.
+//
+// Every proxy lost the database too, so right after it comes back their
+// heartbeats are old and they would all look dead: the barrier would
+// pass before any of them caught up. So a proxy that was live when the
+// barrier last reached the database is still waited for, for one lease
+// after the database is back, which is time for its next heartbeat
+// (three per lease) with the change applied; one that does not come back
+// within the lease is dead, as before.
+func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, wait time.Duration, onOutage func(error)) error {
+	timeout, poll := b.Timeout, b.Poll
+	if timeout <= 0 {
+		timeout = DefaultBarrierTimeout
+	}
+	if poll <= 0 {
+		poll = 10 * time.Millisecond
+	}
+	var seq int64
+	err := pgdb.Retry(ctx, wait, func(ctx context.Context) error {
+		var err error
+		seq, err = b.Store.RouteSeq(ctx, account)
+		return err
+	}, onOutage)
+	if err != nil {
+		return err
+	}
+	var (
+		start    = time.Now()
+		lastOK   = start       // the last poll that reached the database
+		before   time.Time     // lastOK when the latest outage began
+		down     time.Time     // when the current outage began; zero while reachable
+		away     time.Duration // outages so far, in all
+		back     time.Time     // when the database came back; zero before any outage
+		pause    time.Duration
+		told     bool
+		lag, rec []string
+	)
+	for {
+		lag, err = b.lagging(ctx, seq)
+		if err == nil && !back.IsZero() {
+			rec, err = b.recovering(ctx, seq, time.Since(before), time.Since(back))
+			lag = append(lag, rec...)
+		}
+		now := time.Now()
+		switch {
+		case err == nil:
+			if !down.IsZero() {
+				away += now.Sub(down)
+				down, back = time.Time{}, now
+			}
+			lastOK, pause = now, 0
+			if len(lag) == 0 {
+				return nil
+			}
+		case pgdb.Unreachable(err) && wait > 0:
+			if down.IsZero() {
+				down, before = now, lastOK
+				if onOutage != nil && !told {
+					onOutage(err)
+					told = true
+				}
+			}
+			if away+now.Sub(down) > wait {
+				return fmt.Errorf("wait for the proxies to see change %d: %w (%s): %w", seq, pgdb.ErrOutageTooLong, wait, err)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		spent := now.Sub(start) - away
+		if !down.IsZero() {
+			spent -= now.Sub(down)
+		}
+		if spent > timeout {
+			if err != nil {
+				return fmt.Errorf("wait for the proxies to see change %d: %w", seq, err)
+			}
+			slices.Sort(lag)
+			lag = slices.Compact(lag)
+			return fmt.Errorf("%w %d within %s: %s (live, behind)", ErrBarrier, seq, timeout, strings.Join(lag, ", "))
+		}
+		d := poll
+		if !down.IsZero() {
+			pause = pgdb.NextPause(pause)
+			d = pause
+		}
+		if err := pgdb.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// recovering returns the proxies behind seq that were live when the
+// barrier last reached the database (sinceOK ago) and whose lease has not
+// run out since the database came back (sinceBack ago), whatever their
+// heartbeat says now.
+func (b *Barrier) recovering(ctx context.Context, seq int64, sinceOK, sinceBack time.Duration) ([]string, error) {
+	rows, err := b.Store.pool.Query(ctx, `SELECT id FROM mailmig_proxies
+		WHERE applied < $1 AND heartbeat > now() - (lease_ms + $2) * interval '1 millisecond' AND lease_ms > $3`,
+		seq, sinceOK.Milliseconds(), sinceBack.Milliseconds())
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
