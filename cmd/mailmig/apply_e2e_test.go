@@ -56,6 +56,9 @@ type e2eOptions struct {
 	// managesieve and carddav endpoints (Dovecot and Radicale, Cyrus's
 	// own), the accounts data = ["mail", "sieve", "contacts"].
 	Data bool
+	// EditPlan, when set, rewrites the plan's text before it is written
+	// (e.g. state and routes in PostgreSQL).
+	EditPlan func(string) string
 }
 
 func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
@@ -135,6 +138,9 @@ proxy {
 %s  }
 }
 `, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, data, listeners)
+	if o.EditPlan != nil {
+		planText = o.EditPlan(planText)
+	}
 	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)
 	}
