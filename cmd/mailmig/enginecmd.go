@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
@@ -106,9 +105,9 @@ func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.
 // barrier_timeout), the same wait after the freeze and after the flip.
 // It waits through a database outage of up to wait (outage.go).
 type fleetBarrier struct {
-	b    *pgroutes.Barrier
-	wait time.Duration
-	log  *slog.Logger
+	b   *pgroutes.Barrier
+	o   pgroutes.OutageOptions
+	log *slog.Logger
 }
 
 func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, _ engine.RouteEvent) error {
@@ -142,8 +141,9 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 			case *routes.Store:
 				w.Barrier = sqliteBarrier{st}
 			case *pgroutes.Store:
-				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}, m.State.OutageWait, orDiscard(log)}
-				w.Router = outageRouter{rs, m.State.OutageWait, orDiscard(log)}
+				o, olog := pgOutage(m, log)
+				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}, o, olog}
+				w.Router = outageRouter{rs, o, olog}
 			}
 		}
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/mailmig/mailmig/engine"
 	"github.com/mailmig/mailmig/engine/state"
-	"github.com/mailmig/mailmig/internal/pgdb"
 	"github.com/mailmig/mailmig/plan"
+	"github.com/mailmig/mailmig/proxy/routes/pgroutes"
 )
 
 // waitThroughOutages makes a writable state in PostgreSQL wait through an
@@ -33,30 +33,41 @@ func waitThroughOutages(b state.Backend, m *plan.Migration, log *slog.Logger) {
 
 // outageRouter is the PostgreSQL route table's Router: a freeze, flip,
 // unfreeze or rollback that finds the database out of reach is retried
-// until it is back, for up to wait. A route write sets the account's
+// until it is back, for up to the wait. A route write sets the account's
 // backend and state outright, so writing it again after a commit whose
 // answer was lost changes nothing.
 type outageRouter struct {
 	engine.Router
-	wait time.Duration
-	log  *slog.Logger
+	o   pgroutes.OutageOptions
+	log *slog.Logger
 }
 
 func (r outageRouter) SetRoute(ctx context.Context, account, backend string, frozen bool) error {
-	return pgdb.Retry(ctx, r.wait, func(ctx context.Context) error {
-		return r.Router.SetRoute(ctx, account, backend, frozen)
-	}, func(err error) {
+	o := r.o
+	o.OnOutage = func(err error) {
 		r.log.Warn("the route table's PostgreSQL is out of reach; waiting for it to write the route",
-			"user", account, "wait", r.wait.String(), "err", err)
+			"user", account, "wait", o.Wait.String(), "err", err)
+	}
+	return pgroutes.RetryWrite(ctx, o, func(ctx context.Context) error {
+		return r.Router.SetRoute(ctx, account, backend, frozen)
 	})
+}
+
+// pgOutage is what one apply's route writes and barrier share to wait
+// through an outage of the route table's database: the wait, the
+// logger, the latest outage seen.
+func pgOutage(m *plan.Migration, log *slog.Logger) (pgroutes.OutageOptions, *slog.Logger) {
+	return pgroutes.OutageOptions{Wait: m.State.OutageWait, Mark: &pgroutes.OutageMark{}}, orDiscard(log)
 }
 
 // await is the fleet barrier's wait through an outage.
 func (b fleetBarrier) await(ctx context.Context, account string) error {
-	return b.b.AwaitRouteThrough(ctx, account, b.wait, func(err error) {
+	o := b.o
+	o.OnOutage = func(err error) {
 		b.log.Warn("the route table's PostgreSQL is out of reach; the barrier waits for it", "user", account,
-			"wait", b.wait.String(), "err", err)
-	})
+			"wait", o.Wait.String(), "err", err)
+	}
+	return b.b.AwaitRouteThrough(ctx, account, o)
 }
 
 // barrierTimeout is Env.BarrierTimeout: with the routes in PostgreSQL,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,7 +25,12 @@ import (
 // after the database is back, which is time for its next heartbeat
 // (three per lease) with the change applied; one that does not come back
 // within the lease is dead, as before.
-func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, wait time.Duration, onOutage func(error)) error {
+//
+// The same holds when the outage ended just before the barrier began (the
+// freeze itself waited for the database): o.Mark, shared with the route
+// writes (RetryWrite), carries the latest outage seen.
+func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, o OutageOptions) error {
+	wait, onOutage := o.Wait, o.OnOutage
 	timeout, poll := b.Timeout, b.Poll
 	if timeout <= 0 {
 		timeout = DefaultBarrierTimeout
@@ -32,16 +38,8 @@ func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, wait ti
 	if poll <= 0 {
 		poll = 10 * time.Millisecond
 	}
-	var seq int64
-	err := pgdb.Retry(ctx, wait, func(ctx context.Context) error {
-		var err error
-		seq, err = b.Store.RouteSeq(ctx, account)
-		return err
-	}, onOutage)
-	if err != nil {
-		return err
-	}
 	var (
+		seq      int64
 		start    = time.Now()
 		lastOK   = start       // the last poll that reached the database
 		before   time.Time     // lastOK when the latest outage began
@@ -52,19 +50,42 @@ func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, wait ti
 		told     bool
 		lag, rec []string
 	)
+	err := pgdb.Retry(ctx, wait, func(ctx context.Context) error {
+		var err error
+		seq, err = b.Store.RouteSeq(ctx, account)
+		return err
+	}, func(err error) {
+		told = true
+		if onOutage != nil {
+			onOutage(err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if told {
+		// The database was away before the first poll: as if the
+		// outage began at the start.
+		back = time.Now()
+		before, away = start, back.Sub(start)
+		o.Mark.saw(before, back)
+	} else if bf, bk := o.Mark.last(); !bk.IsZero() {
+		before, back = bf, bk // recovering() ends its grace after a lease
+	}
 	for {
 		lag, err = b.lagging(ctx, seq)
+		now := time.Now()
+		if err == nil && !down.IsZero() {
+			away += now.Sub(down)
+			down, back = time.Time{}, now
+			o.Mark.saw(before, back)
+		}
 		if err == nil && !back.IsZero() {
 			rec, err = b.recovering(ctx, seq, time.Since(before), time.Since(back))
 			lag = append(lag, rec...)
 		}
-		now := time.Now()
 		switch {
 		case err == nil:
-			if !down.IsZero() {
-				away += now.Sub(down)
-				down, back = time.Time{}, now
-			}
 			lastOK, pause = now, 0
 			if len(lag) == 0 {
 				return nil
@@ -105,6 +126,64 @@ func (b *Barrier) AwaitRouteThrough(ctx context.Context, account string, wait ti
 			return err
 		}
 	}
+}
+
+// OutageOptions configure waiting through an outage of the database.
+type OutageOptions struct {
+	// Wait bounds the time the database may be out of reach, in all; 0
+	// does not wait.
+	Wait time.Duration
+	// OnOutage, when set, is told the first outage error.
+	OnOutage func(error)
+	// Mark, when set, records the latest outage seen, shared by the
+	// route writes and the barriers of one apply.
+	Mark *OutageMark
+}
+
+// OutageMark is the latest outage of the database seen by one process:
+// when it was last reached before, and when it was back. A nil
+// *OutageMark records nothing.
+type OutageMark struct {
+	mu           sync.Mutex
+	before, back time.Time
+}
+
+func (m *OutageMark) saw(before, back time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if back.After(m.back) {
+		m.before, m.back = before, back
+	}
+}
+
+func (m *OutageMark) last() (before, back time.Time) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.before, m.back
+}
+
+// RetryWrite runs a route write (fn) with pgdb.Retry, and records an
+// outage it waited through in o.Mark. Only writes that set values
+// outright may be retried (a lost answer to a commit is not known).
+func RetryWrite(ctx context.Context, o OutageOptions, fn func(context.Context) error) error {
+	start := time.Now()
+	saw := false
+	err := pgdb.Retry(ctx, o.Wait, fn, func(err error) {
+		saw = true
+		if o.OnOutage != nil {
+			o.OnOutage(err)
+		}
+	})
+	if saw && err == nil {
+		o.Mark.saw(start, time.Now())
+	}
+	return err
 }
 
 // recovering returns the proxies behind seq that were live when the
