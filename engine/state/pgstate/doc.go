@@ -26,4 +26,12 @@
 // own session: a run whose session ended (and with it the lock) cannot
 // append another record, and fails instead of writing beside the next
 // holder.
+//
+// # Outages
+//
+// With SetOutageWait (the plan's state { outage_wait }) a session that
+// ends is not the end of the run: the Store reconnects with a backoff,
+// takes the lock again on a new session and goes on only if the lock's
+// row still names its lock and the journal's last record is still its
+// own; else, or after the wait, ErrLockLost as above (outage.go).
 package pgstate
