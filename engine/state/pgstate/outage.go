@@ -31,6 +31,10 @@ import (
 // only at the next journal record: the window in which another process
 // could take the lock is the outage itself.
 
+// exclusiveTry takes the apply lock exclusively (Store.Lock); the shared
+// lock of apply workers uses pg_try_advisory_lock_shared.
+const exclusiveTry = "pg_try_advisory_lock"
+
 // keepEvery is the interval of the keeper's ping of the lock's session.
 const keepEvery = time.Second
 
@@ -97,11 +101,13 @@ func (s *Store) OutageWait() time.Duration {
 }
 
 // heldLocked starts the outage handling of a lock just taken on conn with
-// the SQL function try; called with s.mu held.
+// the SQL function try (exclusiveTry, or pg_try_advisory_lock_shared: a
+// lock taken without heldLocked is lost with its session, as before);
+// called with s.mu held.
 func (s *Store) heldLocked(ctx context.Context, conn *pgx.Conn, try string) error {
 	s.out.try = try
 	s.out.headKnown = false
-	if try == "pg_try_advisory_lock" {
+	if try == exclusiveTry {
 		seq, hash, err := lastRecord(ctx, conn)
 		if err != nil {
 			return fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
@@ -231,7 +237,7 @@ func (s *Store) loseLocked(err error) error {
 // foreign append. It returns nil with s.lockConn replaced, or an error
 // wrapping ErrLockLost (and the lock marked lost). Called with s.mu held.
 func (s *Store) relockLocked(ctx context.Context, seq uint64, line []byte, cause error) error {
-	if s.out.wait <= 0 || !pgdb.Unreachable(cause) {
+	if s.out.wait <= 0 || s.out.try == "" || !pgdb.Unreachable(cause) {
 		return s.loseLocked(fmt.Errorf("%w: %w", ErrLockLost, cause))
 	}
 	s.out.log.Warn("lost the PostgreSQL session holding the apply lock; waiting for the database to take the lock again",
@@ -281,6 +287,13 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 	if err := conn.QueryRow(ctx, `SELECT `+s.out.try+`($1)`, applyLock).Scan(&got); err != nil {
 		return nil, err
 	}
+	// The lock's row describes an exclusive holder only; a shared holder
+	// (apply workers) has nothing more to check here: the journal's
+	// shared appends fold what others wrote.
+	exclusive := s.out.try == exclusiveTry
+	if !got && !exclusive {
+		return nil, errLost{"a process holding the apply lock exclusively took it while PostgreSQL was out of reach"}
+	}
 	if !got {
 		// Held. By our own old session, which the server has not yet seen
 		// end (its connection vanished without a word)? Then end it and
@@ -300,6 +313,10 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 			return nil, err
 		}
 		return nil, errors.New("the lock's old session still held it; ended it")
+	}
+	if !exclusive {
+		ok = true
+		return conn, nil
 	}
 	var id string
 	switch err := conn.QueryRow(ctx, `SELECT lock_id FROM mailmig_state_lock WHERE id = 1`).Scan(&id); {

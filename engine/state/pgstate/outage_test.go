@@ -106,7 +106,10 @@ func lockedJournal(t *testing.T, dsn string, wait time.Duration) (*Store, state.
 
 type tWriter struct{ t *testing.T }
 
-func (w tWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func records(t *testing.T, s *Store) uint64 {
 	t.Helper()

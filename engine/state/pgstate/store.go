@@ -233,7 +233,7 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
-	if err := s.heldLocked(ctx, conn, "pg_try_advisory_lock"); err != nil {
+	if err := s.heldLocked(ctx, conn, exclusiveTry); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, err
 	}
@@ -265,6 +265,7 @@ func (s *Store) unlock(id string) error {
 	}
 	lost := s.lockLost || conn.IsClosed()
 	s.lockConn, s.lockID, s.lockLost = nil, "", false
+	s.out.try = "" // the next lock says how it was taken (heldLocked)
 	if lost {
 		// The lock ended with its session; the run already reported
 		// that (ErrLockLost), and the row is a dead holder's, which the
