@@ -251,6 +251,9 @@ func (s *Store) relockLocked(ctx context.Context, seq uint64, line []byte, cause
 		if err == nil {
 			s.lockConn.Close(context.Background())
 			s.lockConn = conn
+			// The pool's idle connections died with the outage too:
+			// drop them rather than fail the next read on one.
+			s.pool.Reset()
 			s.out.log.Warn("took the apply lock again after the database came back", "after", time.Since(start).Round(time.Millisecond).String())
 			return nil
 		}

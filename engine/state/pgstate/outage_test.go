@@ -3,6 +3,7 @@ package pgstate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -304,4 +305,76 @@ func c2Count(dsn string, n *int64) error {
 	}
 	defer c.Close(ctx)
 	return c.QueryRow(ctx, `SELECT count(*) FROM mailmig_journal`).Scan(n)
+}
+
+// TestLockOutageShared: a lock held in shared mode (apply workers: taken
+// with pg_try_advisory_lock_shared, here by hand as the workers' lock
+// does) is taken again in shared mode after an outage, beside another
+// shared holder; an exclusive holder that took it meanwhile makes it lost.
+func TestLockOutageShared(t *testing.T) {
+	ctx := context.Background()
+	for _, exclusiveMeanwhile := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exclusive meanwhile %v", exclusiveMeanwhile), func(t *testing.T) {
+			dsn := peers.Get(t).Postgres.NewDatabase(t)
+			o := newOutageDB(t, dsn)
+			s, err := Open(ctx, dsn, &pgdb.Options{Create: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.SetOutageWait(30*time.Second, slog.New(slog.NewTextHandler(tWriter{t}, nil)))
+			shared := func() *pgx.Conn {
+				c, err := pgx.ConnectConfig(ctx, s.cfg.Copy())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got bool
+				if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock_shared($1)`, applyLock).Scan(&got); err != nil || !got {
+					t.Fatalf("shared lock: %v %v", got, err)
+				}
+				return c
+			}
+			conn := shared()
+			s.mu.Lock()
+			if err := s.heldLocked(ctx, conn, "pg_try_advisory_lock_shared"); err != nil {
+				t.Fatal(err)
+			}
+			s.lockConn, s.lockID = conn, "worker-1"
+			s.mu.Unlock()
+			j, err := state.Remote{Store: s}.OpenJournal(ctx, fixedOpts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			if _, err := j.Append(state.Record{Type: state.TypeHold, Account: "a@example.test"}); err != nil {
+				t.Fatal(err)
+			}
+			other := shared() // another worker, connected before the outage
+			defer other.Close(ctx)
+			o.down(int32(other.PgConn().PID()))
+			if exclusiveMeanwhile {
+				// The other worker finishes, and an exclusive holder (an
+				// operator's "routes set", connected before the outage)
+				// takes the lock.
+				var got bool
+				if err := other.QueryRow(ctx, `SELECT pg_advisory_unlock_shared($1) AND pg_try_advisory_lock($1)`, applyLock).Scan(&got); err != nil || !got {
+					t.Fatalf("exclusive lock during the outage: %v %v", got, err)
+				}
+			}
+			o.up()
+			_, err = j.Append(state.Record{Type: state.TypeHold, Account: "b@example.test"})
+			if exclusiveMeanwhile {
+				if !errors.Is(err, ErrLockLost) {
+					t.Fatalf("append after an exclusive holder took the lock: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("append after the outage, beside another shared holder: %v", err)
+			}
+			if n := records(t, s); n != 3 {
+				t.Fatalf("%d records, want 3", n)
+			}
+		})
+	}
 }
