@@ -295,7 +295,7 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 	// shared appends fold what others wrote.
 	exclusive := s.out.try == exclusiveTry
 	if !got && !exclusive {
-		return nil, errLost{"a process holding the apply lock exclusively took it while PostgreSQL was out of reach"}
+		return nil, errLost{"a process holding the apply lock exclusively took it while this run had lost its database session"}
 	}
 	if !got {
 		// Held. By our own old session, which the server has not yet seen
@@ -307,7 +307,7 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 			AND EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND k.pid = l.backend_pid
 				AND k.classid::bigint = $2 AND k.objid::bigint = $3 AND k.objsubid = 1)`, s.lockID, hi, lo).Scan(&old)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, errLost{"another process took the apply lock while PostgreSQL was out of reach"}
+			return nil, errLost{"another process took the apply lock while this run had lost its database session"}
 		}
 		if err != nil {
 			return nil, err
@@ -324,11 +324,11 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 	var id string
 	switch err := conn.QueryRow(ctx, `SELECT lock_id FROM mailmig_state_lock WHERE id = 1`).Scan(&id); {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, errLost{"the apply lock was released by another process while PostgreSQL was out of reach (state force-unlock, or another run that took it and finished)"}
+		return nil, errLost{"the apply lock was released by another process while this run had lost its database session (state force-unlock, or another run that took it and finished)"}
 	case err != nil:
 		return nil, err
 	case id != s.lockID:
-		return nil, errLost{"another process took the apply lock while PostgreSQL was out of reach"}
+		return nil, errLost{"another process took the apply lock while this run had lost its database session"}
 	}
 	if s.out.headKnown {
 		dbSeq, dbHash, err := lastRecord(ctx, conn)
@@ -337,7 +337,7 @@ func (s *Store) retake(ctx context.Context, seq uint64, line []byte) (*pgx.Conn,
 		}
 		inFlight := line != nil && seq == s.out.headSeq+1 && dbSeq == seq && dbHash == sha256.Sum256(line)
 		if !inFlight && (dbSeq != s.out.headSeq || dbHash != s.out.headHash) {
-			return nil, errLost{fmt.Sprintf("the journal in the database ends at record %d, which this run did not write (its last is %d): another process wrote it while PostgreSQL was out of reach", dbSeq, s.out.headSeq)}
+			return nil, errLost{fmt.Sprintf("the journal in the database ends at record %d, which this run did not write (its last is %d): another process wrote it while this run had lost its database session", dbSeq, s.out.headSeq)}
 		}
 	}
 	if _, err := conn.Exec(ctx, `UPDATE mailmig_state_lock SET backend_pid = pg_backend_pid() WHERE id = 1 AND lock_id = $1`, s.lockID); err != nil {

@@ -228,6 +228,31 @@ func TestLockOutage(t *testing.T) {
 		l2.Unlock()
 	})
 
+	t.Run("force-unlock", func(t *testing.T) {
+		// Waiting through outages does not make a run survive
+		// "state force-unlock": its row is gone when it reconnects.
+		dsn := peers.Get(t).Postgres.NewDatabase(t)
+		s, l, j := lockedJournal(t, dsn, 30*time.Second)
+		other, err := Open(ctx, dsn, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if _, err := other.ForceUnlock(ctx, s.lockID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = j.Append(state.Record{Type: state.TypeHold, Account: "b@example.test"})
+		if !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), "force-unlock") {
+			t.Fatalf("append after force-unlock: %v", err)
+		}
+		if err := l.Unlock(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := (state.Remote{Store: other}).Lock(ctx, "two@example.test", "apply"); err != nil {
+			t.Fatalf("lock after force-unlock: %v", err)
+		}
+	})
+
 	for _, tc := range []struct {
 		name  string
 		other func(t *testing.T, c *pgx.Conn, lockID string)

@@ -328,13 +328,16 @@ func (s *Store) ForceUnlock(ctx context.Context, id string) (*state.LockInfo, er
 	if cur.ID != id {
 		return cur, fmt.Errorf("lock id %q does not match the current lock %s held by %s", id, cur.ID, cur.Owner)
 	}
-	if *cur.LiveSession {
-		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(backend_pid) FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
+	// The row goes first: a holder waiting through outages takes its
+	// lock again after its session ends, unless its row is gone.
+	var pid int32
+	if err := s.pool.QueryRow(ctx, `DELETE FROM mailmig_state_lock WHERE lock_id = $1 RETURNING backend_pid`, id).Scan(&pid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return cur, fmt.Errorf("remove the lock: %w", err)
+	}
+	if *cur.LiveSession && pid != 0 {
+		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
 			return cur, fmt.Errorf("end the session holding the lock: %w", err)
 		}
-	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
-		return cur, fmt.Errorf("remove the lock: %w", err)
 	}
 	return cur, nil
 }
