@@ -123,6 +123,11 @@
 //     Default: none (local files under path).
 //   - password_ref — the database password as "env:NAME" or "file:PATH",
 //     kept out of the connection string. Default: none.
+//   - outage_wait — how long an apply waits for PostgreSQL (this block's
+//     database or the routes block's) when it goes away: journal records,
+//     route writes and the proxies' barrier retry with a backoff, and the
+//     apply lock is taken again on a new session if nobody else took it or
+//     wrote the journal meanwhile. "0s" stops at once. Default: "60s".
 //
 // # routes
 //

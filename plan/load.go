@@ -570,7 +570,7 @@ func goValue(v cty.Value) any {
 	return nil
 }
 
-var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "postgres"}, {Name: "password_ref"}}}
+var stateSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "path"}, {Name: "postgres"}, {Name: "password_ref"}, {Name: "outage_wait"}}}
 var routesSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "sqlite"}, {Name: "postgres"}, {Name: "password_ref"},
 	{Name: "lease"}, {Name: "barrier_timeout"}}}
 
@@ -589,6 +589,7 @@ func (l *loader) singleton(blocks []*hcl.Block, what string) *hcl.Block {
 
 func (l *loader) decodeState(blocks []*hcl.Block) {
 	l.m.State.Path = l.resolvePath("state")
+	l.m.State.OutageWait = DefaultOutageWait
 	b := l.singleton(blocks, "state")
 	if b == nil {
 		return
@@ -607,6 +608,11 @@ func (l *loader) decodeState(blocks []*hcl.Block) {
 	// in the database; path keeps what stays on the machine that does the
 	// copying (the accounts' archives and logs).
 	l.m.State.Postgres = l.decodePostgres(content.Attributes, "state")
+	// How long an apply waits for a PostgreSQL (state or routes) that
+	// went away; 0 stops at once.
+	if d, ok := l.attrDuration(content.Attributes, "outage_wait"); ok {
+		l.m.State.OutageWait = d // attrDuration refuses negative ones
+	}
 }
 
 func (l *loader) decodeRoutes(blocks []*hcl.Block) {

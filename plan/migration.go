@@ -173,9 +173,18 @@ type State struct {
 	// lock in PostgreSQL instead of Path (which then keeps only the
 	// archives and logs). Default: nil (local files).
 	Postgres *Postgres
+	// OutageWait is how long an apply waits for a PostgreSQL database
+	// (the state's or the route table's) that went away before it stops:
+	// journal records, route writes and the barrier retry, and the
+	// apply lock is taken again on a new session. 0 stops at once.
+	// Default: DefaultOutageWait.
+	OutageWait time.Duration
 	// DeclRange is the block's position, or zero when the block is absent.
 	DeclRange Range
 }
+
+// DefaultOutageWait is the default of State.OutageWait.
+const DefaultOutageWait = 60 * time.Second
 
 // Routes is the routes block: the proxy's route table.
 type Routes struct {

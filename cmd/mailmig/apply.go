@@ -168,7 +168,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out), clock.Now)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
 		Parallelism: par, Stop: ctx, Manual: manual, Redact: redactor(m), SettleDelay: settleDelay,
-		Barrier: w.Barrier, OpenBreakers: openBreakers(j.State())}
+		Barrier: w.Barrier, BarrierTimeout: barrierTimeout(m), OpenBreakers: openBreakers(j.State())}
 	wirePending(ctx, env, w, m, log)
 	// Every action's steps, end and executor logs also go to the
 	// account's own log (state/logs/ACCOUNT.log); standard error gets the

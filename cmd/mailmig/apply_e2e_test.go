@@ -59,6 +59,9 @@ type e2eOptions struct {
 	// RoutesPostgres keeps the route table (and the POP3 UIDL maps) in a
 	// fresh PostgreSQL database of the peers instead of SQLite.
 	RoutesPostgres bool
+	// EditPlan, when set, rewrites the plan's text before it is written
+	// (e.g. state and routes in PostgreSQL).
+	EditPlan func(string) string
 }
 
 func newE2E(t *testing.T, n int) *e2e { return newE2EWith(t, n, e2eOptions{}) }
@@ -140,6 +143,9 @@ proxy {
 `, s.Dovecot.IMAP, s.Dovecot.LMTP, legacyPOP3, s.Cyrus.IMAP, s.Cyrus.LMTP, s.Cyrus.JMAPURL(), cyrusPOP3, data, listeners)
 	if o.RoutesPostgres {
 		planText = pgRoutesBlock(t, s) + planText
+	}
+	if o.EditPlan != nil {
+		planText = o.EditPlan(planText)
 	}
 	if err := os.WriteFile(x.planFile, []byte(planText), 0o600); err != nil {
 		t.Fatal(err)

@@ -111,19 +111,20 @@ func (b sqliteBarrier) AwaitRoute(ctx context.Context, account string, _ engine.
 
 // fleetBarrier is the PostgreSQL fleet's barrier (pgroutes.Barrier, with
 // the plan's barrier_timeout). After the freeze and after the flip every
-// live proxy has acknowledged the frozen route's generation: no session
-// and no delivery of the account in flight there (Barrier.AwaitQuiet; a
-// proxy that does not acknowledge freezes has applied the change). Any
-// other event waits for the change to be applied (Barrier.AwaitRoute, as
-// for admin API edits).
-type fleetBarrier struct{ b *pgroutes.Barrier }
+// proxy has acknowledged the frozen route's generation: no session and no
+// delivery of the account in flight there (Barrier.AwaitQuiet; a proxy
+// that does not acknowledge freezes has applied the change). Any other
+// event waits for the change to be applied (Barrier.AwaitRoute, as for
+// admin API edits). Both wait through a database outage of up to the
+// plan's outage_wait (outage.go).
+type fleetBarrier struct {
+	b   *pgroutes.Barrier
+	o   pgroutes.OutageOptions
+	log *slog.Logger
+}
 
 func (b fleetBarrier) AwaitRoute(ctx context.Context, account string, ev engine.RouteEvent) error {
-	switch ev {
-	case engine.RouteFrozen, engine.RouteFlipped:
-		return b.b.AwaitQuiet(ctx, account)
-	}
-	return b.b.AwaitRoute(ctx, account)
+	return b.await(ctx, account, ev == engine.RouteFrozen || ev == engine.RouteFlipped)
 }
 
 var (
@@ -153,7 +154,9 @@ func openRealWorld(ctx context.Context, m *plan.Migration, write bool, log *slog
 			case *routes.Store:
 				w.Barrier = sqliteBarrier{st}
 			case *pgroutes.Store:
-				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}}
+				o, olog := pgOutage(m, log)
+				w.Barrier = fleetBarrier{&pgroutes.Barrier{Store: st, Timeout: m.Routes.BarrierTimeout}, o, olog}
+				w.Router = outageRouter{rs, o, olog}
 				w.Pending = &pendingMarks{st}
 			}
 		}
@@ -268,6 +271,9 @@ func openJournal(m *plan.Migration, readOnly bool, log *slog.Logger) (*state.Jou
 		return nil, err
 	}
 	j.CloseWith(b)
+	if !readOnly {
+		waitThroughOutages(b, m, log)
+	}
 	return j, nil
 }
 

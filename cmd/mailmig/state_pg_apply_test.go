@@ -56,16 +56,18 @@ func pgVerify(t *testing.T, x *e2e) state.VerifyResult {
 
 // TestApplyPostgresStateOutage runs a migration whose journal, snapshot
 // and apply lock live in PostgreSQL, and takes the database away in the
-// middle of a cut-over (the test's own database stops accepting
-// connections and its sessions are ended, as in TestFleetDatabaseOutage:
-// the shared server keeps running for the other tests). The apply loses
-// its lock with its session and stops with an error instead of writing
-// on; once the database is back the chain verifies, the next applies
-// resume from the journal and finish, and every message is on the target
-// exactly once.
+// middle of a cut-over for longer than the plan's outage_wait (the test's
+// own database stops accepting connections and its sessions are ended,
+// as in TestFleetDatabaseOutage: the shared server keeps running for the
+// other tests). The apply waits outage_wait, loses its lock with its
+// session and stops with an error instead of writing on; once the
+// database is back the chain verifies, the next applies resume from the
+// journal and finish, and every message is on the target exactly once.
+// (TestApplyPostgresOutageWait: an outage shorter than the wait.)
 func TestApplyPostgresStateOutage(t *testing.T) {
 	x := newE2E(t, 1)
 	dsn := usePostgresState(t, x)
+	setOutageWait(t, x, "2s")
 	x.cli(exitOK, "apply", "-auto-approve")
 	staged := pgVerify(t, x)
 	if staged.Records < 3 {
@@ -153,5 +155,23 @@ func TestApplyPostgresStateOutage(t *testing.T) {
 	// The lock went with the dead session: nobody holds it now.
 	if out := x.cli(exitOK, "state", "lock"); !strings.Contains(out, "not locked") {
 		t.Fatalf("state lock after the runs:\n%s", out)
+	}
+}
+
+// setOutageWait sets the state block's outage_wait of an e2e plan whose
+// state usePostgresState moved to PostgreSQL.
+func setOutageWait(t *testing.T, x *e2e, wait string) {
+	t.Helper()
+	b, err := os.ReadFile(x.planFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := "  password_ref = \"env:MAILMIG_TEST_PGPASS\"\n}\n"
+	if !bytes.Contains(b, []byte(old)) {
+		t.Fatal("the e2e plan has no PostgreSQL state block")
+	}
+	b = bytes.Replace(b, []byte(old), []byte("  password_ref = \"env:MAILMIG_TEST_PGPASS\"\n  outage_wait  = \""+wait+"\"\n}\n"), 1)
+	if err := os.WriteFile(x.planFile, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -147,7 +147,7 @@ func (j *Journal) refreshRemote() error {
 
 // appendRemote stores one encoded record (without newline) and folds it.
 func (j *Journal) appendRemote(r Record, line []byte, head string) (Record, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), RemoteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), appendTimeout(j.remote))
 	defer cancel()
 	if err := j.remote.Append(ctx, r.Seq, line); err != nil {
 		return r, fmt.Errorf("write journal record %d to %s: %w", r.Seq, j.remote.Where(), err)

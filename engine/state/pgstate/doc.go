@@ -41,4 +41,12 @@
 // account is worked on by two workers; leases are measured on the
 // database's clock, and an account's archive keeps it on the worker that
 // has it while that worker lives (archive affinity).
+//
+// # Outages
+//
+// With SetOutageWait (the plan's state { outage_wait }) a session that
+// ends is not the end of the run: the Store reconnects with a backoff,
+// takes the lock again, in its mode, on a new session and goes on only if
+// the lock's row still names its lock and (exclusive) the journal's last
+// record is still its own; else, or after the wait, ErrLockLost as above (outage.go).
 package pgstate

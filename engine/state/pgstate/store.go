@@ -39,6 +39,7 @@ type Store struct {
 	lockLost bool // the lock's session ended while held
 	// lockShared: lockConn holds the lock in shared mode (an apply worker).
 	lockShared bool
+	out        outage // waiting through an outage (outage.go)
 }
 
 var (
@@ -74,6 +75,7 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Close ends the lock's session if it is still held and closes the pool.
 func (s *Store) Close() error {
+	s.cancelKeeper()
 	s.mu.Lock()
 	if s.lockConn != nil {
 		s.lockConn.Close(context.Background())
@@ -132,15 +134,10 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		err error
 	)
 	switch {
-	case s.lockLost:
-		return ErrLockLost
-	case s.lockConn != nil:
-		tag, e := s.lockConn.Exec(ctx, q, int64(seq), string(line))
-		n, err = tag.RowsAffected(), e
-		if err != nil && s.lockConn.IsClosed() {
-			s.lockLost = true
-			return fmt.Errorf("%w: %w", ErrLockLost, err)
-		}
+	case s.lockLost || s.lockConn != nil:
+		// Through the lock's session, which is taken again after an
+		// outage when the Store waits for one (outage.go).
+		n, err = s.appendThroughLockLocked(ctx, q, seq, line)
 	default:
 		tag, e := s.pool.Exec(ctx, q, int64(seq), string(line))
 		n, err = tag.RowsAffected(), e
@@ -149,6 +146,7 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		return err
 	}
 	if n == 1 {
+		s.appendedLocked(seq, line)
 		return nil
 	}
 	cur, err := s.Line(ctx, seq)
@@ -156,6 +154,7 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		return err
 	}
 	if bytes.Equal(cur, line) {
+		s.appendedLocked(seq, line)
 		return nil // an earlier try committed it
 	}
 	return fmt.Errorf("record %d: %w; open the journal again (run the command again)", seq, state.ErrConflict)
@@ -259,9 +258,9 @@ func (s *Store) takeLock(ctx context.Context, info state.LockInfo, shared bool) 
 	if err != nil {
 		return nil, nil, pgdb.Explain(s.where, err)
 	}
-	try := `SELECT pg_try_advisory_lock($1)`
+	try := `SELECT ` + exclusiveTry + `($1)`
 	if shared {
-		try = `SELECT pg_try_advisory_lock_shared($1)`
+		try = `SELECT ` + sharedTry + `($1)`
 	}
 	var got bool
 	if err := conn.QueryRow(ctx, try, applyLock).Scan(&got); err != nil {
@@ -308,7 +307,15 @@ func (s *Store) takeLock(ctx context.Context, info state.LockInfo, shared bool) 
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
-	s.lockConn, s.lockID, s.lockInfo, s.lockShared = conn, info.ID, info, shared
+	fn := exclusiveTry
+	if shared {
+		fn = sharedTry
+	}
+	if err := s.heldLocked(ctx, conn, fn); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	s.lockConn, s.lockID, s.lockInfo, s.lockShared, s.lockLost = conn, info.ID, info, shared, false
 	return &lock{s: s, id: info.ID}, taken, nil
 }
 
@@ -351,6 +358,7 @@ func (l *lock) Unlock() error {
 }
 
 func (s *Store) unlock(id string) error {
+	s.cancelKeeper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	conn := s.lockConn
@@ -363,6 +371,7 @@ func (s *Store) unlock(id string) error {
 		unlockSQL = `SELECT pg_advisory_unlock_shared($1)`
 	}
 	s.lockConn, s.lockID, s.lockLost, s.lockShared = nil, "", false, false
+	s.out.try = "" // the next lock says how it was taken (heldLocked)
 	if lost {
 		// The lock ended with its session; the run already reported
 		// that (ErrLockLost), and the row is a dead holder's, which the
@@ -466,13 +475,16 @@ func (s *Store) ForceUnlock(ctx context.Context, id string) (*state.LockInfo, er
 		}
 		return &hs[0], fmt.Errorf("lock id %q matches none of the lock's holders: %s", id, strings.Join(ids, ", "))
 	}
-	if *cur.LiveSession {
-		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(backend_pid) FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
+	// The row goes first: a holder waiting through outages takes its
+	// lock again after its session ends, unless its row is gone.
+	var pid int32
+	if err := s.pool.QueryRow(ctx, `DELETE FROM mailmig_state_lock WHERE lock_id = $1 RETURNING backend_pid`, id).Scan(&pid); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return cur, fmt.Errorf("remove the lock: %w", err)
+	}
+	if *cur.LiveSession && pid != 0 {
+		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
 			return cur, fmt.Errorf("end the session holding the lock: %w", err)
 		}
-	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
-		return cur, fmt.Errorf("remove the lock: %w", err)
 	}
 	return cur, nil
 }

@@ -100,17 +100,19 @@ func forgetAcks(ctx context.Context, tx pgx.Tx, account string) error {
 // (routes.ErrNotFrozen), and with an error wrapping ErrBarrier that names
 // each proxy still missing and why after the timeout.
 func (b *Barrier) AwaitQuiet(ctx context.Context, account string) error {
-	timeout, poll := b.Timeout, b.Poll
-	if timeout <= 0 {
-		timeout = DefaultBarrierTimeout
-	}
-	if poll <= 0 {
-		poll = 10 * time.Millisecond
-	}
+	return b.AwaitQuietThrough(ctx, account, OutageOptions{})
+}
+
+// AwaitQuietThrough is AwaitQuiet that waits through an outage of the
+// database as AwaitRouteThrough does.
+func (b *Barrier) AwaitQuietThrough(ctx context.Context, account string, o OutageOptions) error {
 	acct := routes.Normalize(account)
 	var gen, seq int64
 	var state string
-	err := b.Store.pool.QueryRow(ctx, `SELECT generation, seq, state FROM mailmig_routes WHERE account = $1`, acct).Scan(&gen, &seq, &state)
+	start := time.Now()
+	err := b.retry(ctx, &o, func(ctx context.Context) error {
+		return b.Store.pool.QueryRow(ctx, `SELECT generation, seq, state FROM mailmig_routes WHERE account = $1`, acct).Scan(&gen, &seq, &state)
+	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("await the freeze of %s: %w", acct, routes.ErrNotFound)
@@ -119,29 +121,8 @@ func (b *Barrier) AwaitQuiet(ctx context.Context, account string) error {
 	case routes.State(state) != routes.Frozen:
 		return fmt.Errorf("await the freeze of %s: %w", acct, routes.ErrNotFrozen)
 	}
-	deadline := time.Now().Add(timeout)
-	for {
-		missing, err := b.notQuiet(ctx, acct, gen, seq)
-		if err == nil && len(missing) == 0 {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("wait for the proxies to acknowledge change %d: %w", seq, err)
-			}
-			return fmt.Errorf("%w %d within %s: %s", ErrBarrier, seq, timeout, describeLag(missing))
-		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	o.started = start
+	return b.poll(ctx, seq, func(ctx context.Context) ([]lagger, error) { return b.notQuiet(ctx, acct, gen, seq) }, o)
 }
 
 // notQuiet returns the proxies that have not acknowledged generation (or,

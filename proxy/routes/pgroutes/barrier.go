@@ -39,11 +39,7 @@ type Barrier struct {
 // returns an error wrapping ErrBarrier, naming the proxies that lag and
 // how to forget one that is gone for good, after the timeout.
 func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
-	seq, err := b.Store.RouteSeq(ctx, account)
-	if err != nil {
-		return err
-	}
-	return b.await(ctx, account, seq)
+	return b.AwaitRouteThrough(ctx, account, OutageOptions{})
 }
 
 // AwaitChange waits until every proxy has applied change number seq (an
@@ -51,42 +47,7 @@ func (b *Barrier) AwaitRoute(ctx context.Context, account string) error {
 // with AwaitRoute's errors. No account's pending mark applies, so a proxy
 // out of contact is waited for too.
 func (b *Barrier) AwaitChange(ctx context.Context, seq int64) error {
-	return b.await(ctx, "", seq)
-}
-
-func (b *Barrier) await(ctx context.Context, account string, seq int64) error {
-	timeout, poll := b.Timeout, b.Poll
-	if timeout <= 0 {
-		timeout = DefaultBarrierTimeout
-	}
-	if poll <= 0 {
-		poll = 10 * time.Millisecond
-	}
-	deadline := time.Now().Add(timeout)
-	var lag []lagger
-	var err error
-	for {
-		lag, err = b.lagging(ctx, account, seq)
-		if err == nil && len(lag) == 0 {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("wait for the proxies to see change %d: %w", seq, err)
-			}
-			return fmt.Errorf("%w %d within %s: %s", ErrBarrier, seq, timeout, describeLag(lag))
-		}
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
+	return b.poll(ctx, seq, func(ctx context.Context) ([]lagger, error) { return b.lagging(ctx, "", seq) }, OutageOptions{})
 }
 
 // lagger is a proxy a barrier waits for.
