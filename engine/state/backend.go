@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 )
 
 // Backend is where a migration's state lives: the journal, its snapshot
@@ -20,8 +21,19 @@ type Backend interface {
 	// Lock takes the apply lock for operation; taken reports a stale lock
 	// that was taken over.
 	Lock(ctx context.Context, owner, operation string) (l Unlocker, taken *LockInfo, err error)
-	// ReadLock returns the current lock, or nil when unlocked.
+	// LockShared takes the apply lock in shared mode for the apply
+	// worker named worker (operation "apply -worker NAME"): any number of
+	// workers hold it together, never together with an exclusive holder
+	// (Lock). taken reports a dead holder whose lock was cleaned up. Only
+	// a Remote offers it: a state directory has no shared lock
+	// (ErrSharedNeedsRemote).
+	LockShared(ctx context.Context, owner, worker string) (l Unlocker, taken *LockInfo, err error)
+	// ReadLock returns the current lock, or nil when unlocked. When
+	// workers share it, it returns one of them (ReadLocks lists all).
 	ReadLock(ctx context.Context) (*LockInfo, error)
+	// ReadLocks returns every holder of the lock (live or dead), the
+	// exclusive one first; none when unlocked.
+	ReadLocks(ctx context.Context) ([]LockInfo, error)
 	// ForceUnlock removes the lock whose id is id.
 	ForceUnlock(ctx context.Context, id string) (*LockInfo, error)
 	// Where names the state for messages, never with a password.
@@ -64,8 +76,27 @@ func (d Dir) Lock(_ context.Context, owner, operation string) (Unlocker, *LockIn
 	return l, taken, nil
 }
 
+// ErrSharedNeedsRemote is returned by a state directory asked for what
+// only a shared state offers: a shared lock or a shared journal (apply
+// workers on several machines need the state in PostgreSQL).
+var ErrSharedNeedsRemote = errors.New("apply workers need the state in PostgreSQL (state { postgres }): a state directory has one writer at a time")
+
+// LockShared refuses: a state directory has no shared lock.
+func (d Dir) LockShared(context.Context, string, string) (Unlocker, *LockInfo, error) {
+	return nil, nil, ErrSharedNeedsRemote
+}
+
 // ReadLock is ReadLock on the directory.
 func (d Dir) ReadLock(context.Context) (*LockInfo, error) { return ReadLock(string(d)) }
+
+// ReadLocks is ReadLock on the directory, as a list.
+func (d Dir) ReadLocks(context.Context) ([]LockInfo, error) {
+	info, err := ReadLock(string(d))
+	if info == nil || err != nil {
+		return nil, err
+	}
+	return []LockInfo{*info}, nil
+}
 
 // ForceUnlock is ForceUnlock on the directory.
 func (d Dir) ForceUnlock(_ context.Context, id string) (*LockInfo, error) {

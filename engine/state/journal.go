@@ -3,6 +3,7 @@ package state
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -51,7 +53,22 @@ type Options struct {
 	// NoSync skips fsync. Only for generating large test journals quickly;
 	// never set it for a real migration.
 	NoSync bool
+	// Shared says several processes append to the journal at once (apply
+	// workers over a Remote). An append that finds its seq taken
+	// (ErrConflict) reads the records the others appended after this
+	// journal's head, checking their chain as opening does, folds them,
+	// gives the record the next seq and the new head's hash, and tries
+	// again (at most SharedAppendTries times). A record's content never
+	// depends on the head, so it means the same at any place in the
+	// chain. Only a Remote journal can be shared: Open refuses it for a
+	// state directory (ErrSharedNeedsRemote).
+	Shared bool
 }
+
+// SharedAppendTries bounds the tries of one append to a shared journal;
+// each failed try means another process appended first, so the journal
+// as a whole always progresses.
+const SharedAppendTries = 100
 
 // Journal is an open journal. Its methods are safe for concurrent use.
 type Journal struct {
@@ -84,6 +101,9 @@ func Open(dir string, opts *Options) (*Journal, error) {
 	}
 	if j.opts.Logger == nil {
 		j.opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if j.opts.Shared {
+		return nil, ErrSharedNeedsRemote
 	}
 	path := filepath.Join(dir, JournalFile)
 	var err error
@@ -360,7 +380,9 @@ var ErrReadOnly = errors.New("journal opened read-only")
 
 // Append completes r (Seq, Prev, Time, Actor, RunID, PlanHash and, on an
 // empty journal, a preceding init record with a new lineage), writes it as
-// one line, fsyncs and folds it. It returns the record as written.
+// one line, fsyncs and folds it. It returns the record as written. On a
+// shared journal (Options.Shared) records appended by others since this
+// journal's head are folded first whenever they are found.
 func (j *Journal) Append(r Record) (Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -372,15 +394,23 @@ func (j *Journal) Append(r Record) (Record, error) {
 		if j.opts.Lineage != nil {
 			lin = j.opts.Lineage
 		}
-		if _, err := j.appendLocked(Record{Type: TypeInit, Lineage: lin()}); err != nil {
+		// A shared journal that another worker started meanwhile keeps
+		// that worker's init record (and lineage).
+		if _, err := j.appendLocked(Record{Type: TypeInit, Lineage: lin()}); err != nil && !errors.Is(err, errStarted) {
 			return r, err
 		}
 	}
-	return j.appendLocked(r)
+	r, err := j.appendLocked(r)
+	if errors.Is(err, errStarted) {
+		err = fmt.Errorf("an init record on a journal another process started: %w", ErrConflict)
+	}
+	return r, err
 }
 
+// errStarted: an init record lost the race for seq 1 of a shared journal.
+var errStarted = errors.New("the journal was started by another process")
+
 func (j *Journal) appendLocked(r Record) (Record, error) {
-	r.Seq, r.Prev = j.seq+1, j.head
 	if r.Time.IsZero() {
 		r.Time = j.opts.Now()
 	}
@@ -408,17 +438,42 @@ func (j *Journal) appendLocked(r Record) (Record, error) {
 			r.Mismatches = ms
 		}
 	}
-	line, err := json.Marshal(&r)
-	if err != nil {
-		return r, fmt.Errorf("encode journal record: %w", err)
+	for try := 1; ; try++ {
+		r.Seq, r.Prev = j.seq+1, j.head
+		line, err := json.Marshal(&r)
+		if err != nil {
+			return r, fmt.Errorf("encode journal record: %w", err)
+		}
+		if bytes.IndexByte(line, '\n') >= 0 || len(line) > maxLine {
+			return r, fmt.Errorf("journal record %d is not a single line of at most %d bytes", r.Seq, maxLine)
+		}
+		head := hashLine(line)
+		if j.remote == nil {
+			return j.appendFile(r, line, head)
+		}
+		out, err := j.appendRemote(r, line, head)
+		if err == nil || !j.opts.Shared || !errors.Is(err, ErrConflict) {
+			return out, err
+		}
+		if try >= SharedAppendTries {
+			return out, fmt.Errorf("%w (gave up after %d tries: too many processes appending at once)", err, try)
+		}
+		// Another worker appended first: fold what it wrote, then take
+		// the next seq. A short random pause keeps the writers that lost
+		// from colliding again at once.
+		if err := j.refreshRemote(); err != nil {
+			return r, err
+		}
+		if r.Type == TypeInit && j.seq > 0 {
+			return r, errStarted
+		}
+		time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond) << min(try, 4))))
 	}
-	if bytes.IndexByte(line, '\n') >= 0 || len(line) > maxLine {
-		return r, fmt.Errorf("journal record %d is not a single line of at most %d bytes", r.Seq, maxLine)
-	}
-	head := hashLine(line)
-	if j.remote != nil {
-		return j.appendRemote(r, line, head)
-	}
+}
+
+// appendFile writes one encoded record (without newline) to journal.jsonl
+// and folds it.
+func (j *Journal) appendFile(r Record, line []byte, head string) (Record, error) {
 	line = append(line, '\n')
 	if _, err := j.f.Write(line); err != nil {
 		// Leave no partial line behind for the next append.
@@ -432,6 +487,23 @@ func (j *Journal) appendLocked(r Record) (Record, error) {
 	j.size += int64(len(line))
 	j.state.Apply(&r)
 	return r, nil
+}
+
+// Refresh folds the records other processes appended after this
+// journal's head (a shared journal's workers, or a reader following a
+// remote journal), with the same chain checks as opening. A state
+// directory's journal has one writer, under the lock: Refresh does
+// nothing there.
+func (j *Journal) Refresh(ctx context.Context) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.remote == nil {
+		return nil
+	}
+	if err := j.foldRemote(ctx); err != nil {
+		return fmt.Errorf("read the journal from %s: %w", j.remote.Where(), err)
+	}
+	return nil
 }
 
 func (j *Journal) sync() error {

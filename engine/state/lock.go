@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -27,6 +28,11 @@ type LockInfo struct {
 	// session's advisory lock, which ends with its connection, so the
 	// database knows the holder's liveness on any host.
 	LiveSession *bool `json:"live_session,omitempty"`
+	// Shared says the lock is held in shared mode by an apply worker
+	// (Backend.LockShared): any number of workers hold it together, never
+	// together with an exclusive holder. Worker names the worker.
+	Shared bool   `json:"shared,omitempty"`
+	Worker string `json:"worker,omitempty"`
 }
 
 // ErrLocked is matched by errors.Is on a *LockError.
@@ -35,10 +41,33 @@ var ErrLocked = errors.New("state is locked")
 // LockError reports the holder of a lock that could not be taken.
 type LockError struct {
 	Info LockInfo
+	// Holders are every live holder when the lock is held in shared mode
+	// by apply workers (Info is the first of them); nil otherwise.
+	Holders []LockInfo
 }
 
-// Error describes the holder and how to release the lock.
+// Error describes the holder(s) and how to release the lock.
 func (e *LockError) Error() string {
+	if e.Info.Shared {
+		hs := e.Holders
+		if len(hs) == 0 {
+			hs = []LockInfo{e.Info}
+		}
+		names := make([]string, len(hs))
+		for i, h := range hs {
+			names[i] = h.Worker
+			if names[i] == "" {
+				names[i] = h.Owner
+			}
+		}
+		noun := "apply workers"
+		if len(hs) == 1 {
+			noun = "apply worker"
+		}
+		return fmt.Sprintf("%s %s hold%s the state (%s by %s since %s, lock id %s); wait for them to finish or stop them; if one is gone, run \"mailmig state lock\" to see every holder and \"mailmig state force-unlock ID\"",
+			noun, strings.Join(names, ", "), map[bool]string{true: "s", false: ""}[len(hs) == 1],
+			e.Info.Operation, e.Info.Owner, e.Info.Created.UTC().Format(time.RFC3339), e.Info.ID)
+	}
 	return fmt.Sprintf("state is locked by %s (%s since %s, lock id %s); if that run is gone, run \"mailmig state force-unlock %s\"",
 		e.Info.Owner, e.Info.Operation, e.Info.Created.UTC().Format(time.RFC3339), e.Info.ID, e.Info.ID)
 }

@@ -32,11 +32,18 @@ type RecordStore interface {
 	// Lock takes the apply lock described by info; taken names a lock
 	// whose holder is gone and that was taken over.
 	Lock(ctx context.Context, info LockInfo) (l Unlocker, taken *LockInfo, err error)
+	// LockShared takes the apply lock in shared mode (info.Shared is
+	// set): together with other shared holders, never with an exclusive
+	// one. taken names a dead holder that was cleaned up.
+	LockShared(ctx context.Context, info LockInfo) (l Unlocker, taken *LockInfo, err error)
 	// ReadLock returns the current lock (with LiveSession set), nil when
-	// unlocked.
+	// unlocked; with shared holders, the first of ReadLocks.
 	ReadLock(ctx context.Context) (*LockInfo, error)
-	// ForceUnlock removes the lock with this id, ending its holder's
-	// session.
+	// ReadLocks returns every holder (with LiveSession set), the
+	// exclusive one first, then shared ones by creation.
+	ReadLocks(ctx context.Context) ([]LockInfo, error)
+	// ForceUnlock removes the lock (or the shared holder) with this id,
+	// ending its holder's session.
 	ForceUnlock(ctx context.Context, id string) (*LockInfo, error)
 	// Where names the store for messages, never with a password.
 	Where() string
@@ -102,26 +109,39 @@ func (j *Journal) loadRemote(ctx context.Context) error {
 			j.opts.Logger.Warn("journal snapshot does not match the journal; folding it again", "err", err)
 		}
 	}
-	prev := j.head
-	err := rs.Lines(ctx, j.seq, func(seq uint64, line []byte) error {
+	if err := j.foldRemote(ctx); err != nil {
+		return fmt.Errorf("read the journal from %s: %w", rs.Where(), err)
+	}
+	return nil
+}
+
+// foldRemote folds the stored records after j.seq, checking that each
+// follows the last folded one (seq and the hash it carries); called with
+// j.mu held (or before the journal is shared).
+func (j *Journal) foldRemote(ctx context.Context) error {
+	return j.remote.Lines(ctx, j.seq, func(seq uint64, line []byte) error {
 		rec, err := parseRecord(line)
 		switch {
 		case err != nil:
 			return fmt.Errorf("journal record %d is unreadable (run \"mailmig journal verify\"): %w", seq, err)
 		case seq != j.seq+1 || rec.Seq != seq:
 			return fmt.Errorf("journal record after seq %d has seq %d (run \"mailmig journal verify\")", j.seq, rec.Seq)
-		case rec.Prev != prev:
+		case rec.Prev != j.head:
 			return fmt.Errorf("journal record %d does not carry the hash of record %d: the journal was modified (run \"mailmig journal verify\")", rec.Seq, j.seq)
 		}
-		prev = hashLine(line)
 		j.state.Apply(&rec)
-		j.seq = seq
+		j.seq, j.head = seq, hashLine(line)
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("read the journal from %s: %w", rs.Where(), err)
+}
+
+// refreshRemote is Refresh for an append that lost a race; with j.mu held.
+func (j *Journal) refreshRemote() error {
+	ctx, cancel := context.WithTimeout(context.Background(), RemoteTimeout)
+	defer cancel()
+	if err := j.foldRemote(ctx); err != nil {
+		return fmt.Errorf("read the records other workers appended to %s: %w", j.remote.Where(), err)
 	}
-	j.head = prev
 	return nil
 }
 
@@ -219,8 +239,20 @@ func (r Remote) Lock(ctx context.Context, owner, operation string) (Unlocker, *L
 	return r.Store.Lock(ctx, info)
 }
 
+// LockShared takes the store's apply lock in shared mode for the apply
+// worker named worker.
+func (r Remote) LockShared(ctx context.Context, owner, worker string) (Unlocker, *LockInfo, error) {
+	host, _ := os.Hostname()
+	info := LockInfo{ID: NewLineage(), Owner: owner, Operation: "apply -worker " + worker, Created: time.Now().UTC(),
+		Host: host, PID: os.Getpid(), Shared: true, Worker: worker}
+	return r.Store.LockShared(ctx, info)
+}
+
 // ReadLock reads the store's lock.
 func (r Remote) ReadLock(ctx context.Context) (*LockInfo, error) { return r.Store.ReadLock(ctx) }
+
+// ReadLocks reads every holder of the store's lock.
+func (r Remote) ReadLocks(ctx context.Context) ([]LockInfo, error) { return r.Store.ReadLocks(ctx) }
 
 // ForceUnlock removes the store's lock.
 func (r Remote) ForceUnlock(ctx context.Context, id string) (*LockInfo, error) {

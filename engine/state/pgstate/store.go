@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +33,8 @@ type Store struct {
 	lockID   string
 	lockInfo state.LockInfo
 	lockLost bool // the lock's session ended while held
+	// lockShared: lockConn holds the lock in shared mode (an apply worker).
+	lockShared bool
 }
 
 var _ state.RecordStore = (*Store)(nil)
@@ -175,18 +179,40 @@ func (s *Store) Empty(ctx context.Context) (bool, error) {
 	return !any, err
 }
 
-// heldQuery tells whether backend pid $1 holds the apply lock.
-const heldQuery = `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1
-	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-	AND classid::bigint = $2 AND objid::bigint = $3 AND objsubid = 1)`
+// holdersQuery lists the lock's holders, each with whether its session
+// still holds the advisory lock (in either mode).
+const holdersQuery = `SELECT l.info, l.shared, EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted
+	AND p.pid = l.backend_pid AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND p.classid::bigint = $1 AND p.objid::bigint = $2 AND p.objsubid = 1)
+	FROM mailmig_state_lock l`
+
+// deadHoldersDelete removes the rows of holders whose session no longer
+// holds the advisory lock.
+const deadHoldersDelete = `DELETE FROM mailmig_state_lock l WHERE NOT EXISTS (SELECT 1 FROM pg_locks p WHERE p.locktype = 'advisory' AND p.granted
+	AND p.pid = l.backend_pid AND p.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND p.classid::bigint = $1 AND p.objid::bigint = $2 AND p.objsubid = 1)
+	RETURNING l.info, l.shared`
 
 func lockKeyParts() (hi, lo int64) {
 	return int64(uint64(applyLock) >> 32), int64(uint64(applyLock) & 0xffffffff)
 }
 
-// Lock takes the apply lock on a session of its own. A row left by a
-// holder whose session ended is reported as taken.
+// Lock takes the apply lock on a session of its own. Rows left by holders
+// whose session ended are removed; the first is reported as taken.
 func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, *state.LockInfo, error) {
+	return s.takeLock(ctx, info, false)
+}
+
+// LockShared takes the apply lock in shared mode on a session of its own:
+// together with other apply workers, never with an exclusive holder.
+// Rows left by holders whose session ended are removed; a dead exclusive
+// holder (else the first dead worker) is reported as taken.
+func (s *Store) LockShared(ctx context.Context, info state.LockInfo) (state.Unlocker, *state.LockInfo, error) {
+	info.Shared = true
+	return s.takeLock(ctx, info, true)
+}
+
+func (s *Store) takeLock(ctx context.Context, info state.LockInfo, shared bool) (state.Unlocker, *state.LockInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lockConn != nil {
@@ -198,44 +224,81 @@ func (s *Store) Lock(ctx context.Context, info state.LockInfo) (state.Unlocker, 
 	if err != nil {
 		return nil, nil, pgdb.Explain(s.where, err)
 	}
+	try := `SELECT pg_try_advisory_lock($1)`
+	if shared {
+		try = `SELECT pg_try_advisory_lock_shared($1)`
+	}
 	var got bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, applyLock).Scan(&got); err != nil {
+	if err := conn.QueryRow(ctx, try, applyLock).Scan(&got); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
 	if !got {
 		conn.Close(context.WithoutCancel(ctx))
-		cur, err := s.ReadLock(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		if cur == nil { // taken, its row not yet written
-			cur = &state.LockInfo{Owner: "another session", Operation: "unknown"}
-		}
-		return nil, nil, &state.LockError{Info: *cur}
+		return nil, nil, s.lockedBy(ctx)
 	}
+	// Holding the lock, every row whose session no longer holds it is a
+	// dead holder's (taking it exclusively, that is every row).
+	hi, lo := lockKeyParts()
+	rows, err := conn.Query(ctx, deadHoldersDelete, hi, lo)
 	var taken *state.LockInfo
-	var prev []byte
-	switch err := conn.QueryRow(ctx, `SELECT info FROM mailmig_state_lock WHERE id = 1`).Scan(&prev); {
-	case err == nil:
-		var p state.LockInfo
-		if json.Unmarshal(prev, &p) == nil {
-			dead := false
-			p.LiveSession = &dead
-			taken = &p
+	if err == nil {
+		for rows.Next() {
+			var (
+				b  []byte
+				sh bool
+			)
+			if err = rows.Scan(&b, &sh); err != nil {
+				break
+			}
+			var p state.LockInfo
+			if json.Unmarshal(b, &p) == nil && (taken == nil || (taken.Shared && !sh)) {
+				dead := false
+				p.LiveSession = &dead
+				taken = &p
+			}
 		}
-	case !errors.Is(err, pgx.ErrNoRows):
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
 	b, _ := json.Marshal(info)
-	if _, err := conn.Exec(ctx, `INSERT INTO mailmig_state_lock (id, lock_id, info, backend_pid) VALUES (1, $1, $2, pg_backend_pid())
-		ON CONFLICT (id) DO UPDATE SET lock_id = EXCLUDED.lock_id, info = EXCLUDED.info, backend_pid = EXCLUDED.backend_pid`, info.ID, string(b)); err != nil {
+	if _, err := conn.Exec(ctx, `INSERT INTO mailmig_state_lock (lock_id, info, backend_pid, shared) VALUES ($1, $2, pg_backend_pid(), $3)`,
+		info.ID, string(b), shared); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		return nil, nil, fmt.Errorf("take the apply lock in %s: %w", s.Where(), err)
 	}
-	s.lockConn, s.lockID, s.lockInfo = conn, info.ID, info
+	s.lockConn, s.lockID, s.lockInfo, s.lockShared = conn, info.ID, info, shared
 	return &lock{s: s, id: info.ID}, taken, nil
+}
+
+// lockedBy describes who holds the lock that could not be taken: the live
+// exclusive holder, else every live apply worker.
+func (s *Store) lockedBy(ctx context.Context) error {
+	hs, err := s.ReadLocks(ctx)
+	if err != nil {
+		return err
+	}
+	var workers []state.LockInfo
+	for _, h := range hs {
+		if h.LiveSession == nil || !*h.LiveSession {
+			continue
+		}
+		if !h.Shared {
+			return &state.LockError{Info: h}
+		}
+		workers = append(workers, h)
+	}
+	if len(workers) > 0 {
+		return &state.LockError{Info: workers[0], Holders: workers}
+	}
+	// Taken, its row not yet written.
+	return &state.LockError{Info: state.LockInfo{Owner: "another session", Operation: "unknown"}}
 }
 
 type lock struct {
@@ -260,7 +323,11 @@ func (s *Store) unlock(id string) error {
 		return errors.New("unlock: this process no longer holds the lock")
 	}
 	lost := s.lockLost || conn.IsClosed()
-	s.lockConn, s.lockID, s.lockLost = nil, "", false
+	unlockSQL := `SELECT pg_advisory_unlock($1)`
+	if s.lockShared {
+		unlockSQL = `SELECT pg_advisory_unlock_shared($1)`
+	}
+	s.lockConn, s.lockID, s.lockLost, s.lockShared = nil, "", false, false
 	if lost {
 		// The lock ended with its session; the run already reported
 		// that (ErrLockLost), and the row is a dead holder's, which the
@@ -277,51 +344,92 @@ func (s *Store) unlock(id string) error {
 		}
 		return fmt.Errorf("unlock: %w", err)
 	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, applyLock); err != nil {
+	if _, err := conn.Exec(ctx, unlockSQL, applyLock); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil
 }
 
-// ReadLock returns the holder's description, with LiveSession saying
-// whether its session still holds the advisory lock; nil when no row.
+// ReadLock returns one holder's description, with LiveSession saying
+// whether its session still holds the advisory lock: the first of
+// ReadLocks (a live holder before a dead one); nil when no row.
 func (s *Store) ReadLock(ctx context.Context) (*state.LockInfo, error) {
-	var (
-		b   []byte
-		pid int32
-	)
-	err := s.pool.QueryRow(ctx, `SELECT info, backend_pid FROM mailmig_state_lock WHERE id = 1`).Scan(&b, &pid)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, nil
+	hs, err := s.ReadLocks(ctx)
+	if err != nil || len(hs) == 0 {
+		return nil, err
 	}
+	return &hs[0], nil
+}
+
+// ReadLocks returns every holder's description, with LiveSession set:
+// live holders before dead ones, the exclusive holder before workers,
+// then by creation.
+func (s *Store) ReadLocks(ctx context.Context) ([]state.LockInfo, error) {
+	hi, lo := lockKeyParts()
+	rows, err := s.pool.Query(ctx, holdersQuery, hi, lo)
 	if err != nil {
 		return nil, fmt.Errorf("read the lock in %s: %w", s.Where(), err)
 	}
-	var info state.LockInfo
-	if err := json.Unmarshal(b, &info); err != nil {
-		return nil, fmt.Errorf("decode the lock in %s: %w", s.Where(), err)
+	defer rows.Close()
+	var out []state.LockInfo
+	for rows.Next() {
+		var (
+			b          []byte
+			shared, ok bool
+		)
+		if err := rows.Scan(&b, &shared, &ok); err != nil {
+			return nil, fmt.Errorf("read the lock in %s: %w", s.Where(), err)
+		}
+		var info state.LockInfo
+		if err := json.Unmarshal(b, &info); err != nil {
+			return nil, fmt.Errorf("decode the lock in %s: %w", s.Where(), err)
+		}
+		live := ok
+		info.LiveSession, info.Shared = &live, shared
+		out = append(out, info)
 	}
-	hi, lo := lockKeyParts()
-	var live bool
-	if err := s.pool.QueryRow(ctx, heldQuery, pid, hi, lo).Scan(&live); err != nil {
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read the lock in %s: %w", s.Where(), err)
 	}
-	info.LiveSession = &live
-	return &info, nil
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if *a.LiveSession != *b.LiveSession {
+			return *a.LiveSession
+		}
+		if a.Shared != b.Shared {
+			return !a.Shared
+		}
+		return a.Created.Before(b.Created)
+	})
+	return out, nil
 }
 
-// ForceUnlock removes the lock with this id and ends its holder's session
-// if it still runs: that run's next journal record fails (ErrLockLost).
+// ForceUnlock removes the holder with this lock id (the exclusive one or
+// one apply worker) and ends its session if it still runs: that run's
+// next journal record fails (ErrLockLost).
 func (s *Store) ForceUnlock(ctx context.Context, id string) (*state.LockInfo, error) {
-	cur, err := s.ReadLock(ctx)
+	hs, err := s.ReadLocks(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if cur == nil {
+	if len(hs) == 0 {
 		return nil, state.ErrNotLocked
 	}
-	if cur.ID != id {
-		return cur, fmt.Errorf("lock id %q does not match the current lock %s held by %s", id, cur.ID, cur.Owner)
+	var cur *state.LockInfo
+	for i := range hs {
+		if hs[i].ID == id {
+			cur = &hs[i]
+		}
+	}
+	if cur == nil {
+		if len(hs) == 1 {
+			return &hs[0], fmt.Errorf("lock id %q does not match the current lock %s held by %s", id, hs[0].ID, hs[0].Owner)
+		}
+		ids := make([]string, len(hs))
+		for i, h := range hs {
+			ids[i] = h.ID + " (" + h.Operation + " by " + h.Owner + ")"
+		}
+		return &hs[0], fmt.Errorf("lock id %q matches none of the lock's holders: %s", id, strings.Join(ids, ", "))
 	}
 	if *cur.LiveSession {
 		if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend(backend_pid) FROM mailmig_state_lock WHERE lock_id = $1`, id); err != nil {
