@@ -52,6 +52,9 @@ Options:
                      See docs/fleet.md.
   -lease DURATION    How long a worker's claims outlive its last heartbeat
                      (it heartbeats three times per lease; default 30s).
+  -take-over-stopped A worker leaves the accounts whose archive is on a
+                     worker that exited cleanly to that worker; with this
+                     it takes them over too (that machine is gone).
   -refresh=false     Do not probe the sources (one login and one LIST-STATUS or
                      STATUS per mailbox, no fetch) for what changed since the
                      last import; use the journal and the archives only.
@@ -76,6 +79,7 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	noColor := fs.Bool("no-color", false, "")
 	worker := fs.String("worker", "", "")
 	lease := fs.Duration("lease", DefaultWorkerLease, "")
+	takeStopped := fs.Bool("take-over-stopped", false, "")
 	var targets, waves multiFlag
 	fs.Var(&targets, "target", "")
 	fs.Var(&waves, "wave", "")
@@ -108,7 +112,7 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 			return exitError
 		}
 		return runApplyWorker(ctx, g, v, s, m, workerOpts{name: *worker, lease: *lease, par: *par, refresh: *refresh,
-			targets: targets, waves: waves, planPath: g.PlanPath}, log)
+			targets: targets, waves: waves, planPath: g.PlanPath, takeStopped: *takeStopped}, log)
 	}
 	j, done, ok := openLockedJournal(v, m, "apply", log)
 	if !ok {

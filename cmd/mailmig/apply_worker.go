@@ -30,6 +30,9 @@ type workerOpts struct {
 	refresh        bool
 	targets, waves []string
 	planPath       string
+	// takeStopped takes over the accounts whose archive a worker that
+	// exited cleanly keeps (-take-over-stopped: that machine is gone).
+	takeStopped bool
 }
 
 // workerClaim is one account a worker asked for (pgstate.Claim).
@@ -177,6 +180,8 @@ type workerRun struct {
 
 	failed, stopped bool
 	rounds, accounts int
+	// replaced: another process registered under this worker's name.
+	replaced bool
 }
 
 // heartbeat renews the worker and its claims three times per lease. A
@@ -199,6 +204,15 @@ func (wr *workerRun) heartbeat(ctx context.Context) {
 		hctx, cancel := context.WithTimeout(ctx, wr.o.lease/3)
 		lost, err := wr.reg.Heartbeat(hctx)
 		cancel()
+		if errors.Is(err, errWorkerReplaced) {
+			// Another process registered under this name after this one's
+			// lease ran out: everything it held may be someone else's.
+			wr.mu.Lock()
+			wr.replaced = true
+			wr.mu.Unlock()
+			wr.loseBatch(nil, err.Error())
+			return
+		}
 		if err != nil {
 			wr.log.Warn("apply worker heartbeat", "worker", wr.o.name, "err", err)
 			if time.Since(lastOK) > wr.o.lease {
@@ -247,6 +261,13 @@ func (wr *workerRun) loop(ctx, abort context.Context) int {
 		if ctx.Err() != nil {
 			wr.stopped = true
 			break
+		}
+		wr.mu.Lock()
+		replaced := wr.replaced
+		wr.mu.Unlock()
+		if replaced {
+			fmtErr(wr.v, "Apply worker replaced", fmt.Errorf("worker %s: %w; this process stops", o.name, errWorkerReplaced))
+			return exitError
 		}
 		if err := wr.j.Refresh(ctx); err != nil {
 			fmtErr(wr.v, "Cannot read the journal", err)
@@ -311,7 +332,10 @@ func (wr *workerRun) loop(ctx, abort context.Context) int {
 // work while some accounts wait on their backends), then gives back at
 // once the accounts whose archive is kept by a worker that exited
 // cleanly: their archive is on its machine and it takes them up again
-// when it runs next (a dead worker's accounts are taken over).
+// when it runs next (a dead worker's accounts are taken over; with
+// -take-over-stopped a stopped worker's too). Without this, workers
+// started one after the other would take over each other's accounts
+// (and import them again) as soon as the other one finished.
 func (wr *workerRun) claim(ctx context.Context, cands []string) (claimed, held []workerClaim, err error) {
 	claimed, held, err = wr.reg.Claim(ctx, cands, 2*wr.o.par)
 	if err != nil || len(claimed) == 0 {
@@ -332,7 +356,7 @@ func (wr *workerRun) claim(ctx context.Context, cands []string) (claimed, held [
 	}
 	var keep []workerClaim
 	for _, c := range claimed {
-		if c.ArchiveWorker != "" && c.ArchiveWorker != wr.o.name && stopped[c.ArchiveWorker] {
+		if c.ArchiveWorker != "" && c.ArchiveWorker != wr.o.name && stopped[c.ArchiveWorker] && !wr.o.takeStopped {
 			if err := wr.reg.Release(ctx, c.Account, "archive-elsewhere"); err != nil {
 				return nil, nil, err
 			}

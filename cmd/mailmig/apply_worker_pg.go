@@ -9,6 +9,9 @@ import (
 	"github.com/mailmig/mailmig/engine/state/pgstate"
 )
 
+// errWorkerReplaced: another process registered under this worker's name.
+var errWorkerReplaced = pgstate.ErrWorkerReplaced
+
 // pgWorkers adapts pgstate.Workers to the worker loop.
 type pgWorkers struct {
 	st *pgstate.Store
@@ -63,7 +66,7 @@ func (p *pgWorkers) Stopped(ctx context.Context) (map[string]bool, error) {
 	}
 	out := map[string]bool{}
 	for _, w := range ws {
-		if !w.Stopped.IsZero() {
+		if w.Stopped {
 			out[w.ID] = true
 		}
 	}
