@@ -61,7 +61,7 @@ func (c *Changes) recount() {
 //     already holds; the cut-over comes in a later run;
 //   - the retry of an interrupted cut-over (frozen, not yet flipped)
 //     becomes a rollback to the source, unfrozen (ReasonLeftFrozen), as
-//     when the wave may not cut over.
+//     when the wave may not cut over, followed by that catch-up.
 //
 // A cut-over that only has to unfreeze (Resume: the route already points
 // at the target) needs no archive and is kept. Changes that depended on a
@@ -69,26 +69,32 @@ func (c *Changes) recount() {
 // dependency's ID and become waiting when narrowed. The summary follows.
 func (c *Changes) Rehome(accounts map[string]bool) {
 	for _, w := range c.Waves {
-		for i, ch := range w.Changes {
+		var out []*Change
+		for _, ch := range w.Changes {
 			k := Key(ch.Account)
 			if !accounts[k] || ch.Action != Cutover || ch.Resume {
+				out = append(out, ch)
 				continue
 			}
-			n := *ch
-			n.DependsOn = nil
-			n.Canary, n.Freeze = false, nil
-			switch ch.Reason.Code {
-			case ReasonRetryCutover:
-				n.Action, n.ID = Rollback, Rollback.String()+":"+k
-				n.Reason = Reason{Code: ReasonLeftFrozen, Backend: ch.Source, Interrupted: ch.Reason.Interrupted, At: ch.Reason.At}
-				n.Destructive = Rollback.Destructive()
-			default:
-				n.Action, n.ID = CatchUp, CatchUp.String()+":"+k
-				n.Reason = Reason{Code: ReasonArchiveElsewhere, Backend: ch.Source}
-				n.Destructive = false
+			up := *ch
+			up.DependsOn = nil
+			up.Canary, up.Freeze, up.Destructive = false, nil, false
+			up.Action, up.ID = CatchUp, CatchUp.String()+":"+k
+			up.Reason = Reason{Code: ReasonArchiveElsewhere, Backend: ch.Source}
+			if ch.Reason.Code == ReasonRetryCutover {
+				// Unfreeze on the source first, then import again.
+				rb := *ch
+				rb.DependsOn = nil
+				rb.Canary, rb.Freeze = false, nil
+				rb.Action, rb.ID = Rollback, Rollback.String()+":"+k
+				rb.Reason = Reason{Code: ReasonLeftFrozen, Backend: ch.Source, Interrupted: ch.Reason.Interrupted, At: ch.Reason.At}
+				rb.Destructive = Rollback.Destructive()
+				up.DependsOn = []string{rb.ID}
+				out = append(out, &rb)
 			}
-			w.Changes[i] = &n
+			out = append(out, &up)
 		}
+		w.Changes = out
 	}
 	// A change that depended on a rewritten cut-over now names an ID
 	// nothing has: drop it to waiting, as narrowing would.

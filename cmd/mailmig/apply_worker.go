@@ -178,7 +178,7 @@ type workerRun struct {
 	stopBatch context.CancelFunc
 	lostBatch []string
 
-	failed, stopped bool
+	failed, stopped  bool
 	rounds, accounts int
 	// replaced: another process registered under this worker's name.
 	replaced bool
