@@ -381,13 +381,20 @@ var ErrReadOnly = errors.New("journal opened read-only")
 // Append completes r (Seq, Prev, Time, Actor, RunID, PlanHash and, on an
 // empty journal, a preceding init record with a new lineage), writes it as
 // one line, fsyncs and folds it. It returns the record as written. On a
-// shared journal (Options.Shared) records appended by others since this
-// journal's head are folded first whenever they are found.
+// shared journal (Options.Shared) the records appended by others since
+// this journal's head are folded first.
 func (j *Journal) Append(r Record) (Record, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.opts.ReadOnly || (j.f == nil && j.remote == nil) {
 		return r, ErrReadOnly
+	}
+	if j.opts.Shared && j.remote != nil {
+		done, err := j.appendTurn()
+		if err != nil {
+			return r, err
+		}
+		defer done()
 	}
 	if j.seq == 0 && r.Type != TypeInit {
 		lin := NewLineage
@@ -405,6 +412,35 @@ func (j *Journal) Append(r Record) (Record, error) {
 		err = fmt.Errorf("an init record on a journal another process started: %w", ErrConflict)
 	}
 	return r, err
+}
+
+// AppendTurns is implemented by a RecordStore whose shared journal's
+// appenders can take turns (pgstate: a session advisory lock, granted in
+// the order asked): with the turn, the appender folds what the others
+// appended and appends at the head, so it does not conflict, and no
+// appender can be starved by a faster one. Without it, a shared journal
+// relies on the retries alone.
+type AppendTurns interface {
+	// AppendTurn waits for this process's turn to append; done ends it.
+	AppendTurn(ctx context.Context) (done func(), err error)
+}
+
+// appendTurn takes the store's append turn (when it has turns) and folds
+// what the others appended meanwhile; with j.mu held.
+func (j *Journal) appendTurn() (done func(), err error) {
+	done = func() {}
+	if t, ok := j.remote.(AppendTurns); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), RemoteTimeout)
+		defer cancel()
+		if done, err = t.AppendTurn(ctx); err != nil {
+			return nil, fmt.Errorf("wait for the turn to append to the journal in %s: %w", j.remote.Where(), err)
+		}
+	}
+	if err := j.refreshRemote(); err != nil {
+		done()
+		return nil, err
+	}
+	return done, nil
 }
 
 // errStarted: an init record lost the race for seq 1 of a shared journal.
@@ -458,16 +494,17 @@ func (j *Journal) appendLocked(r Record) (Record, error) {
 		if try >= SharedAppendTries {
 			return out, fmt.Errorf("%w (gave up after %d tries: too many processes appending at once)", err, try)
 		}
-		// Another worker appended first: fold what it wrote, then take
-		// the next seq. A short random pause keeps the writers that lost
-		// from colliding again at once.
+		// Another process appended first (without taking turns): after a
+		// short random pause, which keeps the writers that lost from
+		// colliding again at once, fold what it wrote and take the next
+		// seq.
+		time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond) << min(try, 4))))
 		if err := j.refreshRemote(); err != nil {
 			return r, err
 		}
 		if r.Type == TypeInit && j.seq > 0 {
 			return r, errStarted
 		}
-		time.Sleep(time.Duration(mrand.Int64N(int64(time.Millisecond) << min(try, 4))))
 	}
 }
 

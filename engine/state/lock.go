@@ -54,19 +54,20 @@ func (e *LockError) Error() string {
 			hs = []LockInfo{e.Info}
 		}
 		names := make([]string, len(hs))
+		whos := make([]string, len(hs))
 		for i, h := range hs {
 			names[i] = h.Worker
 			if names[i] == "" {
-				names[i] = h.Owner
+				names[i] = h.Operation
 			}
+			whos[i] = fmt.Sprintf("%s (%s, pid %d on %s, since %s, lock id %s)", names[i], h.Owner, h.PID, h.Host, h.Created.UTC().Format(time.RFC3339), h.ID)
 		}
-		noun := "apply workers"
+		verb := "apply workers %s hold the state: %s"
 		if len(hs) == 1 {
-			noun = "apply worker"
+			verb = "apply worker %s holds the state: %s"
 		}
-		return fmt.Sprintf("%s %s hold%s the state (%s by %s since %s, lock id %s); wait for them to finish or stop them; if one is gone, run \"mailmig state lock\" to see every holder and \"mailmig state force-unlock ID\"",
-			noun, strings.Join(names, ", "), map[bool]string{true: "s", false: ""}[len(hs) == 1],
-			e.Info.Operation, e.Info.Owner, e.Info.Created.UTC().Format(time.RFC3339), e.Info.ID)
+		return fmt.Sprintf(verb+"; wait for them to finish or stop them (a worker that is gone lost its lock with its database session; \"mailmig state lock\" lists every holder, \"mailmig state force-unlock ID\" ends one)",
+			strings.Join(names, ", "), strings.Join(whos, "; "))
 	}
 	return fmt.Sprintf("state is locked by %s (%s since %s, lock id %s); if that run is gone, run \"mailmig state force-unlock %s\"",
 		e.Info.Owner, e.Info.Operation, e.Info.Created.UTC().Format(time.RFC3339), e.Info.ID, e.Info.ID)

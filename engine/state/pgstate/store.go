@@ -21,6 +21,10 @@ import (
 // eight bytes).
 const applyLock int64 = 0x6d6d6170706c7921
 
+// appendTurn is the advisory lock key that makes the appenders of a shared
+// journal take turns ("mmjturn!" as eight bytes).
+const appendTurn int64 = 0x6d6d6a7475726e21
+
 // Store is a state.RecordStore in PostgreSQL. Its methods are safe for
 // concurrent use.
 type Store struct {
@@ -37,7 +41,10 @@ type Store struct {
 	lockShared bool
 }
 
-var _ state.RecordStore = (*Store)(nil)
+var (
+	_ state.RecordStore = (*Store)(nil)
+	_ state.AppendTurns = (*Store)(nil)
+)
 
 // Open connects to the database of dsn and checks its schema; with
 // opts.Create it creates or upgrades it. A database without the schema
@@ -152,6 +159,30 @@ func (s *Store) Append(ctx context.Context, seq uint64, line []byte) error {
 		return nil // an earlier try committed it
 	}
 	return fmt.Errorf("record %d: %w; open the journal again (run the command again)", seq, state.ErrConflict)
+}
+
+// AppendTurn waits for this process's turn to append to a shared
+// journal: a session advisory lock on a connection of the pool, which
+// PostgreSQL grants in the order asked. A process that dies in its turn
+// ends it with its session.
+func (s *Store) AppendTurn(ctx context.Context) (func(), error) {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1)`, appendTurn); err != nil {
+		c.Release()
+		return nil, err
+	}
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), state.RemoteTimeout)
+		defer cancel()
+		if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1)`, appendTurn); err != nil {
+			// Not unlocked: end the session, which ends the turn.
+			c.Conn().Close(ctx)
+		}
+		c.Release()
+	}, nil
 }
 
 // Snapshot returns the stored snapshot, nil when there is none.
