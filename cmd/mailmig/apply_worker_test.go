@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -260,7 +261,7 @@ func (f *workerFleet) records() []state.Record {
 func (f *workerFleet) verify(worker string) {
 	f.t.Helper()
 	out := f.cli(worker, exitOK, "journal", "verify")
-	if !strings.Contains(out, "OK") && !strings.Contains(strings.ToLower(out), "verified") {
+	if !strings.Contains(out, "Journal OK") {
 		f.t.Fatalf("journal verify:\n%s", out)
 	}
 }
@@ -460,6 +461,18 @@ func TestApplyWorkerTakeover(t *testing.T) {
 		}
 	}
 	f.verify("w2")
+	var ws struct{ Workers []workerView }
+	if err := json.Unmarshal([]byte(f.cli("w2", exitOK, "state", "workers", "-json")), &ws); err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, w := range ws.Workers {
+		status[w.ID] = fmt.Sprintf("%s %d archives %d claims", w.Status, w.Archives, len(w.Claims))
+	}
+	if status["w1"] != "dead 0 archives 0 claims" || status["w2"] != "stopped 2 archives 0 claims" {
+		t.Errorf("state workers after the takeover: %v", status)
+	}
+	t.Logf("state workers:\n%s", f.cli("w2", exitOK, "state", "workers"))
 	// The cut-overs, from w2's own archives, as apply would do them.
 	for i := 0; i < 3; i++ {
 		if out := f.runAll("w2")["w2"]; strings.Contains(out, "taken over") {
