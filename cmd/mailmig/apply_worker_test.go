@@ -80,6 +80,7 @@ type workerFleet struct {
 	accts []peers.Account
 	dsn   string
 	dirs  map[string]string // worker → its directory
+	par   string            // -parallelism of runAll's workers
 }
 
 func newWorkerFleet(t *testing.T, n, seed int, workers ...string) *workerFleet {
@@ -87,7 +88,7 @@ func newWorkerFleet(t *testing.T, n, seed int, workers ...string) *workerFleet {
 		t.Skip("starts worker processes against the real servers")
 	}
 	s := needPeers(t)
-	f := &workerFleet{t: t, s: s, dirs: map[string]string{}}
+	f := &workerFleet{t: t, s: s, dirs: map[string]string{}, par: "2"}
 	f.dsn = s.Postgres.NewDatabase(t)
 	u, err := url.Parse(f.dsn)
 	if err != nil {
@@ -223,7 +224,7 @@ func (f *workerFleet) runAll(workers ...string) map[string]string {
 	}
 	ps := map[string]proc{}
 	for _, w := range workers {
-		c, o := f.start(w, nil, "-parallelism", "2")
+		c, o := f.start(w, nil, "-parallelism", f.par)
 		ps[w] = proc{c, o}
 	}
 	outs := map[string]string{}
