@@ -15,7 +15,8 @@ import (
 // the same generated corpus: MAILMIG_BENCH_WORKERS accounts (12 in
 // docs/fleet.md) of MAILMIG_BENCH_WORKER_MESSAGES messages each (default
 // 100, internal/corpus, up to 64 KiB), Dovecot → Cyrus, each worker with
-// -parallelism 4, the state, claims and routes in PostgreSQL. Each run has
+// -parallelism 4 (and, as the control, one worker with 8), the state,
+// claims and routes in PostgreSQL. Each run has
 // its own fresh accounts (a target that already held the messages would
 // make the second run cheaper). Run it with "just bench-workers"; it is
 // skipped otherwise.
@@ -29,10 +30,16 @@ func TestBenchWorkers(t *testing.T) {
 		msgs = 100
 	}
 	c := corpus.Generate(corpus.Options{Seed: 18, Messages: msgs, MaxSize: 64 << 10})
-	for _, workers := range [][]string{{"solo"}, {"w1", "w2"}} {
+	// One worker at -parallelism 4, two at 4 each, and as the control one
+	// at 8: as many changes at once as the two workers together.
+	for _, run := range []struct {
+		workers []string
+		par     string
+	}{{[]string{"solo"}, "4"}, {[]string{"w1", "w2"}, "4"}, {[]string{"solo"}, "8"}} {
+		workers := run.workers
 		start := time.Now()
 		f := newWorkerFleet(t, n, 0, workers...)
-		f.par = "4"
+		f.par = run.par
 		for _, a := range f.accts {
 			if err := c.LoadIMAP(context.Background(), f.s.Dovecot.IMAP, a.Email, a.Password, 4); err != nil {
 				t.Fatal(err)
@@ -42,7 +49,7 @@ func TestBenchWorkers(t *testing.T) {
 		start = time.Now()
 		f.runAll(workers...)
 		d := time.Since(start)
-		t.Logf("WORKERS %d: %d accounts staged in %v = %.1f accounts/min", len(workers), n, d.Round(100*time.Millisecond), float64(n)/d.Minutes())
+		t.Logf("WORKERS %d × -parallelism %s: %d accounts staged in %v = %.1f accounts/min", len(workers), run.par, n, d.Round(100*time.Millisecond), float64(n)/d.Minutes())
 		f.checkMessages()
 	}
 }
