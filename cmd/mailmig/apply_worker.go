@@ -273,7 +273,7 @@ func (wr *workerRun) loop(ctx, abort context.Context) int {
 			fmtErr(wr.v, "Cannot read the journal", err)
 			return exitError
 		}
-		ch, diags := observeAndDiff(ctx, wr.m, wr.j.State(), wr.w, o.refresh, o.targets, o.waves, o.planPath)
+		ch, diags := observeAndDiffSkip(ctx, wr.m, wr.j.State(), wr.w, o.refresh, o.targets, o.waves, o.planPath, wr.ran)
 		if diags.HasErrors() {
 			reportDiags(wr.v, wr.m, diags)
 			return exitError
