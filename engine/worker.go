@@ -1,8 +1,17 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 )
+
+// ErrRouteHeldElsewhere is returned (wrapped) by a Router that refuses to
+// change an account's route because another apply worker holds the
+// account now (cmd/mailmig's claim guard: this worker's claim ran out and
+// was taken over). A cut-over whose rollback is refused so ends
+// interrupted, not failed: the account is the other worker's, and no
+// failed cut-over is counted against its wave.
+var ErrRouteHeldElsewhere = errors.New("another apply worker holds the account now")
 
 // ReasonArchiveElsewhere: the account's archive is not on this machine
 // (an apply worker took the account over from a worker that died, or it

@@ -132,6 +132,9 @@ func runApplyWorker(ctx context.Context, g *globals, v *views.View, s Streams, m
 		return exitError
 	}
 	wr := &workerRun{o: o, v: v, s: s, m: m, j: j, w: w, reg: reg, log: log, ran: map[string]bool{}}
+	if w.Router != nil {
+		w.Router = claimGuard{next: w.Router, wr: wr}
+	}
 	hbCtx, hbStop := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); wr.heartbeat(hbCtx) }()
@@ -182,15 +185,18 @@ type workerRun struct {
 	rounds, accounts int
 	// replaced: another process registered under this worker's name.
 	replaced bool
+	// lost are the accounts whose claim another worker took over.
+	lost map[string]bool
 }
 
 // heartbeat renews the worker and its claims three times per lease. A
 // claim that another worker took over (this one was too slow to renew:
 // a paused machine, a database outage) stops the running batch: nothing
 // new starts in it, running imports and exports finish (they converge),
-// and a cut-over not yet flipped rolls back. When no heartbeat succeeds
-// for a whole lease the batch stops the same way: others may be taking
-// its accounts over.
+// and a cut-over not yet flipped stops — its rollback writes no route of
+// an account this worker lost (claimGuard), the other worker acts on it.
+// When no heartbeat succeeds for a whole lease the batch stops the same
+// way: others may be taking its accounts over.
 func (wr *workerRun) heartbeat(ctx context.Context) {
 	t := time.NewTicker(wr.o.lease / 3)
 	defer t.Stop()
@@ -232,6 +238,12 @@ func (wr *workerRun) heartbeat(ctx context.Context) {
 func (wr *workerRun) loseBatch(lost []string, why string) {
 	wr.mu.Lock()
 	defer wr.mu.Unlock()
+	if wr.lost == nil {
+		wr.lost = map[string]bool{}
+	}
+	for _, a := range lost {
+		wr.lost[engine.Key(a)] = true
+	}
 	if wr.stopBatch == nil {
 		return
 	}
@@ -249,7 +261,7 @@ func (wr *workerRun) loseBatch(lost []string, why string) {
 		why = "another worker took over " + strings.Join(hit, ", ")
 	}
 	wr.lostBatch = hit
-	fmt.Fprintf(wr.s.Err, "Worker %s: %s; stopping this batch (running changes finish, a cut-over not yet flipped rolls back).\n", wr.o.name, why)
+	fmt.Fprintf(wr.s.Err, "Worker %s: %s; stopping this batch (running changes finish; it writes no route of an account it lost).\n", wr.o.name, why)
 	wr.stopBatch()
 }
 
@@ -524,13 +536,13 @@ func (wr *workerRun) runBatch(ctx, abort context.Context, ch *engine.Changes, cl
 			wr.ran[k] = true
 			wr.accounts++
 			outcome = string(a.outcome)
-			if a.imported {
+			if a.imported && !wr.isLost(k) {
 				if err := wr.reg.SetArchive(rctx, k); err != nil {
 					wr.log.Warn("record the archive's worker", "account", k, "err", err)
 				}
 			}
 		}
-		if slices.Contains(lost, k) {
+		if slices.Contains(lost, k) || wr.isLost(k) {
 			continue // another worker holds it now
 		}
 		if err := wr.reg.Release(rctx, k, outcome); err != nil {
@@ -562,4 +574,38 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// isLost reports whether another worker took account over.
+func (wr *workerRun) isLost(account string) bool {
+	wr.mu.Lock()
+	defer wr.mu.Unlock()
+	return wr.lost[engine.Key(account)]
+}
+
+// claimGuard is the worker's route writer: before every route write (a
+// freeze, a flip, an unfreeze, a rollback) it renews the worker's claims
+// — a heartbeat — and refuses to touch the route of an account whose
+// claim another worker took over. A worker that was paused for longer
+// than its lease thus cannot unfreeze or flip an account the other worker
+// is cutting over now; its own cut-over of it fails instead (the engine
+// then tries to route it back, which is refused the same way, and the
+// account is left to the worker that holds it).
+type claimGuard struct {
+	next engine.Router
+	wr   *workerRun
+}
+
+func (g claimGuard) SetRoute(ctx context.Context, account, backend string, frozen bool) error {
+	lost, err := g.wr.reg.Heartbeat(ctx)
+	if err != nil {
+		return fmt.Errorf("confirm that worker %s still holds %s: %w", g.wr.o.name, account, err)
+	}
+	if len(lost) > 0 {
+		g.wr.loseBatch(lost, "")
+	}
+	if g.wr.isLost(account) {
+		return fmt.Errorf("worker %s no longer holds %s (its lease ran out and it was taken over); its route is left to that worker: %w", g.wr.o.name, account, engine.ErrRouteHeldElsewhere)
+	}
+	return g.next.SetRoute(ctx, account, backend, frozen)
 }

@@ -553,3 +553,64 @@ routes`), []byte("}\nroutes"), 1)
 		t.Errorf("worker without state { postgres }:\n%s", out)
 	}
 }
+
+// TestApplyWorkerClaimLost stops a worker (SIGSTOP) in the middle of a
+// cut-over, right after the freeze, for longer than its lease: a second
+// worker takes its accounts over and rolls the frozen one back. When the
+// first worker runs again (SIGCONT), its next heartbeat finds its claims
+// lost: it stops its batch — the cut-over it was in rolls back instead of
+// flipping an account another worker now holds — and exits with an error.
+// The second worker then cuts both accounts over; every message on Cyrus
+// exactly once, the journal verifies.
+func TestApplyWorkerClaimLost(t *testing.T) {
+	f := newWorkerFleet(t, 2, 3, "w1", "w2")
+	f.runAll("w1")
+	cmd, out := f.start("w1", []string{"MAILMIG_TEST_PAUSE_FROZEN=20s"}, "-parallelism", "1")
+	frozen := ""
+	for i := 0; i < 600 && frozen == ""; i++ {
+		for _, a := range f.accts {
+			if _, fr := f.route(engine.Key(a.Email)); fr {
+				frozen = engine.Key(a.Email)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling another process's progress
+	}
+	if frozen == "" {
+		t.Fatalf("w1 never froze an account:\n%s", out.String())
+	}
+	cmd.Process.Signal(syscall.SIGSTOP)
+	took := f.runAll("w2")["w2"]
+	if !strings.Contains(took, "taken over") {
+		t.Errorf("w2 does not say it took accounts over:\n%s", took)
+	}
+	cmd.Process.Signal(syscall.SIGCONT)
+	err := cmd.Wait()
+	t.Logf("w1 after SIGCONT (%v):\n%s", err, out.String())
+	if err == nil || !strings.Contains(out.String(), "another worker took over") {
+		t.Errorf("w1 did not stop for its lost claims: %v", err)
+	}
+	if strings.Contains(out.String(), frozen+" cutover: flip") {
+		t.Errorf("w1 flipped %s after losing it", frozen)
+	}
+	if b, fr := f.route(frozen); b != "legacy" || fr {
+		t.Errorf("%s after both: route %s frozen=%v", frozen, b, fr)
+	}
+	for i := 0; i < 3; i++ {
+		f.runAll("w2")
+		done := true
+		for _, a := range f.accts {
+			b, fr := f.route(engine.Key(a.Email))
+			done = done && b == "cyrus" && !fr
+		}
+		if done {
+			break
+		}
+	}
+	for _, a := range f.accts {
+		if b, fr := f.route(engine.Key(a.Email)); b != "cyrus" || fr {
+			t.Errorf("%s: route %s frozen=%v", a.Email, b, fr)
+		}
+	}
+	f.verify("w2")
+	f.checkMessages()
+}
