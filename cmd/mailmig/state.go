@@ -278,13 +278,19 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 		return exitError
 	}
 	defer b.Close()
-	info, err := b.ReadLock(ctx)
+	holders, err := b.ReadLocks(ctx)
 	if err != nil {
 		fmtErr(v, "Cannot read the lock", err)
 		return exitError
 	}
+	var info *state.LockInfo
+	if len(holders) > 0 {
+		info = &holders[0]
+	}
 	if jsonOut {
-		if err := v.JSON(map[string]any{"locked": info != nil, "lock": info}); err != nil {
+		// "lock" is the first holder (as before apply workers); "holders"
+		// lists every one.
+		if err := v.JSON(map[string]any{"locked": info != nil, "lock": info, "holders": holders}); err != nil {
 			return exitError
 		}
 		return exitOK
@@ -293,13 +299,30 @@ func stateLock(g *globals, v *views.View, s Streams, jsonOut bool) int {
 		fmt.Fprintln(s.Out, "The state is not locked.")
 		return exitOK
 	}
-	fmt.Fprintf(s.Out, "Locked by %s for %s since %s (host %s, pid %d).\nLock id: %s\n", info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"), info.Host, info.PID, info.ID)
-	if info.LiveSession != nil {
-		if *info.LiveSession {
-			fmt.Fprintf(s.Out, "Its database session is alive (%s).\n", b.Where())
-		} else {
-			fmt.Fprintf(s.Out, "Its database session ended: the lock went with it, and the next command that locks takes it over.\n")
+	if len(holders) == 1 && !info.Shared {
+		fmt.Fprintf(s.Out, "Locked by %s for %s since %s (host %s, pid %d).\nLock id: %s\n", info.Owner, info.Operation, info.Created.UTC().Format("2006-01-02 15:04:05 UTC"), info.Host, info.PID, info.ID)
+		if info.LiveSession != nil {
+			if *info.LiveSession {
+				fmt.Fprintf(s.Out, "Its database session is alive (%s).\n", b.Where())
+			} else {
+				fmt.Fprintf(s.Out, "Its database session ended: the lock went with it, and the next command that locks takes it over.\n")
+			}
 		}
+		return exitOK
+	}
+	// Apply workers share the lock (and dead holders' rows may remain
+	// until the next taker cleans them up): one line per holder.
+	fmt.Fprintf(s.Out, "Locked by %d holders (%s):\n", len(holders), b.Where())
+	for _, h := range holders {
+		who := h.Operation
+		if h.Shared {
+			who = "apply worker " + h.Worker
+		}
+		status := "live"
+		if h.LiveSession != nil && !*h.LiveSession {
+			status = "dead (session ended; the next command that locks removes it)"
+		}
+		fmt.Fprintf(s.Out, "  %s: %s since %s (host %s, pid %d), %s\n    Lock id: %s\n", who, h.Owner, h.Created.UTC().Format("2006-01-02 15:04:05 UTC"), h.Host, h.PID, status, h.ID)
 	}
 	return exitOK
 }

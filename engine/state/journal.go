@@ -54,14 +54,16 @@ type Options struct {
 	// never set it for a real migration.
 	NoSync bool
 	// Shared says several processes append to the journal at once (apply
-	// workers over a Remote). An append that finds its seq taken
-	// (ErrConflict) reads the records the others appended after this
-	// journal's head, checking their chain as opening does, folds them,
-	// gives the record the next seq and the new head's hash, and tries
-	// again (at most SharedAppendTries times). A record's content never
-	// depends on the head, so it means the same at any place in the
-	// chain. Only a Remote journal can be shared: Open refuses it for a
-	// state directory (ErrSharedNeedsRemote).
+	// workers over a Remote). Each append first takes the store's turn
+	// (AppendTurns, when the store has turns) and folds the records the
+	// others appended after this journal's head, checking their chain as
+	// opening does. An append that still finds its seq taken
+	// (ErrConflict) folds the others' records again, gives the record the
+	// next seq and the new head's hash, and tries again (at most
+	// SharedAppendTries times). A record's content never depends on the
+	// head, so it means the same at any place in the chain. Only a Remote
+	// journal can be shared: Open refuses it for a state directory
+	// (ErrSharedNeedsRemote).
 	Shared bool
 }
 

@@ -26,4 +26,19 @@
 // own session: a run whose session ended (and with it the lock) cannot
 // append another record, and fails instead of writing beside the next
 // holder.
+//
+// Apply workers hold the same lock in shared mode
+// (pg_try_advisory_lock_shared, LockShared): together, never with an
+// exclusive holder. mailmig_state_lock has one row per holder. Their
+// journal is shared (state.Options.Shared): appenders take turns
+// (AppendTurn, a session advisory lock granted in order), fold what the
+// others appended and append at the head.
+//
+// # Workers
+//
+// Workers (workers.go) registers an apply worker in mailmig_workers and
+// claims accounts in mailmig_claims with FOR UPDATE SKIP LOCKED, so no
+// account is worked on by two workers; leases are measured on the
+// database's clock, and an account's archive keeps it on the worker that
+// has it while that worker lives (archive affinity).
 package pgstate

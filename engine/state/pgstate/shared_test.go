@@ -126,6 +126,20 @@ func testSharedJournal(t *testing.T, turns bool) {
 	if res, err := b.Verify(ctx); err != nil || !res.OK || res.Warning != "" {
 		t.Fatalf("verify with snapshot %+v %v", res, err)
 	}
+	// A worker that folded less does not replace a longer snapshot.
+	if _, err := js[1].Append(state.Record{Type: state.TypeHold, Account: "w2-u00@example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := js[1].WriteSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := js[2].WriteSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	var serial int64
+	if err := s.Pool().QueryRow(ctx, `SELECT serial FROM mailmig_state_snapshot`).Scan(&serial); err != nil || serial != 2+workers*each {
+		t.Fatalf("snapshot serial %d %v", serial, err)
+	}
 }
 
 // TestSharedJournalNeedsRemote: a state directory has one writer.

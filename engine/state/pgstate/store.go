@@ -195,10 +195,14 @@ func (s *Store) Snapshot(ctx context.Context) ([]byte, error) {
 	return data, err
 }
 
-// PutSnapshot replaces the snapshot.
+// PutSnapshot replaces the snapshot, unless the stored one covers more
+// records that are still there: apply workers sharing the journal each
+// write theirs, and one that folded less must not replace a longer one.
 func (s *Store) PutSnapshot(ctx context.Context, serial uint64, data []byte) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO mailmig_state_snapshot (id, serial, data, at) VALUES (1, $1, $2, now())
-		ON CONFLICT (id) DO UPDATE SET serial = EXCLUDED.serial, data = EXCLUDED.data, at = EXCLUDED.at`, int64(serial), string(data))
+		ON CONFLICT (id) DO UPDATE SET serial = EXCLUDED.serial, data = EXCLUDED.data, at = EXCLUDED.at
+		WHERE mailmig_state_snapshot.serial <= EXCLUDED.serial
+			OR NOT EXISTS (SELECT 1 FROM mailmig_journal j WHERE j.seq = mailmig_state_snapshot.serial)`, int64(serial), string(data))
 	return err
 }
 

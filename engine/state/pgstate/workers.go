@@ -106,6 +106,22 @@ func (s *Store) Workers(id string, lease time.Duration) *Workers {
 // ID returns the worker's name.
 func (w *Workers) ID() string { return w.id }
 
+// Lease returns the worker's lease: heartbeat well within it (a third).
+func (w *Workers) Lease() time.Duration { return w.lease }
+
+// Held returns the accounts this worker claimed and has not released or
+// lost (as far as its last Claim, Release and Heartbeat know), sorted.
+func (w *Workers) Held() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.held))
+	for a := range w.held {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // micros passes a duration to SQL, which makes it an interval
 // ($N * interval '1 microsecond').
 func micros(d time.Duration) int64 { return d.Microseconds() }
@@ -192,7 +208,9 @@ func (w *Workers) Heartbeat(ctx context.Context) (lost []string, err error) {
 // max), and those whose claim's lease ran out — but never one whose
 // archive another live worker keeps. Rows another worker is claiming at
 // the same moment are skipped (FOR UPDATE SKIP LOCKED), so two workers
-// never claim the same account. held are the accounts another live
+// never claim the same account. Claiming renews the worker's heartbeat;
+// a worker that is not registered (or was replaced) claims nothing
+// (ErrWorkerReplaced). held are the accounts another live
 // worker holds, or whose archive it keeps. An account in neither list
 // was free but not claimed (max reached, or another worker was claiming
 // it just then): ask again later.
@@ -222,6 +240,15 @@ func (w *Workers) Claim(ctx context.Context, accounts []string, max int) (claime
 		return nil, nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after Commit
+	// Claiming is a sign of life too; a worker whose name another
+	// process took over claims nothing.
+	tag, err := tx.Exec(ctx, `UPDATE mailmig_workers SET heartbeat = now() WHERE id = $1 AND instance = $2 AND stopped IS NULL`, w.id, w.instance)
+	if err != nil {
+		return nil, nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, nil, fmt.Errorf("worker %s: %w", w.id, ErrWorkerReplaced)
+	}
 	rows, err := tx.Query(ctx, `SELECT c.account, coalesce(c.worker, ''), coalesce(c.archive_worker, '')
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(account, ord)
 		JOIN mailmig_claims c ON c.account = u.account
@@ -301,7 +328,7 @@ func (w *Workers) heldBy(ctx context.Context, q querier, accounts, except []stri
 			CASE WHEN c.worker IS NOT NULL AND c.worker <> $2 AND c.lease_until > now() THEN c.lease_until END
 		FROM unnest($1::text[]) WITH ORDINALITY AS u(account, ord)
 		JOIN mailmig_claims c ON c.account = u.account
-		WHERE NOT (c.account = ANY($3))
+		WHERE NOT (c.account = ANY(coalesce($3::text[], '{}')))
 			AND ((c.worker IS NOT NULL AND c.worker <> $2 AND c.lease_until > now())
 				OR (c.archive_worker IS NOT NULL AND c.archive_worker <> $2 AND EXISTS (SELECT 1 FROM mailmig_workers aw
 					WHERE aw.id = c.archive_worker AND aw.stopped IS NULL AND aw.heartbeat + aw.lease > now())))

@@ -207,6 +207,10 @@ func TestClaimTakeover(t *testing.T) {
 	if len(held) != 2 || held[0].Worker != "w1" || held[0].Account != all[0] || held[0].LeaseUntil.IsZero() {
 		t.Fatalf("held %+v", held)
 	}
+	// max 0 claims nothing and only says what others hold.
+	if claimed, held, err := w2.Claim(ctx, all, 0); err != nil || len(claimed) != 0 || len(held) != 2 {
+		t.Fatalf("max 0: %+v %+v %v", claimed, held, err)
+	}
 	// w1 renews its claims: nothing lost.
 	if lost, err := w1.Heartbeat(ctx); err != nil || len(lost) != 0 {
 		t.Fatalf("heartbeat %v %v", lost, err)
@@ -349,6 +353,9 @@ func TestRegister(t *testing.T) {
 	if _, err := w1.Heartbeat(ctx); !errors.Is(err, ErrWorkerReplaced) {
 		t.Fatalf("heartbeat of a replaced worker: %v", err)
 	}
+	if _, _, err := w1.Claim(ctx, []string{"a@example.test"}, 1); !errors.Is(err, ErrWorkerReplaced) {
+		t.Fatalf("claim of a replaced worker: %v", err)
+	}
 	kill(t, s, "w1")
 	third := s.Workers("w1", time.Minute)
 	if err := third.Register(ctx); err != nil {
@@ -357,5 +364,43 @@ func TestRegister(t *testing.T) {
 	wi, err = s.ListWorkers(ctx)
 	if err != nil || len(wi) != 1 || !wi[0].Live || wi[0].Stopped || wi[0].HeartbeatAge > wi[0].Lease {
 		t.Fatalf("after re-register %+v %v", wi, err)
+	}
+}
+
+// TestLeaseRunsOut: without heartbeats a claim's lease runs out on the
+// database's clock and another worker takes the account over; with
+// them it never does.
+func TestLeaseRunsOut(t *testing.T) {
+	ctx := context.Background()
+	ws, _ := newWorkers(t, 2, 300*time.Millisecond)
+	w1, w2 := ws[0], ws[1]
+	if cs, _, err := w1.Claim(ctx, []string{"a@example.test", "b@example.test"}, 2); err != nil || len(cs) != 2 {
+		t.Fatalf("claim %+v %v", cs, err)
+	}
+	// w1 stops heartbeating (a process that hangs or lost the network):
+	// the test waits, bounded, for w2 to get both accounts.
+	got := map[string]Claim{}
+	for i := 0; i < 200 && len(got) < 2; i++ {
+		cs, _, err := w2.Claim(ctx, []string{"a@example.test", "b@example.test"}, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if _, again := got[c.Account]; !again {
+				got[c.Account] = c
+			}
+		}
+		if len(got) < 2 {
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+	for _, a := range []string{"a@example.test", "b@example.test"} {
+		if c, ok := got[a]; !ok || !c.Takeover || c.PrevWorker != "w1" {
+			t.Fatalf("w2 got %+v", got)
+		}
+	}
+	lost, err := w1.Heartbeat(ctx)
+	if err != nil || len(lost) != 2 {
+		t.Fatalf("w1 lost %v %v", lost, err)
 	}
 }
