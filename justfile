@@ -183,7 +183,7 @@ bench-kinds:
     uptime
 
 # Every benchmark.
-bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze bench-export-imap bench-kinds
+bench: bench-import bench-import-jmap bench-export bench-proxy bench-proxy-smtp bench-plan bench-engine bench-freeze bench-export-imap bench-kinds bench-workers
 
 fmt:
     gofmt -w .
@@ -268,3 +268,18 @@ bench-engine:
       "${t[@]}" "$work/mailmig" plan -refresh=false $args > "$work/out"
       echo "  output $(wc -c < "$work/out") bytes"
     done
+
+# Apply workers: accounts staged per minute by one "apply -worker" and by two
+# on the same generated corpus (MAILMIG_BENCH_WORKERS accounts, default 12, of
+# MAILMIG_BENCH_WORKER_MESSAGES messages, default 100), Dovecot → Cyrus, state
+# and routes in PostgreSQL. Figures: docs/fleet.md.
+bench-workers:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    .ci/peers install
+    trap '.ci/peers down-temp' EXIT
+    peers_env=$(.ci/peers up-temp)
+    eval "$peers_env"
+    uptime
+    MAILMIG_BENCH_WORKERS=${MAILMIG_BENCH_WORKERS:-12} go test -count=1 -run '^TestBenchWorkers$' -v -timeout 30m ./cmd/mailmig | grep -E 'seeded|WORKERS|^(ok|FAIL|---)'
+    uptime

@@ -740,6 +740,12 @@ func (a *applier) cutover(c *Change, job *Job, r *Result, log *slog.Logger) *Res
 		rbctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), 30*time.Second)
 		rberr := rt.SetRoute(rbctx, k, c.Source, false)
 		cancel()
+		if errors.Is(rberr, ErrRouteHeldElsewhere) {
+			// Another apply worker holds the account now and acts on its
+			// route: this cut-over was interrupted, it did not fail.
+			r.Outcome, r.Err = state.OutcomeInterrupted, fmt.Errorf("%w; %w", err, rberr)
+			break
+		}
 		if rberr != nil {
 			r.Outcome, r.Err = state.OutcomeFailed, fmt.Errorf("%w; rolling back also failed: %w (the account may still be frozen; the next plan proposes a rollback)", err, rberr)
 			break

@@ -491,8 +491,18 @@ func (d *differ) filterTargets(targets []string, byKey map[string]*plan.Account)
 		want[k] = true
 		d.ch.Targets = append(d.ch.Targets, byKey[k].Address)
 	}
+	narrow(d.ch, want, "which is not targeted")
+	return diags
+}
+
+// narrow keeps only the changes of the accounts in want (normalised
+// addresses) and their waiting entries; a kept account's change whose
+// dependency was dropped becomes waiting, saying why (its dependency,
+// then why). Used by -target and by apply workers (the accounts they
+// claimed).
+func narrow(ch *Changes, want map[string]bool, why string) {
 	kept := map[string]bool{}
-	for _, w := range d.ch.Waves {
+	for _, w := range ch.Waves {
 		var cs []*Change
 		for _, c := range w.Changes {
 			if !want[Key(c.Account)] {
@@ -506,7 +516,7 @@ func (d *differ) filterTargets(targets []string, byKey map[string]*plan.Account)
 				}
 			}
 			if !ok {
-				w.Waiting = append(w.Waiting, &Waiting{Account: c.Account, Phase: c.Phase, Reason: fmt.Sprintf("its %s depends on %s, which is not targeted", c.Action, missing)})
+				w.Waiting = append(w.Waiting, &Waiting{Account: c.Account, Phase: c.Phase, Reason: fmt.Sprintf("its %s depends on %s, %s", c.Action, missing, why)})
 				continue
 			}
 			kept[c.ID] = true
@@ -521,7 +531,6 @@ func (d *differ) filterTargets(targets []string, byKey map[string]*plan.Account)
 		}
 		w.Waiting = ws
 	}
-	return diags
 }
 
 func (d *differ) summarise(accounts int) {

@@ -43,6 +43,18 @@ Options:
                      also apply.
   -target ACCOUNT    Apply only this account's changes; may be repeated.
   -wave NAME         Apply only this wave's changes; may be repeated.
+  -worker NAME       Run as the apply worker NAME, one of several (on this
+                     machine or others) sharing the plan's accounts through
+                     PostgreSQL (state { postgres } and routes { postgres }):
+                     claim a batch of accounts, run their changes, release
+                     them, until nothing is left; a dead worker's accounts
+                     are taken over after its lease. Needs -auto-approve.
+                     See docs/fleet.md.
+  -lease DURATION    How long a worker's claims outlive its last heartbeat
+                     (it heartbeats three times per lease; default 30s).
+  -take-over-stopped A worker leaves the accounts whose archive is on a
+                     worker that exited cleanly to that worker; with this
+                     it takes them over too (that machine is gone).
   -refresh=false     Do not probe the sources (one login and one LIST-STATUS or
                      STATUS per mailbox, no fetch) for what changed since the
                      last import; use the journal and the archives only.
@@ -65,6 +77,9 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	par := fs.Int("parallelism", engine.DefaultParallelism, "")
 	refresh := fs.Bool("refresh", true, "")
 	noColor := fs.Bool("no-color", false, "")
+	worker := fs.String("worker", "", "")
+	lease := fs.Duration("lease", DefaultWorkerLease, "")
+	takeStopped := fs.Bool("take-over-stopped", false, "")
 	var targets, waves multiFlag
 	fs.Var(&targets, "target", "")
 	fs.Var(&waves, "wave", "")
@@ -83,6 +98,21 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	m, ok := loadPlanOrReport(g, v, vars)
 	if !ok || !checkWaves(v, m, waves) {
 		return exitError
+	}
+	if *worker != "" {
+		switch {
+		case fs.NArg() > 0:
+			fmt.Fprintf(s.Err, "Error: apply -worker plans each round itself; it takes no saved changes file.\n")
+			return exitError
+		case !*auto:
+			fmt.Fprintf(s.Err, "Error: apply -worker runs without asking; pass -auto-approve to say so.\n")
+			return exitError
+		case *lease < time.Second:
+			fmt.Fprintf(s.Err, "Error: apply -lease must be at least 1s.\n")
+			return exitError
+		}
+		return runApplyWorker(ctx, g, v, s, m, workerOpts{name: *worker, lease: *lease, par: *par, refresh: *refresh,
+			targets: targets, waves: waves, planPath: g.PlanPath, takeStopped: *takeStopped}, log)
 	}
 	j, done, ok := openLockedJournal(v, m, "apply", log)
 	if !ok {
@@ -161,9 +191,16 @@ func observeAndDiffReport(ctx context.Context, v *views.View, m *plan.Migration,
 // runChanges applies ch with progress, snapshots the journal and prints
 // the summary.
 func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Migration, j *state.Journal, w *world, ch *engine.Changes, par int, manual bool, log interface{ Warn(string, ...any) }) int {
+	_, code := runChangesResult(ctx, abort, v, s, m, j, w, ch, par, manual, log)
+	return code
+}
+
+// runChangesResult is runChanges that also returns the engine's result
+// (nil when the changes could not start), for apply workers.
+func runChangesResult(ctx, abort context.Context, v *views.View, s Streams, m *plan.Migration, j *state.Journal, w *world, ch *engine.Changes, par int, manual bool, log interface{ Warn(string, ...any) }) (*engine.ApplyResult, int) {
 	if w.Exec == nil || w.Router == nil {
 		fmtErr(v, "Cannot apply", errors.New("no executor or route table is available"))
-		return exitError
+		return nil, exitError
 	}
 	prog := v.NewApplyProgress(len(ch.All()), views.IsTerminal(s.Out), clock.Now)
 	env := &engine.Env{Plan: m, Executor: w.Exec, Router: w.Router, Journal: j, Limiters: engine.NewLimiters(m),
@@ -200,7 +237,7 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	prog.Finish()
 	if err != nil {
 		fmtErr(v, "Cannot apply the changes", err)
-		return exitError
+		return nil, exitError
 	}
 	if err := j.WriteSnapshot(); err != nil {
 		log.Warn("write journal snapshot", "err", err)
@@ -211,9 +248,9 @@ func runChanges(ctx, abort context.Context, v *views.View, s Streams, m *plan.Mi
 	}
 	v.ApplySummary(res, stopBy)
 	if views.ApplyFailed(res) {
-		return exitError
+		return res, exitError
 	}
-	return exitOK
+	return res, exitOK
 }
 
 // approver names who approved an apply, for its apply-start record:

@@ -100,6 +100,14 @@ func (m *multiFlag) Set(s string) error {
 
 // observeAndDiff observes the world and computes the changes.
 func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets, waves []string, planPath string) (*engine.Changes, diag.Diagnostics) {
+	return observeAndDiffSkip(ctx, m, st, w, refresh, targets, waves, planPath, nil)
+}
+
+// observeAndDiffSkip is observeAndDiff that does not observe the accounts
+// in skip (normalised addresses): they are planned from the journal and
+// the routes alone. Apply workers skip the accounts they already ran, so
+// that a round does not probe every source again.
+func observeAndDiffSkip(ctx context.Context, m *plan.Migration, st *state.State, w *world, refresh bool, targets, waves []string, planPath string, skip map[string]bool) (*engine.Changes, diag.Diagnostics) {
 	oo := &engine.ObserveOptions{Archives: w.Archives}
 	if w.Routes != nil {
 		oo.Routes = w.Routes
@@ -119,6 +127,17 @@ func observeAndDiff(ctx context.Context, m *plan.Migration, st *state.State, w *
 			if slices.Contains(waves, a.Wave) || (a.Wave == "" && slices.Contains(waves, engine.NoWave)) {
 				oo.Accounts[engine.Key(a.Address)] = true
 			}
+		}
+	}
+	if len(skip) > 0 {
+		if oo.Accounts == nil {
+			oo.Accounts = map[string]bool{}
+			for _, a := range m.Accounts {
+				oo.Accounts[engine.Key(a.Address)] = true
+			}
+		}
+		for k := range skip {
+			delete(oo.Accounts, k)
 		}
 	}
 	obs, diags := engine.Observe(ctx, m, st, oo)

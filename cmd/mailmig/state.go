@@ -29,6 +29,9 @@ Subcommands:
                        With -mismatches: every mismatch the account's last
                        verify found (the journal names the first 20).
   lock                 Show who holds the apply lock, if anyone.
+  workers              The apply workers (apply -worker NAME) registered in
+                       the state database: live, dead or stopped, the
+                       accounts each holds, how many archives each keeps.
   force-unlock ID      Remove the lock with this id (after a crashed apply
                        on another machine; a dead process's lock on this
                        machine is taken over by itself).
@@ -43,7 +46,7 @@ Subcommands:
                        when the target already holds a state.
 
 Options:
-  -json       Print JSON (list, show, lock).
+  -json       Print JSON (list, show, lock, workers).
   -to WHERE   migrate: "postgres" or "local".
   -mismatches show: list every mismatch of the last verify.
   -no-color   Disable colour.
@@ -71,7 +74,7 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 	g.NoColor = g.NoColor || *noColor
 	v := views.New(s.Out, s.Err, useColor(g, s.Out))
 	machineOutput(v, *jsonOut, false)
-	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1, "migrate": 0}
+	want := map[string]int{"list": 0, "show": 1, "lock": 0, "force-unlock": 1, "release": 1, "migrate": 0, "workers": 0}
 	n, ok := want[sub]
 	if !ok {
 		fmt.Fprintf(s.Err, "Error: unknown state subcommand %q.\n\n%s", sub, stateHelp)
@@ -91,6 +94,8 @@ func runState(ctx context.Context, g *globals, args []string, s Streams) int {
 		return stateShow(ctx, g, v, s, fs.Arg(0), *jsonOut)
 	case "lock":
 		return stateLock(g, v, s, *jsonOut)
+	case "workers":
+		return stateWorkers(g, v, s, *jsonOut)
 	case "force-unlock":
 		return stateForceUnlock(g, v, s, fs.Arg(0))
 	case "migrate":

@@ -86,6 +86,8 @@ func reasonText(c *engine.Change, waveNote string) string {
 		return sourceChanges(c) + retry
 	case engine.ReasonRepeatPass:
 		return "repeat the pass" + retry
+	case engine.ReasonArchiveElsewhere:
+		return fmt.Sprintf("its archive is not on this machine (taken over from another worker): import it again from %s here before the cut-over; the export copies nothing the target already holds", r.Backend)
 	case engine.ReasonAboveThreshold:
 		what := plural(r.LastPassMessages, "message")
 		if r.LastPassMessages <= r.Threshold && r.ThresholdBytes > 0 && r.LastPassBytes > r.ThresholdBytes {
