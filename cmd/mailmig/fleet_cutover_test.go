@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -166,6 +167,62 @@ proxy {
 		c.Close()
 	}
 	return f
+}
+
+// useWorkers makes f.apply run "mailmig apply -worker NAME" for each name
+// as processes of their own, at once, each in a directory of its own (its
+// machine: the archives it imports stay there), and wait for all of them.
+func (f *fleetMig) useWorkers(names ...string) {
+	dirs := map[string]string{}
+	for _, n := range names {
+		d := filepath.Join(f.dir, "worker-"+n)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			f.t.Fatal(err)
+		}
+		for _, file := range []string{"migration.hcl", "accounts.csv"} {
+			b, err := os.ReadFile(filepath.Join(f.dir, file))
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, file), b, 0o600); err != nil {
+				f.t.Fatal(err)
+			}
+		}
+		dirs[n] = d
+	}
+	f.apply = func(args ...string) (int, string) {
+		type proc struct {
+			cmd *exec.Cmd
+			out *bytes.Buffer
+		}
+		var ps []proc
+		for _, n := range names {
+			cmd := exec.Command(os.Args[0], append([]string{"apply", "-worker", n, "-auto-approve", "-lease", "2s"}, args...)...)
+			cmd.Dir = dirs[n]
+			cmd.Env = append(os.Environ(), "MAILMIG_TEST_MAIN=1", "MAILMIG_ACTOR=test@example.test")
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				f.t.Fatal(err)
+			}
+			f.t.Cleanup(func() {
+				if cmd.ProcessState == nil {
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+			})
+			ps = append(ps, proc{cmd, &out})
+		}
+		code := exitOK
+		var all strings.Builder
+		for i, p := range ps {
+			if err := p.cmd.Wait(); err != nil {
+				code = exitError
+			}
+			fmt.Fprintf(&all, "--- worker %s:\n%s", names[i], p.out.String())
+		}
+		return code, all.String()
+	}
 }
 
 func (f *fleetMig) cli(args ...string) string {
@@ -544,14 +601,20 @@ func (f *fleetMig) waitLive(ids ...string) {
 // DATA, and 60 messages with distinct Message-IDs are delivered
 // round-robin through the three proxies — some before the freeze, some
 // refused during it (451, retried by the sender), the rest after the flip —
-// while `mailmig apply` cuts the account over from Dovecot to Cyrus. The
+// while two `mailmig apply -worker` processes (each with a state directory
+// of its own, as on two machines) cut it and a second account over from
+// Dovecot to Cyrus. The
 // three slow deliveries finish across the freeze and the final sync does
 // not start before they did. Afterwards every message is on Cyrus exactly
 // once (Message-ID and SHA-256 of the body), nothing is left only on
 // Dovecot, every IMAP session was ended and the next login through each
 // proxy lands on Cyrus.
 func TestFleetCutoverExactlyOnce(t *testing.T) {
-	f := newFleetMig(t, 1, 5)
+	f := newFleetMig(t, 2, 5)
+	// Two apply workers, each on its own "machine", stage and cut over:
+	// one of them claims the account the traffic goes to, the other (or
+	// the same) the second account; the proxies' barrier is the same.
+	f.useWorkers("w1", "w2")
 	a := f.accts[0]
 	var px []*proxyProcess
 	ids := []string{"p1", "p2", "p3"}
@@ -689,6 +752,32 @@ func TestFleetCutoverExactlyOnce(t *testing.T) {
 	}
 	t.Logf("temporary failures retried by the senders (frozen): %d", tempFailures.Load()-retried)
 	f.check()
+	// The workers did the cut-overs: each account's records name one of
+	// them.
+	for _, acct := range f.accts {
+		var by []string
+		rows, err := f.routes.Pool().Query(context.Background(), `SELECT DISTINCT substring(line from '"actor":"[^"]*\(worker ([^)]*)\)"') FROM mailmig_journal
+			WHERE line LIKE $1 AND line LIKE '%"type":"finish"%'`, `%"account":"`+strings.ToLower(acct.Email)+`"%`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var w *string
+			if err := rows.Scan(&w); err != nil {
+				t.Fatal(err)
+			}
+			if w == nil {
+				t.Errorf("%s: an action ended by a process that is not an apply worker", acct.Email)
+				continue
+			}
+			by = append(by, *w)
+		}
+		rows.Close()
+		if len(by) == 0 {
+			t.Errorf("%s: no action ended by an apply worker", acct.Email)
+		}
+		t.Logf("%s: actions ended by worker(s) %v", acct.Email, by)
+	}
 
 	// The next login through each proxy lands on Cyrus: a message put on
 	// Dovecot only now is not seen, Cyrus's messages are.
