@@ -336,17 +336,7 @@ func (w *Workers) heldBy(ctx context.Context, q querier, accounts, except []stri
 	if err != nil {
 		return nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claim, error) {
-		var (
-			c     Claim
-			until *time.Time
-		)
-		err := r.Scan(&c.Account, &c.Worker, &c.ArchiveWorker, &until)
-		if until != nil {
-			c.LeaseUntil = *until
-		}
-		return c, err
-	})
+	out, err := pgx.CollectRows(rows, scanClaim)
 	if err != nil {
 		return nil, fmt.Errorf("claim accounts for worker %s: %w", w.id, err)
 	}
@@ -467,17 +457,7 @@ func (s *Store) Claims(ctx context.Context) ([]Claim, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list the claims in %s: %w", s.Where(), err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Claim, error) {
-		var (
-			c     Claim
-			until *time.Time
-		)
-		err := r.Scan(&c.Account, &c.Worker, &c.ArchiveWorker, &until)
-		if until != nil {
-			c.LeaseUntil = *until
-		}
-		return c, err
-	})
+	out, err := pgx.CollectRows(rows, scanClaim)
 	if err != nil {
 		return nil, fmt.Errorf("list the claims in %s: %w", s.Where(), err)
 	}
@@ -495,4 +475,18 @@ func dedupe(accounts []string) []string {
 		}
 	}
 	return out
+}
+
+// scanClaim reads a row of account, worker, archive worker and lease end
+// (NULL when released) into a Claim.
+func scanClaim(r pgx.CollectableRow) (Claim, error) {
+	var (
+		c     Claim
+		until *time.Time
+	)
+	err := r.Scan(&c.Account, &c.Worker, &c.ArchiveWorker, &until)
+	if until != nil {
+		c.LeaseUntil = *until
+	}
+	return c, err
 }
