@@ -55,7 +55,7 @@ type Set struct {
 	Radicale     *DAV          // Radicale CalDAV/CardDAV, +40
 	WebDAV       *DAV          // Apache mod_dav_fs, +50
 	NginxMail    *NginxMail    // nginx mail proxy in front of Dovecot, +60..+68
-	Postgres     *Postgres     // PostgreSQL 15, ROOT/postgres, +70
+	Postgres     *Postgres     // PostgreSQL 15, ROOT/postgres, +70 (private clusters: +71..+79)
 
 	scripts string
 }
@@ -165,6 +165,8 @@ type Postgres struct {
 	Addr string // "127.0.0.1:port"
 	// DSN is the URL of the "mailmig" database as PostgresUser.
 	DSN string
+
+	index int // port index in the set's block: 70, or 71..79 (Private)
 }
 
 // Fixed PostgreSQL credentials configured by start-postgres.sh.
@@ -219,17 +221,39 @@ func (p *Postgres) Start(t testing.TB) { p.ctl(t, "") }
 
 func (p *Postgres) ctl(t testing.TB, verb string) {
 	t.Helper()
+	if err := p.ctlErr(verb); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// portIndex is p's port index in the set's block (70 unless Private).
+func (p *Postgres) portIndex() int {
+	if p.index == 0 {
+		return 70
+	}
+	return p.index
+}
+
+// offset is the port offset of p's set.
+func (p *Postgres) offset() int {
 	_, port, _ := net.SplitHostPort(p.Addr)
 	n, _ := strconv.Atoi(port)
-	args := []string{filepath.Join(findScripts(), "start-postgres.sh"), p.Base, strconv.Itoa(n - BasePort - 70)}
+	return n - BasePort - p.portIndex()
+}
+
+func (p *Postgres) ctlErr(verb string) error {
+	args := []string{filepath.Join(findScripts(), "start-postgres.sh"), p.Base, strconv.Itoa(p.offset()), strconv.Itoa(p.portIndex())}
 	if verb != "" {
 		args = append(args, verb)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, "bash", args...).CombinedOutput(); err != nil {
-		t.Fatalf("start-postgres.sh %s: %v\n%s", verb, err, out)
+	cmd := exec.CommandContext(ctx, "bash", args...)
+	cmd.WaitDelay = 5 * time.Second // the server must not keep the output pipe open
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("start-postgres.sh %s: %w\n%s", strings.Join(args[1:], " "), err, out)
 	}
+	return nil
 }
 
 func addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
@@ -259,7 +283,7 @@ func newSet(root string, offset int, scripts string) *Set {
 			AdminUser: WebDAVAdminUser, AdminPassword: WebDAVAdminPassword},
 		NginxMail: &NginxMail{Base: filepath.Join(root, "nginx-mail"), IMAP: addr(p + 60), POP3: addr(p + 62),
 			SMTP: addr(p + 66), AuthHTTP: addr(p + 68), RoutesFile: filepath.Join(root, "nginx-mail", "routes.json")},
-		Postgres: &Postgres{Base: filepath.Join(root, "postgres"), Addr: addr(p + 70),
+		Postgres: &Postgres{Base: filepath.Join(root, "postgres"), Addr: addr(p + 70), index: 70,
 			DSN: "postgres://" + PostgresUser + ":" + PostgresPassword + "@" + addr(p+70) + "/mailmig?sslmode=disable"},
 	}
 }

@@ -4,7 +4,7 @@
 # fixed test users exist on every peer.
 #
 # usage: start-all.sh ROOT [PORT_OFFSET]
-# Ports: 20000 + PORT_OFFSET + index; one set uses indices 0..70, so parallel
+# Ports: 20000 + PORT_OFFSET + index; one set uses indices 0..79, so parallel
 # sets need offsets that are multiples of 100 (0, 100, ... 9900).
 #   ROOT/dovecot        Dovecot backend (+8: OAuth introspection) +0..+8
 #   ROOT/dovecot-b      second Dovecot (sync / routing target) +10..+18
@@ -14,6 +14,8 @@
 #   ROOT/webdav         Apache WebDAV                          +50
 #   ROOT/nginx-mail     nginx mail proxy -> ROOT/dovecot       +60..+68
 #   ROOT/postgres       PostgreSQL (mailmig/mailmigpw, db mailmig) +70
+#   (+71..+79: private PostgreSQL clusters that single tests start in
+#   ROOT/postgres-private-N, peers.Postgres.Private; not started here)
 # Fixed users on every peer: alice@example.test/alicepw, bob@example.test/bobpw,
 # carol@example.test/carolpw. Add more: add-user.sh ROOT USER PASS.
 # Stop: stop-all.sh ROOT

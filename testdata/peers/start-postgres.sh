@@ -2,8 +2,9 @@
 # Start PostgreSQL (Debian 12's postgresql 15) on 127.0.0.1 for the fleet tests
 # (shared routes, journal and lock).
 #
-# usage: start-postgres.sh BASE_DIR PORT_OFFSET
-#   port: 20000 + PORT_OFFSET + 70
+# usage: start-postgres.sh BASE_DIR PORT_OFFSET [PORT_INDEX] [stop]
+#   port: 20000 + PORT_OFFSET + PORT_INDEX (default 70: the set's cluster;
+#   71..79 are private clusters of single tests, peers.Postgres.Private)
 #   role: mailmig / mailmigpw (CREATEDB and pg_signal_backend, so each test makes
 #   and drops a database of its own)
 #   database: mailmig
@@ -14,21 +15,30 @@
 # tests can exercise a wrong password.
 # Idempotent. Stop: stop-all.sh BASE_DIR (SIGTERM is a smart shutdown: it waits
 # for clients, then stop-all.sh's SIGKILL fallback applies), or
-# start-postgres.sh BASE_DIR PORT_OFFSET stop for a fast shutdown that keeps
-# the data (tests restart it).
+# start-postgres.sh BASE_DIR PORT_OFFSET [PORT_INDEX] stop for a fast shutdown
+# that keeps the data (tests restart it).
 . "$(dirname "$0")/lib.sh"
 
-BASE=${1:?usage: $0 BASE_DIR PORT_OFFSET [stop]}
+BASE=${1:?usage: $0 BASE_DIR PORT_OFFSET [PORT_INDEX] [stop]}
 OFF=${2:-0}
+IDX=70
+VERB=
+for a in "${@:3}"; do
+  case $a in
+  stop) VERB=stop ;;
+  *[!0-9]* | '') die "unknown argument $a (want a port index or stop)" ;;
+  *) IDX=$a ;;
+  esac
+done
 mkdir -p "$BASE"
 BASE="$(cd "$BASE" && pwd)"
-PORT=$((20000 + OFF + 70))
+PORT=$((20000 + OFF + IDX))
 BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$BIN" ] && [ -x "$BIN/initdb" ] || die "postgresql not installed (apt-get install postgresql)"
 id postgres >/dev/null 2>&1 || die "no postgres user (apt-get install postgresql creates it)"
 as_pg() { runuser -u postgres -- "$@"; }
 
-if [ "${3:-}" = stop ]; then
+if [ "$VERB" = stop ]; then
   [ -f "$BASE/data/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$BASE/data" -m fast -w stop >/dev/null
   echo "postgres stopped in $BASE"; exit 0
 fi
@@ -42,7 +52,9 @@ mkdir -p "$BASE/run" "$BASE/log"
 chown postgres:postgres "$BASE" "$BASE/run" "$BASE/log"
 if [ ! -s "$BASE/data/PG_VERSION" ]; then
   rm -rf "$BASE/data"
-  as_pg "$BIN/initdb" -D "$BASE/data" -U postgres -A trust -E UTF8 --no-locale >"$BASE/log/initdb.log"
+  # --no-sync: a throwaway test cluster (it runs with fsync=off anyway), and
+  # private clusters are initdb'd inside a test.
+  as_pg "$BIN/initdb" -D "$BASE/data" -U postgres -A trust -E UTF8 --no-locale --no-sync >"$BASE/log/initdb.log"
   cat >"$BASE/data/pg_hba.conf" <<HBA
 local all postgres trust
 host  all all 127.0.0.1/32 scram-sha-256
