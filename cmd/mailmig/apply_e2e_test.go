@@ -40,6 +40,11 @@ type e2e struct {
 	expected map[string]map[string]bool // account → Message-IDs delivered or seeded
 	seq      int
 	failed   sync.Once
+	// deliverWithin bounds each delivery's retries of temporary failures
+	// (451 while the account is frozen). Default: 30 s. Tests whose freeze
+	// outlasts a database outage give it longer, as a real MTA (which
+	// retries for days) would.
+	deliverWithin time.Duration
 }
 
 // e2eOptions vary newE2E.
@@ -237,7 +242,11 @@ func (x *e2e) newID(a peers.Account, phase string) string {
 // deliverAll sends one message to every account through the proxy.
 func (x *e2e) deliverAll(phase string) bool {
 	for _, a := range x.accts {
-		if err := lmtpDeliver(x.lmtp, a.Email, testMessage(a.Email, x.newID(a, phase)), 30*time.Second); err != nil {
+		within := x.deliverWithin
+		if within <= 0 {
+			within = 30 * time.Second
+		}
+		if err := lmtpDeliver(x.lmtp, a.Email, testMessage(a.Email, x.newID(a, phase)), within); err != nil {
 			x.failed.Do(func() { x.t.Errorf("deliver %s during %s: %v", a.Email, phase, err) })
 			return false
 		}

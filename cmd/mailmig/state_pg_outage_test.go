@@ -65,6 +65,9 @@ func TestApplyPostgresOutageWait(t *testing.T) {
 	}
 	t.Cleanup(func() { admin(`ALTER DATABASE ` + db + ` ALLOW_CONNECTIONS true`) })
 
+	// The account stays frozen through the outage and the final sync
+	// after it: deliveries retry their 451s for that long.
+	x.deliverWithin = 2 * time.Minute
 	stop := x.trickle("outage")
 	type result struct {
 		code int

@@ -53,6 +53,9 @@ func TestApplyPostgresStopped(t *testing.T) {
 	x.cli(exitOK, "apply", "-auto-approve") // catch-up
 	a := x.accts[0]
 
+	// The account stays frozen through the outage and the final sync
+	// after it: deliveries retry their 451s for that long.
+	x.deliverWithin = 2 * time.Minute
 	stop := x.trickle("outage")
 	type result struct {
 		code int
