@@ -54,10 +54,18 @@ type Executor interface {
 type VerifyError struct {
 	Total      int
 	Mismatches []state.Mismatch
+	// Hint, when set, says what the mismatches most likely are and what
+	// to do (e.g. extra emails on the target of an account an apply
+	// worker took over); it follows the message.
+	Hint string
 }
 
 func (e *VerifyError) Error() string {
-	return fmt.Sprintf("verify found %s between source and target", plural(e.Total, "mismatch"))
+	s := fmt.Sprintf("verify found %s between source and target", plural(e.Total, "mismatch"))
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
 }
 
 // Router changes the proxy's route table. SetRoute points account at
@@ -582,6 +590,9 @@ func (a *applier) pass(c *Change, job *Job) (state.Counts, error) {
 	// Conflicts are found again by every export while they last: the
 	// export's count is the account's.
 	in.Conflicts = out.Conflicts
+	// What the export pruned (apply -worker -prune-on-takeover) is the
+	// pass's to report: the import's counts know nothing of it.
+	in.Pruned, in.PrunedMailboxes = out.Pruned, out.PrunedMailboxes
 	return in, nil
 }
 

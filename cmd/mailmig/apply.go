@@ -55,6 +55,15 @@ Options:
   -take-over-stopped A worker leaves the accounts whose archive is on a
                      worker that exited cleanly to that worker; with this
                      it takes them over too (that machine is gone).
+  -prune-on-takeover A worker that took an account over imports it again
+                     into a new archive; with this, the account's exports
+                     until its cut-over destroy the target emails and
+                     non-role mailboxes that archive does not hold (what
+                     the dead worker exported and the source deleted
+                     since). DESTRUCTIVE: mail the target account held
+                     before the migration goes too. Default off: such a
+                     cut-over rolls back, its verify naming the extra
+                     emails.
   -refresh=false     Do not probe the sources (one login and one LIST-STATUS or
                      STATUS per mailbox, no fetch) for what changed since the
                      last import; use the journal and the archives only.
@@ -80,6 +89,7 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 	worker := fs.String("worker", "", "")
 	lease := fs.Duration("lease", DefaultWorkerLease, "")
 	takeStopped := fs.Bool("take-over-stopped", false, "")
+	pruneTakeover := fs.Bool("prune-on-takeover", false, "")
 	var targets, waves multiFlag
 	fs.Var(&targets, "target", "")
 	fs.Var(&waves, "wave", "")
@@ -112,7 +122,8 @@ func runApply(ctx context.Context, g *globals, args []string, s Streams) int {
 			return exitError
 		}
 		return runApplyWorker(ctx, g, v, s, m, workerOpts{name: *worker, lease: *lease, par: *par, refresh: *refresh,
-			targets: targets, waves: waves, planPath: g.PlanPath, takeStopped: *takeStopped}, log)
+			targets: targets, waves: waves, planPath: g.PlanPath, takeStopped: *takeStopped,
+			pruneOnTakeover: *pruneTakeover}, log)
 	}
 	j, done, ok := openLockedJournal(v, m, "apply", log)
 	if !ok {

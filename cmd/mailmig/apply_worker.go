@@ -14,6 +14,7 @@ import (
 
 	"github.com/mailmig/mailmig/cmd/mailmig/internal/views"
 	"github.com/mailmig/mailmig/engine"
+	"github.com/mailmig/mailmig/engine/executor"
 	"github.com/mailmig/mailmig/engine/state"
 	"github.com/mailmig/mailmig/plan"
 )
@@ -33,6 +34,10 @@ type workerOpts struct {
 	// takeStopped takes over the accounts whose archive a worker that
 	// exited cleanly keeps (-take-over-stopped: that machine is gone).
 	takeStopped bool
+	// pruneOnTakeover prunes the target at the exports of the accounts
+	// this worker took over, until their cut-over (-prune-on-takeover;
+	// executor.Takeover).
+	pruneOnTakeover bool
 }
 
 // workerClaim is one account a worker asked for (pgstate.Claim).
@@ -137,6 +142,17 @@ func runApplyWorker(ctx context.Context, g *globals, v *views.View, s Streams, m
 		return exitError
 	}
 	wr := &workerRun{o: o, v: v, s: s, m: m, j: j, w: w, reg: reg, log: log, ran: map[string]bool{}}
+	if x, ok := w.Exec.(*executor.Executor); ok {
+		// The accounts it took over: their exports prune with
+		// -prune-on-takeover, and a verify finding only extra target
+		// emails says why and what to do.
+		x.SetTakeover(executor.Takeover{Prune: o.pruneOnTakeover, TakenOver: func(account string) string {
+			if a := j.Account(account); a != nil {
+				return a.TakenOver
+			}
+			return ""
+		}})
+	}
 	if w.Router != nil {
 		w.Router = claimGuard{next: w.Router, wr: wr}
 	}
@@ -519,6 +535,10 @@ func (wr *workerRun) runBatch(ctx, abort context.Context, ch *engine.Changes, cl
 				continue
 			}
 			a.ran = true
+			if c := r.Counts; c.Pruned > 0 || c.PrunedMailboxes > 0 {
+				fmt.Fprintf(wr.s.Out, "Worker %s: %s: pruned %d email(s) and %d mailbox(es) from the target that its new archive does not hold (-prune-on-takeover).\n",
+					o.name, k, c.Pruned, c.PrunedMailboxes)
+			}
 			switch r.Change.Action {
 			case engine.Import, engine.CatchUp:
 				a.imported = true

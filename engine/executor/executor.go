@@ -39,6 +39,10 @@ type Executor struct {
 	// recorded for an account whose archive is not here; nil: none.
 	recorded func(context.Context, *plan.Account) (*engine.Observation, error)
 
+	// takeover: what an apply worker's exports and verifies do about the
+	// accounts it took over (takeover.go); zero: nothing.
+	takeover Takeover
+
 	hashes  map[string]*verify.BlobHashes // per account: target blob hashes seen by a verify
 	topKeys map[string]map[string]string  // per account: target POP3 UIDL → header key
 }
@@ -435,7 +439,8 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	if err != nil {
 		return state.Counts{}, err
 	}
-	res, err := vandelay.Export(ctx, a, t, &vandelay.ExportOptions{Logger: log, Progress: func(p vandelay.ExportProgress) {
+	prune := x.pruneExport(job)
+	res, err := vandelay.Export(ctx, a, t, &vandelay.ExportOptions{Logger: log, Prune: prune, Progress: func(p vandelay.ExportProgress) {
 		if job.Progress != nil && p.Phase == "import" {
 			job.Progress(p.Done, p.Total)
 		}
@@ -449,6 +454,12 @@ func (x *Executor) Export(ctx context.Context, job *engine.Job) (state.Counts, e
 	cnt := state.Counts{New: int64(res.EmailsImported), Changed: int64(res.EmailsUpdated), Deleted: int64(res.EmailsDestroyed),
 		Bytes: res.UploadBytes, Mailboxes: int64(res.MailboxesCreated + res.MailboxesUpdated + res.MailboxesDestroyed)}
 	cnt.Messages = cnt.New + cnt.Changed + cnt.Deleted
+	if prune {
+		// Taken over (apply -worker -prune-on-takeover): what the new
+		// archive does not hold is gone from the target; say how much.
+		cnt.Pruned, cnt.PrunedMailboxes = int64(res.EmailsPruned), int64(res.MailboxesPruned)
+		log.Info("pruned the target after a takeover: emails and mailboxes the archive does not hold", "emails", res.EmailsPruned, "mailboxes", res.MailboxesPruned)
+	}
 	// What the target folds together (duplicates in one mailbox, keyword
 	// sets of several copies), for apply's summary and the report.
 	if col, cerr := a.Collapsed(ctx); cerr == nil {
@@ -555,7 +566,8 @@ func (x *Executor) Verify(ctx context.Context, job *engine.Job) (state.Counts, e
 		if len(named) > state.MaxRecordedMismatches {
 			named = named[:state.MaxRecordedMismatches]
 		}
-		return cnt, &engine.VerifyError{Total: int(cnt.Mismatches), Mismatches: named}
+		hint := x.extraHint(job.Account, srep.Differences, rep, cnt.Mismatches-int64(len(rep.Mismatches)))
+		return cnt, &engine.VerifyError{Total: int(cnt.Mismatches), Mismatches: named, Hint: hint}
 	}
 	return cnt, nil
 }

@@ -138,6 +138,13 @@ type Counts struct {
 	// export kept the target's version and verify does not count them as
 	// mismatches, so the cut-over proceeds; the count is the warning.
 	Conflicts int64 `json:"conflicts,omitempty"`
+	// Pruned and PrunedMailboxes count the target emails and non-role
+	// mailboxes an export destroyed because the archive does not hold
+	// them (apply -worker -prune-on-takeover: messages another worker
+	// exported that were deleted at the source before the takeover).
+	// Pruned emails are counted in Deleted too.
+	Pruned          int64 `json:"pruned,omitempty"`
+	PrunedMailboxes int64 `json:"pruned_mailboxes,omitempty"`
 }
 
 // Add returns c+o field by field.
@@ -145,7 +152,8 @@ func (c Counts) Add(o Counts) Counts {
 	return Counts{Messages: c.Messages + o.Messages, New: c.New + o.New, Changed: c.Changed + o.Changed, Deleted: c.Deleted + o.Deleted,
 		Bytes: c.Bytes + o.Bytes, Mailboxes: c.Mailboxes + o.Mailboxes, Objects: c.Objects + o.Objects, Mismatches: c.Mismatches + o.Mismatches,
 		Duplicates: c.Duplicates + o.Duplicates, KeywordsMerged: c.KeywordsMerged + o.KeywordsMerged,
-		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, CopiedBackObjects: c.CopiedBackObjects + o.CopiedBackObjects, Conflicts: c.Conflicts + o.Conflicts}
+		CopiedBack: c.CopiedBack + o.CopiedBack, Reflagged: c.Reflagged + o.Reflagged, CopiedBackObjects: c.CopiedBackObjects + o.CopiedBackObjects, Conflicts: c.Conflicts + o.Conflicts,
+		Pruned: c.Pruned + o.Pruned, PrunedMailboxes: c.PrunedMailboxes + o.PrunedMailboxes}
 }
 
 // Changes is what a pass changed: its new, changed and deleted messages

@@ -78,6 +78,12 @@ type Account struct {
 	HoldNote string `json:"hold_note,omitempty"`
 	// Adopted says the account was recorded as migrated without copying.
 	Adopted bool `json:"adopted,omitempty"`
+	// TakenOver is the note of the last takeover record (an apply worker
+	// took the account over from a dead one) since the account's last
+	// cut-over; empty when none. Its archive may lack messages the other
+	// worker exported: apply -worker explains a verify that finds only
+	// extra target emails with it, and -prune-on-takeover prunes them.
+	TakenOver string `json:"taken_over,omitempty"`
 	// Changed is the time of the last record about the account.
 	Changed time.Time `json:"changed,omitzero"`
 	// LastSeq is the seq of the last record about the account.
@@ -170,6 +176,7 @@ func (s *State) Apply(r *Record) {
 				a.LastCatchUpMS, a.LastCatchUpChanges = max(r.DurationMS, 1), c.Changes()
 			case "cutover":
 				a.FailedCutovers, a.Mismatches, a.VerifyMismatches = 0, 0, nil
+				a.TakenOver = ""
 				a.LastImport, a.LastExport, a.LastPass, a.LastPassCounts = r.Time, r.Time, r.Time, c
 			case "adopt":
 				a.Adopted = true
@@ -185,6 +192,8 @@ func (s *State) Apply(r *Record) {
 		}
 	case TypeTransition:
 		a.Phase = r.Phase
+	case TypeTakeover:
+		a.TakenOver = r.Note
 	case TypeHold:
 		a.Held, a.HoldNote = true, r.Note
 	case TypeRelease:

@@ -79,6 +79,10 @@ type Result struct {
 	// Mailbox and email counters.
 	MailboxesCreated, MailboxesUpdated, MailboxesMatched, MailboxesDestroyed       int
 	EmailsImported, EmailsMatched, EmailsUpdated, EmailsDestroyed, EmailsUnchanged int
+	// EmailsPruned and MailboxesPruned are the part of EmailsDestroyed and
+	// MailboxesDestroyed that Options.Prune destroyed (target items the
+	// archive never held).
+	EmailsPruned, MailboxesPruned int
 	// Uploads and UploadBytes count blobs sent in this run (HTTP uploads
 	// and blobs sent inside API requests).
 	Uploads, UploadBytes int64

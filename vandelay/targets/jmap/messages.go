@@ -790,11 +790,13 @@ func (e *exporter) prune(ctx context.Context) error {
 			e.change('-', archive.KindEmail, "target email "+id+" (prune)")
 		}
 	}
+	before := e.res.EmailsDestroyed
 	if e.opts.DryRun {
 		e.res.EmailsDestroyed += len(extra)
 	} else if err := e.destroyRemote(ctx, extra); err != nil {
 		return err
 	}
+	e.res.EmailsPruned += e.res.EmailsDestroyed - before
 	boxes, _, err := e.c.Mailboxes(ctx, e.acct)
 	if err != nil {
 		return err
@@ -824,6 +826,7 @@ func (e *exporter) prune(ctx context.Context) error {
 	for _, v := range victims {
 		e.change('-', archive.KindMailbox, v.Name+" (prune)")
 		e.res.MailboxesDestroyed++
+		e.res.MailboxesPruned++
 		if e.opts.DryRun {
 			continue
 		}
@@ -835,6 +838,7 @@ func (e *exporter) prune(ctx context.Context) error {
 		if se := r.NotDestroyed[v.ID]; se != nil {
 			e.log.Warn("target mailbox not pruned", "mailbox", v.Name, "err", se)
 			e.res.MailboxesDestroyed--
+			e.res.MailboxesPruned--
 		}
 	}
 	return nil

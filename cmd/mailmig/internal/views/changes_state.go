@@ -252,6 +252,10 @@ func event(r *state.Record) string {
 				// Kept at the target's version: a warning, not a failure.
 				parts = append(parts, countNoun(int(r.Counts.Conflicts), "conflict")+" (target's version kept)")
 			}
+			if r.Counts.Pruned > 0 || r.Counts.PrunedMailboxes > 0 {
+				// apply -worker -prune-on-takeover destroyed them on the target.
+				parts = append(parts, fmt.Sprintf("pruned %s and %d mailbox(es) on the target", countNoun(int(r.Counts.Pruned), "email"), r.Counts.PrunedMailboxes))
+			}
 		}
 		if r.DurationMS > 0 {
 			parts = append(parts, (time.Duration(r.DurationMS) * time.Millisecond).String())
