@@ -11,7 +11,7 @@ import (
 // per transaction: one transaction per route took minutes per 100,000
 // routes (docs/fleet.md has the figures); one for all would hold a
 // million rows' locks and change-log rows in one transaction.
-const routeCopyBatch = 5000
+const routeCopyBatch = routes.LoadBatch
 
 // loadRoutes writes the routes and aliases into a table in batches of
 // routeCopyBatch (both stores are routes.Loaders; any other table gets

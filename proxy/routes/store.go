@@ -476,25 +476,52 @@ func (s *Store) ImportMapping(ctx context.Context, ms []Mapping) (int, error) {
 	return ImportMapping(ctx, s, ms)
 }
 
-// ImportMapping is DB.ImportMapping for any DB.
+// ImportMapping is DB.ImportMapping for any DB. Each entry points its
+// account (or the account of its alias) at its destination, keeping the
+// route's state, as Set does. The table is read once; a store that is a
+// Loader (both are) takes the routes in batches of LoadBatch, one
+// transaction each, instead of one transaction per entry — a provider's
+// mapping file has a million lines.
 func ImportMapping(ctx context.Context, s DB, ms []Mapping) (int, error) {
-	n := 0
+	t, err := s.Snapshot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	rs := make([]Route, 0, len(ms))
 	for _, m := range ms {
-		t, err := s.Snapshot(ctx)
-		if err != nil {
-			return n, err
-		}
 		acct := Normalize(m.Identifier)
 		if a, ok := t.alias(acct); ok {
 			acct = a
 		}
-		if _, err := s.Set(ctx, acct, m.Destination); err != nil {
+		r := Route{Account: acct, Backend: m.Destination, State: Active}
+		if cur, ok := t.route(acct); ok {
+			r.State = cur.State
+		}
+		rs = append(rs, r)
+	}
+	l, ok := s.(Loader)
+	if !ok {
+		for i, r := range rs {
+			if _, err := s.Set(ctx, r.Account, r.Backend); err != nil {
+				return i, err
+			}
+		}
+		return len(rs), nil
+	}
+	n := 0
+	for len(rs) > 0 {
+		b := rs[:min(LoadBatch, len(rs))]
+		if err := l.LoadRoutes(ctx, b); err != nil {
 			return n, err
 		}
-		n++
+		n += len(b)
+		rs = rs[len(b):]
 	}
 	return n, nil
 }
+
+// LoadBatch is how many routes ImportMapping writes per transaction.
+const LoadBatch = 5000
 
 // ExportMapping returns the table as Stalwart mapping entries: one line per
 // account and one per alias, each naming the account's backend.

@@ -3,6 +3,7 @@ package pgroutes_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -345,5 +346,90 @@ func TestChangesPrunedReload(t *testing.T) {
 	_, upto, full, err := st.Changes(ctx, t0.Version)
 	if err != nil || !full || upto != t0.Version+1 {
 		t.Fatalf("Changes after pruning: upto %d full %v err %v", upto, full, err)
+	}
+}
+
+// TestImportMappingBatches: a Stalwart mapping file of more than two
+// batches imports the same table into both stores, as one Set per line
+// would: an alias line routes its account, a frozen account stays frozen
+// at its new backend, of two lines for one account the later wins, and
+// PostgreSQL spends one change number per batch.
+func TestImportMappingBatches(t *testing.T) {
+	ctx := context.Background()
+	pg, _ := newStore(t)
+	lite, err := routes.Open(ctx, t.TempDir()+"/routes.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lite.Close()
+	var ms []routes.Mapping
+	for i := range 2*routes.LoadBatch + 7 {
+		ms = append(ms, routes.Mapping{Identifier: fmt.Sprintf("User%05d@Example.test", i), Destination: "new"})
+	}
+	ms = append(ms, routes.Mapping{Identifier: "frozen@example.test", Destination: "new"},
+		routes.Mapping{Identifier: "al", Destination: "new"},
+		routes.Mapping{Identifier: "user00003@example.test", Destination: "later"})
+	tables := map[string]*routes.Table{}
+	for _, db := range []routes.DB{pg, lite} {
+		if _, err := db.Set(ctx, "frozen@example.test", "old"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Freeze(ctx, "frozen@example.test"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Set(ctx, "aliased@example.test", "old"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.AddAlias(ctx, "al", "aliased@example.test"); err != nil {
+			t.Fatal(err)
+		}
+		v0, err := db.Version(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.ImportMapping(ctx, ms)
+		if err != nil || n != len(ms) {
+			t.Fatalf("%s: ImportMapping = %d, %v; want %d", db.Where(), n, err, len(ms))
+		}
+		tb, err := db.Snapshot(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tables[db.Where()] = tb
+		if db == routes.DB(pg) {
+			v1, err := db.Version(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v1-v0 > 3 {
+				t.Errorf("PostgreSQL spent %d change numbers on %d lines, want one per batch", v1-v0, len(ms))
+			}
+		}
+		for acct, want := range map[string]routes.Route{
+			"frozen@example.test":    {Backend: "new", State: routes.Frozen},
+			"aliased@example.test":   {Backend: "new", State: routes.Active},
+			"user00003@example.test": {Backend: "later", State: routes.Active},
+			"user10006@example.test": {Backend: "new", State: routes.Active},
+		} {
+			r, ok := tb.Account(acct)
+			if !ok || r.Backend != want.Backend || r.State != want.State {
+				t.Errorf("%s: %s = %+v (%v), want %s %s", db.Where(), acct, r, ok, want.Backend, want.State)
+			}
+		}
+		if _, ok := tb.Account("al"); ok {
+			t.Errorf("%s: the alias line made a route of its own", db.Where())
+		}
+	}
+	var rows [2][]routes.Route
+	i := 0
+	for _, tb := range tables {
+		for _, r := range tb.Routes() {
+			r.Generation, r.Updated = 0, time.Time{}
+			rows[i] = append(rows[i], r)
+		}
+		i++
+	}
+	if d := cmp.Diff(rows[0], rows[1]); d != "" {
+		t.Errorf("the stores differ after the import:\n%s", d)
 	}
 }
