@@ -413,7 +413,7 @@ func waitSink(t *testing.T, dir, marker string) {
 
 func httpDo(t *testing.T, method, url string, a Account, body []byte, hdr map[string]string, want int) []byte {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
